@@ -1,0 +1,108 @@
+//! `keyfall can`: the permission checks of DESIGN §4 for one user, every
+//! check with its reason — "why can't X change settings?" in one command.
+
+use std::fmt::Write;
+
+use crate::domain::Policy;
+use crate::domain::model::chain_position;
+use crate::domain::permissions::{self, Action, Permissions, Subject, Target};
+use crate::domain::text::{visible, visible_short};
+use crate::store::{Store, SubjectData};
+
+use super::{CliError, CliResult, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The user's email (any case).
+    #[arg(long)]
+    pub user: String,
+    /// Whose settings: an account slug (default: the head of the system chain).
+    #[arg(long, value_name = "SLUG")]
+    pub account: Option<String>,
+    /// The action whose answer sets the exit code.
+    #[arg(long, default_value = "modify_settings", value_parser = parse_action)]
+    pub action: Action,
+    /// Evaluate under this policy instead of the one in force.
+    #[arg(long, value_parser = parse_policy)]
+    pub policy: Option<Policy>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_action(s: &str) -> Result<Action, String> {
+    Action::parse(s).ok_or_else(|| {
+        format!("unknown action (one of {})", Action::ALL.map(Action::as_str).join(", "))
+    })
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    Policy::parse(s).ok_or_else(|| format!("unknown policy (one of {})", Policy::ALL.map(Policy::as_str).join(", ")))
+}
+
+pub async fn run(store: &Store, args: Args) -> CliResult {
+    let data = store.subject(Some(&args.user), None).await?;
+    let user = super::require_user(&data, &args.user)?;
+    let target_account = match &args.account {
+        Some(slug) => Some(store.account(slug).await?.ok_or_else(|| {
+            CliError::Usage(format!("unknown account {:?}", visible_short(slug, 80)))
+        })?),
+        None => None,
+    };
+    let policy = args.policy.unwrap_or(data.policy);
+    let permissions = evaluate(&data, &user, target_account.as_ref(), policy);
+    if args.json {
+        super::print_json(&permissions)?;
+    } else {
+        print!("{}", render(&permissions));
+    }
+    let allowed = permissions.actions.get(args.action.as_str()).is_some_and(|d| d.allowed);
+    Ok(if allowed { Exit::Ok } else { Exit::Negative })
+}
+
+/// Evaluate every action for `user` against `target` (default: the chain
+/// head, i.e. the settings every tenant falls back to).
+pub fn evaluate(
+    data: &SubjectData,
+    user: &crate::domain::User,
+    target: Option<&crate::domain::Account>,
+    policy: Policy,
+) -> Permissions {
+    let chain = &data.snapshot.chain;
+    let account = data.user_account();
+    let subject = Subject {
+        user,
+        account,
+        account_chain_position: account.and_then(|a| chain_position(chain, a.id)),
+    };
+    let head = chain.first().map(|e| e.slug.as_str()).unwrap_or("(no system account)");
+    let target = match target {
+        Some(a) if chain_position(chain, a.id).is_none() => Target::Tenant { account: a },
+        Some(a) => Target::System { slug: &a.slug },
+        None => Target::System { slug: head },
+    };
+    permissions::evaluate_all(&subject, policy, &target)
+}
+
+pub fn render(p: &Permissions) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} · policy {} ({}) · settings of {}",
+        visible(&p.user),
+        p.policy.as_str(),
+        p.policy.letter(),
+        visible(&p.target)
+    );
+    for action in Action::ALL {
+        let Some(decision) = p.actions.get(action.as_str()) else { continue };
+        let verdict = if decision.allowed { "ALLOWED" } else { "DENIED" };
+        let note = decision.note.as_deref().map(|n| format!("  ({n})")).unwrap_or_default();
+        let _ = writeln!(out, "  {:<16} {verdict}{note}", action.as_str());
+        for check in &decision.checks {
+            let mark = if check.passed { "✓" } else { "✗" };
+            let _ = writeln!(out, "    {mark} {:<28} {}", check.name, check.reason);
+        }
+    }
+    out
+}

@@ -1,0 +1,110 @@
+//! `keyfall get`: one account's own setting of one type, secrets masked; when
+//! it has none, which account it inherits from.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::registry;
+use crate::domain::resolve;
+use crate::domain::secret::mask_config;
+use crate::domain::text::{visible, visible_short};
+use crate::store::Store;
+
+use super::{CliResult, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    pub account: String,
+    #[arg(value_name = "TYPE")]
+    pub integration_type: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct View {
+    account: String,
+    integration_type: String,
+    own: bool,
+    is_active: Option<bool>,
+    version: Option<i64>,
+    updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    updated_by: Option<String>,
+    config: Option<Value>,
+    /// When the account has no own setting: who answers in its place.
+    inherited_from: Option<String>,
+}
+
+pub async fn run(store: &Store, args: Args) -> CliResult {
+    super::set::check_type(&args.integration_type)?;
+    let found = store.setting(&args.account, &args.integration_type).await?;
+    let inherited_from = if found.setting.is_none() {
+        let data = store.subject(None, None).await?;
+        let mut snapshot = data.snapshot;
+        snapshot.accounts.insert(found.account.id, found.account.clone());
+        resolve::resolve_type(&snapshot, Some(&found.account), &args.integration_type).answered_by
+    } else {
+        None
+    };
+    let view = View {
+        account: found.account.slug.clone(),
+        integration_type: args.integration_type.clone(),
+        own: found.setting.is_some(),
+        is_active: found.setting.as_ref().map(|s| s.is_active),
+        version: found.setting.as_ref().map(|s| s.version),
+        updated_at: found.setting.as_ref().map(|s| s.updated_at),
+        updated_by: found.setting.as_ref().and_then(|s| s.updated_by.clone()),
+        config: found.setting.as_ref().map(|s| mask_config(&s.config)),
+        inherited_from,
+    };
+    if args.json {
+        super::print_json(&view)?;
+    } else {
+        print!("{}", render(&view));
+    }
+    Ok(Exit::Ok)
+}
+
+fn render(v: &View) -> String {
+    let mut out = String::new();
+    let head = format!("{} · {}", visible(&v.account), visible(&v.integration_type));
+    let Some(config) = &v.config else {
+        let source = match &v.inherited_from {
+            Some(s) => format!("inherits from {}", visible(s)),
+            None => "resolves to nothing".to_string(),
+        };
+        let _ = writeln!(out, "{head} · no own setting · {source}");
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "{head} · own · {} · v{} · updated {} by {}",
+        if v.is_active == Some(true) { "active" } else { "inactive" },
+        v.version.unwrap_or_default(),
+        v.updated_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default(),
+        visible_short(v.updated_by.as_deref().unwrap_or("?"), 80)
+    );
+    let Some(map) = config.as_object() else {
+        let _ = writeln!(out, "  config is {}: {}", registry::json_kind(config), visible_short(&config.to_string(), 200));
+        return out;
+    };
+    let spec = registry::spec(&v.integration_type);
+    // Registry fields first, in registry order; unknown fields after.
+    let mut names: Vec<&str> = spec.map(|s| s.fields.iter().map(|f| f.name).collect()).unwrap_or_default();
+    names.retain(|n| map.contains_key(*n));
+    let mut extra: Vec<&str> = map.keys().map(String::as_str).filter(|k| !names.contains(k)).collect();
+    extra.sort();
+    let width = names.iter().chain(&extra).map(|n| visible(n).chars().count()).max().unwrap_or(0);
+    for name in names.iter().chain(&extra) {
+        let value = &map[*name];
+        let shown = match value {
+            Value::String(s) => visible_short(s, 200),
+            other => visible_short(&other.to_string(), 200),
+        };
+        let unknown = if extra.contains(name) { "   (not in the registry)" } else { "" };
+        let _ = writeln!(out, "  {:<width$}  {shown}{unknown}", visible(name));
+    }
+    out
+}

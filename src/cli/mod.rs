@@ -1,0 +1,143 @@
+//! The command line: one file per subcommand, each a non-interactive twin of
+//! a console view, human text by default and `--json` for scripts. Uses
+//! `domain` and `store`, never the console. Exit codes: 0 ok, 1 a negative
+//! answer (unresolved, denied, conflict), 2 usage or input error, 3 database
+//! unreachable.
+
+mod can;
+mod demo;
+mod get;
+mod report;
+mod resolve;
+mod set;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::store::{Store, StoreError, connect};
+
+#[derive(Debug, Parser)]
+#[command(name = "keyfall", version, about = "See which AI key every tenant really uses, and why")]
+pub struct Cli {
+    /// PostgreSQL URL (else DATABASE_URL, the config file, a local server, or a private cluster).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// The operator to act as (an email of a keyfall user).
+    #[arg(long = "as", global = true, value_name = "EMAIL")]
+    pub operator: Option<String>,
+    /// Config file (default: ~/.config/keyfall/config.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the seed's scenario (idempotent); `--scale xl` adds the XL data set.
+    Demo(demo::Args),
+    /// Which account answers FUNCTION for USER, and why — every step, both hops.
+    Resolve(resolve::Args),
+    /// What USER may do with settings, check by check, under the current policy.
+    Can(can::Args),
+    /// Who answers every integration type for every account.
+    Report(report::Args),
+    /// Show one account's own setting of one type (secrets masked).
+    Get(get::Args),
+    /// Change one field of a setting; the value comes from stdin or a hidden prompt.
+    Set(set::Args),
+    /// Apply the database migrations.
+    Migrate,
+}
+
+/// How a command ended, as the process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok = 0,
+    /// A negative answer: unresolved, denied, conflict.
+    Negative = 1,
+    Usage = 2,
+    Unavailable = 3,
+}
+
+/// A command's failure, mapped to one line and an exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Negative(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CliError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            CliError::Usage(_) => Exit::Usage,
+            CliError::Negative(_) => Exit::Negative,
+            CliError::Store(StoreError::Unavailable(_)) => Exit::Unavailable,
+            CliError::Store(StoreError::NotFound(_) | StoreError::Invalid(_)) => Exit::Usage,
+            CliError::Store(StoreError::Conflict(_)) => Exit::Negative,
+            CliError::Store(StoreError::Database(_)) => Exit::Unavailable,
+            CliError::Other(_) => Exit::Usage,
+        }
+    }
+}
+
+pub type CliResult = Result<Exit, CliError>;
+
+/// Run one command to completion.
+pub async fn run(cli: Cli) -> CliResult {
+    let config = Config::load(Overrides {
+        database_url: cli.database_url.clone(),
+        operator: cli.operator.clone(),
+        config_file: cli.config.clone(),
+    })
+    .map_err(|e| CliError::Usage(e.to_string()))?;
+    let store = open_store(&config).await?;
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&store, args).await,
+        Command::Resolve(args) => resolve::run(&store, args).await,
+        Command::Can(args) => can::run(&store, args).await,
+        Command::Report(args) => report::run(&store, args).await,
+        Command::Get(args) => get::run(&store, args).await,
+        Command::Set(args) => set::run(&store, &config, args).await,
+        Command::Migrate => {
+            println!("migrations applied to {}", store.label());
+            Ok(Exit::Ok)
+        }
+    };
+    store.close().await;
+    result
+}
+
+/// Find the database (DESIGN §5), create it if needed, migrate.
+pub async fn open_store(config: &Config) -> Result<Store, CliError> {
+    let url = config.database_url.as_ref().map(|u| u.expose());
+    let target = connect::discover(url, &config.data_dir).await?;
+    Store::open(&target).await.map_err(|e| match e {
+        StoreError::Database(m) | StoreError::Unavailable(m) => {
+            CliError::Store(StoreError::Unavailable(format!("{}: {m}", target.label())))
+        }
+        other => CliError::Store(other),
+    })
+}
+
+/// Print `value` as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Look a user up for commands that name one; unknown → usage error.
+fn require_user(data: &crate::store::SubjectData, email: &str) -> Result<crate::domain::User, CliError> {
+    data.user.clone().ok_or_else(|| {
+        CliError::Usage(format!("unknown user {:?}", crate::domain::text::visible_short(email, 120)))
+    })
+}

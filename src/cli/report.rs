@@ -1,0 +1,94 @@
+//! `keyfall report`: who answers each integration type for every account,
+//! from one set-based query.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use crate::domain::text::visible_short;
+use crate::store::{ReportRow, Store};
+
+use super::{CliResult, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Machine-readable output: one object per account × type.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(store: &Store, args: Args) -> CliResult {
+    let rows = store.report().await?;
+    if args.json {
+        super::print_json(&rows)?;
+    } else {
+        print!("{}", render(&rows));
+    }
+    Ok(Exit::Ok)
+}
+
+/// One line per account, one column per type: `own`, the answering
+/// account, or `—` for nothing; consumers add their provider's answer.
+pub fn render(rows: &[ReportRow]) -> String {
+    let types: Vec<&str> = rows
+        .iter()
+        .map(|r| r.integration_type.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let cell = |r: &ReportRow| -> String {
+        let who = |slug: &Option<String>| match slug {
+            None => "—".to_string(),
+            Some(s) if *s == r.account && r.chain_position.is_none() => "own".to_string(),
+            Some(s) => visible_short(s, 20),
+        };
+        match (&r.answered_by, &r.provider) {
+            (Some(_), Some(p)) => {
+                format!("{} → {}@{}", who(&r.answered_by), visible_short(p, 12), who(&r.provider_answered_by))
+            }
+            _ => who(&r.answered_by),
+        }
+    };
+    let mut lines: Vec<(String, String, Vec<String>)> = Vec::new();
+    for r in rows {
+        if lines.last().is_none_or(|(a, _, _)| *a != r.account) {
+            let chain = r.chain_position.map(|p| p.to_string()).unwrap_or_default();
+            lines.push((r.account.clone(), chain, vec!["".to_string(); types.len()]));
+        }
+        if let (Some(line), Some(i)) = (lines.last_mut(), types.iter().position(|t| *t == r.integration_type)) {
+            line.2[i] = cell(r);
+        }
+    }
+    let account_width = lines.iter().map(|l| visible_short(&l.0, 40).chars().count()).max().unwrap_or(7).max(7);
+    let widths: Vec<usize> = (0..types.len())
+        .map(|i| lines.iter().map(|l| l.2[i].chars().count()).chain([types[i].len()]).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    let _ = write!(out, "{:<account_width$}  CHAIN", "ACCOUNT");
+    for (t, w) in types.iter().zip(&widths) {
+        let _ = write!(out, "  {:<w$}", t.to_uppercase());
+    }
+    out.push('\n');
+    let (mut answered, mut unresolved) = (0, 0);
+    for r in rows {
+        if r.answered_by.is_some() && (r.provider.is_none() || r.provider_answered_by.is_some()) {
+            answered += 1;
+        } else {
+            unresolved += 1;
+        }
+    }
+    for (account, chain, cells) in &lines {
+        let _ = write!(out, "{:<account_width$}  {chain:<5}", visible_short(account, 40));
+        for (c, w) in cells.iter().zip(&widths) {
+            let _ = write!(out, "  {c:<w$}");
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "{} accounts × {} types: {answered} resolved, {unresolved} unresolved",
+        lines.len(),
+        types.len()
+    );
+    out
+}

@@ -1,0 +1,271 @@
+//! `keyfall set ACCOUNT TYPE FIELD`: change one field as the operator, with
+//! the operator's permissions enforced and the version checked. The value is
+//! read from stdin or a hidden prompt — never from argv, where `ps` and shell
+//! history would keep it.
+
+use std::io::{IsTerminal, Read};
+
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::domain::permissions::Action;
+use crate::domain::registry::{self, FieldKind};
+use crate::domain::secret::{Secret, is_secret_field};
+use crate::domain::text::{visible, visible_short};
+use crate::store::{Store, WriteOutcome};
+
+use super::{CliError, CliResult, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    pub account: String,
+    #[arg(value_name = "TYPE")]
+    pub integration_type: String,
+    /// A config field (e.g. apiKey, model, provider), or `is_active`.
+    pub field: String,
+    /// Remove the field instead of setting it (nothing is read).
+    #[arg(long)]
+    pub unset: bool,
+    /// Fail with a conflict unless the stored version is this one.
+    #[arg(long, value_name = "N")]
+    pub expect_version: Option<i64>,
+}
+
+/// Known types only for writes; unknown ones are for reading.
+pub fn check_type(integration_type: &str) -> Result<(), CliError> {
+    if registry::spec(integration_type).is_some() {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "unknown integration type {:?} (known: {})",
+        visible_short(integration_type, 60),
+        registry::type_names().collect::<Vec<_>>().join(", ")
+    )))
+}
+
+/// The parsed new value of the field.
+enum NewValue {
+    Field(Value),
+    Active(bool),
+    Unset,
+}
+
+pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
+    check_type(&args.integration_type)?;
+    let spec = registry::spec(&args.integration_type).expect("checked above");
+    if args.field.is_empty() || args.field.chars().any(char::is_control) {
+        return Err(CliError::Usage("field name must be non-empty text without control characters".into()));
+    }
+    let operator = config.operator.as_deref().ok_or_else(|| {
+        CliError::Usage("set needs an operator: --as EMAIL (or `operator` in the config file)".into())
+    })?;
+    authorize(store, operator, &args.account).await?;
+
+    let field_kind = spec.field(&args.field).map(|f| f.kind);
+    let secret = field_kind == Some(FieldKind::Secret) || is_secret_field(&args.field);
+    let new = if args.unset {
+        if args.field == "is_active" {
+            return Err(CliError::Usage("is_active cannot be unset; set it to true or false".into()));
+        }
+        NewValue::Unset
+    } else {
+        let raw = read_value(&args.field, secret)?;
+        parse_value(&args.field, field_kind, secret, &raw, spec.key_prefix)?
+    };
+
+    let field = args.field.clone();
+    let outcome = store
+        .write_setting(operator, &args.account, &args.integration_type, args.expect_version, |current| {
+            let mut map = match current.map(|s| &s.config) {
+                Some(Value::Object(m)) => m.clone(),
+                // A config that is not an object is replaced by one.
+                _ => Map::new(),
+            };
+            let mut is_active = current.map(|s| s.is_active).unwrap_or(true);
+            match new {
+                NewValue::Field(v) => {
+                    map.insert(field, v);
+                }
+                NewValue::Active(a) => is_active = a,
+                NewValue::Unset => {
+                    map.remove(&field);
+                }
+            }
+            (Value::Object(map), is_active)
+        })
+        .await?;
+    let shown_field = visible(&args.field);
+    let (word, s) = match &outcome {
+        WriteOutcome::Created(s) => ("created", s),
+        WriteOutcome::Updated(s) => ("saved", s),
+        WriteOutcome::Unchanged(s) => ("unchanged", s),
+    };
+    let value = match s.config.get(args.field.as_str()) {
+        _ if args.field == "is_active" => s.is_active.to_string(),
+        None => "(unset)".to_string(),
+        Some(Value::String(v)) if secret => Secret::new(v.clone()).masked(),
+        Some(v) if secret => Secret::new(v.to_string()).masked(),
+        Some(Value::String(v)) => visible_short(v, 120),
+        Some(v) => visible_short(&v.to_string(), 120),
+    };
+    println!(
+        "{word} {} {} {shown_field} = {value} (v{}, as {})",
+        visible(&args.account),
+        args.integration_type,
+        s.version,
+        visible(operator)
+    );
+    Ok(Exit::Ok)
+}
+
+/// The operator must exist and be allowed `modify_settings` on this account
+/// under the policy in force — the same rule the console enforces.
+async fn authorize(store: &Store, operator: &str, slug: &str) -> Result<(), CliError> {
+    let data = store.subject(Some(operator), None).await?;
+    let user = data.user.clone().ok_or_else(|| {
+        CliError::Usage(format!("unknown operator {:?} (--as must name a keyfall user)", visible_short(operator, 80)))
+    })?;
+    let account = store
+        .account(slug)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("unknown account {:?}", visible_short(slug, 80))))?;
+    let permissions = super::can::evaluate(&data, &user, Some(&account), data.policy);
+    let decision = &permissions.actions[Action::ModifySettings.as_str()];
+    if decision.allowed {
+        return Ok(());
+    }
+    let failing: Vec<String> = decision.failing().map(|c| format!("{} ({})", c.name, c.reason)).collect();
+    Err(CliError::Negative(format!(
+        "denied: {} may not modify {}'s settings under policy {}: {}",
+        visible(operator),
+        visible(slug),
+        data.policy.as_str(),
+        failing.join("; ")
+    )))
+}
+
+fn read_value(field: &str, secret: bool) -> Result<String, CliError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        let prompt = format!("{} (input hidden: {}): ", visible(field), if secret { "yes" } else { "no" });
+        if secret {
+            return rpassword::prompt_password(prompt).map_err(|e| CliError::Usage(format!("cannot read the value: {e}")));
+        }
+        eprint!("{prompt}");
+        let mut line = String::new();
+        stdin.read_line(&mut line).map_err(|e| CliError::Usage(format!("cannot read the value: {e}")))?;
+        return Ok(line);
+    }
+    let mut text = String::new();
+    stdin
+        .lock()
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::Usage(format!("cannot read the value from stdin: {e}")))?;
+    Ok(text)
+}
+
+fn parse_value(
+    field: &str,
+    kind: Option<FieldKind>,
+    secret: bool,
+    raw: &str,
+    key_prefix: Option<&str>,
+) -> Result<NewValue, CliError> {
+    if secret {
+        let (key, trimmed) = clean_pasted_secret(raw);
+        if !trimmed.is_empty() {
+            eprintln!("keyfall: trimmed {} from the pasted value", trimmed.join(" and "));
+        }
+        if key.is_empty() {
+            return Err(CliError::Usage(format!("{field}: empty value (use --unset to remove it)")));
+        }
+        if key.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
+            eprintln!("keyfall: warning: the key contains whitespace or quotes inside it (lint L008)");
+        }
+        if let Some(prefix) = key_prefix
+            && !key.starts_with(prefix)
+        {
+            eprintln!("keyfall: warning: this provider's keys usually start with {prefix:?}");
+        }
+        let masked = Secret::new(key.clone()).masked();
+        eprintln!("keyfall: new {field}: {masked}");
+        return Ok(NewValue::Field(Value::String(key)));
+    }
+    let value = raw.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(raw);
+    if field == "is_active" {
+        return match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(NewValue::Active(true)),
+            "false" | "no" | "off" | "0" => Ok(NewValue::Active(false)),
+            _ => Err(CliError::Usage("is_active takes true or false".into())),
+        };
+    }
+    let value = value.trim();
+    let bad = |what: String| CliError::Usage(format!("{field}: {what}"));
+    Ok(NewValue::Field(match kind {
+        Some(FieldKind::Number { min, max }) => {
+            let n: f64 = value.parse().map_err(|_| bad(format!("{:?} is not a number", visible_short(value, 40))))?;
+            if !(min..=max).contains(&n) {
+                return Err(bad(format!("{n} is outside {min}–{max}")));
+            }
+            serde_json::Number::from_f64(n).map(Value::Number).ok_or_else(|| bad("not a finite number".into()))?
+        }
+        Some(FieldKind::Integer { min }) => {
+            let n: i64 =
+                value.parse().map_err(|_| bad(format!("{:?} is not a whole number", visible_short(value, 40))))?;
+            if n < min {
+                return Err(bad(format!("{n} is below {min}")));
+            }
+            Value::from(n)
+        }
+        Some(FieldKind::ProviderRef) => {
+            if !registry::provider_names().any(|p| p == value) {
+                return Err(bad(format!(
+                    "{:?} is not a provider type (one of {})",
+                    visible_short(value, 40),
+                    registry::provider_names().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            Value::String(value.to_string())
+        }
+        _ => Value::String(value.to_string()),
+    }))
+}
+
+/// Strip what a bad paste adds around a key — whitespace, line breaks and a
+/// pair of quotes — and say what went.
+pub fn clean_pasted_secret(raw: &str) -> (String, Vec<&'static str>) {
+    let mut trimmed = Vec::new();
+    let mut s = raw;
+    let without_ws = s.trim();
+    if without_ws.len() != s.len() {
+        if s.contains(['\n', '\r']) && !without_ws.contains(['\n', '\r']) {
+            trimmed.push("a line break");
+        }
+        if s.trim_matches(['\n', '\r']).len() != without_ws.len() {
+            trimmed.push("surrounding whitespace");
+        }
+        s = without_ws;
+    }
+    for q in ['"', '\''] {
+        if s.len() >= 2 && s.starts_with(q) && s.ends_with(q) {
+            s = s[1..s.len() - 1].trim();
+            trimmed.push("quotes");
+            break;
+        }
+    }
+    (s.to_string(), trimmed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_pasted_secret;
+
+    #[test]
+    fn paste_cleaning_reports_what_it_removed() {
+        assert_eq!(clean_pasted_secret("sk-abc\n"), ("sk-abc".to_string(), vec!["a line break"]));
+        assert_eq!(clean_pasted_secret("  sk-abc  "), ("sk-abc".to_string(), vec!["surrounding whitespace"]));
+        assert_eq!(clean_pasted_secret("\"sk-abc\"\n").0, "sk-abc");
+        assert_eq!(clean_pasted_secret("sk-abc"), ("sk-abc".to_string(), vec![]));
+    }
+}

@@ -1,0 +1,14 @@
+//! The pure heart of keyfall: the integration-type registry, secrets and their
+//! masks, fallback resolution, permission checks and safe text. No I/O, no
+//! async, no clock, no environment: bad data becomes a verdict, never an `Err`.
+
+pub mod model;
+pub mod permissions;
+pub mod registry;
+pub mod resolve;
+pub mod secret;
+pub mod text;
+
+pub use model::{Account, AccountStatus, AiFunction, ChainEntry, Policy, Role, Setting, User};
+pub use resolve::{Hop, Resolution, Step, Verdict};
+pub use secret::Secret;

@@ -1,0 +1,153 @@
+//! The nouns of DESIGN §1 as plain data. Enumerations found in the database
+//! that keyfall does not know (a role or status added by the Django app) are
+//! kept as `Other` and treated as the least-privileged choice.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Active,
+    Trial,
+    Suspended,
+    Cancelled,
+    #[serde(other)]
+    Other,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Trial => "trial",
+            AccountStatus::Suspended => "suspended",
+            AccountStatus::Cancelled => "cancelled",
+            AccountStatus::Other => "unknown",
+        }
+    }
+
+    /// Whether users of an account in this status keep tenant access.
+    pub fn grants_access(self) -> bool {
+        matches!(self, AccountStatus::Active | AccountStatus::Trial)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub status: AccountStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Developer,
+    Owner,
+    Admin,
+    Editor,
+    Viewer,
+    SystemBot,
+    #[serde(other)]
+    Other,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Developer => "developer",
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Editor => "editor",
+            Role::Viewer => "viewer",
+            Role::SystemBot => "system_bot",
+            Role::Other => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub role: Role,
+    pub is_superuser: bool,
+    pub is_active: bool,
+    pub account_id: Option<i64>,
+}
+
+/// One row of `integration_settings`. `config` is whatever JSON the database
+/// holds — object or not; judging it is the resolver's job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Setting {
+    pub id: i64,
+    pub account_id: i64,
+    pub integration_type: String,
+    pub config: Value,
+    pub is_active: bool,
+    pub version: i64,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: Option<String>,
+}
+
+/// One position of the system fallback chain. `account` is `None` when the
+/// chain names a slug with no account (lint L005).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainEntry {
+    pub position: i32,
+    pub slug: String,
+    pub account: Option<Account>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiFunction {
+    pub name: String,
+    pub integration_type: String,
+}
+
+/// The seed's three options for who may see and change settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// A: only system accounts, developers and superusers, for everything.
+    SystemOnly,
+    /// B: owners and admins may also view and modify their own account.
+    PerAccount,
+    /// C: any active tenant user may view system settings, masked, read-only.
+    HybridReadonly,
+}
+
+impl Policy {
+    pub const ALL: [Policy; 3] = [Policy::SystemOnly, Policy::PerAccount, Policy::HybridReadonly];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::SystemOnly => "system_only",
+            Policy::PerAccount => "per_account",
+            Policy::HybridReadonly => "hybrid_readonly",
+        }
+    }
+
+    pub fn letter(self) -> char {
+        match self {
+            Policy::SystemOnly => 'A',
+            Policy::PerAccount => 'B',
+            Policy::HybridReadonly => 'C',
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Policy> {
+        Policy::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// The system chain: position of `account_id` in it, if any (1-based).
+pub fn chain_position(chain: &[ChainEntry], account_id: i64) -> Option<i32> {
+    chain
+        .iter()
+        .find(|e| e.account.as_ref().is_some_and(|a| a.id == account_id))
+        .map(|e| e.position)
+}

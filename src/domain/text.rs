@@ -1,0 +1,62 @@
+//! Text from the database is data, never terminal commands: control, escape
+//! and BiDi characters are shown as visible escapes before anything is printed.
+
+use std::borrow::Cow;
+
+/// Characters that would move the cursor, change colours, reorder text or
+/// otherwise act on a terminal rather than be shown by it.
+fn is_hostile(c: char) -> bool {
+    c.is_control() // C0, DEL, C1
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{FEFF}')
+}
+
+/// `s` with every hostile character replaced by a visible escape (`\x1b`,
+/// `\u{202e}`); borrowed unchanged when there is nothing to escape.
+pub fn visible(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_hostile) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !is_hostile(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `visible`, cut to at most `max` characters with an ellipsis, for one-line
+/// displays of possibly huge strings.
+pub fn visible_short(s: &str, max: usize) -> String {
+    let shown = visible(s);
+    if shown.chars().count() <= max {
+        return shown.into_owned();
+    }
+    let mut out: String = shown.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_made_visible() {
+        assert_eq!(visible("a\x1b[31mb"), "a\\x1b[31mb");
+        assert_eq!(visible("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(visible("nul\0"), "nul\\x00");
+        assert!(matches!(visible("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn short_cuts_long_text() {
+        let long = "a".repeat(1_000_000);
+        assert_eq!(visible_short(&long, 10).chars().count(), 10);
+    }
+}

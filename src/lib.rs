@@ -1,0 +1,8 @@
+//! keyfall: see which key every tenant really uses and why, fix wrong
+//! configs safely, explain permissions, and prove who changed what.
+//! Layers: `domain` (pure), `store` (SQL), `cli` (commands), `config`.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod store;

@@ -1,0 +1,65 @@
+//! Entry point: parse arguments, install the panic hook and file logging,
+//! run the command, map its outcome to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use keyfall::cli::{self, Cli, Exit};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let log_dir = keyfall::config::state_dir();
+    let _log_guard = init_logging(&log_dir);
+    install_panic_hook(log_dir.join("keyfall.log"));
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("keyfall: cannot start the runtime: {e}");
+            return ExitCode::from(Exit::Usage as u8);
+        }
+    };
+    let outcome = runtime.block_on(cli::run(cli));
+    match outcome {
+        Ok(exit) => ExitCode::from(exit as u8),
+        Err(e) => {
+            tracing::warn!(error = %e, "command failed");
+            eprintln!("keyfall: {}", one_line(&e.to_string()));
+            ExitCode::from(e.exit() as u8)
+        }
+    }
+}
+
+/// Errors are one line: the first line of the message, control characters
+/// made visible.
+fn one_line(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    keyfall::domain::text::visible(first).into_owned()
+}
+
+/// Logs go to a file in the state directory, never to the screen. With no
+/// writable state directory, there is no log.
+fn init_logging(dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    std::fs::create_dir_all(dir).ok()?;
+    let appender = tracing_appender::rolling::never(dir, "keyfall.log");
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let level = match std::env::var("KEYFALL_LOG").as_deref() {
+        Ok("debug") => tracing::Level::DEBUG,
+        Ok("trace") => tracing::Level::TRACE,
+        Ok("info") => tracing::Level::INFO,
+        _ => tracing::Level::WARN,
+    };
+    tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_max_level(level).try_init().ok()?;
+    Some(guard)
+}
+
+/// A panic prints one line pointing at the log, never the payload (which
+/// could quote data); the full message goes to the log file.
+fn install_panic_hook(log_file: std::path::PathBuf) {
+    std::panic::set_hook(Box::new(move |info| {
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(%location, "panic");
+        eprintln!("keyfall: internal error at {location}; details in {}", log_file.display());
+    }));
+}

@@ -1,0 +1,230 @@
+//! The private PostgreSQL cluster (DESIGN §5): when nothing is configured and
+//! no server answers locally, keyfall runs its own from the installed
+//! binaries, under its data directory, reachable only by a Unix socket there.
+//! Run as root, the cluster belongs to an unprivileged user (`postgres`, else
+//! `nobody`), because PostgreSQL refuses to run as root. Blocking code: call
+//! it from `spawn_blocking`.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The superuser the cluster is initialised with.
+pub const SUPERUSER: &str = "keyfall";
+pub const PORT: u16 = 5432;
+
+#[derive(Debug, Clone)]
+pub struct PrivateCluster {
+    pub data_dir: PathBuf,
+    pub socket_dir: PathBuf,
+    pub log_file: PathBuf,
+    pub bin_dir: PathBuf,
+    /// Whether this call started it (false: it was already running).
+    pub started: bool,
+    /// Whether this call ran initdb.
+    pub created: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "no PostgreSQL server is configured or running, and no PostgreSQL binaries (initdb, pg_ctl) were found: install PostgreSQL (e.g. `apt install postgresql`), set KEYFALL_PG_BINDIR, or set DATABASE_URL"
+    )]
+    NoBinaries,
+    #[error("private cluster in {dir}: {what}")]
+    Failed { dir: String, what: String },
+}
+
+fn failed(dir: &Path, what: impl Into<String>) -> ClusterError {
+    ClusterError::Failed { dir: dir.display().to_string(), what: what.into() }
+}
+
+/// Where PostgreSQL's server binaries live on this machine, if anywhere.
+pub fn find_bin_dir() -> Option<PathBuf> {
+    let has_tools = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
+    if let Some(dir) = std::env::var_os("KEYFALL_PG_BINDIR").map(PathBuf::from) {
+        return has_tools(&dir).then_some(dir);
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if has_tools(&dir) {
+            return Some(dir);
+        }
+    }
+    // Debian/Ubuntu keep the server binaries off PATH, one folder per major
+    // version: prefer the newest.
+    let mut versioned: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((major, e.path().join("bin")))
+        })
+        .filter(|(_, d)| has_tools(d))
+        .collect();
+    versioned.sort();
+    if let Some((_, dir)) = versioned.pop() {
+        return Some(dir);
+    }
+    let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
+    let fixed = ["/usr/local/pgsql/bin", "/opt/homebrew/bin", "/usr/local/bin", "/usr/pgsql/bin"];
+    path_dirs
+        .unwrap_or_default()
+        .into_iter()
+        .chain(fixed.iter().map(PathBuf::from))
+        .find(|d| has_tools(d))
+}
+
+/// The unprivileged account to run PostgreSQL as when we are root.
+fn unprivileged_user() -> Option<(u32, u32)> {
+    let passwd = fs::read_to_string("/etc/passwd").ok()?;
+    let entry = |name: &str| {
+        passwd.lines().find_map(|line| {
+            let mut parts = line.split(':');
+            if parts.next()? != name {
+                return None;
+            }
+            let uid = parts.nth(1)?.parse().ok()?;
+            let gid = parts.next()?.parse().ok()?;
+            Some((uid, gid))
+        })
+    };
+    entry("postgres").or_else(|| entry("nobody"))
+}
+
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Create (once) and start (when stopped) the private cluster under `base`.
+pub fn ensure(base: &Path) -> Result<PrivateCluster, ClusterError> {
+    let bin_dir = find_bin_dir().ok_or(ClusterError::NoBinaries)?;
+    let data_dir = base.join("pgdata");
+    let socket_dir = base.join("pgrun");
+    let log_file = socket_dir.join("postgres.log");
+    fs::create_dir_all(base).map_err(|e| failed(base, format!("cannot create: {e}")))?;
+    fs::create_dir_all(&socket_dir).map_err(|e| failed(&socket_dir, format!("cannot create: {e}")))?;
+
+    // One keyfall (or test thread) at a time initialises and starts it.
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(base.join("cluster.lock"))
+        .map_err(|e| failed(base, format!("cannot open lock: {e}")))?;
+    lock.lock().map_err(|e| failed(base, format!("cannot lock: {e}")))?;
+
+    let owner = if running_as_root() {
+        Some(unprivileged_user().ok_or_else(|| {
+            failed(base, "running as root and no unprivileged user (postgres, nobody) to run PostgreSQL as")
+        })?)
+    } else {
+        None
+    };
+    let run = |program: &str, args: &[&std::ffi::OsStr]| -> Result<Output, ClusterError> {
+        let mut cmd = Command::new(bin_dir.join(program));
+        cmd.args(args).current_dir(base).env("LC_ALL", "C").env_remove("PGDATA");
+        if let Some((uid, gid)) = owner {
+            cmd.uid(uid).gid(gid);
+        }
+        cmd.output().map_err(|e| failed(&data_dir, format!("cannot run {program}: {e}")))
+    };
+    if let Some((uid, gid)) = owner {
+        for dir in [base, socket_dir.as_path()] {
+            chown(dir, Some(uid), Some(gid)).map_err(|e| failed(dir, format!("cannot chown: {e}")))?;
+        }
+    }
+
+    let mut created = false;
+    if !data_dir.join("PG_VERSION").is_file() {
+        if data_dir.exists() {
+            // A half-made cluster from an interrupted initdb.
+            fs::remove_dir_all(&data_dir).map_err(|e| failed(&data_dir, format!("cannot clear: {e}")))?;
+        }
+        let out = run(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                data_dir.as_os_str(),
+                "-U".as_ref(),
+                SUPERUSER.as_ref(),
+                "--auth=trust".as_ref(),
+                "-E".as_ref(),
+                "UTF8".as_ref(),
+                "--locale=C".as_ref(),
+            ],
+        )?;
+        if !out.status.success() {
+            return Err(failed(&data_dir, format!("initdb failed: {}", last_line(&out))));
+        }
+        let conf = format!(
+            "\n# keyfall private cluster: Unix socket only\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {PORT}\n",
+            socket_dir.display().to_string().replace('\'', "''")
+        );
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(data_dir.join("postgresql.conf"))
+            .map_err(|e| failed(&data_dir, format!("cannot configure: {e}")))?;
+        file.write_all(conf.as_bytes()).map_err(|e| failed(&data_dir, format!("cannot configure: {e}")))?;
+        created = true;
+    }
+
+    let status = run("pg_ctl", &["status".as_ref(), "-D".as_ref(), data_dir.as_os_str()])?;
+    let mut started = false;
+    if !status.status.success() {
+        let out = run(
+            "pg_ctl",
+            &[
+                "start".as_ref(),
+                "-D".as_ref(),
+                data_dir.as_os_str(),
+                "-l".as_ref(),
+                log_file.as_os_str(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "-s".as_ref(),
+            ],
+        )?;
+        if !out.status.success() {
+            let log_tail = fs::read_to_string(&log_file)
+                .ok()
+                .and_then(|l| l.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
+                .unwrap_or_else(|| last_line(&out));
+            return Err(failed(&data_dir, format!("pg_ctl start failed: {log_tail}")));
+        }
+        started = true;
+    }
+    let _ = fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o755));
+    drop(lock);
+    Ok(PrivateCluster { data_dir, socket_dir, log_file, bin_dir, started, created })
+}
+
+/// Stop the cluster in `base` (tests use it for throwaway clusters).
+pub fn stop(cluster: &PrivateCluster) -> Result<(), ClusterError> {
+    let mut cmd = Command::new(cluster.bin_dir.join("pg_ctl"));
+    cmd.args(["stop", "-m", "fast", "-w", "-s", "-D"]).arg(&cluster.data_dir).env("LC_ALL", "C");
+    if running_as_root()
+        && let Some((uid, gid)) = unprivileged_user()
+    {
+        cmd.uid(uid).gid(gid).current_dir(&cluster.socket_dir);
+    }
+    let out = cmd.output().map_err(|e| failed(&cluster.data_dir, format!("cannot run pg_ctl: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(failed(&cluster.data_dir, format!("pg_ctl stop failed: {}", last_line(&out))))
+    }
+}
+
+fn last_line(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string()
+}

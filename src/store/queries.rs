@@ -1,0 +1,397 @@
+//! The queries behind each command. Reads that feed the resolver come back
+//! as one JSON document in one round trip; the report runs the resolution
+//! rules set-based for every account at once.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::Row;
+
+use super::{Conflict, Store, StoreError};
+use crate::domain::model::{Account, AiFunction, ChainEntry, Policy, Setting, User};
+use crate::domain::registry;
+use crate::domain::resolve::Snapshot;
+
+/// What a resolve or a permission check needs, loaded in one round trip.
+#[derive(Debug, Clone)]
+pub struct SubjectData {
+    pub user: Option<User>,
+    pub function: Option<AiFunction>,
+    pub policy: Policy,
+    pub snapshot: Snapshot,
+}
+
+impl SubjectData {
+    pub fn user_account(&self) -> Option<&Account> {
+        self.user.as_ref()?.account_id.and_then(|id| self.snapshot.accounts.get(&id))
+    }
+}
+
+#[derive(Deserialize)]
+struct RawSubject {
+    user: Option<User>,
+    function: Option<AiFunction>,
+    policy: Option<String>,
+    chain: Vec<ChainEntry>,
+    accounts: Vec<Account>,
+    settings: Vec<RawSetting>,
+}
+
+/// A setting as shipped inside a JSON document: the config travels as text
+/// so one unreadable config (a number beyond f64, say) spoils only itself.
+#[derive(Deserialize)]
+struct RawSetting {
+    id: i64,
+    account_id: i64,
+    integration_type: String,
+    config_text: String,
+    is_active: bool,
+    version: i64,
+    updated_at: DateTime<Utc>,
+    updated_by: Option<String>,
+}
+
+impl From<RawSetting> for Setting {
+    fn from(r: RawSetting) -> Setting {
+        Setting {
+            id: r.id,
+            account_id: r.account_id,
+            integration_type: r.integration_type,
+            config: parse_config(&r.config_text),
+            is_active: r.is_active,
+            version: r.version,
+            updated_at: r.updated_at,
+            updated_by: r.updated_by,
+        }
+    }
+}
+
+/// JSON text from the database as a value; text serde cannot read becomes a
+/// string describing the problem, which the resolver then calls invalid.
+fn parse_config(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| Value::String(format!("unreadable JSON: {e}")))
+}
+
+/// One account × type of the fallback report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportRow {
+    pub account: String,
+    /// Position in the system chain, if a system account.
+    pub chain_position: Option<i32>,
+    pub integration_type: String,
+    pub answered_by: Option<String>,
+    /// For consumer types: the provider the answer names…
+    pub provider: Option<String>,
+    /// …and who answers for that provider.
+    pub provider_answered_by: Option<String>,
+}
+
+/// A setting identified for display and writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingRef {
+    pub account: Account,
+    pub setting: Option<Setting>,
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteOutcome {
+    Created(Setting),
+    Updated(Setting),
+    /// The change would leave the setting as it is; nothing was written.
+    Unchanged(Setting),
+}
+
+impl Store {
+    /// The user (by email, any case), the function, the policy, the chain
+    /// and every setting of the user's account and the chain's accounts.
+    #[tracing::instrument(skip_all)]
+    pub async fn subject(&self, email: Option<&str>, function: Option<&str>) -> Result<SubjectData, StoreError> {
+        let doc: String = sqlx::query_scalar(
+            r#"
+WITH u AS (
+    SELECT id, email, role, is_superuser, is_active, account_id
+      FROM users WHERE lower(email) = lower($1)
+), f AS (
+    SELECT name, integration_type FROM ai_functions WHERE name = $2
+), ch AS (
+    SELECT c.position, c.account_slug, a.id, a.slug, a.name, a.status
+      FROM fallback_chain c LEFT JOIN accounts a ON a.slug = c.account_slug
+), acc AS (
+    SELECT id, slug, name, status FROM accounts WHERE id = (SELECT account_id FROM u)
+    UNION
+    SELECT id, slug, name, status FROM ch WHERE id IS NOT NULL
+)
+SELECT jsonb_build_object(
+    'user', (SELECT to_jsonb(u) FROM u),
+    'function', (SELECT to_jsonb(f) FROM f),
+    'policy', (SELECT mode FROM policy LIMIT 1),
+    'chain', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                 'position', position, 'slug', account_slug,
+                 'account', CASE WHEN id IS NULL THEN NULL ELSE
+                     jsonb_build_object('id', id, 'slug', slug, 'name', name, 'status', status) END)
+                 ORDER BY position) FROM ch), '[]'::jsonb),
+    'accounts', coalesce((SELECT jsonb_agg(to_jsonb(acc)) FROM acc), '[]'::jsonb),
+    'settings', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                 'id', s.id, 'account_id', s.account_id, 'integration_type', s.integration_type,
+                 'config_text', s.config::text, 'is_active', s.is_active, 'version', s.version,
+                 'updated_at', s.updated_at, 'updated_by', s.updated_by))
+               FROM integration_settings s WHERE s.account_id IN (SELECT id FROM acc)), '[]'::jsonb)
+)::text
+"#,
+        )
+        .bind(email)
+        .bind(function)
+        .fetch_one(&self.pool)
+        .await?;
+        let raw: RawSubject = serde_json::from_str(&doc)
+            .map_err(|e| StoreError::Database(format!("unexpected data shape: {e}")))?;
+        let policy = match raw.policy.as_deref() {
+            None => Policy::SystemOnly,
+            Some(p) => Policy::parse(p).unwrap_or(Policy::SystemOnly),
+        };
+        Ok(SubjectData {
+            user: raw.user,
+            function: raw.function,
+            policy,
+            snapshot: Snapshot::new(raw.chain, raw.accounts, raw.settings.into_iter().map(Setting::from).collect()),
+        })
+    }
+
+    /// Every account × integration type (the registry's and any found in the
+    /// data) with who answers, in one set-based query. System accounts come
+    /// first in chain order, then tenants by slug.
+    #[tracing::instrument(skip_all)]
+    pub async fn report(&self) -> Result<Vec<ReportRow>, StoreError> {
+        let types: Vec<String> = registry::type_names().map(str::to_string).collect();
+        let consumers: Vec<String> = registry::TYPES
+            .iter()
+            .filter(|t| t.kind == registry::Kind::Consumer)
+            .map(|t| t.name.to_string())
+            .collect();
+        let rows = sqlx::query(REPORT_SQL).bind(&types).bind(&consumers).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ReportRow {
+                    account: r.try_get("account")?,
+                    chain_position: r.try_get("chain_position")?,
+                    integration_type: r.try_get("integration_type")?,
+                    answered_by: r.try_get("answered_by")?,
+                    provider: r.try_get("provider")?,
+                    provider_answered_by: r.try_get("provider_answered_by")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    pub async fn account(&self, slug: &str) -> Result<Option<Account>, StoreError> {
+        let doc: Option<String> = sqlx::query_scalar(
+            "SELECT jsonb_build_object('id', id, 'slug', slug, 'name', name, 'status', status)::text
+               FROM accounts WHERE slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await?;
+        doc.map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Database(format!("unexpected data shape: {e}"))))
+            .transpose()
+    }
+
+    pub async fn function_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT name FROM ai_functions ORDER BY name").fetch_all(&self.pool).await?)
+    }
+
+    /// One account's own setting of one type, if it has one.
+    pub async fn setting(&self, slug: &str, integration_type: &str) -> Result<SettingRef, StoreError> {
+        let account = self
+            .account(slug)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no account {:?}", slug)))?;
+        let setting = fetch_setting(&self.pool, account.id, integration_type).await?;
+        Ok(SettingRef { account, setting })
+    }
+
+    /// Apply `change` to one account's setting of one type — creating the
+    /// setting when the account has none — in one transaction, as `actor`.
+    /// With `expected_version`, a different stored version is a conflict;
+    /// without, the version read in this transaction is checked at write.
+    #[tracing::instrument(skip_all)]
+    pub async fn write_setting(
+        &self,
+        actor: &str,
+        slug: &str,
+        integration_type: &str,
+        expected_version: Option<i64>,
+        change: impl FnOnce(Option<&Setting>) -> (Value, bool),
+    ) -> Result<WriteOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
+        let account_id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no account {:?}", slug)))?;
+        let current = fetch_setting(&mut *tx, account_id, integration_type).await?;
+        let conflict = |cur: Option<&Setting>, expected: i64| {
+            StoreError::Conflict(Box::new(Conflict {
+                account: slug.to_string(),
+                integration_type: integration_type.to_string(),
+                expected_version: expected,
+                current_version: cur.map(|s| s.version),
+                updated_by: cur.and_then(|s| s.updated_by.clone()),
+                updated_at: cur.map(|s| s.updated_at),
+            }))
+        };
+        if let (Some(expected), Some(cur)) = (expected_version, current.as_ref())
+            && cur.version != expected
+        {
+            return Err(conflict(Some(cur), expected));
+        }
+        if let (Some(expected), None) = (expected_version, current.as_ref())
+            && expected != 0
+        {
+            return Err(conflict(None, expected));
+        }
+        let (config, is_active) = change(current.as_ref());
+        let config_text = config.to_string();
+        let outcome = match current {
+            Some(cur) if cur.config == config && cur.is_active == is_active => WriteOutcome::Unchanged(cur),
+            Some(cur) => {
+                let updated: Option<i64> = sqlx::query_scalar(
+                    "UPDATE integration_settings SET config = $1::text::jsonb, is_active = $2
+                      WHERE id = $3 AND version = $4 RETURNING id",
+                )
+                .bind(&config_text)
+                .bind(is_active)
+                .bind(cur.id)
+                .bind(cur.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if updated.is_none() {
+                    let now = fetch_setting(&mut *tx, account_id, integration_type).await?;
+                    return Err(conflict(now.as_ref(), cur.version));
+                }
+                let saved = fetch_setting(&mut *tx, account_id, integration_type).await?;
+                WriteOutcome::Updated(saved.ok_or_else(|| StoreError::Database("setting vanished".into()))?)
+            }
+            None => {
+                let inserted = sqlx::query(
+                    "INSERT INTO integration_settings (account_id, integration_type, config, is_active)
+                     VALUES ($1, $2, $3::text::jsonb, $4) ON CONFLICT (account_id, integration_type) DO NOTHING",
+                )
+                .bind(account_id)
+                .bind(integration_type)
+                .bind(&config_text)
+                .bind(is_active)
+                .execute(&mut *tx)
+                .await?;
+                let saved = fetch_setting(&mut *tx, account_id, integration_type).await?;
+                if inserted.rows_affected() == 0 {
+                    return Err(conflict(saved.as_ref(), 0));
+                }
+                WriteOutcome::Created(saved.ok_or_else(|| StoreError::Database("setting vanished".into()))?)
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Load the seed's scenario (idempotent: present rows are left alone).
+    pub async fn load_demo(&self) -> Result<(), StoreError> {
+        self.run_script("keyfall demo", include_str!("../../assets/demo.sql")).await
+    }
+
+    /// Add the XL data set of DESIGN §10 (idempotent).
+    pub async fn load_demo_xl(&self) -> Result<(), StoreError> {
+        self.run_script("keyfall demo --scale xl", include_str!("../../assets/demo_xl.sql")).await
+    }
+
+    /// Set the policy (audited by trigger).
+    pub async fn set_policy(&self, actor: &str, policy: Policy) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
+        sqlx::query("UPDATE policy SET mode = $1").bind(policy.as_str()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn run_script(&self, actor: &str, script: &'static str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
+        sqlx::raw_sql(script).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn fetch_setting<'e, E>(executor: E, account_id: i64, integration_type: &str) -> Result<Option<Setting>, StoreError>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    let row = sqlx::query(
+        "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
+                updated_at, updated_by
+           FROM integration_settings WHERE account_id = $1 AND integration_type = $2",
+    )
+    .bind(account_id)
+    .bind(integration_type)
+    .fetch_optional(executor)
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(Setting {
+        id: r.try_get("id")?,
+        account_id: r.try_get("account_id")?,
+        integration_type: r.try_get("integration_type")?,
+        config: parse_config(r.try_get::<&str, _>("config_text")?),
+        is_active: r.try_get("is_active")?,
+        version: r.try_get("version")?,
+        updated_at: r.try_get("updated_at")?,
+        updated_by: r.try_get("updated_by")?,
+    }))
+}
+
+/// DESIGN §2 set-based. The system chain answers the same for every account,
+/// so it is computed once per type (`sys_answer`); an account's own row
+/// answers first unless the account is itself a system account. A consumer's
+/// provider is resolved again from the same account (`prov`).
+const REPORT_SQL: &str = r#"
+WITH sys AS (
+    SELECT c.position, a.id, a.slug
+      FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug
+), types AS (
+    SELECT unnest($1::text[]) AS t
+    UNION
+    SELECT DISTINCT integration_type FROM integration_settings
+), sys_answer AS (
+    SELECT DISTINCT ON (s.integration_type)
+           s.integration_type, sys.slug, s.config ->> 'provider' AS provider
+      FROM integration_settings s JOIN sys ON sys.id = s.account_id
+     WHERE keyfall_row_verdict(s.integration_type, s.config, s.is_active) = 'answered'
+     ORDER BY s.integration_type, sys.position
+), own AS (
+    SELECT s.account_id, s.integration_type, s.config ->> 'provider' AS provider
+      FROM integration_settings s
+     WHERE s.account_id NOT IN (SELECT id FROM sys)
+       AND keyfall_row_verdict(s.integration_type, s.config, s.is_active) = 'answered'
+), first_hop AS (
+    SELECT a.id, a.slug, sys.position AS chain_position, types.t,
+           CASE WHEN own.account_id IS NOT NULL THEN a.slug ELSE sa.slug END AS answered_by,
+           CASE WHEN types.t = ANY($2::text[]) THEN
+                CASE WHEN own.account_id IS NOT NULL THEN own.provider ELSE sa.provider END
+           END AS provider
+      FROM accounts a
+      CROSS JOIN types
+      LEFT JOIN sys ON sys.id = a.id
+      LEFT JOIN own ON own.account_id = a.id AND own.integration_type = types.t
+      LEFT JOIN sys_answer sa ON sa.integration_type = types.t
+)
+SELECT f.slug AS account, f.chain_position, f.t AS integration_type, f.answered_by,
+       CASE WHEN f.answered_by IS NOT NULL THEN f.provider END AS provider,
+       CASE WHEN f.answered_by IS NOT NULL AND f.provider IS NOT NULL THEN
+            CASE WHEN prov.account_id IS NOT NULL THEN f.slug ELSE psa.slug END
+       END AS provider_answered_by
+  FROM first_hop f
+  LEFT JOIN own prov ON f.chain_position IS NULL AND prov.account_id = f.id
+                    AND prov.integration_type = f.provider
+  LEFT JOIN sys_answer psa ON psa.integration_type = f.provider
+ ORDER BY f.chain_position NULLS LAST, f.slug, f.t
+"#;
