@@ -31,9 +31,7 @@ pub struct Args {
 }
 
 fn parse_action(s: &str) -> Result<Action, String> {
-    Action::parse(s).ok_or_else(|| {
-        format!("unknown action (one of {})", Action::ALL.map(Action::as_str).join(", "))
-    })
+    Action::parse(s).ok_or_else(|| format!("unknown action (one of {})", Action::ALL.map(Action::as_str).join(", ")))
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -44,9 +42,12 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     let data = store.subject(Some(&args.user), None).await?;
     let user = super::require_user(&data, &args.user)?;
     let target_account = match &args.account {
-        Some(slug) => Some(store.account(slug).await?.ok_or_else(|| {
-            CliError::Usage(format!("unknown account {:?}", visible_short(slug, 80)))
-        })?),
+        Some(slug) => Some(
+            store
+                .account(slug)
+                .await?
+                .ok_or_else(|| CliError::Usage(format!("unknown account {:?}", visible_short(slug, 80))))?,
+        ),
         None => None,
     };
     let policy = args.policy.unwrap_or(data.policy);
@@ -70,11 +71,7 @@ pub fn evaluate(
 ) -> Permissions {
     let chain = &data.snapshot.chain;
     let account = data.user_account();
-    let subject = Subject {
-        user,
-        account,
-        account_chain_position: account.and_then(|a| chain_position(chain, a.id)),
-    };
+    let subject = Subject { user, account, account_chain_position: account.and_then(|a| chain_position(chain, a.id)) };
     let head = chain.first().map(|e| e.slug.as_str()).unwrap_or("(no system account)");
     let target = match target {
         Some(a) if chain_position(chain, a.id).is_none() => Target::Tenant { account: a },

@@ -87,7 +87,8 @@ fn render(v: &View) -> String {
         visible_short(v.updated_by.as_deref().unwrap_or("?"), 80)
     );
     let Some(map) = config.as_object() else {
-        let _ = writeln!(out, "  config is {}: {}", registry::json_kind(config), visible_short(&config.to_string(), 200));
+        let _ =
+            writeln!(out, "  config is {}: {}", registry::json_kind(config), visible_short(&config.to_string(), 200));
         return out;
     };
     let spec = registry::spec(&v.integration_type);

@@ -137,7 +137,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
 
 /// Look a user up for commands that name one; unknown → usage error.
 fn require_user(data: &crate::store::SubjectData, email: &str) -> Result<crate::domain::User, CliError> {
-    data.user.clone().ok_or_else(|| {
-        CliError::Usage(format!("unknown user {:?}", crate::domain::text::visible_short(email, 120)))
-    })
+    data.user
+        .clone()
+        .ok_or_else(|| CliError::Usage(format!("unknown user {:?}", crate::domain::text::visible_short(email, 120))))
 }

@@ -29,12 +29,8 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
 /// One line per account, one column per type: `own`, the answering
 /// account, or `—` for nothing; consumers add their provider's answer.
 pub fn render(rows: &[ReportRow]) -> String {
-    let types: Vec<&str> = rows
-        .iter()
-        .map(|r| r.integration_type.as_str())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let types: Vec<&str> =
+        rows.iter().map(|r| r.integration_type.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
     let cell = |r: &ReportRow| -> String {
         let who = |slug: &Option<String>| match slug {
             None => "—".to_string(),
@@ -84,11 +80,7 @@ pub fn render(rows: &[ReportRow]) -> String {
         out.truncate(out.trim_end().len());
         out.push('\n');
     }
-    let _ = writeln!(
-        out,
-        "{} accounts × {} types: {answered} resolved, {unresolved} unresolved",
-        lines.len(),
-        types.len()
-    );
+    let _ =
+        writeln!(out, "{} accounts × {} types: {answered} resolved, {unresolved} unresolved", lines.len(), types.len());
     out
 }

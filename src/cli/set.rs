@@ -149,7 +149,8 @@ fn read_value(field: &str, secret: bool) -> Result<String, CliError> {
     if stdin.is_terminal() {
         let prompt = format!("{} (input hidden: {}): ", visible(field), if secret { "yes" } else { "no" });
         if secret {
-            return rpassword::prompt_password(prompt).map_err(|e| CliError::Usage(format!("cannot read the value: {e}")));
+            return rpassword::prompt_password(prompt)
+                .map_err(|e| CliError::Usage(format!("cannot read the value: {e}")));
         }
         eprint!("{prompt}");
         let mut line = String::new();

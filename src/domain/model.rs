@@ -146,8 +146,5 @@ impl Policy {
 
 /// The system chain: position of `account_id` in it, if any (1-based).
 pub fn chain_position(chain: &[ChainEntry], account_id: i64) -> Option<i32> {
-    chain
-        .iter()
-        .find(|e| e.account.as_ref().is_some_and(|a| a.id == account_id))
-        .map(|e| e.position)
+    chain.iter().find(|e| e.account.as_ref().is_some_and(|a| a.id == account_id)).map(|e| e.position)
 }

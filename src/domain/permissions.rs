@@ -213,9 +213,6 @@ pub fn evaluate_all(subject: &Subject, policy: Policy, target: &Target) -> Permi
         user: subject.user.email.clone(),
         policy,
         target: target.slug().to_string(),
-        actions: Action::ALL
-            .into_iter()
-            .map(|a| (a.as_str(), evaluate(subject, policy, a, target)))
-            .collect(),
+        actions: Action::ALL.into_iter().map(|a| (a.as_str(), evaluate(subject, policy, a, target))).collect(),
     }
 }

@@ -21,9 +21,14 @@ pub enum FieldKind {
     /// One of the provider types.
     ProviderRef,
     /// A number within an inclusive range.
-    Number { min: f64, max: f64 },
+    Number {
+        min: f64,
+        max: f64,
+    },
     /// A whole number of at least `min`.
-    Integer { min: i64 },
+    Integer {
+        min: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]

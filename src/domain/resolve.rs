@@ -104,10 +104,7 @@ impl Snapshot {
         Snapshot {
             chain,
             accounts: accounts.into_iter().map(|a| (a.id, a)).collect(),
-            settings: settings
-                .into_iter()
-                .map(|s| ((s.account_id, s.integration_type.clone()), s))
-                .collect(),
+            settings: settings.into_iter().map(|s| ((s.account_id, s.integration_type.clone()), s)).collect(),
         }
     }
 
@@ -205,13 +202,7 @@ fn walk(snapshot: &Snapshot, start: Option<&Account>, integration_type: &str, fo
             }
         }
     }
-    Hop {
-        integration_type: integration_type.to_string(),
-        answered_by: None,
-        steps,
-        config: None,
-        hop: None,
-    }
+    Hop { integration_type: integration_type.to_string(), answered_by: None, steps, config: None, hop: None }
 }
 
 /// One line describing an answering config: the key (masked) for providers,

@@ -101,14 +101,8 @@ pub fn fingerprint(value: &str) -> String {
 /// named like a credential (`api_key`, `clientSecret`, `password`, `token`),
 /// at any depth. Mirrored by `keyfall_is_secret_key` in SQL.
 pub fn is_secret_field(name: &str) -> bool {
-    let normalized: String = name
-        .chars()
-        .filter(|c| *c != '_' && *c != '-')
-        .flat_map(char::to_lowercase)
-        .collect();
-    ["apikey", "secret", "password", "token", "secretkey"]
-        .iter()
-        .any(|suffix| normalized.ends_with(suffix))
+    let normalized: String = name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
+    ["apikey", "secret", "password", "token", "secretkey"].iter().any(|suffix| normalized.ends_with(suffix))
 }
 
 /// A copy of `config` with every secret field replaced by its mask, at any
@@ -118,11 +112,7 @@ pub fn mask_config(config: &Value) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let masked = if is_secret_field(k) {
-                        mask_value(v)
-                    } else {
-                        mask_config(v)
-                    };
+                    let masked = if is_secret_field(k) { mask_value(v) } else { mask_config(v) };
                     (k.clone(), masked)
                 })
                 .collect(),

@@ -74,11 +74,7 @@ pub fn find_bin_dir() -> Option<PathBuf> {
     }
     let path_dirs = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
     let fixed = ["/usr/local/pgsql/bin", "/opt/homebrew/bin", "/usr/local/bin", "/usr/pgsql/bin"];
-    path_dirs
-        .unwrap_or_default()
-        .into_iter()
-        .chain(fixed.iter().map(PathBuf::from))
-        .find(|d| has_tools(d))
+    path_dirs.unwrap_or_default().into_iter().chain(fixed.iter().map(PathBuf::from)).find(|d| has_tools(d))
 }
 
 /// The unprivileged account to run PostgreSQL as when we are root.

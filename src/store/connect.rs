@@ -60,8 +60,9 @@ pub fn label_of(options: &PgConnectOptions) -> String {
 
 /// Parse a URL without ever echoing it (it may hold a password).
 pub fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
-    PgConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Invalid(format!("database URL is not valid: {}", redact_url_error(&e.to_string(), url))))
+    PgConnectOptions::from_str(url).map_err(|e| {
+        StoreError::Invalid(format!("database URL is not valid: {}", redact_url_error(&e.to_string(), url)))
+    })
 }
 
 fn redact_url_error(message: &str, url: &str) -> String {
@@ -140,11 +141,7 @@ fn local_candidates() -> Vec<PgConnectOptions> {
         }
     }
     out.push(
-        PgConnectOptions::new_without_pgpass()
-            .host("127.0.0.1")
-            .port(5432)
-            .username(&user)
-            .ssl_mode(PgSslMode::Prefer),
+        PgConnectOptions::new_without_pgpass().host("127.0.0.1").port(5432).username(&user).ssl_mode(PgSslMode::Prefer),
     );
     out
 }

@@ -143,8 +143,8 @@ SELECT jsonb_build_object(
         .bind(function)
         .fetch_one(&self.pool)
         .await?;
-        let raw: RawSubject = serde_json::from_str(&doc)
-            .map_err(|e| StoreError::Database(format!("unexpected data shape: {e}")))?;
+        let raw: RawSubject =
+            serde_json::from_str(&doc).map_err(|e| StoreError::Database(format!("unexpected data shape: {e}")))?;
         let policy = match raw.policy.as_deref() {
             None => Policy::SystemOnly,
             Some(p) => Policy::parse(p).unwrap_or(Policy::SystemOnly),
@@ -163,11 +163,8 @@ SELECT jsonb_build_object(
     #[tracing::instrument(skip_all)]
     pub async fn report(&self) -> Result<Vec<ReportRow>, StoreError> {
         let types: Vec<String> = registry::type_names().map(str::to_string).collect();
-        let consumers: Vec<String> = registry::TYPES
-            .iter()
-            .filter(|t| t.kind == registry::Kind::Consumer)
-            .map(|t| t.name.to_string())
-            .collect();
+        let consumers: Vec<String> =
+            registry::TYPES.iter().filter(|t| t.kind == registry::Kind::Consumer).map(|t| t.name.to_string()).collect();
         let rows = sqlx::query(REPORT_SQL).bind(&types).bind(&consumers).fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|r| {
@@ -202,10 +199,8 @@ SELECT jsonb_build_object(
 
     /// One account's own setting of one type, if it has one.
     pub async fn setting(&self, slug: &str, integration_type: &str) -> Result<SettingRef, StoreError> {
-        let account = self
-            .account(slug)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("no account {:?}", slug)))?;
+        let account =
+            self.account(slug).await?.ok_or_else(|| StoreError::NotFound(format!("no account {:?}", slug)))?;
         let setting = fetch_setting(&self.pool, account.id, integration_type).await?;
         Ok(SettingRef { account, setting })
     }
@@ -323,7 +318,11 @@ SELECT jsonb_build_object(
     }
 }
 
-async fn fetch_setting<'e, E>(executor: E, account_id: i64, integration_type: &str) -> Result<Option<Setting>, StoreError>
+async fn fetch_setting<'e, E>(
+    executor: E,
+    account_id: i64,
+    integration_type: &str,
+) -> Result<Option<Setting>, StoreError>
 where
     E: sqlx::PgExecutor<'e>,
 {

@@ -1,0 +1,222 @@
+//! The binary as a script would run it: output, JSON shapes, exit codes, and
+//! a canary key that must never come back out.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::support::TestDb;
+
+const CANARY: &str = "sk-canary-7f3a9c1e5b2d4f60-never-print-me";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn keyfall(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyfall"))
+        .arg("--database-url")
+        .arg(db.url())
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run keyfall");
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("state/keyfall/keyfall.log")).unwrap_or_default();
+    assert!(!log.contains("canary"), "the log holds the canary: {log}");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout))
+}
+
+#[tokio::test]
+async fn acceptance_resolve_tells_why() {
+    let db = TestDb::demo().await;
+    let ok = keyfall(&db, &["resolve", "--user", "paid2@paid.com", "--function", "auto_cluster"], None);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.contains("1 paid-2") && ok.stdout.contains("no_row"), "{}", ok.stdout);
+    assert!(ok.stdout.contains("2 aws-admin") && ok.stdout.contains("ANSWER"), "{}", ok.stdout);
+
+    let images = keyfall(&db, &["resolve", "--user", "paid2@paid.com", "--function", "generate_images"], None);
+    assert_eq!(images.code, 1);
+    assert!(images.stdout.contains("unresolved"), "{}", images.stdout);
+    assert!(images.stdout.contains("aws-admin invalid_config (provider is required)"), "{}", images.stdout);
+
+    let j = json(&keyfall(&db, &["resolve", "--user", "Paid2@Paid.com", "--function", "auto_cluster", "--json"], None));
+    assert_eq!(j["user"], "paid2@paid.com");
+    assert_eq!(j["integration_type"], "openai");
+    assert_eq!(j["answered_by"], "aws-admin");
+    assert_eq!(j["steps"][0]["verdict"], "no_row");
+    assert_eq!(j["steps"][1]["verdict"], "answered");
+    assert!(j["hop"].is_null());
+    assert!(j["config"]["apiKey"].as_str().unwrap().starts_with("••••••••"));
+    assert!(j["warnings"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn acceptance_can_names_the_failing_check() {
+    let db = TestDb::demo().await;
+    let paid = keyfall(&db, &["can", "--user", "paid2@paid.com", "--json"], None);
+    assert_eq!(paid.code, 1, "modify_settings denied");
+    let j = json(&paid);
+    assert_eq!(j["policy"], "system_only");
+    let modify = &j["actions"]["modify_settings"];
+    assert_eq!(modify["allowed"], false);
+    let failing: Vec<&str> = modify["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failing, vec!["IsSystemAccountOrDeveloper"]);
+    assert_eq!(j["actions"]["task_progress"]["allowed"], true);
+
+    let dev = keyfall(&db, &["can", "--user", "dev@igny8.com"], None);
+    assert_eq!(dev.code, 0);
+    assert!(dev.stdout.contains("modify_settings  ALLOWED"), "{}", dev.stdout);
+
+    // Under policy B the owner may change their own account, not the system's.
+    let own =
+        keyfall(&db, &["can", "--user", "paid2@paid.com", "--account", "paid-2", "--policy", "per_account"], None);
+    assert_eq!(own.code, 0, "{}", own.stdout);
+    // The seed's developer without an account fails HasTenantAccess.
+    let ops = keyfall(&db, &["can", "--user", "ops@igny8.com"], None);
+    assert_eq!(ops.code, 1);
+    assert!(ops.stdout.contains("✗ HasTenantAccess"), "{}", ops.stdout);
+}
+
+#[tokio::test]
+async fn set_and_get_round_trip_without_leaking_the_key() {
+    let db = TestDb::demo().await;
+    let set =
+        keyfall(&db, &["--as", "dev@igny8.com", "set", "paid-2", "openai", "apiKey"], Some(&format!("{CANARY}\n")));
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert!(set.stderr.contains("trimmed a line break"), "{}", set.stderr);
+    let fp = keyfall::domain::secret::fingerprint(CANARY);
+    assert!(set.stdout.contains(&fp), "{}", set.stdout);
+
+    let get = keyfall(&db, &["get", "paid-2", "openai", "--json"], None);
+    let j = json(&get);
+    assert_eq!(j["own"], true);
+    assert_eq!(j["version"], 1);
+    assert_eq!(j["updated_by"], "dev@igny8.com");
+    assert!(j["config"]["apiKey"].as_str().unwrap().ends_with(&fp));
+
+    let resolve = keyfall(&db, &["resolve", "--user", "paid2@paid.com", "--function", "auto_cluster", "--json"], None);
+    assert_eq!(json(&resolve)["answered_by"], "paid-2");
+
+    let model = keyfall(&db, &["--as", "dev@igny8.com", "set", "paid-2", "openai", "model"], Some("gpt-4o\n"));
+    assert_eq!(model.code, 0, "{}", model.stderr);
+    let text = keyfall(&db, &["get", "paid-2", "openai"], None);
+    assert!(text.stdout.contains("model   gpt-4o") || text.stdout.contains("gpt-4o"), "{}", text.stdout);
+    assert!(text.stdout.contains("v2"), "the key was kept while the model changed: {}", text.stdout);
+
+    for run in [&set, &get, &resolve, &model, &text] {
+        assert!(
+            !run.stdout.contains("canary") && !run.stderr.contains("canary"),
+            "leak: {} {}",
+            run.stdout,
+            run.stderr
+        );
+    }
+    let mut conn = db.raw().await;
+    let audit: String =
+        sqlx::query_scalar("SELECT string_agg(coalesce(before::text, '') || after::text, ' ') FROM audit_log")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert!(!audit.contains("canary") && audit.contains(&fp));
+}
+
+#[tokio::test]
+async fn set_enforces_the_operators_permissions() {
+    let db = TestDb::demo().await;
+    let denied = keyfall(&db, &["--as", "paid2@paid.com", "set", "paid-2", "openai", "apiKey"], Some(CANARY));
+    assert_eq!(denied.code, 1);
+    assert!(denied.stderr.contains("IsSystemAccountOrDeveloper"), "{}", denied.stderr);
+    assert!(!denied.stderr.contains("canary"));
+    let nobody = keyfall(&db, &["set", "paid-2", "openai", "apiKey"], Some(CANARY));
+    assert_eq!(nobody.code, 2);
+    assert!(nobody.stderr.contains("--as"), "{}", nobody.stderr);
+    let stale = keyfall(
+        &db,
+        &["--as", "dev@igny8.com", "set", "aws-admin", "openai", "model", "--expect-version", "7"],
+        Some("gpt-4o"),
+    );
+    assert_eq!(stale.code, 1);
+    assert!(stale.stderr.contains("conflict"), "{}", stale.stderr);
+    let range = keyfall(&db, &["--as", "dev@igny8.com", "set", "aws-admin", "openai", "temperature"], Some("9"));
+    assert_eq!(range.code, 2);
+    assert!(range.stderr.contains("outside"), "{}", range.stderr);
+}
+
+#[tokio::test]
+async fn usage_errors_are_one_line_and_exit_2() {
+    let db = TestDb::demo().await;
+    for (args, needle) in [
+        (vec!["resolve", "--user", "ghost@x.com", "--function", "auto_cluster"], "unknown user"),
+        (vec!["resolve", "--user", "paid2@paid.com", "--function", "nope"], "unknown function"),
+        (vec!["get", "nope", "openai"], "no account"),
+        (vec!["get", "paid-2", "nope"], "unknown integration type"),
+        (vec!["can", "--user", "\u{1b}[31mred@x.com"], "unknown user"),
+    ] {
+        let run = keyfall(&db, &args, None);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{args:?}: {}", run.stderr);
+        assert!(!run.stderr.contains('\u{1b}'), "escape reached the terminal");
+    }
+}
+
+#[test]
+fn an_unreachable_database_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keyfall"))
+        .args(["--database-url", "postgres://nobody:hunter2secret@127.0.0.1:1/db", "report"])
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
+#[tokio::test]
+async fn report_lists_every_account_and_type() {
+    let db = TestDb::demo().await;
+    let j = json(&keyfall(&db, &["report", "--json"], None));
+    let rows = j.as_array().unwrap();
+    assert_eq!(rows.len(), 8 * 3);
+    let find = |account: &str, ty: &str| {
+        rows.iter().find(|r| r["account"] == account && r["integration_type"] == ty).unwrap().clone()
+    };
+    assert_eq!(find("paid-2", "openai")["answered_by"], "aws-admin");
+    assert_eq!(find("acme-studio", "openai")["answered_by"], "acme-studio");
+    assert!(find("paid-2", "image_generation")["answered_by"].is_null());
+    assert_eq!(rows[0]["account"], "aws-admin", "system accounts first");
+    let text = keyfall(&db, &["report"], None);
+    assert!(text.stdout.lines().next().unwrap().starts_with("ACCOUNT"), "{}", text.stdout);
+}

@@ -1,0 +1,12 @@
+//! The one integration-test binary: pure tables for the resolver and the
+//! permission evaluator, store tests on a real PostgreSQL (a fresh database
+//! each), CLI tests running the binary, the report ≡ resolver property, and
+//! the private-cluster path.
+
+mod cli;
+mod cluster;
+mod domain_permissions;
+mod domain_resolve;
+mod report_prop;
+mod store;
+mod support;

@@ -1,0 +1,178 @@
+//! The set-based report (SQL) and the pure resolver must agree on who
+//! answers, for every account and type, on random data (DESIGN §2).
+
+use std::collections::HashMap;
+
+use keyfall::domain::resolve::{Snapshot, resolve_type};
+use keyfall::domain::{Account, AccountStatus, ChainEntry, Setting};
+use proptest::prelude::*;
+use serde_json::Value;
+
+use crate::support::TestDb;
+
+/// Configs that exercise every branch of the rules, for any type.
+const CONFIGS: &[&str] = &[
+    r#"{"apiKey": "sk-valid-key-000000000001", "model": "gpt-4o-mini"}"#,
+    r#"{"apiKey": "rw-valid-key-000000000002"}"#,
+    r#"{"apiKey": ""}"#,
+    r#"{"apiKey": " \t\n "}"#,
+    r#"{"apiKey": null, "model": "x"}"#,
+    r#"{"model": "gpt-4o"}"#,
+    r#"{"apiKey": 5}"#,
+    r#"{"apiKey": "sk-valid-key-000000000003", "temperature": 3}"#,
+    r#"{"apiKey": "sk-valid-key-000000000004", "temperature": "warm"}"#,
+    r#"{"apiKey": "sk-valid-key-000000000005", "temperature": 1.5, "max_tokens": 100}"#,
+    r#"{"apiKey": "sk-valid-key-000000000006", "max_tokens": 0}"#,
+    r#"{"apiKey": "sk-valid-key-000000000007", "max_tokens": 1.5}"#,
+    r#"{"apiKey": "sk-valid-key-000000000008", "model": 4}"#,
+    r#"{"apiKey": "sk-valid-key-000000000009", "base_url": null}"#,
+    r#""a string""#,
+    r#"[1, 2]"#,
+    r#"null"#,
+    r#"{"provider": "openai", "model": "dall-e-3"}"#,
+    r#"{"provider": "runware"}"#,
+    r#"{"provider": "anthropic"}"#,
+    r#"{"provider": 1}"#,
+    r#"{"provider": null, "model": "dall-e-3"}"#,
+    r#"{"apiKey": "", "model": "dall-e-3"}"#,
+    r#"{"provider": "openai", "style": ["vivid"]}"#,
+    r#"{"provider": "runware", "apiKey": "sk-wrong-place-00000000"}"#,
+    r#"{}"#,
+];
+
+const TYPES: &[&str] = &["openai", "runware", "image_generation", "custom_type"];
+
+#[derive(Debug, Clone)]
+struct World {
+    accounts: usize,
+    /// Chain entries: an account index, or None for a slug with no account.
+    chain: Vec<Option<usize>>,
+    /// (account, type, config, active)
+    settings: Vec<(usize, usize, usize, bool)>,
+}
+
+fn world() -> impl Strategy<Value = World> {
+    (1usize..7).prop_flat_map(|n| {
+        let chain = proptest::collection::vec(proptest::option::weighted(0.85, 0..n), 0..4);
+        let settings =
+            proptest::collection::vec((0..n, 0..TYPES.len(), 0..CONFIGS.len(), proptest::bool::weighted(0.85)), 0..18);
+        (Just(n), chain, settings).prop_map(|(accounts, mut chain, settings)| {
+            let mut seen = Vec::new();
+            chain.retain(|e| match e {
+                Some(i) if seen.contains(i) => false,
+                Some(i) => {
+                    seen.push(*i);
+                    true
+                }
+                None => true,
+            });
+            World { accounts, chain, settings }
+        })
+    })
+}
+
+async fn load(db: &TestDb, w: &World) -> Snapshot {
+    let mut conn = db.raw().await;
+    sqlx::raw_sql("DELETE FROM fallback_chain; TRUNCATE accounts RESTART IDENTITY CASCADE;")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let slugs: Vec<String> = (0..w.accounts).map(|i| format!("a{i}")).collect();
+    sqlx::query("INSERT INTO accounts (slug, name) SELECT s, s FROM unnest($1::text[]) s")
+        .bind(&slugs)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let ids: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>("SELECT slug, id FROM accounts")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let chain_slugs: Vec<String> = w
+        .chain
+        .iter()
+        .enumerate()
+        .map(|(pos, e)| e.map(|i| slugs[i].clone()).unwrap_or_else(|| format!("ghost-{pos}")))
+        .collect();
+    sqlx::query("INSERT INTO fallback_chain (position, account_slug) SELECT p, s FROM unnest($1::text[]) WITH ORDINALITY AS c(s, p)")
+        .bind(&chain_slugs)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut unique = HashMap::new();
+    for &(a, t, c, active) in &w.settings {
+        unique.insert((a, t), (c, active));
+    }
+    let mut settings = Vec::new();
+    for (&(a, t), &(c, active)) in &unique {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO integration_settings (account_id, integration_type, config, is_active)
+             VALUES ($1, $2, $3::text::jsonb, $4) RETURNING id",
+        )
+        .bind(ids[&slugs[a]])
+        .bind(TYPES[t])
+        .bind(CONFIGS[c])
+        .bind(active)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        settings.push(Setting {
+            id,
+            account_id: ids[&slugs[a]],
+            integration_type: TYPES[t].to_string(),
+            config: serde_json::from_str::<Value>(CONFIGS[c]).unwrap(),
+            is_active: active,
+            version: 1,
+            updated_at: chrono::Utc::now(),
+            updated_by: None,
+        });
+    }
+    let accounts: Vec<Account> = slugs
+        .iter()
+        .map(|s| Account { id: ids[s], slug: s.clone(), name: s.clone(), status: AccountStatus::Active })
+        .collect();
+    let chain = chain_slugs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ChainEntry {
+            position: i as i32 + 1,
+            slug: s.clone(),
+            account: accounts.iter().find(|a| &a.slug == s).cloned(),
+        })
+        .collect();
+    Snapshot::new(chain, accounts, settings)
+}
+
+#[test]
+fn report_sql_equals_pure_resolver() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = rt.block_on(TestDb::new());
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 64,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&world(), |w| {
+            let snapshot = rt.block_on(load(&db, &w));
+            let report = rt.block_on(db.store.report()).unwrap();
+            for row in &report {
+                let account = snapshot.accounts.values().find(|a| a.slug == row.account).unwrap();
+                let hop = resolve_type(&snapshot, Some(account), &row.integration_type);
+                let pure = (
+                    hop.answered_by.clone(),
+                    hop.hop.as_ref().map(|h| h.integration_type.clone()),
+                    hop.hop.as_ref().and_then(|h| h.answered_by.clone()),
+                );
+                let sql = (row.answered_by.clone(), row.provider.clone(), row.provider_answered_by.clone());
+                prop_assert_eq!(&sql, &pure, "account {} type {} in {:?}", row.account, row.integration_type, w);
+            }
+            let types_in_report = report.iter().filter(|r| r.account == "a0").count();
+            let expected_types = 3 + usize::from(w.settings.iter().any(|s| TYPES[s.1] == "custom_type"));
+            prop_assert_eq!(types_in_report, expected_types);
+            Ok(())
+        })
+        .unwrap();
+    drop(rt);
+}

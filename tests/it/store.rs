@@ -1,0 +1,200 @@
+//! The store against a real PostgreSQL: audit triggers for any writer,
+//! append-only audit, version checks, hostile and malformed data.
+
+use keyfall::domain::resolve::{Verdict, resolve};
+use keyfall::store::{StoreError, WriteOutcome};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::support::TestDb;
+
+fn set_key(key: &'static str) -> impl FnOnce(Option<&keyfall::domain::Setting>) -> (Value, bool) {
+    move |cur| {
+        let mut config = cur.map(|s| s.config.clone()).unwrap_or_else(|| json!({}));
+        config["apiKey"] = json!(key);
+        (config, true)
+    }
+}
+
+#[tokio::test]
+async fn demo_is_idempotent_and_writes_no_second_audit() {
+    let db = TestDb::demo().await;
+    let mut conn = db.raw().await;
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+    let before = count("SELECT count(*) FROM audit_log").fetch_one(&mut conn).await.unwrap();
+    db.store.load_demo().await.unwrap();
+    let after = count("SELECT count(*) FROM audit_log").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(before, after);
+    assert_eq!(count("SELECT count(*) FROM accounts").fetch_one(&mut conn).await.unwrap(), 8);
+    assert_eq!(count("SELECT count(*) FROM integration_settings").fetch_one(&mut conn).await.unwrap(), 6);
+    // Demo audit rows name the loader and carry no key.
+    let actors: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT actor FROM audit_log").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(actors, vec!["keyfall demo".to_string()]);
+    let audit: String =
+        sqlx::query_scalar("SELECT string_agg(after::text, ' ') FROM audit_log").fetch_one(&mut conn).await.unwrap();
+    assert!(!audit.contains("sk-demo"), "{audit}");
+}
+
+#[tokio::test]
+async fn one_round_trip_loads_a_resolution() {
+    let db = TestDb::demo().await;
+    let data = db.store.subject(Some("PAID2@Paid.com"), Some("generate_images")).await.unwrap();
+    let user = data.user.clone().expect("case-insensitive email");
+    let r = resolve(&data.snapshot, &user, data.function.as_ref().unwrap());
+    assert!(!r.is_resolved());
+    assert_eq!(r.hop.steps[1].account, "aws-admin");
+    assert_eq!(r.hop.steps[1].verdict, Verdict::InvalidConfig);
+    let unknown = db.store.subject(Some("ghost@x.com"), Some("nope")).await.unwrap();
+    assert!(unknown.user.is_none() && unknown.function.is_none());
+}
+
+#[tokio::test]
+async fn a_write_from_any_client_is_audited_once_with_secrets_fingerprinted() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::query(
+        "UPDATE integration_settings SET config = config || '{\"apiKey\": \"sk-canary-from-psql-0000\"}'
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'aws-admin')",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let row = sqlx::query(
+        "SELECT actor, action, account_slug, before::text AS b, after::text AS a, after -> 'version' AS v
+           FROM audit_log ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&mut psql)
+    .await
+    .unwrap();
+    let actor: String = row.get("actor");
+    let after: String = row.get("a");
+    assert_eq!(row.get::<String, _>("action"), "update");
+    assert_eq!(row.get::<String, _>("account_slug"), "aws-admin");
+    assert!(!actor.is_empty() && actor != "keyfall demo", "a plain writer is its database role: {actor}");
+    assert!(!after.contains("canary"), "{after}");
+    assert!(
+        after.contains(&keyfall::domain::secret::fingerprint("sk-canary-from-psql-0000")),
+        "SQL and Rust fingerprints agree"
+    );
+    assert_eq!(row.get::<Value, _>("v"), json!(2), "every writer bumps the version");
+}
+
+#[tokio::test]
+async fn audit_log_refuses_update_delete_and_truncate() {
+    let db = TestDb::demo().await;
+    let mut conn = db.raw().await;
+    for sql in ["UPDATE audit_log SET actor = 'me'", "DELETE FROM audit_log", "TRUNCATE audit_log"] {
+        let err = sqlx::raw_sql(sql).execute(&mut conn).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn writes_are_attributed_and_version_checked() {
+    let db = TestDb::demo().await;
+    let created = db
+        .store
+        .write_setting("dev@igny8.com", "paid-2", "openai", None, set_key("sk-paid2-own-0000000000"))
+        .await
+        .unwrap();
+    let WriteOutcome::Created(s) = created else { panic!("expected a new setting") };
+    assert_eq!(s.version, 1);
+    assert_eq!(s.updated_by.as_deref(), Some("dev@igny8.com"));
+
+    // A writer that read v1 saves; a second writer that also read v1 conflicts.
+    let saved = db
+        .store
+        .write_setting("dev@igny8.com", "paid-2", "openai", Some(1), set_key("sk-paid2-second-00000000"))
+        .await
+        .unwrap();
+    assert!(matches!(saved, WriteOutcome::Updated(ref s) if s.version == 2));
+    let err = db
+        .store
+        .write_setting("bot@igny8.com", "paid-2", "openai", Some(1), set_key("sk-paid2-stale-000000000"))
+        .await
+        .unwrap_err();
+    let StoreError::Conflict(c) = err else { panic!("expected a conflict, got {err:?}") };
+    assert_eq!((c.expected_version, c.current_version), (1, Some(2)));
+    assert_eq!(c.updated_by.as_deref(), Some("dev@igny8.com"));
+    assert!(!c.to_string().contains("sk-paid2"));
+
+    // Writing the same value again changes nothing and audits nothing.
+    let mut conn = db.raw().await;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&mut conn).await.unwrap();
+    let same = db
+        .store
+        .write_setting("dev@igny8.com", "paid-2", "openai", None, set_key("sk-paid2-second-00000000"))
+        .await
+        .unwrap();
+    assert!(matches!(same, WriteOutcome::Unchanged(_)));
+    let m: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(n, m);
+}
+
+#[tokio::test]
+async fn a_stale_version_from_a_foreign_writer_conflicts() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    // The Django app knows nothing of versions; the trigger bumps it anyway.
+    sqlx::raw_sql("UPDATE integration_settings SET is_active = is_active WHERE integration_type = 'runware'")
+        .execute(&mut psql)
+        .await
+        .unwrap();
+    let err = db
+        .store
+        .write_setting("dev@igny8.com", "aws-admin", "runware", Some(1), set_key("rw-new-key-000000000000"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn writes_notify_listeners_with_ids_only() {
+    let db = TestDb::demo().await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(db.store.pool()).await.unwrap();
+    listener.listen("keyfall_changes").await.unwrap();
+    db.store
+        .write_setting("dev@igny8.com", "acme-studio", "openai", None, set_key("sk-acme-rotated-0000000000"))
+        .await
+        .unwrap();
+    let note = tokio::time::timeout(std::time::Duration::from_secs(10), listener.recv()).await.unwrap().unwrap();
+    let payload: Value = serde_json::from_str(note.payload()).unwrap();
+    assert_eq!(payload["op"], "update");
+    assert_eq!(payload["table"], "integration_settings");
+    assert!(payload["audit_id"].is_i64());
+    assert!(!note.payload().contains("sk-acme"));
+}
+
+#[tokio::test]
+async fn malformed_and_hostile_rows_are_verdicts_not_errors() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        r#"
+INSERT INTO accounts (slug, name) VALUES ('hostile', E'\x1b[2J\u202eevil name');
+INSERT INTO integration_settings (account_id, integration_type, config) VALUES
+    ((SELECT id FROM accounts WHERE slug = 'hostile'), 'openai', '"just a string"'),
+    ((SELECT id FROM accounts WHERE slug = 'hostile'), 'runware', '[1, 2, 3]'),
+    ((SELECT id FROM accounts WHERE slug = 'hostile'), 'image_generation', 'null'),
+    ((SELECT id FROM accounts WHERE slug = 'hostile'), 'mystery_type', '{"x": 1e400}'),
+    ((SELECT id FROM accounts WHERE slug = 'paid-2'), 'openai', '{"apiKey": 12, "model": {"nested": true}}');
+"#,
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    // The report survives, and reports the unknown type too.
+    let report = db.store.report().await.unwrap();
+    assert!(report.iter().any(|r| r.integration_type == "mystery_type"));
+    let hostile_openai = report.iter().find(|r| r.account == "hostile" && r.integration_type == "openai").unwrap();
+    assert_eq!(hostile_openai.answered_by.as_deref(), Some("aws-admin"));
+    // The resolver turns each into a verdict.
+    let data = db.store.subject(Some("paid2@paid.com"), Some("auto_cluster")).await.unwrap();
+    let r = resolve(&data.snapshot, data.user.as_ref().unwrap(), data.function.as_ref().unwrap());
+    assert_eq!(r.hop.steps[0].verdict, Verdict::InvalidConfig);
+    assert_eq!(r.hop.steps[0].detail, "apiKey is a whole number, not a string");
+    // An unreadable number spoils only its own row.
+    let found = db.store.setting("hostile", "mystery_type").await.unwrap();
+    assert!(found.setting.unwrap().config.as_str().unwrap().starts_with("unreadable JSON"));
+}

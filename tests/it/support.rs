@@ -1,0 +1,93 @@
+//! Test support: one PostgreSQL server per test process, found by the same
+//! code as the app (`DATABASE_URL`, else a local server, else the private
+//! cluster), and a fresh database per test, dropped afterwards.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use keyfall::store::{Store, Target, connect};
+use sqlx::{AssertSqlSafe, ConnectOptions};
+
+static SERVER: OnceLock<Target> = OnceLock::new();
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The server tests run against; the first caller finds (or starts) it.
+async fn server() -> Target {
+    if let Some(t) = SERVER.get() {
+        return t.clone();
+    }
+    let url = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty());
+    let target = connect::discover(url.as_deref(), &keyfall::config::data_dir())
+        .await
+        .expect("no PostgreSQL for the tests: set DATABASE_URL or install PostgreSQL");
+    sweep_stale(&target).await;
+    SERVER.get_or_init(|| target).clone()
+}
+
+/// Drop databases left by test processes that are gone (a killed run).
+async fn sweep_stale(target: &Target) {
+    let Ok(mut admin) = target.options.clone().database("postgres").connect().await else { return };
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'keyfall_test_%'")
+        .fetch_all(&mut admin)
+        .await
+        .unwrap_or_default();
+    for name in names {
+        let pid = name.trim_start_matches("keyfall_test_").split('_').next().and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", keyfall::store::quote_ident(&name));
+            let _ = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut admin).await;
+        }
+    }
+}
+
+/// A migrated, empty database of its own; dropped when this goes out of scope.
+pub struct TestDb {
+    pub store: Store,
+    pub target: Target,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let server = server().await;
+        let name = format!("keyfall_test_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let target = server.with_database(&name);
+        let store = Store::open(&target).await.expect("open test database");
+        TestDb { store, target }
+    }
+
+    /// A fresh database with the demo loaded.
+    pub async fn demo() -> TestDb {
+        let db = TestDb::new().await;
+        db.store.load_demo().await.expect("load demo");
+        db
+    }
+
+    /// A URL for this database, for running the binary.
+    pub fn url(&self) -> String {
+        self.target.options.to_url_lossy().to_string()
+    }
+
+    /// A plain connection, as psql or the Django app would have.
+    pub async fn raw(&self) -> sqlx::PgConnection {
+        self.target.options.connect().await.expect("connect")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let options = self.target.options.clone();
+        let name = self.target.database().to_string();
+        // Drop runs inside the test's runtime: do the async cleanup on a
+        // thread of its own.
+        let handle = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut admin = options.database("postgres").connect().await.ok()?;
+                let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", keyfall::store::quote_ident(&name));
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut admin).await.ok()
+            })
+        });
+        let _ = handle.join();
+    }
+}
