@@ -50,3 +50,8 @@ SELECT a.id, t.integration_type,
         SELECT 1 FROM integration_settings s JOIN accounts x ON x.id = s.account_id
          WHERE x.slug LIKE 'xl-%')
 ON CONFLICT (account_id, integration_type) DO NOTHING;
+
+-- Fresh statistics, so the first queries on the new data plan well.
+ANALYZE accounts;
+ANALYZE users;
+ANALYZE integration_settings;

@@ -1,1 +1,110 @@
-fn main() {}
+//! DESIGN §10 targets for the foundation, measured against PostgreSQL at XL
+//! (100,000 accounts, 1,000,000 users, 250,000 settings):
+//! - one resolve, both hops, from query to pure verdict: p50 and p99;
+//! - the fallback report, every account × type, set-based.
+//!
+//! Run: `cargo bench --bench targets`. It uses `KEYFALL_BENCH_URL`, else the
+//! server keyfall would find (DATABASE_URL, local, private cluster) with the
+//! database `keyfall_bench_xl`, loading the XL data set there the first
+//! time (~20 s). Not a test: it prints figures and asserts nothing.
+
+use std::time::{Duration, Instant};
+
+use keyfall::domain::resolve::resolve;
+use keyfall::store::{Store, Target, connect};
+
+const RESOLVES: usize = 20_000;
+const REPORTS: usize = 7;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    // `cargo bench` passes `--bench`; nothing else is understood.
+    let target = match std::env::var("KEYFALL_BENCH_URL") {
+        Ok(url) => Target {
+            options: connect::parse_url(&url).expect("KEYFALL_BENCH_URL"),
+            source: keyfall::store::Source::Configured,
+        },
+        Err(_) => {
+            let url = std::env::var("DATABASE_URL").ok();
+            connect::discover(url.as_deref(), &keyfall::config::data_dir())
+                .await
+                .expect("a PostgreSQL server")
+                .with_database("keyfall_bench_xl")
+        }
+    };
+    let store = Store::open(&target).await.expect("open the bench database");
+    let load = Instant::now();
+    store.load_demo().await.expect("demo");
+    store.load_demo_xl().await.expect("xl");
+    println!("data: XL in {} (ready in {:.1} s)", store.label(), load.elapsed().as_secs_f64());
+    machine(&store).await;
+
+    // One resolve: the single-round-trip gather plus the pure walk.
+    let functions = ["auto_cluster", "generate_images", "generate_content"];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut samples = Vec::with_capacity(RESOLVES);
+    for i in 0..RESOLVES + 1_000 {
+        let n = next() % 1_000_000 + 1;
+        let email = format!("user{n}@xl-{:06}.example", 1 + (n - 1) / 10);
+        let function = functions[i % functions.len()];
+        let started = Instant::now();
+        let data = store.subject(Some(&email), Some(function)).await.expect("subject");
+        let r = resolve(&data.snapshot, data.user.as_ref().expect("user"), data.function.as_ref().expect("function"));
+        let elapsed = started.elapsed();
+        std::hint::black_box(r);
+        if i >= 1_000 {
+            samples.push(elapsed); // the first 1,000 warm the caches
+        }
+    }
+    samples.sort();
+    println!(
+        "resolve (both hops, one round trip): n={RESOLVES} p50={} p99={} max={}   target p50<0.25 ms, p99<1 ms",
+        ms(percentile(&samples, 0.50)),
+        ms(percentile(&samples, 0.99)),
+        ms(*samples.last().unwrap())
+    );
+
+    let mut runs = Vec::new();
+    let mut rows = 0;
+    for _ in 0..REPORTS {
+        let started = Instant::now();
+        rows = store.report().await.expect("report").len();
+        runs.push(started.elapsed());
+    }
+    runs.sort();
+    println!(
+        "report (every account × type, {rows} rows): median={} min={} max={}   target <1 s",
+        ms(percentile(&runs, 0.5)),
+        ms(runs[0]),
+        ms(*runs.last().unwrap())
+    );
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+async fn machine(store: &Store) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let version: String =
+        sqlx::query_scalar("SELECT split_part(version(), ' on ', 1)").fetch_one(store.pool()).await.unwrap_or_default();
+    println!("machine: {cpu}, {cores} cores; {version}");
+}

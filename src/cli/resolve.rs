@@ -56,6 +56,9 @@ pub fn render(r: &Resolution) -> String {
 
 fn render_hop(out: &mut String, hop: &Hop, depth: usize) {
     let indent = "  ".repeat(depth);
+    // Nested hops indent by two: narrow the account column to keep the
+    // verdicts aligned with the first hop's.
+    let width = 20usize.saturating_sub(2 * depth).max(8);
     for (i, step) in hop.steps.iter().enumerate() {
         let (word, verdict) = match step.verdict {
             Verdict::Answered => ("ANSWER ", String::new()),
@@ -63,7 +66,7 @@ fn render_hop(out: &mut String, hop: &Hop, depth: usize) {
         };
         let _ = writeln!(
             out,
-            "{indent}{} {:<18} {word}  {verdict}{}",
+            "{indent}{} {:<width$} {word}  {verdict}{}",
             i + 1,
             visible_short(&step.account, 40),
             step.detail

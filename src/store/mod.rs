@@ -109,13 +109,35 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            // A ping before every query would double the round trips of a
+            // resolve; a dead connection surfaces as Unavailable instead.
+            .test_before_acquire(false)
             .connect_with(target.options.clone())
             .await?;
         Ok(Store { pool, label: target.label() })
     }
 
+    /// Apply pending migrations. A current schema is left alone without
+    /// taking the migration lock, so a least-privilege role (which may not
+    /// create tables) can still start keyfall.
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        if self.is_current().await? {
+            return Ok(());
+        }
         MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::from(sqlx::Error::from(e)))
+    }
+
+    async fn is_current(&self) -> Result<bool, StoreError> {
+        let exists: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text").fetch_one(&self.pool).await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        let applied: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(MIGRATOR.iter().all(|m| applied.iter().any(|(v, c)| *v == m.version && c[..] == m.checksum[..])))
     }
 
     /// `host/db`: never carries a password.

@@ -198,3 +198,38 @@ INSERT INTO integration_settings (account_id, integration_type, config) VALUES
     let found = db.store.setting("hostile", "mystery_type").await.unwrap();
     assert!(found.setting.unwrap().config.as_str().unwrap().starts_with("unreadable JSON"));
 }
+
+#[tokio::test]
+async fn least_privilege_role_can_edit_settings_but_not_rewrite_history() {
+    let db = TestDb::demo().await;
+    let mut owner = db.raw().await;
+    sqlx::raw_sql(include_str!("../../assets/least_privilege_role.sql")).execute(&mut owner).await.unwrap();
+    let target = db.target.clone();
+    let operator_target = keyfall::store::Target {
+        options: target.options.clone().username("keyfall_operator"),
+        source: keyfall::store::Source::Configured,
+    };
+    let store =
+        keyfall::store::Store::open(&operator_target).await.expect("a current schema needs no migration rights");
+    let saved = store
+        .write_setting("dev@igny8.com", "paid-2", "openai", None, set_key("sk-least-privilege-00000000"))
+        .await
+        .unwrap();
+    assert!(matches!(saved, WriteOutcome::Created(_)));
+    let mut conn = sqlx::ConnectOptions::connect(&operator_target.options).await.unwrap();
+    for sql in [
+        "DELETE FROM audit_log",
+        "UPDATE users SET is_superuser = true",
+        "DROP TABLE audit_log",
+        "ALTER TABLE integration_settings DISABLE TRIGGER USER",
+    ] {
+        let err = sqlx::raw_sql(sql).execute(&mut conn).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("permission denied") || text.contains("must be owner") || text.contains("append-only"),
+            "{sql}: {text}"
+        );
+    }
+    store.close().await;
+    drop(conn);
+}
