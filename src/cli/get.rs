@@ -101,6 +101,7 @@ fn render(v: &View) -> String {
     for name in names.iter().chain(&extra) {
         let value = &map[*name];
         let shown = match value {
+            Value::String(s) if s.is_empty() => "\"\" (empty)".to_string(),
             Value::String(s) => visible_short(s, 200),
             other => visible_short(&other.to_string(), 200),
         };

@@ -125,6 +125,9 @@ pub fn mask_config(config: &Value) -> Value {
 fn mask_value(value: &Value) -> Value {
     match value {
         Value::Null => Value::Null,
+        // An empty value hides nothing; showing it as "" is what tells the
+        // operator the key is missing (the seed's wrong config).
+        Value::String(s) if s.is_empty() => Value::String(String::new()),
         Value::String(s) => Value::String(Secret::new(s.clone()).masked()),
         other => Value::String(Secret::new(other.to_string()).masked()),
     }
