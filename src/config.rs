@@ -17,6 +17,14 @@ pub struct RawConfig {
     pub database_url: Option<String>,
     /// The operator the console and `set` act as, like `--as`.
     pub operator: Option<String>,
+    /// A connection profile's label for the header ("production").
+    pub label: Option<String>,
+    /// Its colour: red, green, yellow, blue, magenta, cyan, gray.
+    pub color: Option<String>,
+    /// Open every session read-only, whatever the operator may do.
+    pub read_only: Option<bool>,
+    /// Key bindings: action = [keys], replacing the defaults per action.
+    pub keys: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// A database URL that never prints itself.
@@ -47,6 +55,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where logs go.
     pub state_dir: PathBuf,
+    pub label: Option<String>,
+    pub color: Option<String>,
+    pub read_only: bool,
+    pub keys: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// What the command line says; `None` means "not given".
@@ -55,6 +67,7 @@ pub struct Overrides {
     pub database_url: Option<String>,
     pub operator: Option<String>,
     pub config_file: Option<PathBuf>,
+    pub read_only: bool,
 }
 
 impl Config {
@@ -75,7 +88,16 @@ impl Config {
             .or(raw.database_url)
             .map(DatabaseUrl::new);
         let operator = overrides.operator.or(raw.operator).map(|o| o.trim().to_string()).filter(|o| !o.is_empty());
-        Ok(Config { database_url, operator, data_dir: data_dir(), state_dir: state_dir() })
+        Ok(Config {
+            database_url,
+            operator,
+            data_dir: data_dir(),
+            state_dir: state_dir(),
+            label: raw.label,
+            color: raw.color,
+            read_only: overrides.read_only || raw.read_only.unwrap_or(false),
+            keys: raw.keys.unwrap_or_default(),
+        })
     }
 }
 

@@ -2,7 +2,9 @@
 //! configs safely, explain permissions, and prove who changed what.
 //! Layers: `domain` (pure), `store` (SQL), `cli` (commands), `config`.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod store;
+pub mod tui;

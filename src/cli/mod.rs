@@ -5,6 +5,7 @@
 //! unreachable.
 
 mod can;
+mod console;
 mod demo;
 mod get;
 mod report;
@@ -30,8 +31,15 @@ pub struct Cli {
     /// Config file (default: ~/.config/keyfall/config.toml).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Console: open every database session read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Console: load the demo data first (when absent), then open.
+    #[arg(long)]
+    pub demo: bool,
+    /// Without a command, keyfall opens the console.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,23 +99,27 @@ impl CliError {
 
 pub type CliResult = Result<Exit, CliError>;
 
+pub use console::access as console_access;
+
 /// Run one command to completion.
 pub async fn run(cli: Cli) -> CliResult {
     let config = Config::load(Overrides {
         database_url: cli.database_url.clone(),
         operator: cli.operator.clone(),
         config_file: cli.config.clone(),
+        read_only: cli.read_only,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
-    let store = open_store(&config).await?;
+    let (store, target) = open_store(&config).await?;
     let result = match cli.command {
-        Command::Demo(args) => demo::run(&store, args).await,
-        Command::Resolve(args) => resolve::run(&store, args).await,
-        Command::Can(args) => can::run(&store, args).await,
-        Command::Report(args) => report::run(&store, args).await,
-        Command::Get(args) => get::run(&store, args).await,
-        Command::Set(args) => set::run(&store, &config, args).await,
-        Command::Migrate => {
+        None => console::run(store.clone(), &target, &config, cli.demo).await,
+        Some(Command::Demo(args)) => demo::run(&store, args).await,
+        Some(Command::Resolve(args)) => resolve::run(&store, args).await,
+        Some(Command::Can(args)) => can::run(&store, args).await,
+        Some(Command::Report(args)) => report::run(&store, args).await,
+        Some(Command::Get(args)) => get::run(&store, args).await,
+        Some(Command::Set(args)) => set::run(&store, &config, args).await,
+        Some(Command::Migrate) => {
             println!("migrations applied to {}", store.label());
             Ok(Exit::Ok)
         }
@@ -117,15 +129,16 @@ pub async fn run(cli: Cli) -> CliResult {
 }
 
 /// Find the database (DESIGN §5), create it if needed, migrate.
-pub async fn open_store(config: &Config) -> Result<Store, CliError> {
+pub async fn open_store(config: &Config) -> Result<(Store, connect::Target), CliError> {
     let url = config.database_url.as_ref().map(|u| u.expose());
     let target = connect::discover(url, &config.data_dir).await?;
-    Store::open(&target).await.map_err(|e| match e {
+    let store = Store::open(&target).await.map_err(|e| match e {
         StoreError::Database(m) | StoreError::Unavailable(m) => {
             CliError::Store(StoreError::Unavailable(format!("{}: {m}", target.label())))
         }
         other => CliError::Store(other),
-    })
+    })?;
+    Ok((store, target))
 }
 
 /// Print `value` as pretty JSON on stdout.

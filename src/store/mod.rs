@@ -14,7 +14,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 pub use connect::{Source, Target};
-pub use queries::{ReportRow, SettingRef, SubjectData, WriteOutcome};
+pub use queries::{AccountRow, ReportRow, SettingRef, SubjectData, UserHit, WriteOutcome};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -106,13 +106,26 @@ impl Store {
     /// Connect (creating the database when missing) without migrating.
     pub async fn open_unmigrated(target: &Target) -> Result<Store, StoreError> {
         ensure_database(target).await?;
+        Store::pool_for(target, target.options.clone()).await
+    }
+
+    /// The same database with every session read-only at the server
+    /// (`default_transaction_read_only`): no view can write through it.
+    pub async fn reopen_read_only(&self, target: &Target) -> Result<Store, StoreError> {
+        let options = target.options.clone().options([("default_transaction_read_only", "on")]);
+        let store = Store::pool_for(target, options).await?;
+        self.close().await;
+        Ok(store)
+    }
+
+    async fn pool_for(target: &Target, options: sqlx::postgres::PgConnectOptions) -> Result<Store, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             // A ping before every query would double the round trips of a
             // resolve; a dead connection surfaces as Unavailable instead.
             .test_before_acquire(false)
-            .connect_with(target.options.clone())
+            .connect_with(options)
             .await?;
         Ok(Store { pool, label: target.label() })
     }

@@ -5,6 +5,7 @@
 
 mod cli;
 mod cluster;
+mod console;
 mod domain_permissions;
 mod domain_resolve;
 mod report_prop;

@@ -1,0 +1,690 @@
+//! The console's state machine: `update(&mut Model, Msg) -> Vec<Cmd>` is
+//! pure and synchronous. It never touches the terminal or the database; it
+//! asks for work by returning `Cmd`s, which the runtime (`tui`) executes in
+//! background tasks whose replies come back as `Msg`s carrying the request
+//! id they answer — a stale reply is dropped (latest wins).
+
+pub mod accounts;
+pub mod keymap;
+pub mod picker;
+pub mod view;
+
+use std::collections::{BTreeSet, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::permissions::{self, Permissions, Subject, Target};
+use crate::domain::registry;
+use crate::domain::resolve::{Resolution, Snapshot, resolve};
+use crate::domain::{Account, Policy, Setting, User};
+use crate::store::{AccountRow, SubjectData, UserHit};
+
+use accounts::{AccountsPane, status_of};
+use keymap::{Action, Keymap};
+use picker::{Item, Picker, PickerKind};
+
+/// Keep at most this many accounts' settings in memory; beyond it, rows far
+/// from the screen are forgotten and fetched again when seen.
+const SETTINGS_CACHE_ACCOUNTS: usize = 4_000;
+/// Users fetched per picker search.
+pub const USER_PAGE: i64 = 50;
+
+/// Something that happened: a key, a reply from the database, time passing.
+#[derive(Debug)]
+pub enum Msg {
+    /// A key press, by name: "q", "ctrl-c", "enter", "G".
+    Key(String),
+    /// Text pasted into the terminal.
+    Paste(String),
+    /// The terminal's size.
+    Resize { width: u16, height: u16 },
+    /// The clock, once a second.
+    Tick { now: DateTime<Utc> },
+    /// The accounts index, the chain with its settings, the policy, the
+    /// functions.
+    Booted { request: u64, boot: Box<Boot> },
+    /// The settings of some accounts (all their rows; none is an answer too).
+    Settings { request: u64, account_ids: Vec<i64>, settings: Vec<Setting> },
+    /// The gathered data of a resolve-as request.
+    Resolved { request: u64, subject: Box<SubjectData> },
+    /// Users matching a picker query.
+    UsersFound { request: u64, hits: Vec<UserHit> },
+    /// A request failed; `unavailable` when the database is unreachable.
+    Failed { request: u64, error: String, unavailable: bool },
+}
+
+/// Work for the runtime. Each carries the request id its reply will bear.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cmd {
+    /// Load the accounts index, chain snapshot, policy and functions.
+    Boot { request: u64 },
+    /// Load every setting of these accounts.
+    LoadSettings { request: u64, account_ids: Vec<i64> },
+    /// Gather what resolving `function` for `email` needs (one round trip).
+    Resolve { request: u64, email: String, function: String },
+    /// Search users by email for the picker.
+    FindUsers { request: u64, query: String },
+}
+
+/// What the console loads first.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    pub accounts: Vec<AccountRow>,
+    /// The chain, its accounts and their settings, and the policy.
+    pub base: SubjectData,
+    pub functions: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Accounts,
+    Setting,
+    Resolve,
+}
+
+impl Pane {
+    fn next(self) -> Pane {
+        match self {
+            Pane::Accounts => Pane::Setting,
+            Pane::Setting => Pane::Resolve,
+            Pane::Resolve => Pane::Accounts,
+        }
+    }
+
+    fn prev(self) -> Pane {
+        self.next().next()
+    }
+}
+
+#[derive(Debug)]
+pub enum Overlay {
+    /// The keys in force, scrolled by `scroll` lines.
+    Help {
+        scroll: u16,
+    },
+    Picker(Picker),
+}
+
+/// Who the console runs as and whether it may write; decided at start.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub operator: Option<User>,
+    /// Why the session is read-only, if it is.
+    pub read_only: Option<String>,
+}
+
+/// Static facts for the header.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// host/db, never a password.
+    pub database: String,
+    /// A connection profile's label ("production").
+    pub label: Option<String>,
+    /// Its colour name ("red").
+    pub color: Option<String>,
+    pub access: Access,
+    /// `NO_COLOR` is set: styles only, no colours.
+    pub no_color: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    Connecting,
+    Up,
+    Lost,
+}
+
+/// The resolve-as panel.
+#[derive(Debug, Default)]
+pub struct ResolvePanel {
+    pub email: Option<String>,
+    pub function: Option<String>,
+    pub subject: Option<SubjectData>,
+    pub resolution: Option<Resolution>,
+    /// Show the permission checks instead of the trace.
+    pub show_permissions: bool,
+    pub scroll: u16,
+}
+
+/// The whole console state. Panes own their state; the model wires them.
+#[derive(Debug)]
+pub struct Model {
+    pub session: Session,
+    pub keymap: Keymap,
+    pub connection: Connection,
+    pub size: (u16, u16),
+    pub now: DateTime<Utc>,
+    pub focus: Pane,
+    pub accounts: AccountsPane,
+    /// The chain's accounts and settings plus every loaded account's rows.
+    pub world: Snapshot,
+    pub policy: Policy,
+    pub functions: Vec<(String, String)>,
+    /// The integration-type tab shown.
+    pub tab: usize,
+    /// First line of the setting pane shown.
+    pub setting_scroll: u16,
+    pub resolve: ResolvePanel,
+    pub overlay: Option<Overlay>,
+    /// One line for the footer; cleared by the next key.
+    pub notice: Option<String>,
+    pub quit: bool,
+    loaded: HashSet<i64>,
+    requested: HashSet<i64>,
+    next_request: u64,
+    /// Replies to requests older than this are from before a refresh.
+    epoch: u64,
+    boot_request: u64,
+    resolve_request: u64,
+    users_request: u64,
+}
+
+impl Model {
+    pub fn new(session: Session, keymap: Keymap, now: DateTime<Utc>) -> Model {
+        let email = session.access.operator.as_ref().map(|u| u.email.clone());
+        Model {
+            session,
+            keymap,
+            connection: Connection::Connecting,
+            size: (80, 24),
+            now,
+            focus: Pane::Accounts,
+            accounts: AccountsPane::default(),
+            world: Snapshot::default(),
+            policy: Policy::SystemOnly,
+            functions: Vec::new(),
+            tab: 0,
+            setting_scroll: 0,
+            resolve: ResolvePanel { email, ..ResolvePanel::default() },
+            overlay: None,
+            notice: None,
+            quit: false,
+            loaded: HashSet::new(),
+            requested: HashSet::new(),
+            next_request: 1,
+            epoch: 0,
+            boot_request: 0,
+            resolve_request: 0,
+            users_request: 0,
+        }
+    }
+
+    /// The commands to run at start.
+    pub fn start(&mut self) -> Vec<Cmd> {
+        let request = self.request();
+        self.boot_request = request;
+        vec![Cmd::Boot { request }]
+    }
+
+    fn request(&mut self) -> u64 {
+        let r = self.next_request;
+        self.next_request += 1;
+        r
+    }
+
+    /// Integration types with a tab: the registry's, then unknown types
+    /// found in loaded data.
+    pub fn tabs(&self) -> Vec<String> {
+        let mut tabs: Vec<String> = registry::type_names().map(str::to_string).collect();
+        let unknown: BTreeSet<&str> =
+            self.world.settings.keys().map(|(_, t)| t.as_str()).filter(|t| registry::spec(t).is_none()).collect();
+        tabs.extend(unknown.into_iter().map(str::to_string));
+        tabs
+    }
+
+    pub fn current_type(&self) -> String {
+        let tabs = self.tabs();
+        tabs.get(self.tab).cloned().unwrap_or_else(|| tabs[0].clone())
+    }
+
+    pub fn selected_account(&self) -> Option<&Account> {
+        self.accounts.selected().map(|e| &e.account)
+    }
+
+    /// Whether an account's settings are in memory.
+    pub fn is_loaded(&self, account_id: i64) -> bool {
+        self.loaded.contains(&account_id) || self.world.is_system(account_id)
+    }
+
+    /// The permission checks for the resolve-as user (or the operator)
+    /// against the selected account, under `policy`.
+    pub fn permissions(&self, policy: Policy) -> Option<Permissions> {
+        let subject = self.resolve.subject.as_ref()?;
+        let user = subject.user.as_ref()?;
+        let account = subject.user_account();
+        let chain = &subject.snapshot.chain;
+        let s = Subject {
+            user,
+            account,
+            account_chain_position: account.and_then(|a| crate::domain::model::chain_position(chain, a.id)),
+        };
+        let selected = self.selected_account();
+        let head = chain.first().map(|e| e.slug.as_str()).unwrap_or("(no system account)");
+        let target = match selected {
+            Some(a) if self.world.is_system(a.id) => Target::System { slug: &a.slug },
+            Some(a) => Target::Tenant { account: a },
+            None => Target::System { slug: head },
+        };
+        Some(permissions::evaluate_all(&s, policy, &target))
+    }
+
+    /// Rows of the accounts pane at the current size (shared with the view).
+    pub fn account_rows(&self) -> usize {
+        view::accounts_height(self.size)
+    }
+}
+
+/// Apply one message; return the work it calls for.
+pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
+    match msg {
+        Msg::Key(key) => {
+            model.notice = None;
+            on_key(model, &key)
+        }
+        Msg::Paste(text) => on_paste(model, &text),
+        Msg::Resize { width, height } => {
+            model.size = (width, height);
+            load_visible(model)
+        }
+        Msg::Tick { now } => {
+            model.now = now;
+            Vec::new()
+        }
+        Msg::Booted { request, boot } => {
+            if request != model.boot_request {
+                return Vec::new();
+            }
+            on_boot(model, *boot)
+        }
+        Msg::Settings { request, account_ids, settings } => {
+            for id in &account_ids {
+                model.requested.remove(id);
+            }
+            if request < model.epoch {
+                return Vec::new();
+            }
+            model.connection = Connection::Up;
+            for id in &account_ids {
+                model.world.settings.retain(|(a, _), _| a != id);
+                model.loaded.insert(*id);
+                if let Some(e) = model.accounts.entry_by_id(*id) {
+                    model.world.accounts.insert(*id, e.account.clone());
+                }
+            }
+            for s in settings {
+                model.world.settings.insert((s.account_id, s.integration_type.clone()), s);
+            }
+            Vec::new()
+        }
+        Msg::Resolved { request, subject } => {
+            if request != model.resolve_request {
+                return Vec::new();
+            }
+            model.connection = Connection::Up;
+            let resolution = match (&subject.user, &subject.function) {
+                (Some(user), Some(function)) => Some(resolve(&subject.snapshot, user, function)),
+                _ => None,
+            };
+            if subject.user.is_none() {
+                model.notice = Some("that user no longer exists".into());
+            }
+            model.policy = subject.policy;
+            model.resolve.resolution = resolution;
+            model.resolve.subject = Some(*subject);
+            Vec::new()
+        }
+        Msg::UsersFound { request, hits } => {
+            if request != model.users_request {
+                return Vec::new();
+            }
+            if let Some(Overlay::Picker(p)) = &mut model.overlay
+                && p.kind == PickerKind::User
+            {
+                p.set_items(hits.into_iter().map(user_item).collect());
+            }
+            Vec::new()
+        }
+        Msg::Failed { request, error, unavailable } => {
+            if request < model.epoch {
+                return Vec::new();
+            }
+            if unavailable {
+                model.connection = Connection::Lost;
+            }
+            model.requested.clear();
+            if let Some(Overlay::Picker(p)) = &mut model.overlay {
+                p.searching = false;
+            }
+            model.notice = Some(crate::domain::text::visible_short(&error, 200));
+            Vec::new()
+        }
+    }
+}
+
+fn user_item(hit: UserHit) -> Item {
+    let account = hit.account.as_deref().unwrap_or("no account");
+    let inactive = if hit.is_active { "" } else { ", inactive" };
+    Item { detail: format!("{} · {account}{inactive}", hit.role), value: hit.email }
+}
+
+fn on_boot(model: &mut Model, boot: Boot) -> Vec<Cmd> {
+    model.connection = Connection::Up;
+    model.policy = boot.base.policy;
+    model.functions = boot.functions;
+    let chain = boot.base.snapshot.chain.clone();
+    let accounts = boot
+        .accounts
+        .into_iter()
+        .map(|r| Account { id: r.id, status: status_of(&r.status), slug: r.slug, name: r.name })
+        .collect();
+    model.accounts.set_accounts(accounts, &chain);
+    model.world = boot.base.snapshot;
+    model.loaded.clear();
+    model.requested.clear();
+    if model.resolve.function.is_none() {
+        model.resolve.function = model.functions.first().map(|(f, _)| f.clone());
+    }
+    let mut cmds = load_visible(model);
+    cmds.extend(resolve_cmd(model));
+    cmds
+}
+
+/// Ask for the settings of on-screen accounts not yet in memory, and forget
+/// far-away ones when the cache is full.
+fn load_visible(model: &mut Model) -> Vec<Cmd> {
+    let height = model.account_rows();
+    let offset = model.accounts.scroll_for(height);
+    // A page above and below, so scrolling a little needs no round trip.
+    let from = offset.saturating_sub(height);
+    let visible: Vec<i64> = model.accounts.window(from, height * 3).map(|e| e.account.id).collect();
+    if model.loaded.len() > SETTINGS_CACHE_ACCOUNTS {
+        let keep: HashSet<i64> = visible.iter().copied().collect();
+        let world = &mut model.world;
+        model.loaded.retain(|id| keep.contains(id));
+        let chain_ids: HashSet<i64> = world.chain.iter().filter_map(|e| e.account.as_ref().map(|a| a.id)).collect();
+        world.settings.retain(|(a, _), _| keep.contains(a) || chain_ids.contains(a));
+    }
+    let missing: Vec<i64> =
+        visible.into_iter().filter(|id| !model.is_loaded(*id) && !model.requested.contains(id)).collect();
+    if missing.is_empty() {
+        return Vec::new();
+    }
+    model.requested.extend(missing.iter().copied());
+    let request = model.request();
+    vec![Cmd::LoadSettings { request, account_ids: missing }]
+}
+
+fn resolve_cmd(model: &mut Model) -> Vec<Cmd> {
+    let (Some(email), Some(function)) = (model.resolve.email.clone(), model.resolve.function.clone()) else {
+        return Vec::new();
+    };
+    let request = model.request();
+    model.resolve_request = request;
+    vec![Cmd::Resolve { request, email, function }]
+}
+
+fn on_paste(model: &mut Model, text: &str) -> Vec<Cmd> {
+    // Only text inputs take pastes; line breaks never become keys.
+    let clean: String = text.chars().filter(|c| !c.is_control()).collect();
+    if let Some(Overlay::Picker(p)) = &mut model.overlay {
+        let query = format!("{}{clean}", p.query);
+        return set_picker_query(model, query);
+    }
+    if model.accounts.filtering {
+        let filter = format!("{}{clean}", model.accounts.filter);
+        model.accounts.set_filter(filter);
+        return load_visible(model);
+    }
+    Vec::new()
+}
+
+fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
+    let action = model.keymap.action(key);
+    if let Some(overlay) = &model.overlay {
+        return match overlay {
+            Overlay::Help { scroll } => {
+                let scroll = *scroll;
+                match action {
+                    Some(Action::Help | Action::Cancel | Action::Quit | Action::Accept) => model.overlay = None,
+                    Some(Action::Down | Action::PageDown) => {
+                        model.overlay = Some(Overlay::Help { scroll: (scroll + 1).min(40) })
+                    }
+                    Some(Action::Up | Action::PageUp) => {
+                        model.overlay = Some(Overlay::Help { scroll: scroll.saturating_sub(1) })
+                    }
+                    _ => {}
+                }
+                Vec::new()
+            }
+            Overlay::Picker(_) => picker_key(model, key, action),
+        };
+    }
+    if model.accounts.filtering {
+        return filter_key(model, key, action);
+    }
+    let Some(action) = action else {
+        return Vec::new();
+    };
+    let page = model.account_rows().max(1) as isize;
+    match action {
+        Action::Quit => {
+            model.quit = true;
+            Vec::new()
+        }
+        Action::Help => {
+            model.overlay = Some(Overlay::Help { scroll: 0 });
+            Vec::new()
+        }
+        Action::NextPane => {
+            model.focus = model.focus.next();
+            Vec::new()
+        }
+        Action::PrevPane => {
+            model.focus = model.focus.prev();
+            Vec::new()
+        }
+        Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
+            let delta = match action {
+                Action::Up => -1,
+                Action::Down => 1,
+                Action::PageUp => -page,
+                Action::PageDown => page,
+                Action::Top => isize::MIN / 2,
+                _ => isize::MAX / 2,
+            };
+            let scrolled = |scroll: u16| (scroll as isize + delta.clamp(-1000, 1000)).clamp(0, 1000) as u16;
+            match model.focus {
+                Pane::Resolve => {
+                    model.resolve.scroll = scrolled(model.resolve.scroll);
+                    Vec::new()
+                }
+                Pane::Setting => {
+                    model.setting_scroll = scrolled(model.setting_scroll);
+                    Vec::new()
+                }
+                Pane::Accounts => {
+                    let before = model.accounts.selected_index();
+                    model.accounts.move_by(delta);
+                    if model.accounts.selected_index() != before {
+                        model.setting_scroll = 0;
+                    }
+                    load_visible(model)
+                }
+            }
+        }
+        Action::Filter => {
+            model.accounts.filtering = true;
+            model.focus = Pane::Accounts;
+            Vec::new()
+        }
+        Action::NextTab => {
+            model.tab = (model.tab + 1) % model.tabs().len();
+            model.setting_scroll = 0;
+            Vec::new()
+        }
+        Action::PrevTab => {
+            let n = model.tabs().len();
+            model.tab = (model.tab + n - 1) % n;
+            model.setting_scroll = 0;
+            Vec::new()
+        }
+        Action::Tab1 | Action::Tab2 | Action::Tab3 | Action::Tab4 => {
+            let index = match action {
+                Action::Tab1 => 0,
+                Action::Tab2 => 1,
+                Action::Tab3 => 2,
+                _ => 3,
+            };
+            if index < model.tabs().len() {
+                model.tab = index;
+                model.setting_scroll = 0;
+            }
+            Vec::new()
+        }
+        Action::PickUser => open_user_picker(model),
+        Action::PickFunction => {
+            let items =
+                model.functions.iter().map(|(f, t)| Item { value: f.clone(), detail: format!("→ {t}") }).collect();
+            model.overlay = Some(Overlay::Picker(Picker::new(PickerKind::Function, items)));
+            Vec::new()
+        }
+        Action::Permissions => {
+            model.resolve.show_permissions = !model.resolve.show_permissions;
+            model.resolve.scroll = 0;
+            if model.resolve.email.is_none() {
+                model.notice = Some(format!("pick a user first ({})", model.keymap.first_key(Action::PickUser)));
+            }
+            Vec::new()
+        }
+        Action::Refresh => {
+            model.epoch = model.next_request;
+            let cmds = model.start();
+            model.notice = Some("reloading…".into());
+            cmds
+        }
+        Action::Cancel => {
+            if !model.accounts.filter.is_empty() {
+                model.accounts.set_filter(String::new());
+                return load_visible(model);
+            }
+            Vec::new()
+        }
+        Action::Accept => {
+            if model.focus == Pane::Accounts {
+                model.focus = Pane::Setting;
+            }
+            Vec::new()
+        }
+    }
+}
+
+fn filter_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+    match key {
+        "esc" => {
+            model.accounts.filtering = false;
+            model.accounts.set_filter(String::new());
+        }
+        "enter" => model.accounts.filtering = false,
+        "backspace" => {
+            let mut f = model.accounts.filter.clone();
+            f.pop();
+            model.accounts.set_filter(f);
+        }
+        "up" | "down" | "pageup" | "pagedown" => {
+            let delta = match key {
+                "up" => -1,
+                "down" => 1,
+                "pageup" => -(model.account_rows() as isize),
+                _ => model.account_rows() as isize,
+            };
+            model.accounts.move_by(delta);
+        }
+        "ctrl-c" => model.quit = true,
+        "space" => {
+            let f = format!("{} ", model.accounts.filter);
+            model.accounts.set_filter(f);
+        }
+        k if k.chars().count() == 1 => {
+            let f = format!("{}{k}", model.accounts.filter);
+            model.accounts.set_filter(f);
+        }
+        _ => {
+            if action == Some(Action::Quit) && key != "q" {
+                model.quit = true;
+            }
+        }
+    }
+    load_visible(model)
+}
+
+fn open_user_picker(model: &mut Model) -> Vec<Cmd> {
+    let mut picker = Picker::new(PickerKind::User, Vec::new());
+    picker.searching = true;
+    model.overlay = Some(Overlay::Picker(picker));
+    let request = model.request();
+    model.users_request = request;
+    vec![Cmd::FindUsers { request, query: String::new() }]
+}
+
+fn set_picker_query(model: &mut Model, query: String) -> Vec<Cmd> {
+    let Some(Overlay::Picker(p)) = &mut model.overlay else { return Vec::new() };
+    p.set_query(query.clone());
+    if p.kind != PickerKind::User {
+        return Vec::new();
+    }
+    p.searching = true;
+    let request = model.request();
+    model.users_request = request;
+    vec![Cmd::FindUsers { request, query }]
+}
+
+fn picker_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+    let Some(Overlay::Picker(p)) = &mut model.overlay else { return Vec::new() };
+    match key {
+        "esc" => {
+            model.overlay = None;
+            Vec::new()
+        }
+        "ctrl-c" => {
+            model.quit = true;
+            Vec::new()
+        }
+        "up" | "down" | "pageup" | "pagedown" => {
+            p.move_by(match key {
+                "up" => -1,
+                "down" => 1,
+                "pageup" => -10,
+                _ => 10,
+            });
+            Vec::new()
+        }
+        "enter" => {
+            let Some(choice) = p.current().map(|i| i.value.clone()) else { return Vec::new() };
+            let kind = p.kind;
+            model.overlay = None;
+            match kind {
+                PickerKind::User => model.resolve.email = Some(choice),
+                PickerKind::Function => model.resolve.function = Some(choice),
+            }
+            model.resolve.scroll = 0;
+            resolve_cmd(model)
+        }
+        "backspace" => {
+            let mut q = p.query.clone();
+            q.pop();
+            set_picker_query(model, q)
+        }
+        "space" => {
+            let q = format!("{} ", p.query);
+            set_picker_query(model, q)
+        }
+        k if k.chars().count() == 1 => {
+            let q = format!("{}{k}", p.query);
+            set_picker_query(model, q)
+        }
+        _ => {
+            let _ = action;
+            Vec::new()
+        }
+    }
+}

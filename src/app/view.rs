@@ -1,0 +1,784 @@
+//! Drawing the model: pure functions from `&Model` to a ratatui frame. Every
+//! string that came from the database passes through `text::visible` before
+//! it becomes a span. Only the visible rows of the accounts pane are built.
+
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+use serde_json::Value;
+
+use super::keymap::Action;
+use super::picker::PickerKind;
+use super::{Connection, Model, Overlay, Pane};
+use crate::domain::permissions::Action as Perm;
+use crate::domain::registry::{self, FieldKind, Kind};
+use crate::domain::resolve::{Hop, Verdict, resolve_type};
+use crate::domain::secret::{Secret, is_secret_field};
+use crate::domain::text::{visible, visible_short};
+use crate::domain::{Account, Policy, Setting};
+
+/// Styles, with or without colour (`NO_COLOR`).
+#[derive(Debug, Clone, Copy)]
+pub struct Theme {
+    pub color: bool,
+}
+
+impl Theme {
+    fn fg(self, c: Color) -> Style {
+        if self.color { Style::new().fg(c) } else { Style::new() }
+    }
+    fn ok(self) -> Style {
+        self.fg(Color::Green)
+    }
+    fn bad(self) -> Style {
+        if self.color { Style::new().fg(Color::Red) } else { Style::new().add_modifier(Modifier::BOLD) }
+    }
+    fn warn(self) -> Style {
+        if self.color { Style::new().fg(Color::Yellow) } else { Style::new().add_modifier(Modifier::BOLD) }
+    }
+    fn dim(self) -> Style {
+        if self.color { Style::new().fg(Color::DarkGray) } else { Style::new().add_modifier(Modifier::DIM) }
+    }
+    fn accent(self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+    fn selected(self, focused: bool) -> Style {
+        if focused {
+            Style::new().add_modifier(Modifier::REVERSED)
+        } else {
+            Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+        }
+    }
+    fn border(self, focused: bool) -> Style {
+        if focused { self.fg(Color::Cyan) } else { self.dim() }
+    }
+}
+
+fn theme(model: &Model) -> Theme {
+    Theme { color: !model.session.no_color }
+}
+
+/// The body below the header and above the footer.
+fn body(size: (u16, u16)) -> Rect {
+    Rect::new(0, 1, size.0, size.1.saturating_sub(2))
+}
+
+/// (accounts, setting, resolve) areas for a terminal size. Narrow
+/// terminals stack the setting over the resolve panel; the permissions view,
+/// which is longer, then takes the whole right column.
+fn panes(size: (u16, u16), permissions: bool) -> (Rect, Rect, Rect) {
+    let area = body(size);
+    if size.0 >= 120 {
+        let [a, s, r] =
+            Layout::horizontal([Constraint::Length(32), Constraint::Min(40), Constraint::Length(46)]).areas(area);
+        (a, s, r)
+    } else {
+        let [a, right] = Layout::horizontal([Constraint::Length(28), Constraint::Min(20)]).areas(area);
+        if permissions {
+            return (a, Rect { height: 0, ..right }, right);
+        }
+        let [s, r] = Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(right);
+        (a, s, r)
+    }
+}
+
+/// How many account rows fit: the pane minus borders and the filter line.
+pub fn accounts_height(size: (u16, u16)) -> usize {
+    panes(size, false).0.height.saturating_sub(3) as usize
+}
+
+pub fn draw(model: &Model, frame: &mut Frame) {
+    let area = frame.area();
+    let t = theme(model);
+    if area.width < 40 || area.height < 10 {
+        frame.render_widget(Paragraph::new("keyfall needs at least 40×10; enlarge the terminal"), area);
+        return;
+    }
+    let size = (area.width, area.height);
+    header(model, frame, Rect::new(0, 0, area.width, 1), t);
+    let (a, s, r) = panes(size, model.resolve.show_permissions);
+    accounts(model, frame, a, t);
+    if s.height > 0 {
+        setting(model, frame, s, t);
+    }
+    resolve_panel(model, frame, r, t);
+    footer(model, frame, Rect::new(0, area.height - 1, area.width, 1), t);
+    match &model.overlay {
+        Some(Overlay::Help { scroll }) => help(model, *scroll, frame, area, t),
+        Some(Overlay::Picker(_)) => picker(model, frame, area, t),
+        None => {}
+    }
+}
+
+fn header(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
+    // From the most to the least verbose; the first that fits is drawn. The
+    // read-only reason outlives everything but the name.
+    let variants = [header_spans(model, t, 0), header_spans(model, t, 1), header_spans(model, t, 2)];
+    let fits = |spans: &Vec<Span>| spans.iter().map(|s| s.width()).sum::<usize>() <= area.width as usize;
+    let chosen = variants.iter().find(|v| fits(v)).unwrap_or(&variants[2]).clone();
+    frame.render_widget(Paragraph::new(Line::from(chosen)), area);
+}
+
+/// The header at `terseness` 0 (everything), 1 (short words, no database),
+/// 2 (no operator either when the read-only reason names them).
+fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
+    let s = &model.session;
+    let mut spans = vec![Span::styled(" keyfall ", t.accent())];
+    if let Some(label) = &s.label {
+        let color = s.color.as_deref().and_then(parse_color).unwrap_or(Color::Red);
+        let style = if t.color {
+            Style::new().bg(color).fg(Color::White).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        };
+        spans.push(Span::styled(format!(" {} ", visible_short(label, 20)), style));
+        spans.push(Span::raw(" "));
+    }
+    if terseness == 0 {
+        spans.push(Span::raw(format!("{} · ", visible_short(&s.database, 40))));
+    }
+    let show_operator = terseness < 2 || s.access.read_only.is_none();
+    match &s.access.operator {
+        Some(op) if show_operator => {
+            let su = match (op.is_superuser, terseness) {
+                (false, _) => "",
+                (true, 0) => ", superuser",
+                (true, _) => ", su",
+            };
+            let who = if terseness == 0 { "as " } else { "" };
+            spans.push(Span::raw(format!("{who}{} ({}{su}) · ", visible_short(&op.email, 40), op.role.as_str())));
+        }
+        Some(_) => {}
+        None => spans.push(Span::styled("no operator · ", t.warn())),
+    }
+    let policy = if terseness == 0 {
+        format!("policy {} · ", model.policy.letter())
+    } else {
+        format!("{} · ", model.policy.letter())
+    };
+    spans.push(Span::raw(policy));
+    let (dot, word, style) = match model.connection {
+        Connection::Up => ("●", " connected", t.ok()),
+        Connection::Connecting => ("○", " connecting", t.dim()),
+        Connection::Lost => ("✗", " connection lost", t.bad()),
+    };
+    let state =
+        if terseness == 0 || model.connection == Connection::Lost { format!("{dot}{word}") } else { dot.into() };
+    spans.push(Span::styled(state, style));
+    if let Some(why) = &s.access.read_only {
+        spans.push(Span::raw(" · "));
+        spans.push(Span::styled(format!("read-only: {}", visible_short(why, 120)), t.warn()));
+    }
+    spans
+}
+
+fn footer(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
+    let line = match &model.notice {
+        Some(n) => Line::from(Span::styled(format!(" {n}"), t.warn())),
+        None => {
+            let k = |a: Action| model.keymap.first_key(a).to_string();
+            let hints = [
+                (k(Action::Help), "help"),
+                (k(Action::NextPane), "pane"),
+                (format!("{}-{}", k(Action::Tab1), k(Action::Tab3)), "type"),
+                (k(Action::Filter), "filter"),
+                (k(Action::PickUser), "user"),
+                (k(Action::PickFunction), "function"),
+                (k(Action::Permissions), "permissions"),
+                (k(Action::Quit), "quit"),
+            ];
+            let mut spans = vec![Span::raw(" ")];
+            for (key, what) in hints {
+                spans.push(Span::styled(key, t.accent()));
+                spans.push(Span::raw(format!(" {what}  ")));
+            }
+            Line::from(spans)
+        }
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn pane_block(title: String, focused: bool, t: Theme) -> Block<'static> {
+    Block::bordered()
+        .title(Line::from(Span::styled(title, t.border(focused).add_modifier(Modifier::BOLD))))
+        .border_style(t.border(focused))
+}
+
+/// `①`…`⑳` for chain positions.
+fn circled(position: i32) -> String {
+    match position {
+        1..=20 => char::from_u32(0x2460 + position as u32 - 1).map(String::from).unwrap_or_default(),
+        _ => format!("#{position}"),
+    }
+}
+
+/// One symbol per registry type: how an account stands for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// Its own setting answers.
+    Own,
+    /// It has a setting, but it is skipped and something else answers.
+    OwnSkipped,
+    /// No own setting; inherits from the chain.
+    Inherits,
+    /// Nothing answers (including a second hop that finds nothing).
+    Nothing,
+    /// Not loaded yet.
+    Unknown,
+}
+
+impl Marker {
+    fn symbol(self) -> &'static str {
+        match self {
+            Marker::Own => "●",
+            Marker::OwnSkipped => "!",
+            Marker::Inherits => "○",
+            Marker::Nothing => "✗",
+            Marker::Unknown => "·",
+        }
+    }
+
+    fn style(self, t: Theme) -> Style {
+        match self {
+            Marker::Own => t.ok(),
+            Marker::OwnSkipped => t.warn(),
+            Marker::Inherits => Style::new(),
+            Marker::Nothing => t.bad(),
+            Marker::Unknown => t.dim(),
+        }
+    }
+}
+
+pub fn marker(model: &Model, account: &Account, integration_type: &str) -> Marker {
+    if !model.is_loaded(account.id) {
+        return Marker::Unknown;
+    }
+    let hop = resolve_type(&model.world, Some(account), integration_type);
+    let has_own = model.world.settings.contains_key(&(account.id, integration_type.to_string()));
+    match (hop.is_resolved(), hop.answered_by.as_deref() == Some(account.slug.as_str()), has_own) {
+        (false, _, _) => Marker::Nothing,
+        (true, true, _) => Marker::Own,
+        (true, false, true) => Marker::OwnSkipped,
+        (true, false, false) => Marker::Inherits,
+    }
+}
+
+fn accounts(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
+    let focused = model.focus == Pane::Accounts;
+    let pane = &model.accounts;
+    let title = if pane.filter.is_empty() {
+        format!(" Accounts {} ", pane.total())
+    } else {
+        format!(" Accounts {}/{} ", pane.len(), pane.total())
+    };
+    let block = pane_block(title, focused, t);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height == 0 {
+        return;
+    }
+    let filter_line = if pane.filtering {
+        Line::from(vec![Span::styled("/", t.accent()), Span::raw(visible(&pane.filter).into_owned()), Span::raw("▏")])
+    } else if !pane.filter.is_empty() {
+        Line::from(vec![Span::styled("/", t.accent()), Span::raw(visible(&pane.filter).into_owned())])
+    } else {
+        let types: Vec<&str> = registry::TYPES.iter().map(|s| &s.label[..1]).collect();
+        Line::from(Span::styled(format!("{:>w$}", types.join(" "), w = inner.width as usize - 1), t.dim()))
+    };
+    frame.render_widget(Paragraph::new(filter_line), Rect { height: 1, ..inner });
+    let rows = inner.height.saturating_sub(1) as usize;
+    let offset = pane.scroll_for(rows);
+    let width = inner.width as usize;
+    let mut lines = Vec::with_capacity(rows);
+    for (i, entry) in pane.window(offset, rows).enumerate() {
+        let index = offset + i;
+        let chain = entry.chain.map(circled).unwrap_or_else(|| " ".into());
+        let slug_width = width.saturating_sub(2 + 6);
+        let slug = visible_short(&entry.account.slug, slug_width);
+        let mut style = Style::new();
+        if !entry.account.status.grants_access() {
+            style = t.dim();
+        }
+        let mut spans = vec![Span::raw(format!("{chain} ")), Span::styled(format!("{slug:<slug_width$}"), style)];
+        for spec in &registry::TYPES {
+            let m = marker(model, &entry.account, spec.name);
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(m.symbol(), m.style(t)));
+        }
+        let mut line = Line::from(spans);
+        if index == pane.selected_index() {
+            line = line.style(t.selected(focused));
+        }
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        lines
+            .push(Line::from(Span::styled(if pane.total() == 0 { "loading…" } else { "no account matches" }, t.dim())));
+    }
+    frame.render_widget(Paragraph::new(lines), Rect { y: inner.y + 1, height: inner.height - 1, ..inner });
+}
+
+pub fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
+    let secs = (now - then).num_seconds();
+    match secs {
+        s if s < 60 => "just now".into(),
+        s if s < 3600 => format!("{}m ago", s / 60),
+        s if s < 86_400 => format!("{}h ago", s / 3600),
+        s if s < 86_400 * 30 => format!("{}d ago", s / 86_400),
+        _ => then.format("%Y-%m-%d").to_string(),
+    }
+}
+
+fn setting(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
+    let focused = model.focus == Pane::Setting;
+    let tabs = model.tabs();
+    let current = model.current_type();
+    let mut title = vec![Span::raw(" ")];
+    for (i, ty) in tabs.iter().enumerate() {
+        let label = registry::spec(ty).map(|s| s.label.to_string()).unwrap_or_else(|| visible_short(ty, 20));
+        let text = format!("{} {label}", i + 1);
+        let style = if *ty == current { t.selected(true) } else { t.dim() };
+        title.push(Span::styled(text, style));
+        title.push(Span::raw(" │ "));
+    }
+    title.pop();
+    title.push(Span::raw(" "));
+    let block = Block::bordered().title(Line::from(title)).border_style(t.border(focused));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(account) = model.selected_account() else {
+        frame.render_widget(Paragraph::new(Span::styled("no account selected", t.dim())), inner);
+        return;
+    };
+    let lines = if model.is_loaded(account.id) {
+        setting_lines(model, account, &current, t)
+    } else {
+        vec![Line::from(Span::styled("loading…", t.dim()))]
+    };
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((model.setting_scroll, 0)), inner);
+}
+
+fn setting_lines(model: &Model, account: &Account, ty: &str, t: Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    let slug = visible(&account.slug).into_owned();
+    let own = model.world.settings.get(&(account.id, ty.to_string()));
+    let hop = resolve_type(&model.world, Some(account), ty);
+    match own {
+        Some(s) => {
+            lines.push(setting_head(model, &slug, "own", s, t));
+            lines.extend(verdict_line(&hop, account, t));
+            let consumer = registry::spec(ty).is_some_and(|spec| spec.kind == Kind::Consumer);
+            if let (true, Some(key)) = (consumer, s.config.get("apiKey")) {
+                let empty = if key.as_str() == Some("") { " (empty)" } else { "" };
+                lines.push(Line::from(Span::styled(
+                    format!("⚠ L001 {} carries its own apiKey{empty}; it should name a provider", visible(ty)),
+                    t.warn(),
+                )));
+            }
+            lines.extend(config_lines(ty, s, t));
+        }
+        None => {
+            let source = hop.answered_by.as_ref().and_then(|slug| {
+                model.world.chain.iter().find(|e| &e.slug == slug).map(|e| (slug.clone(), e.position))
+            });
+            match source {
+                Some((from, position)) => {
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("{slug} · "), Style::new().add_modifier(Modifier::BOLD)),
+                        Span::styled(format!("inherited from {} (chain {position})", visible(&from)), t.accent()),
+                    ]));
+                    let inherited = model
+                        .world
+                        .chain
+                        .iter()
+                        .find(|e| e.slug == from)
+                        .and_then(|e| e.account.as_ref())
+                        .and_then(|a| model.world.settings.get(&(a.id, ty.to_string())));
+                    if let Some(s) = inherited {
+                        lines.push(setting_head(model, &visible(&from), "source", s, t));
+                        lines.extend(config_lines(ty, s, t));
+                    }
+                    if let Some(second) = &hop.hop {
+                        lines.push(hop_summary(second, t));
+                    }
+                }
+                None => {
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("{slug} · no own setting · "), Style::new().add_modifier(Modifier::BOLD)),
+                        Span::styled("resolves to nothing", t.bad()),
+                    ]));
+                    for step in &hop.steps {
+                        lines.push(Line::from(Span::styled(
+                            format!(
+                                "  {} {} — {}",
+                                visible_short(&step.account, 24),
+                                step.verdict.as_str(),
+                                step.detail
+                            ),
+                            t.dim(),
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    lines
+}
+
+fn setting_head(model: &Model, slug: &str, what: &str, s: &Setting, t: Theme) -> Line<'static> {
+    let active = if s.is_active { Span::styled("active", t.ok()) } else { Span::styled("inactive", t.bad()) };
+    Line::from(vec![
+        Span::styled(format!("{slug} · {what} · "), Style::new().add_modifier(Modifier::BOLD)),
+        active,
+        Span::raw(format!(
+            " · v{} · {} by {}",
+            s.version,
+            ago(model.now, s.updated_at),
+            visible_short(s.updated_by.as_deref().unwrap_or("?"), 24)
+        )),
+    ])
+}
+
+fn verdict_line(hop: &Hop, account: &Account, t: Theme) -> Vec<Line<'static>> {
+    let mine = hop.steps.iter().find(|s| s.account == account.slug);
+    let mut out = Vec::new();
+    match mine {
+        Some(step) if step.verdict == Verdict::Answered => {
+            out.push(Line::from(Span::styled("✓ answers for this account", t.ok())));
+        }
+        Some(step) => {
+            let then = match &hop.answered_by {
+                Some(by) => format!("; {} answers instead", visible(by)),
+                None => "; nothing answers".into(),
+            };
+            out.push(Line::from(Span::styled(
+                format!("⚠ skipped: {} — {}{then}", step.verdict.as_str(), step.detail),
+                t.warn(),
+            )));
+        }
+        None => {
+            if let Some(by) = &hop.answered_by {
+                out.push(Line::from(Span::styled(
+                    format!("system account: {} answers first in the chain", visible(by)),
+                    t.dim(),
+                )));
+            }
+        }
+    }
+    if let Some(second) = &hop.hop {
+        out.push(hop_summary(second, t));
+    }
+    out
+}
+
+fn hop_summary(second: &Hop, t: Theme) -> Line<'static> {
+    match &second.answered_by {
+        Some(by) => Line::from(Span::styled(
+            format!("└ {} key from {}", visible(&second.integration_type), visible(by)),
+            t.dim(),
+        )),
+        None => Line::from(Span::styled(
+            format!("└ {}: nothing answers the second hop", visible(&second.integration_type)),
+            t.bad(),
+        )),
+    }
+}
+
+fn config_lines(ty: &str, s: &Setting, t: Theme) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    let Some(map) = s.config.as_object() else {
+        out.push(Line::from(Span::styled(
+            format!("config is {}, not an object:", registry::json_kind(&s.config)),
+            t.bad(),
+        )));
+        out.push(Line::from(visible_short(&s.config.to_string(), 400)));
+        return out;
+    };
+    let spec = registry::spec(ty);
+    let width = 12;
+    if let Some(spec) = spec {
+        for field in spec.fields {
+            let value = map.get(field.name);
+            let shown = match (value, field.kind) {
+                (None | Some(Value::Null), _) if field.required && spec.kind == Kind::Consumer => {
+                    Span::styled("— missing (required)", t.bad())
+                }
+                (None | Some(Value::Null), FieldKind::Secret) => Span::styled("— missing", t.bad()),
+                (None | Some(Value::Null), _) => Span::styled("—", t.dim()),
+                (Some(v), FieldKind::Secret) => secret_span(v, t),
+                (Some(v), _) => value_span(v),
+            };
+            out.push(Line::from(vec![Span::styled(format!("{:<width$} ", field.name), t.dim()), shown]));
+        }
+    }
+    let mut extra: Vec<&String> = map.keys().filter(|k| spec.is_none_or(|s| s.field(k).is_none())).collect();
+    extra.sort();
+    for key in extra {
+        let v = &map[key];
+        let shown = if is_secret_field(key) { secret_span(v, t) } else { value_span(v) };
+        let note = if spec.is_some() {
+            if key == "apiKey" && spec.is_some_and(|s| s.kind == Kind::Consumer) {
+                Span::styled("  ⚠ L001 a consumer has its own apiKey", t.warn())
+            } else {
+                Span::styled("  (not in the registry)", t.dim())
+            }
+        } else {
+            Span::raw("")
+        };
+        out.push(Line::from(vec![
+            Span::styled(format!("{:<width$} ", visible_short(key, width)), t.dim()),
+            shown,
+            note,
+        ]));
+    }
+    out
+}
+
+fn secret_span(v: &Value, t: Theme) -> Span<'static> {
+    match v {
+        Value::String(s) if s.is_empty() => Span::styled("\"\" (empty)", t.bad()),
+        Value::String(s) => Span::raw(Secret::new(s.clone()).masked()),
+        other => Span::styled(Secret::new(other.to_string()).masked(), t.bad()),
+    }
+}
+
+fn value_span(v: &Value) -> Span<'static> {
+    match v {
+        Value::String(s) => Span::raw(visible_short(s, 200)),
+        other => Span::raw(visible_short(&other.to_string(), 200)),
+    }
+}
+
+fn resolve_panel(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
+    let focused = model.focus == Pane::Resolve;
+    let title = if model.resolve.show_permissions { " Permissions " } else { " Resolve as " };
+    let block = pane_block(title.to_string(), focused, t);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let mut lines = Vec::new();
+    let r = &model.resolve;
+    let user = match &r.email {
+        Some(e) => Span::raw(visible_short(e, 40)),
+        None => Span::styled(format!("{}: pick a user", model.keymap.first_key(Action::PickUser)), t.dim()),
+    };
+    lines.push(Line::from(vec![Span::styled("user     ", t.dim()), user]));
+    if !r.show_permissions {
+        let function = match &r.function {
+            Some(f) => {
+                let ty = model.functions.iter().find(|(n, _)| n == f).map(|(_, t)| t.as_str()).unwrap_or("?");
+                Span::raw(format!("{} → {}", visible(f), visible(ty)))
+            }
+            None => Span::styled("f: pick a function", t.dim()),
+        };
+        lines.push(Line::from(vec![Span::styled("function ", t.dim()), function]));
+        lines.push(Line::raw(""));
+        lines.extend(trace_lines(model, inner.width as usize, t));
+    } else {
+        lines.extend(permission_lines(model, t));
+    }
+    frame.render_widget(Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false }).scroll((r.scroll, 0)), inner);
+}
+
+fn trace_lines(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    let Some(res) = &model.resolve.resolution else {
+        if model.resolve.email.is_some() {
+            out.push(Line::from(Span::styled("resolving…", t.dim())));
+        }
+        return out;
+    };
+    hop_lines(&res.hop, 0, width, t, &mut out);
+    for w in &res.warnings {
+        out.push(Line::from(Span::styled(format!("⚠ {}", w.message), t.warn())));
+    }
+    out.push(Line::raw(""));
+    if res.is_resolved() {
+        let mut text = format!("✓ {} answers", visible(res.hop.answered_by.as_deref().unwrap_or("?")));
+        if let Some(h) = &res.hop.hop {
+            text.push_str(&format!(
+                ", {} from {}",
+                visible(&h.integration_type),
+                visible(h.answered_by.as_deref().unwrap_or("?"))
+            ));
+        }
+        out.push(Line::from(Span::styled(text, t.ok())));
+    } else {
+        out.push(Line::from(Span::styled("✗ unresolved", t.bad())));
+    }
+    out
+}
+
+fn hop_lines(hop: &Hop, depth: usize, width: usize, t: Theme, out: &mut Vec<Line<'static>>) {
+    let indent = "  ".repeat(depth);
+    let slug_width = width.saturating_sub(indent.len() + 20).clamp(8, 24);
+    for (i, step) in hop.steps.iter().enumerate() {
+        let (word, style) = match step.verdict {
+            Verdict::Answered => ("ANSWER".to_string(), t.ok().add_modifier(Modifier::BOLD)),
+            ref v => (v.as_str().to_string(), t.dim()),
+        };
+        out.push(Line::from(vec![
+            Span::raw(format!("{indent}{} {:<slug_width$} ", i + 1, visible_short(&step.account, slug_width))),
+            Span::styled(word, style),
+        ]));
+        if step.verdict != Verdict::NoRow || depth == 0 {
+            out.push(Line::from(Span::styled(format!("{indent}  {}", step.detail), t.dim())));
+        }
+    }
+    if let Some(next) = &hop.hop {
+        out.push(Line::from(Span::styled(format!("{indent}└ {}", visible(&next.integration_type)), t.accent())));
+        hop_lines(next, depth + 1, width, t, out);
+    }
+}
+
+fn permission_lines(model: &Model, t: Theme) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    let Some(current) = model.permissions(model.policy) else {
+        if model.resolve.email.is_some() {
+            out.push(Line::from(Span::styled("loading…", t.dim())));
+        }
+        return out;
+    };
+    out.push(Line::from(vec![
+        Span::styled("settings ", t.dim()),
+        Span::raw(visible(&current.target).into_owned()),
+        Span::styled(format!(" · policy {} ({})", model.policy.letter(), model.policy.as_str()), t.dim()),
+    ]));
+    out.push(Line::raw(""));
+    // The answer to "why can't they?" first: each denied action's failing
+    // checks under the policy in force.
+    // The same failing check usually denies several actions: say it once.
+    let mut failing: Vec<(String, String, Vec<&str>)> = Vec::new();
+    for action in Perm::ALL {
+        let Some(d) = current.actions.get(action.as_str()) else { continue };
+        for c in d.failing() {
+            match failing.iter_mut().find(|(n, r, _)| *n == c.name && *r == c.reason) {
+                Some(entry) => entry.2.push(action.as_str()),
+                None => failing.push((c.name.clone(), c.reason.clone(), vec![action.as_str()])),
+            }
+        }
+    }
+    for (name, reason, actions) in &failing {
+        out.push(Line::from(vec![
+            Span::styled(format!("✗ {} ", actions.join(", ")), t.bad()),
+            Span::styled("denied by ", t.dim()),
+            Span::raw(name.clone()),
+            Span::styled(format!(": {reason}"), t.dim()),
+        ]));
+    }
+    if failing.is_empty() {
+        out.push(Line::from(Span::styled("✓ every action is allowed", t.ok())));
+    }
+    out.push(Line::raw(""));
+    // The three policies side by side, the one in force marked.
+    let all: Vec<_> = Policy::ALL.iter().filter_map(|p| model.permissions(*p)).collect();
+    let mut head = vec![Span::raw(format!("{:<16}", ""))];
+    for p in Policy::ALL {
+        let mark = if p == model.policy { "*" } else { " " };
+        head.push(Span::styled(format!("{}{mark} ", p.letter()), t.dim()));
+    }
+    out.push(Line::from(head));
+    for action in Perm::ALL {
+        let mut row = vec![Span::raw(format!("{:<16}", action.as_str()))];
+        for perms in &all {
+            let allowed = perms.actions.get(action.as_str()).is_some_and(|d| d.allowed);
+            row.push(if allowed { Span::styled("✓  ", t.ok()) } else { Span::styled("✗  ", t.bad()) });
+        }
+        out.push(Line::from(row));
+    }
+    out.push(Line::raw(""));
+    out.push(Line::from(Span::styled("check by check:", t.dim())));
+    for action in Perm::ALL {
+        let Some(d) = current.actions.get(action.as_str()) else { continue };
+        let verdict = if d.allowed { Span::styled("ALLOWED", t.ok()) } else { Span::styled("DENIED", t.bad()) };
+        out.push(Line::from(vec![Span::raw(format!("{} ", action.as_str())), verdict]));
+        for c in &d.checks {
+            let (mark, style) = if c.passed { ("✓", t.ok()) } else { ("✗", t.bad()) };
+            out.push(Line::from(vec![
+                Span::styled(format!(" {mark} "), style),
+                Span::raw(c.name.clone()),
+                Span::styled(format!(" — {}", c.reason), t.dim()),
+            ]));
+        }
+        if let Some(note) = &d.note {
+            out.push(Line::from(Span::styled(format!("   {note}"), t.dim())));
+        }
+    }
+    out
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let w = width.min(area.width.saturating_sub(2));
+    let h = height.min(area.height.saturating_sub(2));
+    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+}
+
+fn help(model: &Model, scroll: u16, frame: &mut Frame, area: Rect, t: Theme) {
+    let entries = model.keymap.help();
+    let mut lines: Vec<Line> = entries
+        .iter()
+        .map(|(keys, what)| Line::from(vec![Span::styled(format!("{keys:<18}"), t.accent()), Span::raw(*what)]))
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::from(Span::styled(
+        "accounts: ● own answers  ○ inherits  ! own skipped  ✗ nothing  · loading   ①②③ chain",
+        t.dim(),
+    )));
+    let box_area = centered(area, 78, lines.len() as u16 + 2);
+    let hidden = (lines.len() as u16 + 2).saturating_sub(box_area.height);
+    let scroll = scroll.min(hidden);
+    let title = if hidden > 0 { " Keys (from your keymap) · j/k scroll " } else { " Keys (from your keymap) " };
+    frame.render_widget(Clear, box_area);
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)).block(pane_block(title.into(), true, t)), box_area);
+}
+
+fn picker(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
+    let Some(Overlay::Picker(p)) = &model.overlay else { return };
+    let title = match p.kind {
+        PickerKind::User => " Resolve as user (type to search) ",
+        PickerKind::Function => " AI function ",
+    };
+    let box_area = centered(area, 64, area.height.saturating_sub(4).min(20));
+    frame.render_widget(Clear, box_area);
+    let block = pane_block(title.into(), true, t);
+    let inner = block.inner(box_area);
+    frame.render_widget(block, box_area);
+    let searching = if p.searching { "  searching…" } else { "" };
+    let mut lines = vec![Line::from(vec![
+        Span::styled("> ", t.accent()),
+        Span::raw(visible(&p.query).into_owned()),
+        Span::raw("▏"),
+        Span::styled(searching, t.dim()),
+    ])];
+    let rows = inner.height.saturating_sub(1) as usize;
+    let offset = p.selected.saturating_sub(rows.saturating_sub(1));
+    for (i, item) in p.shown().enumerate().skip(offset).take(rows) {
+        let mut line = Line::from(vec![
+            Span::raw(format!("{:<36} ", visible_short(&item.value, 36))),
+            Span::styled(visible_short(&item.detail, 40), t.dim()),
+        ]);
+        if i == p.selected {
+            line = line.style(t.selected(true));
+        }
+        lines.push(line);
+    }
+    if p.is_empty() && !p.searching {
+        lines.push(Line::from(Span::styled("no match", t.dim())));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn parse_color(name: &str) -> Option<Color> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "red" => Color::Red,
+        "green" => Color::Green,
+        "yellow" => Color::Yellow,
+        "blue" => Color::Blue,
+        "magenta" => Color::Magenta,
+        "cyan" => Color::Cyan,
+        "gray" | "grey" => Color::Gray,
+        _ => return None,
+    })
+}

@@ -1,0 +1,38 @@
+//! The command executor: runs one `Cmd` against the store and answers with
+//! the `Msg` carrying the same request id. Runs in background tasks, never
+//! on the input or render path. Tests call it directly.
+
+use crate::app::{Boot, Cmd, Msg, USER_PAGE};
+use crate::store::{Store, StoreError};
+
+pub async fn run(store: &Store, cmd: Cmd) -> Msg {
+    match cmd {
+        Cmd::Boot { request } => {
+            let (accounts, base, functions) =
+                tokio::join!(store.account_index(), store.subject(None, None), store.functions());
+            match (accounts, base, functions) {
+                (Ok(accounts), Ok(base), Ok(functions)) => {
+                    Msg::Booted { request, boot: Box::new(Boot { accounts, base, functions }) }
+                }
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => failed(request, e),
+            }
+        }
+        Cmd::LoadSettings { request, account_ids } => match store.settings_of(&account_ids).await {
+            Ok(settings) => Msg::Settings { request, account_ids, settings },
+            Err(e) => failed(request, e),
+        },
+        Cmd::Resolve { request, email, function } => match store.subject(Some(&email), Some(&function)).await {
+            Ok(subject) => Msg::Resolved { request, subject: Box::new(subject) },
+            Err(e) => failed(request, e),
+        },
+        Cmd::FindUsers { request, query } => match store.find_users(&query, USER_PAGE).await {
+            Ok(hits) => Msg::UsersFound { request, hits },
+            Err(e) => failed(request, e),
+        },
+    }
+}
+
+fn failed(request: u64, e: StoreError) -> Msg {
+    let unavailable = matches!(e, StoreError::Unavailable(_));
+    Msg::Failed { request, error: e.to_string(), unavailable }
+}

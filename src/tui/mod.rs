@@ -1,0 +1,152 @@
+//! The console's runtime: the only user of crossterm. It owns the terminal
+//! (raw mode, alternate screen, bracketed paste — restored on every exit
+//! path, a panic included), turns terminal events into `Msg`s, runs `Cmd`s
+//! in background tasks, and redraws. ratatui diffs frames, so only cells
+//! that changed are written — what keeps it light over SSH.
+
+pub mod exec;
+
+use std::io::{self, Stdout};
+use std::time::Duration;
+
+use crossterm::event::{
+    DisableBracketedPaste, EnableBracketedPaste, Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+};
+use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
+use crossterm::{cursor, execute};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+
+use crate::app::{self, Cmd, Model, Msg};
+use crate::store::Store;
+
+/// Raw mode and the alternate screen, undone on drop.
+pub struct TerminalGuard {
+    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+impl TerminalGuard {
+    pub fn enter() -> io::Result<TerminalGuard> {
+        install_restoring_panic_hook();
+        enable_raw_mode()?;
+        let mut stdout = io::stdout();
+        if let Err(e) = execute!(stdout, EnterAlternateScreen, EnableBracketedPaste, cursor::Hide) {
+            restore();
+            return Err(e);
+        }
+        let terminal = Terminal::new(CrosstermBackend::new(stdout)).inspect_err(|_| restore())?;
+        Ok(TerminalGuard { terminal })
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// Put the terminal back as we found it. Safe to call more than once.
+pub fn restore() {
+    let _ = execute!(io::stdout(), DisableBracketedPaste, LeaveAlternateScreen, cursor::Show);
+    let _ = disable_raw_mode();
+}
+
+fn install_restoring_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+}
+
+/// A crossterm key as the keymap names it: "q", "G", "ctrl-c", "enter".
+pub fn key_name(key: &KeyEvent) -> Option<String> {
+    if !matches!(key.kind, KeyEventKind::Press | KeyEventKind::Repeat) {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    let base = match key.code {
+        KeyCode::Char(' ') => "space".to_string(),
+        KeyCode::Char(c) if ctrl || alt => c.to_lowercase().to_string(),
+        KeyCode::Char(c) => c.to_string(),
+        KeyCode::Enter => "enter".into(),
+        KeyCode::Esc => "esc".into(),
+        KeyCode::Tab => "tab".into(),
+        KeyCode::BackTab => "backtab".into(),
+        KeyCode::Backspace => "backspace".into(),
+        KeyCode::Delete => "delete".into(),
+        KeyCode::Insert => "insert".into(),
+        KeyCode::Up => "up".into(),
+        KeyCode::Down => "down".into(),
+        KeyCode::Left => "left".into(),
+        KeyCode::Right => "right".into(),
+        KeyCode::Home => "home".into(),
+        KeyCode::End => "end".into(),
+        KeyCode::PageUp => "pageup".into(),
+        KeyCode::PageDown => "pagedown".into(),
+        KeyCode::F(n) => format!("f{n}"),
+        _ => return None,
+    };
+    Some(if ctrl {
+        format!("ctrl-{base}")
+    } else if alt {
+        format!("alt-{base}")
+    } else {
+        base
+    })
+}
+
+/// Run the console until the user quits.
+pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
+    let mut guard = TerminalGuard::enter()?;
+    let size = guard.terminal.size()?;
+    model.size = (size.width, size.height);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let spawn = |cmds: Vec<Cmd>| {
+        for cmd in cmds {
+            let store = store.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let msg = exec::run(&store, cmd).await;
+                let _ = tx.send(msg);
+            });
+        }
+    };
+    spawn(model.start());
+    guard.terminal.draw(|f| app::view::draw(&model, f))?;
+
+    let mut events = EventStream::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        let msg = tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(Event::Key(key))) => match key_name(&key) {
+                    Some(name) => Msg::Key(name),
+                    None => continue,
+                },
+                Some(Ok(Event::Paste(text))) => Msg::Paste(text),
+                Some(Ok(Event::Resize(width, height))) => Msg::Resize { width, height },
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => break,
+            },
+            Some(msg) = rx.recv() => msg,
+            _ = tick.tick() => Msg::Tick { now: chrono::Utc::now() },
+            _ = terminate.recv() => break,
+            _ = hangup.recv() => break,
+        };
+        let cmds = app::update(&mut model, msg);
+        spawn(cmds);
+        if model.quit {
+            break;
+        }
+        guard.terminal.draw(|f| app::view::draw(&model, f))?;
+    }
+    drop(guard);
+    Ok(())
+}

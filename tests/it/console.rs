@@ -1,0 +1,252 @@
+//! The console without a terminal: `update()` driven by real replies from a
+//! demo database (through the same executor the runtime uses), rendered to
+//! a `TestBackend` at 80×24 and 160×48 and compared with snapshots.
+
+use std::collections::VecDeque;
+
+use keyfall::app::keymap::Keymap;
+use keyfall::app::{Access, Cmd, Model, Msg, Session, update, view};
+use keyfall::store::Store;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+use crate::support::TestDb;
+
+/// Run commands (and the commands their replies call for) to quiescence.
+async fn drive(store: &Store, model: &mut Model, cmds: Vec<Cmd>) {
+    let mut queue = VecDeque::from(cmds);
+    while let Some(cmd) = queue.pop_front() {
+        let msg = keyfall::tui::exec::run(store, cmd).await;
+        queue.extend(update(model, msg));
+    }
+}
+
+async fn keys(store: &Store, model: &mut Model, keys: &[&str]) {
+    for key in keys {
+        let cmds = update(model, Msg::Key(key.to_string()));
+        drive(store, model, cmds).await;
+    }
+}
+
+async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model {
+    let config = keyfall::config::Config {
+        database_url: None,
+        operator: operator.map(str::to_string),
+        data_dir: std::env::temp_dir(),
+        state_dir: std::env::temp_dir(),
+        label: None,
+        color: None,
+        read_only: false,
+        keys: Default::default(),
+    };
+    let access = keyfall::cli::console_access(&db.store, &config).await.unwrap();
+    let session = Session { database: "localhost/keyfall".into(), label: None, color: None, access, no_color: true };
+    let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());
+    let cmds = update(&mut model, Msg::Resize { width: size.0, height: size.1 });
+    drive(&db.store, &mut model, cmds).await;
+    let cmds = model.start();
+    drive(&db.store, &mut model, cmds).await;
+    // Relative times read "just now" against data written moments ago.
+    update(&mut model, Msg::Tick { now: chrono::Utc::now() });
+    model
+}
+
+fn screen(model: &Model) -> String {
+    let (w, h) = model.size;
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| view::draw(model, f)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let mut out = String::new();
+    for y in 0..h {
+        let line: String = (0..w).map(|x| buffer[(x, y)].symbol().to_string()).collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+async fn select(db: &TestDb, model: &mut Model, slug: &str) {
+    let id = db.store.account(slug).await.unwrap().unwrap().id;
+    // Walk down with the keys a person would press until it is selected.
+    for _ in 0..50 {
+        if model.selected_account().map(|a| a.id) == Some(id) {
+            return;
+        }
+        keys(&db.store, model, &["j"]).await;
+    }
+    panic!("{slug} not reachable");
+}
+
+#[tokio::test]
+async fn opens_on_aws_admin_openai_with_every_account_marked() {
+    let db = TestDb::demo().await;
+    for size in [(80, 24), (160, 48)] {
+        let model = console(&db, Some("dev@igny8.com"), size).await;
+        assert_eq!(model.selected_account().unwrap().slug, "aws-admin");
+        assert_eq!(model.current_type(), "openai");
+        let text = screen(&model);
+        assert!(text.contains("① aws-admin"), "{text}");
+        assert!(text.contains("as dev@igny8.com") || text.contains("dev@igny8.com (developer"), "{text}");
+        assert!(!text.contains("read-only"), "a developer's console may write: {text}");
+        insta::assert_snapshot!(format!("main_{}x{}", size.0, size.1), text);
+    }
+}
+
+#[tokio::test]
+async fn image_generation_tab_shows_the_seeds_wrong_config() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["3"]).await;
+    let text = screen(&model);
+    assert!(text.contains("provider     — missing (required)"), "{text}");
+    assert!(text.contains("invalid_config"), "{text}");
+    assert!(text.contains("L001"), "{text}");
+    insta::assert_snapshot!("aws_admin_image_generation_80x24", text);
+}
+
+#[tokio::test]
+async fn a_tenant_inherits_every_type_from_aws_admin() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;
+    select(&db, &mut model, "paid-2").await;
+    for tab in ["1", "2"] {
+        keys(&db.store, &mut model, &[tab]).await;
+        let text = screen(&model);
+        assert!(text.contains("inherited from aws-admin (chain 1)"), "tab {tab}: {text}");
+    }
+    keys(&db.store, &mut model, &["3"]).await;
+    let text = screen(&model);
+    assert!(text.contains("resolves to nothing"), "{text}");
+    insta::assert_snapshot!("paid_2_image_generation_160x48", text);
+}
+
+#[tokio::test]
+async fn resolve_as_paid2_generate_images_shows_why_it_is_unresolved() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;
+    keys(&db.store, &mut model, &["u", "p", "a", "i", "d", "2", "enter"]).await;
+    assert_eq!(model.resolve.email.as_deref(), Some("paid2@paid.com"));
+    keys(&db.store, &mut model, &["f"]).await;
+    // Walk the function list to generate_images.
+    for _ in 0..10 {
+        let current = match &model.overlay {
+            Some(keyfall::app::Overlay::Picker(p)) => p.current().map(|i| i.value.clone()),
+            _ => None,
+        };
+        if current.as_deref() == Some("generate_images") {
+            break;
+        }
+        keys(&db.store, &mut model, &["down"]).await;
+    }
+    keys(&db.store, &mut model, &["enter"]).await;
+    let text = screen(&model);
+    assert!(text.contains("generate_images → image_generation"), "{text}");
+    assert!(text.contains("provider is required"), "{text}");
+    assert!(text.contains("✗ unresolved"), "{text}");
+    insta::assert_snapshot!("resolve_paid2_generate_images_160x48", text);
+
+    keys(&db.store, &mut model, &["p"]).await;
+    let text = screen(&model);
+    assert!(
+        text.contains("modify_settings") && text.contains("denied by") && text.contains("IsSystemAccountOrDeveloper:"),
+        "{text}"
+    );
+    insta::assert_snapshot!("permissions_paid2_160x48", text);
+}
+
+#[tokio::test]
+async fn permissions_are_one_key_away_at_80x24() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("paid2@paid.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["p"]).await;
+    let text = screen(&model);
+    assert!(text.contains("read-only: paid2@paid.com fails IsSystemAccountOrDeveloper"), "{text}");
+    assert!(
+        text.contains("modify_settings") && text.contains("denied by") && text.contains("IsSystemAccountOrDeveloper:"),
+        "{text}"
+    );
+    insta::assert_snapshot!("permissions_read_only_paid2_80x24", text);
+}
+
+#[tokio::test]
+async fn filter_help_and_picker_screens() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, None, (80, 24)).await;
+    assert!(screen(&model).contains("read-only: no operator"));
+    keys(&db.store, &mut model, &["/", "p", "d", "2"]).await;
+    assert_eq!(model.accounts.len(), 1);
+    assert_eq!(model.selected_account().unwrap().slug, "paid-2");
+    insta::assert_snapshot!("filter_pd2_80x24", screen(&model));
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert_eq!(model.accounts.len(), 8);
+    keys(&db.store, &mut model, &["?"]).await;
+    let help = screen(&model);
+    assert!(help.contains("quit keyfall") && help.contains("q/ctrl-c"), "{help}");
+    keys(&db.store, &mut model, &["j", "j", "j", "j", "j"]).await;
+    assert!(screen(&model).contains("● own answers"), "the legend is reachable by scrolling");
+    insta::assert_snapshot!("help_80x24", help);
+    keys(&db.store, &mut model, &["esc", "u"]).await;
+    insta::assert_snapshot!("user_picker_80x24", screen(&model));
+}
+
+#[tokio::test]
+async fn hostile_names_never_reach_the_terminal_raw() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        r#"INSERT INTO accounts (slug, name) VALUES ('aaa-hostile', E'\x1b]0;pwned\x07\u202e');
+           INSERT INTO integration_settings (account_id, integration_type, config)
+           VALUES ((SELECT id FROM accounts WHERE slug = 'aaa-hostile'), 'openai',
+                   jsonb_build_object('apiKey', E'sk-\x1b[2Jclear-screen-key-0000', 'model', E'\x1b[31mred', 'note', repeat('x', 1000000)));"#,
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;
+    select(&db, &mut model, "aaa-hostile").await;
+    let text = screen(&model);
+    assert!(!text.contains('\u{1b}') && !text.contains('\u{202e}') && !text.contains('\u{7}'), "{text}");
+    assert!(text.contains("\\x1b[31mred"), "{text}");
+    assert!(!text.contains("clear-screen"), "a key is masked even when hostile");
+}
+
+#[tokio::test]
+async fn stale_replies_are_dropped() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    // Two quick picks: only the second's answer may land.
+    let first = update(&mut model, Msg::Key("u".into()));
+    let Cmd::FindUsers { request: old, .. } = first[0].clone() else { panic!("{first:?}") };
+    let second = update(&mut model, Msg::Key("z".into()));
+    let Cmd::FindUsers { request: new, .. } = second[0].clone() else { panic!("{second:?}") };
+    assert!(new > old);
+    let hit =
+        keyfall::store::UserHit { email: "stale@x.com".into(), role: "owner".into(), account: None, is_active: true };
+    update(&mut model, Msg::UsersFound { request: old, hits: vec![hit] });
+    let Some(keyfall::app::Overlay::Picker(p)) = &model.overlay else { panic!() };
+    assert!(p.is_empty(), "a stale reply must not land");
+}
+
+#[test]
+fn navigation_is_pure() {
+    let session = Session {
+        database: "x".into(),
+        label: None,
+        color: None,
+        access: Access { operator: None, read_only: Some("no operator".into()) },
+        no_color: true,
+    };
+    let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());
+    let cmds = model.start();
+    assert!(matches!(cmds[..], [Cmd::Boot { .. }]));
+    assert!(update(&mut model, Msg::Key("tab".into())).is_empty());
+    assert_eq!(model.focus, keyfall::app::Pane::Setting);
+    update(&mut model, Msg::Key("2".into()));
+    assert_eq!(model.current_type(), "runware");
+    update(&mut model, Msg::Key("]".into()));
+    assert_eq!(model.current_type(), "image_generation");
+    update(&mut model, Msg::Key("]".into()));
+    assert_eq!(model.current_type(), "openai");
+    update(&mut model, Msg::Key("q".into()));
+    assert!(model.quit);
+}
