@@ -3,15 +3,15 @@
 //! - one resolve, both hops, from query to pure verdict: p50 and p99;
 //! - the fallback report, every account × type, set-based.
 //!
-//! Run: `cargo bench --bench targets`. It uses `KEYFALL_BENCH_URL`, else the
-//! server keyfall would find (DATABASE_URL, local, private cluster) with the
-//! database `keyfall_bench_xl`, loading the XL data set there the first
-//! time (~20 s). Not a test: it prints figures and asserts nothing.
+//! Run: `cargo bench --bench targets` (see `common.rs` for the database).
+//! Not a test: it prints figures and asserts nothing.
+
+mod common;
 
 use std::time::{Duration, Instant};
 
 use keyfall::domain::resolve::resolve;
-use keyfall::store::{Store, Target, connect};
+use keyfall::store::Store;
 
 const RESOLVES: usize = 20_000;
 const REPORTS: usize = 7;
@@ -95,16 +95,7 @@ fn ms(d: Duration) -> String {
 }
 
 async fn machine(store: &Store) {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let version: String =
         sqlx::query_scalar("SELECT split_part(version(), ' on ', 1)").fetch_one(store.pool()).await.unwrap_or_default();
-    println!("machine: {cpu}, {cores} cores; {version}");
+    println!("machine: {}; {version}", common::machine());
 }

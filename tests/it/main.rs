@@ -8,6 +8,7 @@ mod cluster;
 mod console;
 mod domain_permissions;
 mod domain_resolve;
+mod pty;
 mod report_prop;
 mod store;
 mod support;

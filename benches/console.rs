@@ -1,0 +1,185 @@
+//! DESIGN §10 targets for the console at XL (100,000 accounts, 1,000,000
+//! users, 250,000 settings):
+//! - start to first full frame, and RSS, of the real (release) binary in a
+//!   pseudo-terminal: "full" means the accounts pane with its markers, the
+//!   setting and the resolve-as trace all drawn;
+//! - one filter keystroke to frame (update + draw), in process;
+//! - bytes written to the terminal for one cursor move.
+//!
+//! Run: `cargo bench --bench console` (see `common.rs` for the database).
+//! Not a test: it prints figures and asserts nothing.
+
+mod common;
+
+#[path = "../tests/common/pty.rs"]
+mod pty;
+
+use std::collections::VecDeque;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use keyfall::app::keymap::Keymap;
+use keyfall::app::{Access, Cmd, Model, Msg, Session, update, view};
+use keyfall::store::Store;
+use ratatui::backend::{CrosstermBackend, TestBackend};
+use ratatui::{Terminal, TerminalOptions, Viewport};
+use sqlx::ConnectOptions;
+
+const STARTS: usize = 10;
+
+#[tokio::main]
+async fn main() {
+    let (store, target) = common::xl_store().await;
+    println!("machine: {}; data: XL in {}", common::machine(), store.label());
+    start_up(&target.options.to_url_lossy().to_string());
+    keystrokes(&store).await;
+    cursor_bytes(&store).await;
+}
+
+fn start_up(url: &str) {
+    let mut times = Vec::new();
+    let mut rss_kb = 0;
+    for _ in 0..STARTS {
+        let mut pty = pty::Pty::open(48, 160);
+        let home = tempfile::tempdir().expect("tempdir");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
+        command
+            .args(["--database-url", url, "--as", "dev@igny8.com"])
+            .env("TERM", "xterm-256color")
+            .env("HOME", home.path())
+            .env("XDG_STATE_HOME", home.path());
+        let started = Instant::now();
+        let mut child = pty.spawn(command);
+        pty.wait_for(Duration::from_secs(30), |s| {
+            s.contains("● connected")
+                && s.contains("② default-account")
+                && s.contains("✓ answers for this account")
+                && s.contains("✓ aws-admin answers")
+                && !s.contains("loading")
+                && !s.contains(" · · ·")
+        });
+        times.push(started.elapsed());
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        rss_kb = rss_kb.max(field("VmHWM:")).max(field("VmRSS:"));
+        pty.send(b"q");
+        pty.wait_exit(&mut child, Duration::from_secs(20));
+    }
+    times.sort();
+    println!(
+        "start to first full frame (real binary, 160×48 pty): median {} max {}   target <300 ms",
+        ms(times[times.len() / 2]),
+        ms(*times.last().unwrap())
+    );
+    println!("peak RSS at first frame: {:.1} MB   target <80 MB", rss_kb as f64 / 1024.0);
+}
+
+async fn drive(store: &Store, model: &mut Model, cmds: Vec<Cmd>) {
+    let mut queue = VecDeque::from(cmds);
+    while let Some(cmd) = queue.pop_front() {
+        let msg = keyfall::tui::exec::run(store, cmd).await;
+        queue.extend(update(model, msg));
+    }
+}
+
+async fn booted(store: &Store, size: (u16, u16)) -> Model {
+    let session = Session {
+        database: store.label().to_string(),
+        label: None,
+        color: None,
+        access: Access { operator: None, read_only: Some("bench".into()) },
+        no_color: false,
+    };
+    let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());
+    let cmds = update(&mut model, Msg::Resize { width: size.0, height: size.1 });
+    drive(store, &mut model, cmds).await;
+    let cmds = model.start();
+    drive(store, &mut model, cmds).await;
+    model
+}
+
+async fn keystrokes(store: &Store) {
+    let mut model = booted(store, (160, 48)).await;
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("terminal");
+    terminal.draw(|f| view::draw(&model, f)).expect("draw");
+    let mut samples = Vec::new();
+    // Typed twice: the first pass scans all 100,000 slugs on its first key.
+    for round in 0..20 {
+        for key in ["/", "x", "l", "0", "4", "2", "esc"] {
+            let started = Instant::now();
+            let cmds = update(&mut model, Msg::Key(key.to_string()));
+            terminal.draw(|f| view::draw(&model, f)).expect("draw");
+            let elapsed = started.elapsed();
+            if key != "/" && key != "esc" {
+                samples.push((round, key, elapsed));
+            }
+            // Settings for newly shown rows arrive in the background; not
+            // part of the keystroke's frame.
+            drive(store, &mut model, cmds).await;
+        }
+    }
+    let mut all: Vec<Duration> = samples.iter().map(|s| s.2).collect();
+    all.sort();
+    let first: Vec<Duration> = samples.iter().filter(|s| s.1 == "x").map(|s| s.2).collect();
+    println!(
+        "filter keystroke to frame (update + draw, 160×48, {} keys): p50 {} p99 {} max {}; first key (full scan) median {}   target <10 ms",
+        all.len(),
+        ms(all[all.len() / 2]),
+        ms(all[all.len() * 99 / 100]),
+        ms(*all.last().unwrap()),
+        ms(median(first))
+    );
+}
+
+async fn cursor_bytes(store: &Store) {
+    for size in [(80u16, 24u16), (160, 48)] {
+        let mut model = booted(store, size).await;
+        let written = Arc::new(AtomicUsize::new(0));
+        // A fixed viewport: the size under test, not the bench's own terminal.
+        let viewport = Viewport::Fixed(ratatui::layout::Rect::new(0, 0, size.0, size.1));
+        let mut terminal =
+            Terminal::with_options(CrosstermBackend::new(Counter(written.clone())), TerminalOptions { viewport })
+                .expect("terminal");
+        terminal.draw(|f| view::draw(&model, f)).expect("draw");
+        let mut bytes = Vec::new();
+        for _ in 0..5 {
+            let cmds = update(&mut model, Msg::Key("j".into()));
+            drive(store, &mut model, cmds).await;
+            written.store(0, Ordering::SeqCst);
+            terminal.draw(|f| view::draw(&model, f)).expect("draw");
+            bytes.push(written.load(Ordering::SeqCst));
+        }
+        println!("bytes written for one cursor move (j) at {}×{}: {:?}   target <1 KB", size.0, size.1, bytes);
+    }
+}
+
+/// A terminal that only counts what it is sent.
+struct Counter(Arc<AtomicUsize>);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.fetch_add(buf.len(), Ordering::SeqCst);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
