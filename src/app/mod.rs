@@ -17,7 +17,8 @@ use crate::domain::permissions::{self, Permissions, Subject, Target};
 use crate::domain::registry;
 use crate::domain::resolve::{Resolution, Snapshot, resolve};
 use crate::domain::{Account, Policy, Setting, User};
-use crate::store::{AccountRow, SubjectData, UserHit};
+use crate::store::listen::Change;
+use crate::store::{AccountRow, AuditEntry, SubjectData, UserHit};
 
 use accounts::{AccountsPane, status_of};
 use keymap::{Action, Keymap};
@@ -51,6 +52,14 @@ pub enum Msg {
     UsersFound { request: u64, hits: Vec<UserHit> },
     /// A request failed; `unavailable` when the database is unreachable.
     Failed { request: u64, error: String, unavailable: bool },
+    /// Something changed in the database, written by any client.
+    Changed(Change),
+    /// The change listener lost its connection (it keeps retrying).
+    ListenerLost { error: String },
+    /// The change listener is back: what is on screen may be stale.
+    ListenerResumed,
+    /// The audit entry behind a change, to say who made it.
+    AuditLoaded { request: u64, entry: Option<AuditEntry> },
 }
 
 /// Work for the runtime. Each carries the request id its reply will bear.
@@ -64,6 +73,8 @@ pub enum Cmd {
     Resolve { request: u64, email: String, function: String },
     /// Search users by email for the picker.
     FindUsers { request: u64, query: String },
+    /// Read one audit entry (to name who made a change).
+    LoadAudit { request: u64, id: i64 },
 }
 
 /// What the console loads first.
@@ -146,6 +157,23 @@ pub struct ResolvePanel {
     pub scroll: u16,
 }
 
+/// Changes heard since the last tick, applied together (at most one reload
+/// per tick, however many notices arrive).
+#[derive(Debug, Default)]
+pub struct Pending {
+    accounts: HashSet<i64>,
+    /// The chain, the policy, the functions, or a bulk write: reload all.
+    everything: bool,
+    /// The newest audit entry, to name its actor.
+    audit: Option<i64>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.accounts.is_empty() && !self.everything && self.audit.is_none()
+    }
+}
+
 /// The whole console state. Panes own their state; the model wires them.
 #[derive(Debug)]
 pub struct Model {
@@ -169,6 +197,7 @@ pub struct Model {
     /// One line for the footer; cleared by the next key.
     pub notice: Option<String>,
     pub quit: bool,
+    pending: Pending,
     loaded: HashSet<i64>,
     requested: HashSet<i64>,
     next_request: u64,
@@ -199,6 +228,7 @@ impl Model {
             overlay: None,
             notice: None,
             quit: false,
+            pending: Pending::default(),
             loaded: HashSet::new(),
             requested: HashSet::new(),
             next_request: 1,
@@ -288,6 +318,33 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         }
         Msg::Tick { now } => {
             model.now = now;
+            apply_pending(model)
+        }
+        Msg::Changed(change) => {
+            note_change(model, change);
+            Vec::new()
+        }
+        Msg::ListenerLost { error } => {
+            model.connection = Connection::Lost;
+            model.notice = Some(format!(
+                "database connection lost ({}); retrying",
+                crate::domain::text::visible_short(&error, 80)
+            ));
+            Vec::new()
+        }
+        Msg::ListenerResumed => {
+            // Notices sent while we were away are gone: reload what we show.
+            model.notice = Some("database connection back; reloaded".into());
+            model.epoch = model.next_request;
+            model.start()
+        }
+        Msg::AuditLoaded { request, entry } => {
+            if request < model.epoch {
+                return Vec::new();
+            }
+            if let Some(e) = entry {
+                model.notice = Some(change_notice(&e));
+            }
             Vec::new()
         }
         Msg::Booted { request, boot } => {
@@ -359,6 +416,63 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             Vec::new()
         }
     }
+}
+
+fn note_change(model: &mut Model, change: Change) {
+    let chain_ids: HashSet<i64> =
+        model.world.chain.iter().filter_map(|e| e.account.as_ref().map(|a| a.id)).collect();
+    match (change.table.as_str(), change.account_id, change.bulk) {
+        ("integration_settings", Some(id), None) if !chain_ids.contains(&id) => {
+            model.pending.accounts.insert(id);
+        }
+        _ => model.pending.everything = true,
+    }
+    if change.audit_id.is_some() {
+        model.pending.audit = change.audit_id;
+    }
+}
+
+/// Reload what the pending changes touched that is in memory, re-resolve,
+/// and fetch the audit entry that names the actor.
+fn apply_pending(model: &mut Model) -> Vec<Cmd> {
+    if model.pending.is_empty() {
+        return Vec::new();
+    }
+    let pending = std::mem::take(&mut model.pending);
+    let mut cmds = Vec::new();
+    if pending.everything {
+        model.epoch = model.next_request;
+        cmds.extend(model.start());
+    } else {
+        let stale: Vec<i64> = pending.accounts.into_iter().filter(|id| model.loaded.contains(id)).collect();
+        if !stale.is_empty() {
+            let request = model.request();
+            model.requested.extend(stale.iter().copied());
+            cmds.push(Cmd::LoadSettings { request, account_ids: stale });
+        }
+        cmds.extend(resolve_cmd(model));
+    }
+    if let Some(id) = pending.audit {
+        let request = model.request();
+        cmds.push(Cmd::LoadAudit { request, id });
+    }
+    cmds
+}
+
+fn change_notice(e: &AuditEntry) -> String {
+    use crate::domain::text::visible_short;
+    let what = match (&e.account, &e.integration_type) {
+        (Some(a), Some(t)) => format!("{} {}", visible_short(a, 40), visible_short(t, 30)),
+        _ => e.table_name.replace('_', " "),
+    };
+    let version = e.after.as_ref().and_then(|a| a.get("version")).map(|v| format!(" (v{v})")).unwrap_or_default();
+    let did = match e.action.as_str() {
+        "insert" => "created",
+        "update" => "updated",
+        "delete" => "deleted",
+        other => other,
+    };
+    format!("{} {did} {what}{version} {}", visible_short(&e.actor, 60), e.at.format("at %H:%M:%S UTC"))
 }
 
 fn user_item(hit: UserHit) -> Item {

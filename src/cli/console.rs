@@ -69,7 +69,7 @@ pub async fn access(store: &Store, config: &Config) -> Result<Access, CliError> 
         None
     } else {
         let failing: Vec<String> = system.failing().map(|c| c.name.clone()).collect();
-        Some(format!("{} fails {}", visible_short(&user.email, 60), failing.join(", ")))
+        Some(format!("{} fails for {}", failing.join(", "), visible_short(&user.email, 60)))
     };
     Ok(Access { operator: Some(user), read_only })
 }

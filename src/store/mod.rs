@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod connect;
+pub mod listen;
 mod queries;
 
 use std::time::Duration;
@@ -14,7 +15,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 pub use connect::{Source, Target};
-pub use queries::{AccountRow, ReportRow, SettingRef, SubjectData, UserHit, WriteOutcome};
+pub use queries::{AccountRow, AuditEntry, ReportRow, SettingRef, SubjectData, UserHit, WriteOutcome};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

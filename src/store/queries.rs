@@ -104,6 +104,20 @@ pub struct UserHit {
     pub is_active: bool,
 }
 
+/// One audit row, secrets already fingerprinted by the trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub table_name: String,
+    pub account: Option<String>,
+    pub integration_type: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
 /// A setting identified for display and writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct SettingRef {
@@ -276,6 +290,17 @@ SELECT jsonb_build_object(
             hits.extend(more);
         }
         Ok(hits)
+    }
+
+    /// One audit entry by id.
+    pub async fn audit_entry(&self, id: i64) -> Result<Option<AuditEntry>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, at, actor, action, table_name, account_slug AS account, integration_type, before, after
+               FROM audit_log WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Every AI function with the integration type it uses.

@@ -29,6 +29,10 @@ pub async fn run(store: &Store, cmd: Cmd) -> Msg {
             Ok(hits) => Msg::UsersFound { request, hits },
             Err(e) => failed(request, e),
         },
+        Cmd::LoadAudit { request, id } => match store.audit_entry(id).await {
+            Ok(entry) => Msg::AuditLoaded { request, entry },
+            Err(e) => failed(request, e),
+        },
     }
 }
 

@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::app::{self, Cmd, Model, Msg};
 use crate::store::Store;
+use crate::store::listen::Event as DbEvent;
 
 /// Raw mode and the alternate screen, undone on drop.
 pub struct TerminalGuard {
@@ -116,10 +117,20 @@ pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
         }
     };
     spawn(model.start());
+    let events_tx = tx.clone();
+    let listener = tokio::spawn(crate::store::listen::listen(store.clone(), move |event| {
+        let msg = match event {
+            DbEvent::Change(change) => Msg::Changed(change),
+            DbEvent::Lost(error) => Msg::ListenerLost { error },
+            DbEvent::Resumed => Msg::ListenerResumed,
+        };
+        events_tx.send(msg).is_ok()
+    }));
     guard.terminal.draw(|f| app::view::draw(&model, f))?;
 
     let mut events = EventStream::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Changes heard between ticks are applied together on the next one.
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
@@ -147,6 +158,7 @@ pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
         }
         guard.terminal.draw(|f| app::view::draw(&model, f))?;
     }
+    listener.abort();
     drop(guard);
     Ok(())
 }

@@ -160,7 +160,7 @@ async fn permissions_are_one_key_away_at_80x24() {
     let mut model = console(&db, Some("paid2@paid.com"), (80, 24)).await;
     keys(&db.store, &mut model, &["p"]).await;
     let text = screen(&model);
-    assert!(text.contains("read-only: paid2@paid.com fails IsSystemAccountOrDeveloper"), "{text}");
+    assert!(text.contains("read-only: IsSystemAccountOrDeveloper fails for paid2@paid.com"), "{text}");
     assert!(
         text.contains("modify_settings") && text.contains("denied by") && text.contains("IsSystemAccountOrDeveloper:"),
         "{text}"
@@ -249,4 +249,40 @@ fn navigation_is_pure() {
     assert_eq!(model.current_type(), "openai");
     update(&mut model, Msg::Key("q".into()));
     assert!(model.quit);
+}
+
+#[tokio::test]
+async fn a_write_from_psql_reaches_the_console_live_naming_the_actor() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;
+    select(&db, &mut model, "acme-studio").await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::spawn(keyfall::store::listen::listen(db.store.clone(), move |e| tx.send(e).is_ok()));
+    // Wait until the listener is subscribed: a first write is heard.
+    let mut psql = db.raw().await;
+    let heard = loop {
+        sqlx::raw_sql(
+            "BEGIN; SET LOCAL keyfall.actor = 'ops-script@igny8.com';
+             UPDATE integration_settings SET config = jsonb_set(config, '{model}', '\"gpt-4.1\"')
+              WHERE account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio') AND integration_type = 'openai';
+             COMMIT;",
+        )
+        .execute(&mut psql)
+        .await
+        .unwrap();
+        match tokio::time::timeout(std::time::Duration::from_millis(500), rx.recv()).await {
+            Ok(Some(keyfall::store::listen::Event::Change(c))) => break c,
+            _ => continue,
+        }
+    };
+    assert_eq!(heard.table, "integration_settings");
+    let cmds = update(&mut model, Msg::Changed(heard));
+    assert!(cmds.is_empty(), "changes wait for the next tick (coalesced)");
+    let cmds = update(&mut model, Msg::Tick { now: chrono::Utc::now() });
+    assert!(cmds.iter().any(|c| matches!(c, Cmd::LoadSettings { .. })), "{cmds:?}");
+    drive(&db.store, &mut model, cmds).await;
+    let text = screen(&model);
+    assert!(text.contains("gpt-4.1"), "{text}");
+    assert!(text.contains("ops-script@igny8.com updated acme-studio openai"), "{text}");
+    listener.abort();
 }
