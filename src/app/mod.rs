@@ -419,8 +419,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
 }
 
 fn note_change(model: &mut Model, change: Change) {
-    let chain_ids: HashSet<i64> =
-        model.world.chain.iter().filter_map(|e| e.account.as_ref().map(|a| a.id)).collect();
+    let chain_ids: HashSet<i64> = model.world.chain.iter().filter_map(|e| e.account.as_ref().map(|a| a.id)).collect();
     match (change.table.as_str(), change.account_id, change.bulk) {
         ("integration_settings", Some(id), None) if !chain_ids.contains(&id) => {
             model.pending.accounts.insert(id);
