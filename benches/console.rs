@@ -33,7 +33,7 @@ const STARTS: usize = 10;
 async fn main() {
     let (store, target) = common::xl_store().await;
     println!("machine: {}; data: XL in {}", common::machine(), store.label());
-    start_up(&target.options.to_url_lossy().to_string());
+    start_up(target.options.to_url_lossy().as_ref());
     keystrokes(&store).await;
     cursor_bytes(&store).await;
 }
