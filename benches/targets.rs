@@ -18,24 +18,8 @@ const REPORTS: usize = 7;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    // `cargo bench` passes `--bench`; nothing else is understood.
-    let target = match std::env::var("KEYFALL_BENCH_URL") {
-        Ok(url) => Target {
-            options: connect::parse_url(&url).expect("KEYFALL_BENCH_URL"),
-            source: keyfall::store::Source::Configured,
-        },
-        Err(_) => {
-            let url = std::env::var("DATABASE_URL").ok();
-            connect::discover(url.as_deref(), &keyfall::config::data_dir())
-                .await
-                .expect("a PostgreSQL server")
-                .with_database("keyfall_bench_xl")
-        }
-    };
-    let store = Store::open(&target).await.expect("open the bench database");
     let load = Instant::now();
-    store.load_demo().await.expect("demo");
-    store.load_demo_xl().await.expect("xl");
+    let (store, _) = common::xl_store().await;
     println!("data: XL in {} (ready in {:.1} s)", store.label(), load.elapsed().as_secs_f64());
     machine(&store).await;
 
