@@ -497,36 +497,39 @@ fn config_lines(ty: &str, s: &Setting, t: Theme) -> Vec<Line<'static>> {
         out.push(Line::from(visible_short(&s.config.to_string(), 400)));
         return out;
     };
-    let spec = registry::spec(ty);
+    let Some(spec) = registry::spec(ty) else {
+        // A type keyfall does not know: its config as raw JSON, secrets
+        // masked, every line made safe.
+        out.push(Line::from(Span::styled("a type keyfall does not know; raw config:", t.dim())));
+        let pretty = serde_json::to_string_pretty(&crate::domain::secret::mask_config(&s.config)).unwrap_or_default();
+        out.extend(pretty.lines().take(200).map(|l| Line::from(visible_short(l, 400))));
+        return out;
+    };
     let width = 12;
-    if let Some(spec) = spec {
-        for field in spec.fields {
-            let value = map.get(field.name);
-            let shown = match (value, field.kind) {
-                (None | Some(Value::Null), _) if field.required && spec.kind == Kind::Consumer => {
-                    Span::styled("— missing (required)", t.bad())
-                }
-                (None | Some(Value::Null), FieldKind::Secret) => Span::styled("— missing", t.bad()),
-                (None | Some(Value::Null), _) => Span::styled("—", t.dim()),
-                (Some(v), FieldKind::Secret) => secret_span(v, t),
-                (Some(v), _) => value_span(v),
-            };
-            out.push(Line::from(vec![Span::styled(format!("{:<width$} ", field.name), t.dim()), shown]));
-        }
+    for field in spec.fields {
+        let value = map.get(field.name);
+        let shown = match (value, field.kind) {
+            (None | Some(Value::Null), _) if field.required && spec.kind == Kind::Consumer => {
+                Span::styled("— missing (required)", t.bad())
+            }
+            (None | Some(Value::Null), FieldKind::Secret) => Span::styled("— missing", t.bad()),
+            (None | Some(Value::Null), _) => Span::styled("—", t.dim()),
+            (Some(v), FieldKind::Secret) => secret_span(v, t),
+            (Some(v), _) => value_span(v),
+        };
+        out.push(Line::from(vec![Span::styled(format!("{:<width$} ", field.name), t.dim()), shown]));
     }
-    let mut extra: Vec<&String> = map.keys().filter(|k| spec.is_none_or(|s| s.field(k).is_none())).collect();
+    // Fields the registry does not list are kept (the Django app may use
+    // them) and shown after.
+    let mut extra: Vec<&String> = map.keys().filter(|k| spec.field(k).is_none()).collect();
     extra.sort();
     for key in extra {
         let v = &map[key];
         let shown = if is_secret_field(key) { secret_span(v, t) } else { value_span(v) };
-        let note = if spec.is_some() {
-            if key == "apiKey" && spec.is_some_and(|s| s.kind == Kind::Consumer) {
-                Span::styled("  ⚠ L001 a consumer has its own apiKey", t.warn())
-            } else {
-                Span::styled("  (not in the registry)", t.dim())
-            }
+        let note = if key == "apiKey" && spec.kind == Kind::Consumer {
+            Span::styled("  ⚠ L001 a consumer has its own apiKey", t.warn())
         } else {
-            Span::raw("")
+            Span::styled("  (not in the registry)", t.dim())
         };
         out.push(Line::from(vec![
             Span::styled(format!("{:<width$} ", visible_short(key, width)), t.dim()),

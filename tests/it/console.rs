@@ -65,6 +65,15 @@ fn screen(model: &Model) -> String {
     out
 }
 
+/// Snapshot the current screen at 80×24 and at 160×48.
+async fn snapshots(db: &TestDb, model: &mut Model, name: &str) {
+    for (w, h) in [(80, 24), (160, 48)] {
+        let cmds = update(model, Msg::Resize { width: w, height: h });
+        drive(&db.store, model, cmds).await;
+        insta::assert_snapshot!(format!("{name}_{w}x{h}"), screen(model));
+    }
+}
+
 async fn select(db: &TestDb, model: &mut Model, slug: &str) {
     let id = db.store.account(slug).await.unwrap().unwrap().id;
     // Walk down with the keys a person would press until it is selected.
@@ -88,8 +97,9 @@ async fn opens_on_aws_admin_openai_with_every_account_marked() {
         assert!(text.contains("① aws-admin"), "{text}");
         assert!(text.contains("as dev@igny8.com") || text.contains("dev@igny8.com (developer"), "{text}");
         assert!(!text.contains("read-only"), "a developer's console may write: {text}");
-        insta::assert_snapshot!(format!("main_{}x{}", size.0, size.1), text);
     }
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    snapshots(&db, &mut model, "main").await;
 }
 
 #[tokio::test]
@@ -101,7 +111,7 @@ async fn image_generation_tab_shows_the_seeds_wrong_config() {
     assert!(text.contains("provider     — missing (required)"), "{text}");
     assert!(text.contains("invalid_config"), "{text}");
     assert!(text.contains("L001"), "{text}");
-    insta::assert_snapshot!("aws_admin_image_generation_80x24", text);
+    snapshots(&db, &mut model, "aws_admin_image_generation").await;
 }
 
 #[tokio::test]
@@ -117,7 +127,9 @@ async fn a_tenant_inherits_every_type_from_aws_admin() {
     keys(&db.store, &mut model, &["3"]).await;
     let text = screen(&model);
     assert!(text.contains("resolves to nothing"), "{text}");
-    insta::assert_snapshot!("paid_2_image_generation_160x48", text);
+    snapshots(&db, &mut model, "paid_2_image_generation").await;
+    keys(&db.store, &mut model, &["1"]).await;
+    snapshots(&db, &mut model, "paid_2_openai_inherited").await;
 }
 
 #[tokio::test]
@@ -143,7 +155,7 @@ async fn resolve_as_paid2_generate_images_shows_why_it_is_unresolved() {
     assert!(text.contains("generate_images → image_generation"), "{text}");
     assert!(text.contains("provider is required"), "{text}");
     assert!(text.contains("✗ unresolved"), "{text}");
-    insta::assert_snapshot!("resolve_paid2_generate_images_160x48", text);
+    snapshots(&db, &mut model, "resolve_paid2_generate_images").await;
 
     keys(&db.store, &mut model, &["p"]).await;
     let text = screen(&model);
@@ -151,7 +163,7 @@ async fn resolve_as_paid2_generate_images_shows_why_it_is_unresolved() {
         text.contains("modify_settings") && text.contains("denied by") && text.contains("IsSystemAccountOrDeveloper:"),
         "{text}"
     );
-    insta::assert_snapshot!("permissions_paid2_160x48", text);
+    snapshots(&db, &mut model, "permissions_paid2").await;
 }
 
 #[tokio::test]
@@ -165,7 +177,7 @@ async fn permissions_are_one_key_away_at_80x24() {
         text.contains("modify_settings") && text.contains("denied by") && text.contains("IsSystemAccountOrDeveloper:"),
         "{text}"
     );
-    insta::assert_snapshot!("permissions_read_only_paid2_80x24", text);
+    snapshots(&db, &mut model, "permissions_read_only_paid2").await;
 }
 
 #[tokio::test]
@@ -176,7 +188,7 @@ async fn filter_help_and_picker_screens() {
     keys(&db.store, &mut model, &["/", "p", "d", "2"]).await;
     assert_eq!(model.accounts.len(), 1);
     assert_eq!(model.selected_account().unwrap().slug, "paid-2");
-    insta::assert_snapshot!("filter_pd2_80x24", screen(&model));
+    snapshots(&db, &mut model, "filter_pd2").await;
     keys(&db.store, &mut model, &["esc"]).await;
     assert_eq!(model.accounts.len(), 8);
     keys(&db.store, &mut model, &["?"]).await;
@@ -184,9 +196,11 @@ async fn filter_help_and_picker_screens() {
     assert!(help.contains("quit keyfall") && help.contains("q/ctrl-c"), "{help}");
     keys(&db.store, &mut model, &["j", "j", "j", "j", "j"]).await;
     assert!(screen(&model).contains("● own answers"), "the legend is reachable by scrolling");
-    insta::assert_snapshot!("help_80x24", help);
+    snapshots(&db, &mut model, "help").await;
+    let cmds = update(&mut model, Msg::Resize { width: 80, height: 24 });
+    drive(&db.store, &mut model, cmds).await;
     keys(&db.store, &mut model, &["esc", "u"]).await;
-    insta::assert_snapshot!("user_picker_80x24", screen(&model));
+    snapshots(&db, &mut model, "user_picker").await;
 }
 
 #[tokio::test]
@@ -285,4 +299,25 @@ async fn a_write_from_psql_reaches_the_console_live_naming_the_actor() {
     assert!(text.contains("gpt-4.1"), "{text}");
     assert!(text.contains("ops-script@igny8.com updated acme-studio openai"), "{text}");
     listener.abort();
+}
+
+#[tokio::test]
+async fn an_unknown_type_gets_a_tab_with_its_raw_json() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        r#"INSERT INTO integration_settings (account_id, integration_type, config)
+           VALUES ((SELECT id FROM accounts WHERE slug = 'aws-admin'), 'anthropic',
+                   '{"api_key": "sk-ant-demo-0000000000000000", "model": "claude", "limits": {"rpm": 60}}');"#,
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    assert_eq!(model.tabs(), vec!["openai", "runware", "image_generation", "anthropic"]);
+    keys(&db.store, &mut model, &["4"]).await;
+    let text = screen(&model);
+    assert!(text.contains("raw config") && text.contains("\"rpm\": 60"), "{text}");
+    assert!(!text.contains("sk-ant-demo"), "secrets are masked in raw JSON too: {text}");
+    snapshots(&db, &mut model, "unknown_type").await;
 }
