@@ -54,6 +54,8 @@ async fn main() {
         ms(*samples.last().unwrap())
     );
 
+    impact(&store).await;
+
     let mut runs = Vec::new();
     let mut rows = 0;
     for _ in 0..REPORTS {
@@ -68,6 +70,58 @@ async fn main() {
         ms(runs[0]),
         ms(*runs.last().unwrap())
     );
+}
+
+/// The impact preview of one edit (DESIGN §10: under 1 s at XL).
+async fn impact(store: &Store) {
+    use keyfall::store::Proposal;
+    let aws = store.account("aws-admin").await.expect("query").expect("aws-admin");
+    let tenant = store.account("xl-050000").await.expect("query").expect("xl tenant");
+    let cases = [
+        (
+            "tenant's own openai key",
+            Proposal::Setting {
+                account_id: tenant.id,
+                integration_type: "openai".into(),
+                config: serde_json::json!({"apiKey": "sk-bench-000000000000"}),
+                is_active: true,
+            },
+        ),
+        (
+            "aws-admin openai key (every account)",
+            Proposal::Setting {
+                account_id: aws.id,
+                integration_type: "openai".into(),
+                config: serde_json::json!({"apiKey": "sk-bench-000000000000", "model": "gpt-4o"}),
+                is_active: true,
+            },
+        ),
+        (
+            "aws-admin image_generation fix",
+            Proposal::Setting {
+                account_id: aws.id,
+                integration_type: "image_generation".into(),
+                config: serde_json::json!({"provider": "openai", "model": "dall-e-3"}),
+                is_active: true,
+            },
+        ),
+        ("chain without aws-admin (all types)", Proposal::Chain(vec!["default-account".into(), "default".into()])),
+    ];
+    for (name, proposal) in cases {
+        let mut runs = Vec::new();
+        let mut groups = 0;
+        for _ in 0..5 {
+            let started = Instant::now();
+            groups = store.impact(&proposal).await.expect("impact").len();
+            runs.push(started.elapsed());
+        }
+        runs.sort();
+        println!(
+            "impact preview, {name}: median={} max={} ({groups} groups)   target <1 s",
+            ms(percentile(&runs, 0.5)),
+            ms(*runs.last().unwrap())
+        );
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

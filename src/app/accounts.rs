@@ -38,6 +38,9 @@ impl AccountsPane {
     /// is still there.
     pub fn set_accounts(&mut self, accounts: Vec<Account>, chain: &[ChainEntry]) {
         let keep = self.selected().map(|e| e.account.id);
+        // `shown` indexes the old entries: forget it before replacing them.
+        self.shown.clear();
+        self.selected = 0;
         let mut entries: Vec<Entry> = accounts
             .into_iter()
             .map(|account| {
@@ -120,7 +123,10 @@ impl AccountsPane {
         if self.filter.trim().is_empty() {
             self.shown = (0..self.entries.len() as u32).collect();
         } else {
-            let narrowing = !self.shown_for.is_empty() && self.filter.starts_with(&self.shown_for);
+            // Extending a filter can only drop matches — except under
+            // negation (`!ab` matches what `!a` does not).
+            let narrowing =
+                !self.shown_for.is_empty() && self.filter.starts_with(&self.shown_for) && !self.filter.contains('!');
             let candidates: Vec<u32> =
                 if narrowing { std::mem::take(&mut self.shown) } else { (0..self.entries.len() as u32).collect() };
             let pattern = Pattern::parse(&self.filter, CaseMatching::Ignore, Normalization::Smart);

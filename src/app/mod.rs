@@ -9,7 +9,7 @@ pub mod keymap;
 pub mod picker;
 pub mod view;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -75,6 +75,19 @@ pub enum Cmd {
     FindUsers { request: u64, query: String },
     /// Read one audit entry (to name who made a change).
     LoadAudit { request: u64, id: i64 },
+}
+
+impl Cmd {
+    /// The request id the reply will carry.
+    pub fn request(&self) -> u64 {
+        match self {
+            Cmd::Boot { request }
+            | Cmd::LoadSettings { request, .. }
+            | Cmd::Resolve { request, .. }
+            | Cmd::FindUsers { request, .. }
+            | Cmd::LoadAudit { request, .. } => *request,
+        }
+    }
 }
 
 /// What the console loads first.
@@ -200,6 +213,10 @@ pub struct Model {
     pending: Pending,
     loaded: HashSet<i64>,
     requested: HashSet<i64>,
+    /// In-flight settings requests and the accounts each asked for.
+    settings_requests: HashMap<u64, Vec<i64>>,
+    /// When to try booting again after a failed boot, and how often it failed.
+    boot_retry: Option<(DateTime<Utc>, u32)>,
     next_request: u64,
     /// Replies to requests older than this are from before a refresh.
     epoch: u64,
@@ -231,6 +248,8 @@ impl Model {
             pending: Pending::default(),
             loaded: HashSet::new(),
             requested: HashSet::new(),
+            settings_requests: HashMap::new(),
+            boot_retry: None,
             next_request: 1,
             epoch: 0,
             boot_request: 0,
@@ -318,6 +337,13 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         }
         Msg::Tick { now } => {
             model.now = now;
+            if let Some((at, _)) = model.boot_retry
+                && now >= at
+            {
+                model.boot_retry = None;
+                model.epoch = model.next_request;
+                return model.start();
+            }
             apply_pending(model)
         }
         Msg::Changed(change) => {
@@ -354,6 +380,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             on_boot(model, *boot)
         }
         Msg::Settings { request, account_ids, settings } => {
+            model.settings_requests.remove(&request);
             for id in &account_ids {
                 model.requested.remove(id);
             }
@@ -401,21 +428,37 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             }
             Vec::new()
         }
-        Msg::Failed { request, error, unavailable } => {
-            if request < model.epoch {
-                return Vec::new();
-            }
-            if unavailable {
-                model.connection = Connection::Lost;
-            }
-            model.requested.clear();
-            if let Some(Overlay::Picker(p)) = &mut model.overlay {
-                p.searching = false;
-            }
-            model.notice = Some(crate::domain::text::visible_short(&error, 200));
-            Vec::new()
-        }
+        Msg::Failed { request, error, unavailable } => on_failed(model, request, &error, unavailable),
     }
+}
+
+/// A request failed. Only the newest request of each kind may report;
+/// a failed boot is retried with backoff (1 s doubling to 30 s).
+fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) -> Vec<Cmd> {
+    if let Some(ids) = model.settings_requests.remove(&request) {
+        for id in ids {
+            model.requested.remove(&id);
+        }
+    } else if request == model.boot_request {
+        let attempt = model.boot_retry.map(|(_, n)| n + 1).unwrap_or(0);
+        let wait = chrono::Duration::seconds(1i64 << attempt.min(5)).min(chrono::Duration::seconds(30));
+        model.boot_retry = Some((model.now + wait, attempt));
+    } else if request == model.users_request {
+        if let Some(Overlay::Picker(p)) = &mut model.overlay {
+            p.searching = false;
+        }
+    } else if request != model.resolve_request {
+        // An answer nobody waits for any more.
+        return Vec::new();
+    }
+    if request < model.epoch {
+        return Vec::new();
+    }
+    if unavailable {
+        model.connection = Connection::Lost;
+    }
+    model.notice = Some(crate::domain::text::visible_short(error, 200));
+    Vec::new()
 }
 
 fn note_change(model: &mut Model, change: Change) {
@@ -443,11 +486,15 @@ fn apply_pending(model: &mut Model) -> Vec<Cmd> {
         model.epoch = model.next_request;
         cmds.extend(model.start());
     } else {
-        let stale: Vec<i64> = pending.accounts.into_iter().filter(|id| model.loaded.contains(id)).collect();
+        // In memory, or on its way: a reply read before the change
+        // committed would be stale too.
+        let stale: Vec<i64> = pending
+            .accounts
+            .into_iter()
+            .filter(|id| model.loaded.contains(id) || model.requested.contains(id))
+            .collect();
         if !stale.is_empty() {
-            let request = model.request();
-            model.requested.extend(stale.iter().copied());
-            cmds.push(Cmd::LoadSettings { request, account_ids: stale });
+            cmds.push(load_settings(model, stale));
         }
         cmds.extend(resolve_cmd(model));
     }
@@ -494,6 +541,8 @@ fn on_boot(model: &mut Model, boot: Boot) -> Vec<Cmd> {
     model.world = boot.base.snapshot;
     model.loaded.clear();
     model.requested.clear();
+    model.settings_requests.clear();
+    model.boot_retry = None;
     if model.resolve.function.is_none() {
         model.resolve.function = model.functions.first().map(|(f, _)| f.clone());
     }
@@ -522,9 +571,14 @@ fn load_visible(model: &mut Model) -> Vec<Cmd> {
     if missing.is_empty() {
         return Vec::new();
     }
-    model.requested.extend(missing.iter().copied());
+    vec![load_settings(model, missing)]
+}
+
+fn load_settings(model: &mut Model, account_ids: Vec<i64>) -> Cmd {
+    model.requested.extend(account_ids.iter().copied());
     let request = model.request();
-    vec![Cmd::LoadSettings { request, account_ids: missing }]
+    model.settings_requests.insert(request, account_ids.clone());
+    Cmd::LoadSettings { request, account_ids }
 }
 
 fn resolve_cmd(model: &mut Model) -> Vec<Cmd> {
@@ -691,8 +745,18 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
     }
 }
 
+/// In text inputs, characters are text; named keys bound to cancel or
+/// accept in the keymap act as esc and enter.
+fn input_key(key: &str, action: Option<Action>) -> &str {
+    match action {
+        Some(Action::Cancel) if key.chars().count() > 1 => "esc",
+        Some(Action::Accept) if key.chars().count() > 1 => "enter",
+        _ => key,
+    }
+}
+
 fn filter_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
-    match key {
+    match input_key(key, action) {
         "esc" => {
             model.accounts.filtering = false;
             model.accounts.set_filter(String::new());
@@ -753,7 +817,7 @@ fn set_picker_query(model: &mut Model, query: String) -> Vec<Cmd> {
 
 fn picker_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
     let Some(Overlay::Picker(p)) = &mut model.overlay else { return Vec::new() };
-    match key {
+    match input_key(key, action) {
         "esc" => {
             model.overlay = None;
             Vec::new()

@@ -494,7 +494,7 @@ fn config_lines(ty: &str, s: &Setting, t: Theme) -> Vec<Line<'static>> {
             format!("config is {}, not an object:", registry::json_kind(&s.config)),
             t.bad(),
         )));
-        out.push(Line::from(visible_short(&s.config.to_string(), 400)));
+        out.push(Line::from(visible_short(&crate::domain::secret::mask_config(&s.config).to_string(), 400)));
         return out;
     };
     let Some(spec) = registry::spec(ty) else {
@@ -548,10 +548,12 @@ fn secret_span(v: &Value, t: Theme) -> Span<'static> {
     }
 }
 
+/// A non-secret field's value; nested objects and arrays are masked too,
+/// since a secret can hide at any depth.
 fn value_span(v: &Value) -> Span<'static> {
     match v {
         Value::String(s) => Span::raw(visible_short(s, 200)),
-        other => Span::raw(visible_short(&other.to_string(), 200)),
+        other => Span::raw(visible_short(&crate::domain::secret::mask_config(other).to_string(), 200)),
     }
 }
 

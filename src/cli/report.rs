@@ -56,12 +56,19 @@ pub fn render(rows: &[ReportRow]) -> String {
     }
     let account_width = lines.iter().map(|l| visible_short(&l.0, 40).chars().count()).max().unwrap_or(7).max(7);
     let widths: Vec<usize> = (0..types.len())
-        .map(|i| lines.iter().map(|l| l.2[i].chars().count()).chain([types[i].len()]).max().unwrap_or(0))
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l.2[i].chars().count())
+                .chain([visible_short(types[i], 40).chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     let _ = write!(out, "{:<account_width$}  CHAIN", "ACCOUNT");
     for (t, w) in types.iter().zip(&widths) {
-        let _ = write!(out, "  {:<w$}", t.to_uppercase());
+        let _ = write!(out, "  {:<w$}", visible_short(&t.to_uppercase(), 40));
     }
     out.push('\n');
     let (mut answered, mut unresolved) = (0, 0);

@@ -73,12 +73,25 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
         parse_value(&args.field, field_kind, secret, &raw, spec.key_prefix)?
     };
 
+    // A stored config that is not an object (or that could not be read) is
+    // never silently replaced: that would lose whatever it holds.
+    let stored = store.setting(&args.account, &args.integration_type).await?;
+    if let Some(s) = &stored.setting
+        && !s.config.is_object()
+    {
+        return Err(CliError::Usage(format!(
+            "{} {}: the stored config is {}, not an object; refusing to overwrite it (see `keyfall get`)",
+            visible(&args.account),
+            args.integration_type,
+            crate::domain::registry::json_kind(&s.config)
+        )));
+    }
+    let expected = args.expect_version.or(stored.setting.as_ref().map(|s| s.version));
     let field = args.field.clone();
     let outcome = store
-        .write_setting(operator, &args.account, &args.integration_type, args.expect_version, |current| {
+        .write_setting(operator, &args.account, &args.integration_type, expected, |current| {
             let mut map = match current.map(|s| &s.config) {
                 Some(Value::Object(m)) => m.clone(),
-                // A config that is not an object is replaced by one.
                 _ => Map::new(),
             };
             let mut is_active = current.map(|s| s.is_active).unwrap_or(true);

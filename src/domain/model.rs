@@ -81,7 +81,7 @@ pub struct User {
 
 /// One row of `integration_settings`. `config` is whatever JSON the database
 /// holds — object or not; judging it is the resolver's job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Setting {
     pub id: i64,
     pub account_id: i64,
@@ -91,6 +91,22 @@ pub struct Setting {
     pub version: i64,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<String>,
+}
+
+/// Masks secrets, so a stray `{:?}` cannot leak a key.
+impl std::fmt::Debug for Setting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setting")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("integration_type", &self.integration_type)
+            .field("config", &super::secret::mask_config(&self.config))
+            .field("is_active", &self.is_active)
+            .field("version", &self.version)
+            .field("updated_at", &self.updated_at)
+            .field("updated_by", &self.updated_by)
+            .finish()
+    }
 }
 
 /// One position of the system fallback chain. `account` is `None` when the

@@ -174,7 +174,7 @@ fn walk(snapshot: &Snapshot, start: Option<&Account>, integration_type: &str, fo
             continue;
         };
         let Some(setting) = snapshot.setting(account.id, integration_type) else {
-            steps.push(step(Verdict::NoRow, format!("no {integration_type} setting")));
+            steps.push(step(Verdict::NoRow, format!("no {} setting", visible_short(integration_type, 40))));
             continue;
         };
         if !setting.is_active {

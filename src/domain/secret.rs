@@ -101,7 +101,9 @@ pub fn fingerprint(value: &str) -> String {
 /// named like a credential (`api_key`, `clientSecret`, `password`, `token`),
 /// at any depth. Mirrored by `keyfall_is_secret_key` in SQL.
 pub fn is_secret_field(name: &str) -> bool {
-    let normalized: String = name.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect();
+    // ASCII-only folding, as SQL's keyfall_is_secret_key does: a Unicode
+    // look-alike (KELVIN SIGN for K) must not be a secret on one side only.
+    let normalized: String = name.chars().filter(|c| *c != '_' && *c != '-').map(|c| c.to_ascii_lowercase()).collect();
     ["apikey", "secret", "password", "token", "secretkey"].iter().any(|suffix| normalized.ends_with(suffix))
 }
 

@@ -28,10 +28,17 @@ pub enum Source {
 }
 
 /// A server and database to use, with a label safe to show (no password).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Target {
     pub options: PgConnectOptions,
     pub source: Source,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // PgConnectOptions' own Debug would print the password.
+        f.debug_struct("Target").field("label", &self.label()).finish_non_exhaustive()
+    }
 }
 
 impl Target {
@@ -58,8 +65,39 @@ pub fn label_of(options: &PgConnectOptions) -> String {
     }
 }
 
+/// The query parameters sqlx understands. Anything else is refused before
+/// parsing: sqlx would log an unknown parameter's value — possibly a secret
+/// — to our log file.
+const KNOWN_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
 /// Parse a URL without ever echoing it (it may hold a password).
 pub fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
+    if let Some((_, query)) = url.split_once('?') {
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let key = pair.split('=').next().unwrap_or_default();
+            let indexed_option = key.starts_with("options[") && key.ends_with(']');
+            if !(KNOWN_PARAMETERS.contains(&key) || indexed_option) {
+                return Err(StoreError::Invalid(format!(
+                    "database URL: unknown connection parameter {:?}",
+                    crate::domain::text::visible_short(key, 40)
+                )));
+            }
+        }
+    }
     PgConnectOptions::from_str(url).map_err(|e| {
         StoreError::Invalid(format!("database URL is not valid: {}", redact_url_error(&e.to_string(), url)))
     })

@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod connect;
 pub mod listen;
 mod queries;
+mod report;
 
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 pub use connect::{Source, Target};
-pub use queries::{AccountRow, AuditEntry, ReportRow, SettingRef, SubjectData, UserHit, WriteOutcome};
+pub use queries::{AccountRow, AuditEntry, SettingRef, SubjectData, UserHit, WriteOutcome};
+pub use report::{Answer, ImpactRow, Proposal, ReportRow};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -89,10 +91,17 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     pool: PgPool,
     label: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The pool's Debug would print its connect options, password included.
+        f.debug_struct("Store").field("label", &self.label).finish_non_exhaustive()
+    }
 }
 
 impl Store {

@@ -9,7 +9,6 @@ use sqlx::Row;
 
 use super::{Conflict, Store, StoreError};
 use crate::domain::model::{Account, AiFunction, ChainEntry, Policy, Setting, User};
-use crate::domain::registry;
 use crate::domain::resolve::Snapshot;
 
 /// What a resolve or a permission check needs, loaded in one round trip.
@@ -70,20 +69,6 @@ impl From<RawSetting> for Setting {
 /// string describing the problem, which the resolver then calls invalid.
 fn parse_config(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| Value::String(format!("unreadable JSON: {e}")))
-}
-
-/// One account × type of the fallback report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReportRow {
-    pub account: String,
-    /// Position in the system chain, if a system account.
-    pub chain_position: Option<i32>,
-    pub integration_type: String,
-    pub answered_by: Option<String>,
-    /// For consumer types: the provider the answer names…
-    pub provider: Option<String>,
-    /// …and who answers for that provider.
-    pub provider_answered_by: Option<String>,
 }
 
 /// One account as the console's index holds it.
@@ -166,7 +151,7 @@ SELECT jsonb_build_object(
     'settings', coalesce((SELECT jsonb_agg(jsonb_build_object(
                  'id', s.id, 'account_id', s.account_id, 'integration_type', s.integration_type,
                  'config_text', s.config::text, 'is_active', s.is_active, 'version', s.version,
-                 'updated_at', s.updated_at, 'updated_by', s.updated_by))
+                 'updated_at', keyfall_finite(s.updated_at), 'updated_by', s.updated_by))
                FROM integration_settings s WHERE s.account_id IN (SELECT id FROM acc)), '[]'::jsonb)
 )::text
 "#,
@@ -187,35 +172,6 @@ SELECT jsonb_build_object(
             policy,
             snapshot: Snapshot::new(raw.chain, raw.accounts, raw.settings.into_iter().map(Setting::from).collect()),
         })
-    }
-
-    /// Every account × integration type (the registry's and any found in the
-    /// data) with who answers, in one set-based query. System accounts come
-    /// first in chain order, then tenants by slug.
-    #[tracing::instrument(skip_all)]
-    pub async fn report(&self) -> Result<Vec<ReportRow>, StoreError> {
-        let types: Vec<String> = registry::type_names().map(str::to_string).collect();
-        let consumers: Vec<String> =
-            registry::TYPES.iter().filter(|t| t.kind == registry::Kind::Consumer).map(|t| t.name.to_string()).collect();
-        // One big analytic query: JIT compilation costs more than it saves
-        // here (~0.4 s at XL), and the final sort wants memory, not disk.
-        let mut tx = self.pool.begin().await?;
-        sqlx::raw_sql("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'").execute(&mut *tx).await?;
-        let rows = sqlx::query(REPORT_SQL).bind(&types).bind(&consumers).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ReportRow {
-                    account: r.try_get("account")?,
-                    chain_position: r.try_get("chain_position")?,
-                    integration_type: r.try_get("integration_type")?,
-                    answered_by: r.try_get("answered_by")?,
-                    provider: r.try_get("provider")?,
-                    provider_answered_by: r.try_get("provider_answered_by")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
     }
 
     pub async fn account(&self, slug: &str) -> Result<Option<Account>, StoreError> {
@@ -244,7 +200,7 @@ SELECT jsonb_build_object(
     pub async fn settings_of(&self, account_ids: &[i64]) -> Result<Vec<Setting>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                    updated_at, updated_by
+                    keyfall_finite(updated_at) AS updated_at, updated_by
                FROM integration_settings WHERE account_id = ANY($1)
               ORDER BY account_id, integration_type",
         )
@@ -295,7 +251,8 @@ SELECT jsonb_build_object(
     /// One audit entry by id.
     pub async fn audit_entry(&self, id: i64) -> Result<Option<AuditEntry>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, at, actor, action, table_name, account_slug AS account, integration_type, before, after
+            "SELECT id, keyfall_finite(at) AS at, actor, action, table_name, account_slug AS account, integration_type,
+                    before, after
                FROM audit_log WHERE id = $1",
         )
         .bind(id)
@@ -445,7 +402,7 @@ where
 {
     let row = sqlx::query(
         "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                updated_at, updated_by
+                keyfall_finite(updated_at) AS updated_at, updated_by
            FROM integration_settings WHERE account_id = $1 AND integration_type = $2",
     )
     .bind(account_id)
@@ -467,56 +424,3 @@ fn setting_from_row(r: &sqlx::postgres::PgRow) -> Result<Setting, StoreError> {
         updated_by: r.try_get("updated_by")?,
     })
 }
-
-/// DESIGN §2 set-based. The system chain answers the same for every account,
-/// so it is computed once per type (`sys_answer`); an account's own row
-/// answers first unless the account is itself a system account. A consumer's
-/// provider is resolved again from the same account (`prov`). Row verdicts
-/// come from the generated `verdict` column (`keyfall_row_verdict`); the
-/// types found in the data are listed by a loose index scan.
-const REPORT_SQL: &str = r#"
-WITH RECURSIVE found AS (
-    SELECT min(integration_type) AS t FROM integration_settings
-    UNION ALL
-    SELECT (SELECT min(integration_type) FROM integration_settings WHERE integration_type > found.t)
-      FROM found WHERE found.t IS NOT NULL
-), sys AS (
-    SELECT c.position, a.id, a.slug
-      FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug
-), types AS MATERIALIZED (
-    SELECT unnest($1::text[]) AS t
-    UNION
-    SELECT t FROM found WHERE t IS NOT NULL
-), sys_answer AS (
-    SELECT DISTINCT ON (s.integration_type)
-           s.integration_type, sys.slug, s.config ->> 'provider' AS provider
-      FROM integration_settings s JOIN sys ON sys.id = s.account_id
-     WHERE s.verdict = 'answered'
-     ORDER BY s.integration_type, sys.position
-), own AS MATERIALIZED (
-    SELECT s.account_id, s.integration_type, s.config ->> 'provider' AS provider
-      FROM integration_settings s
-     WHERE s.account_id NOT IN (SELECT id FROM sys)
-       AND s.verdict = 'answered'
-), first_hop AS (
-    SELECT a.id, a.slug, sys.position AS chain_position, types.t,
-           CASE WHEN own.account_id IS NOT NULL THEN a.slug ELSE sa.slug END AS answered_by,
-           CASE WHEN types.t = ANY($2::text[]) THEN
-                CASE WHEN own.account_id IS NOT NULL THEN own.provider ELSE sa.provider END
-           END AS provider
-      FROM accounts a
-      CROSS JOIN types
-      LEFT JOIN sys ON sys.id = a.id
-      LEFT JOIN own ON own.account_id = a.id AND own.integration_type = types.t
-      LEFT JOIN sys_answer sa ON sa.integration_type = types.t
-)
-SELECT f.slug AS account, f.chain_position, f.t AS integration_type, f.answered_by,
-       CASE WHEN f.answered_by IS NOT NULL THEN f.provider END AS provider,
-       CASE WHEN f.answered_by IS NOT NULL AND f.provider IS NOT NULL THEN
-            CASE WHEN prov.account_id IS NOT NULL THEN f.slug ELSE psa.slug END
-       END AS provider_answered_by
-  FROM first_hop f
-  LEFT JOIN own prov ON prov.account_id = f.id AND prov.integration_type = f.provider
-  LEFT JOIN sys_answer psa ON psa.integration_type = f.provider
- ORDER BY f.chain_position NULLS LAST, f.slug COLLATE "C", f.t COLLATE "C"
-"#;

@@ -111,7 +111,13 @@ pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
             let store = store.clone();
             let tx = tx.clone();
             tokio::spawn(async move {
-                let msg = exec::run(&store, cmd).await;
+                let request = cmd.request();
+                // A panic inside a command (bad data the decoder chokes on)
+                // becomes a failed request, never a silent hang.
+                let msg = match tokio::spawn(async move { exec::run(&store, cmd).await }).await {
+                    Ok(msg) => msg,
+                    Err(_) => Msg::Failed { request, error: "internal error (see the log)".into(), unavailable: false },
+                };
                 let _ = tx.send(msg);
             });
         }

@@ -233,3 +233,65 @@ async fn least_privilege_role_can_edit_settings_but_not_rewrite_history() {
     store.close().await;
     drop(conn);
 }
+
+#[tokio::test]
+async fn impact_preview_counts_who_moves_and_writes_nothing() {
+    use keyfall::store::Proposal;
+    let db = TestDb::demo().await;
+    let paid2 = db.store.account("paid-2").await.unwrap().unwrap();
+    let aws = db.store.account("aws-admin").await.unwrap().unwrap();
+
+    // A tenant's own key: only that tenant's users move, for every openai function.
+    let own_key = Proposal::Setting {
+        account_id: paid2.id,
+        integration_type: "openai".into(),
+        config: json!({"apiKey": "sk-paid2-preview-000000000"}),
+        is_active: true,
+    };
+    let rows = db.store.impact(&own_key).await.unwrap();
+    let functions: Vec<&str> = rows.iter().map(|r| r.function.as_str()).collect();
+    assert_eq!(functions, vec!["auto_cluster", "generate_content", "generate_ideas", "generate_image_prompts"]);
+    for r in &rows {
+        assert_eq!((r.before.to_string().as_str(), r.after.to_string().as_str()), ("aws-admin", "(own)"));
+        assert_eq!((r.accounts, r.users), (1, 3), "paid-2 and its three users");
+    }
+
+    // Fixing the seed's wrong config moves everyone, users without an account too.
+    let fix = Proposal::Setting {
+        account_id: aws.id,
+        integration_type: "image_generation".into(),
+        config: json!({"provider": "openai", "model": "dall-e-3"}),
+        is_active: true,
+    };
+    let rows = db.store.impact(&fix).await.unwrap();
+    assert!(rows.iter().all(|r| r.function == "generate_images" && r.before.to_string() == "nothing"), "{rows:?}");
+    let moves: Vec<(String, i64, i64)> = rows.iter().map(|r| (r.after.to_string(), r.accounts, r.users)).collect();
+    assert_eq!(
+        moves,
+        vec![
+            // The second hop starts again at each account: tenants with their
+            // own OpenAI key use it for images too.
+            ("aws-admin → openai@aws-admin".to_string(), 5, 6),
+            ("aws-admin → openai@(own)".to_string(), 2, 3),
+            // aws-admin answers for itself: "(own)".
+            ("(own) → openai@(own)".to_string(), 1, 2),
+        ]
+    );
+
+    // Removing aws-admin from the chain leaves tenants without openai but
+    // those with their own key (aws-admin itself, now a tenant, included).
+    let chain = Proposal::Chain(vec!["default-account".into(), "default".into()]);
+    let rows = db.store.impact(&chain).await.unwrap();
+    let auto: Vec<_> = rows.iter().filter(|r| r.function == "auto_cluster").collect();
+    assert_eq!(auto.len(), 1);
+    assert_eq!(auto[0].after.to_string(), "nothing");
+    assert_eq!(auto[0].accounts, 5, "all but aws-admin, acme-studio and globex, which have their own");
+
+    // A preview writes nothing, audits nothing.
+    let mut conn = db.raw().await;
+    let audit: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE actor <> 'keyfall demo'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(audit, 0);
+}
