@@ -4,6 +4,8 @@
 //! answer (unresolved, denied, conflict), 2 usage or input error, 3 database
 //! unreachable.
 
+mod admin;
+mod audit;
 mod can;
 mod console;
 mod demo;
@@ -56,6 +58,14 @@ pub enum Command {
     Get(get::Args),
     /// Change one field of a setting; the value comes from stdin or a hidden prompt.
     Set(set::Args),
+    /// Who changed what: the audit log, secrets as fingerprints.
+    Audit(audit::Args),
+    /// Show or replace the system fallback chain (superuser or developer).
+    #[command(subcommand)]
+    Chain(admin::ChainCommand),
+    /// Show or switch the permission policy (superuser or developer).
+    #[command(subcommand)]
+    Policy(admin::PolicyCommand),
     /// Apply the database migrations.
     Migrate,
 }
@@ -119,6 +129,9 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Report(args)) => report::run(&store, args).await,
         Some(Command::Get(args)) => get::run(&store, args).await,
         Some(Command::Set(args)) => set::run(&store, &config, args).await,
+        Some(Command::Audit(args)) => audit::run(&store, args).await,
+        Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
+        Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,
         Some(Command::Migrate) => {
             println!("migrations applied to {}", store.label());
             Ok(Exit::Ok)

@@ -103,6 +103,18 @@ pub struct AuditEntry {
     pub after: Option<Value>,
 }
 
+/// Users who look alike to the permission checks, and how many.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserGroup {
+    pub role: String,
+    pub is_superuser: bool,
+    pub is_active: bool,
+    pub account_status: Option<String>,
+    pub system_account: bool,
+    pub no_account: bool,
+    pub users: i64,
+}
+
 /// A setting identified for display and writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct SettingRef {
@@ -257,6 +269,66 @@ SELECT jsonb_build_object(
         )
         .bind(id)
         .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Audit entries, newest first: for one account and/or type, or only
+    /// those whose before or after holds `fingerprint` (`#1a2b3c4d`).
+    #[tracing::instrument(skip_all)]
+    pub async fn audit(
+        &self,
+        account: Option<&str>,
+        integration_type: Option<&str>,
+        fingerprint: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, keyfall_finite(at) AS at, actor, action, table_name, account_slug AS account,
+                    integration_type, before, after
+               FROM audit_log
+              WHERE ($1::text IS NULL OR account_slug = $1)
+                AND ($2::text IS NULL OR integration_type = $2)
+                AND ($3::text IS NULL OR strpos(coalesce(before::text, '') || coalesce(after::text, ''), $3) > 0)
+              ORDER BY id DESC LIMIT $4",
+        )
+        .bind(account)
+        .bind(integration_type)
+        .bind(fingerprint)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Replace the system chain, as `actor`, in one transaction (audited by
+    /// trigger, row by row).
+    pub async fn set_chain(&self, actor: &str, slugs: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM fallback_chain").execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO fallback_chain (position, account_slug)
+             SELECT p, s FROM unnest($1::text[]) WITH ORDINALITY AS c(s, p)",
+        )
+        .bind(slugs)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Users grouped by everything the permission checks read, with counts:
+    /// how a policy change is previewed for 1,000,000 users.
+    pub async fn user_groups(&self) -> Result<Vec<UserGroup>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT u.role, u.is_superuser, u.is_active, a.status AS account_status,
+                    (c.account_slug IS NOT NULL) AS system_account, (u.account_id IS NULL) AS no_account,
+                    count(*) AS users
+               FROM users u
+               LEFT JOIN accounts a ON a.id = u.account_id
+               LEFT JOIN fallback_chain c ON c.account_slug = a.slug
+              GROUP BY 1, 2, 3, 4, 5, 6",
+        )
+        .fetch_all(&self.pool)
         .await?)
     }
 

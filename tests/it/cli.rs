@@ -220,3 +220,51 @@ async fn report_lists_every_account_and_type() {
     let text = keyfall(&db, &["report"], None);
     assert!(text.stdout.lines().next().unwrap().starts_with("ACCOUNT"), "{}", text.stdout);
 }
+
+#[tokio::test]
+async fn audit_lists_changes_and_finds_a_key_by_fingerprint() {
+    let db = TestDb::demo().await;
+    let set = keyfall(&db, &["--as", "dev@igny8.com", "set", "paid-2", "openai", "apiKey"], Some(CANARY));
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    let j = json(&keyfall(&db, &["audit", "--account", "paid-2", "--json"], None));
+    let entry = &j[0];
+    assert_eq!(entry["actor"], "dev@igny8.com");
+    assert_eq!(entry["action"], "insert");
+    assert_eq!(entry["integration_type"], "openai");
+    let change = entry["changes"].as_array().unwrap().iter().find(|c| c["field"] == "config.apiKey").unwrap();
+    assert_eq!(change["after"], keyfall::domain::secret::fingerprint(CANARY));
+
+    let found = keyfall(&db, &["audit", "--find-key"], Some(&format!("{CANARY}\n")));
+    assert_eq!(found.code, 0);
+    assert!(found.stdout.contains("entries holding") && found.stdout.contains("paid-2 openai"), "{}", found.stdout);
+    let none = keyfall(&db, &["audit", "--find-key"], Some("sk-never-stored-anywhere-0000"));
+    assert_eq!(none.code, 1);
+    for run in [&set, &found, &none] {
+        assert!(!run.stdout.contains("canary") && !run.stderr.contains("canary"));
+    }
+}
+
+#[tokio::test]
+async fn chain_and_policy_are_previewed_and_guarded() {
+    let db = TestDb::demo().await;
+    let denied = keyfall(&db, &["--as", "paid2@paid.com", "chain", "set", "default", "--yes"], None);
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    let dry = keyfall(&db, &["--as", "dev@igny8.com", "chain", "set", "default-account", "default", "--dry-run"], None);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stdout.contains("auto_cluster") && dry.stdout.contains("aws-admin → nothing"), "{}", dry.stdout);
+    assert!(dry.stdout.contains("not applied"));
+    let no_tty = keyfall(&db, &["--as", "dev@igny8.com", "chain", "set", "default", "aws-admin"], None);
+    assert_eq!(no_tty.code, 2, "without a terminal, only --yes applies: {}", no_tty.stderr);
+    let applied = keyfall(&db, &["--as", "dev@igny8.com", "chain", "set", "default", "aws-admin", "--yes"], None);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert_eq!(keyfall(&db, &["chain", "show"], None).stdout, "1 default\n2 aws-admin\n");
+
+    let policy = keyfall(&db, &["--as", "dev@igny8.com", "policy", "set", "per_account", "--yes"], None);
+    assert_eq!(policy.code, 0, "{}", policy.stderr);
+    assert!(policy.stdout.contains("users gain modify_settings on their own account"), "{}", policy.stdout);
+    let own = keyfall(&db, &["can", "--user", "paid2@paid.com", "--account", "paid-2"], None);
+    assert_eq!(own.code, 0, "policy B lets an owner change their own account: {}", own.stdout);
+    let audit = json(&keyfall(&db, &["audit", "--json"], None));
+    assert!(audit.as_array().unwrap().iter().any(|e| e["table"] == "policy" && e["actor"] == "dev@igny8.com"));
+    assert!(audit.as_array().unwrap().iter().any(|e| e["table"] == "fallback_chain" && e["actor"] == "dev@igny8.com"));
+}

@@ -295,3 +295,50 @@ async fn impact_preview_counts_who_moves_and_writes_nothing() {
         .unwrap();
     assert_eq!(audit, 0);
 }
+
+#[tokio::test]
+async fn concurrent_writers_lose_nothing_and_each_change_has_one_audit_row() {
+    const WRITERS: usize = 8;
+    const SAVES: usize = 200;
+    let db = TestDb::demo().await;
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let actor = format!("writer-{w}@igny8.com");
+            let (mut saved, mut conflicts) = (0, 0);
+            while saved < SAVES {
+                // Read-modify-write: a lost update would lose a count.
+                let result = store
+                    .write_setting(&actor, "acme-studio", "openai", None, |cur| {
+                        let mut config = cur.map(|s| s.config.clone()).unwrap_or_else(|| json!({}));
+                        let n = config.get("counter").and_then(Value::as_i64).unwrap_or(0);
+                        config["counter"] = json!(n + 1);
+                        (config, true)
+                    })
+                    .await;
+                match result {
+                    Ok(_) => saved += 1,
+                    Err(StoreError::Conflict(_)) => conflicts += 1,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            conflicts
+        }));
+    }
+    let mut conflicts = 0;
+    for t in tasks {
+        conflicts += t.await.unwrap();
+    }
+    let setting = db.store.setting("acme-studio", "openai").await.unwrap().setting.unwrap();
+    assert_eq!(setting.config["counter"], json!(WRITERS * SAVES), "no lost update ({conflicts} conflicts retried)");
+    let mut conn = db.raw().await;
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'update' AND account_slug = 'acme-studio' AND actor LIKE 'writer-%'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(audited, (WRITERS * SAVES) as i64, "exactly one audit row per committed change");
+    assert_eq!(setting.version, 1 + (WRITERS * SAVES) as i64);
+}

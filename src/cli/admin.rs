@@ -1,0 +1,204 @@
+//! `keyfall chain` and `keyfall policy`: the two settings that move every
+//! tenant at once. Superuser or developer only, previewed first, audited by
+//! the database, applied after a confirmation (or `--yes`).
+
+use std::fmt::Write as _;
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::config::Config;
+use crate::domain::model::Role;
+use crate::domain::permissions::{self, Action, Subject, Target};
+use crate::domain::text::{visible, visible_short};
+use crate::domain::{Account, AccountStatus, Policy, User};
+use crate::store::{ImpactRow, Proposal, Store, UserGroup};
+
+use super::{CliError, CliResult, Exit};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ChainCommand {
+    /// Show the chain.
+    Show,
+    /// Replace the chain with these account slugs, in order.
+    Set {
+        #[arg(required = true, value_name = "SLUG")]
+        slugs: Vec<String>,
+        /// Apply without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Preview only.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PolicyCommand {
+    /// Show the policy in force.
+    Show,
+    /// Switch to system_only (A), per_account (B) or hybrid_readonly (C).
+    Set {
+        #[arg(value_parser = parse_policy)]
+        mode: Policy,
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    Policy::parse(s).ok_or_else(|| format!("unknown policy (one of {})", Policy::ALL.map(Policy::as_str).join(", ")))
+}
+
+/// The operator, who must be a superuser or a developer.
+async fn require_admin(store: &Store, config: &Config) -> Result<String, CliError> {
+    let email = config
+        .operator
+        .clone()
+        .ok_or_else(|| CliError::Usage("this needs an operator: --as EMAIL (superuser or developer)".into()))?;
+    let data = store.subject(Some(&email), None).await?;
+    let user = data.user.ok_or_else(|| CliError::Usage(format!("unknown operator {:?}", visible_short(&email, 80))))?;
+    if !(user.is_superuser || user.role == Role::Developer) || !user.is_active {
+        return Err(CliError::Negative(format!(
+            "denied: {} is not an active superuser or developer",
+            visible_short(&email, 80)
+        )));
+    }
+    Ok(user.email)
+}
+
+/// Ask on a terminal; without one, only `--yes` applies.
+fn confirm(question: &str, yes: bool) -> Result<bool, CliError> {
+    if yes {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage("not applied: no terminal to confirm on (add --yes)".into()));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Usage(e.to_string()))?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+pub fn render_impact(rows: &[ImpactRow]) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        out.push_str("impact: nobody resolves differently\n");
+        return out;
+    }
+    out.push_str("impact (who resolves differently):\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "  {:<24} {} → {}   {} accounts, {} users",
+            visible_short(&r.function, 24),
+            r.before,
+            r.after,
+            r.accounts,
+            r.users
+        );
+    }
+    out
+}
+
+pub async fn chain(store: &Store, config: &Config, command: ChainCommand) -> CliResult {
+    let data = store.subject(None, None).await?;
+    match command {
+        ChainCommand::Show => {
+            for e in &data.snapshot.chain {
+                let missing = if e.account.is_none() { "   (no such account: lint L005)" } else { "" };
+                println!("{} {}{missing}", e.position, visible(&e.slug));
+            }
+            Ok(Exit::Ok)
+        }
+        ChainCommand::Set { slugs, yes, dry_run } => {
+            let actor = require_admin(store, config).await?;
+            let mut seen = std::collections::HashSet::new();
+            for s in &slugs {
+                if !seen.insert(s) {
+                    return Err(CliError::Usage(format!("{:?} appears twice", visible_short(s, 60))));
+                }
+                if store.account(s).await?.is_none() {
+                    return Err(CliError::Usage(format!("no account {:?}", visible_short(s, 60))));
+                }
+            }
+            let before: Vec<&str> = data.snapshot.chain.iter().map(|e| e.slug.as_str()).collect();
+            println!("chain: [{}] → [{}]", visible(&before.join(", ")), visible(&slugs.join(", ")));
+            print!("{}", render_impact(&store.impact(&Proposal::Chain(slugs.clone())).await?));
+            if dry_run || !confirm("apply?", yes)? {
+                println!("not applied");
+                return Ok(Exit::Ok);
+            }
+            store.set_chain(&actor, &slugs).await?;
+            println!("chain set (as {})", visible(&actor));
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+pub async fn policy(store: &Store, config: &Config, command: PolicyCommand) -> CliResult {
+    let current = store.subject(None, None).await?.policy;
+    match command {
+        PolicyCommand::Show => {
+            println!("{} ({})", current.as_str(), current.letter());
+            Ok(Exit::Ok)
+        }
+        PolicyCommand::Set { mode, yes, dry_run } => {
+            let actor = require_admin(store, config).await?;
+            println!("policy: {} → {}", current.as_str(), mode.as_str());
+            print!("{}", render_policy_preview(&store.user_groups().await?, current, mode));
+            if dry_run || !confirm("apply?", yes)? {
+                println!("not applied");
+                return Ok(Exit::Ok);
+            }
+            store.set_policy(&actor, mode).await?;
+            println!("policy set to {} (as {})", mode.as_str(), visible(&actor));
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+/// Which users gain or lose which action, on the system settings and on
+/// their own account's, counted per group of look-alike users.
+pub fn render_policy_preview(groups: &[UserGroup], from: Policy, to: Policy) -> String {
+    let mut moves: std::collections::BTreeMap<(String, &'static str, bool), i64> = Default::default();
+    for g in groups {
+        let status = g.account_status.as_deref().map(crate::app::accounts::status_of).unwrap_or(AccountStatus::Active);
+        let account = (!g.no_account).then(|| Account { id: 1, slug: "own".into(), name: String::new(), status });
+        let role: Role = serde_json::from_value(serde_json::Value::String(g.role.clone())).unwrap_or(Role::Other);
+        let user = User {
+            id: 0,
+            email: String::new(),
+            role,
+            is_superuser: g.is_superuser,
+            is_active: g.is_active,
+            account_id: account.as_ref().map(|a| a.id),
+        };
+        let subject =
+            Subject { user: &user, account: account.as_ref(), account_chain_position: g.system_account.then_some(1) };
+        let mut targets = vec![("system settings", Target::System { slug: "chain" })];
+        if let (Some(a), false) = (&account, g.system_account) {
+            targets.push(("their own account", Target::Tenant { account: a }));
+        }
+        for (scope, target) in &targets {
+            for action in Action::ALL {
+                let before = permissions::evaluate(&subject, from, action, target).allowed;
+                let after = permissions::evaluate(&subject, to, action, target).allowed;
+                if before != after {
+                    *moves.entry((format!("{} on {scope}", action.as_str()), "", after)).or_default() += g.users;
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    if moves.is_empty() {
+        out.push_str("preview: no user gains or loses any action\n");
+    }
+    for ((what, _, gains), users) in moves {
+        let verb = if gains { "gain" } else { "lose" };
+        let _ = writeln!(out, "  {users} users {verb} {what}");
+    }
+    out
+}

@@ -1,0 +1,130 @@
+//! `keyfall audit`: who changed what, when — from the trigger-written log,
+//! secrets as fingerprints. `--find-key` reads a key from stdin and lists
+//! the entries that hold its fingerprint (where did this key come from?).
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Read};
+
+use serde::Serialize;
+
+use crate::domain::diff::{self, FieldChange};
+use crate::domain::secret::Secret;
+use crate::domain::text::{visible, visible_short};
+use crate::store::{AuditEntry, Store};
+
+use super::{CliError, CliResult, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this account's entries.
+    #[arg(long, value_name = "SLUG")]
+    pub account: Option<String>,
+    /// Only this integration type's entries.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub integration_type: Option<String>,
+    /// Read a key from stdin (or a hidden prompt) and list the entries holding its fingerprint.
+    #[arg(long)]
+    pub find_key: bool,
+    /// At most this many entries, newest first.
+    #[arg(long, default_value = "100")]
+    pub limit: i64,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    id: i64,
+    actor: &'a str,
+    at: chrono::DateTime<chrono::Utc>,
+    action: &'a str,
+    table: &'a str,
+    account: Option<&'a str>,
+    integration_type: Option<&'a str>,
+    changes: Vec<FieldChange>,
+}
+
+pub async fn run(store: &Store, args: Args) -> CliResult {
+    let fingerprint = if args.find_key {
+        let key = read_key()?;
+        let key = super::set::clean_pasted_secret(&key).0;
+        if key.is_empty() {
+            return Err(CliError::Usage("--find-key: no key on stdin".into()));
+        }
+        Some(Secret::new(key).fingerprint())
+    } else {
+        None
+    };
+    let entries = store
+        .audit(args.account.as_deref(), args.integration_type.as_deref(), fingerprint.as_deref(), args.limit.max(1))
+        .await?;
+    let view: Vec<Entry> = entries
+        .iter()
+        .map(|e| Entry {
+            id: e.id,
+            actor: &e.actor,
+            at: e.at,
+            action: &e.action,
+            table: &e.table_name,
+            account: e.account.as_deref(),
+            integration_type: e.integration_type.as_deref(),
+            changes: diff::changes(e.before.as_ref(), e.after.as_ref()),
+        })
+        .collect();
+    if args.json {
+        super::print_json(&view)?;
+    } else {
+        print!("{}", render(&entries, fingerprint.as_deref()));
+    }
+    Ok(if fingerprint.is_some() && entries.is_empty() { Exit::Negative } else { Exit::Ok })
+}
+
+fn read_key() -> Result<String, CliError> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return rpassword::prompt_password("key to find (input hidden): ")
+            .map_err(|e| CliError::Usage(format!("cannot read the key: {e}")));
+    }
+    let mut text = String::new();
+    stdin
+        .lock()
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::Usage(format!("cannot read stdin: {e}")))?;
+    Ok(text)
+}
+
+pub fn render(entries: &[AuditEntry], fingerprint: Option<&str>) -> String {
+    let mut out = String::new();
+    if let Some(fp) = fingerprint {
+        let _ = writeln!(out, "entries holding {fp}: {}", entries.len());
+    }
+    for e in entries {
+        let what = match (&e.account, &e.integration_type) {
+            (Some(a), Some(t)) => format!("{} {}", visible_short(a, 40), visible_short(t, 30)),
+            _ => visible(&e.table_name).into_owned(),
+        };
+        let version = e.after.as_ref().or(e.before.as_ref()).and_then(|v| v.get("version")).map(|v| format!(" v{v}"));
+        let _ = writeln!(
+            out,
+            "{}  {:<24} {:<7} {what}{}",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            visible_short(&e.actor, 24),
+            visible_short(&e.action, 7),
+            version.unwrap_or_default()
+        );
+        for c in diff::changes(e.before.as_ref(), e.after.as_ref()) {
+            let _ = writeln!(
+                out,
+                "    {}: {} → {}",
+                visible_short(&c.field, 40),
+                diff::shown(&c.field, c.before.as_ref()),
+                diff::shown(&c.field, c.after.as_ref())
+            );
+        }
+    }
+    if entries.is_empty() && fingerprint.is_none() {
+        out.push_str("no audit entries\n");
+    }
+    out
+}
