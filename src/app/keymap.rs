@@ -28,12 +28,16 @@ pub enum Action {
     PickFunction,
     Permissions,
     Refresh,
+    Edit,
+    Delete,
+    Save,
+    ToggleActive,
     Cancel,
     Accept,
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 27] = [
         Action::Quit,
         Action::Help,
         Action::NextPane,
@@ -55,6 +59,10 @@ impl Action {
         Action::PickFunction,
         Action::Permissions,
         Action::Refresh,
+        Action::Edit,
+        Action::Delete,
+        Action::Save,
+        Action::ToggleActive,
         Action::Cancel,
         Action::Accept,
     ];
@@ -83,6 +91,10 @@ impl Action {
             Action::PickFunction => "pick_function",
             Action::Permissions => "permissions",
             Action::Refresh => "refresh",
+            Action::Edit => "edit",
+            Action::Delete => "delete",
+            Action::Save => "save",
+            Action::ToggleActive => "toggle_active",
             Action::Cancel => "cancel",
             Action::Accept => "accept",
         }
@@ -112,6 +124,10 @@ impl Action {
             Action::PickFunction => "resolve as… pick an AI function",
             Action::Permissions => "why can/can't this user change settings (checks)",
             Action::Refresh => "reload everything from the database",
+            Action::Edit => "edit the setting (or create an override)",
+            Action::Delete => "delete the account's own setting",
+            Action::Save => "editor: preview the save (diff and impact)",
+            Action::ToggleActive => "editor: toggle active",
             Action::Cancel => "close, clear the filter",
             Action::Accept => "choose",
         }

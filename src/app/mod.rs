@@ -5,6 +5,7 @@
 //! id they answer — a stale reply is dropped (latest wins).
 
 pub mod accounts;
+pub mod editor;
 pub mod keymap;
 pub mod picker;
 pub mod view;
@@ -18,9 +19,10 @@ use crate::domain::registry;
 use crate::domain::resolve::{Resolution, Snapshot, resolve};
 use crate::domain::{Account, Policy, Setting, User};
 use crate::store::listen::Change;
-use crate::store::{AccountRow, AuditEntry, SubjectData, UserHit};
+use crate::store::{AccountRow, AuditEntry, Conflict, ImpactRow, Proposal, SubjectData, UserHit};
 
 use accounts::{AccountsPane, status_of};
+use editor::{Editor, Stage};
 use keymap::{Action, Keymap};
 use picker::{Item, Picker, PickerKind};
 
@@ -60,6 +62,11 @@ pub enum Msg {
     ListenerResumed,
     /// The audit entry behind a change, to say who made it.
     AuditLoaded { request: u64, entry: Option<AuditEntry> },
+    /// The impact preview of an edit.
+    Previewed { request: u64, impact: Vec<ImpactRow> },
+    /// A save or delete went through (`setting` is None after a delete), or
+    /// someone else changed the setting first.
+    Saved { request: u64, result: Result<Option<Setting>, Box<Conflict>> },
 }
 
 /// Work for the runtime. Each carries the request id its reply will bear.
@@ -75,6 +82,20 @@ pub enum Cmd {
     FindUsers { request: u64, query: String },
     /// Read one audit entry (to name who made a change).
     LoadAudit { request: u64, id: i64 },
+    /// Compute who would resolve differently after a change.
+    Preview { request: u64, proposal: Proposal },
+    /// Write one setting if it is still at `expected_version` (0: absent).
+    Save {
+        request: u64,
+        actor: String,
+        account: String,
+        integration_type: String,
+        expected_version: i64,
+        config: serde_json::Value,
+        is_active: bool,
+    },
+    /// Delete one setting if it is still at `expected_version`.
+    Delete { request: u64, actor: String, account: String, integration_type: String, expected_version: i64 },
 }
 
 impl Cmd {
@@ -85,7 +106,10 @@ impl Cmd {
             | Cmd::LoadSettings { request, .. }
             | Cmd::Resolve { request, .. }
             | Cmd::FindUsers { request, .. }
-            | Cmd::LoadAudit { request, .. } => *request,
+            | Cmd::LoadAudit { request, .. }
+            | Cmd::Preview { request, .. }
+            | Cmd::Save { request, .. }
+            | Cmd::Delete { request, .. } => *request,
         }
     }
 }
@@ -127,6 +151,16 @@ pub enum Overlay {
         scroll: u16,
     },
     Picker(Picker),
+    /// Editing a setting, through preview and save.
+    Edit(Box<Editor>),
+    /// "Delete this override?" — Cancel is focused until moved.
+    ConfirmDelete {
+        account: String,
+        integration_type: String,
+        version: i64,
+        delete_focused: bool,
+        request: Option<u64>,
+    },
 }
 
 /// Who the console runs as and whether it may write; decided at start.
@@ -364,6 +398,8 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             model.epoch = model.next_request;
             model.start()
         }
+        Msg::Previewed { request, impact } => on_previewed(model, request, impact),
+        Msg::Saved { request, result } => on_saved(model, request, result),
         Msg::AuditLoaded { request, entry } => {
             if request < model.epoch {
                 return Vec::new();
@@ -397,6 +433,13 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             }
             for s in settings {
                 model.world.settings.insert((s.account_id, s.integration_type.clone()), s);
+            }
+            // A conflict shows, and overwrites, the newest stored version.
+            if let Some(Overlay::Edit(ed)) = &mut model.overlay
+                && let Stage::Conflict { theirs, .. } = &mut ed.stage
+                && account_ids.contains(&ed.account.id)
+            {
+                *theirs = model.world.settings.get(&(ed.account.id, ed.integration_type.clone())).cloned();
             }
             Vec::new()
         }
@@ -435,6 +478,26 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
 /// A request failed. Only the newest request of each kind may report;
 /// a failed boot is retried with backoff (1 s doubling to 30 s).
 fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) -> Vec<Cmd> {
+    let editing = match &mut model.overlay {
+        Some(Overlay::Edit(ed)) if matches!(ed.stage, Stage::Previewing { request: r } | Stage::Saving { request: r } if r == request) =>
+        {
+            // Nothing is lost: back to the form, edits intact, save again later.
+            ed.stage = Stage::Editing;
+            ed.message = Some(format!("not saved: {}", crate::domain::text::visible_short(error, 120)));
+            true
+        }
+        Some(Overlay::ConfirmDelete { request: sent @ Some(_), .. }) if *sent == Some(request) => {
+            *sent = None;
+            true
+        }
+        _ => false,
+    };
+    if editing {
+        if unavailable {
+            model.connection = Connection::Lost;
+        }
+        return Vec::new();
+    }
     if let Some(ids) = model.settings_requests.remove(&request) {
         for id in ids {
             model.requested.remove(&id);
@@ -591,6 +654,12 @@ fn resolve_cmd(model: &mut Model) -> Vec<Cmd> {
 }
 
 fn on_paste(model: &mut Model, text: &str) -> Vec<Cmd> {
+    if let Some(Overlay::Edit(ed)) = &mut model.overlay {
+        if matches!(ed.stage, Stage::Editing) {
+            ed.paste(text);
+        }
+        return Vec::new();
+    }
     // Only text inputs take pastes; line breaks never become keys.
     let clean: String = text.chars().filter(|c| !c.is_control()).collect();
     if let Some(Overlay::Picker(p)) = &mut model.overlay {
@@ -624,6 +693,8 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
                 Vec::new()
             }
             Overlay::Picker(_) => picker_key(model, key, action),
+            Overlay::Edit(_) => editor_key(model, key, action),
+            Overlay::ConfirmDelete { .. } => delete_key(model, key, action),
         };
     }
     if model.accounts.filtering {
@@ -729,6 +800,9 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
             model.notice = Some("reloading…".into());
             cmds
         }
+        Action::Edit => open_editor(model),
+        Action::Delete => open_delete(model),
+        Action::Save | Action::ToggleActive => Vec::new(),
         Action::Cancel => {
             if !model.accounts.filter.is_empty() {
                 model.accounts.set_filter(String::new());
@@ -863,5 +937,255 @@ fn picker_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> 
             let _ = action;
             Vec::new()
         }
+    }
+}
+
+/// Whether the operator may modify `account`'s settings; if not, the
+/// failing checks (DESIGN §4: shown read-only, the check named).
+pub fn may_modify(model: &Model, account: &Account) -> Result<String, String> {
+    if let Some(why) = &model.session.access.read_only {
+        return Err(format!("read-only session: {why}"));
+    }
+    let Some(op) = &model.session.access.operator else { return Err("no operator".into()) };
+    let op_account = op.account_id.and_then(|id| model.accounts.entry_by_id(id)).map(|e| &e.account);
+    let chain = &model.world.chain;
+    let subject = Subject {
+        user: op,
+        account: op_account,
+        account_chain_position: op_account.and_then(|a| crate::domain::model::chain_position(chain, a.id)),
+    };
+    let target = if model.world.is_system(account.id) {
+        Target::System { slug: &account.slug }
+    } else {
+        Target::Tenant { account }
+    };
+    let d = permissions::evaluate(&subject, model.policy, permissions::Action::ModifySettings, &target);
+    if d.allowed {
+        Ok(op.email.clone())
+    } else {
+        Err(d.failing().map(|c| format!("{} failed ({})", c.name, c.reason)).collect::<Vec<_>>().join("; "))
+    }
+}
+
+fn open_editor(model: &mut Model) -> Vec<Cmd> {
+    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+    let ty = model.current_type();
+    let Some(spec) = registry::spec(&ty) else {
+        model.notice = Some("unknown types are shown, not edited".into());
+        return Vec::new();
+    };
+    if let Err(why) = may_modify(model, &account) {
+        model.notice = Some(format!("read-only here: {why}"));
+        return Vec::new();
+    }
+    if !model.is_loaded(account.id) {
+        model.notice = Some("still loading this account".into());
+        return Vec::new();
+    }
+    let base = model.world.settings.get(&(account.id, ty.clone())).cloned();
+    let inherited = match &base {
+        Some(_) => None,
+        None => {
+            let hop = crate::domain::resolve::resolve_type(&model.world, Some(&account), &ty);
+            hop.answered_by.and_then(|slug| {
+                let a = model.world.chain.iter().find(|e| e.slug == slug)?.account.as_ref()?;
+                Some((slug, model.world.settings.get(&(a.id, ty.clone()))?.clone()))
+            })
+        }
+    };
+    match Editor::open(spec, account, base, inherited) {
+        Ok(e) => model.overlay = Some(Overlay::Edit(Box::new(e))),
+        Err(why) => model.notice = Some(why),
+    }
+    Vec::new()
+}
+
+fn open_delete(model: &mut Model) -> Vec<Cmd> {
+    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+    let ty = model.current_type();
+    let Some(own) = model.world.settings.get(&(account.id, ty.clone())) else {
+        model.notice = Some("nothing to delete: this account has no own setting of this type".into());
+        return Vec::new();
+    };
+    let version = own.version;
+    if let Err(why) = may_modify(model, &account) {
+        model.notice = Some(format!("read-only here: {why}"));
+        return Vec::new();
+    }
+    model.overlay = Some(Overlay::ConfirmDelete {
+        account: account.slug,
+        integration_type: ty,
+        version,
+        delete_focused: false,
+        request: None,
+    });
+    Vec::new()
+}
+
+fn delete_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+    let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
+    let request = model.next_request;
+    let Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request: sent }) =
+        &mut model.overlay
+    else {
+        return Vec::new();
+    };
+    if sent.is_some() {
+        return Vec::new();
+    }
+    match input_key(key, action) {
+        "esc" => model.overlay = None,
+        "tab" | "backtab" | "left" | "right" | "h" | "l" => *delete_focused = !*delete_focused,
+        "enter" if !*delete_focused => model.overlay = None,
+        "enter" => {
+            let Some(actor) = actor else { return Vec::new() };
+            let cmd = Cmd::Delete {
+                request,
+                actor,
+                account: account.clone(),
+                integration_type: integration_type.clone(),
+                expected_version: *version,
+            };
+            *sent = Some(request);
+            model.next_request += 1;
+            return vec![cmd];
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+    let actor = model.session.access.operator.as_ref().map(|o| o.email.clone()).unwrap_or_default();
+    let request = model.next_request;
+    let named = key.chars().count() > 1;
+    let Some(Overlay::Edit(ed)) = &mut model.overlay else { return Vec::new() };
+    let mut cmds = Vec::new();
+    match &ed.stage {
+        Stage::Editing => match (key, action) {
+            ("esc", _) => model.overlay = None,
+            (_, Some(Action::Cancel)) if named => model.overlay = None,
+            (_, Some(Action::Save)) if named => match ed.build() {
+                Ok((config, is_active)) => {
+                    let proposal = Proposal::Setting {
+                        account_id: ed.account.id,
+                        integration_type: ed.integration_type.clone(),
+                        config: config.clone(),
+                        is_active,
+                    };
+                    ed.pending = Some((config, is_active));
+                    ed.stage = Stage::Previewing { request };
+                    cmds.push(Cmd::Preview { request, proposal });
+                }
+                Err(why) => ed.message = Some(why),
+            },
+            (_, Some(Action::ToggleActive)) if named => ed.is_active = !ed.is_active,
+            ("tab" | "down" | "enter", _) => ed.move_focus(1),
+            ("backtab" | "up", _) => ed.move_focus(-1),
+            ("ctrl-c", _) => model.quit = true,
+            _ => ed.type_key(key),
+        },
+        Stage::Confirm { .. } => match input_key(key, action) {
+            "enter" | "y" => {
+                if let Some((config, is_active)) = ed.pending.clone() {
+                    ed.stage = Stage::Saving { request };
+                    cmds.push(Cmd::Save {
+                        request,
+                        actor,
+                        account: ed.account.slug.clone(),
+                        integration_type: ed.integration_type.clone(),
+                        expected_version: ed.expected_version(),
+                        config,
+                        is_active,
+                    });
+                }
+            }
+            "esc" | "n" => ed.stage = Stage::Editing,
+            _ => {}
+        },
+        Stage::Conflict { theirs, .. } => match key {
+            // Reload: drop the edits, show what is stored now.
+            "r" => {
+                let id = ed.account.id;
+                model.overlay = None;
+                model.notice = Some("reloaded; your edits were discarded".into());
+                return vec![load_settings(model, vec![id])];
+            }
+            // Overwrite: save over theirs, recorded as an overwrite.
+            "o" => {
+                if let Some((config, is_active)) = ed.pending.clone() {
+                    let expected = theirs.as_ref().map(|s| s.version).unwrap_or(0);
+                    ed.stage = Stage::Saving { request };
+                    cmds.push(Cmd::Save {
+                        request,
+                        actor: format!("{actor} (overwrite)"),
+                        account: ed.account.slug.clone(),
+                        integration_type: ed.integration_type.clone(),
+                        expected_version: expected,
+                        config,
+                        is_active,
+                    });
+                }
+            }
+            "k" | "esc" => ed.stage = Stage::Editing,
+            _ => {}
+        },
+        Stage::Previewing { .. } | Stage::Saving { .. } => {}
+    }
+    if !cmds.is_empty() {
+        model.next_request += 1;
+    }
+    cmds
+}
+
+fn on_previewed(model: &mut Model, request: u64, impact: Vec<ImpactRow>) -> Vec<Cmd> {
+    if let Some(Overlay::Edit(ed)) = &mut model.overlay
+        && matches!(ed.stage, Stage::Previewing { request: r } if r == request)
+        && let Some((config, is_active)) = ed.pending.clone()
+    {
+        let changes = ed.changes(&config, is_active);
+        ed.stage = Stage::Confirm { changes, impact };
+    }
+    Vec::new()
+}
+
+fn on_saved(model: &mut Model, request: u64, result: Result<Option<Setting>, Box<Conflict>>) -> Vec<Cmd> {
+    use crate::domain::text::visible_short;
+    match &mut model.overlay {
+        Some(Overlay::Edit(ed)) if matches!(ed.stage, Stage::Saving { request: r } if r == request) => match result {
+            Ok(saved) => {
+                let id = ed.account.id;
+                model.notice = Some(format!(
+                    "saved {} {} v{}",
+                    visible_short(&ed.account.slug, 40),
+                    ed.integration_type,
+                    saved.as_ref().map(|s| s.version).unwrap_or_default()
+                ));
+                model.overlay = None;
+                let mut cmds = vec![load_settings(model, vec![id])];
+                cmds.extend(resolve_cmd(model));
+                cmds
+            }
+            Err(conflict) => {
+                let id = ed.account.id;
+                let theirs = model.world.settings.get(&(id, ed.integration_type.clone())).cloned();
+                ed.stage = Stage::Conflict { conflict, theirs };
+                // Fetch what they saved, to show it against ours.
+                vec![load_settings(model, vec![id])]
+            }
+        },
+        Some(Overlay::ConfirmDelete { account, integration_type, request: Some(r), .. }) if *r == request => {
+            let slug = account.clone();
+            model.notice = Some(match &result {
+                Ok(_) => format!("deleted {} {}", visible_short(&slug, 40), integration_type),
+                Err(c) => format!("not deleted: {c}"),
+            });
+            model.overlay = None;
+            let id = model.accounts.selected().filter(|e| e.account.slug == slug).map(|e| e.account.id);
+            let mut cmds: Vec<Cmd> = id.map(|id| load_settings(model, vec![id])).into_iter().collect();
+            cmds.extend(resolve_cmd(model));
+            cmds
+        }
+        _ => Vec::new(),
     }
 }

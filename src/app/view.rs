@@ -10,9 +10,11 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use serde_json::Value;
 
+use super::editor::{Editor, Stage};
 use super::keymap::Action;
 use super::picker::PickerKind;
 use super::{Connection, Model, Overlay, Pane};
+use crate::domain::diff;
 use crate::domain::permissions::Action as Perm;
 use crate::domain::registry::{self, FieldKind, Kind};
 use crate::domain::resolve::{Hop, Verdict, resolve_type};
@@ -109,6 +111,10 @@ pub fn draw(model: &Model, frame: &mut Frame) {
     match &model.overlay {
         Some(Overlay::Help { scroll }) => help(model, *scroll, frame, area, t),
         Some(Overlay::Picker(_)) => picker(model, frame, area, t),
+        Some(Overlay::Edit(ed)) => editor(ed, frame, area, t),
+        Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request }) => {
+            confirm_delete(account, integration_type, *version, *delete_focused, request.is_some(), frame, area, t)
+        }
         None => {}
     }
 }
@@ -185,6 +191,7 @@ fn footer(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
                 (k(Action::NextPane), "pane"),
                 (format!("{}-{}", k(Action::Tab1), k(Action::Tab3)), "type"),
                 (k(Action::Filter), "filter"),
+                (k(Action::Edit), "edit"),
                 (k(Action::PickUser), "user"),
                 (k(Action::PickFunction), "function"),
                 (k(Action::Permissions), "permissions"),
@@ -354,7 +361,29 @@ fn setting(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
         return;
     };
     let lines = if model.is_loaded(account.id) {
-        setting_lines(model, account, &current, t)
+        let mut lines = setting_lines(model, account, &current, t);
+        if registry::spec(&current).is_some() {
+            lines.push(Line::raw(""));
+            lines.push(match super::may_modify(model, account) {
+                Ok(_) => Line::from(Span::styled(
+                    format!(
+                        "{} edit{} · {} delete",
+                        model.keymap.first_key(Action::Edit),
+                        if model.world.settings.contains_key(&(account.id, current.clone())) {
+                            ""
+                        } else {
+                            " (create an override)"
+                        },
+                        model.keymap.first_key(Action::Delete)
+                    ),
+                    t.dim(),
+                )),
+                Err(why) => {
+                    Line::from(Span::styled(format!("read-only for you: {}", visible_short(&why, 200)), t.warn()))
+                }
+            });
+        }
+        lines
     } else {
         vec![Line::from(Span::styled("loading…", t.dim()))]
     };
@@ -786,4 +815,197 @@ fn parse_color(name: &str) -> Option<Color> {
         "gray" | "grey" => Color::Gray,
         _ => return None,
     })
+}
+
+fn editor(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
+    let spec = ed.spec();
+    let slug = visible_short(&ed.account.slug, 30);
+    let title = match (&ed.base, &ed.inherited_from) {
+        (Some(b), _) => format!(" Edit {slug} · {} · v{} ", spec.label, b.version),
+        (None, Some(from)) => {
+            format!(" New {} override for {slug} (prefilled from {}) ", spec.label, visible_short(from, 20))
+        }
+        (None, None) => format!(" New {} setting for {slug} ", spec.label),
+    };
+    let height = (ed.fields.len() as u16 + 12).min(area.height.saturating_sub(2));
+    let box_area = centered(area, 84, height);
+    frame.render_widget(Clear, box_area);
+    let block = pane_block(title, true, t);
+    let inner = block.inner(box_area);
+    frame.render_widget(block, box_area);
+    match &ed.stage {
+        Stage::Editing | Stage::Previewing { .. } | Stage::Saving { .. } => editor_form(ed, frame, inner, t),
+        Stage::Confirm { changes, impact } => {
+            let mut lines = vec![Line::from(Span::styled(
+                format!(
+                    "Save {slug} {}{}?",
+                    ed.integration_type,
+                    ed.base.as_ref().map(|b| format!(" (v{} → v{})", b.version, b.version + 1)).unwrap_or_default()
+                ),
+                Style::new().add_modifier(Modifier::BOLD),
+            ))];
+            lines.push(Line::raw(""));
+            if changes.is_empty() {
+                lines.push(Line::from(Span::styled("no field changes", t.dim())));
+            }
+            for c in changes {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{:<22}", visible_short(&c.field, 22)), t.dim()),
+                    Span::raw(diff::shown(&c.field, c.before.as_ref())),
+                    Span::styled(" → ", t.dim()),
+                    Span::styled(diff::shown(&c.field, c.after.as_ref()), t.accent()),
+                ]));
+            }
+            lines.push(Line::raw(""));
+            if impact.is_empty() {
+                lines.push(Line::from(Span::styled("impact: nobody resolves differently", t.dim())));
+            } else {
+                lines.push(Line::from(Span::styled(
+                    "impact: who resolves differently",
+                    Style::new().add_modifier(Modifier::BOLD),
+                )));
+            }
+            for r in impact {
+                lines.push(Line::from(vec![
+                    Span::raw(format!("{:<22} ", visible_short(&r.function, 22))),
+                    Span::raw(format!("{} → ", r.before)),
+                    Span::styled(r.after.to_string(), t.accent()),
+                    Span::styled(format!("  {} accounts, {} users", r.accounts, r.users), t.dim()),
+                ]));
+            }
+            lines.push(Line::raw(""));
+            lines.push(Line::from(Span::styled("enter save · esc back to the form", t.dim())));
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+        }
+        Stage::Conflict { conflict, theirs } => {
+            let mut lines = vec![
+                Line::from(Span::styled("Not saved: someone changed it first", t.bad().add_modifier(Modifier::BOLD))),
+                Line::from(visible_short(&conflict.to_string(), 200)),
+                Line::raw(""),
+            ];
+            if let (Some(base), Some(theirs)) = (&ed.base, theirs) {
+                lines.push(Line::from(Span::styled("their change:", t.dim())));
+                let before = serde_json::json!({"config": base.config, "is_active": base.is_active});
+                let after = serde_json::json!({"config": theirs.config, "is_active": theirs.is_active});
+                for c in diff::changes(Some(&before), Some(&after)) {
+                    lines.push(Line::from(format!(
+                        "  {}: {} → {}",
+                        visible_short(&c.field, 30),
+                        diff::shown(&c.field, c.before.as_ref()),
+                        diff::shown(&c.field, c.after.as_ref())
+                    )));
+                }
+            }
+            if let (Some((config, active)), Some(theirs)) = (&ed.pending, theirs) {
+                lines.push(Line::from(Span::styled("yours, against theirs:", t.dim())));
+                let before = serde_json::json!({"config": theirs.config, "is_active": theirs.is_active});
+                let after = serde_json::json!({"config": config, "is_active": active});
+                for c in diff::changes(Some(&before), Some(&after)) {
+                    lines.push(Line::from(format!(
+                        "  {}: {} → {}",
+                        visible_short(&c.field, 30),
+                        diff::shown(&c.field, c.before.as_ref()),
+                        diff::shown(&c.field, c.after.as_ref())
+                    )));
+                }
+            }
+            lines.push(Line::raw(""));
+            lines.push(Line::from(Span::styled(
+                "r reload (drop mine) · o overwrite theirs · k keep editing",
+                t.accent(),
+            )));
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+        }
+    }
+}
+
+fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
+    let label_width = 14u16;
+    let mut y = inner.y;
+    let bottom = inner.y + inner.height;
+    for (i, f) in ed.fields.iter().enumerate() {
+        if y >= bottom {
+            return;
+        }
+        let focused = i == ed.focus;
+        let marker = if focused { "▶ " } else { "  " };
+        let label_style = if focused { t.accent() } else { t.dim() };
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(format!("{marker}{:<12}", f.label), label_style))),
+            Rect::new(inner.x, y, label_width.min(inner.width), 1),
+        );
+        let input_area = Rect::new(inner.x + label_width, y, inner.width.saturating_sub(label_width), 1);
+        if f.is_secret() && f.text().is_empty() {
+            let shown = match &f.stored_mask {
+                Some(mask) => format!("{mask}  (stored; kept unless you type a new one)"),
+                None => "type or paste the key".to_string(),
+            };
+            frame.render_widget(Paragraph::new(Span::styled(shown, t.dim())), input_area);
+        } else {
+            frame.render_widget(&f.input, input_area);
+        }
+        y += 1;
+    }
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("  {:<12}", "Active"), t.dim()),
+        Span::raw(if ed.is_active { "[x] active" } else { "[ ] inactive" }),
+    ])];
+    if let Some((mask, warning)) = ed.key_feedback() {
+        lines.push(Line::from(vec![Span::styled("  new key     ", t.dim()), Span::styled(mask, t.accent())]));
+        if let Some(w) = warning {
+            lines.push(Line::from(Span::styled(format!("  ⚠ {w}"), t.warn())));
+        }
+    }
+    let status = match &ed.stage {
+        Stage::Previewing { .. } => Some(Span::styled("  computing the impact…", t.dim())),
+        Stage::Saving { .. } => Some(Span::styled("  saving…", t.dim())),
+        _ => ed.message.as_ref().map(|m| Span::styled(format!("  {m}"), t.warn())),
+    };
+    if let Some(s) = status {
+        lines.push(Line::from(s));
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::from(Span::styled(
+        "  tab next field · ctrl-s preview & save · ctrl-a active · esc cancel",
+        t.dim(),
+    )));
+    if y < bottom {
+        frame.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: false }),
+            Rect::new(inner.x, y + 1, inner.width, bottom.saturating_sub(y + 1)),
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn confirm_delete(
+    account: &str,
+    integration_type: &str,
+    version: i64,
+    delete_focused: bool,
+    sent: bool,
+    frame: &mut Frame,
+    area: Rect,
+    t: Theme,
+) {
+    let box_area = centered(area, 64, 8);
+    frame.render_widget(Clear, box_area);
+    let block = pane_block(" Delete override ".into(), true, t);
+    let inner = block.inner(box_area);
+    frame.render_widget(block, box_area);
+    let button = |label: &str, focused: bool| {
+        if focused { Span::styled(format!("[ {label} ]"), t.selected(true)) } else { Span::raw(format!("[ {label} ]")) }
+    };
+    let lines = vec![
+        Line::from(format!(
+            "Delete {}'s own {} setting (v{version})?",
+            visible_short(account, 30),
+            visible_short(integration_type, 20)
+        )),
+        Line::from(Span::styled("Its users fall back to the chain. The audit log keeps the old values.", t.dim())),
+        Line::raw(""),
+        Line::from(vec![button("Cancel", !delete_focused), Span::raw("   "), button("Delete", delete_focused)]),
+        Line::from(Span::styled(if sent { "deleting…" } else { "tab switch · enter choose · esc cancel" }, t.dim())),
+    ];
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }

@@ -47,7 +47,7 @@ struct Entry<'a> {
 pub async fn run(store: &Store, args: Args) -> CliResult {
     let fingerprint = if args.find_key {
         let key = read_key()?;
-        let key = super::set::clean_pasted_secret(&key).0;
+        let key = crate::domain::secret::clean_pasted_secret(&key).0;
         if key.is_empty() {
             return Err(CliError::Usage("--find-key: no key on stdin".into()));
         }

@@ -187,7 +187,7 @@ fn parse_value(
     key_prefix: Option<&str>,
 ) -> Result<NewValue, CliError> {
     if secret {
-        let (key, trimmed) = clean_pasted_secret(raw);
+        let (key, trimmed) = crate::domain::secret::clean_pasted_secret(raw);
         if !trimmed.is_empty() {
             eprintln!("keyfall: trimmed {} from the pasted value", trimmed.join(" and "));
         }
@@ -246,34 +246,9 @@ fn parse_value(
     }))
 }
 
-/// Strip what a bad paste adds around a key — whitespace, line breaks and a
-/// pair of quotes — and say what went.
-pub fn clean_pasted_secret(raw: &str) -> (String, Vec<&'static str>) {
-    let mut trimmed = Vec::new();
-    let mut s = raw;
-    let without_ws = s.trim();
-    if without_ws.len() != s.len() {
-        if s.contains(['\n', '\r']) && !without_ws.contains(['\n', '\r']) {
-            trimmed.push("a line break");
-        }
-        if s.trim_matches(['\n', '\r']).len() != without_ws.len() {
-            trimmed.push("surrounding whitespace");
-        }
-        s = without_ws;
-    }
-    for q in ['"', '\''] {
-        if s.len() >= 2 && s.starts_with(q) && s.ends_with(q) {
-            s = s[1..s.len() - 1].trim();
-            trimmed.push("quotes");
-            break;
-        }
-    }
-    (s.to_string(), trimmed)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::clean_pasted_secret;
+    use crate::domain::secret::clean_pasted_secret;
 
     #[test]
     fn paste_cleaning_reports_what_it_removed() {

@@ -436,6 +436,46 @@ SELECT jsonb_build_object(
         Ok(outcome)
     }
 
+    /// Delete one account's setting of one type, as `actor`, if it is still
+    /// at `expected_version` (else a conflict).
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_setting(
+        &self,
+        actor: &str,
+        slug: &str,
+        integration_type: &str,
+        expected_version: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
+        let account_id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("no account {:?}", slug)))?;
+        let deleted = sqlx::query(
+            "DELETE FROM integration_settings WHERE account_id = $1 AND integration_type = $2 AND version = $3",
+        )
+        .bind(account_id)
+        .bind(integration_type)
+        .bind(expected_version)
+        .execute(&mut *tx)
+        .await?;
+        if deleted.rows_affected() == 0 {
+            let now = fetch_setting(&mut *tx, account_id, integration_type).await?;
+            return Err(StoreError::Conflict(Box::new(Conflict {
+                account: slug.to_string(),
+                integration_type: integration_type.to_string(),
+                expected_version,
+                current_version: now.as_ref().map(|s| s.version),
+                updated_by: now.as_ref().and_then(|s| s.updated_by.clone()),
+                updated_at: now.as_ref().map(|s| s.updated_at),
+            })));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Load the seed's scenario (idempotent: present rows are left alone).
     pub async fn load_demo(&self) -> Result<(), StoreError> {
         self.run_script("keyfall demo", include_str!("../../assets/demo.sql")).await

@@ -197,6 +197,20 @@ pub struct ImpactRow {
     pub users: i64,
 }
 
+impl ImpactRow {
+    /// Replace the "(own)" label by the account's slug.
+    fn naming_own(mut self, slug: &str) -> ImpactRow {
+        for answer in [&mut self.before, &mut self.after] {
+            for field in [&mut answer.answered_by, &mut answer.provider_answered_by] {
+                if field.as_deref() == Some("(own)") {
+                    *field = Some(slug.to_string());
+                }
+            }
+        }
+        self
+    }
+}
+
 fn consumers() -> Vec<String> {
     registry::TYPES.iter().filter(|t| t.kind == registry::Kind::Consumer).map(|t| t.name.to_string()).collect()
 }
@@ -302,6 +316,15 @@ impl Store {
         // the difference is planned as a nested loop over 200,000 rows.
         sqlx::raw_sql("ANALYZE kf_before; ANALYZE kf_after").execute(&mut *tx).await?;
         let rows = sqlx::query(IMPACT_DIFF).fetch_all(&mut *tx).await?;
+        // A single tenant's preview names the tenant rather than "(own)".
+        let own_name = match (&scope, proposal) {
+            (Some(ids), Proposal::Setting { account_id, .. } | Proposal::Delete { account_id, .. })
+                if ids.len() == 1 =>
+            {
+                self.account_slug(*account_id).await?
+            }
+            _ => None,
+        };
         // Nothing of the preview survives: not the change, not its audit
         // rows, not its notices (NOTIFY is only sent on commit).
         tx.rollback().await?;
@@ -324,8 +347,16 @@ impl Store {
                     users: r.try_get("users")?,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()
+            .collect::<Result<Vec<ImpactRow>, sqlx::Error>>()
             .map_err(StoreError::from)
+            .map(|rows| match &own_name {
+                Some(slug) => rows.into_iter().map(|r| r.naming_own(slug)).collect(),
+                None => rows,
+            })
+    }
+
+    async fn account_slug(&self, id: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT slug FROM accounts WHERE id = $1").bind(id).fetch_optional(&self.pool).await?)
     }
 
     async fn is_system_account(&self, account_id: i64) -> Result<bool, StoreError> {

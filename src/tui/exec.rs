@@ -3,7 +3,7 @@
 //! on the input or render path. Tests call it directly.
 
 use crate::app::{Boot, Cmd, Msg, USER_PAGE};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, WriteOutcome};
 
 pub async fn run(store: &Store, cmd: Cmd) -> Msg {
     match cmd {
@@ -29,6 +29,29 @@ pub async fn run(store: &Store, cmd: Cmd) -> Msg {
             Ok(hits) => Msg::UsersFound { request, hits },
             Err(e) => failed(request, e),
         },
+        Cmd::Preview { request, proposal } => match store.impact(&proposal).await {
+            Ok(impact) => Msg::Previewed { request, impact },
+            Err(e) => failed(request, e),
+        },
+        Cmd::Save { request, actor, account, integration_type, expected_version, config, is_active } => {
+            let result = store
+                .write_setting(&actor, &account, &integration_type, Some(expected_version), |_| (config, is_active))
+                .await;
+            match result {
+                Ok(WriteOutcome::Created(s) | WriteOutcome::Updated(s) | WriteOutcome::Unchanged(s)) => {
+                    Msg::Saved { request, result: Ok(Some(s)) }
+                }
+                Err(StoreError::Conflict(c)) => Msg::Saved { request, result: Err(c) },
+                Err(e) => failed(request, e),
+            }
+        }
+        Cmd::Delete { request, actor, account, integration_type, expected_version } => {
+            match store.delete_setting(&actor, &account, &integration_type, expected_version).await {
+                Ok(()) => Msg::Saved { request, result: Ok(None) },
+                Err(StoreError::Conflict(c)) => Msg::Saved { request, result: Err(c) },
+                Err(e) => failed(request, e),
+            }
+        }
         Cmd::LoadAudit { request, id } => match store.audit_entry(id).await {
             Ok(entry) => Msg::AuditLoaded { request, entry },
             Err(e) => failed(request, e),

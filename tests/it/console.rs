@@ -2,24 +2,13 @@
 //! demo database (through the same executor the runtime uses), rendered to
 //! a `TestBackend` at 80×24 and 160×48 and compared with snapshots.
 
-use std::collections::VecDeque;
-
 use keyfall::app::keymap::Keymap;
 use keyfall::app::{Access, Cmd, Model, Msg, Session, update, view};
 use keyfall::store::Store;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use crate::support::TestDb;
-
-/// Run commands (and the commands their replies call for) to quiescence.
-async fn drive(store: &Store, model: &mut Model, cmds: Vec<Cmd>) {
-    let mut queue = VecDeque::from(cmds);
-    while let Some(cmd) = queue.pop_front() {
-        let msg = keyfall::tui::exec::run(store, cmd).await;
-        queue.extend(update(model, msg));
-    }
-}
+use crate::support::{TestDb, drive};
 
 async fn keys(store: &Store, model: &mut Model, keys: &[&str]) {
     for key in keys {
@@ -51,6 +40,43 @@ async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model
     model
 }
 
+/// Dates and times (of writes made by the test) vary run to run.
+fn scrub(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let digit = |i: usize| chars.get(i).is_some_and(|c| c.is_ascii_digit());
+    let at = |i: usize, c: char| chars.get(i) == Some(&c);
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let date = (0..4).all(|k| digit(i + k))
+            && at(i + 4, '-')
+            && digit(i + 5)
+            && digit(i + 6)
+            && at(i + 7, '-')
+            && digit(i + 8)
+            && digit(i + 9);
+        let time = digit(i)
+            && digit(i + 1)
+            && at(i + 2, ':')
+            && digit(i + 3)
+            && digit(i + 4)
+            && at(i + 5, ':')
+            && digit(i + 6)
+            && digit(i + 7);
+        if date {
+            out.push_str("YYYY-MM-DD");
+            i += 10;
+        } else if time {
+            out.push_str("hh:mm:ss");
+            i += 8;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 fn screen(model: &Model) -> String {
     let (w, h) = model.size;
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
@@ -62,7 +88,7 @@ fn screen(model: &Model) -> String {
         out.push_str(line.trim_end());
         out.push('\n');
     }
-    out
+    scrub(&out)
 }
 
 /// Snapshot the current screen at 80×24 and at 160×48.
@@ -320,4 +346,123 @@ async fn an_unknown_type_gets_a_tab_with_its_raw_json() {
     assert!(text.contains("raw config") && text.contains("\"rpm\": 60"), "{text}");
     assert!(!text.contains("sk-ant-demo"), "secrets are masked in raw JSON too: {text}");
     snapshots(&db, &mut model, "unknown_type").await;
+}
+
+fn stage(model: &Model) -> &'static str {
+    use keyfall::app::editor::Stage;
+    match &model.overlay {
+        Some(keyfall::app::Overlay::Edit(ed)) => match ed.stage {
+            Stage::Editing => "editing",
+            Stage::Previewing { .. } => "previewing",
+            Stage::Confirm { .. } => "confirm",
+            Stage::Saving { .. } => "saving",
+            Stage::Conflict { .. } => "conflict",
+        },
+        Some(keyfall::app::Overlay::ConfirmDelete { .. }) => "delete",
+        Some(_) => "other",
+        None => "none",
+    }
+}
+
+const CANARY: &str = "sk-canary-console-5e1f0c2d9a7b-never-shown";
+
+#[tokio::test]
+async fn a_pasted_key_is_trimmed_previewed_and_saved_without_ever_showing() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    select(&db, &mut model, "paid-2").await;
+    keys(&db.store, &mut model, &["e"]).await;
+    assert_eq!(stage(&model), "editing");
+    update(&mut model, Msg::Paste(format!("{CANARY}\n")));
+    let text = screen(&model);
+    assert!(text.contains("trimmed a line break from the pasted key"), "{text}");
+    assert!(
+        text.contains(&keyfall::domain::secret::fingerprint(CANARY)),
+        "the fingerprint updates as you type: {text}"
+    );
+    snapshots(&db, &mut model, "editor_new_override").await;
+
+    keys(&db.store, &mut model, &["ctrl-s"]).await;
+    assert_eq!(stage(&model), "confirm");
+    let text = screen(&model);
+    assert!(text.contains("aws-admin → paid-2") && text.contains("1 accounts, 3 users"), "{text}");
+    snapshots(&db, &mut model, "save_preview").await;
+
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert_eq!(stage(&model), "none");
+    let own = db.store.setting("paid-2", "openai").await.unwrap().setting.expect("saved");
+    assert_eq!(own.config["apiKey"], CANARY);
+    assert_eq!(own.updated_by.as_deref(), Some("dev@igny8.com"));
+    let dev_answer = model.resolve.resolution.as_ref().and_then(|r| r.hop.answered_by.clone());
+    assert_eq!(dev_answer.as_deref(), Some("aws-admin"), "dev resolves from aws-admin still");
+    let everything = format!("{}{:?}", screen(&model), model);
+    assert!(!everything.contains("canary"), "the key reached the screen or the model's Debug");
+    let mut conn = db.raw().await;
+    let audit: String =
+        sqlx::query_scalar("SELECT string_agg(after::text, ' ') FROM audit_log").fetch_one(&mut conn).await.unwrap();
+    assert!(!audit.contains("canary"));
+}
+
+#[tokio::test]
+async fn a_stale_edit_shows_the_conflict_and_overwrite_is_recorded() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    select(&db, &mut model, "acme-studio").await;
+    keys(&db.store, &mut model, &["e", "tab"]).await;
+    keys(&db.store, &mut model, &["backspace"; 6]).await;
+    update(&mut model, Msg::Paste("gpt-4.1".into()));
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "UPDATE integration_settings SET config = config || '{\"model\": \"gpt-4o-mini\"}'
+          WHERE account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio') AND integration_type = 'openai'",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    keys(&db.store, &mut model, &["ctrl-s", "enter"]).await;
+    assert_eq!(stage(&model), "conflict");
+    let text = screen(&model);
+    assert!(text.contains("changed since version 1") && text.contains("gpt-4o-mini"), "{text}");
+    snapshots(&db, &mut model, "conflict").await;
+    keys(&db.store, &mut model, &["o"]).await;
+    assert_eq!(stage(&model), "none");
+    let saved = db.store.setting("acme-studio", "openai").await.unwrap().setting.unwrap();
+    assert_eq!(saved.config["model"], "gpt-4.1");
+    assert_eq!(saved.updated_by.as_deref(), Some("dev@igny8.com (overwrite)"));
+}
+
+#[tokio::test]
+async fn delete_asks_first_with_cancel_focused() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    select(&db, &mut model, "acme-studio").await;
+    keys(&db.store, &mut model, &["d"]).await;
+    assert_eq!(stage(&model), "delete");
+    snapshots(&db, &mut model, "confirm_delete").await;
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert_eq!(stage(&model), "none");
+    assert!(
+        db.store.setting("acme-studio", "openai").await.unwrap().setting.is_some(),
+        "enter on Cancel deletes nothing"
+    );
+    keys(&db.store, &mut model, &["d", "tab", "enter"]).await;
+    assert!(db.store.setting("acme-studio", "openai").await.unwrap().setting.is_none());
+    assert!(screen(&model).contains("inherited from aws-admin"));
+}
+
+#[tokio::test]
+async fn what_the_operator_may_not_modify_is_read_only_with_the_check_named() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql("UPDATE policy SET mode = 'per_account'").execute(&mut psql).await.unwrap();
+    // Under policy B the owner of paid-2 may write: the session is writable…
+    let mut model = console(&db, Some("paid2@paid.com"), (100, 30)).await;
+    assert!(model.session.access.read_only.is_none());
+    // …but aws-admin's settings stay read-only for them, and say why.
+    keys(&db.store, &mut model, &["e"]).await;
+    assert_eq!(stage(&model), "none");
+    assert!(model.notice.as_deref().unwrap_or_default().contains("IsSystemAccountOrDeveloper"), "{:?}", model.notice);
+    select(&db, &mut model, "paid-2").await;
+    keys(&db.store, &mut model, &["e"]).await;
+    assert_eq!(stage(&model), "editing");
 }

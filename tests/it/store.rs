@@ -252,7 +252,7 @@ async fn impact_preview_counts_who_moves_and_writes_nothing() {
     let functions: Vec<&str> = rows.iter().map(|r| r.function.as_str()).collect();
     assert_eq!(functions, vec!["auto_cluster", "generate_content", "generate_ideas", "generate_image_prompts"]);
     for r in &rows {
-        assert_eq!((r.before.to_string().as_str(), r.after.to_string().as_str()), ("aws-admin", "(own)"));
+        assert_eq!((r.before.to_string().as_str(), r.after.to_string().as_str()), ("aws-admin", "paid-2"));
         assert_eq!((r.accounts, r.users), (1, 3), "paid-2 and its three users");
     }
 

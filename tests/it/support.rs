@@ -91,3 +91,13 @@ impl Drop for TestDb {
         let _ = handle.join();
     }
 }
+
+/// Run console commands through the runtime's executor, and the commands
+/// their replies call for, until none are left.
+pub async fn drive(store: &Store, model: &mut keyfall::app::Model, cmds: Vec<keyfall::app::Cmd>) {
+    let mut queue = std::collections::VecDeque::from(cmds);
+    while let Some(cmd) = queue.pop_front() {
+        let msg = keyfall::tui::exec::run(store, cmd).await;
+        queue.extend(keyfall::app::update(model, msg));
+    }
+}
