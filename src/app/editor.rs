@@ -101,7 +101,20 @@ impl Editor {
         base: Option<Setting>,
         inherited: Option<(String, Setting)>,
     ) -> Result<Editor, String> {
+        Editor::open_with(spec, account, base, inherited, None)
+    }
+
+    /// As `open`, with the form filled from `prefill` instead (a revert):
+    /// `base` still anchors the version check.
+    pub fn open_with(
+        spec: &'static TypeSpec,
+        account: Account,
+        base: Option<Setting>,
+        inherited: Option<(String, Setting)>,
+        prefill: Option<Map<String, Value>>,
+    ) -> Result<Editor, String> {
         let start = match (&base, &inherited) {
+            _ if prefill.is_some() => prefill.unwrap_or_default(),
             (Some(s), _) => s.config.as_object().cloned().ok_or_else(|| {
                 format!("the stored config is {}, not an object: fix it first", registry::json_kind(&s.config))
             })?,

@@ -29,6 +29,8 @@ pub enum Action {
     Permissions,
     Refresh,
     Edit,
+    Reveal,
+    Audit,
     Delete,
     Save,
     ToggleActive,
@@ -37,7 +39,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 29] = [
         Action::Quit,
         Action::Help,
         Action::NextPane,
@@ -60,6 +62,8 @@ impl Action {
         Action::Permissions,
         Action::Refresh,
         Action::Edit,
+        Action::Reveal,
+        Action::Audit,
         Action::Delete,
         Action::Save,
         Action::ToggleActive,
@@ -92,6 +96,8 @@ impl Action {
             Action::Permissions => "permissions",
             Action::Refresh => "refresh",
             Action::Edit => "edit",
+            Action::Reveal => "reveal",
+            Action::Audit => "audit",
             Action::Delete => "delete",
             Action::Save => "save",
             Action::ToggleActive => "toggle_active",
@@ -125,6 +131,8 @@ impl Action {
             Action::Permissions => "why can/can't this user change settings (checks)",
             Action::Refresh => "reload everything from the database",
             Action::Edit => "edit the setting (or create an override)",
+            Action::Reveal => "reveal the key (asks first; audited; hides after 10 s)",
+            Action::Audit => "audit log of this setting, with revert",
             Action::Delete => "delete the account's own setting",
             Action::Save => "editor: preview the save (diff and impact)",
             Action::ToggleActive => "editor: toggle active",

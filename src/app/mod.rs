@@ -67,6 +67,10 @@ pub enum Msg {
     /// A save or delete went through (`setting` is None after a delete), or
     /// someone else changed the setting first.
     Saved { request: u64, result: Result<Option<Setting>, Box<Conflict>> },
+    /// A revealed key (None: the setting has no key), already audited.
+    Revealed { request: u64, secret: Option<crate::domain::Secret> },
+    /// The audit entries of one setting.
+    AuditList { request: u64, entries: Vec<AuditEntry> },
 }
 
 /// Work for the runtime. Each carries the request id its reply will bear.
@@ -96,6 +100,10 @@ pub enum Cmd {
     },
     /// Delete one setting if it is still at `expected_version`.
     Delete { request: u64, actor: String, account: String, integration_type: String, expected_version: i64 },
+    /// Record a reveal in the audit log and read the key.
+    Reveal { request: u64, actor: String, account: String, integration_type: String },
+    /// Load the audit entries of one setting.
+    LoadAuditList { request: u64, account: String, integration_type: String },
 }
 
 impl Cmd {
@@ -109,7 +117,9 @@ impl Cmd {
             | Cmd::LoadAudit { request, .. }
             | Cmd::Preview { request, .. }
             | Cmd::Save { request, .. }
-            | Cmd::Delete { request, .. } => *request,
+            | Cmd::Delete { request, .. }
+            | Cmd::Reveal { request, .. }
+            | Cmd::LoadAuditList { request, .. } => *request,
         }
     }
 }
@@ -161,6 +171,33 @@ pub enum Overlay {
         delete_focused: bool,
         request: Option<u64>,
     },
+    /// "Reveal this key? It is recorded." — enter reveals, esc cancels.
+    ConfirmReveal {
+        account: String,
+        account_id: i64,
+        integration_type: String,
+    },
+    /// The audit log of one setting; enter reverts the selected entry.
+    Audit(AuditView),
+}
+
+#[derive(Debug)]
+pub struct AuditView {
+    pub account: Account,
+    pub integration_type: String,
+    pub entries: Vec<AuditEntry>,
+    pub selected: usize,
+    pub request: u64,
+    pub loading: bool,
+}
+
+/// A key on screen: for one setting, until a deadline or the next key.
+#[derive(Debug)]
+pub struct Revealed {
+    pub account_id: i64,
+    pub integration_type: String,
+    pub secret: crate::domain::Secret,
+    pub until: DateTime<Utc>,
 }
 
 /// Who the console runs as and whether it may write; decided at start.
@@ -243,6 +280,8 @@ pub struct Model {
     pub overlay: Option<Overlay>,
     /// One line for the footer; cleared by the next key.
     pub notice: Option<String>,
+    /// A key revealed on purpose; hidden again by the next key or in 10 s.
+    pub revealed: Option<Revealed>,
     pub quit: bool,
     pending: Pending,
     loaded: HashSet<i64>,
@@ -278,6 +317,7 @@ impl Model {
             resolve: ResolvePanel { email, ..ResolvePanel::default() },
             overlay: None,
             notice: None,
+            revealed: None,
             quit: false,
             pending: Pending::default(),
             loaded: HashSet::new(),
@@ -362,6 +402,10 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
     match msg {
         Msg::Key(key) => {
             model.notice = None;
+            if model.revealed.take().is_some() {
+                // Any key hides a revealed key first.
+                return Vec::new();
+            }
             on_key(model, &key)
         }
         Msg::Paste(text) => on_paste(model, &text),
@@ -371,6 +415,9 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         }
         Msg::Tick { now } => {
             model.now = now;
+            if model.revealed.as_ref().is_some_and(|r| now >= r.until) {
+                model.revealed = None;
+            }
             if let Some((at, _)) = model.boot_retry
                 && now >= at
             {
@@ -399,6 +446,36 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             model.start()
         }
         Msg::Previewed { request, impact } => on_previewed(model, request, impact),
+        Msg::Revealed { request, secret } => {
+            if let Some(Overlay::ConfirmReveal { account_id, integration_type, .. }) = &model.overlay
+                && request + 1 == model.next_request
+            {
+                let (account_id, integration_type) = (*account_id, integration_type.clone());
+                model.overlay = None;
+                match secret {
+                    Some(secret) => {
+                        model.revealed = Some(Revealed {
+                            account_id,
+                            integration_type,
+                            secret,
+                            until: model.now + chrono::Duration::seconds(10),
+                        })
+                    }
+                    None => model.notice = Some("no key to reveal".into()),
+                }
+            }
+            Vec::new()
+        }
+        Msg::AuditList { request, entries } => {
+            if let Some(Overlay::Audit(view)) = &mut model.overlay
+                && view.request == request
+            {
+                view.entries = entries;
+                view.loading = false;
+                view.selected = 0;
+            }
+            Vec::new()
+        }
         Msg::Saved { request, result } => on_saved(model, request, result),
         Msg::AuditLoaded { request, entry } => {
             if request < model.epoch {
@@ -695,6 +772,8 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
             Overlay::Picker(_) => picker_key(model, key, action),
             Overlay::Edit(_) => editor_key(model, key, action),
             Overlay::ConfirmDelete { .. } => delete_key(model, key, action),
+            Overlay::ConfirmReveal { .. } => reveal_key(model, key, action),
+            Overlay::Audit(_) => audit_key(model, key, action),
         };
     }
     if model.accounts.filtering {
@@ -801,6 +880,8 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
             cmds
         }
         Action::Edit => open_editor(model),
+        Action::Reveal => open_reveal(model),
+        Action::Audit => open_audit(model),
         Action::Delete => open_delete(model),
         Action::Save | Action::ToggleActive => Vec::new(),
         Action::Cancel => {
@@ -1188,4 +1269,143 @@ fn on_saved(model: &mut Model, request: u64, result: Result<Option<Setting>, Box
         }
         _ => Vec::new(),
     }
+}
+
+fn open_reveal(model: &mut Model) -> Vec<Cmd> {
+    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+    let ty = model.current_type();
+    let has_key = model
+        .world
+        .settings
+        .get(&(account.id, ty.clone()))
+        .and_then(|s| s.config.get("apiKey"))
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|k| !k.is_empty());
+    if !has_key {
+        model.notice = Some("this account has no own key of this type to reveal".into());
+        return Vec::new();
+    }
+    if model.session.access.operator.is_none() {
+        model.notice = Some("revealing needs an operator (--as), so the reveal can be recorded".into());
+        return Vec::new();
+    }
+    model.overlay =
+        Some(Overlay::ConfirmReveal { account: account.slug, account_id: account.id, integration_type: ty });
+    Vec::new()
+}
+
+fn reveal_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+    let Some(Overlay::ConfirmReveal { account, integration_type, .. }) = &model.overlay else { return Vec::new() };
+    match input_key(key, action) {
+        "enter" | "y" => {
+            let Some(actor) = model.session.access.operator.as_ref().map(|o| o.email.clone()) else {
+                return Vec::new();
+            };
+            let cmd = Cmd::Reveal {
+                request: model.next_request,
+                actor,
+                account: account.clone(),
+                integration_type: integration_type.clone(),
+            };
+            model.next_request += 1;
+            vec![cmd]
+        }
+        _ => {
+            model.overlay = None;
+            Vec::new()
+        }
+    }
+}
+
+fn open_audit(model: &mut Model) -> Vec<Cmd> {
+    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+    let integration_type = model.current_type();
+    let request = model.request();
+    let cmd = Cmd::LoadAuditList { request, account: account.slug.clone(), integration_type: integration_type.clone() };
+    model.overlay = Some(Overlay::Audit(AuditView {
+        account,
+        integration_type,
+        entries: Vec::new(),
+        selected: 0,
+        request,
+        loading: true,
+    }));
+    vec![cmd]
+}
+
+fn audit_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+    let Some(Overlay::Audit(view)) = &mut model.overlay else { return Vec::new() };
+    match (input_key(key, action), action) {
+        ("esc", _) | (_, Some(Action::Quit)) => model.overlay = None,
+        (_, Some(Action::Down)) => view.selected = (view.selected + 1).min(view.entries.len().saturating_sub(1)),
+        (_, Some(Action::Up)) => view.selected = view.selected.saturating_sub(1),
+        ("enter", _) => return revert(model),
+        _ => {}
+    }
+    Vec::new()
+}
+
+/// Revert the selected audit entry: a new change, through the editor (so
+/// with its diff, impact preview and version check), that puts back the
+/// fields the entry changed. Keys are kept only as fingerprints, so an old
+/// key cannot be restored: the current one stays, and the form says so.
+fn revert(model: &mut Model) -> Vec<Cmd> {
+    use crate::domain::secret::{fingerprint, is_secret_field};
+    let Some(Overlay::Audit(view)) = &model.overlay else { return Vec::new() };
+    let Some(entry) = view.entries.get(view.selected).cloned() else { return Vec::new() };
+    let account = view.account.clone();
+    let ty = view.integration_type.clone();
+    let Some(spec) = registry::spec(&ty) else { return Vec::new() };
+    if let Err(why) = may_modify(model, &account) {
+        model.notice = Some(format!("read-only here: {why}"));
+        return Vec::new();
+    }
+    if entry.action == "reveal" {
+        model.notice = Some("a reveal changed nothing; there is nothing to revert".into());
+        return Vec::new();
+    }
+    let current = model.world.settings.get(&(account.id, ty.clone())).cloned();
+    let Some(before) = entry.before.as_ref() else {
+        // Reverting a creation is a deletion.
+        model.overlay = None;
+        return open_delete(model);
+    };
+    let old_config = before.get("config").and_then(|c| c.as_object()).cloned().unwrap_or_default();
+    let mut target = current.as_ref().and_then(|s| s.config.as_object().cloned()).unwrap_or_default();
+    let mut kept_key = false;
+    for change in crate::domain::diff::changes(entry.before.as_ref(), entry.after.as_ref()) {
+        let Some(path) = change.field.strip_prefix("config.") else { continue };
+        let field = path.split('.').next().unwrap_or(path).to_string();
+        match old_config.get(&field) {
+            Some(serde_json::Value::String(old)) if is_secret_field(&field) && old.starts_with('#') => {
+                let now = target.get(&field).and_then(|v| v.as_str()).map(fingerprint);
+                kept_key |= now.as_deref() != Some(old.as_str());
+            }
+            Some(old) => {
+                target.insert(field, old.clone());
+            }
+            None => {
+                target.remove(&field);
+            }
+        }
+    }
+    let active = before.get("is_active").and_then(|v| v.as_bool());
+    match Editor::open_with(spec, account, current, None, Some(target)) {
+        Ok(mut ed) => {
+            if let Some(a) = active {
+                ed.is_active = a;
+            }
+            ed.message = Some(if kept_key {
+                format!(
+                    "reverting entry #{}: the old key cannot be restored (the log keeps fingerprints only); the current key stays",
+                    entry.id
+                )
+            } else {
+                format!("reverting entry #{}: review, then ctrl-s", entry.id)
+            });
+            model.overlay = Some(Overlay::Edit(Box::new(ed)));
+        }
+        Err(why) => model.notice = Some(why),
+    }
+    Vec::new()
 }

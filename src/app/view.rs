@@ -112,6 +112,10 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         Some(Overlay::Help { scroll }) => help(model, *scroll, frame, area, t),
         Some(Overlay::Picker(_)) => picker(model, frame, area, t),
         Some(Overlay::Edit(ed)) => editor(ed, frame, area, t),
+        Some(Overlay::ConfirmReveal { account, integration_type, .. }) => {
+            confirm_reveal(account, integration_type, frame, area, t)
+        }
+        Some(Overlay::Audit(view)) => audit(view, frame, area, t),
         Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request }) => {
             confirm_delete(account, integration_type, *version, *delete_focused, request.is_some(), frame, area, t)
         }
@@ -398,6 +402,20 @@ fn setting_lines(model: &Model, account: &Account, ty: &str, t: Theme) -> Vec<Li
     match own {
         Some(s) => {
             lines.push(setting_head(model, &slug, "own", s, t));
+            if let Some(r) = &model.revealed
+                && r.account_id == account.id
+                && r.integration_type == ty
+            {
+                let left = (r.until - model.now).num_seconds().max(0);
+                lines.push(Line::from(vec![
+                    Span::styled("apiKey (revealed) ", t.warn()),
+                    Span::raw(visible(r.secret.expose()).into_owned()),
+                ]));
+                lines.push(Line::from(Span::styled(
+                    format!("recorded in the audit log; hidden again on any key or in {left} s"),
+                    t.dim(),
+                )));
+            }
             lines.extend(verdict_line(&hop, account, t));
             let consumer = registry::spec(ty).is_some_and(|spec| spec.kind == Kind::Consumer);
             if let (true, Some(key)) = (consumer, s.config.get("apiKey")) {
@@ -1008,4 +1026,70 @@ fn confirm_delete(
         Line::from(Span::styled(if sent { "deleting…" } else { "tab switch · enter choose · esc cancel" }, t.dim())),
     ];
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+fn confirm_reveal(account: &str, integration_type: &str, frame: &mut Frame, area: Rect, t: Theme) {
+    let box_area = centered(area, 64, 7);
+    frame.render_widget(Clear, box_area);
+    let block = pane_block(" Reveal key ".into(), true, t);
+    let inner = block.inner(box_area);
+    frame.render_widget(block, box_area);
+    let lines = vec![
+        Line::from(format!(
+            "Show {}'s {} key in clear?",
+            visible_short(account, 30),
+            visible_short(integration_type, 20)
+        )),
+        Line::from(Span::styled("The reveal is recorded in the audit log under your name.", t.warn())),
+        Line::from(Span::styled("It hides again on the next key or after 10 seconds.", t.dim())),
+        Line::raw(""),
+        Line::from(Span::styled("enter reveal · any other key cancels", t.accent())),
+    ];
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+fn audit(view: &super::AuditView, frame: &mut Frame, area: Rect, t: Theme) {
+    let title = format!(
+        " Audit · {} · {} · enter revert · esc close ",
+        visible_short(&view.account.slug, 30),
+        visible_short(&view.integration_type, 20)
+    );
+    let box_area = centered(area, area.width.saturating_sub(4).min(110), area.height.saturating_sub(2));
+    frame.render_widget(Clear, box_area);
+    let block = pane_block(title, true, t);
+    let inner = block.inner(box_area);
+    frame.render_widget(block, box_area);
+    let mut lines = Vec::new();
+    if view.loading {
+        lines.push(Line::from(Span::styled("loading…", t.dim())));
+    } else if view.entries.is_empty() {
+        lines.push(Line::from(Span::styled("no audit entries for this setting", t.dim())));
+    }
+    let mut selected_line = 0;
+    for (i, e) in view.entries.iter().enumerate() {
+        if i == view.selected {
+            selected_line = lines.len();
+        }
+        let version = e.after.as_ref().or(e.before.as_ref()).and_then(|v| v.get("version")).map(|v| format!(" v{v}"));
+        let mut head = Line::from(vec![
+            Span::raw(format!("{} ", e.at.format("%Y-%m-%d %H:%M:%S"))),
+            Span::styled(format!("{:<26} ", visible_short(&e.actor, 26)), t.accent()),
+            Span::raw(format!("{}{}", visible_short(&e.action, 8), version.unwrap_or_default())),
+        ]);
+        if i == view.selected {
+            head = head.style(t.selected(true));
+        }
+        lines.push(head);
+        for c in diff::changes(e.before.as_ref(), e.after.as_ref()) {
+            lines.push(Line::from(vec![
+                Span::styled(format!("    {:<22}", visible_short(&c.field, 22)), t.dim()),
+                Span::raw(diff::shown(&c.field, c.before.as_ref())),
+                Span::styled(" → ", t.dim()),
+                Span::raw(diff::shown(&c.field, c.after.as_ref())),
+            ]));
+        }
+    }
+    let height = inner.height as usize;
+    let scroll = selected_line.saturating_sub(height / 3) as u16;
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
 }

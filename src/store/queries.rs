@@ -476,6 +476,42 @@ SELECT jsonb_build_object(
         Ok(())
     }
 
+    /// Record that `actor` revealed a setting's key, and return the key. The
+    /// audit row and the read are one transaction: no reveal goes
+    /// unrecorded.
+    #[tracing::instrument(skip_all)]
+    pub async fn reveal(
+        &self,
+        actor: &str,
+        slug: &str,
+        integration_type: &str,
+    ) -> Result<Option<crate::domain::Secret>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let key: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT s.config ->> 'apiKey' FROM integration_settings s JOIN accounts a ON a.id = s.account_id
+              WHERE a.slug = $1 AND s.integration_type = $2",
+        )
+        .bind(slug)
+        .bind(integration_type)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(Some(key)) = key else { return Ok(None) };
+        let secret = crate::domain::Secret::new(key);
+        sqlx::query(
+            "INSERT INTO audit_log (actor, action, table_name, account_id, account_slug, integration_type, after)
+             SELECT $1, 'reveal', 'integration_settings', a.id, a.slug, $3, jsonb_build_object('apiKey', $4::text)
+               FROM accounts a WHERE a.slug = $2",
+        )
+        .bind(actor)
+        .bind(slug)
+        .bind(integration_type)
+        .bind(secret.fingerprint())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(secret))
+    }
+
     /// Load the seed's scenario (idempotent: present rows are left alone).
     pub async fn load_demo(&self) -> Result<(), StoreError> {
         self.run_script("keyfall demo", include_str!("../../assets/demo.sql")).await

@@ -52,6 +52,18 @@ pub async fn run(store: &Store, cmd: Cmd) -> Msg {
                 Err(e) => failed(request, e),
             }
         }
+        Cmd::Reveal { request, actor, account, integration_type } => {
+            match store.reveal(&actor, &account, &integration_type).await {
+                Ok(secret) => Msg::Revealed { request, secret },
+                Err(e) => failed(request, e),
+            }
+        }
+        Cmd::LoadAuditList { request, account, integration_type } => {
+            match store.audit(Some(&account), Some(&integration_type), None, 200).await {
+                Ok(entries) => Msg::AuditList { request, entries },
+                Err(e) => failed(request, e),
+            }
+        }
         Cmd::LoadAudit { request, id } => match store.audit_entry(id).await {
             Ok(entry) => Msg::AuditLoaded { request, entry },
             Err(e) => failed(request, e),

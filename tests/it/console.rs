@@ -466,3 +466,55 @@ async fn what_the_operator_may_not_modify_is_read_only_with_the_check_named() {
     keys(&db.store, &mut model, &["e"]).await;
     assert_eq!(stage(&model), "editing");
 }
+
+#[tokio::test]
+async fn reveal_asks_is_audited_and_hides_on_the_next_key() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    keys(&db.store, &mut model, &["v"]).await;
+    assert!(matches!(model.overlay, Some(keyfall::app::Overlay::ConfirmReveal { .. })));
+    snapshots(&db, &mut model, "confirm_reveal").await;
+    keys(&db.store, &mut model, &["enter"]).await;
+    let key = "sk-demo-FAKE-aws-admin-openai-not-a-real-key-3fA9";
+    assert!(screen(&model).contains(key), "revealed on purpose");
+    snapshots(&db, &mut model, "revealed").await;
+    let audit = db.store.audit(Some("aws-admin"), Some("openai"), None, 1).await.unwrap();
+    assert_eq!((audit[0].action.as_str(), audit[0].actor.as_str()), ("reveal", "dev@igny8.com"));
+    assert!(!format!("{:?}", audit[0]).contains(key), "the audit row holds the fingerprint only");
+    keys(&db.store, &mut model, &["j"]).await;
+    assert!(!screen(&model).contains(key), "any key hides it again");
+    // …and so does time.
+    keys(&db.store, &mut model, &["k", "v", "enter"]).await;
+    assert!(screen(&model).contains(key));
+    update(&mut model, Msg::Tick { now: chrono::Utc::now() + chrono::Duration::seconds(11) });
+    assert!(!screen(&model).contains(key), "hidden after 10 s");
+}
+
+#[tokio::test]
+async fn audit_view_reverts_an_entry_through_the_save_preview() {
+    let db = TestDb::demo().await;
+    db.store
+        .write_setting("ops@igny8.com", "aws-admin", "openai", None, |cur| {
+            let mut c = cur.unwrap().config.clone();
+            c["model"] = serde_json::json!("gpt-3.5-turbo");
+            (c, true)
+        })
+        .await
+        .unwrap();
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    keys(&db.store, &mut model, &["a"]).await;
+    let text = screen(&model);
+    assert!(text.contains("ops@igny8.com") && text.contains("gpt-4o-mini → gpt-3.5-turbo"), "{text}");
+    snapshots(&db, &mut model, "audit").await;
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert_eq!(stage(&model), "editing", "revert opens the editor with the old values");
+    keys(&db.store, &mut model, &["ctrl-s"]).await;
+    assert_eq!(stage(&model), "confirm");
+    assert!(screen(&model).contains("gpt-3.5-turbo → gpt-4o-mini"), "{}", screen(&model));
+    keys(&db.store, &mut model, &["enter"]).await;
+    let setting = db.store.setting("aws-admin", "openai").await.unwrap().setting.unwrap();
+    assert_eq!(setting.config["model"], "gpt-4o-mini");
+    assert_eq!(setting.config["apiKey"], "sk-demo-FAKE-aws-admin-openai-not-a-real-key-3fA9", "the key is untouched");
+    let last = db.store.audit(Some("aws-admin"), Some("openai"), None, 1).await.unwrap();
+    assert_eq!(last[0].actor, "dev@igny8.com", "a revert is a new audited change");
+}
