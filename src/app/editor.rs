@@ -249,6 +249,18 @@ impl Editor {
         Some((key.masked(), warning))
     }
 
+    /// Models the registry knows, to suggest; and a warning when the typed
+    /// model is not one of them (free text is allowed: lint L004).
+    pub fn model_hint(&self) -> Option<(Vec<&'static str>, bool)> {
+        let field = self.fields.iter().find(|f| f.name == "model")?;
+        let typed = field.text();
+        let known = self.spec().known_models;
+        let suggestions: Vec<&'static str> =
+            known.iter().copied().filter(|m| typed.is_empty() || m.starts_with(typed.trim())).take(5).collect();
+        let unknown = !typed.trim().is_empty() && !known.contains(&typed.trim());
+        Some((suggestions, unknown))
+    }
+
     /// The config and active flag the form describes, or what is wrong.
     pub fn build(&self) -> Result<(Value, bool), String> {
         let mut map = self.start.clone();

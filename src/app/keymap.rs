@@ -31,6 +31,7 @@ pub enum Action {
     Edit,
     Reveal,
     Audit,
+    ChainPolicy,
     Delete,
     Save,
     ToggleActive,
@@ -39,7 +40,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::Quit,
         Action::Help,
         Action::NextPane,
@@ -64,6 +65,7 @@ impl Action {
         Action::Edit,
         Action::Reveal,
         Action::Audit,
+        Action::ChainPolicy,
         Action::Delete,
         Action::Save,
         Action::ToggleActive,
@@ -98,6 +100,7 @@ impl Action {
             Action::Edit => "edit",
             Action::Reveal => "reveal",
             Action::Audit => "audit",
+            Action::ChainPolicy => "chain_policy",
             Action::Delete => "delete",
             Action::Save => "save",
             Action::ToggleActive => "toggle_active",
@@ -133,6 +136,7 @@ impl Action {
             Action::Edit => "edit the setting (or create an override)",
             Action::Reveal => "reveal the key (asks first; audited; hides after 10 s)",
             Action::Audit => "audit log of this setting, with revert",
+            Action::ChainPolicy => "chain and policy (K/J move, x remove, + add selected, p policy)",
             Action::Delete => "delete the account's own setting",
             Action::Save => "editor: preview the save (diff and impact)",
             Action::ToggleActive => "editor: toggle active",

@@ -5,6 +5,7 @@
 //! id they answer — a stale reply is dropped (latest wins).
 
 pub mod accounts;
+pub mod admin;
 pub mod editor;
 pub mod keymap;
 pub mod picker;
@@ -71,6 +72,10 @@ pub enum Msg {
     Revealed { request: u64, secret: Option<crate::domain::Secret> },
     /// The audit entries of one setting.
     AuditList { request: u64, entries: Vec<AuditEntry> },
+    /// The preview of a chain and/or policy change.
+    AdminPreviewed { request: u64, impact: Vec<ImpactRow>, moves: Vec<crate::domain::permissions::PolicyMove> },
+    /// The chain and/or policy change was written.
+    AdminApplied { request: u64 },
 }
 
 /// Work for the runtime. Each carries the request id its reply will bear.
@@ -104,6 +109,11 @@ pub enum Cmd {
     Reveal { request: u64, actor: String, account: String, integration_type: String },
     /// Load the audit entries of one setting.
     LoadAuditList { request: u64, account: String, integration_type: String },
+    /// Preview a new chain (who resolves differently) and/or policy (who
+    /// gains or loses which action).
+    PreviewAdmin { request: u64, chain: Option<Vec<String>>, policy: Option<(Policy, Policy)> },
+    /// Write the new chain and/or policy, as `actor`.
+    ApplyAdmin { request: u64, actor: String, chain: Option<Vec<String>>, policy: Option<Policy> },
 }
 
 impl Cmd {
@@ -119,7 +129,9 @@ impl Cmd {
             | Cmd::Save { request, .. }
             | Cmd::Delete { request, .. }
             | Cmd::Reveal { request, .. }
-            | Cmd::LoadAuditList { request, .. } => *request,
+            | Cmd::LoadAuditList { request, .. }
+            | Cmd::PreviewAdmin { request, .. }
+            | Cmd::ApplyAdmin { request, .. } => *request,
         }
     }
 }
@@ -179,6 +191,8 @@ pub enum Overlay {
     },
     /// The audit log of one setting; enter reverts the selected entry.
     Audit(AuditView),
+    /// The chain and the policy.
+    Admin(admin::AdminView),
 }
 
 #[derive(Debug)]
@@ -466,6 +480,8 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             }
             Vec::new()
         }
+        Msg::AdminPreviewed { request, impact, moves } => admin::previewed(model, request, impact, moves),
+        Msg::AdminApplied { request } => admin::applied(model, request),
         Msg::AuditList { request, entries } => {
             if let Some(Overlay::Audit(view)) = &mut model.overlay
                 && view.request == request
@@ -569,6 +585,7 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         }
         _ => false,
     };
+    let editing = editing || admin::failed(model, request, error);
     if editing {
         if unavailable {
             model.connection = Connection::Lost;
@@ -774,6 +791,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
             Overlay::ConfirmDelete { .. } => delete_key(model, key, action),
             Overlay::ConfirmReveal { .. } => reveal_key(model, key, action),
             Overlay::Audit(_) => audit_key(model, key, action),
+            Overlay::Admin(_) => admin::key(model, key, action),
         };
     }
     if model.accounts.filtering {
@@ -882,6 +900,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Action::Edit => open_editor(model),
         Action::Reveal => open_reveal(model),
         Action::Audit => open_audit(model),
+        Action::ChainPolicy => admin::open(model),
         Action::Delete => open_delete(model),
         Action::Save | Action::ToggleActive => Vec::new(),
         Action::Cancel => {

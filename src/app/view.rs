@@ -116,6 +116,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
             confirm_reveal(account, integration_type, frame, area, t)
         }
         Some(Overlay::Audit(view)) => audit(view, frame, area, t),
+        Some(Overlay::Admin(view)) => admin(model, view, frame, area, t),
         Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request }) => {
             confirm_delete(account, integration_type, *version, *delete_focused, request.is_some(), frame, area, t)
         }
@@ -974,6 +975,16 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
             lines.push(Line::from(Span::styled(format!("  ⚠ {w}"), t.warn())));
         }
     }
+    if ed.fields.get(ed.focus).is_some_and(|f| f.name == "model")
+        && let Some((suggestions, unknown)) = ed.model_hint()
+    {
+        if unknown {
+            lines.push(Line::from(Span::styled("  ⚠ not a model keyfall knows (allowed; lint L004)", t.warn())));
+        }
+        if !suggestions.is_empty() {
+            lines.push(Line::from(Span::styled(format!("  known: {}", suggestions.join(", ")), t.dim())));
+        }
+    }
     let status = match &ed.stage {
         Stage::Previewing { .. } => Some(Span::styled("  computing the impact…", t.dim())),
         Stage::Saving { .. } => Some(Span::styled("  saving…", t.dim())),
@@ -1092,4 +1103,86 @@ fn audit(view: &super::AuditView, frame: &mut Frame, area: Rect, t: Theme) {
     let height = inner.height as usize;
     let scroll = selected_line.saturating_sub(height / 3) as u16;
     frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
+}
+
+fn admin(model: &Model, view: &super::admin::AdminView, frame: &mut Frame, area: Rect, t: Theme) {
+    use super::admin::AdminStage;
+    let box_area = centered(area, 84, area.height.saturating_sub(2));
+    frame.render_widget(Clear, box_area);
+    let block = pane_block(" Chain and policy ".into(), true, t);
+    let inner = block.inner(box_area);
+    frame.render_widget(block, box_area);
+    let mut lines = vec![Line::from(Span::styled("system fallback chain (tenants fall back in this order):", t.dim()))];
+    for (i, slug) in view.chain.iter().enumerate() {
+        let exists = model.accounts.window(0, usize::MAX).any(|e| &e.account.slug == slug);
+        let missing = if exists { "" } else { "   (no such account: L005)" };
+        let mut line = Line::from(format!("{} {}{missing}", circled(i as i32 + 1), visible_short(slug, 40)));
+        if i == view.selected && matches!(view.stage, AdminStage::Editing) {
+            line = line.style(t.selected(true));
+        }
+        lines.push(line);
+    }
+    if view.chain.is_empty() {
+        lines.push(Line::from(Span::styled("(empty: tenants without settings resolve to nothing)", t.bad())));
+    }
+    lines.push(Line::raw(""));
+    let changed =
+        if view.policy_changed() { format!("  (was {})", view.original_policy.as_str()) } else { String::new() };
+    lines.push(Line::from(vec![
+        Span::styled("policy  ", t.dim()),
+        Span::raw(format!("{} ({}){changed}", view.policy.as_str(), view.policy.letter())),
+    ]));
+    lines.push(Line::raw(""));
+    match &view.stage {
+        AdminStage::Editing => {
+            if let Some(m) = &view.message {
+                lines.push(Line::from(Span::styled(m.clone(), t.warn())));
+            }
+            lines.push(Line::from(Span::styled(
+                "j/k select · K/J move · x remove · + add the selected account · p policy · ctrl-s preview · esc close",
+                t.dim(),
+            )));
+        }
+        AdminStage::Previewing { .. } => lines.push(Line::from(Span::styled("computing the preview…", t.dim()))),
+        AdminStage::Applying { .. } => lines.push(Line::from(Span::styled("saving…", t.dim()))),
+        AdminStage::Confirm { impact, moves } => {
+            if view.chain_changed() {
+                if impact.is_empty() {
+                    lines.push(Line::from(Span::styled("chain: nobody resolves differently", t.dim())));
+                } else {
+                    lines.push(Line::from(Span::styled(
+                        "chain: who resolves differently",
+                        Style::new().add_modifier(Modifier::BOLD),
+                    )));
+                }
+                for r in impact {
+                    lines.push(Line::from(vec![
+                        Span::raw(format!("{:<22} {} → ", visible_short(&r.function, 22), r.before)),
+                        Span::styled(r.after.to_string(), t.accent()),
+                        Span::styled(format!("  {} accounts, {} users", r.accounts, r.users), t.dim()),
+                    ]));
+                }
+            }
+            if view.policy_changed() {
+                lines.push(Line::from(Span::styled(
+                    "policy: who gains or loses what",
+                    Style::new().add_modifier(Modifier::BOLD),
+                )));
+                if moves.is_empty() {
+                    lines.push(Line::from(Span::styled("nobody gains or loses any action", t.dim())));
+                }
+                for m in moves {
+                    let (verb, style) = if m.gains { ("gain", t.ok()) } else { ("lose", t.bad()) };
+                    lines.push(Line::from(vec![
+                        Span::raw(format!("{} users ", m.users)),
+                        Span::styled(verb, style),
+                        Span::raw(format!(" {} on {}", m.action.as_str(), m.scope)),
+                    ]));
+                }
+            }
+            lines.push(Line::raw(""));
+            lines.push(Line::from(Span::styled("enter apply (audited) · esc back", t.accent())));
+        }
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }

@@ -6,11 +6,11 @@ use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::config::Config;
+use crate::domain::Policy;
 use crate::domain::model::Role;
-use crate::domain::permissions::{self, Action, Subject, Target};
+use crate::domain::permissions::{self, UserKind};
 use crate::domain::text::{visible, visible_short};
-use crate::domain::{Account, AccountStatus, Policy, User};
-use crate::store::{ImpactRow, Proposal, Store, UserGroup};
+use crate::store::{ImpactRow, Proposal, Store};
 
 use super::{CliError, CliResult, Exit};
 
@@ -162,43 +162,15 @@ pub async fn policy(store: &Store, config: &Config, command: PolicyCommand) -> C
 
 /// Which users gain or lose which action, on the system settings and on
 /// their own account's, counted per group of look-alike users.
-pub fn render_policy_preview(groups: &[UserGroup], from: Policy, to: Policy) -> String {
-    let mut moves: std::collections::BTreeMap<(String, &'static str, bool), i64> = Default::default();
-    for g in groups {
-        let status = g.account_status.as_deref().map(crate::app::accounts::status_of).unwrap_or(AccountStatus::Active);
-        let account = (!g.no_account).then(|| Account { id: 1, slug: "own".into(), name: String::new(), status });
-        let role: Role = serde_json::from_value(serde_json::Value::String(g.role.clone())).unwrap_or(Role::Other);
-        let user = User {
-            id: 0,
-            email: String::new(),
-            role,
-            is_superuser: g.is_superuser,
-            is_active: g.is_active,
-            account_id: account.as_ref().map(|a| a.id),
-        };
-        let subject =
-            Subject { user: &user, account: account.as_ref(), account_chain_position: g.system_account.then_some(1) };
-        let mut targets = vec![("system settings", Target::System { slug: "chain" })];
-        if let (Some(a), false) = (&account, g.system_account) {
-            targets.push(("their own account", Target::Tenant { account: a }));
-        }
-        for (scope, target) in &targets {
-            for action in Action::ALL {
-                let before = permissions::evaluate(&subject, from, action, target).allowed;
-                let after = permissions::evaluate(&subject, to, action, target).allowed;
-                if before != after {
-                    *moves.entry((format!("{} on {scope}", action.as_str()), "", after)).or_default() += g.users;
-                }
-            }
-        }
-    }
+pub fn render_policy_preview(groups: &[(UserKind, i64)], from: Policy, to: Policy) -> String {
+    let moves = permissions::policy_moves(groups, from, to);
     let mut out = String::new();
     if moves.is_empty() {
         out.push_str("preview: no user gains or loses any action\n");
     }
-    for ((what, _, gains), users) in moves {
-        let verb = if gains { "gain" } else { "lose" };
-        let _ = writeln!(out, "  {users} users {verb} {what}");
+    for m in moves {
+        let verb = if m.gains { "gain" } else { "lose" };
+        let _ = writeln!(out, "  {} users {verb} {} on {}", m.users, m.action.as_str(), m.scope);
     }
     out
 }

@@ -216,3 +216,67 @@ pub fn evaluate_all(subject: &Subject, policy: Policy, target: &Target) -> Permi
         actions: Action::ALL.into_iter().map(|a| (a.as_str(), evaluate(subject, policy, a, target))).collect(),
     }
 }
+
+/// What the permission checks read about a user, without the user: how a
+/// policy change is previewed for a million users, a group at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserKind {
+    pub role: Role,
+    pub is_superuser: bool,
+    pub is_active: bool,
+    /// The account's status; None for a user without an account.
+    pub account_status: Option<super::model::AccountStatus>,
+    /// The account stands in the system chain.
+    pub system_account: bool,
+}
+
+/// Users who gain or lose one action on one kind of settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyMove {
+    pub action: Action,
+    /// "system settings" or "their own account".
+    pub scope: &'static str,
+    pub gains: bool,
+    pub users: i64,
+}
+
+/// Who gains or loses which action when the policy goes from `from` to `to`.
+pub fn policy_moves(groups: &[(UserKind, i64)], from: Policy, to: Policy) -> Vec<PolicyMove> {
+    let mut moves: Vec<PolicyMove> = Vec::new();
+    for (kind, users) in groups {
+        let account =
+            kind.account_status.map(|status| Account { id: 1, slug: "own".into(), name: String::new(), status });
+        let user = User {
+            id: 0,
+            email: String::new(),
+            role: kind.role,
+            is_superuser: kind.is_superuser,
+            is_active: kind.is_active,
+            account_id: account.as_ref().map(|a| a.id),
+        };
+        let subject = Subject {
+            user: &user,
+            account: account.as_ref(),
+            account_chain_position: kind.system_account.then_some(1),
+        };
+        let mut targets = vec![("system settings", Target::System { slug: "chain" })];
+        if let (Some(a), false) = (&account, kind.system_account) {
+            targets.push(("their own account", Target::Tenant { account: a }));
+        }
+        for (scope, target) in &targets {
+            for action in Action::ALL {
+                let before = evaluate(&subject, from, action, target).allowed;
+                let after = evaluate(&subject, to, action, target).allowed;
+                if before == after {
+                    continue;
+                }
+                match moves.iter_mut().find(|m| m.action == action && m.scope == *scope && m.gains == after) {
+                    Some(m) => m.users += users,
+                    None => moves.push(PolicyMove { action, scope, gains: after, users: *users }),
+                }
+            }
+        }
+    }
+    moves.sort_by(|a, b| (a.scope, a.action, a.gains).cmp(&(b.scope, b.action, b.gains)));
+    moves
+}

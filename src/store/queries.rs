@@ -8,7 +8,8 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::{Conflict, Store, StoreError};
-use crate::domain::model::{Account, AiFunction, ChainEntry, Policy, Setting, User};
+use crate::domain::model::{Account, AccountStatus, AiFunction, ChainEntry, Policy, Setting, User};
+use crate::domain::permissions::UserKind;
 use crate::domain::resolve::Snapshot;
 
 /// What a resolve or a permission check needs, loaded in one round trip.
@@ -105,7 +106,7 @@ pub struct AuditEntry {
 
 /// Users who look alike to the permission checks, and how many.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct UserGroup {
+struct UserGroup {
     pub role: String,
     pub is_superuser: bool,
     pub is_active: bool,
@@ -318,8 +319,8 @@ SELECT jsonb_build_object(
 
     /// Users grouped by everything the permission checks read, with counts:
     /// how a policy change is previewed for 1,000,000 users.
-    pub async fn user_groups(&self) -> Result<Vec<UserGroup>, StoreError> {
-        Ok(sqlx::query_as(
+    pub async fn user_groups(&self) -> Result<Vec<(UserKind, i64)>, StoreError> {
+        let rows: Vec<UserGroup> = sqlx::query_as(
             "SELECT u.role, u.is_superuser, u.is_active, a.status AS account_status,
                     (c.account_slug IS NOT NULL) AS system_account, (u.account_id IS NULL) AS no_account,
                     count(*) AS users
@@ -329,7 +330,32 @@ SELECT jsonb_build_object(
               GROUP BY 1, 2, 3, 4, 5, 6",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
+            serde_json::from_value(Value::String(text.to_string()))
+        }
+        Ok(rows
+            .into_iter()
+            .map(|g| {
+                let kind = UserKind {
+                    role: parse(&g.role).unwrap_or(crate::domain::Role::Other),
+                    is_superuser: g.is_superuser,
+                    is_active: g.is_active,
+                    account_status: if g.no_account {
+                        None
+                    } else {
+                        Some(
+                            g.account_status
+                                .as_deref()
+                                .map(|s| parse(s).unwrap_or(AccountStatus::Other))
+                                .unwrap_or(AccountStatus::Other),
+                        )
+                    },
+                    system_account: g.system_account,
+                };
+                (kind, g.users)
+            })
+            .collect())
     }
 
     /// Every AI function with the integration type it uses.

@@ -64,6 +64,35 @@ pub async fn run(store: &Store, cmd: Cmd) -> Msg {
                 Err(e) => failed(request, e),
             }
         }
+        Cmd::PreviewAdmin { request, chain, policy } => {
+            let impact = match &chain {
+                Some(slugs) => store.impact(&crate::store::Proposal::Chain(slugs.clone())).await,
+                None => Ok(Vec::new()),
+            };
+            let moves = match policy {
+                Some((from, to)) => {
+                    store.user_groups().await.map(|g| crate::domain::permissions::policy_moves(&g, from, to))
+                }
+                None => Ok(Vec::new()),
+            };
+            match (impact, moves) {
+                (Ok(impact), Ok(moves)) => Msg::AdminPreviewed { request, impact, moves },
+                (Err(e), _) | (_, Err(e)) => failed(request, e),
+            }
+        }
+        Cmd::ApplyAdmin { request, actor, chain, policy } => {
+            if let Some(slugs) = chain
+                && let Err(e) = store.set_chain(&actor, &slugs).await
+            {
+                return failed(request, e);
+            }
+            if let Some(p) = policy
+                && let Err(e) = store.set_policy(&actor, p).await
+            {
+                return failed(request, e);
+            }
+            Msg::AdminApplied { request }
+        }
         Cmd::LoadAudit { request, id } => match store.audit_entry(id).await {
             Ok(entry) => Msg::AuditLoaded { request, entry },
             Err(e) => failed(request, e),

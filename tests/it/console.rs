@@ -518,3 +518,27 @@ async fn audit_view_reverts_an_entry_through_the_save_preview() {
     let last = db.store.audit(Some("aws-admin"), Some("openai"), None, 1).await.unwrap();
     assert_eq!(last[0].actor, "dev@igny8.com", "a revert is a new audited change");
 }
+
+#[tokio::test]
+async fn chain_and_policy_from_the_console_are_previewed_then_applied() {
+    let db = TestDb::demo().await;
+    let mut ops = console(&db, Some("paid2@paid.com"), (100, 30)).await;
+    keys(&db.store, &mut ops, &["c"]).await;
+    assert!(ops.overlay.is_none(), "not for tenants");
+
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    keys(&db.store, &mut model, &["c", "x", "p", "ctrl-s"]).await;
+    let text = screen(&model);
+    assert!(text.contains("aws-admin → nothing"), "{text}");
+    assert!(text.contains("users gain modify_settings on their own account"), "{text}");
+    snapshots(&db, &mut model, "chain_policy_preview").await;
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert!(model.overlay.is_none());
+    let data = db.store.subject(None, None).await.unwrap();
+    let chain: Vec<&str> = data.snapshot.chain.iter().map(|e| e.slug.as_str()).collect();
+    assert_eq!(chain, vec!["default-account", "default"]);
+    assert_eq!(data.policy, keyfall::domain::Policy::PerAccount);
+    assert_eq!(model.policy, keyfall::domain::Policy::PerAccount, "the console reloaded");
+    let audit = db.store.audit(None, None, None, 10).await.unwrap();
+    assert!(audit.iter().any(|e| e.table_name == "policy" && e.actor == "dev@igny8.com"));
+}

@@ -1,0 +1,173 @@
+//! The chain and the policy from the console: reorder, add or remove system
+//! accounts, switch the policy — superuser or developer only, previewed
+//! (who resolves differently; who gains or loses which action) before the
+//! audited write.
+
+use crate::domain::Policy;
+use crate::domain::model::Role;
+use crate::domain::permissions::PolicyMove;
+use crate::store::ImpactRow;
+
+use super::keymap::Action;
+use super::{Cmd, Model, Overlay};
+
+#[derive(Debug)]
+pub enum AdminStage {
+    Editing,
+    Previewing { request: u64 },
+    Confirm { impact: Vec<ImpactRow>, moves: Vec<PolicyMove> },
+    Applying { request: u64 },
+}
+
+#[derive(Debug)]
+pub struct AdminView {
+    pub chain: Vec<String>,
+    pub original_chain: Vec<String>,
+    pub policy: Policy,
+    pub original_policy: Policy,
+    pub selected: usize,
+    pub stage: AdminStage,
+    pub message: Option<String>,
+}
+
+impl AdminView {
+    pub fn chain_changed(&self) -> bool {
+        self.chain != self.original_chain
+    }
+
+    pub fn policy_changed(&self) -> bool {
+        self.policy != self.original_policy
+    }
+}
+
+/// Open the view, for active superusers and developers only.
+pub fn open(model: &mut Model) -> Vec<Cmd> {
+    if let Some(why) = &model.session.access.read_only {
+        model.notice = Some(format!("read-only session: {why}"));
+        return Vec::new();
+    }
+    let allowed = model
+        .session
+        .access
+        .operator
+        .as_ref()
+        .is_some_and(|o| o.is_active && (o.is_superuser || o.role == Role::Developer));
+    if !allowed {
+        model.notice = Some("the chain and the policy are for active superusers and developers only".into());
+        return Vec::new();
+    }
+    let chain: Vec<String> = model.world.chain.iter().map(|e| e.slug.clone()).collect();
+    model.overlay = Some(Overlay::Admin(AdminView {
+        original_chain: chain.clone(),
+        chain,
+        policy: model.policy,
+        original_policy: model.policy,
+        selected: 0,
+        stage: AdminStage::Editing,
+        message: None,
+    }));
+    Vec::new()
+}
+
+pub fn key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+    let actor = model.session.access.operator.as_ref().map(|o| o.email.clone()).unwrap_or_default();
+    let account_here = model.selected_account().map(|a| a.slug.clone());
+    let request = model.next_request;
+    let Some(Overlay::Admin(view)) = &mut model.overlay else { return Vec::new() };
+    let mut cmds = Vec::new();
+    match &view.stage {
+        AdminStage::Editing => match (key, action) {
+            ("esc", _) => model.overlay = None,
+            ("K", _) if view.selected > 0 => {
+                view.chain.swap(view.selected, view.selected - 1);
+                view.selected -= 1;
+            }
+            ("J", _) if view.selected + 1 < view.chain.len() => {
+                view.chain.swap(view.selected, view.selected + 1);
+                view.selected += 1;
+            }
+            ("x", _) if !view.chain.is_empty() => {
+                view.chain.remove(view.selected);
+                view.selected = view.selected.min(view.chain.len().saturating_sub(1));
+            }
+            ("+", _) => match account_here {
+                Some(slug) if !view.chain.contains(&slug) => {
+                    view.chain.push(slug);
+                    view.selected = view.chain.len() - 1;
+                }
+                Some(_) => view.message = Some("already in the chain".into()),
+                None => {}
+            },
+            ("p", _) => {
+                let i = Policy::ALL.iter().position(|p| *p == view.policy).unwrap_or(0);
+                view.policy = Policy::ALL[(i + 1) % Policy::ALL.len()];
+            }
+            (_, Some(Action::Down)) => view.selected = (view.selected + 1).min(view.chain.len().saturating_sub(1)),
+            (_, Some(Action::Up)) => view.selected = view.selected.saturating_sub(1),
+            (_, Some(Action::Save)) => {
+                if !view.chain_changed() && !view.policy_changed() {
+                    view.message = Some("nothing changed".into());
+                } else {
+                    view.stage = AdminStage::Previewing { request };
+                    cmds.push(Cmd::PreviewAdmin {
+                        request,
+                        chain: view.chain_changed().then(|| view.chain.clone()),
+                        policy: view.policy_changed().then_some((view.original_policy, view.policy)),
+                    });
+                }
+            }
+            _ => {}
+        },
+        AdminStage::Confirm { .. } => match key {
+            "enter" | "y" => {
+                view.stage = AdminStage::Applying { request };
+                cmds.push(Cmd::ApplyAdmin {
+                    request,
+                    actor,
+                    chain: view.chain_changed().then(|| view.chain.clone()),
+                    policy: view.policy_changed().then_some(view.policy),
+                });
+            }
+            "esc" | "n" => view.stage = AdminStage::Editing,
+            _ => {}
+        },
+        AdminStage::Previewing { .. } | AdminStage::Applying { .. } => {}
+    }
+    if !cmds.is_empty() {
+        model.next_request += 1;
+    }
+    cmds
+}
+
+pub fn previewed(model: &mut Model, request: u64, impact: Vec<ImpactRow>, moves: Vec<PolicyMove>) -> Vec<Cmd> {
+    if let Some(Overlay::Admin(view)) = &mut model.overlay
+        && matches!(view.stage, AdminStage::Previewing { request: r } if r == request)
+    {
+        view.stage = AdminStage::Confirm { impact, moves };
+    }
+    Vec::new()
+}
+
+pub fn applied(model: &mut Model, request: u64) -> Vec<Cmd> {
+    if let Some(Overlay::Admin(view)) = &model.overlay
+        && matches!(view.stage, AdminStage::Applying { request: r } if r == request)
+    {
+        model.overlay = None;
+        model.notice = Some("chain and policy saved".into());
+        model.epoch = model.next_request;
+        return model.start();
+    }
+    Vec::new()
+}
+
+/// A failed preview or write returns to the form.
+pub fn failed(model: &mut Model, request: u64, error: &str) -> bool {
+    if let Some(Overlay::Admin(view)) = &mut model.overlay
+        && matches!(view.stage, AdminStage::Previewing { request: r } | AdminStage::Applying { request: r } if r == request)
+    {
+        view.stage = AdminStage::Editing;
+        view.message = Some(format!("not saved: {}", crate::domain::text::visible_short(error, 120)));
+        return true;
+    }
+    false
+}
