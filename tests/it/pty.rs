@@ -46,3 +46,51 @@ async fn the_real_console_draws_takes_keys_and_restores_the_terminal() {
     assert!(text.contains("\x1b[?2004l"), "bracketed paste turned off again");
     assert!(text.contains("\x1b[?25h"), "cursor shown again");
 }
+
+/// DESIGN §11's canary, through the real console: a key pasted into the
+/// editor and saved reaches neither the terminal, nor the log, nor the audit
+/// log — only its mask and fingerprint do.
+#[tokio::test]
+async fn a_canary_key_saved_through_the_console_is_never_shown_or_logged() {
+    const CANARY: &str = "sk-canary-pty-3c9d1e7f0a2b-never-print";
+    let db = TestDb::demo().await;
+    let mut pty = common::Pty::open(30, 100);
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
+    command
+        .args(["--database-url", &db.url(), "--as", "dev@igny8.com"])
+        .env("TERM", "xterm-256color")
+        .env("KEYFALL_LOG", "debug")
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path());
+    let mut child = pty.spawn(command);
+    let wait = Duration::from_secs(30);
+    pty.wait_for(wait, |s| s.contains("① aws-admin") && s.contains("gpt-4o-mini"));
+    // Filter to paid-2, open the editor, paste the key (bracketed), save.
+    pty.send(b"/paid\r");
+    pty.wait_for(wait, |s| s.contains("paid-2 · inherited from aws-admin"));
+    pty.send(b"e");
+    pty.wait_for(wait, |s| s.contains("New OpenAI override for paid-2"));
+    pty.send(format!("\x1b[200~{CANARY}\n\x1b[201~").as_bytes());
+    pty.wait_for(wait, |s| s.contains("trimmed a line break"));
+    pty.send(b"\x13"); // ctrl-s
+    pty.wait_for(wait, |s| s.contains("impact: who resolves differently"));
+    pty.send(b"\r");
+    pty.wait_for(wait, |s| s.contains("saved paid-2 openai v1") || s.contains("created paid-2 openai"));
+    pty.send(b"q");
+    let status = pty.wait_exit(&mut child, Duration::from_secs(20));
+    assert!(status.success());
+
+    let output = String::from_utf8_lossy(&pty.output);
+    assert!(!output.contains("canary"), "the key reached the terminal");
+    let log = std::fs::read_to_string(home.path().join("keyfall/keyfall.log")).expect("a debug log was written");
+    assert!(!log.is_empty(), "the log has content, so the check below means something");
+    assert!(!log.contains("canary"), "the key reached the log");
+    let stored = db.store.setting("paid-2", "openai").await.unwrap().setting.unwrap();
+    assert_eq!(stored.config["apiKey"], CANARY, "saved, trimmed of the pasted line break");
+    let mut conn = db.raw().await;
+    let audit: String =
+        sqlx::query_scalar("SELECT string_agg(coalesce(after::text, ''), ' ') FROM audit_log").fetch_one(&mut conn).await.unwrap();
+    assert!(!audit.contains("canary"));
+}
