@@ -876,22 +876,7 @@ fn editor(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
                 ]));
             }
             lines.push(Line::raw(""));
-            if impact.is_empty() {
-                lines.push(Line::from(Span::styled("impact: nobody resolves differently", t.dim())));
-            } else {
-                lines.push(Line::from(Span::styled(
-                    "impact: who resolves differently",
-                    Style::new().add_modifier(Modifier::BOLD),
-                )));
-            }
-            for r in impact {
-                lines.push(Line::from(vec![
-                    Span::raw(format!("{:<22} ", visible_short(&r.function, 22))),
-                    Span::raw(format!("{} → ", r.before)),
-                    Span::styled(r.after.to_string(), t.accent()),
-                    Span::styled(format!("  {} accounts, {} users", r.accounts, r.users), t.dim()),
-                ]));
-            }
+            lines.extend(impact_lines("impact", impact, t));
             lines.push(Line::raw(""));
             lines.push(Line::from(Span::styled("enter save · esc back to the form", t.dim())));
             frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
@@ -1147,21 +1132,7 @@ fn admin(model: &Model, view: &super::admin::AdminView, frame: &mut Frame, area:
         AdminStage::Applying { .. } => lines.push(Line::from(Span::styled("saving…", t.dim()))),
         AdminStage::Confirm { impact, moves } => {
             if view.chain_changed() {
-                if impact.is_empty() {
-                    lines.push(Line::from(Span::styled("chain: nobody resolves differently", t.dim())));
-                } else {
-                    lines.push(Line::from(Span::styled(
-                        "chain: who resolves differently",
-                        Style::new().add_modifier(Modifier::BOLD),
-                    )));
-                }
-                for r in impact {
-                    lines.push(Line::from(vec![
-                        Span::raw(format!("{:<22} {} → ", visible_short(&r.function, 22), r.before)),
-                        Span::styled(r.after.to_string(), t.accent()),
-                        Span::styled(format!("  {} accounts, {} users", r.accounts, r.users), t.dim()),
-                    ]));
-                }
+                lines.extend(impact_lines("chain", impact, t));
             }
             if view.policy_changed() {
                 lines.push(Line::from(Span::styled(
@@ -1185,4 +1156,25 @@ fn admin(model: &Model, view: &super::admin::AdminView, frame: &mut Frame, area:
         }
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// The impact preview: per function, old → new answer, with counts.
+fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], t: Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::with_capacity(impact.len() + 1);
+    if impact.is_empty() {
+        lines.push(Line::from(Span::styled(format!("{what}: nobody resolves differently"), t.dim())));
+    } else {
+        lines.push(Line::from(Span::styled(
+            format!("{what}: who resolves differently"),
+            Style::new().add_modifier(Modifier::BOLD),
+        )));
+    }
+    for r in impact {
+        lines.push(Line::from(vec![
+            Span::raw(format!("{:<22} {} → ", visible_short(&r.function, 22), r.before)),
+            Span::styled(r.after.to_string(), t.accent()),
+            Span::styled(format!("  {} accounts, {} users", r.accounts, r.users), t.dim()),
+        ]));
+    }
+    lines
 }

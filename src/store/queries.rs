@@ -303,8 +303,7 @@ SELECT jsonb_build_object(
     /// Replace the system chain, as `actor`, in one transaction (audited by
     /// trigger, row by row).
     pub async fn set_chain(&self, actor: &str, slugs: &[String]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
+        let mut tx = begin_as(self, actor).await?;
         sqlx::query("DELETE FROM fallback_chain").execute(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO fallback_chain (position, account_slug)
@@ -390,24 +389,10 @@ SELECT jsonb_build_object(
         expected_version: Option<i64>,
         change: impl FnOnce(Option<&Setting>) -> (Value, bool),
     ) -> Result<WriteOutcome, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
-        let account_id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("no account {:?}", slug)))?;
+        let mut tx = begin_as(self, actor).await?;
+        let account_id = account_id(&mut tx, slug).await?;
         let current = fetch_setting(&mut *tx, account_id, integration_type).await?;
-        let conflict = |cur: Option<&Setting>, expected: i64| {
-            StoreError::Conflict(Box::new(Conflict {
-                account: slug.to_string(),
-                integration_type: integration_type.to_string(),
-                expected_version: expected,
-                current_version: cur.map(|s| s.version),
-                updated_by: cur.and_then(|s| s.updated_by.clone()),
-                updated_at: cur.map(|s| s.updated_at),
-            }))
-        };
+        let conflict = |cur: Option<&Setting>, expected: i64| conflict(slug, integration_type, expected, cur);
         if let (Some(expected), Some(cur)) = (expected_version, current.as_ref())
             && cur.version != expected
         {
@@ -472,13 +457,8 @@ SELECT jsonb_build_object(
         integration_type: &str,
         expected_version: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
-        let account_id: i64 = sqlx::query_scalar("SELECT id FROM accounts WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("no account {:?}", slug)))?;
+        let mut tx = begin_as(self, actor).await?;
+        let account_id = account_id(&mut tx, slug).await?;
         let deleted = sqlx::query(
             "DELETE FROM integration_settings WHERE account_id = $1 AND integration_type = $2 AND version = $3",
         )
@@ -489,14 +469,7 @@ SELECT jsonb_build_object(
         .await?;
         if deleted.rows_affected() == 0 {
             let now = fetch_setting(&mut *tx, account_id, integration_type).await?;
-            return Err(StoreError::Conflict(Box::new(Conflict {
-                account: slug.to_string(),
-                integration_type: integration_type.to_string(),
-                expected_version,
-                current_version: now.as_ref().map(|s| s.version),
-                updated_by: now.as_ref().and_then(|s| s.updated_by.clone()),
-                updated_at: now.as_ref().map(|s| s.updated_at),
-            })));
+            return Err(conflict(slug, integration_type, expected_version, now.as_ref()));
         }
         tx.commit().await?;
         Ok(())
@@ -550,20 +523,45 @@ SELECT jsonb_build_object(
 
     /// Set the policy (audited by trigger).
     pub async fn set_policy(&self, actor: &str, policy: Policy) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
+        let mut tx = begin_as(self, actor).await?;
         sqlx::query("UPDATE policy SET mode = $1").bind(policy.as_str()).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn run_script(&self, actor: &str, script: &'static str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
+        let mut tx = begin_as(self, actor).await?;
         sqlx::raw_sql(script).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A transaction whose writes the audit trigger attributes to `actor`.
+async fn begin_as<'a>(store: &'a Store, actor: &str) -> Result<sqlx::Transaction<'a, sqlx::Postgres>, StoreError> {
+    let mut tx = store.pool.begin().await?;
+    sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+async fn account_id(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, slug: &str) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT id FROM accounts WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no account {:?}", slug)))
+}
+
+/// The conflict error for a setting found at another version than expected.
+fn conflict(slug: &str, integration_type: &str, expected: i64, now: Option<&Setting>) -> StoreError {
+    StoreError::Conflict(Box::new(Conflict {
+        account: slug.to_string(),
+        integration_type: integration_type.to_string(),
+        expected_version: expected,
+        current_version: now.map(|s| s.version),
+        updated_by: now.and_then(|s| s.updated_by.clone()),
+        updated_at: now.map(|s| s.updated_at),
+    }))
 }
 
 async fn fetch_setting<'e, E>(

@@ -90,7 +90,9 @@ async fn a_canary_key_saved_through_the_console_is_never_shown_or_logged() {
     let stored = db.store.setting("paid-2", "openai").await.unwrap().setting.unwrap();
     assert_eq!(stored.config["apiKey"], CANARY, "saved, trimmed of the pasted line break");
     let mut conn = db.raw().await;
-    let audit: String =
-        sqlx::query_scalar("SELECT string_agg(coalesce(after::text, ''), ' ') FROM audit_log").fetch_one(&mut conn).await.unwrap();
+    let audit: String = sqlx::query_scalar("SELECT string_agg(coalesce(after::text, ''), ' ') FROM audit_log")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert!(!audit.contains("canary"));
 }
