@@ -332,9 +332,11 @@ async fn an_unknown_type_gets_a_tab_with_its_raw_json() {
     let db = TestDb::demo().await;
     let mut psql = db.raw().await;
     sqlx::raw_sql(
-        r#"INSERT INTO integration_settings (account_id, integration_type, config)
+        r#"BEGIN; SET LOCAL keyfall.actor = 'psql';
+           INSERT INTO integration_settings (account_id, integration_type, config)
            VALUES ((SELECT id FROM accounts WHERE slug = 'aws-admin'), 'anthropic',
-                   '{"api_key": "sk-ant-demo-0000000000000000", "model": "claude", "limits": {"rpm": 60}}');"#,
+                   '{"api_key": "sk-ant-demo-0000000000000000", "model": "claude", "limits": {"rpm": 60}}');
+           COMMIT;"#,
     )
     .execute(&mut psql)
     .await
@@ -412,9 +414,12 @@ async fn a_stale_edit_shows_the_conflict_and_overwrite_is_recorded() {
     keys(&db.store, &mut model, &["backspace"; 6]).await;
     update(&mut model, Msg::Paste("gpt-4.1".into()));
     let mut psql = db.raw().await;
+    // Named, so the snapshot does not depend on the database role.
     sqlx::raw_sql(
-        "UPDATE integration_settings SET config = config || '{\"model\": \"gpt-4o-mini\"}'
-          WHERE account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio') AND integration_type = 'openai'",
+        "BEGIN; SET LOCAL keyfall.actor = 'psql';
+         UPDATE integration_settings SET config = config || '{\"model\": \"gpt-4o-mini\"}'
+          WHERE account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio') AND integration_type = 'openai';
+         COMMIT;",
     )
     .execute(&mut psql)
     .await
