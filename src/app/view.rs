@@ -970,6 +970,14 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
             lines.push(Line::from(Span::styled(format!("  known: {}", suggestions.join(", ")), t.dim())));
         }
     }
+    if ed.fields.get(ed.focus).is_some_and(|f| f.kind == FieldKind::ProviderRef) {
+        let typed = ed.fields[ed.focus].text();
+        let choices: Vec<&str> = registry::provider_names().collect();
+        if !typed.is_empty() && !choices.contains(&typed.trim()) {
+            lines.push(Line::from(Span::styled("  ⚠ not a provider type: saving will refuse it", t.warn())));
+        }
+        lines.push(Line::from(Span::styled(format!("  choose one of: {}", choices.join(", ")), t.dim())));
+    }
     let status = match &ed.stage {
         Stage::Previewing { .. } => Some(Span::styled("  computing the impact…", t.dim())),
         Stage::Saving { .. } => Some(Span::styled("  saving…", t.dim())),
