@@ -68,7 +68,7 @@ async fn require_admin(store: &Store, config: &Config) -> Result<String, CliErro
 }
 
 /// Ask on a terminal; without one, only `--yes` applies.
-fn confirm(question: &str, yes: bool) -> Result<bool, CliError> {
+pub fn confirm(question: &str, yes: bool) -> Result<bool, CliError> {
     if yes {
         return Ok(true);
     }

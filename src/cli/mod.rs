@@ -10,6 +10,7 @@ mod can;
 mod console;
 mod demo;
 mod get;
+mod lint;
 mod report;
 mod resolve;
 mod set;
@@ -58,6 +59,8 @@ pub enum Command {
     Get(get::Args),
     /// Change one field of a setting; the value comes from stdin or a hidden prompt.
     Set(set::Args),
+    /// What is wrong with the settings (rules L001–L009); `--fix` repairs what is safe.
+    Lint(lint::Args),
     /// Who changed what: the audit log, secrets as fingerprints.
     Audit(audit::Args),
     /// Show or replace the system fallback chain (superuser or developer).
@@ -130,6 +133,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Get(args)) => get::run(&store, args).await,
         Some(Command::Set(args)) => set::run(&store, &config, args).await,
         Some(Command::Audit(args)) => audit::run(&store, args).await,
+        Some(Command::Lint(args)) => lint::run(&store, &config, args).await,
         Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,
         Some(Command::Migrate) => {

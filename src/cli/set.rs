@@ -133,7 +133,7 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
 
 /// The operator must exist and be allowed `modify_settings` on this account
 /// under the policy in force — the same rule the console enforces.
-async fn authorize(store: &Store, operator: &str, slug: &str) -> Result<(), CliError> {
+pub async fn authorize(store: &Store, operator: &str, slug: &str) -> Result<(), CliError> {
     let data = store.subject(Some(operator), None).await?;
     let user = data.user.clone().ok_or_else(|| {
         CliError::Usage(format!("unknown operator {:?} (--as must name a keyfall user)", visible_short(operator, 80)))

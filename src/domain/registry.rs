@@ -139,7 +139,23 @@ pub enum Judgement {
     /// A provider row without a usable key.
     NoApiKey,
     /// Not an object, or a field of the wrong type or out of range.
-    Invalid(String),
+    Invalid { problem: Problem, reason: String },
+}
+
+/// What kind of invalid a config is: lint sorts findings by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    NotObject,
+    WrongType,
+    OutOfRange,
+    /// A required field is absent (a consumer's `provider`).
+    Missing,
+    /// A provider reference names no provider type.
+    NotAProvider,
+}
+
+fn invalid(problem: Problem, reason: String) -> Judgement {
+    Judgement::Invalid { problem, reason }
 }
 
 /// Judge a config against its type. Unknown types only need an object.
@@ -147,7 +163,7 @@ pub enum Judgement {
 /// each field in registry order.
 pub fn judge(integration_type: &str, config: &Value) -> Judgement {
     let Some(map) = config.as_object() else {
-        return Judgement::Invalid(format!("config is {}, not an object", json_kind(config)));
+        return invalid(Problem::NotObject, format!("config is {}, not an object", json_kind(config)));
     };
     let Some(spec) = spec(integration_type) else {
         return Judgement::Usable { provider: None };
@@ -157,13 +173,13 @@ pub fn judge(integration_type: &str, config: &Value) -> Judgement {
             Some(Value::String(key)) if !is_blank(key) => {}
             Some(Value::String(_)) | None => return Judgement::NoApiKey,
             Some(other) => {
-                return Judgement::Invalid(format!("apiKey is {}, not a string", json_kind(other)));
+                return invalid(Problem::WrongType, format!("apiKey is {}, not a string", json_kind(other)));
             }
         }
     }
     for field in spec.fields {
-        if let Err(reason) = check_field(map, field) {
-            return Judgement::Invalid(reason);
+        if let Err((problem, reason)) = check_field(map, field) {
+            return invalid(problem, reason);
         }
     }
     let provider = match spec.kind {
@@ -184,11 +200,12 @@ fn present<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     map.get(name).filter(|v| !v.is_null())
 }
 
-fn check_field(map: &Map<String, Value>, field: &Field) -> Result<(), String> {
+fn check_field(map: &Map<String, Value>, field: &Field) -> Result<(), (Problem, String)> {
+    use Problem::*;
     let name = field.name;
     let Some(value) = present(map, name) else {
         return if field.required && field.kind != FieldKind::Secret {
-            Err(format!("{name} is required"))
+            Err((Missing, format!("{name} is required")))
         } else {
             Ok(())
         };
@@ -196,26 +213,29 @@ fn check_field(map: &Map<String, Value>, field: &Field) -> Result<(), String> {
     match field.kind {
         FieldKind::Secret | FieldKind::Text => match value {
             Value::String(_) => Ok(()),
-            other => Err(format!("{name} is {}, not a string", json_kind(other))),
+            other => Err((WrongType, format!("{name} is {}, not a string", json_kind(other)))),
         },
         FieldKind::ProviderRef => match value {
             Value::String(p) if provider_names().any(|n| n == p) => Ok(()),
-            Value::String(p) => Err(format!(
-                "{name} {:?} is not a provider type ({})",
-                super::text::visible_short(p, 40),
-                provider_names().collect::<Vec<_>>().join(", ")
+            Value::String(p) => Err((
+                NotAProvider,
+                format!(
+                    "{name} {:?} is not a provider type ({})",
+                    super::text::visible_short(p, 40),
+                    provider_names().collect::<Vec<_>>().join(", ")
+                ),
             )),
-            other => Err(format!("{name} is {}, not a string", json_kind(other))),
+            other => Err((WrongType, format!("{name} is {}, not a string", json_kind(other)))),
         },
         FieldKind::Number { min, max } => match value.as_f64() {
             Some(n) if n >= min && n <= max => Ok(()),
-            Some(n) => Err(format!("{name} {n} is outside {min}–{max}")),
-            None => Err(format!("{name} is {}, not a number", json_kind(value))),
+            Some(n) => Err((OutOfRange, format!("{name} {n} is outside {min}–{max}"))),
+            None => Err((WrongType, format!("{name} is {}, not a number", json_kind(value)))),
         },
         FieldKind::Integer { min } => match value.as_i64() {
             Some(n) if n >= min => Ok(()),
-            Some(n) => Err(format!("{name} {n} is below {min}")),
-            None => Err(format!("{name} is {}, not a whole number", json_kind(value))),
+            Some(n) => Err((OutOfRange, format!("{name} {n} is below {min}"))),
+            None => Err((WrongType, format!("{name} is {}, not a whole number", json_kind(value)))),
         },
     }
 }

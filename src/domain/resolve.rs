@@ -185,7 +185,7 @@ fn walk(snapshot: &Snapshot, start: Option<&Account>, integration_type: &str, fo
             Judgement::NoApiKey => {
                 steps.push(step(Verdict::NoApiKey, "apiKey is missing, empty or blank".into()));
             }
-            Judgement::Invalid(reason) => steps.push(step(Verdict::InvalidConfig, reason)),
+            Judgement::Invalid { reason, .. } => steps.push(step(Verdict::InvalidConfig, reason)),
             Judgement::Usable { provider } => {
                 steps.push(step(Verdict::Answered, summary(integration_type, &setting.config)));
                 let second = match (provider, follow) {

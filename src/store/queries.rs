@@ -104,6 +104,16 @@ pub struct AuditEntry {
     pub after: Option<Value>,
 }
 
+/// What `keyfall lint` reads.
+#[derive(Debug)]
+pub struct LintData {
+    pub snapshot: Snapshot,
+    pub policy: Policy,
+    pub accounts: Vec<Account>,
+    pub settings: Vec<Setting>,
+    pub privileged: Vec<User>,
+}
+
 /// Users who look alike to the permission checks, and how many.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 struct UserGroup {
@@ -355,6 +365,69 @@ SELECT jsonb_build_object(
                 (kind, g.users)
             })
             .collect())
+    }
+
+    /// Everything lint reads: the chain snapshot, every account and setting,
+    /// the superusers and developers, the policy.
+    #[tracing::instrument(skip_all)]
+    pub async fn lint_data(&self) -> Result<LintData, StoreError> {
+        let base = self.subject(None, None).await?;
+        let accounts: Vec<Account> = self
+            .account_index()
+            .await?
+            .into_iter()
+            .map(|r| Account {
+                id: r.id,
+                status: serde_json::from_value(Value::String(r.status)).unwrap_or(AccountStatus::Other),
+                slug: r.slug,
+                name: r.name,
+            })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
+                    keyfall_finite(updated_at) AS updated_at, updated_by
+               FROM integration_settings ORDER BY account_id, integration_type",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let settings = rows.iter().map(setting_from_row).collect::<Result<Vec<_>, _>>()?;
+        let privileged: Vec<User> = sqlx::query_scalar::<_, String>(
+            "SELECT jsonb_build_object('id', id, 'email', email, 'role', role, 'is_superuser', is_superuser,
+                                       'is_active', is_active, 'account_id', account_id)::text
+               FROM users WHERE is_superuser OR role = 'developer' ORDER BY lower(email)",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .filter_map(|doc| serde_json::from_str(&doc).ok())
+        .collect();
+        Ok(LintData { snapshot: base.snapshot, policy: base.policy, accounts, settings, privileged })
+    }
+
+    /// Apply several settings' new configs in one audited transaction, each
+    /// only if still at its expected version (else nothing is applied).
+    #[tracing::instrument(skip_all)]
+    pub async fn apply_configs(&self, actor: &str, changes: &[(String, String, i64, Value)]) -> Result<(), StoreError> {
+        let mut tx = begin_as(self, actor).await?;
+        for (slug, integration_type, version, config) in changes {
+            let account_id = account_id(&mut tx, slug).await?;
+            let updated = sqlx::query(
+                "UPDATE integration_settings SET config = $1::text::jsonb
+                  WHERE account_id = $2 AND integration_type = $3 AND version = $4",
+            )
+            .bind(config.to_string())
+            .bind(account_id)
+            .bind(integration_type)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() == 0 {
+                let now = fetch_setting(&mut *tx, account_id, integration_type).await?;
+                return Err(conflict(slug, integration_type, *version, now.as_ref()));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Every AI function with the integration type it uses.

@@ -159,6 +159,8 @@ pub enum Proposal {
     Delete { account_id: i64, integration_type: String },
     /// The system chain becomes these slugs, in order.
     Chain(Vec<String>),
+    /// Several settings change at once (a lint fix, an import).
+    Many(Vec<Proposal>),
 }
 
 /// Who answers, as one comparable value.
@@ -285,7 +287,7 @@ impl Store {
         let (account_id, integration_type) = match proposal {
             Proposal::Setting { account_id, integration_type, .. }
             | Proposal::Delete { account_id, integration_type } => (Some(*account_id), Some(integration_type.clone())),
-            Proposal::Chain(_) => (None, None),
+            Proposal::Chain(_) | Proposal::Many(_) => (None, None),
         };
         let types: Vec<String> = match integration_type.as_deref() {
             None => self.all_types().await?,
@@ -372,7 +374,21 @@ impl Store {
 /// Apply a proposal inside the preview's transaction (rolled back after).
 async fn apply(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, proposal: &Proposal) -> Result<(), StoreError> {
     sqlx::query("SELECT set_config('keyfall.actor', 'keyfall preview', true)").execute(&mut **tx).await?;
+    let single: Vec<&Proposal> = match proposal {
+        Proposal::Many(all) => all.iter().collect(),
+        one => vec![one],
+    };
+    for proposal in single {
+        apply_one(tx, proposal).await?;
+    }
+    Ok(())
+}
+
+async fn apply_one(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, proposal: &Proposal) -> Result<(), StoreError> {
     match proposal {
+        Proposal::Many(_) => {
+            return Err(StoreError::Invalid("nested proposals are not supported".into()));
+        }
         Proposal::Setting { account_id, integration_type, config, is_active } => {
             sqlx::query(
                 "INSERT INTO integration_settings (account_id, integration_type, config, is_active)

@@ -268,3 +268,43 @@ async fn chain_and_policy_are_previewed_and_guarded() {
     assert!(audit.as_array().unwrap().iter().any(|e| e["table"] == "policy" && e["actor"] == "dev@igny8.com"));
     assert!(audit.as_array().unwrap().iter().any(|e| e["table"] == "fallback_chain" && e["actor"] == "dev@igny8.com"));
 }
+
+#[tokio::test]
+async fn lint_finds_the_seeds_wrong_config_and_fixes_it_in_one_transaction() {
+    let db = TestDb::demo().await;
+    let lint = keyfall(&db, &["lint", "--json"], None);
+    assert_eq!(lint.code, 1, "an error-level finding exits 1");
+    let findings = json(&lint);
+    let l001 = findings.as_array().unwrap().iter().find(|f| f["id"] == "L001").expect("L001");
+    assert_eq!(l001["account"], "aws-admin");
+    assert_eq!(l001["integration_type"], "image_generation");
+    assert_eq!(l001["severity"], "error");
+    assert_eq!(l001["fix"]["config"]["provider"], "openai", "inferred from dall-e-3");
+    assert!(l001["fix"]["config"].get("apiKey").is_none());
+    assert!(
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "L007" && f["message"].as_str().unwrap().contains("ops@igny8.com"))
+    );
+
+    let denied = keyfall(&db, &["--as", "paid2@paid.com", "lint", "--fix", "--yes"], None);
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    let fixed = keyfall(&db, &["--as", "dev@igny8.com", "lint", "--fix", "--yes"], None);
+    assert_eq!(fixed.code, 0, "{}", fixed.stderr);
+    assert!(
+        fixed.stdout.contains("config.provider: — → openai") && fixed.stdout.contains("generate_images"),
+        "{}",
+        fixed.stdout
+    );
+
+    let r =
+        json(&keyfall(&db, &["resolve", "--user", "paid2@paid.com", "--function", "generate_images", "--json"], None));
+    assert_eq!(r["answered_by"], "aws-admin");
+    assert_eq!(r["hop"]["integration_type"], "openai");
+    assert_eq!(r["hop"]["answered_by"], "aws-admin");
+    assert_eq!(keyfall(&db, &["lint"], None).code, 0, "no error left");
+    let audit = json(&keyfall(&db, &["audit", "--account", "aws-admin", "--type", "image_generation", "--json"], None));
+    assert_eq!(audit[0]["actor"], "dev@igny8.com");
+}

@@ -230,3 +230,66 @@ fn hostile_text_is_made_visible_in_details() {
     assert!(!detail.contains('\u{1b}') && !detail.contains('\u{202e}'), "{detail:?}");
     assert!(detail.contains("\\x1b"));
 }
+
+mod lint_rules {
+    use keyfall::domain::lint::{LintInput, lint};
+    use keyfall::domain::{AccountStatus, ChainEntry, Policy};
+    use serde_json::json;
+
+    use super::{account, setting, world};
+
+    fn ids(input: &LintInput) -> Vec<&'static str> {
+        lint(input).into_iter().map(|f| f.id).collect()
+    }
+
+    #[test]
+    fn each_rule_fires_on_its_case() {
+        let mut w = world(
+            vec![
+                setting(20, 4, "openai", json!({"apiKey": "sk-pasted-with-newline-0000\n", "model": "gpt-9"}), true),
+                setting(21, 4, "runware", json!({"model": "runware:100@1"}), true),
+                setting(22, 4, "image_generation", json!({"provider": "openai", "quality": 3}), true),
+            ],
+            json!({"apiKey": "", "model": "gpt-image-1"}),
+        );
+        w.chain.push(ChainEntry { position: 4, slug: "ghost".into(), account: None });
+        let accounts: Vec<_> = w.accounts.values().cloned().collect();
+        let settings: Vec<_> = w.settings.values().cloned().collect();
+        let input = LintInput {
+            snapshot: &w,
+            accounts: &accounts,
+            settings: &settings,
+            privileged: &[],
+            policy: Policy::SystemOnly,
+        };
+        let found = ids(&input);
+        for id in ["L001", "L003", "L004", "L005", "L006", "L008", "L009"] {
+            assert!(found.contains(&id), "{id} missing from {found:?}");
+        }
+        let findings = lint(&input);
+        let l008 = findings.iter().find(|f| f.id == "L008").unwrap();
+        let fixed = l008.fix.as_ref().unwrap().config.as_ref().unwrap();
+        assert_eq!(fixed["apiKey"], "sk-pasted-with-newline-0000", "the fix trims the paste");
+        let l001 = findings.iter().find(|f| f.id == "L001").unwrap();
+        assert_eq!(l001.fix.as_ref().unwrap().config.as_ref().unwrap()["provider"], "openai", "gpt-image → openai");
+        let _ = account(9, "x", AccountStatus::Active);
+    }
+
+    #[test]
+    fn an_unclear_model_asks_for_the_provider() {
+        let w = world(vec![], json!({"apiKey": "x", "model": "mystery-model"}));
+        let accounts: Vec<_> = w.accounts.values().cloned().collect();
+        let settings: Vec<_> = w.settings.values().cloned().collect();
+        let input = LintInput {
+            snapshot: &w,
+            accounts: &accounts,
+            settings: &settings,
+            privileged: &[],
+            policy: Policy::SystemOnly,
+        };
+        let l001 = lint(&input).into_iter().find(|f| f.id == "L001").unwrap();
+        let fix = l001.fix.unwrap();
+        assert_eq!(fix.field.as_deref(), Some("provider"));
+        assert_eq!(fix.choices, vec!["openai", "runware"]);
+    }
+}
