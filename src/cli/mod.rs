@@ -7,6 +7,7 @@
 mod admin;
 mod audit;
 mod can;
+mod check;
 mod console;
 mod demo;
 mod get;
@@ -59,6 +60,8 @@ pub enum Command {
     Get(get::Args),
     /// Change one field of a setting; the value comes from stdin or a hidden prompt.
     Set(set::Args),
+    /// Check expected resolutions from a TOML file (a CI guard): exit 1 with a diff on any difference.
+    Check(check::Args),
     /// What is wrong with the settings (rules L001–L009); `--fix` repairs what is safe.
     Lint(lint::Args),
     /// Who changed what: the audit log, secrets as fingerprints.
@@ -134,6 +137,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Set(args)) => set::run(&store, &config, args).await,
         Some(Command::Audit(args)) => audit::run(&store, args).await,
         Some(Command::Lint(args)) => lint::run(&store, &config, args).await,
+        Some(Command::Check(args)) => check::run(&store, args).await,
         Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,
         Some(Command::Migrate) => {

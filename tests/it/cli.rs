@@ -308,3 +308,42 @@ async fn lint_finds_the_seeds_wrong_config_and_fixes_it_in_one_transaction() {
     let audit = json(&keyfall(&db, &["audit", "--account", "aws-admin", "--type", "image_generation", "--json"], None));
     assert_eq!(audit[0]["actor"], "dev@igny8.com");
 }
+
+/// The README's Scripting section, run as written: every `$ keyfall …` line
+/// with its `# exit N`, the TOML files it names written from the README too.
+#[tokio::test]
+async fn readme_scripting_examples_run() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme.find("### Scripting").expect("a Scripting section")..];
+    let section = &section[..section.find("| more commands").unwrap_or(section.len())];
+    let dir = tempfile::tempdir().unwrap();
+    // TOML blocks follow the line naming their file (`name.toml` — …).
+    let mut rest = section;
+    while let Some(at) = rest.find("```toml\n") {
+        let before = &rest[..at];
+        let name =
+            before.split('`').filter(|part| part.ends_with(".toml")).last().expect("a file name before the block");
+        let body = &rest[at + 8..];
+        let end = body.find("```").unwrap();
+        std::fs::write(dir.path().join(name), &body[..end]).unwrap();
+        rest = &body[end..];
+    }
+    let db = TestDb::demo().await;
+    let mut ran = 0;
+    for line in section.lines().filter(|l| l.starts_with("$ keyfall ")) {
+        let (command, comment) = line.split_once('#').expect("an # exit N comment");
+        let expected: i32 =
+            comment.trim().trim_start_matches("exit ").split(':').next().unwrap().trim().parse().unwrap();
+        let args: Vec<String> = command
+            .trim()
+            .trim_start_matches("$ keyfall ")
+            .split_whitespace()
+            .map(|a| if a.ends_with(".toml") { dir.path().join(a).display().to_string() } else { a.to_string() })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = keyfall(&db, &args, None);
+        assert_eq!(run.code, expected, "{line}\n{}{}", run.stdout, run.stderr);
+        ran += 1;
+    }
+    assert!(ran >= 5, "the section has its examples");
+}
