@@ -321,8 +321,7 @@ async fn readme_scripting_examples_run() {
     let mut rest = section;
     while let Some(at) = rest.find("```toml\n") {
         let before = &rest[..at];
-        let name =
-            before.split('`').filter(|part| part.ends_with(".toml")).last().expect("a file name before the block");
+        let name = before.split('`').rfind(|part| part.ends_with(".toml")).expect("a file name before the block");
         let body = &rest[at + 8..];
         let end = body.find("```").unwrap();
         std::fs::write(dir.path().join(name), &body[..end]).unwrap();
