@@ -5,6 +5,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod domain;
 pub mod store;
 pub mod tui;

@@ -15,6 +15,7 @@ mod lint;
 mod report;
 mod resolve;
 mod set;
+mod test_connection;
 
 use std::path::PathBuf;
 
@@ -60,6 +61,15 @@ pub enum Command {
     Get(get::Args),
     /// Change one field of a setting; the value comes from stdin or a hidden prompt.
     Set(set::Args),
+    /// Test a key for real against its provider (OpenAI lists models; Runware authenticates).
+    TestConnection(test_connection::Args),
+    /// Shell completions: keyfall completions bash|zsh|fish|elvish|powershell.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), e.g. keyfall man > keyfall.1
+    Man,
     /// Check expected resolutions from a TOML file (a CI guard): exit 1 with a diff on any difference.
     Check(check::Args),
     /// What is wrong with the settings (rules L001–L009); `--fix` repairs what is safe.
@@ -126,6 +136,22 @@ pub async fn run(cli: Cli) -> CliResult {
         read_only: cli.read_only,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
+    // What needs no database.
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "keyfall", &mut std::io::stdout());
+            return Ok(Exit::Ok);
+        }
+        Some(Command::Man) => {
+            use clap::CommandFactory;
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| CliError::Other(e.to_string()))?;
+            return Ok(Exit::Ok);
+        }
+        _ => {}
+    }
     let (store, target) = open_store(&config).await?;
     let result = match cli.command {
         None => console::run(store.clone(), &target, &config, cli.demo).await,
@@ -138,6 +164,8 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Audit(args)) => audit::run(&store, args).await,
         Some(Command::Lint(args)) => lint::run(&store, &config, args).await,
         Some(Command::Check(args)) => check::run(&store, args).await,
+        Some(Command::TestConnection(args)) => test_connection::run(&store, &config, args).await,
+        Some(Command::Completions { .. } | Command::Man) => Ok(Exit::Ok),
         Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,
         Some(Command::Migrate) => {

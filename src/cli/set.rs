@@ -134,6 +134,11 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
 /// The operator must exist and be allowed `modify_settings` on this account
 /// under the policy in force — the same rule the console enforces.
 pub async fn authorize(store: &Store, operator: &str, slug: &str) -> Result<(), CliError> {
+    authorize_action(store, operator, slug, Action::ModifySettings).await
+}
+
+/// The operator must exist and be allowed `action` on this account.
+pub async fn authorize_action(store: &Store, operator: &str, slug: &str, action: Action) -> Result<(), CliError> {
     let data = store.subject(Some(operator), None).await?;
     let user = data.user.clone().ok_or_else(|| {
         CliError::Usage(format!("unknown operator {:?} (--as must name a keyfall user)", visible_short(operator, 80)))
@@ -143,14 +148,20 @@ pub async fn authorize(store: &Store, operator: &str, slug: &str) -> Result<(), 
         .await?
         .ok_or_else(|| CliError::Usage(format!("unknown account {:?}", visible_short(slug, 80))))?;
     let permissions = super::can::evaluate(&data, &user, Some(&account), data.policy);
-    let decision = &permissions.actions[Action::ModifySettings.as_str()];
+    let decision = &permissions.actions[action.as_str()];
     if decision.allowed {
         return Ok(());
     }
     let failing: Vec<String> = decision.failing().map(|c| format!("{} ({})", c.name, c.reason)).collect();
     Err(CliError::Negative(format!(
-        "denied: {} may not modify {}'s settings under policy {}: {}",
+        "denied: {} may not {} {}'s settings under policy {}: {}",
         visible(operator),
+        match action {
+            Action::ModifySettings => "modify",
+            Action::ViewSettings => "view",
+            Action::TestConnection => "test the connection of",
+            Action::TaskProgress => "see task progress of",
+        },
         visible(slug),
         data.policy.as_str(),
         failing.join("; ")

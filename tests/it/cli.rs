@@ -346,3 +346,129 @@ async fn readme_scripting_examples_run() {
     }
     assert!(ran >= 5, "the section has its examples");
 }
+
+mod connection {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use wiremock::matchers::{body_partial_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::{CANARY, keyfall};
+    use crate::support::TestDb;
+
+    async fn point_at(db: &TestDb, slug: &str, ty: &str, base: &str) {
+        let base = base.to_string();
+        db.store
+            .write_setting("test", slug, ty, None, move |_| (json!({"apiKey": CANARY, "base_url": base}), true))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn openai_success_401_timeout_and_non_json() {
+        let db = TestDb::demo().await;
+        let server = MockServer::start().await;
+        point_at(&db, "paid-2", "openai", &server.uri()).await;
+        let test = |extra: &[&str]| {
+            let mut args = vec!["--as", "dev@igny8.com", "test-connection", "paid-2", "openai"];
+            args.extend_from_slice(extra);
+            keyfall(&db, &args, None)
+        };
+
+        let ok = Mock::given(method("GET"))
+            .and(path("/models"))
+            .and(header("authorization", format!("Bearer {CANARY}").as_str()))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"data": [{"id": "gpt-4o"}, {"id": "gpt-4o-mini"}]})),
+            )
+            .expect(1)
+            .mount_as_scoped(&server)
+            .await;
+        let run = test(&[]);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("key accepted: 2 models listed"), "{}", run.stdout);
+        drop(ok);
+
+        // Providers quote the key in their errors: it must not come back out.
+        let rejected = Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(json!({"error": {"message": format!("Incorrect API key provided: {CANARY}")}})),
+            )
+            .mount_as_scoped(&server)
+            .await;
+        let run = test(&["--json"]);
+        assert_eq!(run.code, 1);
+        assert!(run.stdout.contains("rejected the key (401)"), "{}", run.stdout);
+        assert!(!run.stdout.contains("canary") && !run.stderr.contains("canary"));
+        drop(rejected);
+
+        let slow = Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(200).set_delay(Duration::from_secs(3)).set_body_json(json!({"data": []})),
+            )
+            .mount_as_scoped(&server)
+            .await;
+        let run = test(&["--timeout", "0.5"]);
+        assert_eq!(run.code, 1);
+        assert!(run.stdout.contains("timed out"), "{}", run.stdout);
+        drop(slow);
+
+        let garbage = Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("<html>hello</html>"))
+            .mount_as_scoped(&server)
+            .await;
+        let run = test(&[]);
+        assert_eq!(run.code, 1);
+        assert!(run.stdout.contains("not JSON"), "{}", run.stdout);
+        drop(garbage);
+    }
+
+    #[tokio::test]
+    async fn runware_and_the_key_that_really_answers() {
+        let db = TestDb::demo().await;
+        let server = MockServer::start().await;
+        point_at(&db, "paid-2", "runware", &server.uri()).await;
+        point_at(&db, "paid-2", "openai", &server.uri()).await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!([{"taskType": "authentication", "apiKey": CANARY}])))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{"taskType": "authentication"}]})))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/models"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{"id": "m"}]})))
+            .mount(&server)
+            .await;
+        let run = keyfall(&db, &["--as", "dev@igny8.com", "test-connection", "paid-2", "runware"], None);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("authentication task"), "{}", run.stdout);
+        // The key paid2 would really use for auto_cluster is paid-2's own.
+        let run = keyfall(
+            &db,
+            &["--as", "dev@igny8.com", "test-connection", "--user", "paid2@paid.com", "--function", "auto_cluster"],
+            None,
+        );
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        assert!(run.stdout.contains("paid-2 openai"), "{}", run.stdout);
+        let denied = keyfall(&db, &["--as", "paid2@paid.com", "test-connection", "paid-2", "runware"], None);
+        assert_eq!(denied.code, 1, "test_connection is guarded like the seed's endpoint");
+        assert!(denied.stderr.contains("IsSystemAccountOrDeveloper"), "{}", denied.stderr);
+    }
+}
+
+#[test]
+fn completions_and_man_page_need_no_database() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_keyfall"))
+            .args(["--database-url", "postgres://nobody@127.0.0.1:1/none", "completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("keyfall"));
+    }
+    let man = Command::new(env!("CARGO_BIN_EXE_keyfall")).arg("man").output().unwrap();
+    assert!(man.status.success());
+    assert!(String::from_utf8_lossy(&man.stdout).contains(".TH keyfall"));
+}
