@@ -88,7 +88,7 @@ pub fn render_impact(rows: &[ImpactRow]) -> String {
         out.push_str("impact: nobody resolves differently\n");
         return out;
     }
-    out.push_str("impact (who resolves differently):\n");
+    out.push_str("impact (who resolves differently; \"(own)\" is the account's own setting):\n");
     for r in rows {
         let _ = writeln!(
             out,

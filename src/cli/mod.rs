@@ -16,6 +16,7 @@ mod report;
 mod resolve;
 mod set;
 mod test_connection;
+mod transfer;
 
 use std::path::PathBuf;
 
@@ -61,6 +62,10 @@ pub enum Command {
     Get(get::Args),
     /// Change one field of a setting; the value comes from stdin or a hidden prompt.
     Set(set::Args),
+    /// Settings as JSON, keys as fingerprints unless --reveal.
+    Export(transfer::ExportArgs),
+    /// Apply an export file: validated, previewed, one audited transaction.
+    Import(transfer::ImportArgs),
     /// Test a key for real against its provider (OpenAI lists models; Runware authenticates).
     TestConnection(test_connection::Args),
     /// Shell completions: keyfall completions bash|zsh|fish|elvish|powershell.
@@ -165,6 +170,8 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Lint(args)) => lint::run(&store, &config, args).await,
         Some(Command::Check(args)) => check::run(&store, args).await,
         Some(Command::TestConnection(args)) => test_connection::run(&store, &config, args).await,
+        Some(Command::Export(args)) => transfer::export(&store, &config, args).await,
+        Some(Command::Import(args)) => transfer::import(&store, &config, args).await,
         Some(Command::Completions { .. } | Command::Man) => Ok(Exit::Ok),
         Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,

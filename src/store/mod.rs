@@ -16,7 +16,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 pub use connect::{Source, Target};
-pub use queries::{AccountRow, AuditEntry, LintData, SettingRef, SubjectData, UserHit, WriteOutcome};
+pub use queries::{AccountRow, AuditEntry, ImportItem, LintData, SettingRef, SubjectData, UserHit, WriteOutcome};
 pub use report::{Answer, ImpactRow, Proposal, ReportRow};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

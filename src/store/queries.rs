@@ -104,6 +104,17 @@ pub struct AuditEntry {
     pub after: Option<Value>,
 }
 
+/// One setting to write with `write_many`.
+#[derive(Debug, Clone)]
+pub struct ImportItem {
+    pub account: String,
+    pub integration_type: String,
+    pub config: Value,
+    pub is_active: bool,
+    /// The stored version it replaces; 0 for a new setting.
+    pub expected_version: i64,
+}
+
 /// What `keyfall lint` reads.
 #[derive(Debug)]
 pub struct LintData {
@@ -424,6 +435,47 @@ SELECT jsonb_build_object(
             if updated.rows_affected() == 0 {
                 let now = fetch_setting(&mut *tx, account_id, integration_type).await?;
                 return Err(conflict(slug, integration_type, *version, now.as_ref()));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Write several settings in one audited transaction: each existing one
+    /// only if still at its expected version, each new one only if still
+    /// absent (expected version 0). All or nothing.
+    #[tracing::instrument(skip_all)]
+    pub async fn write_many(&self, actor: &str, items: &[ImportItem]) -> Result<(), StoreError> {
+        let mut tx = begin_as(self, actor).await?;
+        for item in items {
+            let account_id = account_id(&mut tx, &item.account).await?;
+            let written = if item.expected_version == 0 {
+                sqlx::query(
+                    "INSERT INTO integration_settings (account_id, integration_type, config, is_active)
+                     VALUES ($1, $2, $3::text::jsonb, $4) ON CONFLICT (account_id, integration_type) DO NOTHING",
+                )
+                .bind(account_id)
+                .bind(&item.integration_type)
+                .bind(item.config.to_string())
+                .bind(item.is_active)
+                .execute(&mut *tx)
+                .await?
+            } else {
+                sqlx::query(
+                    "UPDATE integration_settings SET config = $1::text::jsonb, is_active = $2
+                      WHERE account_id = $3 AND integration_type = $4 AND version = $5",
+                )
+                .bind(item.config.to_string())
+                .bind(item.is_active)
+                .bind(account_id)
+                .bind(&item.integration_type)
+                .bind(item.expected_version)
+                .execute(&mut *tx)
+                .await?
+            };
+            if written.rows_affected() == 0 {
+                let now = fetch_setting(&mut *tx, account_id, &item.integration_type).await?;
+                return Err(conflict(&item.account, &item.integration_type, item.expected_version, now.as_ref()));
             }
         }
         tx.commit().await?;

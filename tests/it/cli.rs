@@ -472,3 +472,60 @@ fn completions_and_man_page_need_no_database() {
     assert!(man.status.success());
     assert!(String::from_utf8_lossy(&man.stdout).contains(".TH keyfall"));
 }
+
+#[tokio::test]
+async fn export_hides_keys_and_import_round_trips_idempotently() {
+    let db = TestDb::demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let export = keyfall(&db, &["export"], None);
+    assert_eq!(export.code, 0, "{}", export.stderr);
+    assert!(!export.stdout.contains("sk-demo") && !export.stdout.contains("rw-demo"), "no key in an export");
+    let file = dir.path().join("export.json");
+    std::fs::write(&file, &export.stdout).unwrap();
+    let path = file.to_str().unwrap();
+
+    let same = keyfall(&db, &["--as", "dev@igny8.com", "import", path, "--yes"], None);
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    assert!(same.stdout.contains("nothing to import"), "fingerprints keep the stored keys: {}", same.stdout);
+
+    let mut doc: Value = serde_json::from_str(&export.stdout).unwrap();
+    let settings = doc["settings"].as_array_mut().unwrap();
+    let openai =
+        settings.iter_mut().find(|s| s["account"] == "aws-admin" && s["integration_type"] == "openai").unwrap();
+    openai["config"]["model"] = serde_json::json!("gpt-4.1");
+    settings.push(serde_json::json!({"account": "paid-2", "integration_type": "openai", "is_active": true,
+                         "config": {"apiKey": CANARY, "model": "gpt-4o"}}));
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let dry = keyfall(&db, &["--as", "dev@igny8.com", "import", path, "--dry-run"], None);
+    assert!(
+        dry.stdout.contains("config.model: gpt-4o-mini → gpt-4.1") && dry.stdout.contains("not applied"),
+        "{}",
+        dry.stdout
+    );
+    assert!(dry.stdout.contains("aws-admin → (own)"), "the impact preview: {}", dry.stdout);
+    let applied = keyfall(&db, &["--as", "dev@igny8.com", "import", path, "--yes"], None);
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    assert!(applied.stdout.contains("imported 2 settings"), "{}", applied.stdout);
+    let again = keyfall(&db, &["--as", "dev@igny8.com", "import", path, "--yes"], None);
+    assert!(again.stdout.contains("nothing to import"), "idempotent: {}", again.stdout);
+    let aws = db.store.setting("aws-admin", "openai").await.unwrap().setting.unwrap();
+    assert_eq!(aws.config["apiKey"], "sk-demo-FAKE-aws-admin-openai-not-a-real-key-3fA9", "the stored key was kept");
+    for run in [&dry, &applied, &again] {
+        assert!(!run.stdout.contains("canary") && !run.stderr.contains("canary"));
+    }
+
+    // A fingerprint that is not the stored key imports nothing at all.
+    let openai = doc["settings"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["account"] == "aws-admin" && s["integration_type"] == "openai")
+        .unwrap();
+    openai["config"]["apiKey"] = serde_json::json!("#00000000");
+    openai["config"]["model"] = serde_json::json!("o3");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let bad = keyfall(&db, &["--as", "dev@igny8.com", "import", path, "--yes"], None);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("matches no stored key"), "{}", bad.stderr);
+    assert_eq!(db.store.setting("aws-admin", "openai").await.unwrap().setting.unwrap().config["model"], "gpt-4.1");
+}

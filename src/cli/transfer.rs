@@ -1,0 +1,215 @@
+//! `keyfall export` and `keyfall import`: settings as a JSON document.
+//! Export writes keys as fingerprints unless `--reveal` (asked on a
+//! terminal, recorded in the audit log). Import validates the whole file
+//! first, previews the diff and the impact, then applies everything in one
+//! audited, version-checked transaction; unchanged settings are skipped (a
+//! second import changes nothing), and where the file holds a fingerprint
+//! the stored key is kept — if it is the same key.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::Config;
+use crate::domain::diff;
+use crate::domain::registry;
+use crate::domain::secret::{fingerprint, is_secret_field};
+use crate::domain::text::{visible, visible_short};
+use crate::store::{ImportItem, Proposal, Store};
+
+use super::{CliError, CliResult, Exit};
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// Only this account's settings.
+    #[arg(long, value_name = "SLUG")]
+    pub account: Option<String>,
+    /// Keys in clear (asks on a terminal; recorded in the audit log).
+    #[arg(long)]
+    pub reveal: bool,
+    /// With --reveal: do not ask.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    pub file: PathBuf,
+    /// Validate and preview only.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply without asking.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    pub keyfall_export: u32,
+    pub settings: Vec<Entry>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    pub account: String,
+    pub integration_type: String,
+    pub is_active: bool,
+    pub config: Value,
+}
+
+/// Every secret replaced by its fingerprint, at any depth.
+fn fingerprinted(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::String(s) if is_secret_field(k) && !s.is_empty() => Value::String(fingerprint(s)),
+                        other => fingerprinted(other),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(fingerprinted).collect()),
+        other => other.clone(),
+    }
+}
+
+pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResult {
+    let data = store.lint_data().await?;
+    if args.reveal {
+        let operator = config.operator.as_deref().ok_or_else(|| {
+            CliError::Usage("export --reveal needs an operator (--as EMAIL): the reveal is recorded".into())
+        })?;
+        if !super::admin::confirm(
+            "export keys in clear?",
+            args.yes || !std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        )? {
+            return Err(CliError::Negative("not exported".into()));
+        }
+        for s in &data.settings {
+            let Some(a) = data.accounts.iter().find(|a| a.id == s.account_id) else { continue };
+            if args.account.as_ref().is_none_or(|want| *want == a.slug) && s.config.get("apiKey").is_some() {
+                store.reveal(operator, &a.slug, &s.integration_type).await?;
+            }
+        }
+    }
+    let settings = data
+        .settings
+        .iter()
+        .filter_map(|s| {
+            let a = data.accounts.iter().find(|a| a.id == s.account_id)?;
+            if args.account.as_ref().is_some_and(|want| *want != a.slug) {
+                return None;
+            }
+            Some(Entry {
+                account: a.slug.clone(),
+                integration_type: s.integration_type.clone(),
+                is_active: s.is_active,
+                config: if args.reveal { s.config.clone() } else { fingerprinted(&s.config) },
+            })
+        })
+        .collect();
+    super::print_json(&Document { keyfall_export: 1, settings })?;
+    Ok(Exit::Ok)
+}
+
+pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResult {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", args.file.display())))?;
+    let doc: Document = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{}: not a keyfall export: {e}", args.file.display())))?;
+    let operator =
+        config.operator.clone().ok_or_else(|| CliError::Usage("import needs an operator: --as EMAIL".into()))?;
+    let data = store.lint_data().await?;
+    // Validate everything before writing anything.
+    let mut items = Vec::new();
+    let mut proposals = Vec::new();
+    let mut problems = Vec::new();
+    for (i, e) in doc.settings.iter().enumerate() {
+        let at = format!("settings[{i}] {} {}", visible_short(&e.account, 40), visible_short(&e.integration_type, 30));
+        let Some(account) = data.accounts.iter().find(|a| a.slug == e.account) else {
+            problems.push(format!("{at}: no such account"));
+            continue;
+        };
+        if registry::spec(&e.integration_type).is_none() {
+            problems.push(format!("{at}: unknown integration type"));
+            continue;
+        }
+        let Some(new_map) = e.config.as_object() else {
+            problems.push(format!("{at}: config is not an object"));
+            continue;
+        };
+        let stored =
+            data.settings.iter().find(|s| s.account_id == account.id && s.integration_type == e.integration_type);
+        let mut config: Map<String, Value> = new_map.clone();
+        // A fingerprint stands for the stored key — if it is that key.
+        for (k, v) in new_map {
+            let Value::String(s) = v else { continue };
+            if !(is_secret_field(k) && s.starts_with('#') && s.len() == 9) {
+                continue;
+            }
+            match stored.and_then(|st| st.config.get(k)).and_then(Value::as_str) {
+                Some(key) if fingerprint(key) == *s => {
+                    config.insert(k.clone(), Value::String(key.to_string()));
+                }
+                _ => problems
+                    .push(format!("{at}: {k} is a fingerprint ({s}) that matches no stored key; put the key itself")),
+            }
+        }
+        let config = Value::Object(config);
+        if stored.is_some_and(|st| st.config == config && st.is_active == e.is_active) {
+            continue; // unchanged: idempotent
+        }
+        super::set::authorize(store, &operator, &e.account).await?;
+        let before =
+            stored.map(|st| serde_json::json!({"config": fingerprinted(&st.config), "is_active": st.is_active}));
+        let after = serde_json::json!({"config": fingerprinted(&config), "is_active": e.is_active});
+        println!(
+            "{} {}{}",
+            visible(&e.account),
+            visible(&e.integration_type),
+            if stored.is_none() { " (new)" } else { "" }
+        );
+        for c in diff::changes(before.as_ref(), Some(&after)) {
+            println!(
+                "    {}: {} → {}",
+                visible_short(&c.field, 40),
+                diff::shown(&c.field, c.before.as_ref()),
+                diff::shown(&c.field, c.after.as_ref())
+            );
+        }
+        proposals.push(Proposal::Setting {
+            account_id: account.id,
+            integration_type: e.integration_type.clone(),
+            config: config.clone(),
+            is_active: e.is_active,
+        });
+        items.push(ImportItem {
+            account: e.account.clone(),
+            integration_type: e.integration_type.clone(),
+            config,
+            is_active: e.is_active,
+            expected_version: stored.map(|s| s.version).unwrap_or(0),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(CliError::Usage(format!("{} problems, nothing imported: {}", problems.len(), problems.join("; "))));
+    }
+    if items.is_empty() {
+        println!("nothing to import: every setting is already as the file says");
+        return Ok(Exit::Ok);
+    }
+    print!("{}", super::admin::render_impact(&store.impact(&Proposal::Many(proposals)).await?));
+    if args.dry_run || !super::admin::confirm("import?", args.yes)? {
+        println!("not applied");
+        return Ok(Exit::Ok);
+    }
+    store.write_many(&operator, &items).await?;
+    println!("imported {} settings in one transaction (as {})", items.len(), visible(&operator));
+    Ok(Exit::Ok)
+}
