@@ -32,6 +32,8 @@ pub enum Action {
     Reveal,
     Audit,
     ChainPolicy,
+    Lint,
+    TestConnection,
     Delete,
     Save,
     ToggleActive,
@@ -40,7 +42,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 30] = [
+    pub const ALL: [Action; 32] = [
         Action::Quit,
         Action::Help,
         Action::NextPane,
@@ -66,6 +68,8 @@ impl Action {
         Action::Reveal,
         Action::Audit,
         Action::ChainPolicy,
+        Action::Lint,
+        Action::TestConnection,
         Action::Delete,
         Action::Save,
         Action::ToggleActive,
@@ -101,6 +105,8 @@ impl Action {
             Action::Reveal => "reveal",
             Action::Audit => "audit",
             Action::ChainPolicy => "chain_policy",
+            Action::Lint => "lint",
+            Action::TestConnection => "test_connection",
             Action::Delete => "delete",
             Action::Save => "save",
             Action::ToggleActive => "toggle_active",
@@ -137,6 +143,8 @@ impl Action {
             Action::Reveal => "reveal the key (asks first; audited; hides after 10 s)",
             Action::Audit => "audit log of this setting, with revert",
             Action::ChainPolicy => "chain and policy (K/J move, x remove, + add selected, p policy)",
+            Action::Lint => "lint findings (enter jump, f fix)",
+            Action::TestConnection => "test the key that answers here, for real",
             Action::Delete => "delete the account's own setting",
             Action::Save => "editor: preview the save (diff and impact)",
             Action::ToggleActive => "editor: toggle active",

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod admin;
 pub mod editor;
 pub mod keymap;
+pub mod lint_view;
 pub mod picker;
 pub mod view;
 
@@ -76,10 +77,15 @@ pub enum Msg {
     AdminPreviewed { request: u64, impact: Vec<ImpactRow>, moves: Vec<crate::domain::permissions::PolicyMove> },
     /// The chain and/or policy change was written.
     AdminApplied { request: u64 },
+    /// The lint findings.
+    Linted { request: u64, findings: Vec<crate::domain::lint::Finding> },
+    /// A connection test's outcome.
+    Tested { request: u64, outcome: crate::connection::Outcome },
 }
 
 /// Work for the runtime. Each carries the request id its reply will bear.
-#[derive(Debug, Clone, PartialEq)]
+/// Its `Debug` masks the keys some commands carry.
+#[derive(Clone, PartialEq)]
 pub enum Cmd {
     /// Load the accounts index, chain snapshot, policy and functions.
     Boot { request: u64 },
@@ -114,6 +120,58 @@ pub enum Cmd {
     PreviewAdmin { request: u64, chain: Option<Vec<String>>, policy: Option<(Policy, Policy)> },
     /// Write the new chain and/or policy, as `actor`.
     ApplyAdmin { request: u64, actor: String, chain: Option<Vec<String>>, policy: Option<Policy> },
+    /// Run the lint rules over everything.
+    Lint { request: u64 },
+    /// Call the provider with this config's key (DESIGN §9).
+    TestConnection { request: u64, provider: String, config: serde_json::Value },
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::domain::secret::mask_config;
+        match self {
+            Cmd::Save { request, account, integration_type, expected_version, config, is_active, .. } => f
+                .debug_struct("Save")
+                .field("request", request)
+                .field("account", account)
+                .field("integration_type", integration_type)
+                .field("expected_version", expected_version)
+                .field("config", &mask_config(config))
+                .field("is_active", is_active)
+                .finish_non_exhaustive(),
+            Cmd::TestConnection { request, provider, config } => f
+                .debug_struct("TestConnection")
+                .field("request", request)
+                .field("provider", provider)
+                .field("config", &mask_config(config))
+                .finish(),
+            Cmd::Preview { request, proposal } => {
+                f.debug_struct("Preview").field("request", request).field("proposal", proposal).finish()
+            }
+            other => write!(f, "{}", cmd_name(other)),
+        }
+    }
+}
+
+fn cmd_name(cmd: &Cmd) -> String {
+    match cmd {
+        Cmd::Boot { request } => format!("Boot({request})"),
+        Cmd::LoadSettings { request, account_ids } => format!("LoadSettings({request}, {account_ids:?})"),
+        Cmd::Resolve { request, email, function } => format!("Resolve({request}, {email:?}, {function:?})"),
+        Cmd::FindUsers { request, query } => format!("FindUsers({request}, {query:?})"),
+        Cmd::LoadAudit { request, id } => format!("LoadAudit({request}, {id})"),
+        Cmd::Delete { request, account, integration_type, .. } => {
+            format!("Delete({request}, {account}, {integration_type})")
+        }
+        Cmd::Reveal { request, account, integration_type, .. } => {
+            format!("Reveal({request}, {account}, {integration_type})")
+        }
+        Cmd::LoadAuditList { request, account, .. } => format!("LoadAuditList({request}, {account})"),
+        Cmd::PreviewAdmin { request, .. } => format!("PreviewAdmin({request})"),
+        Cmd::ApplyAdmin { request, .. } => format!("ApplyAdmin({request})"),
+        Cmd::Lint { request } => format!("Lint({request})"),
+        Cmd::Save { .. } | Cmd::TestConnection { .. } | Cmd::Preview { .. } => String::new(),
+    }
 }
 
 impl Cmd {
@@ -131,7 +189,9 @@ impl Cmd {
             | Cmd::Reveal { request, .. }
             | Cmd::LoadAuditList { request, .. }
             | Cmd::PreviewAdmin { request, .. }
-            | Cmd::ApplyAdmin { request, .. } => *request,
+            | Cmd::ApplyAdmin { request, .. }
+            | Cmd::Lint { request }
+            | Cmd::TestConnection { request, .. } => *request,
         }
     }
 }
@@ -193,6 +253,8 @@ pub enum Overlay {
     Audit(AuditView),
     /// The chain and the policy.
     Admin(admin::AdminView),
+    /// The lint findings.
+    Lint(lint_view::LintView),
 }
 
 #[derive(Debug)]
@@ -203,6 +265,19 @@ pub struct AuditView {
     pub selected: usize,
     pub request: u64,
     pub loading: bool,
+}
+
+/// The outcome of a connection test, for the setting pane.
+#[derive(Debug, Clone)]
+pub struct LastTest {
+    pub account_id: i64,
+    pub integration_type: String,
+    /// The provider tested and whose key it was.
+    pub provider: String,
+    pub key_of: String,
+    pub at: DateTime<Utc>,
+    /// None while the call is in flight.
+    pub outcome: Option<crate::connection::Outcome>,
 }
 
 /// A key on screen: for one setting, until a deadline or the next key.
@@ -296,6 +371,9 @@ pub struct Model {
     pub notice: Option<String>,
     /// A key revealed on purpose; hidden again by the next key or in 10 s.
     pub revealed: Option<Revealed>,
+    /// The last connection test: which setting, when, and how it went.
+    pub last_test: Option<LastTest>,
+    test_request: u64,
     pub quit: bool,
     pending: Pending,
     loaded: HashSet<i64>,
@@ -332,6 +410,8 @@ impl Model {
             overlay: None,
             notice: None,
             revealed: None,
+            last_test: None,
+            test_request: 0,
             quit: false,
             pending: Pending::default(),
             loaded: HashSet::new(),
@@ -482,6 +562,16 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         }
         Msg::AdminPreviewed { request, impact, moves } => admin::previewed(model, request, impact, moves),
         Msg::AdminApplied { request } => admin::applied(model, request),
+        Msg::Linted { request, findings } => lint_view::loaded(model, request, findings),
+        Msg::Tested { request, outcome } => {
+            if request == model.test_request
+                && let Some(t) = &mut model.last_test
+            {
+                t.outcome = Some(outcome);
+                t.at = model.now;
+            }
+            Vec::new()
+        }
         Msg::AuditList { request, entries } => {
             if let Some(Overlay::Audit(view)) = &mut model.overlay
                 && view.request == request
@@ -710,7 +800,7 @@ fn on_boot(model: &mut Model, boot: Boot) -> Vec<Cmd> {
 
 /// Ask for the settings of on-screen accounts not yet in memory, and forget
 /// far-away ones when the cache is full.
-fn load_visible(model: &mut Model) -> Vec<Cmd> {
+pub(crate) fn load_visible(model: &mut Model) -> Vec<Cmd> {
     let height = model.account_rows();
     let offset = model.accounts.scroll_for(height);
     // A page above and below, so scrolling a little needs no round trip.
@@ -792,6 +882,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
             Overlay::ConfirmReveal { .. } => reveal_key(model, key, action),
             Overlay::Audit(_) => audit_key(model, key, action),
             Overlay::Admin(_) => admin::key(model, key, action),
+            Overlay::Lint(_) => lint_view::key(model, key, action),
         };
     }
     if model.accounts.filtering {
@@ -901,6 +992,8 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Action::Reveal => open_reveal(model),
         Action::Audit => open_audit(model),
         Action::ChainPolicy => admin::open(model),
+        Action::Lint => lint_view::open(model),
+        Action::TestConnection => test_connection(model),
         Action::Delete => open_delete(model),
         Action::Save | Action::ToggleActive => Vec::new(),
         Action::Cancel => {
@@ -921,7 +1014,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
 
 /// In text inputs, characters are text; named keys bound to cancel or
 /// accept in the keymap act as esc and enter.
-fn input_key(key: &str, action: Option<Action>) -> &str {
+pub(crate) fn input_key(key: &str, action: Option<Action>) -> &str {
     match action {
         Some(Action::Cancel) if key.chars().count() > 1 => "esc",
         Some(Action::Accept) if key.chars().count() > 1 => "enter",
@@ -1427,4 +1520,39 @@ fn revert(model: &mut Model) -> Vec<Cmd> {
         Err(why) => model.notice = Some(why),
     }
     Vec::new()
+}
+
+/// Test the key that answers for the selected account and type (following
+/// a consumer's second hop): the raw config is in memory, so the test goes
+/// straight to the provider.
+fn test_connection(model: &mut Model) -> Vec<Cmd> {
+    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+    let ty = model.current_type();
+    let hop = crate::domain::resolve::resolve_type(&model.world, Some(&account), &ty);
+    let answering = hop.hop.as_deref().unwrap_or(&hop);
+    let Some(by) = answering.answered_by.clone() else {
+        model.notice = Some("nothing answers here: no key to test".into());
+        return Vec::new();
+    };
+    let provider = answering.integration_type.clone();
+    let owner = if by == account.slug {
+        Some(account.id)
+    } else {
+        model.world.chain.iter().find(|e| e.slug == by).and_then(|e| e.account.as_ref()).map(|a| a.id)
+    };
+    let Some(config) = owner.and_then(|id| model.world.settings.get(&(id, provider.clone()))).map(|s| s.config.clone())
+    else {
+        return Vec::new();
+    };
+    let request = model.request();
+    model.test_request = request;
+    model.last_test = Some(LastTest {
+        account_id: account.id,
+        integration_type: ty,
+        provider: provider.clone(),
+        key_of: by,
+        at: model.now,
+        outcome: None,
+    });
+    vec![Cmd::TestConnection { request, provider, config }]
 }

@@ -117,6 +117,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         }
         Some(Overlay::Audit(view)) => audit(view, frame, area, t),
         Some(Overlay::Admin(view)) => admin(model, view, frame, area, t),
+        Some(Overlay::Lint(view)) => lint(view, frame, area, t),
         Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request }) => {
             confirm_delete(account, integration_type, *version, *delete_focused, request.is_some(), frame, area, t)
         }
@@ -367,6 +368,29 @@ fn setting(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     };
     let lines = if model.is_loaded(account.id) {
         let mut lines = setting_lines(model, account, &current, t);
+        if let Some(test) =
+            model.last_test.as_ref().filter(|x| x.account_id == account.id && x.integration_type == current)
+        {
+            let line = match &test.outcome {
+                None => Line::from(Span::styled(
+                    format!("testing {}'s {} key…", visible_short(&test.key_of, 30), test.provider),
+                    t.dim(),
+                )),
+                Some(o) => Line::from(vec![
+                    Span::styled(if o.ok { "✓ " } else { "✗ " }, if o.ok { t.ok() } else { t.bad() }),
+                    Span::raw(format!(
+                        "{}'s {} key via {}: {} ({} ms, {})",
+                        visible_short(&test.key_of, 30),
+                        test.provider,
+                        visible_short(&o.host, 40),
+                        o.message,
+                        o.elapsed_ms,
+                        ago(model.now, test.at)
+                    )),
+                ]),
+            };
+            lines.insert(1, line);
+        }
         if registry::spec(&current).is_some() {
             lines.push(Line::raw(""));
             lines.push(match super::may_modify(model, account) {
@@ -1185,4 +1209,39 @@ fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], t: Theme) -> Vec
         ]));
     }
     lines
+}
+
+fn lint(view: &super::lint_view::LintView, frame: &mut Frame, area: Rect, t: Theme) {
+    use crate::domain::lint::Severity;
+    let box_area = centered(area, area.width.saturating_sub(4).min(120), area.height.saturating_sub(2));
+    frame.render_widget(Clear, box_area);
+    let block = pane_block(" Lint · enter jump to the setting · f fix · esc close ".into(), true, t);
+    let inner = block.inner(box_area);
+    frame.render_widget(block, box_area);
+    let mut lines = Vec::new();
+    if view.loading {
+        lines.push(Line::from(Span::styled("checking every setting…", t.dim())));
+    } else if view.findings.is_empty() {
+        lines.push(Line::from(Span::styled("✓ no findings", t.ok())));
+    }
+    for (i, f) in view.findings.iter().enumerate() {
+        let (word, style) = match f.severity {
+            Severity::Error => ("error  ", t.bad()),
+            Severity::Warning => ("warning", t.warn()),
+            Severity::Info => ("info   ", t.dim()),
+        };
+        let fix = if f.fix.is_some() { " [f fix]" } else { "        " };
+        let mut line = Line::from(vec![
+            Span::raw(format!("{} ", f.id)),
+            Span::styled(word, style),
+            Span::styled(fix, t.accent()),
+            Span::raw(format!(" {}", visible_short(&f.message, 200))),
+        ]);
+        if i == view.selected {
+            line = line.style(t.selected(true));
+        }
+        lines.push(line);
+    }
+    let scroll = view.selected.saturating_sub(inner.height as usize / 2) as u16;
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
 }

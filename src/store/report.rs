@@ -150,8 +150,8 @@ pub struct ReportRow {
     pub provider_answered_by: Option<String>,
 }
 
-/// A change to preview.
-#[derive(Debug, Clone, PartialEq)]
+/// A change to preview. Its `Debug` masks keys.
+#[derive(Clone, PartialEq)]
 pub enum Proposal {
     /// One account's setting of one type becomes this (created if absent).
     Setting { account_id: i64, integration_type: String, config: Value, is_active: bool },
@@ -161,6 +161,28 @@ pub enum Proposal {
     Chain(Vec<String>),
     /// Several settings change at once (a lint fix, an import).
     Many(Vec<Proposal>),
+}
+
+impl std::fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::domain::secret::mask_config;
+        match self {
+            Proposal::Setting { account_id, integration_type, config, is_active } => f
+                .debug_struct("Setting")
+                .field("account_id", account_id)
+                .field("integration_type", integration_type)
+                .field("config", &mask_config(config))
+                .field("is_active", is_active)
+                .finish(),
+            Proposal::Delete { account_id, integration_type } => f
+                .debug_struct("Delete")
+                .field("account_id", account_id)
+                .field("integration_type", integration_type)
+                .finish(),
+            Proposal::Chain(slugs) => f.debug_tuple("Chain").field(slugs).finish(),
+            Proposal::Many(all) => f.debug_tuple("Many").field(all).finish(),
+        }
+    }
 }
 
 /// Who answers, as one comparable value.

@@ -93,6 +93,23 @@ pub async fn run(store: &Store, cmd: Cmd) -> Msg {
             }
             Msg::AdminApplied { request }
         }
+        Cmd::Lint { request } => match store.lint_data().await {
+            Ok(data) => {
+                let input = crate::domain::lint::LintInput {
+                    snapshot: &data.snapshot,
+                    accounts: &data.accounts,
+                    settings: &data.settings,
+                    privileged: &data.privileged,
+                    policy: data.policy,
+                };
+                Msg::Linted { request, findings: crate::domain::lint::lint(&input) }
+            }
+            Err(e) => failed(request, e),
+        },
+        Cmd::TestConnection { request, provider, config } => {
+            let outcome = crate::connection::test(&provider, &config, std::time::Duration::from_secs(10)).await;
+            Msg::Tested { request, outcome }
+        }
         Cmd::LoadAudit { request, id } => match store.audit_entry(id).await {
             Ok(entry) => Msg::AuditLoaded { request, entry },
             Err(e) => failed(request, e),

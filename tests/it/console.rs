@@ -547,3 +547,51 @@ async fn chain_and_policy_from_the_console_are_previewed_then_applied() {
     let audit = db.store.audit(None, None, None, 10).await.unwrap();
     assert!(audit.iter().any(|e| e.table_name == "policy" && e.actor == "dev@igny8.com"));
 }
+
+#[tokio::test]
+async fn the_lint_view_jumps_to_the_wrong_config_and_fixes_it_through_the_preview() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    keys(&db.store, &mut model, &["L"]).await;
+    let text = screen(&model);
+    assert!(text.contains("L001") && text.contains("[f fix]"), "{text}");
+    snapshots(&db, &mut model, "lint").await;
+    keys(&db.store, &mut model, &["f"]).await;
+    assert_eq!(stage(&model), "editing");
+    assert_eq!(model.current_type(), "image_generation", "jumped to the setting");
+    keys(&db.store, &mut model, &["ctrl-s"]).await;
+    let text = screen(&model);
+    assert!(text.contains("config.provider") && text.contains("openai") && text.contains("generate_images"), "{text}");
+    keys(&db.store, &mut model, &["enter"]).await;
+    let fixed = db.store.setting("aws-admin", "image_generation").await.unwrap().setting.unwrap();
+    assert_eq!(fixed.config["provider"], "openai");
+    assert!(fixed.config.get("apiKey").is_none());
+}
+
+#[tokio::test]
+async fn t_tests_the_key_that_answers_and_shows_the_result() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let db = TestDb::demo().await;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/models"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": [{"id": "a"}]})))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    db.store
+        .write_setting("test", "aws-admin", "openai", None, move |cur| {
+            let mut c = cur.unwrap().config.clone();
+            c["base_url"] = serde_json::json!(uri);
+            (c, true)
+        })
+        .await
+        .unwrap();
+    let mut model = console(&db, Some("dev@igny8.com"), (120, 30)).await;
+    select(&db, &mut model, "paid-2").await;
+    keys(&db.store, &mut model, &["t"]).await;
+    let text = screen(&model);
+    assert!(text.contains("✓ aws-admin's openai key via"), "paid-2 inherits aws-admin's key: {text}");
+    assert!(text.contains("1 models") && text.contains("listed ("), "{text}");
+}
