@@ -278,6 +278,8 @@ pub struct LastTest {
     pub at: DateTime<Utc>,
     /// None while the call is in flight.
     pub outcome: Option<crate::connection::Outcome>,
+    /// Started from the resolve-as panel (shown there).
+    pub from_resolve: bool,
 }
 
 /// A key on screen: for one setting, until a deadline or the next key.
@@ -1526,6 +1528,9 @@ fn revert(model: &mut Model) -> Vec<Cmd> {
 /// a consumer's second hop): the raw config is in memory, so the test goes
 /// straight to the provider.
 fn test_connection(model: &mut Model) -> Vec<Cmd> {
+    if model.focus == Pane::Resolve {
+        return test_resolved(model);
+    }
     let Some(account) = model.selected_account().cloned() else { return Vec::new() };
     let ty = model.current_type();
     let hop = crate::domain::resolve::resolve_type(&model.world, Some(&account), &ty);
@@ -1553,6 +1558,38 @@ fn test_connection(model: &mut Model) -> Vec<Cmd> {
         key_of: by,
         at: model.now,
         outcome: None,
+        from_resolve: false,
+    });
+    vec![Cmd::TestConnection { request, provider, config }]
+}
+
+/// `t` on the resolve-as panel: test the key that answers for that user
+/// and function (the second hop's, for a consumer).
+fn test_resolved(model: &mut Model) -> Vec<Cmd> {
+    let (Some(subject), Some(res)) = (&model.resolve.subject, &model.resolve.resolution) else {
+        model.notice = Some("pick a user and a function first".into());
+        return Vec::new();
+    };
+    let answering = res.hop.hop.as_deref().unwrap_or(&res.hop);
+    let Some(by) = answering.answered_by.clone() else {
+        model.notice = Some("unresolved: no key to test".into());
+        return Vec::new();
+    };
+    let provider = answering.integration_type.clone();
+    let Some(account) = subject.snapshot.accounts.values().find(|a| a.slug == by).cloned() else { return Vec::new() };
+    let Some(config) = subject.snapshot.settings.get(&(account.id, provider.clone())).map(|s| s.config.clone()) else {
+        return Vec::new();
+    };
+    let request = model.request();
+    model.test_request = request;
+    model.last_test = Some(LastTest {
+        account_id: account.id,
+        integration_type: provider.clone(),
+        provider: provider.clone(),
+        key_of: by,
+        at: model.now,
+        outcome: None,
+        from_resolve: true,
     });
     vec![Cmd::TestConnection { request, provider, config }]
 }

@@ -368,28 +368,12 @@ fn setting(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     };
     let lines = if model.is_loaded(account.id) {
         let mut lines = setting_lines(model, account, &current, t);
-        if let Some(test) =
-            model.last_test.as_ref().filter(|x| x.account_id == account.id && x.integration_type == current)
+        if let Some(test) = model
+            .last_test
+            .as_ref()
+            .filter(|x| !x.from_resolve && x.account_id == account.id && x.integration_type == current)
         {
-            let line = match &test.outcome {
-                None => Line::from(Span::styled(
-                    format!("testing {}'s {} key…", visible_short(&test.key_of, 30), test.provider),
-                    t.dim(),
-                )),
-                Some(o) => Line::from(vec![
-                    Span::styled(if o.ok { "✓ " } else { "✗ " }, if o.ok { t.ok() } else { t.bad() }),
-                    Span::raw(format!(
-                        "{}'s {} key via {}: {} ({} ms, {})",
-                        visible_short(&test.key_of, 30),
-                        test.provider,
-                        visible_short(&o.host, 40),
-                        o.message,
-                        o.elapsed_ms,
-                        ago(model.now, test.at)
-                    )),
-                ]),
-            };
-            lines.insert(1, line);
+            lines.insert(1, test_line(model, test, t));
         }
         if registry::spec(&current).is_some() {
             lines.push(Line::raw(""));
@@ -670,6 +654,9 @@ fn trace_lines(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
     hop_lines(&res.hop, 0, width, t, &mut out);
     for w in &res.warnings {
         out.push(Line::from(Span::styled(format!("⚠ {}", w.message), t.warn())));
+    }
+    if let Some(test) = model.last_test.as_ref().filter(|x| x.from_resolve) {
+        out.push(test_line(model, test, t));
     }
     out.push(Line::raw(""));
     if res.is_resolved() {
@@ -1244,4 +1231,26 @@ fn lint(view: &super::lint_view::LintView, frame: &mut Frame, area: Rect, t: The
     }
     let scroll = view.selected.saturating_sub(inner.height as usize / 2) as u16;
     frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
+}
+
+/// The last connection test, in one line.
+fn test_line(model: &Model, test: &super::LastTest, t: Theme) -> Line<'static> {
+    match &test.outcome {
+        None => Line::from(Span::styled(
+            format!("testing {}'s {} key…", visible_short(&test.key_of, 30), test.provider),
+            t.dim(),
+        )),
+        Some(o) => Line::from(vec![
+            Span::styled(if o.ok { "✓ " } else { "✗ " }, if o.ok { t.ok() } else { t.bad() }),
+            Span::raw(format!(
+                "{}'s {} key via {}: {} ({} ms, {})",
+                visible_short(&test.key_of, 30),
+                test.provider,
+                visible_short(&o.host, 40),
+                o.message,
+                o.elapsed_ms,
+                ago(model.now, test.at)
+            )),
+        ]),
+    }
 }

@@ -595,3 +595,25 @@ async fn t_tests_the_key_that_answers_and_shows_the_result() {
     assert!(text.contains("✓ aws-admin's openai key via"), "paid-2 inherits aws-admin's key: {text}");
     assert!(text.contains("1 models") && text.contains("listed ("), "{text}");
 }
+
+#[tokio::test]
+async fn t_on_the_resolve_panel_tests_the_resolved_key() {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let db = TestDb::demo().await;
+    let server = MockServer::start().await;
+    Mock::given(method("GET")).respond_with(ResponseTemplate::new(401)).mount(&server).await;
+    let uri = server.uri();
+    db.store
+        .write_setting("test", "aws-admin", "openai", None, move |cur| {
+            let mut c = cur.unwrap().config.clone();
+            c["base_url"] = serde_json::json!(uri);
+            (c, true)
+        })
+        .await
+        .unwrap();
+    let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;
+    keys(&db.store, &mut model, &["tab", "tab", "t"]).await;
+    let text = screen(&model);
+    assert!(text.contains("✗ aws-admin's openai key via") && text.contains("rejected the"), "{text}");
+}
