@@ -113,15 +113,7 @@ pub fn render(entries: &[AuditEntry], fingerprint: Option<&str>) -> String {
             visible_short(&e.action, 7),
             version.unwrap_or_default()
         );
-        for c in diff::changes(e.before.as_ref(), e.after.as_ref()) {
-            let _ = writeln!(
-                out,
-                "    {}: {} → {}",
-                visible_short(&c.field, 40),
-                diff::shown(&c.field, c.before.as_ref()),
-                diff::shown(&c.field, c.after.as_ref())
-            );
-        }
+        out.push_str(&super::changes_text(e.before.as_ref(), e.after.as_ref()));
     }
     if entries.is_empty() && fingerprint.is_none() {
         out.push_str("no audit entries\n");

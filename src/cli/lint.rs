@@ -10,9 +10,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::domain::diff;
 use crate::domain::lint::{self, Finding, LintInput, Severity};
-use crate::domain::text::{visible, visible_short};
+use crate::domain::text::visible;
 use crate::store::{Proposal, Store};
 
 use super::{CliError, CliResult, Exit};
@@ -133,14 +132,7 @@ async fn fix(
         println!("{} {}:", visible(slug), visible(ty));
         let before = serde_json::json!({"config": crate::domain::secret::mask_config(&old.config)});
         let after = serde_json::json!({"config": crate::domain::secret::mask_config(new)});
-        for c in diff::changes(Some(&before), Some(&after)) {
-            println!(
-                "    {}: {} → {}",
-                visible_short(&c.field, 40),
-                diff::shown(&c.field, c.before.as_ref()),
-                diff::shown(&c.field, c.after.as_ref())
-            );
-        }
+        print!("{}", super::changes_text(Some(&before), Some(&after)));
         proposals.push(Proposal::Setting {
             account_id: account.id,
             integration_type: ty.clone(),

@@ -197,6 +197,24 @@ pub async fn open_store(config: &Config) -> Result<(Store, connect::Target), Cli
     Ok((store, target))
 }
 
+/// Field changes between two versions, one indented line each, secrets as
+/// fingerprints or masks.
+fn changes_text(before: Option<&serde_json::Value>, after: Option<&serde_json::Value>) -> String {
+    use crate::domain::diff;
+    use crate::domain::text::visible_short;
+    diff::changes(before, after)
+        .iter()
+        .map(|c| {
+            format!(
+                "    {}: {} → {}\n",
+                visible_short(&c.field, 40),
+                diff::shown(&c.field, c.before.as_ref()),
+                diff::shown(&c.field, c.after.as_ref())
+            )
+        })
+        .collect()
+}
+
 /// Print `value` as pretty JSON on stdout.
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))?;

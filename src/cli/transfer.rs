@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Config;
-use crate::domain::diff;
 use crate::domain::registry;
 use crate::domain::secret::{fingerprint, is_secret_field};
 use crate::domain::text::{visible, visible_short};
@@ -175,14 +174,7 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
             visible(&e.integration_type),
             if stored.is_none() { " (new)" } else { "" }
         );
-        for c in diff::changes(before.as_ref(), Some(&after)) {
-            println!(
-                "    {}: {} → {}",
-                visible_short(&c.field, 40),
-                diff::shown(&c.field, c.before.as_ref()),
-                diff::shown(&c.field, c.after.as_ref())
-            );
-        }
+        print!("{}", super::changes_text(before.as_ref(), Some(&after)));
         proposals.push(Proposal::Setting {
             account_id: account.id,
             integration_type: e.integration_type.clone(),
