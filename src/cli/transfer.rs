@@ -80,6 +80,7 @@ fn fingerprinted(value: &Value) -> Value {
 
 pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResult {
     let data = store.lint_data().await?;
+    let slugs: std::collections::HashMap<i64, &str> = data.accounts.iter().map(|a| (a.id, a.slug.as_str())).collect();
     if args.reveal {
         let operator = config.operator.as_deref().ok_or_else(|| {
             CliError::Usage("export --reveal needs an operator (--as EMAIL): the reveal is recorded".into())
@@ -91,9 +92,9 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
             return Err(CliError::Negative("not exported".into()));
         }
         for s in &data.settings {
-            let Some(a) = data.accounts.iter().find(|a| a.id == s.account_id) else { continue };
-            if args.account.as_ref().is_none_or(|want| *want == a.slug) && s.config.get("apiKey").is_some() {
-                store.reveal(operator, &a.slug, &s.integration_type).await?;
+            let Some(slug) = slugs.get(&s.account_id) else { continue };
+            if args.account.as_ref().is_none_or(|want| want == slug) && s.config.get("apiKey").is_some() {
+                store.reveal(operator, slug, &s.integration_type).await?;
             }
         }
     }
@@ -101,12 +102,12 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
         .settings
         .iter()
         .filter_map(|s| {
-            let a = data.accounts.iter().find(|a| a.id == s.account_id)?;
-            if args.account.as_ref().is_some_and(|want| *want != a.slug) {
+            let slug = *slugs.get(&s.account_id)?;
+            if args.account.as_ref().is_some_and(|want| want != slug) {
                 return None;
             }
             Some(Entry {
-                account: a.slug.clone(),
+                account: slug.to_string(),
                 integration_type: s.integration_type.clone(),
                 is_active: s.is_active,
                 config: if args.reveal { s.config.clone() } else { fingerprinted(&s.config) },
@@ -125,13 +126,17 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
     let operator =
         config.operator.clone().ok_or_else(|| CliError::Usage("import needs an operator: --as EMAIL".into()))?;
     let data = store.lint_data().await?;
+    let by_slug: std::collections::HashMap<&str, &crate::domain::Account> =
+        data.accounts.iter().map(|a| (a.slug.as_str(), a)).collect();
+    let stored_by: std::collections::HashMap<(i64, &str), &crate::domain::Setting> =
+        data.settings.iter().map(|s| ((s.account_id, s.integration_type.as_str()), s)).collect();
     // Validate everything before writing anything.
     let mut items = Vec::new();
     let mut proposals = Vec::new();
     let mut problems = Vec::new();
     for (i, e) in doc.settings.iter().enumerate() {
         let at = format!("settings[{i}] {} {}", visible_short(&e.account, 40), visible_short(&e.integration_type, 30));
-        let Some(account) = data.accounts.iter().find(|a| a.slug == e.account) else {
+        let Some(account) = by_slug.get(e.account.as_str()).copied() else {
             problems.push(format!("{at}: no such account"));
             continue;
         };
@@ -143,8 +148,7 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
             problems.push(format!("{at}: config is not an object"));
             continue;
         };
-        let stored =
-            data.settings.iter().find(|s| s.account_id == account.id && s.integration_type == e.integration_type);
+        let stored = stored_by.get(&(account.id, e.integration_type.as_str())).copied();
         let mut config: Map<String, Value> = new_map.clone();
         // A fingerprint stands for the stored key — if it is that key.
         for (k, v) in new_map {

@@ -2,6 +2,8 @@
 //! finding with an id, a severity, where, a message and — where it is safe
 //! to decide without a person — a fix. Pure: the store gathers, this judges.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -55,7 +57,11 @@ pub struct LintInput<'a> {
 
 pub fn lint(input: &LintInput) -> Vec<Finding> {
     let mut out = Vec::new();
-    let account_of = |id: i64| input.accounts.iter().find(|a| a.id == id);
+    let accounts: HashMap<i64, &Account> = input.accounts.iter().map(|a| (a.id, a)).collect();
+    let mut own: HashMap<i64, Vec<&Setting>> = HashMap::new();
+    for s in input.settings {
+        own.entry(s.account_id).or_default().push(s);
+    }
     for entry in &input.snapshot.chain {
         if entry.account.is_none() {
             out.push(finding(
@@ -87,10 +93,11 @@ pub fn lint(input: &LintInput) -> Vec<Finding> {
         }
     }
     for s in input.settings {
-        let Some(account) = account_of(s.account_id) else { continue };
-        setting_findings(input.snapshot, account, s, &mut out);
+        let Some(account) = accounts.get(&s.account_id) else { continue };
+        let rows = own.get(&s.account_id).map(Vec::as_slice).unwrap_or_default();
+        setting_findings(input.snapshot, account, rows, s, &mut out);
     }
-    privileged_findings(input, &mut out);
+    privileged_findings(input, &accounts, &mut out);
     out.sort_by(|a, b| (a.severity, a.id).cmp(&(b.severity, b.id)));
     out
 }
@@ -118,7 +125,9 @@ pub fn provider_for_model(model: &str) -> Option<&'static str> {
     }
 }
 
-fn setting_findings(snapshot: &Snapshot, account: &Account, s: &Setting, out: &mut Vec<Finding>) {
+/// Findings of one row. `rows` are all of the account's own settings: the
+/// second hop of a consumer resolves from the account itself first.
+fn setting_findings(snapshot: &Snapshot, account: &Account, rows: &[&Setting], s: &Setting, out: &mut Vec<Finding>) {
     let slug = account.slug.as_str();
     let ty = s.integration_type.as_str();
     let Some(spec) = registry::spec(ty) else { return };
@@ -143,7 +152,15 @@ fn setting_findings(snapshot: &Snapshot, account: &Account, s: &Setting, out: &m
                 Some(ty),
                 format!("{slug} {ty}: provider {:?} is not a provider type", visible_short(p, 40)),
             ));
-        } else if s.is_active && resolve_type(snapshot, Some(account), p).answered_by.is_none() {
+        } else if s.is_active && {
+            // The chain's rows plus this account's own: what resolution sees.
+            let mut local = snapshot.clone();
+            local.accounts.insert(account.id, account.clone());
+            for r in rows {
+                local.settings.insert((r.account_id, r.integration_type.clone()), (*r).clone());
+            }
+            resolve_type(&local, Some(account), p).answered_by.is_none()
+        } {
             out.push(finding(
                 "L002",
                 Severity::Error,
@@ -247,11 +264,11 @@ fn l001(slug: &str, ty: &str, map: &Map<String, Value>, version: i64) -> Finding
 
 /// L007: superusers and developers whose checks fail — the seed's "super
 /// user is unable to change settings".
-fn privileged_findings(input: &LintInput, out: &mut Vec<Finding>) {
+fn privileged_findings(input: &LintInput, accounts: &HashMap<i64, &Account>, out: &mut Vec<Finding>) {
     let chain: &[ChainEntry] = &input.snapshot.chain;
     let head = chain.first().map(|e| e.slug.as_str()).unwrap_or("(no system account)");
     for user in input.privileged {
-        let account = user.account_id.and_then(|id| input.accounts.iter().find(|a| a.id == id));
+        let account = user.account_id.and_then(|id| accounts.get(&id).copied());
         let subject =
             Subject { user, account, account_chain_position: account.and_then(|a| chain_position(chain, a.id)) };
         let d = permissions::evaluate(&subject, input.policy, Action::ModifySettings, &Target::System { slug: head });
