@@ -126,6 +126,8 @@ pub fn key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
                     actor,
                     chain: view.chain_changed().then(|| view.chain.clone()),
                     policy: view.policy_changed().then_some(view.policy),
+                    expected_chain: view.original_chain.clone(),
+                    expected_policy: view.original_policy,
                 });
             }
             "esc" | "n" => view.stage = AdminStage::Editing,

@@ -312,31 +312,38 @@ impl Editor {
         Ok((Value::Object(map), self.is_active))
     }
 
+    /// Our changes (against the version we started from) applied on top of
+    /// `theirs` — an overwrite keeps what they changed and we did not (a
+    /// key they rotated stays rotated unless we typed a new one).
+    pub fn rebased(&self, theirs: Option<&Setting>) -> Option<(Value, bool)> {
+        let (ours, active) = self.pending.clone()?;
+        let (Some(theirs), Some(base)) = (theirs, &self.base) else { return Some((ours, active)) };
+        let (Some(ours_map), Some(base_map), Some(theirs_map)) =
+            (ours.as_object(), base.config.as_object(), theirs.config.as_object())
+        else {
+            return Some((ours, active));
+        };
+        let mut merged = theirs_map.clone();
+        let keys: std::collections::BTreeSet<&String> = ours_map.keys().chain(base_map.keys()).collect();
+        for k in keys {
+            match (base_map.get(k), ours_map.get(k)) {
+                (b, Some(o)) if b != Some(o) => {
+                    merged.insert(k.clone(), o.clone());
+                }
+                (Some(_), None) => {
+                    merged.remove(k);
+                }
+                _ => {}
+            }
+        }
+        let active = if active != base.is_active { active } else { theirs.is_active };
+        Some((Value::Object(merged), active))
+    }
+
     /// The field diff against the stored setting, secrets as fingerprints.
     pub fn changes(&self, config: &Value, is_active: bool) -> Vec<FieldChange> {
-        let version = |c: &Value, a: bool| serde_json::json!({"config": fingerprinted(c), "is_active": a});
+        let version = |c: &Value, a: bool| serde_json::json!({"config": crate::domain::secret::fingerprint_config(c), "is_active": a});
         let before = self.base.as_ref().map(|s| version(&s.config, s.is_active));
         diff::changes(before.as_ref(), Some(&version(config, is_active)))
-    }
-}
-
-/// A config with every secret replaced by its fingerprint (what the audit
-/// log keeps), so a diff shows a key change without the key.
-fn fingerprinted(config: &Value) -> Value {
-    match config {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Value::String(s) if crate::domain::secret::is_secret_field(k) && !s.is_empty() => {
-                            Value::String(Secret::new(s.clone()).fingerprint())
-                        }
-                        other => fingerprinted(other),
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        other => other.clone(),
     }
 }

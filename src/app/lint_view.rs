@@ -93,6 +93,10 @@ fn fix(model: &mut Model) -> Vec<Cmd> {
     }
     let (Some(spec), Some(Value::Object(prefill))) = (registry::spec(&ty), fix.config.clone()) else { return cmds };
     let base = model.world.settings.get(&(account.id, ty.clone())).cloned();
+    if base.as_ref().map(|b| b.version) != Some(fix.version) {
+        model.notice = Some("the setting changed since lint ran: press L again".into());
+        return cmds;
+    }
     match Editor::open_with(spec, account, base, None, Some(prefill)) {
         Ok(mut ed) => {
             ed.message = Some(match &fix.field {

@@ -118,8 +118,16 @@ pub enum Cmd {
     /// Preview a new chain (who resolves differently) and/or policy (who
     /// gains or loses which action).
     PreviewAdmin { request: u64, chain: Option<Vec<String>>, policy: Option<(Policy, Policy)> },
-    /// Write the new chain and/or policy, as `actor`.
-    ApplyAdmin { request: u64, actor: String, chain: Option<Vec<String>>, policy: Option<Policy> },
+    /// Write the new chain and/or policy, as `actor`, if the stored ones are
+    /// still `expected_*` (one transaction).
+    ApplyAdmin {
+        request: u64,
+        actor: String,
+        chain: Option<Vec<String>>,
+        policy: Option<Policy>,
+        expected_chain: Vec<String>,
+        expected_policy: Policy,
+    },
     /// Run the lint rules over everything.
     Lint { request: u64 },
     /// Call the provider with this config's key (DESIGN §9).
@@ -248,6 +256,7 @@ pub enum Overlay {
         account: String,
         account_id: i64,
         integration_type: String,
+        request: Option<u64>,
     },
     /// The audit log of one setting; enter reverts the selected entry.
     Audit(AuditView),
@@ -543,8 +552,9 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         }
         Msg::Previewed { request, impact } => on_previewed(model, request, impact),
         Msg::Revealed { request, secret } => {
-            if let Some(Overlay::ConfirmReveal { account_id, integration_type, .. }) = &model.overlay
-                && request + 1 == model.next_request
+            if let Some(Overlay::ConfirmReveal { account_id, integration_type, request: Some(sent), .. }) =
+                &model.overlay
+                && *sent == request
             {
                 let (account_id, integration_type) = (*account_id, integration_type.clone());
                 model.overlay = None;
@@ -674,6 +684,11 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         Some(Overlay::ConfirmDelete { request: sent @ Some(_), .. }) if *sent == Some(request) => {
             *sent = None;
             true
+        }
+        Some(Overlay::ConfirmReveal { request: Some(sent), .. }) if *sent == request => {
+            model.overlay = None;
+            model.notice = Some(format!("not revealed: {}", crate::domain::text::visible_short(error, 120)));
+            return Vec::new();
         }
         _ => false,
     };
@@ -1226,6 +1241,11 @@ fn delete_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> 
         return Vec::new();
     };
     if sent.is_some() {
+        match key {
+            "esc" => model.overlay = None,
+            "ctrl-c" => model.quit = true,
+            _ => {}
+        }
         return Vec::new();
     }
     match input_key(key, action) {
@@ -1308,7 +1328,7 @@ fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> 
             }
             // Overwrite: save over theirs, recorded as an overwrite.
             "o" => {
-                if let Some((config, is_active)) = ed.pending.clone() {
+                if let Some((config, is_active)) = ed.rebased(theirs.as_ref()) {
                     let expected = theirs.as_ref().map(|s| s.version).unwrap_or(0);
                     ed.stage = Stage::Saving { request };
                     cmds.push(Cmd::Save {
@@ -1325,7 +1345,16 @@ fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> 
             "k" | "esc" => ed.stage = Stage::Editing,
             _ => {}
         },
-        Stage::Previewing { .. } | Stage::Saving { .. } => {}
+        // In flight: ctrl-c still quits, esc stops waiting (a late reply is
+        // dropped by its request id; a save that did commit shows up live).
+        Stage::Previewing { .. } | Stage::Saving { .. } => match key {
+            "ctrl-c" => model.quit = true,
+            "esc" => {
+                ed.stage = Stage::Editing;
+                ed.message = Some("stopped waiting; if the save went through, the change will show".into());
+            }
+            _ => {}
+        },
     }
     if !cmds.is_empty() {
         model.next_request += 1;
@@ -1399,28 +1428,46 @@ fn open_reveal(model: &mut Model) -> Vec<Cmd> {
         model.notice = Some("this account has no own key of this type to reveal".into());
         return Vec::new();
     }
-    if model.session.access.operator.is_none() {
-        model.notice = Some("revealing needs an operator (--as), so the reveal can be recorded".into());
+    // Seeing a key in clear is for those who may change it (and needs an
+    // operator to record the reveal under).
+    if let Err(why) = may_modify(model, &account) {
+        model.notice = Some(format!("revealing needs the right to modify this setting: {why}"));
         return Vec::new();
     }
-    model.overlay =
-        Some(Overlay::ConfirmReveal { account: account.slug, account_id: account.id, integration_type: ty });
+    model.overlay = Some(Overlay::ConfirmReveal {
+        account: account.slug,
+        account_id: account.id,
+        integration_type: ty,
+        request: None,
+    });
     Vec::new()
 }
 
 fn reveal_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
-    let Some(Overlay::ConfirmReveal { account, integration_type, .. }) = &model.overlay else { return Vec::new() };
+    let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
+    let next = model.next_request;
+    let Some(Overlay::ConfirmReveal { account, integration_type, request, .. }) = &mut model.overlay else {
+        return Vec::new();
+    };
+    if request.is_some() {
+        // In flight: esc stops waiting; ctrl-c quits.
+        match key {
+            "esc" => model.overlay = None,
+            "ctrl-c" => model.quit = true,
+            _ => {}
+        }
+        return Vec::new();
+    }
     match input_key(key, action) {
         "enter" | "y" => {
-            let Some(actor) = model.session.access.operator.as_ref().map(|o| o.email.clone()) else {
-                return Vec::new();
-            };
+            let Some(actor) = actor else { return Vec::new() };
             let cmd = Cmd::Reveal {
-                request: model.next_request,
+                request: next,
                 actor,
                 account: account.clone(),
                 integration_type: integration_type.clone(),
             };
+            *request = Some(next);
             model.next_request += 1;
             vec![cmd]
         }
@@ -1495,6 +1542,11 @@ fn revert(model: &mut Model) -> Vec<Cmd> {
                 let now = target.get(&field).and_then(|v| v.as_str()).map(fingerprint);
                 kept_key |= now.as_deref() != Some(old.as_str());
             }
+            // The log holds fingerprints inside: restoring would write them
+            // as values. Keep what is there.
+            Some(old) if is_secret_field(&field) || crate::domain::secret::contains_secret(old) => {
+                kept_key = true;
+            }
             Some(old) => {
                 target.insert(field, old.clone());
             }
@@ -1503,7 +1555,12 @@ fn revert(model: &mut Model) -> Vec<Cmd> {
             }
         }
     }
-    let active = before.get("is_active").and_then(|v| v.as_bool());
+    // Only what the entry changed is put back.
+    let active = crate::domain::diff::changes(entry.before.as_ref(), entry.after.as_ref())
+        .iter()
+        .any(|c| c.field == "is_active")
+        .then(|| before.get("is_active").and_then(|v| v.as_bool()))
+        .flatten();
     match Editor::open_with(spec, account, current, None, Some(target)) {
         Ok(mut ed) => {
             if let Some(a) = active {

@@ -131,7 +131,8 @@ pub async fn chain(store: &Store, config: &Config, command: ChainCommand) -> Cli
                 println!("not applied");
                 return Ok(Exit::Ok);
             }
-            store.set_chain(&actor, &slugs).await?;
+            let before: Vec<String> = before.iter().map(|s| s.to_string()).collect();
+            store.set_chain_and_policy(&actor, Some(&slugs), None, &before, data.policy).await?;
             println!("chain set (as {})", visible(&actor));
             Ok(Exit::Ok)
         }
@@ -153,7 +154,9 @@ pub async fn policy(store: &Store, config: &Config, command: PolicyCommand) -> C
                 println!("not applied");
                 return Ok(Exit::Ok);
             }
-            store.set_policy(&actor, mode).await?;
+            let chain: Vec<String> =
+                store.subject(None, None).await?.snapshot.chain.iter().map(|e| e.slug.clone()).collect();
+            store.set_chain_and_policy(&actor, None, Some(mode), &chain, current).await?;
             println!("policy set to {} (as {})", mode.as_str(), visible(&actor));
             Ok(Exit::Ok)
         }

@@ -46,6 +46,9 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     let file: File = toml::from_str(&text).map_err(|e| {
         CliError::Usage(format!("{}: {}", args.file.display(), e.to_string().lines().next().unwrap_or_default()))
     })?;
+    if file.expect.is_empty() {
+        return Err(CliError::Usage(format!("{}: no [[expect]] — nothing to check", args.file.display())));
+    }
     let mut out = String::new();
     let mut failed = 0;
     for e in &file.expect {

@@ -104,13 +104,12 @@ async fn fix(
                 }
             }
         }
-        // Two fixes on one setting apply to the first's result.
-        if let Some(existing) = changes.iter_mut().find(|c| &c.0 == slug && &c.1 == ty) {
-            if let (Value::Object(base), Value::Object(next)) = (&mut existing.3, &new) {
-                for (k, v) in next {
-                    base.insert(k.clone(), v.clone());
-                }
-            }
+        // Each fix was computed from the stored config alone: a second fix
+        // on the same setting waits for the next run rather than undo the
+        // first.
+        if changes.iter().any(|c| &c.0 == slug && &c.1 == ty) {
+            skipped
+                .push(format!("{} {slug} {ty}: another fix on this setting comes first; run lint --fix again", f.id));
             continue;
         }
         changes.push((slug.clone(), ty.clone(), fix.version, new));

@@ -95,6 +95,9 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
     } else {
         return Err(CliError::Usage("test-connection needs an operator: --as EMAIL".into()));
     }
+    if !args.timeout.is_finite() {
+        return Err(CliError::Usage("--timeout must be a number of seconds".into()));
+    }
     let timeout = Duration::from_secs_f64(args.timeout.clamp(0.1, 120.0));
     let outcome = connection::test(&provider, &provider_config, timeout).await;
     if args.json {

@@ -59,22 +59,15 @@ pub struct Entry {
     pub config: Value,
 }
 
-/// Every secret replaced by its fingerprint, at any depth.
-fn fingerprinted(value: &Value) -> Value {
+/// Whether a secret-named field anywhere in `value` holds a fingerprint.
+fn has_fingerprint(value: &Value) -> bool {
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        Value::String(s) if is_secret_field(k) && !s.is_empty() => Value::String(fingerprint(s)),
-                        other => fingerprinted(other),
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Value::Array(items) => Value::Array(items.iter().map(fingerprinted).collect()),
-        other => other.clone(),
+        Value::Object(map) => map.iter().any(|(k, v)| match v {
+            Value::String(s) if is_secret_field(k) => s.len() == 9 && s.starts_with('#'),
+            other => has_fingerprint(other),
+        }),
+        Value::Array(items) => items.iter().any(has_fingerprint),
+        _ => false,
     }
 }
 
@@ -110,7 +103,11 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
                 account: slug.to_string(),
                 integration_type: s.integration_type.clone(),
                 is_active: s.is_active,
-                config: if args.reveal { s.config.clone() } else { fingerprinted(&s.config) },
+                config: if args.reveal {
+                    s.config.clone()
+                } else {
+                    crate::domain::secret::fingerprint_config(&s.config)
+                },
             })
         })
         .collect();
@@ -164,14 +161,21 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
                     .push(format!("{at}: {k} is a fingerprint ({s}) that matches no stored key; put the key itself")),
             }
         }
+        // Fingerprints deeper down cannot be matched to a stored value.
+        for (k, v) in &config {
+            if !is_secret_field(k) && crate::domain::secret::contains_secret(v) && has_fingerprint(v) {
+                problems.push(format!("{at}: {k} holds a fingerprint inside; put the value itself"));
+            }
+        }
         let config = Value::Object(config);
         if stored.is_some_and(|st| st.config == config && st.is_active == e.is_active) {
             continue; // unchanged: idempotent
         }
         super::set::authorize(store, &operator, &e.account).await?;
         let before =
-            stored.map(|st| serde_json::json!({"config": fingerprinted(&st.config), "is_active": st.is_active}));
-        let after = serde_json::json!({"config": fingerprinted(&config), "is_active": e.is_active});
+            stored.map(|st| serde_json::json!({"config": crate::domain::secret::fingerprint_config(&st.config), "is_active": st.is_active}));
+        let after =
+            serde_json::json!({"config": crate::domain::secret::fingerprint_config(&config), "is_active": e.is_active});
         println!(
             "{} {}{}",
             visible(&e.account),

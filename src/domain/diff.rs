@@ -53,12 +53,15 @@ fn walk(prefix: &str, before: Option<&Value>, after: Option<&Value>, out: &mut V
 /// A value for display in a diff: secrets (by their field name) masked —
 /// audit values are already fingerprints, live values are masked here.
 pub fn shown(field: &str, value: Option<&Value>) -> String {
-    let leaf = field.rsplit('.').next().unwrap_or(field);
+    // Secret if any segment of the path is secret-named (a value nested
+    // under `clientSecret` is as secret as the field itself).
+    let secret = field.split('.').any(is_secret_field);
+    let fingerprint_like =
+        |s: &str| s.len() == 9 && s.starts_with('#') && s[1..].chars().all(|c| c.is_ascii_hexdigit());
     match value {
         None => "—".to_string(),
-        Some(Value::String(s)) if is_secret_field(leaf) && !s.starts_with('#') && !s.is_empty() => {
-            Secret::new(s.clone()).masked()
-        }
+        Some(Value::String(s)) if secret && !fingerprint_like(s) && !s.is_empty() => Secret::new(s.clone()).masked(),
+        Some(other) if secret && !other.is_string() && !other.is_null() => Secret::new(other.to_string()).masked(),
         Some(Value::String(s)) if s.is_empty() => "\"\"".to_string(),
         Some(Value::String(s)) => super::text::visible_short(s, 80),
         Some(other) => super::text::visible_short(&super::secret::mask_config(other).to_string(), 80),

@@ -21,17 +21,35 @@ pub enum Severity {
     Info,
 }
 
-/// A change that resolves a finding: the setting's new config.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A change that resolves a finding: the setting's new config. Its `Debug`
+/// and its JSON mask keys.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct Fix {
     pub description: String,
     /// The config after the fix; None when a person must choose (`choices`).
+    /// Serialized with keys masked: `lint --json` prints no key.
+    #[serde(serialize_with = "masked_config")]
     pub config: Option<Value>,
     /// For a fix that needs a choice: the candidate values of `field`.
     pub field: Option<String>,
     pub choices: Vec<String>,
     /// The version the fix was computed from (a stale fix conflicts).
     pub version: i64,
+}
+
+impl std::fmt::Debug for Fix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fix")
+            .field("description", &self.description)
+            .field("config", &self.config.as_ref().map(super::secret::mask_config))
+            .field("field", &self.field)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+fn masked_config<S: serde::Serializer>(config: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+    config.as_ref().map(super::secret::mask_config).serialize(s)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

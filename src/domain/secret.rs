@@ -124,6 +124,43 @@ pub fn mask_config(config: &Value) -> Value {
     }
 }
 
+/// A copy of `config` with every secret value replaced by its fingerprint,
+/// at any depth — what the audit trigger's `keyfall_redact` stores. Empty
+/// strings and nulls stay; non-string secrets are fingerprinted from their
+/// JSON text.
+pub fn fingerprint_config(config: &Value) -> Value {
+    match config {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if !is_secret_field(k) {
+                        fingerprint_config(v)
+                    } else {
+                        match v {
+                            Value::Null => Value::Null,
+                            Value::String(s) if s.is_empty() => Value::String(String::new()),
+                            Value::String(s) => Value::String(fingerprint(s)),
+                            other => Value::String(fingerprint(&other.to_string())),
+                        }
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(fingerprint_config).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Whether `value` holds a secret-named field anywhere inside it.
+pub fn contains_secret(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(k, v)| is_secret_field(k) || contains_secret(v)),
+        Value::Array(items) => items.iter().any(contains_secret),
+        _ => false,
+    }
+}
+
 fn mask_value(value: &Value) -> Value {
     match value {
         Value::Null => Value::Null,

@@ -321,18 +321,43 @@ SELECT jsonb_build_object(
         .await?)
     }
 
-    /// Replace the system chain, as `actor`, in one transaction (audited by
-    /// trigger, row by row).
-    pub async fn set_chain(&self, actor: &str, slugs: &[String]) -> Result<(), StoreError> {
+    /// Replace the chain and/or the policy in one audited transaction, only
+    /// if both are still what the operator saw (`expected_*`): a change made
+    /// meanwhile is a conflict, never silently overwritten.
+    #[tracing::instrument(skip_all)]
+    pub async fn set_chain_and_policy(
+        &self,
+        actor: &str,
+        chain: Option<&[String]>,
+        policy: Option<Policy>,
+        expected_chain: &[String],
+        expected_policy: Policy,
+    ) -> Result<(), StoreError> {
         let mut tx = begin_as(self, actor).await?;
-        sqlx::query("DELETE FROM fallback_chain").execute(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO fallback_chain (position, account_slug)
-             SELECT p, s FROM unnest($1::text[]) WITH ORDINALITY AS c(s, p)",
-        )
-        .bind(slugs)
-        .execute(&mut *tx)
-        .await?;
+        // Serialise with other chain/policy writers for this transaction.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('keyfall.chain_policy'))").execute(&mut *tx).await?;
+        let now_chain: Vec<String> =
+            sqlx::query_scalar("SELECT account_slug FROM fallback_chain ORDER BY position").fetch_all(&mut *tx).await?;
+        let now_policy: Option<String> =
+            sqlx::query_scalar("SELECT mode FROM policy LIMIT 1").fetch_optional(&mut *tx).await?;
+        if now_chain != expected_chain || now_policy.as_deref() != Some(expected_policy.as_str()) {
+            return Err(StoreError::Invalid(
+                "the chain or the policy changed since they were shown: look again before saving".into(),
+            ));
+        }
+        if let Some(slugs) = chain {
+            sqlx::query("DELETE FROM fallback_chain").execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO fallback_chain (position, account_slug)
+                 SELECT p, s FROM unnest($1::text[]) WITH ORDINALITY AS c(s, p)",
+            )
+            .bind(slugs)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(p) = policy {
+            sqlx::query("UPDATE policy SET mode = $1").bind(p.as_str()).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -646,14 +671,6 @@ SELECT jsonb_build_object(
         self.run_script("keyfall demo --scale xl", include_str!("../../assets/demo_xl.sql")).await
     }
 
-    /// Set the policy (audited by trigger).
-    pub async fn set_policy(&self, actor: &str, policy: Policy) -> Result<(), StoreError> {
-        let mut tx = begin_as(self, actor).await?;
-        sqlx::query("UPDATE policy SET mode = $1").bind(policy.as_str()).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn run_script(&self, actor: &str, script: &'static str) -> Result<(), StoreError> {
         let mut tx = begin_as(self, actor).await?;
         sqlx::raw_sql(script).execute(&mut *tx).await?;
@@ -666,6 +683,9 @@ SELECT jsonb_build_object(
 async fn begin_as<'a>(store: &'a Store, actor: &str) -> Result<sqlx::Transaction<'a, sqlx::Postgres>, StoreError> {
     let mut tx = store.pool.begin().await?;
     sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut *tx).await?;
+    // A write waits at most this long for a row another session holds (an
+    // open psql transaction, a preview): it fails instead of hanging.
+    sqlx::raw_sql("SET LOCAL lock_timeout = '5s'; SET LOCAL statement_timeout = '30s'").execute(&mut *tx).await?;
     Ok(tx)
 }
 

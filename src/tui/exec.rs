@@ -80,18 +80,11 @@ pub async fn run(store: &Store, cmd: Cmd) -> Msg {
                 (Err(e), _) | (_, Err(e)) => failed(request, e),
             }
         }
-        Cmd::ApplyAdmin { request, actor, chain, policy } => {
-            if let Some(slugs) = chain
-                && let Err(e) = store.set_chain(&actor, &slugs).await
-            {
-                return failed(request, e);
+        Cmd::ApplyAdmin { request, actor, chain, policy, expected_chain, expected_policy } => {
+            match store.set_chain_and_policy(&actor, chain.as_deref(), policy, &expected_chain, expected_policy).await {
+                Ok(()) => Msg::AdminApplied { request },
+                Err(e) => failed(request, e),
             }
-            if let Some(p) = policy
-                && let Err(e) = store.set_policy(&actor, p).await
-            {
-                return failed(request, e);
-            }
-            Msg::AdminApplied { request }
         }
         Cmd::Lint { request } => match store.lint_data().await {
             Ok(data) => {

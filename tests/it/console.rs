@@ -467,6 +467,9 @@ async fn what_the_operator_may_not_modify_is_read_only_with_the_check_named() {
     keys(&db.store, &mut model, &["e"]).await;
     assert_eq!(stage(&model), "none");
     assert!(model.notice.as_deref().unwrap_or_default().contains("IsSystemAccountOrDeveloper"), "{:?}", model.notice);
+    keys(&db.store, &mut model, &["v"]).await;
+    assert!(model.overlay.is_none(), "no reveal of a key one may not change");
+    assert!(model.notice.as_deref().unwrap_or_default().contains("revealing needs"), "{:?}", model.notice);
     select(&db, &mut model, "paid-2").await;
     keys(&db.store, &mut model, &["e"]).await;
     assert_eq!(stage(&model), "editing");

@@ -267,6 +267,9 @@ mod lint_rules {
             assert!(found.contains(&id), "{id} missing from {found:?}");
         }
         let findings = lint(&input);
+        let json = serde_json::to_string(&findings).unwrap();
+        assert!(!json.contains("sk-pasted-with-newline"), "lint --json prints no key: {json}");
+        assert!(!format!("{findings:?}").contains("sk-pasted-with-newline"), "nor does Debug");
         let l008 = findings.iter().find(|f| f.id == "L008").unwrap();
         let fixed = l008.fix.as_ref().unwrap().config.as_ref().unwrap();
         assert_eq!(fixed["apiKey"], "sk-pasted-with-newline-0000", "the fix trims the paste");
