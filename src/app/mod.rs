@@ -1232,22 +1232,28 @@ fn open_delete(model: &mut Model) -> Vec<Cmd> {
     Vec::new()
 }
 
+/// A dialog waiting for its reply: esc stops waiting (the late reply is
+/// dropped by its request id), ctrl-c quits, nothing else.
+fn waiting_key(model: &mut Model, key: &str) -> Vec<Cmd> {
+    match key {
+        "esc" => model.overlay = None,
+        "ctrl-c" => model.quit = true,
+        _ => {}
+    }
+    Vec::new()
+}
+
 fn delete_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
     let request = model.next_request;
+    if matches!(&model.overlay, Some(Overlay::ConfirmDelete { request: Some(_), .. })) {
+        return waiting_key(model, key);
+    }
     let Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request: sent }) =
         &mut model.overlay
     else {
         return Vec::new();
     };
-    if sent.is_some() {
-        match key {
-            "esc" => model.overlay = None,
-            "ctrl-c" => model.quit = true,
-            _ => {}
-        }
-        return Vec::new();
-    }
     match input_key(key, action) {
         "esc" => model.overlay = None,
         "tab" | "backtab" | "left" | "right" | "h" | "l" => *delete_focused = !*delete_focused,
@@ -1446,18 +1452,12 @@ fn open_reveal(model: &mut Model) -> Vec<Cmd> {
 fn reveal_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
     let next = model.next_request;
+    if matches!(&model.overlay, Some(Overlay::ConfirmReveal { request: Some(_), .. })) {
+        return waiting_key(model, key);
+    }
     let Some(Overlay::ConfirmReveal { account, integration_type, request, .. }) = &mut model.overlay else {
         return Vec::new();
     };
-    if request.is_some() {
-        // In flight: esc stops waiting; ctrl-c quits.
-        match key {
-            "esc" => model.overlay = None,
-            "ctrl-c" => model.quit = true,
-            _ => {}
-        }
-        return Vec::new();
-    }
     match input_key(key, action) {
         "enter" | "y" => {
             let Some(actor) = actor else { return Vec::new() };
