@@ -1,0 +1,281 @@
+//! Editing from the console: who may modify what, the editor's key
+//! handling and save stages, and deleting an override — each step a `Cmd`
+//! and its reply, the edits kept whatever happens.
+
+use super::editor::{Editor, Stage};
+use super::keymap::Action;
+use super::{Cmd, Model, Overlay, input_key, load_settings, resolve_cmd};
+use crate::domain::permissions::{self, Subject, Target};
+use crate::domain::registry;
+use crate::domain::{Account, Setting};
+use crate::store::{Conflict, ImpactRow, Proposal};
+
+/// Whether the operator may modify `account`'s settings; if not, the
+/// failing checks (DESIGN §4: shown read-only, the check named).
+pub fn may_modify(model: &Model, account: &Account) -> Result<String, String> {
+    if let Some(why) = &model.session.access.read_only {
+        return Err(format!("read-only session: {why}"));
+    }
+    let Some(op) = &model.session.access.operator else { return Err("no operator".into()) };
+    let op_account = op.account_id.and_then(|id| model.accounts.entry_by_id(id)).map(|e| &e.account);
+    let chain = &model.world.chain;
+    let subject = Subject {
+        user: op,
+        account: op_account,
+        account_chain_position: op_account.and_then(|a| crate::domain::model::chain_position(chain, a.id)),
+    };
+    let target = if model.world.is_system(account.id) {
+        Target::System { slug: &account.slug }
+    } else {
+        Target::Tenant { account }
+    };
+    let d = permissions::evaluate(&subject, model.policy, permissions::Action::ModifySettings, &target);
+    if d.allowed {
+        Ok(op.email.clone())
+    } else {
+        Err(d.failing().map(|c| format!("{} failed ({})", c.name, c.reason)).collect::<Vec<_>>().join("; "))
+    }
+}
+
+pub(super) fn open_editor(model: &mut Model) -> Vec<Cmd> {
+    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+    let ty = model.current_type();
+    let Some(spec) = registry::spec(&ty) else {
+        model.notice = Some("unknown types are shown, not edited".into());
+        return Vec::new();
+    };
+    if let Err(why) = may_modify(model, &account) {
+        model.notice = Some(format!("read-only here: {why}"));
+        return Vec::new();
+    }
+    if !model.is_loaded(account.id) {
+        model.notice = Some("still loading this account".into());
+        return Vec::new();
+    }
+    let base = model.world.settings.get(&(account.id, ty.clone())).cloned();
+    let inherited = match &base {
+        Some(_) => None,
+        None => {
+            let hop = crate::domain::resolve::resolve_type(&model.world, Some(&account), &ty);
+            hop.answered_by.and_then(|slug| {
+                let a = model.world.chain.iter().find(|e| e.slug == slug)?.account.as_ref()?;
+                Some((slug, model.world.settings.get(&(a.id, ty.clone()))?.clone()))
+            })
+        }
+    };
+    match Editor::open(spec, account, base, inherited) {
+        Ok(e) => model.overlay = Some(Overlay::Edit(Box::new(e))),
+        Err(why) => model.notice = Some(why),
+    }
+    Vec::new()
+}
+
+pub(super) fn open_delete(model: &mut Model) -> Vec<Cmd> {
+    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+    let ty = model.current_type();
+    let Some(own) = model.world.settings.get(&(account.id, ty.clone())) else {
+        model.notice = Some("nothing to delete: this account has no own setting of this type".into());
+        return Vec::new();
+    };
+    let version = own.version;
+    if let Err(why) = may_modify(model, &account) {
+        model.notice = Some(format!("read-only here: {why}"));
+        return Vec::new();
+    }
+    model.overlay = Some(Overlay::ConfirmDelete {
+        account: account.slug,
+        integration_type: ty,
+        version,
+        delete_focused: false,
+        request: None,
+    });
+    Vec::new()
+}
+
+/// A dialog waiting for its reply: esc stops waiting (the late reply is
+/// dropped by its request id), ctrl-c quits, nothing else.
+pub(super) fn waiting_key(model: &mut Model, key: &str) -> Vec<Cmd> {
+    match key {
+        "esc" => model.overlay = None,
+        "ctrl-c" => model.quit = true,
+        _ => {}
+    }
+    Vec::new()
+}
+
+pub(super) fn delete_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+    let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
+    let request = model.next_request;
+    if matches!(&model.overlay, Some(Overlay::ConfirmDelete { request: Some(_), .. })) {
+        return waiting_key(model, key);
+    }
+    let Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request: sent }) =
+        &mut model.overlay
+    else {
+        return Vec::new();
+    };
+    match input_key(key, action) {
+        "esc" => model.overlay = None,
+        "tab" | "backtab" | "left" | "right" | "h" | "l" => *delete_focused = !*delete_focused,
+        "enter" if !*delete_focused => model.overlay = None,
+        "enter" => {
+            let Some(actor) = actor else { return Vec::new() };
+            let cmd = Cmd::Delete {
+                request,
+                actor,
+                account: account.clone(),
+                integration_type: integration_type.clone(),
+                expected_version: *version,
+            };
+            *sent = Some(request);
+            model.next_request += 1;
+            return vec![cmd];
+        }
+        _ => {}
+    }
+    Vec::new()
+}
+
+pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+    let actor = model.session.access.operator.as_ref().map(|o| o.email.clone()).unwrap_or_default();
+    let request = model.next_request;
+    let named = key.chars().count() > 1;
+    let Some(Overlay::Edit(ed)) = &mut model.overlay else { return Vec::new() };
+    let mut cmds = Vec::new();
+    match &ed.stage {
+        Stage::Editing => match (key, action) {
+            ("esc", _) => model.overlay = None,
+            (_, Some(Action::Cancel)) if named => model.overlay = None,
+            (_, Some(Action::Save)) if named => match ed.build() {
+                Ok((config, is_active)) => {
+                    let proposal = Proposal::Setting {
+                        account_id: ed.account.id,
+                        integration_type: ed.integration_type.clone(),
+                        config: config.clone(),
+                        is_active,
+                    };
+                    ed.pending = Some((config, is_active));
+                    ed.stage = Stage::Previewing { request };
+                    cmds.push(Cmd::Preview { request, proposal });
+                }
+                Err(why) => ed.message = Some(why),
+            },
+            (_, Some(Action::ToggleActive)) if named => ed.is_active = !ed.is_active,
+            ("tab" | "down" | "enter", _) => ed.move_focus(1),
+            ("backtab" | "up", _) => ed.move_focus(-1),
+            ("ctrl-c", _) => model.quit = true,
+            _ => ed.type_key(key),
+        },
+        Stage::Confirm { .. } => match input_key(key, action) {
+            "enter" | "y" => {
+                if let Some((config, is_active)) = ed.pending.clone() {
+                    ed.stage = Stage::Saving { request };
+                    cmds.push(Cmd::Save {
+                        request,
+                        actor,
+                        account: ed.account.slug.clone(),
+                        integration_type: ed.integration_type.clone(),
+                        expected_version: ed.expected_version(),
+                        config,
+                        is_active,
+                    });
+                }
+            }
+            "esc" | "n" => ed.stage = Stage::Editing,
+            _ => {}
+        },
+        Stage::Conflict { theirs, .. } => match key {
+            // Reload: drop the edits, show what is stored now.
+            "r" => {
+                let id = ed.account.id;
+                model.overlay = None;
+                model.notice = Some("reloaded; your edits were discarded".into());
+                return vec![load_settings(model, vec![id])];
+            }
+            // Overwrite: save over theirs, recorded as an overwrite.
+            "o" => {
+                if let Some((config, is_active)) = ed.rebased(theirs.as_ref()) {
+                    let expected = theirs.as_ref().map(|s| s.version).unwrap_or(0);
+                    ed.stage = Stage::Saving { request };
+                    cmds.push(Cmd::Save {
+                        request,
+                        actor: format!("{actor} (overwrite)"),
+                        account: ed.account.slug.clone(),
+                        integration_type: ed.integration_type.clone(),
+                        expected_version: expected,
+                        config,
+                        is_active,
+                    });
+                }
+            }
+            "k" | "esc" => ed.stage = Stage::Editing,
+            _ => {}
+        },
+        // In flight: ctrl-c still quits, esc stops waiting (a late reply is
+        // dropped by its request id; a save that did commit shows up live).
+        Stage::Previewing { .. } | Stage::Saving { .. } => match key {
+            "ctrl-c" => model.quit = true,
+            "esc" => {
+                ed.stage = Stage::Editing;
+                ed.message = Some("stopped waiting; if the save went through, the change will show".into());
+            }
+            _ => {}
+        },
+    }
+    if !cmds.is_empty() {
+        model.next_request += 1;
+    }
+    cmds
+}
+
+pub(super) fn on_previewed(model: &mut Model, request: u64, impact: Vec<ImpactRow>) -> Vec<Cmd> {
+    if let Some(Overlay::Edit(ed)) = &mut model.overlay
+        && matches!(ed.stage, Stage::Previewing { request: r } if r == request)
+        && let Some((config, is_active)) = ed.pending.clone()
+    {
+        let changes = ed.changes(&config, is_active);
+        ed.stage = Stage::Confirm { changes, impact };
+    }
+    Vec::new()
+}
+
+pub(super) fn on_saved(model: &mut Model, request: u64, result: Result<Option<Setting>, Box<Conflict>>) -> Vec<Cmd> {
+    use crate::domain::text::visible_short;
+    match &mut model.overlay {
+        Some(Overlay::Edit(ed)) if matches!(ed.stage, Stage::Saving { request: r } if r == request) => match result {
+            Ok(saved) => {
+                let id = ed.account.id;
+                model.notice = Some(format!(
+                    "saved {} {} v{}",
+                    visible_short(&ed.account.slug, 40),
+                    ed.integration_type,
+                    saved.as_ref().map(|s| s.version).unwrap_or_default()
+                ));
+                model.overlay = None;
+                let mut cmds = vec![load_settings(model, vec![id])];
+                cmds.extend(resolve_cmd(model));
+                cmds
+            }
+            Err(conflict) => {
+                let id = ed.account.id;
+                let theirs = model.world.settings.get(&(id, ed.integration_type.clone())).cloned();
+                ed.stage = Stage::Conflict { conflict, theirs };
+                // Fetch what they saved, to show it against ours.
+                vec![load_settings(model, vec![id])]
+            }
+        },
+        Some(Overlay::ConfirmDelete { account, integration_type, request: Some(r), .. }) if *r == request => {
+            let slug = account.clone();
+            model.notice = Some(match &result {
+                Ok(_) => format!("deleted {} {}", visible_short(&slug, 40), integration_type),
+                Err(c) => format!("not deleted: {c}"),
+            });
+            model.overlay = None;
+            let id = model.accounts.selected().filter(|e| e.account.slug == slug).map(|e| e.account.id);
+            let mut cmds: Vec<Cmd> = id.map(|id| load_settings(model, vec![id])).into_iter().collect();
+            cmds.extend(resolve_cmd(model));
+            cmds
+        }
+        _ => Vec::new(),
+    }
+}
