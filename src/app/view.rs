@@ -804,11 +804,7 @@ fn picker(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
         PickerKind::User => " Resolve as user (type to search) ",
         PickerKind::Function => " AI function ",
     };
-    let box_area = centered(area, 64, area.height.saturating_sub(4).min(20));
-    frame.render_widget(Clear, box_area);
-    let block = pane_block(title.into(), true, t);
-    let inner = block.inner(box_area);
-    frame.render_widget(block, box_area);
+    let inner = dialog(frame, centered(area, 64, area.height.saturating_sub(4).min(20)), title.into(), t);
     let searching = if p.searching { "  searching…" } else { "" };
     let mut lines = vec![Line::from(vec![
         Span::styled("> ", t.accent()),
@@ -858,11 +854,7 @@ fn editor(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
         (None, None) => format!(" New {} setting for {slug} ", spec.label),
     };
     let height = (ed.fields.len() as u16 + 12).min(area.height.saturating_sub(2));
-    let box_area = centered(area, 84, height);
-    frame.render_widget(Clear, box_area);
-    let block = pane_block(title, true, t);
-    let inner = block.inner(box_area);
-    frame.render_widget(block, box_area);
+    let inner = dialog(frame, centered(area, 84, height), title, t);
     match &ed.stage {
         Stage::Editing | Stage::Previewing { .. } | Stage::Saving { .. } => editor_form(ed, frame, inner, t),
         Stage::Confirm { changes, impact } => {
@@ -1021,11 +1013,7 @@ fn confirm_delete(
     area: Rect,
     t: Theme,
 ) {
-    let box_area = centered(area, 64, 8);
-    frame.render_widget(Clear, box_area);
-    let block = pane_block(" Delete override ".into(), true, t);
-    let inner = block.inner(box_area);
-    frame.render_widget(block, box_area);
+    let inner = dialog(frame, centered(area, 64, 8), " Delete override ".into(), t);
     let button = |label: &str, focused: bool| {
         if focused { Span::styled(format!("[ {label} ]"), t.selected(true)) } else { Span::raw(format!("[ {label} ]")) }
     };
@@ -1044,11 +1032,7 @@ fn confirm_delete(
 }
 
 fn confirm_reveal(account: &str, integration_type: &str, frame: &mut Frame, area: Rect, t: Theme) {
-    let box_area = centered(area, 64, 7);
-    frame.render_widget(Clear, box_area);
-    let block = pane_block(" Reveal key ".into(), true, t);
-    let inner = block.inner(box_area);
-    frame.render_widget(block, box_area);
+    let inner = dialog(frame, centered(area, 64, 7), " Reveal key ".into(), t);
     let lines = vec![
         Line::from(format!(
             "Show {}'s {} key in clear?",
@@ -1069,11 +1053,8 @@ fn audit(view: &super::AuditView, frame: &mut Frame, area: Rect, t: Theme) {
         visible_short(&view.account.slug, 30),
         visible_short(&view.integration_type, 20)
     );
-    let box_area = centered(area, area.width.saturating_sub(4).min(110), area.height.saturating_sub(2));
-    frame.render_widget(Clear, box_area);
-    let block = pane_block(title, true, t);
-    let inner = block.inner(box_area);
-    frame.render_widget(block, box_area);
+    let inner =
+        dialog(frame, centered(area, area.width.saturating_sub(4).min(110), area.height.saturating_sub(2)), title, t);
     let mut lines = Vec::new();
     if view.loading {
         lines.push(Line::from(Span::styled("loading…", t.dim())));
@@ -1111,11 +1092,7 @@ fn audit(view: &super::AuditView, frame: &mut Frame, area: Rect, t: Theme) {
 
 fn admin(model: &Model, view: &super::admin::AdminView, frame: &mut Frame, area: Rect, t: Theme) {
     use super::admin::AdminStage;
-    let box_area = centered(area, 84, area.height.saturating_sub(2));
-    frame.render_widget(Clear, box_area);
-    let block = pane_block(" Chain and policy ".into(), true, t);
-    let inner = block.inner(box_area);
-    frame.render_widget(block, box_area);
+    let inner = dialog(frame, centered(area, 84, area.height.saturating_sub(2)), " Chain and policy ".into(), t);
     let mut lines = vec![Line::from(Span::styled("system fallback chain (tenants fall back in this order):", t.dim()))];
     for (i, slug) in view.chain.iter().enumerate() {
         let exists = model.accounts.window(0, usize::MAX).any(|e| &e.account.slug == slug);
@@ -1200,11 +1177,12 @@ fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], t: Theme) -> Vec
 
 fn lint(view: &super::lint_view::LintView, frame: &mut Frame, area: Rect, t: Theme) {
     use crate::domain::lint::Severity;
-    let box_area = centered(area, area.width.saturating_sub(4).min(120), area.height.saturating_sub(2));
-    frame.render_widget(Clear, box_area);
-    let block = pane_block(" Lint · enter jump to the setting · f fix · esc close ".into(), true, t);
-    let inner = block.inner(box_area);
-    frame.render_widget(block, box_area);
+    let inner = dialog(
+        frame,
+        centered(area, area.width.saturating_sub(4).min(120), area.height.saturating_sub(2)),
+        " Lint · enter jump to the setting · f fix · esc close ".into(),
+        t,
+    );
     let mut lines = Vec::new();
     if view.loading {
         lines.push(Line::from(Span::styled("checking every setting…", t.dim())));
@@ -1253,4 +1231,13 @@ fn test_line(model: &Model, test: &super::LastTest, t: Theme) -> Line<'static> {
             )),
         ]),
     }
+}
+
+/// A dialog box over the screen: cleared, bordered, titled; its inside.
+fn dialog(frame: &mut Frame, box_area: Rect, title: String, t: Theme) -> Rect {
+    frame.render_widget(Clear, box_area);
+    let block = pane_block(title, true, t);
+    let inner = block.inner(box_area);
+    frame.render_widget(block, box_area);
+    inner
 }

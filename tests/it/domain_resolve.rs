@@ -232,14 +232,23 @@ fn hostile_text_is_made_visible_in_details() {
 }
 
 mod lint_rules {
-    use keyfall::domain::lint::{LintInput, lint};
-    use keyfall::domain::{AccountStatus, ChainEntry, Policy};
+    use keyfall::domain::lint::{Finding, LintInput, lint};
+    use keyfall::domain::resolve::Snapshot;
+    use keyfall::domain::{ChainEntry, Policy};
     use serde_json::json;
 
-    use super::{account, setting, world};
+    use super::{setting, world};
 
-    fn ids(input: &LintInput) -> Vec<&'static str> {
-        lint(input).into_iter().map(|f| f.id).collect()
+    fn lint_of(w: &Snapshot) -> Vec<Finding> {
+        let accounts: Vec<_> = w.accounts.values().cloned().collect();
+        let settings: Vec<_> = w.settings.values().cloned().collect();
+        lint(&LintInput {
+            snapshot: w,
+            accounts: &accounts,
+            settings: &settings,
+            privileged: &[],
+            policy: Policy::SystemOnly,
+        })
     }
 
     #[test]
@@ -253,20 +262,11 @@ mod lint_rules {
             json!({"apiKey": "", "model": "gpt-image-1"}),
         );
         w.chain.push(ChainEntry { position: 4, slug: "ghost".into(), account: None });
-        let accounts: Vec<_> = w.accounts.values().cloned().collect();
-        let settings: Vec<_> = w.settings.values().cloned().collect();
-        let input = LintInput {
-            snapshot: &w,
-            accounts: &accounts,
-            settings: &settings,
-            privileged: &[],
-            policy: Policy::SystemOnly,
-        };
-        let found = ids(&input);
+        let findings = lint_of(&w);
+        let found: Vec<&str> = findings.iter().map(|f| f.id).collect();
         for id in ["L001", "L003", "L004", "L005", "L006", "L008", "L009"] {
             assert!(found.contains(&id), "{id} missing from {found:?}");
         }
-        let findings = lint(&input);
         let json = serde_json::to_string(&findings).unwrap();
         assert!(!json.contains("sk-pasted-with-newline"), "lint --json prints no key: {json}");
         assert!(!format!("{findings:?}").contains("sk-pasted-with-newline"), "nor does Debug");
@@ -275,22 +275,12 @@ mod lint_rules {
         assert_eq!(fixed["apiKey"], "sk-pasted-with-newline-0000", "the fix trims the paste");
         let l001 = findings.iter().find(|f| f.id == "L001").unwrap();
         assert_eq!(l001.fix.as_ref().unwrap().config.as_ref().unwrap()["provider"], "openai", "gpt-image → openai");
-        let _ = account(9, "x", AccountStatus::Active);
     }
 
     #[test]
     fn an_unclear_model_asks_for_the_provider() {
         let w = world(vec![], json!({"apiKey": "x", "model": "mystery-model"}));
-        let accounts: Vec<_> = w.accounts.values().cloned().collect();
-        let settings: Vec<_> = w.settings.values().cloned().collect();
-        let input = LintInput {
-            snapshot: &w,
-            accounts: &accounts,
-            settings: &settings,
-            privileged: &[],
-            policy: Policy::SystemOnly,
-        };
-        let l001 = lint(&input).into_iter().find(|f| f.id == "L001").unwrap();
+        let l001 = lint_of(&w).into_iter().find(|f| f.id == "L001").unwrap();
         let fix = l001.fix.unwrap();
         assert_eq!(fix.field.as_deref(), Some("provider"));
         assert_eq!(fix.choices, vec!["openai", "runware"]);
