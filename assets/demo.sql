@@ -3,7 +3,7 @@
 -- provider. Every key here is fake and says so. Idempotent: rows already
 -- present are left alone, so a second run writes nothing.
 
-INSERT INTO accounts (slug, name, status) VALUES
+INSERT INTO public.accounts (slug, name, status) VALUES
     ('aws-admin',       'AWS Admin',        'active'),
     ('default-account', 'Default Account',  'active'),
     ('default',         'Default',          'active'),
@@ -14,7 +14,7 @@ INSERT INTO accounts (slug, name, status) VALUES
     ('umbrella',        'Umbrella Corp',    'cancelled')
 ON CONFLICT (slug) DO NOTHING;
 
-INSERT INTO users (email, role, is_superuser, is_active, account_id)
+INSERT INTO public.users (email, role, is_superuser, is_active, account_id)
 SELECT u.email, u.role, u.is_superuser, u.is_active, a.id
   FROM (VALUES
     ('dev@igny8.com',        'developer',  true,  true,  'aws-admin'),
@@ -29,10 +29,10 @@ SELECT u.email, u.role, u.is_superuser, u.is_active, a.id
     ('pm@initech.example',   'admin',      false, true,  'initech-trial'),
     ('nobody@example.com',   'viewer',     false, true,  NULL)
   ) AS u(email, role, is_superuser, is_active, slug)
-  LEFT JOIN accounts a ON a.slug = u.slug
+  LEFT JOIN public.accounts a ON a.slug = u.slug
 ON CONFLICT ((lower(email))) DO NOTHING;
 
-INSERT INTO integration_settings (account_id, integration_type, config, is_active)
+INSERT INTO public.integration_settings (account_id, integration_type, config, is_active)
 SELECT a.id, s.integration_type, s.config::jsonb, s.is_active
   FROM (VALUES
     ('aws-admin', 'openai',
@@ -55,5 +55,5 @@ SELECT a.id, s.integration_type, s.config::jsonb, s.is_active
      '{"apiKey": "rw-demo-FAKE-initech-inactive-not-real-1111", "model": "runware:101@1"}',
      false)
   ) AS s(slug, integration_type, config, is_active)
-  JOIN accounts a ON a.slug = s.slug
+  JOIN public.accounts a ON a.slug = s.slug
 ON CONFLICT (account_id, integration_type) DO NOTHING;

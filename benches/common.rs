@@ -15,7 +15,7 @@ pub async fn xl_store() -> (Store, Target) {
                 .with_database("keyfall_bench_xl")
         }
     };
-    let store = Store::open(&target).await.expect("open the bench database");
+    let store = Store::open_demo(&target).await.expect("open the bench database");
     store.load_demo().await.expect("demo");
     store.load_demo_xl().await.expect("xl");
     (store, target)

@@ -25,6 +25,19 @@ pub struct RawConfig {
     pub read_only: Option<bool>,
     /// Key bindings: action = [keys], replacing the defaults per action.
     pub keys: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// The app's tables and columns (written by `keyfall attach`).
+    pub mapping: Option<crate::store::Mapping>,
+    /// Which verdicts move the walk on, and which make the app fail.
+    pub resolution: Option<RawResolution>,
+}
+
+/// `[resolution]`: the rule set resolution follows (DESIGN §2).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResolution {
+    pub name: Option<String>,
+    pub moves_on: Option<Vec<String>>,
+    pub fails: Option<Vec<String>>,
 }
 
 /// A database URL that never prints itself.
@@ -59,6 +72,12 @@ pub struct Config {
     pub color: Option<String>,
     pub read_only: bool,
     pub keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// The config file's `[mapping]`, if it has one.
+    pub mapping: Option<crate::store::Mapping>,
+    /// The config file's `[resolution]`, as written.
+    pub resolution: RawResolution,
+    /// The config file read (or the one `attach` writes to).
+    pub file: Option<PathBuf>,
 }
 
 /// What the command line says; `None` means "not given".
@@ -97,6 +116,9 @@ impl Config {
             color: raw.color,
             read_only: overrides.read_only || raw.read_only.unwrap_or(false),
             keys: raw.keys.unwrap_or_default(),
+            mapping: raw.mapping,
+            resolution: raw.resolution.unwrap_or_default(),
+            file,
         })
     }
 }

@@ -257,7 +257,7 @@ impl Editor {
         let known = self.spec().known_models;
         let suggestions: Vec<&'static str> =
             known.iter().copied().filter(|m| typed.is_empty() || m.starts_with(typed.trim())).take(5).collect();
-        let unknown = !typed.trim().is_empty() && !known.contains(&typed.trim());
+        let unknown = !typed.trim().is_empty() && !registry::is_known_model(self.spec(), typed.trim());
         Some((suggestions, unknown))
     }
 

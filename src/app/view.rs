@@ -16,8 +16,8 @@ use super::picker::PickerKind;
 use super::{Connection, Model, Overlay, Pane};
 use crate::domain::diff;
 use crate::domain::permissions::Action as Perm;
-use crate::domain::registry::{self, FieldKind, Kind};
-use crate::domain::resolve::{Hop, Verdict, resolve_type};
+use crate::domain::registry::{self, FieldKind, Issue, Kind};
+use crate::domain::resolve::{Hop, Outcome, Rules, Verdict, resolve_type};
 use crate::domain::secret::{Secret, is_secret_field};
 use crate::domain::text::{visible, visible_short};
 use crate::domain::{Account, Policy, Setting};
@@ -425,14 +425,10 @@ fn setting_lines(model: &Model, account: &Account, ty: &str, t: Theme) -> Vec<Li
                     t.dim(),
                 )));
             }
-            lines.extend(verdict_line(&hop, account, t));
+            lines.extend(verdict_lines(model, &hop, ty, s, t));
             let consumer = registry::spec(ty).is_some_and(|spec| spec.kind == Kind::Consumer);
             if let (true, Some(key)) = (consumer, s.config.get("apiKey")) {
-                let empty = if key.as_str() == Some("") { " (empty)" } else { "" };
-                lines.push(Line::from(Span::styled(
-                    format!("⚠ L001 {} carries its own apiKey{empty}; it should name a provider", visible(ty)),
-                    t.warn(),
-                )));
+                lines.push(consumer_key_line(ty, s, key, t));
             }
             lines.extend(config_lines(ty, s, t));
         }
@@ -455,6 +451,9 @@ fn setting_lines(model: &Model, account: &Account, ty: &str, t: Theme) -> Vec<Li
                         .and_then(|a| model.world.settings.get(&(a.id, ty.to_string())));
                     if let Some(s) = inherited {
                         lines.push(setting_head(model, &visible(&from), "source", s, t));
+                        if let Some(step) = hop.steps.iter().find(|x| x.verdict == Verdict::Answered) {
+                            lines.extend(findings_lines(&step.findings, t));
+                        }
                         lines.extend(config_lines(ty, s, t));
                     }
                     if let Some(second) = &hop.hop {
@@ -466,16 +465,22 @@ fn setting_lines(model: &Model, account: &Account, ty: &str, t: Theme) -> Vec<Li
                         Span::styled(format!("{slug} · no own setting · "), Style::new().add_modifier(Modifier::BOLD)),
                         Span::styled("resolves to nothing", t.bad()),
                     ]));
-                    for step in &hop.steps {
+                    let last = hop.steps.len().saturating_sub(1);
+                    for (i, step) in hop.steps.iter().enumerate() {
+                        let (fails, style) =
+                            if i == last && hop.error.is_some() { ("FAILS ", t.bad()) } else { ("", t.dim()) };
                         lines.push(Line::from(Span::styled(
                             format!(
-                                "  {} {} — {}",
+                                "  {} {fails}{} — {}",
                                 visible_short(&step.account, 24),
                                 step.verdict.as_str(),
                                 step.detail
                             ),
-                            t.dim(),
+                            style,
                         )));
+                    }
+                    if let Some(error) = &hop.error {
+                        lines.push(Line::from(Span::styled(format!("  ✗ {}", visible(error)), t.bad())));
                     }
                 }
             }
@@ -498,29 +503,50 @@ fn setting_head(model: &Model, slug: &str, what: &str, s: &Setting, t: Theme) ->
     ])
 }
 
-fn verdict_line(hop: &Hop, account: &Account, t: Theme) -> Vec<Line<'static>> {
-    let mine = hop.steps.iter().find(|s| s.account == account.slug);
+/// How the account's own row stands: its verdict under the rules in force,
+/// and every problem keyfall sees in it.
+fn verdict_lines(model: &Model, hop: &Hop, ty: &str, s: &Setting, t: Theme) -> Vec<Line<'static>> {
+    let judged = registry::judge(ty, &s.config, s.is_active);
     let mut out = Vec::new();
-    match mine {
-        Some(step) if step.verdict == Verdict::Answered => {
-            out.push(Line::from(Span::styled("✓ answers for this account", t.ok())));
+    match model.world.rules.outcome(judged.verdict) {
+        Outcome::Answers => {
+            let findings: Vec<String> =
+                judged.issues.iter().map(Issue::finding).chain(judged.notes.iter().cloned()).collect();
+            if findings.is_empty() {
+                out.push(Line::from(Span::styled("✓ answers for this account", t.ok())));
+            } else {
+                out.extend(findings_lines(&findings, t));
+            }
         }
-        Some(step) => {
-            let then = match &hop.answered_by {
-                Some(by) => format!("; {} answers instead", visible(by)),
-                None => "; nothing answers".into(),
+        Outcome::MovesOn => {
+            let then = match (&hop.answered_by, &hop.error) {
+                (Some(by), _) => format!("; {} answers instead", visible(by)),
+                (None, Some(_)) => {
+                    let at = hop.steps.last().map(|x| visible(&x.account).into_owned()).unwrap_or_default();
+                    format!("; the app raises at {at}")
+                }
+                (None, None) => "; nothing answers".into(),
             };
             out.push(Line::from(Span::styled(
-                format!("⚠ skipped: {} — {}{then}", step.verdict.as_str(), step.detail),
+                format!("⚠ skipped: {} — {}{then}", judged.verdict.as_str(), judged.reason()),
                 t.warn(),
             )));
+            // What the reason does not say already: later issues, notes.
+            let said = |i: usize, issue: &Issue| {
+                if judged.verdict == Verdict::BadFields { issue.verdict == Verdict::BadFields } else { i == 0 }
+            };
+            let more = judged.issues.iter().enumerate().filter(|(i, x)| !said(*i, x)).map(|(_, x)| x.message.clone());
+            for text in more.chain(judged.notes.iter().cloned()) {
+                out.push(Line::from(Span::styled(format!("  ⚠ {}", visible(&text)), t.warn())));
+            }
         }
-        None => {
-            if let Some(by) = &hop.answered_by {
-                out.push(Line::from(Span::styled(
-                    format!("system account: {} answers first in the chain", visible(by)),
-                    t.dim(),
-                )));
+        Outcome::Fails => {
+            out.push(Line::from(Span::styled(
+                format!("✗ fails: {} — {}; nothing answers", judged.verdict.as_str(), judged.reason()),
+                t.bad(),
+            )));
+            if let Some(error) = &hop.error {
+                out.push(Line::from(Span::styled(format!("  ✗ {}", visible(error)), t.bad())));
             }
         }
     }
@@ -530,13 +556,50 @@ fn verdict_line(hop: &Hop, account: &Account, t: Theme) -> Vec<Line<'static>> {
     out
 }
 
+/// An answering row's findings: a count, then one line each.
+fn findings_lines(findings: &[String], t: Theme) -> Vec<Line<'static>> {
+    if findings.is_empty() {
+        return Vec::new();
+    }
+    let mut out = vec![Line::from(Span::styled(format!("⚠ answers, with {}", problems(findings.len())), t.warn()))];
+    for f in findings {
+        out.push(Line::from(Span::styled(format!("  ⚠ {}", visible(f)), t.warn())));
+    }
+    out
+}
+
+/// A consumer's own `apiKey` field, as lint L001 sees it: a real key is an
+/// error; an empty one is a leftover the app never reads, an error only
+/// when the row names no provider either.
+fn consumer_key_line(ty: &str, s: &Setting, key: &Value, t: Theme) -> Line<'static> {
+    let real = match key {
+        Value::String(k) => !registry::is_blank(k),
+        other => registry::is_truthy(other),
+    };
+    let provider = s.config.get("provider").is_some_and(registry::is_truthy);
+    if real {
+        Line::from(Span::styled(
+            format!("⚠ L001 {} carries its own apiKey; it should name a provider", visible(ty)),
+            t.warn(),
+        ))
+    } else if !provider && s.is_active {
+        Line::from(Span::styled("⚠ L001 no provider, only an empty apiKey: name a provider", t.warn()))
+    } else {
+        Line::from(Span::styled("L001 an empty apiKey field, a harmless leftover", t.dim()))
+    }
+}
+
 fn hop_summary(second: &Hop, t: Theme) -> Line<'static> {
-    match &second.answered_by {
-        Some(by) => Line::from(Span::styled(
+    match (&second.answered_by, &second.error) {
+        (Some(by), _) => Line::from(Span::styled(
             format!("└ {} key from {}", visible(&second.integration_type), visible(by)),
             t.dim(),
         )),
-        None => Line::from(Span::styled(
+        (None, Some(_)) => Line::from(Span::styled(
+            format!("└ {}: the app raises on the second hop", visible(&second.integration_type)),
+            t.bad(),
+        )),
+        (None, None) => Line::from(Span::styled(
             format!("└ {}: nothing answers the second hop", visible(&second.integration_type)),
             t.bad(),
         )),
@@ -582,8 +645,14 @@ fn config_lines(ty: &str, s: &Setting, t: Theme) -> Vec<Line<'static>> {
     for key in extra {
         let v = &map[key];
         let shown = if is_secret_field(key) { secret_span(v, t) } else { value_span(v) };
-        let note = if key == "apiKey" && spec.kind == Kind::Consumer {
+        let real_key = match v {
+            Value::String(k) => !registry::is_blank(k),
+            other => registry::is_truthy(other),
+        };
+        let note = if key == "apiKey" && spec.kind == Kind::Consumer && real_key {
             Span::styled("  ⚠ L001 a consumer has its own apiKey", t.warn())
+        } else if key == "apiKey" && spec.kind == Kind::Consumer {
+            Span::styled("  (a leftover the app never reads)", t.dim())
         } else {
             Span::styled("  (not in the registry)", t.dim())
         };
@@ -615,8 +684,20 @@ fn value_span(v: &Value) -> Span<'static> {
 
 fn resolve_panel(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let focused = model.focus == Pane::Resolve;
-    let title = if model.resolve.show_permissions { " Permissions " } else { " Resolve as " };
-    let block = pane_block(title.to_string(), focused, t);
+    let title = if model.resolve.show_permissions {
+        " Permissions ".to_string()
+    } else {
+        // The rule set is named only when it is not the seed's own: a
+        // declared `[resolution]` changes what the trace means.
+        match model.resolve.resolution.as_ref().map(|r| r.rules.as_str()) {
+            Some(rules) if rules != Rules::default().name() => {
+                let room = (area.width as usize).saturating_sub(" Resolve as · rules:  ".chars().count() + 2);
+                format!(" Resolve as · rules: {} ", visible_short(rules, room.max(8)))
+            }
+            _ => " Resolve as ".to_string(),
+        }
+    };
+    let block = pane_block(title, focused, t);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let mut lines = Vec::new();
@@ -669,27 +750,72 @@ fn trace_lines(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
             ));
         }
         out.push(Line::from(Span::styled(text, t.ok())));
+    } else if res.hop.failure().is_some() {
+        // The error is drawn in full under the failing step.
+        out.push(Line::from(Span::styled("✗ unresolved: the app raises (✗ above)", t.bad())));
     } else {
-        out.push(Line::from(Span::styled("✗ unresolved", t.bad())));
+        let why = res.hop.unresolved_reason().unwrap_or_else(|| "nothing answers".to_string());
+        out.push(Line::from(Span::styled(format!("✗ unresolved: {}", visible(&why)), t.bad())));
     }
     out
+}
+
+/// "1 problem", "2 problems".
+fn problems(n: usize) -> String {
+    if n == 1 { "1 problem".to_string() } else { format!("{n} problems") }
 }
 
 fn hop_lines(hop: &Hop, depth: usize, width: usize, t: Theme, out: &mut Vec<Line<'static>>) {
     let indent = "  ".repeat(depth);
     let slug_width = width.saturating_sub(indent.len() + 20).clamp(8, 24);
+    let last = hop.steps.len().saturating_sub(1);
     for (i, step) in hop.steps.iter().enumerate() {
-        let (word, style) = match step.verdict {
-            Verdict::Answered => ("ANSWER".to_string(), t.ok().add_modifier(Modifier::BOLD)),
-            ref v => (v.as_str().to_string(), t.dim()),
-        };
-        out.push(Line::from(vec![
-            Span::raw(format!("{indent}{} {:<slug_width$} ", i + 1, visible_short(&step.account, slug_width))),
-            Span::styled(word, style),
-        ]));
-        if step.verdict != Verdict::NoRow || depth == 0 {
-            out.push(Line::from(Span::styled(format!("{indent}  {}", step.detail), t.dim())));
+        let head = format!("{indent}{} {:<slug_width$} ", i + 1, visible_short(&step.account, slug_width));
+        // What is left of the line for the verdict: longer forms are used
+        // only where they fit, so the verdicts stay in one column.
+        let room = width.saturating_sub(head.chars().count());
+        let failed = i == last && hop.error.is_some();
+        let mut detail = step.detail.clone();
+        let mut spans = vec![Span::raw(head)];
+        match step.verdict {
+            Verdict::Answered => {
+                spans.push(Span::styled("ANSWER", t.ok().add_modifier(Modifier::BOLD)));
+                if !step.findings.is_empty() {
+                    let n = step.findings.len();
+                    let extra = [format!(" with {}", problems(n)), format!(" {}", problems(n)), format!(" ⚠{n}")]
+                        .into_iter()
+                        .find(|e| 6 + e.chars().count() <= room)
+                        .unwrap_or_else(|| format!(" ⚠{n}"));
+                    spans.push(Span::styled(extra, t.warn()));
+                }
+            }
+            v if failed => {
+                let word = format!("FAILS {}", v.as_str());
+                if word.chars().count() <= room {
+                    spans.push(Span::styled(word, t.bad().add_modifier(Modifier::BOLD)));
+                } else {
+                    spans.push(Span::styled("FAILS", t.bad().add_modifier(Modifier::BOLD)));
+                    detail = format!("{}: {detail}", v.as_str());
+                }
+            }
+            v => spans.push(Span::styled(v.as_str().to_string(), t.dim())),
         }
+        out.push(Line::from(spans));
+        if step.verdict != Verdict::NoRow || depth == 0 {
+            out.push(Line::from(Span::styled(format!("{indent}  {detail}"), t.dim())));
+        }
+        // One line per finding, cut to the pane: the setting pane has them
+        // in full.
+        let finding_width = width.saturating_sub(indent.len() + 4).max(8);
+        for finding in &step.findings {
+            out.push(Line::from(Span::styled(
+                format!("{indent}  ⚠ {}", visible_short(finding, finding_width)),
+                t.warn(),
+            )));
+        }
+    }
+    if let Some(error) = &hop.error {
+        out.push(Line::from(Span::styled(format!("{indent}  ✗ {}", visible(error)), t.bad())));
     }
     if let Some(next) = &hop.hop {
         out.push(Line::from(Span::styled(format!("{indent}└ {}", visible(&next.integration_type)), t.accent())));

@@ -5,6 +5,7 @@
 //! unreachable.
 
 mod admin;
+mod attach;
 mod audit;
 mod can;
 mod check;
@@ -23,7 +24,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
-use crate::store::{Store, StoreError, connect};
+use crate::store::{Mapping, Store, StoreError, connect};
 
 #[derive(Debug, Parser)]
 #[command(name = "keyfall", version, about = "See which AI key every tenant really uses, and why")]
@@ -87,8 +88,12 @@ pub enum Command {
     /// Show or switch the permission policy (superuser or developer).
     #[command(subcommand)]
     Policy(admin::PolicyCommand),
-    /// Apply the database migrations.
+    /// Create or update keyfall's own schema (`keyfall`) and install the mapping.
     Migrate,
+    /// Use keyfall on an app's database: find its tables, show the mapping and what would be installed, install on confirmation.
+    Attach(attach::AttachArgs),
+    /// Remove everything keyfall installed (its schema and its triggers); the app's tables and rows stay as they were.
+    Detach(attach::DetachArgs),
 }
 
 /// How a command ended, as the process exit code.
@@ -123,6 +128,7 @@ impl CliError {
             CliError::Store(StoreError::NotFound(_) | StoreError::Invalid(_)) => Exit::Usage,
             CliError::Store(StoreError::Conflict(_)) => Exit::Negative,
             CliError::Store(StoreError::Database(_)) => Exit::Unavailable,
+            CliError::Store(StoreError::NotInstalled(_)) => Exit::Usage,
             CliError::Other(_) => Exit::Usage,
         }
     }
@@ -157,7 +163,22 @@ pub async fn run(cli: Cli) -> CliResult {
         }
         _ => {}
     }
-    let (store, target) = open_store(&config).await?;
+    if let Some(Command::Attach(args)) = &cli.command {
+        let target = find_target(&config).await?;
+        return attach::attach(&target, &config, args).await;
+    }
+    if let Some(Command::Detach(args)) = &cli.command {
+        let target = find_target(&config).await?;
+        return attach::detach(&target, args).await;
+    }
+    let intent = match &cli.command {
+        Some(Command::Demo(_)) => Intent::Demo,
+        None if cli.demo => Intent::Demo,
+        Some(Command::Migrate) => Intent::Migrate,
+        _ => Intent::Read,
+    };
+    let (store, target) = open_store(&config, intent).await?;
+    let store = store.with_rules(config_rules(&config)?);
     let result = match cli.command {
         None => console::run(store.clone(), &target, &config, cli.demo).await,
         Some(Command::Demo(args)) => demo::run(&store, args).await,
@@ -172,11 +193,11 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::TestConnection(args)) => test_connection::run(&store, &config, args).await,
         Some(Command::Export(args)) => transfer::export(&store, &config, args).await,
         Some(Command::Import(args)) => transfer::import(&store, &config, args).await,
-        Some(Command::Completions { .. } | Command::Man) => Ok(Exit::Ok),
+        Some(Command::Completions { .. } | Command::Man | Command::Attach(_) | Command::Detach(_)) => Ok(Exit::Ok),
         Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,
         Some(Command::Migrate) => {
-            println!("migrations applied to {}", store.label());
+            println!("keyfall's schema is current in {}", store.label());
             Ok(Exit::Ok)
         }
     };
@@ -184,16 +205,117 @@ pub async fn run(cli: Cli) -> CliResult {
     result
 }
 
-/// Find the database (DESIGN §5), create it if needed, migrate.
-pub async fn open_store(config: &Config) -> Result<(Store, connect::Target), CliError> {
+/// What a command may do to the database before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Read (and write settings) only: the database and keyfall's objects
+    /// must exist; nothing is created, migrated or installed.
+    Read,
+    /// `keyfall migrate`: create the database if missing, apply migrations,
+    /// (re)install the mapping.
+    Migrate,
+    /// `keyfall demo` / `--demo`: keyfall's demo tables, created if missing.
+    Demo,
+}
+
+/// The rule set resolution follows: the config's `[resolution]`, else the
+/// seed's `get_model_config`.
+pub fn config_rules(config: &Config) -> Result<crate::domain::resolve::Rules, CliError> {
+    let r = &config.resolution;
+    if r.name.is_none() && r.moves_on.is_none() && r.fails.is_none() {
+        return Ok(crate::domain::resolve::Rules::default());
+    }
+    let default = crate::domain::resolve::Rules::default();
+    let moves_on: Vec<String> =
+        r.moves_on.clone().unwrap_or_else(|| default.moves_on_names().into_iter().map(str::to_string).collect());
+    let fails: Vec<String> =
+        r.fails.clone().unwrap_or_else(|| default.fails_names().into_iter().map(str::to_string).collect());
+    let moves_on: Vec<&str> = moves_on.iter().map(String::as_str).collect();
+    let fails: Vec<&str> = fails.iter().map(String::as_str).collect();
+    crate::domain::resolve::Rules::new(r.name.as_deref().unwrap_or("custom (config [resolution])"), &moves_on, &fails)
+        .map_err(|e| CliError::Usage(format!("config file [resolution]: {e}")))
+}
+
+/// Where the database is (DESIGN §5), without connecting to it yet.
+pub async fn find_target(config: &Config) -> Result<connect::Target, CliError> {
     let url = config.database_url.as_ref().map(|u| u.expose());
-    let target = connect::discover(url, &config.data_dir).await?;
-    let store = Store::open(&target).await.map_err(|e| match e {
-        StoreError::Database(m) | StoreError::Unavailable(m) => {
-            CliError::Store(StoreError::Unavailable(format!("{}: {m}", target.label())))
+    Ok(connect::discover(url, &config.data_dir).await?)
+}
+
+/// Find the database and open it as `intent` allows: reading commands
+/// change nothing and say what is missing; `migrate`, `demo` and the private
+/// cluster's first run create what they need.
+pub async fn open_store(config: &Config, intent: Intent) -> Result<(Store, connect::Target), CliError> {
+    let target = find_target(config).await?;
+    let private = matches!(target.source, connect::Source::Private(_));
+    let store = match intent {
+        Intent::Demo => {
+            let store = Store::connect_creating(&target).await?;
+            if let crate::store::Installed::Current { mapping: Some(m) } = store.installed().await?
+                && !m.is_demo()
+            {
+                store.close().await;
+                return Err(CliError::Usage(format!(
+                    "{} is attached to the app's tables ({}); the demo uses keyfall's own demo tables: use another database",
+                    target.label(),
+                    m.settings_table()
+                )));
+            }
+            store.close().await;
+            Store::open_demo(&target).await?
         }
-        other => CliError::Store(other),
-    })?;
+        Intent::Migrate => {
+            let store = Store::connect_creating(&target).await?;
+            let installed = match store.installed().await? {
+                crate::store::Installed::Current { mapping } => mapping,
+                _ => None,
+            };
+            let mapping = config.mapping.clone().or(installed.map(|m| *m)).unwrap_or_else(Mapping::demo);
+            if mapping.is_demo() {
+                store.create_demo_tables().await?;
+            } else {
+                let problems = store.mapping_problems(&mapping).await?;
+                if !problems.is_empty() {
+                    return Err(StoreError::NotInstalled(format!(
+                        "the mapping does not fit {}: {}",
+                        target.label(),
+                        problems.join("; ")
+                    ))
+                    .into());
+                }
+            }
+            store.migrate().await?;
+            store.install_mapping(&mapping).await?;
+            store.with_mapping(&mapping)
+        }
+        Intent::Read => {
+            let store = if private && config.mapping.is_none() {
+                // The private cluster is keyfall's own: its first run sets
+                // up the (empty) demo tables.
+                let store = Store::connect_creating(&target).await?;
+                if store.installed().await? == crate::store::Installed::Nothing {
+                    store.close().await;
+                    Store::open_demo(&target).await?
+                } else {
+                    store
+                }
+            } else {
+                Store::connect(&target).await.map_err(|e| match e {
+                    StoreError::Unavailable(m) if m.contains("does not exist") => StoreError::Unavailable(format!(
+                        "{m} (keyfall never creates a database for a reading command: `keyfall demo` or `keyfall migrate` create one)"
+                    )),
+                    other => other,
+                })?
+            };
+            match store.verify(config.mapping.as_ref()).await {
+                Ok(mapping) => store.with_mapping(&mapping),
+                Err(e) => {
+                    store.close().await;
+                    return Err(e.into());
+                }
+            }
+        }
+    };
     Ok((store, target))
 }
 

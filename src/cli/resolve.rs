@@ -40,16 +40,23 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     Ok(if resolution.is_resolved() { Exit::Ok } else { Exit::Negative })
 }
 
-/// The human trace, as in DESIGN §2.
+/// The human trace, as in DESIGN §2, naming the rule set it followed.
 pub fn render(r: &Resolution) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{} · {} → {}", visible(&r.user), visible(&r.function), visible(&r.hop.integration_type));
+    let _ = writeln!(
+        out,
+        "{} · {} → {}   (rules: {})",
+        visible(&r.user),
+        visible(&r.function),
+        visible(&r.hop.integration_type),
+        visible(&r.rules)
+    );
     render_hop(&mut out, &r.hop, 1);
     for w in &r.warnings {
         let _ = writeln!(out, "  ⚠ {}", w.message);
     }
-    if !r.is_resolved() {
-        let _ = writeln!(out, "  unresolved: {}", unresolved_reason(&r.hop));
+    if let Some(why) = r.hop.unresolved_reason() {
+        let _ = writeln!(out, "  unresolved: {why}");
     }
     out
 }
@@ -59,41 +66,35 @@ fn render_hop(out: &mut String, hop: &Hop, depth: usize) {
     // Nested hops indent by two: narrow the account column to keep the
     // verdicts aligned with the first hop's.
     let width = 20usize.saturating_sub(2 * depth).max(8);
+    let last = hop.steps.len().saturating_sub(1);
     for (i, step) in hop.steps.iter().enumerate() {
+        let failed = i == last && hop.error.is_some();
         let (word, verdict) = match step.verdict {
             Verdict::Answered => ("ANSWER ", String::new()),
+            ref v if failed => ("FAILS  ", format!("{:<15}", v.as_str())),
             ref v => ("skipped", format!("{:<15}", v.as_str())),
+        };
+        let problems = match step.findings.len() {
+            0 => String::new(),
+            1 => "   with 1 problem".to_string(),
+            n => format!("   with {n} problems"),
         };
         let _ = writeln!(
             out,
-            "{indent}{} {:<width$} {word}  {verdict}{}",
+            "{indent}{} {:<width$} {word}  {verdict}{}{problems}",
             i + 1,
             visible_short(&step.account, 40),
             step.detail
         );
+        for finding in &step.findings {
+            let _ = writeln!(out, "{indent}    ⚠ {}", visible(finding));
+        }
+    }
+    if let Some(error) = &hop.error {
+        let _ = writeln!(out, "{indent}  ✗ {}", visible(error));
     }
     if let Some(next) = &hop.hop {
         let _ = writeln!(out, "{indent}└ {}", visible(&next.integration_type));
         render_hop(out, next, depth + 1);
-    }
-}
-
-fn unresolved_reason(hop: &Hop) -> String {
-    match (&hop.answered_by, &hop.hop) {
-        (None, _) => {
-            let skipped: Vec<String> = hop
-                .steps
-                .iter()
-                .filter(|s| !matches!(s.verdict, Verdict::NoRow))
-                .map(|s| format!("{} {} ({})", visible_short(&s.account, 40), s.verdict.as_str(), s.detail))
-                .collect();
-            if skipped.is_empty() {
-                format!("no account in the chain has a {} setting", visible(&hop.integration_type))
-            } else {
-                format!("no account answers {}; {}", visible(&hop.integration_type), skipped.join("; "))
-            }
-        }
-        (Some(_), Some(next)) => format!("second hop: {}", unresolved_reason(next)),
-        (Some(_), None) => "resolved".to_string(),
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::model::{Account, ChainEntry, Policy, Setting, User, chain_position};
 use super::permissions::{self, Action, Subject, Target};
-use super::registry::{self, Judgement, Kind, Problem};
+use super::registry::{self, Kind, Next, Problem, RowJudgement, Verdict};
 use super::resolve::{Snapshot, resolve_type};
 use super::text::visible_short;
 
@@ -97,17 +97,19 @@ pub fn lint(input: &LintInput) -> Vec<Finding> {
     }
     for spec in &registry::TYPES {
         let answered = resolve_type(input.snapshot, None, spec.name);
-        if answered.answered_by.is_none() {
-            out.push(finding(
-                "L006",
-                Severity::Error,
-                None,
-                Some(spec.name),
-                format!(
-                    "no system account answers {}: tenants without their own setting resolve to nothing",
-                    spec.name
-                ),
-            ));
+        let message = match (&answered.error, &answered.answered_by) {
+            (Some(error), _) => Some(format!(
+                "the system chain raises for {}: tenants without their own setting fail; {error}",
+                spec.name
+            )),
+            (None, None) => Some(format!(
+                "no system account answers {}: tenants without their own setting resolve to nothing",
+                spec.name
+            )),
+            (None, Some(_)) => None,
+        };
+        if let Some(message) = message {
+            out.push(finding("L006", Severity::Error, None, Some(spec.name), message));
         }
     }
     for s in input.settings {
@@ -149,56 +151,76 @@ fn setting_findings(snapshot: &Snapshot, account: &Account, rows: &[&Setting], s
     let slug = account.slug.as_str();
     let ty = s.integration_type.as_str();
     let Some(spec) = registry::spec(ty) else { return };
-    let judgement = registry::judge(ty, &s.config);
-    if let Judgement::Invalid { problem: Problem::NotObject | Problem::WrongType | Problem::OutOfRange, reason } =
-        &judgement
-    {
-        out.push(finding("L009", Severity::Error, Some(slug), Some(ty), format!("{slug} {ty}: {reason}")));
-    }
-    let Some(map) = s.config.as_object() else { return };
-    if spec.kind == Kind::Consumer && map.contains_key("apiKey") {
-        out.push(l001(slug, ty, map, s.version));
-    }
-    if spec.kind == Kind::Consumer
-        && let Some(Value::String(p)) = map.get("provider")
-    {
-        if registry::spec(p).is_none_or(|t| t.kind != Kind::Provider) {
-            out.push(finding(
-                "L002",
-                Severity::Error,
-                Some(slug),
-                Some(ty),
-                format!("{slug} {ty}: provider {:?} is not a provider type", visible_short(p, 40)),
-            ));
-        } else if s.is_active && {
-            // The chain's rows plus this account's own: what resolution sees.
-            let mut local = snapshot.clone();
-            local.accounts.insert(account.id, account.clone());
-            for r in rows {
-                local.settings.insert((r.account_id, r.integration_type.clone()), (*r).clone());
+    let judged = registry::judge(ty, &s.config, s.is_active);
+    // L009: a config that is not an object is skipped by the app (error); a
+    // key that is not a string makes the app raise (error while active);
+    // any other wrong-typed or out-of-range field the app sends as it is
+    // (warning), whether or not the row answers. A consumer's provider is
+    // L002's business.
+    for issue in &judged.issues {
+        match (issue.verdict, issue.problem) {
+            (Verdict::InvalidConfig, _) => {
+                out.push(finding(
+                    "L009",
+                    Severity::Error,
+                    Some(slug),
+                    Some(ty),
+                    format!("{slug} {ty}: {}", issue.message),
+                ));
             }
-            resolve_type(&local, Some(account), p).answered_by.is_none()
-        } {
-            out.push(finding(
-                "L002",
-                Severity::Error,
-                Some(slug),
-                Some(ty),
-                format!("{slug} {ty}: provider {p} resolves to nothing for {slug}"),
-            ));
+            (Verdict::KeyNotString, _) => {
+                let (severity, when) = if s.is_active {
+                    (Severity::Error, "raises")
+                } else {
+                    (Severity::Warning, "would raise once active")
+                };
+                out.push(finding(
+                    "L009",
+                    severity,
+                    Some(slug),
+                    Some(ty),
+                    format!("{slug} {ty}: {}: the app's get_model_config {when} (AttributeError)", issue.message),
+                ));
+            }
+            _ => {}
         }
     }
-    if spec.kind == Kind::Provider && s.is_active && judgement == Judgement::NoApiKey {
+    let field_issues: Vec<&str> = judged
+        .issues
+        .iter()
+        .filter(|i| {
+            i.verdict == Verdict::BadFields
+                && matches!(i.problem, Problem::WrongType | Problem::OutOfRange)
+                && i.field != Some("provider")
+        })
+        .map(|i| i.message.as_str())
+        .collect();
+    if !field_issues.is_empty() {
+        let as_is = if field_issues.len() == 1 { "it as it is" } else { "them as they are" };
+        out.push(finding(
+            "L009",
+            Severity::Warning,
+            Some(slug),
+            Some(ty),
+            format!("{slug} {ty}: {} (the app sends {as_is})", field_issues.join("; ")),
+        ));
+    }
+    let Some(map) = s.config.as_object() else { return };
+    if spec.kind == Kind::Consumer {
+        consumer_findings(snapshot, account, rows, s, &judged, map, out);
+    }
+    if spec.kind == Kind::Provider && s.is_active && judged.has(Verdict::NoApiKey) {
+        let why = judged.issues.iter().find(|i| i.verdict == Verdict::NoApiKey).map(|i| i.message.as_str());
         out.push(finding(
             "L003",
             Severity::Warning,
             Some(slug),
             Some(ty),
-            format!("{slug} {ty} is active but has no key: it is skipped"),
+            format!("{slug} {ty} is active but has no key ({}): it is skipped", why.unwrap_or("missing")),
         ));
     }
     if let Some(Value::String(model)) = map.get("model")
-        && !spec.known_models.contains(&model.as_str())
+        && !registry::is_known_model(spec, model)
     {
         out.push(finding(
             "L004",
@@ -208,76 +230,215 @@ fn setting_findings(snapshot: &Snapshot, account: &Account, rows: &[&Setting], s
             format!("{slug} {ty}: model {:?} is not one keyfall knows", visible_short(model, 60)),
         ));
     }
-    if let Some(Value::String(key)) = map.get("apiKey")
-        && !key.is_empty()
-        && key.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'')
-    {
-        let (clean, trimmed) = super::secret::clean_pasted_secret(key);
-        let inner = clean.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'');
-        let mut f = finding(
-            "L008",
-            Severity::Warning,
-            Some(slug),
-            Some(ty),
-            format!("{slug} {ty}: the key holds whitespace, line breaks or quotes (a bad paste?)"),
-        );
-        if !inner && !trimmed.is_empty() {
-            let mut fixed = map.clone();
-            fixed.insert("apiKey".into(), Value::String(clean));
-            f.fix = Some(Fix {
-                description: format!("trim {} from the key", trimmed.join(" and ")),
-                config: Some(Value::Object(fixed)),
-                field: None,
-                choices: Vec::new(),
-                version: s.version,
-            });
-        }
-        out.push(f);
+    if let Some(Value::String(key)) = map.get("apiKey") {
+        out.extend(l008(slug, ty, map, key, s.version));
     }
 }
 
-/// L001: a consumer with its own key. The fix drops the key and, when the
-/// provider is missing, infers it from the model — or asks.
-fn l001(slug: &str, ty: &str, map: &Map<String, Value>, version: i64) -> Finding {
+/// How a consumer's own `apiKey` field looks to lint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConsumerKey {
+    Absent,
+    /// Present but null, falsy or blank: nothing the app could send.
+    Leftover,
+    /// A real value.
+    Carried,
+}
+
+/// L001 and L002 for a consumer row.
+///
+/// The app never reads a consumer's `apiKey`. A real key there (any
+/// truthy value but a blank string) is an error (L001): it is a secret in
+/// the wrong place, and says someone meant this row to stand for a
+/// provider. A `null`, `""` or blank `apiKey` is a harmless leftover —
+/// nothing leaks and nothing is used — so on its own it is a warning (L001,
+/// fix: drop it), never "carries its own apiKey". What makes the seed's
+/// wrong config (`{"apiKey": "", "model": "dall-e-3"}`) an error is the
+/// missing provider: the app passes the row over. That is reported once,
+/// under L001 when an `apiKey` field is there (its fix drops the field and
+/// sets the provider, DESIGN §8) or L002 when there is none.
+fn consumer_findings(
+    snapshot: &Snapshot,
+    account: &Account,
+    rows: &[&Setting],
+    s: &Setting,
+    judged: &RowJudgement,
+    map: &Map<String, Value>,
+    out: &mut Vec<Finding>,
+) {
+    let slug = account.slug.as_str();
+    let ty = s.integration_type.as_str();
+    let key = match map.get("apiKey") {
+        None => ConsumerKey::Absent,
+        Some(Value::String(k)) if registry::is_blank(k) => ConsumerKey::Leftover,
+        Some(v) if registry::is_truthy(v) => ConsumerKey::Carried,
+        Some(_) => ConsumerKey::Leftover,
+    };
+    let no_provider = judged.has(Verdict::NoProvider);
+    match (key, no_provider && s.is_active) {
+        (ConsumerKey::Carried, _) => out.push(l001(
+            Severity::Error,
+            slug,
+            ty,
+            format!("{slug} {ty} carries its own apiKey; a consumer should name a provider instead"),
+            map,
+            s.version,
+        )),
+        (ConsumerKey::Leftover, true) => out.push(l001(
+            Severity::Error,
+            slug,
+            ty,
+            format!("{slug} {ty} names no provider, only an empty apiKey: the app skips it; a consumer should name a provider"),
+            map,
+            s.version,
+        )),
+        (ConsumerKey::Leftover, false) => out.push(l001(
+            Severity::Warning,
+            slug,
+            ty,
+            format!("{slug} {ty} holds an empty apiKey field, a harmless leftover (the app never reads it)"),
+            map,
+            s.version,
+        )),
+        (ConsumerKey::Absent, true) => {
+            let mut f = finding(
+                "L002",
+                Severity::Error,
+                Some(slug),
+                Some(ty),
+                format!("{slug} {ty} names no provider: the app skips it"),
+            );
+            f.fix = Some(provider_fix(map.clone(), "set", map, s.version));
+            out.push(f);
+        }
+        (ConsumerKey::Absent, false) => {}
+    }
+    match judged.next.as_ref() {
+        Some(Next::Nowhere { reason, .. }) => {
+            out.push(finding("L002", Severity::Error, Some(slug), Some(ty), format!("{slug} {ty}: {reason}")));
+        }
+        Some(Next::Walk(p)) if registry::spec(p).is_none_or(|t| t.kind != Kind::Provider) => {
+            let mut f = finding(
+                "L002",
+                Severity::Error,
+                Some(slug),
+                Some(ty),
+                format!("{slug} {ty}: provider {:?} is not a provider type", visible_short(p, 40)),
+            );
+            // " openai" or "Runware": the intended provider is plain.
+            let folded = p.trim_matches(registry::is_python_space).to_lowercase();
+            if let Some(intended) = registry::provider_names().find(|n| *n == folded) {
+                let mut fixed = map.clone();
+                fixed.insert("provider".into(), Value::String(intended.into()));
+                f.fix = Some(Fix {
+                    description: format!("set provider = {intended}"),
+                    config: Some(Value::Object(fixed)),
+                    field: None,
+                    choices: Vec::new(),
+                    version: s.version,
+                });
+            }
+            out.push(f);
+        }
+        Some(Next::Walk(p)) if s.is_active => {
+            // The chain's rows plus this account's own: what resolution sees.
+            let mut local = snapshot.clone();
+            local.accounts.insert(account.id, account.clone());
+            for r in rows {
+                local.settings.insert((r.account_id, r.integration_type.clone()), (*r).clone());
+            }
+            let hop = resolve_type(&local, Some(account), p);
+            let why = match (&hop.error, &hop.answered_by) {
+                (Some(error), _) => Some(format!("resolving provider {p} for {slug}, {error}")),
+                (None, None) => Some(format!("provider {p} resolves to nothing for {slug}")),
+                (None, Some(_)) => None,
+            };
+            if let Some(why) = why {
+                out.push(finding("L002", Severity::Error, Some(slug), Some(ty), format!("{slug} {ty}: {why}")));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// L008: a key with whitespace, line breaks or quotes from a bad paste. The
+/// trim fix never empties a key: a key that is nothing but whitespace is
+/// `no_api_key` (L003), and one that trims to nothing gets no fix.
+fn l008(slug: &str, ty: &str, map: &Map<String, Value>, key: &str, version: i64) -> Option<Finding> {
+    let odd = |c: char| registry::is_python_space(c) || c == '"' || c == '\'';
+    if registry::is_blank(key) || !key.chars().any(odd) {
+        return None;
+    }
+    let (clean, trimmed) = super::secret::clean_pasted_secret(key);
     let mut f = finding(
-        "L001",
-        Severity::Error,
+        "L008",
+        Severity::Warning,
         Some(slug),
         Some(ty),
-        format!("{slug} {ty} carries its own apiKey; a consumer should name a provider instead"),
+        format!("{slug} {ty}: the key holds whitespace, line breaks or quotes (a bad paste?)"),
     );
+    if !clean.chars().any(odd) && !registry::is_blank(&clean) && !trimmed.is_empty() {
+        let mut fixed = map.clone();
+        fixed.insert("apiKey".into(), Value::String(clean));
+        f.fix = Some(Fix {
+            description: format!("trim {} from the key", trimmed.join(" and ")),
+            config: Some(Value::Object(fixed)),
+            field: None,
+            choices: Vec::new(),
+            version,
+        });
+    }
+    Some(f)
+}
+
+/// L001: a consumer with an `apiKey` field. The fix drops the field and,
+/// when the provider is not a provider type, sets it from the model — or
+/// asks.
+fn l001(severity: Severity, slug: &str, ty: &str, message: String, map: &Map<String, Value>, version: i64) -> Finding {
+    let mut f = finding("L001", severity, Some(slug), Some(ty), message);
     let mut fixed = map.clone();
     fixed.remove("apiKey");
     let has_provider =
         matches!(map.get("provider"), Some(Value::String(p)) if registry::provider_names().any(|n| n == p));
-    let inferred = map.get("model").and_then(Value::as_str).and_then(provider_for_model);
-    f.fix = Some(match (has_provider, inferred) {
-        (true, _) => Fix {
+    // A leftover next to a provider, even a wrong one (L002's to fix), only
+    // goes.
+    let leftover_only = severity == Severity::Warning && map.get("provider").is_some_and(registry::is_truthy);
+    f.fix = Some(if has_provider || leftover_only {
+        Fix {
             description: "drop apiKey".into(),
             config: Some(Value::Object(fixed)),
             field: None,
             choices: Vec::new(),
             version,
-        },
-        (false, Some(p)) => {
+        }
+    } else {
+        provider_fix(fixed, "drop apiKey, set", map, version)
+    });
+    f
+}
+
+/// A fix that sets `provider` in `fixed`: from the model when its name
+/// tells, else a choice for the operator.
+fn provider_fix(mut fixed: Map<String, Value>, verb: &str, map: &Map<String, Value>, version: i64) -> Fix {
+    match map.get("model").and_then(Value::as_str).and_then(provider_for_model) {
+        Some(p) => {
             fixed.insert("provider".into(), Value::String(p.into()));
             Fix {
-                description: format!("drop apiKey, set provider = {p} (from the model)"),
+                description: format!("{verb} provider = {p} (from the model)"),
                 config: Some(Value::Object(fixed)),
                 field: None,
                 choices: Vec::new(),
                 version,
             }
         }
-        (false, None) => Fix {
-            description: "drop apiKey and choose a provider (the model does not tell)".into(),
+        None => Fix {
+            description: format!("{verb} a provider (the model does not tell)"),
             config: Some(Value::Object(fixed)),
             field: Some("provider".into()),
             choices: registry::provider_names().map(str::to_string).collect(),
             version,
         },
-    });
-    f
+    }
 }
 
 /// L007: superusers and developers whose checks fail — the seed's "super

@@ -12,5 +12,5 @@ pub mod secret;
 pub mod text;
 
 pub use model::{Account, AccountStatus, AiFunction, ChainEntry, Policy, Role, Setting, User};
-pub use resolve::{Hop, Resolution, Step, Verdict};
+pub use resolve::{Hop, Resolution, Rules, Step, Verdict};
 pub use secret::Secret;

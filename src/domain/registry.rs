@@ -1,8 +1,13 @@
 //! The integration-type registry (DESIGN §3): which types exist, whether each
 //! is a provider (holds a key) or a consumer (points at a provider), and the
-//! shape of their fields. The SQL function `keyfall_row_verdict` mirrors
-//! `judge`; the report-equivalence property test holds them together.
+//! shape of their fields — and `judge`, the per-row rules of the app's own
+//! `get_model_config` (`_usable`), which yield one raw [`Verdict`] per row.
+//! The SQL function `keyfall_row_verdict` mirrors `judge` verdict for
+//! verdict (the spec is on [`Verdict`]); the report-equivalence property
+//! test holds them together. Which verdicts move the walk on is not decided
+//! here but by `resolve::Rules`.
 
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,68 +136,322 @@ impl TypeSpec {
     }
 }
 
-/// What a row's config says, once it exists and is active.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Judgement {
-    /// Usable. `provider` is set for a consumer: where the second hop goes.
-    Usable { provider: Option<String> },
-    /// A provider row without a usable key.
+/// The raw verdict of one position of a walk: the **first** of these checks
+/// that matches, in this order. The SQL mirror (`keyfall_row_verdict`) must
+/// give the same answer for every row; the walk gives `no_row`/`no_account`.
+///
+/// Words used below, all as the app (Python) sees them:
+/// - *falsy*: `bool(v)` is false — JSON `null`, `false`, a number equal to 0
+///   (`0`, `0.0`, `-0.0`), `""`, `[]`, `{}`. Everything else is *truthy*.
+/// - *blank*: a string whose every character is one `str.strip()` removes
+///   (`str.isspace()`): U+0009–U+000D, U+001C–U+001F, U+0020, U+0085,
+///   U+00A0, U+1680, U+2000–U+200A, U+2028, U+2029, U+202F, U+205F, U+3000
+///   (Rust's `char::is_whitespace` plus U+001C–U+001F). `""` is blank;
+///   U+200B and U+FEFF are **not** whitespace.
+/// - *provider types*: `openai`, `runware`; *consumer types*:
+///   `image_generation`; any other type is *unknown*.
+/// - *absent* for a field: the key is missing or its value is JSON `null`.
+///
+/// 1. `no_row` — the account has no setting of the type; `no_account` — a
+///    chain entry names a slug that is no account. Both always move on.
+/// 2. `inactive` — `is_active` is false.
+/// 3. `invalid_config` — `config` is not a JSON object.
+/// 4. `no_api_key` — provider type; `config.apiKey` is missing, falsy, or a
+///    blank string.
+/// 5. `key_not_string` — provider type; `apiKey` is truthy and not a string
+///    (a non-zero number, `true`, a non-empty array or object): the app's
+///    `api_key.strip()` raises `AttributeError`.
+/// 6. `no_provider` — consumer type; `config.provider` is missing or falsy.
+/// 7. `bad_fields` — known type; any field of its registry entry is wrong:
+///    a text field (`model`, `base_url`, `image_size`, `quality`, `style`)
+///    present and not a string; `temperature` present and not a number, or
+///    below 0 or above 2; `max_tokens` present and not an integer (a number
+///    written without fraction or exponent, as jsonb prints it: `4096.0`
+///    and `"12"` are not), or below 1; a consumer's `provider` not a string,
+///    or a string that is not exactly a provider type (`"dalle"`, `"  "`,
+///    `" openai"`, `"Runware"`, `"image_generation"`). `apiKey` is judged by
+///    4 and 5 only; fields outside the registry are never judged.
+/// 8. `answered` — anything else; an unknown type answers with any active
+///    object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The account has no setting of this type.
+    NoRow,
+    /// A chain entry names a slug that is no account.
+    NoAccount,
+    /// The setting's `is_active` is false.
+    Inactive,
+    /// The config is not a JSON object.
+    InvalidConfig,
+    /// A provider whose `apiKey` is missing, falsy or blank.
     NoApiKey,
-    /// Not an object, or a field of the wrong type or out of range.
-    Invalid { problem: Problem, reason: String },
+    /// A provider whose `apiKey` is truthy but not a string (the app raises).
+    KeyNotString,
+    /// A consumer whose `provider` is missing or falsy.
+    NoProvider,
+    /// A registry field of the wrong type or out of range, or a consumer's
+    /// provider that is not a provider type.
+    BadFields,
+    /// Nothing the app checks is wrong.
+    Answered,
 }
 
-/// What kind of invalid a config is: lint sorts findings by it.
+impl Verdict {
+    /// Every verdict, in check order.
+    pub const ALL: [Verdict; 9] = [
+        Verdict::NoRow,
+        Verdict::NoAccount,
+        Verdict::Inactive,
+        Verdict::InvalidConfig,
+        Verdict::NoApiKey,
+        Verdict::KeyNotString,
+        Verdict::NoProvider,
+        Verdict::BadFields,
+        Verdict::Answered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::NoRow => "no_row",
+            Verdict::NoAccount => "no_account",
+            Verdict::Inactive => "inactive",
+            Verdict::InvalidConfig => "invalid_config",
+            Verdict::NoApiKey => "no_api_key",
+            Verdict::KeyNotString => "key_not_string",
+            Verdict::NoProvider => "no_provider",
+            Verdict::BadFields => "bad_fields",
+            Verdict::Answered => "answered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Verdict> {
+        Verdict::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of wrong one issue is: lint sorts findings by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Problem {
+    /// The setting is inactive (not a config problem; resolution skips it).
+    Inactive,
     NotObject,
     WrongType,
     OutOfRange,
-    /// A required field is absent (a consumer's `provider`).
+    /// A required value is absent or falsy (a provider's `apiKey`, a
+    /// consumer's `provider`).
     Missing,
     /// A provider reference names no provider type.
     NotAProvider,
 }
 
-fn invalid(problem: Problem, reason: String) -> Judgement {
-    Judgement::Invalid { problem, reason }
+/// One thing wrong with a row, tied to the verdict it would give were it the
+/// first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub verdict: Verdict,
+    pub problem: Problem,
+    /// The field concerned, if any.
+    pub field: Option<&'static str>,
+    /// Plain words, without what follows from it: "temperature is a string,
+    /// not a number". Database text in it is made visible.
+    pub message: String,
 }
 
-/// Judge a config against its type. Unknown types only need an object.
-/// Order matters and is mirrored in SQL: object → key type → key present →
-/// each field in registry order.
-pub fn judge(integration_type: &str, config: &Value) -> Judgement {
-    let Some(map) = config.as_object() else {
-        return invalid(Problem::NotObject, format!("config is {}, not an object", json_kind(config)));
-    };
-    let Some(spec) = spec(integration_type) else {
-        return Judgement::Usable { provider: None };
-    };
-    if spec.kind == Kind::Provider {
-        match present(map, "apiKey") {
-            Some(Value::String(key)) if !is_blank(key) => {}
-            Some(Value::String(_)) | None => return Judgement::NoApiKey,
-            Some(other) => {
-                return invalid(Problem::WrongType, format!("apiKey is {}, not a string", json_kind(other)));
+impl Issue {
+    /// The message as a finding on a row that answers all the same: says what
+    /// the app does with it.
+    pub fn finding(&self) -> String {
+        match (self.verdict, self.problem) {
+            (Verdict::BadFields, Problem::WrongType | Problem::OutOfRange) if self.field != Some("provider") => {
+                format!("{}; the app will send it", self.message)
+            }
+            _ => self.message.clone(),
+        }
+    }
+}
+
+/// Where a consumer's second hop goes, as the app computes it:
+/// `str(config["provider"])`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// A string provider (any non-empty string, even one that is not a
+    /// provider type): the second hop walks this type.
+    Walk(String),
+    /// A truthy non-string provider: the app looks up its `str()` and finds
+    /// nothing; `reason` says so. `text` is the value as JSON.
+    Nowhere { text: String, reason: String },
+}
+
+/// The judgement of one existing row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowJudgement {
+    /// The raw verdict: the first issue's, or `Answered`.
+    pub verdict: Verdict,
+    /// Every issue, in check order (the first gives the verdict). Later
+    /// issues are still listed, so lint and the findings of an answering
+    /// step see them all (a wrong-typed field on a row without a key).
+    pub issues: Vec<Issue>,
+    /// Not wrong to the app, but worth saying (a model keyfall does not
+    /// know). Never affects the verdict.
+    pub notes: Vec<String>,
+    /// Consumers with a truthy provider: where the second hop goes.
+    pub next: Option<Next>,
+}
+
+impl RowJudgement {
+    /// Why the row got its verdict: the first issue's message, or for
+    /// `bad_fields` every field issue; empty when answered.
+    pub fn reason(&self) -> String {
+        match self.verdict {
+            Verdict::Answered => String::new(),
+            Verdict::BadFields => self
+                .issues
+                .iter()
+                .filter(|i| i.verdict == Verdict::BadFields)
+                .map(|i| i.message.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => self.issues.first().map(|i| i.message.clone()).unwrap_or_default(),
+        }
+    }
+
+    pub fn has(&self, verdict: Verdict) -> bool {
+        self.issues.iter().any(|i| i.verdict == verdict)
+    }
+}
+
+/// Judge one existing row against its type: the app's `_usable`, plus the
+/// registry's field rules (see [`Verdict`] for the exact order). Pure and
+/// total: any JSON gives a judgement.
+pub fn judge(integration_type: &str, config: &Value, is_active: bool) -> RowJudgement {
+    let mut issues = Vec::new();
+    let mut notes = Vec::new();
+    let mut next = None;
+    let issue = |verdict, problem, field, message| Issue { verdict, problem, field, message };
+    if !is_active {
+        issues.push(issue(Verdict::Inactive, Problem::Inactive, None, "setting is inactive".to_string()));
+    }
+    match (config.as_object(), spec(integration_type)) {
+        (None, _) => issues.push(issue(
+            Verdict::InvalidConfig,
+            Problem::NotObject,
+            None,
+            format!("config is {}, not an object", json_kind(config)),
+        )),
+        (Some(_), None) => {}
+        (Some(map), Some(spec)) => {
+            match spec.kind {
+                Kind::Provider => match map.get("apiKey") {
+                    Some(Value::String(key)) if !is_blank(key) => {}
+                    Some(Value::String(key)) if !key.is_empty() => issues.push(issue(
+                        Verdict::NoApiKey,
+                        Problem::Missing,
+                        Some("apiKey"),
+                        "apiKey is blank (only whitespace)".to_string(),
+                    )),
+                    Some(key) if is_truthy(key) => issues.push(issue(
+                        Verdict::KeyNotString,
+                        Problem::WrongType,
+                        Some("apiKey"),
+                        format!("apiKey is {}, not a string", json_kind(key)),
+                    )),
+                    key => {
+                        issues.push(issue(Verdict::NoApiKey, Problem::Missing, Some("apiKey"), falsy("apiKey", key)))
+                    }
+                },
+                Kind::Consumer => match map.get("provider") {
+                    Some(Value::String(p)) if !p.is_empty() => next = Some(Next::Walk(p.clone())),
+                    Some(p) if is_truthy(p) => {
+                        next = Some(Next::Nowhere {
+                            text: p.to_string(),
+                            reason: format!(
+                                "provider is {}, not a string: the app looks up its text ({}) as a type and finds none",
+                                json_kind(p),
+                                super::text::visible_short(&p.to_string(), 40)
+                            ),
+                        })
+                    }
+                    p => issues.push(issue(
+                        Verdict::NoProvider,
+                        Problem::Missing,
+                        Some("provider"),
+                        falsy("provider", p),
+                    )),
+                },
+            }
+            for field in spec.fields {
+                if let Err((problem, message)) = check_field(map, field) {
+                    issues.push(issue(Verdict::BadFields, problem, Some(field.name), message));
+                }
+            }
+            if let Some(Value::String(model)) = map.get("model")
+                && !is_known_model(spec, model)
+            {
+                notes.push(format!(
+                    "model {:?} is not one keyfall knows; the app will send it",
+                    super::text::visible_short(model, 60)
+                ));
             }
         }
     }
-    for field in spec.fields {
-        if let Err((problem, reason)) = check_field(map, field) {
-            return invalid(problem, reason);
-        }
-    }
-    let provider = match spec.kind {
-        Kind::Consumer => map.get("provider").and_then(Value::as_str).map(str::to_string),
-        Kind::Provider => None,
-    };
-    Judgement::Usable { provider }
+    RowJudgement { verdict: issues.first().map_or(Verdict::Answered, |i| i.verdict), issues, notes, next }
 }
 
-/// Empty or only ASCII whitespace — the same set SQL's `btrim` is given, so
-/// the pure and the set-based resolver agree on exotic spaces.
+/// Whether `model` is one of the type's known models, or a dated snapshot of
+/// one (`gpt-4.1-2025-04-14`).
+pub fn is_known_model(spec: &TypeSpec, model: &str) -> bool {
+    spec.known_models.iter().any(|known| {
+        model == *known
+            || model.strip_prefix(known).and_then(|rest| rest.strip_prefix('-')).is_some_and(|date| {
+                let b = date.as_bytes();
+                b.len() == 10
+                    && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() })
+            })
+    })
+}
+
+/// A character Python's `str.strip()` removes (`str.isspace()`): Unicode
+/// White_Space plus the four information separators U+001C–U+001F.
+pub fn is_python_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Empty, or only characters Python's `str.strip()` removes: what the app's
+/// `api_key.strip()` turns into `""`.
 pub fn is_blank(s: &str) -> bool {
-    s.chars().all(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'))
+    s.chars().all(is_python_space)
+}
+
+/// Python's `bool()` of a JSON value.
+pub fn is_truthy(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// "apiKey is missing" / "is null" / "is 0" …: a falsy value in words.
+fn falsy(name: &str, value: Option<&Value>) -> String {
+    match value {
+        None => format!("{name} is missing"),
+        Some(Value::Null) => format!("{name} is null"),
+        Some(Value::String(_)) => format!("{name} is empty"),
+        Some(Value::Array(_)) => format!("{name} is an empty array"),
+        Some(Value::Object(_)) => format!("{name} is an empty object"),
+        Some(Value::Bool(_)) => format!("{name} is false"),
+        Some(other) => format!("{name} is {other} (false to the app)"),
+    }
 }
 
 /// A field's value, treating JSON `null` as absent (Django writes `None`).
@@ -200,21 +459,20 @@ fn present<'a>(map: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     map.get(name).filter(|v| !v.is_null())
 }
 
+/// One registry field's type and range. Presence is not judged here: a
+/// missing key or provider is its own verdict, and the key's type too.
 fn check_field(map: &Map<String, Value>, field: &Field) -> Result<(), (Problem, String)> {
     use Problem::*;
     let name = field.name;
-    let Some(value) = present(map, name) else {
-        return if field.required && field.kind != FieldKind::Secret {
-            Err((Missing, format!("{name} is required")))
-        } else {
-            Ok(())
-        };
-    };
+    let Some(value) = present(map, name) else { return Ok(()) };
     match field.kind {
-        FieldKind::Secret | FieldKind::Text => match value {
+        FieldKind::Secret => Ok(()),
+        FieldKind::Text => match value {
             Value::String(_) => Ok(()),
             other => Err((WrongType, format!("{name} is {}, not a string", json_kind(other)))),
         },
+        // A falsy provider is `no_provider`'s business.
+        FieldKind::ProviderRef if !is_truthy(value) => Ok(()),
         FieldKind::ProviderRef => match value {
             Value::String(p) if provider_names().any(|n| n == p) => Ok(()),
             Value::String(p) => Err((
@@ -232,10 +490,11 @@ fn check_field(map: &Map<String, Value>, field: &Field) -> Result<(), (Problem, 
             Some(n) => Err((OutOfRange, format!("{name} {n} is outside {min}–{max}"))),
             None => Err((WrongType, format!("{name} is {}, not a number", json_kind(value)))),
         },
-        FieldKind::Integer { min } => match value.as_i64() {
-            Some(n) if n >= min => Ok(()),
-            Some(n) => Err((OutOfRange, format!("{name} {n} is below {min}"))),
-            None => Err((WrongType, format!("{name} is {}, not a whole number", json_kind(value)))),
+        FieldKind::Integer { min } => match (value.as_i64(), value.is_u64()) {
+            (Some(n), _) if n >= min => Ok(()),
+            (Some(n), _) => Err((OutOfRange, format!("{name} {n} is below {min}"))),
+            (None, true) => Ok(()),
+            (None, false) => Err((WrongType, format!("{name} is {}, not a whole number", json_kind(value)))),
         },
     }
 }
@@ -249,5 +508,50 @@ pub fn json_kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn python_whitespace_is_rusts_plus_the_separators() {
+        for c in ['\u{1c}', '\u{1d}', '\u{1e}', '\u{1f}', '\u{a0}', '\u{2003}', '\u{3000}', '\u{85}', '\u{2028}'] {
+            assert!(is_python_space(c), "{c:?}");
+        }
+        for c in ['\u{200b}', '\u{feff}', '\u{180e}', 'a'] {
+            assert!(!is_python_space(c), "{c:?}");
+        }
+        assert!(is_blank("") && is_blank(" \t\u{1f}") && !is_blank("\u{200b}"));
+    }
+
+    #[test]
+    fn truthiness_is_pythons() {
+        for v in [json!(null), json!(false), json!(0), json!(0.0), json!(-0.0), json!(""), json!([]), json!({})] {
+            assert!(!is_truthy(&v), "{v}");
+        }
+        for v in [json!(true), json!(1), json!(0.5), json!(" "), json!([0]), json!({"a": null})] {
+            assert!(is_truthy(&v), "{v}");
+        }
+    }
+
+    #[test]
+    fn issues_after_the_first_are_kept() {
+        let j = judge("openai", &json!({"temperature": "hot"}), false);
+        assert_eq!(j.verdict, Verdict::Inactive);
+        let verdicts: Vec<Verdict> = j.issues.iter().map(|i| i.verdict).collect();
+        assert_eq!(verdicts, vec![Verdict::Inactive, Verdict::NoApiKey, Verdict::BadFields]);
+    }
+
+    #[test]
+    fn dated_snapshots_are_known_models() {
+        let openai = spec("openai").unwrap();
+        assert!(is_known_model(openai, "gpt-4.1"));
+        assert!(is_known_model(openai, "gpt-4.1-2025-04-14"));
+        assert!(!is_known_model(openai, "gpt-4.1-turbo"));
+        assert!(!is_known_model(openai, "gpt-9"));
     }
 }

@@ -6,20 +6,44 @@
 pub mod cluster;
 pub mod connect;
 pub mod listen;
+pub mod mapping;
 mod queries;
 mod report;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 pub use connect::{Source, Target};
+pub use mapping::Mapping;
 pub use queries::{AccountRow, AuditEntry, ImportItem, LintData, SettingRef, SubjectData, UserHit, WriteOutcome};
 pub use report::{Answer, ImpactRow, Proposal, ReportRow};
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// keyfall's migrations, recorded in `keyfall._sqlx_migrations` so nothing of
+/// keyfall's lands in the app's schema.
+pub fn migrator() -> sqlx::migrate::Migrator {
+    let mut m = sqlx::migrate!("./migrations");
+    m.dangerous_set_table_name("keyfall._sqlx_migrations");
+    m.create_schema("keyfall");
+    m
+}
+
+/// What keyfall finds of itself in a database.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Installed {
+    /// No `keyfall` schema: nothing of keyfall's is here.
+    Nothing,
+    /// keyfall's first layout (everything in `public`): `keyfall migrate`
+    /// moves it into the `keyfall` schema, audit log included.
+    Legacy,
+    /// keyfall's objects exist but this keyfall has newer migrations.
+    Outdated,
+    /// Current; the mapping installed, if any.
+    Current { mapping: Option<Box<Mapping>> },
+}
 
 /// A stale version at save time: someone else saved first.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +85,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("database error: {0}")]
     Database(String),
+    /// keyfall's objects are missing, outdated, or do not fit the app.
+    #[error("{0}")]
+    NotInstalled(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -95,6 +122,11 @@ impl From<sqlx::Error> for StoreError {
 pub struct Store {
     pool: PgPool,
     label: String,
+    /// The app's settings table has an `updated_at` keyfall's writes set
+    /// (Django's `auto_now` has no database default).
+    touch_updated_at: bool,
+    /// The rule set resolution follows (config `[resolution]`).
+    rules: crate::domain::resolve::Rules,
 }
 
 impl std::fmt::Debug for Store {
@@ -105,30 +137,160 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Connect to `target`, creating its database when missing, and apply
-    /// the migrations.
-    pub async fn open(target: &Target) -> Result<Store, StoreError> {
-        let store = Store::open_unmigrated(target).await?;
-        store.migrate().await?;
-        Ok(store)
+    /// Connect to an existing database. One that does not exist is an
+    /// error (`Unavailable`, exit 3), never created: only `demo`, `migrate`
+    /// and the private cluster's first run create databases.
+    pub async fn connect(target: &Target) -> Result<Store, StoreError> {
+        Store::pool_for(target, target.options.clone()).await
     }
 
-    /// Connect (creating the database when missing) without migrating.
-    pub async fn open_unmigrated(target: &Target) -> Result<Store, StoreError> {
+    /// Connect, creating the database first when the server says it does not
+    /// exist (`demo`, `migrate`, the private cluster).
+    pub async fn connect_creating(target: &Target) -> Result<Store, StoreError> {
         ensure_database(target).await?;
         Store::pool_for(target, target.options.clone()).await
+    }
+
+    /// A fresh store for keyfall's own demo tables: the database created if
+    /// missing, the demo tables, the migrations, the demo mapping. What
+    /// `keyfall demo` and the tests start from.
+    pub async fn open_demo(target: &Target) -> Result<Store, StoreError> {
+        let store = Store::connect_creating(target).await?;
+        store.create_demo_tables().await?;
+        store.migrate().await?;
+        store.install_mapping(&Mapping::demo()).await?;
+        Ok(store.with_mapping(&Mapping::demo()))
+    }
+
+    /// The same store, writing as `mapping` requires.
+    pub fn with_mapping(mut self, mapping: &Mapping) -> Store {
+        self.touch_updated_at = mapping.settings.columns.updated_at.is_some();
+        self
+    }
+
+    /// The same store, resolving by `rules`.
+    pub fn with_rules(mut self, rules: crate::domain::resolve::Rules) -> Store {
+        self.rules = rules;
+        self
+    }
+
+    pub fn rules(&self) -> &crate::domain::resolve::Rules {
+        &self.rules
+    }
+
+    /// What of keyfall is installed here.
+    pub async fn installed(&self) -> Result<Installed, StoreError> {
+        let has_schema: bool = sqlx::query_scalar(
+            "SELECT to_regnamespace('keyfall') IS NOT NULL AND to_regclass('keyfall._sqlx_migrations') IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if !has_schema {
+            let legacy: bool = sqlx::query_scalar(
+                "SELECT to_regclass('public._sqlx_migrations') IS NOT NULL
+                        AND to_regclass('public.audit_log') IS NOT NULL
+                        AND to_regclass('public.fallback_chain') IS NOT NULL",
+            )
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok(if legacy { Installed::Legacy } else { Installed::Nothing });
+        }
+        let applied: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT version, checksum FROM keyfall._sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?;
+        let m = migrator();
+        if !m.iter().all(|m| applied.iter().any(|(v, c)| *v == m.version && c[..] == m.checksum[..])) {
+            return Ok(Installed::Outdated);
+        }
+        let spec: Option<Value> =
+            sqlx::query_scalar("SELECT spec FROM keyfall.mapping LIMIT 1").fetch_optional(&self.pool).await?;
+        Ok(Installed::Current { mapping: spec.as_ref().and_then(mapping::from_sql).map(Box::new) })
+    }
+
+    /// What does not fit in `mapping` on this database, one sentence each.
+    /// Works before keyfall is installed (attach asks it first).
+    pub async fn mapping_problems(&self, mapping: &Mapping) -> Result<Vec<String>, StoreError> {
+        let installed: bool =
+            sqlx::query_scalar("SELECT to_regprocedure('keyfall.keyfall_mapping_problems(jsonb)') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        if installed {
+            return Ok(sqlx::query_scalar("SELECT keyfall.keyfall_mapping_problems($1)")
+                .bind(mapping.to_sql())
+                .fetch_one(&self.pool)
+                .await?);
+        }
+        // Not installed yet: check inside a transaction that installs the
+        // function, asks it, and rolls everything back.
+        let mut tx = self.pool.begin().await?;
+        let m = migrator();
+        for migration in m.iter() {
+            sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS keyfall; {}", migration.sql.as_str())))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let problems: Vec<String> = sqlx::query_scalar("SELECT keyfall.keyfall_mapping_problems($1)")
+            .bind(mapping.to_sql())
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(problems)
+    }
+
+    /// Check that this database has keyfall's objects, current, and that the
+    /// mapping in force is `wanted` (when the config names one). Returns the
+    /// mapping in force. Reading commands call this and change nothing.
+    pub async fn verify(&self, wanted: Option<&Mapping>) -> Result<Mapping, StoreError> {
+        let db = crate::domain::text::visible_short(&self.label, 120);
+        match self.installed().await? {
+            Installed::Nothing => Err(StoreError::NotInstalled(format!(
+                "{db} has no keyfall objects: run `keyfall attach` to use it with your app's tables, or `keyfall migrate` / `keyfall demo` for keyfall's own demo tables"
+            ))),
+            Installed::Legacy => Err(StoreError::NotInstalled(format!(
+                "{db} has keyfall's first layout (its tables in public): run `keyfall migrate` to move it into the keyfall schema (nothing is lost)"
+            ))),
+            Installed::Outdated => Err(StoreError::NotInstalled(format!(
+                "keyfall's objects in {db} are older than this keyfall: run `keyfall migrate`"
+            ))),
+            Installed::Current { mapping: None } => Err(StoreError::NotInstalled(format!(
+                "{db} has keyfall's schema but no mapping of the app's tables: run `keyfall attach`"
+            ))),
+            Installed::Current { mapping: Some(installed) } => {
+                if let Some(wanted) = wanted
+                    && wanted.normalized() != installed.normalized()
+                {
+                    return Err(StoreError::NotInstalled(format!(
+                        "the config's [mapping] (settings in {}) is not the one installed in {db} (settings in {}): run `keyfall attach` to install it",
+                        wanted.settings_table(),
+                        installed.settings_table()
+                    )));
+                }
+                let problems = self.mapping_problems(&installed).await?;
+                if !problems.is_empty() {
+                    return Err(StoreError::NotInstalled(format!(
+                        "the app's tables no longer fit keyfall's mapping: {}",
+                        problems.join("; ")
+                    )));
+                }
+                Ok(*installed)
+            }
+        }
     }
 
     /// The same database with every session read-only at the server
     /// (`default_transaction_read_only`): no view can write through it.
     pub async fn reopen_read_only(&self, target: &Target) -> Result<Store, StoreError> {
         let options = target.options.clone().options([("default_transaction_read_only", "on")]);
-        let store = Store::pool_for(target, options).await?;
+        let mut store = Store::pool_for(target, options).await?;
+        store.touch_updated_at = self.touch_updated_at;
+        store.rules = self.rules.clone();
         self.close().await;
         Ok(store)
     }
 
     async fn pool_for(target: &Target, options: sqlx::postgres::PgConnectOptions) -> Result<Store, StoreError> {
+        let options = options.options([("search_path", "keyfall")]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
@@ -136,31 +298,103 @@ impl Store {
             // resolve; a dead connection surfaces as Unavailable instead.
             .test_before_acquire(false)
             .connect_with(options)
-            .await?;
-        Ok(Store { pool, label: target.label() })
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => StoreError::Unavailable(format!(
+                    "database {:?} does not exist on {}",
+                    crate::domain::text::visible_short(target.database(), 80),
+                    target.label()
+                )),
+                other => StoreError::from(other),
+            })?;
+        Ok(Store { pool, label: target.label(), touch_updated_at: true, rules: Default::default() })
     }
 
-    /// Apply pending migrations. A current schema is left alone without
-    /// taking the migration lock, so a least-privilege role (which may not
-    /// create tables) can still start keyfall.
+    /// Apply pending migrations (creating the `keyfall` schema). A current
+    /// schema is left alone without taking the migration lock, so a
+    /// least-privilege role can still start keyfall.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        if self.is_current().await? {
+        if matches!(self.installed().await?, Installed::Current { .. }) {
             return Ok(());
         }
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::from(sqlx::Error::from(e)))
+        migrator().run(&self.pool).await.map_err(|e| StoreError::from(sqlx::Error::from(e)))
     }
 
-    async fn is_current(&self) -> Result<bool, StoreError> {
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text").fetch_one(&self.pool).await?;
-        if exists.is_none() {
-            return Ok(false);
+    /// Install `mapping`: the views over the app's tables and the audit
+    /// triggers on its settings table (replacing a previous mapping's).
+    pub async fn install_mapping(&self, mapping: &Mapping) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT keyfall.keyfall_install_mapping($1)").bind(mapping.to_sql()).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Remove everything keyfall installed: the triggers on the app's
+    /// settings table and the `keyfall` schema (views, functions, chain,
+    /// policy, audit log). The app's tables and rows stay as they are.
+    pub async fn detach(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT keyfall.keyfall_drop_app_triggers()").execute(&mut *tx).await?;
+        sqlx::query("DROP SCHEMA keyfall CASCADE").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every ordinary table outside keyfall's and the system's schemas, with
+    /// its columns and single-column foreign keys: what `attach` looks at.
+    pub async fn catalog(&self) -> Result<Vec<mapping::TableInfo>, StoreError> {
+        let columns: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT n.nspname::text, c.relname::text, a.attname::text, format_type(a.atttypid, NULL)
+               FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+              WHERE c.relkind IN ('r', 'p')
+                AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'keyfall')
+                AND n.nspname NOT LIKE 'pg\\_%'
+              ORDER BY 1, 2, a.attnum",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let fks: Vec<(String, String, String, String, String)> = sqlx::query_as(
+            "SELECT sn.nspname::text, s.relname::text, a.attname::text, tn.nspname::text, t.relname::text
+               FROM pg_constraint k
+               JOIN pg_class s ON s.oid = k.conrelid
+               JOIN pg_namespace sn ON sn.oid = s.relnamespace
+               JOIN pg_class t ON t.oid = k.confrelid
+               JOIN pg_namespace tn ON tn.oid = t.relnamespace
+               JOIN pg_attribute a ON a.attrelid = s.oid AND a.attnum = k.conkey[1]
+              WHERE k.contype = 'f' AND cardinality(k.conkey) = 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tables: Vec<mapping::TableInfo> = Vec::new();
+        for (schema, table, column, ty) in columns {
+            match tables.last_mut() {
+                Some(t) if t.schema == schema && t.name == table => t.columns.push((column, ty)),
+                _ => tables.push(mapping::TableInfo {
+                    schema,
+                    name: table,
+                    columns: vec![(column, ty)],
+                    foreign_keys: Vec::new(),
+                }),
+            }
         }
-        let applied: Vec<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(MIGRATOR.iter().all(|m| applied.iter().any(|(v, c)| *v == m.version && c[..] == m.checksum[..])))
+        for (schema, table, column, ref_schema, ref_table) in fks {
+            if let Some(t) = tables.iter_mut().find(|t| t.schema == schema && t.name == table) {
+                t.foreign_keys.push((column, ref_schema, ref_table));
+            }
+        }
+        Ok(tables)
+    }
+
+    /// keyfall's demo "app" tables in `public` (`assets/demo_schema.sql`).
+    pub async fn create_demo_tables(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Serialise concurrent first runs: CREATE TABLE IF NOT EXISTS races.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('keyfall.demo_schema'))").execute(&mut *tx).await?;
+        sqlx::raw_sql(include_str!("../../assets/demo_schema.sql")).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// `host/db`: never carries a password.

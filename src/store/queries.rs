@@ -204,7 +204,10 @@ SELECT jsonb_build_object(
             user: raw.user,
             function: raw.function,
             policy,
-            snapshot: Snapshot::new(raw.chain, raw.accounts, raw.settings.into_iter().map(Setting::from).collect()),
+            snapshot: Snapshot {
+                rules: self.rules.clone(),
+                ..Snapshot::new(raw.chain, raw.accounts, raw.settings.into_iter().map(Setting::from).collect())
+            },
         })
     }
 
@@ -447,10 +450,13 @@ SELECT jsonb_build_object(
         let mut tx = begin_as(self, actor).await?;
         for (slug, integration_type, version, config) in changes {
             let account_id = account_id(&mut tx, slug).await?;
-            let updated = sqlx::query(
+            let updated = sqlx::query(if self.touch_updated_at {
+                "UPDATE integration_settings SET config = $1::text::jsonb, updated_at = now()
+                  WHERE account_id = $2 AND integration_type = $3 AND version = $4"
+            } else {
                 "UPDATE integration_settings SET config = $1::text::jsonb
-                  WHERE account_id = $2 AND integration_type = $3 AND version = $4",
-            )
+                  WHERE account_id = $2 AND integration_type = $3 AND version = $4"
+            })
             .bind(config.to_string())
             .bind(account_id)
             .bind(integration_type)
@@ -486,10 +492,13 @@ SELECT jsonb_build_object(
                 .execute(&mut *tx)
                 .await?
             } else {
-                sqlx::query(
+                sqlx::query(if self.touch_updated_at {
+                    "UPDATE integration_settings SET config = $1::text::jsonb, is_active = $2, updated_at = now()
+                      WHERE account_id = $3 AND integration_type = $4 AND version = $5"
+                } else {
                     "UPDATE integration_settings SET config = $1::text::jsonb, is_active = $2
-                      WHERE account_id = $3 AND integration_type = $4 AND version = $5",
-                )
+                      WHERE account_id = $3 AND integration_type = $4 AND version = $5"
+                })
                 .bind(item.config.to_string())
                 .bind(item.is_active)
                 .bind(account_id)
@@ -558,10 +567,13 @@ SELECT jsonb_build_object(
         let outcome = match current {
             Some(cur) if cur.config == config && cur.is_active == is_active => WriteOutcome::Unchanged(cur),
             Some(cur) => {
-                let updated: Option<i64> = sqlx::query_scalar(
+                let updated: Option<i64> = sqlx::query_scalar(if self.touch_updated_at {
+                    "UPDATE integration_settings SET config = $1::text::jsonb, is_active = $2, updated_at = now()
+                      WHERE id = $3 AND version = $4 RETURNING id"
+                } else {
                     "UPDATE integration_settings SET config = $1::text::jsonb, is_active = $2
-                      WHERE id = $3 AND version = $4 RETURNING id",
-                )
+                      WHERE id = $3 AND version = $4 RETURNING id"
+                })
                 .bind(&config_text)
                 .bind(is_active)
                 .bind(cur.id)
@@ -671,8 +683,10 @@ SELECT jsonb_build_object(
         self.run_script("keyfall demo --scale xl", include_str!("../../assets/demo_xl.sql")).await
     }
 
+    /// Run a demo data script against the demo app's own tables (`public`).
     async fn run_script(&self, actor: &str, script: &'static str) -> Result<(), StoreError> {
         let mut tx = begin_as(self, actor).await?;
+        sqlx::raw_sql("SET LOCAL search_path = public").execute(&mut *tx).await?;
         sqlx::raw_sql(script).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())

@@ -5,12 +5,14 @@
 //! The report is a macro so one text serves both; the preview adds a
 //! pseudo-account for users without one. The system chain answers
 //! the same for every account, so it is computed once per type
-//! (`sys_answer`); an account's own row answers first unless the account is
-//! itself a system account; a consumer's provider is resolved again from the
-//! same account. Row verdicts come from the generated `verdict` column
-//! (`keyfall_row_verdict`). Parameters: $1 the types reported, $2 the
-//! consumer types, $3 the account ids reported (NULL: all), $4 a type whose
-//! own answering setting takes an account out of the report (NULL: none).
+//! (`sys_answer`); an account's own row is looked at first, whatever the
+//! account (as the app's `get_model_config` does); a consumer's provider is
+//! resolved again from the same account. Row verdicts come from `keyfall_row_verdict`, computed on
+//! the app's rows as they are (keyfall adds no column to the app's table).
+//! Parameters: $1 the types reported, $2 the consumer types, $3 the account
+//! ids reported (NULL: all), $4 a type whose own answering setting takes an
+//! account out of the report (NULL: none), $5 the verdicts that move the
+//! walk on and $6 those that fail it (the `[resolution]` rule set).
 
 use serde::Serialize;
 use serde_json::Value;
@@ -27,42 +29,69 @@ sys AS (
     SELECT c.position, a.id, a.slug
       FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug
 ), sys_answer AS (
+    -- Per type, the first chain account whose row stops the walk: it
+    -- answers, or (a verdict the rules call a failure) the app raises.
     SELECT DISTINCT ON (s.integration_type)
-           s.integration_type, sys.slug, s.config ->> 'provider' AS provider
-      FROM integration_settings s JOIN sys ON sys.id = s.account_id
-     WHERE s.verdict = 'answered'
+           s.integration_type,
+           CASE WHEN v.verdict = ANY($6::text[]) THEN NULL ELSE sys.slug END AS slug,
+           CASE WHEN v.verdict = ANY($6::text[]) THEN NULL ELSE s.config -> 'provider' END AS provider
+      FROM integration_settings s
+      JOIN sys ON sys.id = s.account_id
+      CROSS JOIN LATERAL (SELECT keyfall_row_verdict(s.integration_type, s.config, s.is_active) AS verdict) v
+     WHERE v.verdict <> ALL($5::text[])
      ORDER BY s.integration_type, sys.position
 ), first_hop AS (
+    -- The account's own row first, whatever the account (the app's
+    -- get_model_config); where it moves the walk on, the chain's answer.
     SELECT a.id, a.slug, sys.position AS chain_position, types.t,
-           CASE WHEN own.account_id IS NOT NULL THEN a.slug ELSE sa.slug END AS answered_by,
+           CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE a.slug END ELSE sa.slug END AS answered_by,
            CASE WHEN types.t = ANY($2::text[]) THEN
-                CASE WHEN own.account_id IS NOT NULL THEN own.config ->> 'provider' ELSE sa.provider END
+                CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.config -> 'provider' END
+                     ELSE sa.provider END
            END AS provider
       FROM "#,
             $accounts,
             r#" a
       CROSS JOIN unnest($1::text[]) AS types(t)
       LEFT JOIN sys ON sys.id = a.id
-      LEFT JOIN integration_settings own
-             ON own.account_id = a.id AND own.integration_type = types.t
-            AND own.verdict = 'answered' AND sys.id IS NULL
+      LEFT JOIN LATERAL (
+            SELECT x.config, v.verdict <> ALL($5::text[]) AS stops, v.verdict = ANY($6::text[]) AS fails
+              FROM integration_settings x
+             CROSS JOIN LATERAL (SELECT keyfall_row_verdict(x.integration_type, x.config, x.is_active) AS verdict) v
+             WHERE x.account_id = a.id AND x.integration_type = types.t
+      ) own ON true
       LEFT JOIN sys_answer sa ON sa.integration_type = types.t
      WHERE ($3::bigint[] IS NULL OR a.id = ANY($3::bigint[]) OR a.id IS NULL)
        AND ($4::text IS NULL OR sys.id IS NOT NULL OR a.id IS NULL
             OR NOT EXISTS (SELECT 1 FROM integration_settings x
                             WHERE x.account_id = a.id AND x.integration_type = $4::text
-                              AND x.verdict = 'answered'))
+                              AND keyfall_row_verdict(x.integration_type, x.config, x.is_active) <> ALL($5::text[])))
+), named AS (
+    -- A provider reference: the hop's type when it is a string; any other
+    -- JSON (a number, a list) names no type the app could find.
+    -- A consumer answering without one (only under rules that let such a
+    -- row answer) hops nowhere: "(no provider)".
+    SELECT f.*, CASE WHEN jsonb_typeof(f.provider) = 'string' AND f.provider <> '""'::jsonb
+                     THEN f.provider #>> '{}' END AS hop_type,
+           CASE WHEN f.t <> ALL($2::text[]) THEN NULL
+                WHEN NOT keyfall_py_truthy(f.provider) THEN '(no provider)'
+                WHEN jsonb_typeof(f.provider) = 'string' THEN f.provider #>> '{}'
+                ELSE f.provider::text END AS provider_text
+      FROM first_hop f
 )
 SELECT f.slug AS account, f.id AS account_id, f.chain_position, f.t AS integration_type, f.answered_by,
-       CASE WHEN f.answered_by IS NOT NULL THEN f.provider END AS provider,
-       CASE WHEN f.answered_by IS NOT NULL AND f.provider IS NOT NULL THEN
-            CASE WHEN prov.account_id IS NOT NULL THEN f.slug ELSE psa.slug END
+       CASE WHEN f.answered_by IS NOT NULL THEN f.provider_text END AS provider,
+       CASE WHEN f.answered_by IS NOT NULL AND f.hop_type IS NOT NULL THEN
+            CASE WHEN prov.stops THEN CASE WHEN prov.fails THEN NULL ELSE f.slug END ELSE psa.slug END
        END AS provider_answered_by
-  FROM first_hop f
-  LEFT JOIN integration_settings prov
-         ON prov.account_id = f.id AND prov.integration_type = f.provider
-        AND prov.verdict = 'answered' AND f.chain_position IS NULL
-  LEFT JOIN sys_answer psa ON psa.integration_type = f.provider
+  FROM named f
+  LEFT JOIN LATERAL (
+        SELECT v.verdict <> ALL($5::text[]) AS stops, v.verdict = ANY($6::text[]) AS fails
+          FROM integration_settings x
+         CROSS JOIN LATERAL (SELECT keyfall_row_verdict(x.integration_type, x.config, x.is_active) AS verdict) v
+         WHERE x.account_id = f.id AND x.integration_type = f.hop_type
+  ) prov ON f.hop_type IS NOT NULL
+  LEFT JOIN sys_answer psa ON psa.integration_type = f.hop_type
 "#
         )
     };
@@ -253,6 +282,8 @@ impl Store {
             .bind(consumers())
             .bind(None::<Vec<i64>>)
             .bind(None::<String>)
+            .bind(self.rules.moves_on_names())
+            .bind(self.rules.fails_names())
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -332,7 +363,16 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         analytic(&mut tx).await?;
         sqlx::raw_sql(IMPACT_TABLES).execute(&mut *tx).await?;
-        let report = |sql| sqlx::query(sql).bind(&types).bind(consumers()).bind(&scope).bind(&unless_own);
+        let (moves_on, fails) = (self.rules.moves_on_names(), self.rules.fails_names());
+        let report = |sql| {
+            sqlx::query(sql)
+                .bind(&types)
+                .bind(consumers())
+                .bind(&scope)
+                .bind(&unless_own)
+                .bind(moves_on.clone())
+                .bind(fails.clone())
+        };
         report(IMPACT_BEFORE).execute(&mut *tx).await?;
         apply(&mut tx, proposal).await?;
         report(IMPACT_AFTER).execute(&mut *tx).await?;

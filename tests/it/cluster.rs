@@ -30,7 +30,7 @@ async fn private_cluster_starts_from_scratch_and_is_reused() {
         options: connect::private_options(&first).database("keyfall"),
         source: keyfall::store::Source::Private(first.clone()),
     };
-    let store = Store::open(&target).await.expect("create the database and migrate");
+    let store = Store::open_demo(&target).await.expect("create the database and migrate");
     store.load_demo().await.unwrap();
     let data = store.subject(Some("paid2@paid.com"), Some("auto_cluster")).await.unwrap();
     assert!(data.user.is_some());
@@ -74,7 +74,7 @@ async fn a_lost_database_keeps_the_edit_and_the_save_succeeds_afterwards() {
         options: connect::private_options(&running).database("keyfall"),
         source: keyfall::store::Source::Private(running.clone()),
     };
-    let store = Store::open(&target).await.unwrap();
+    let store = Store::open_demo(&target).await.unwrap();
     store.load_demo().await.unwrap();
     let operator = store.subject(Some("dev@igny8.com"), None).await.unwrap().user;
     let session = Session {

@@ -27,6 +27,9 @@ async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model
         color: None,
         read_only: false,
         keys: Default::default(),
+        mapping: None,
+        resolution: Default::default(),
+        file: None,
     };
     let access = keyfall::cli::console_access(&db.store, &config).await.unwrap();
     let session = Session { database: "localhost/keyfall".into(), label: None, color: None, access, no_color: true };
@@ -135,7 +138,7 @@ async fn image_generation_tab_shows_the_seeds_wrong_config() {
     keys(&db.store, &mut model, &["3"]).await;
     let text = screen(&model);
     assert!(text.contains("provider     — missing (required)"), "{text}");
-    assert!(text.contains("invalid_config"), "{text}");
+    assert!(text.contains("no_provider"), "{text}");
     assert!(text.contains("L001"), "{text}");
     snapshots(&db, &mut model, "aws_admin_image_generation").await;
 }
@@ -179,7 +182,7 @@ async fn resolve_as_paid2_generate_images_shows_why_it_is_unresolved() {
     keys(&db.store, &mut model, &["enter"]).await;
     let text = screen(&model);
     assert!(text.contains("generate_images → image_generation"), "{text}");
-    assert!(text.contains("provider is required"), "{text}");
+    assert!(text.contains("provider is missing"), "{text}");
     assert!(text.contains("✗ unresolved"), "{text}");
     snapshots(&db, &mut model, "resolve_paid2_generate_images").await;
 

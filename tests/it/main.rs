@@ -3,9 +3,11 @@
 //! each), CLI tests running the binary, the report ≡ resolver property, and
 //! the private-cluster path.
 
+mod attach;
 mod cli;
 mod cluster;
 mod console;
+mod django;
 mod domain_permissions;
 mod domain_resolve;
 mod pty;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use keyfall::domain::resolve::{Snapshot, resolve_type};
+use keyfall::domain::resolve::{Rules, Snapshot, resolve_type};
 use keyfall::domain::{Account, AccountStatus, ChainEntry, Setting};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -26,6 +26,17 @@ const CONFIGS: &[&str] = &[
     r#"{"apiKey": "sk-valid-key-000000000007", "max_tokens": 1.5}"#,
     r#"{"apiKey": "sk-valid-key-000000000008", "model": 4}"#,
     r#"{"apiKey": "sk-valid-key-000000000009", "base_url": null}"#,
+    r#"{"apiKey": "\u00a0\u2003"}"#,
+    r#"{"apiKey": "\u001c"}"#,
+    r#"{"apiKey": "\u200b"}"#,
+    r#"{"apiKey": " sk-spaced-key-0000000010 "}"#,
+    r#"{"apiKey": 0}"#,
+    r#"{"apiKey": false}"#,
+    r#"{"apiKey": []}"#,
+    r#"{"apiKey": {}}"#,
+    r#"{"apiKey": true}"#,
+    r#"{"apiKey": ["sk-in-a-list-0000000011"]}"#,
+    r#"{"apiKey": 0.0}"#,
     r#""a string""#,
     r#"[1, 2]"#,
     r#"null"#,
@@ -34,6 +45,12 @@ const CONFIGS: &[&str] = &[
     r#"{"provider": "anthropic"}"#,
     r#"{"provider": 1}"#,
     r#"{"provider": null, "model": "dall-e-3"}"#,
+    r#"{"provider": ""}"#,
+    r#"{"provider": "  "}"#,
+    r#"{"provider": " openai"}"#,
+    r#"{"provider": 0}"#,
+    r#"{"provider": "custom_type"}"#,
+    r#"{"provider": "image_generation"}"#,
     r#"{"apiKey": "", "model": "dall-e-3"}"#,
     r#"{"provider": "openai", "style": ["vivid"]}"#,
     r#"{"provider": "runware", "apiKey": "sk-wrong-place-00000000"}"#,
@@ -73,7 +90,7 @@ fn world() -> impl Strategy<Value = World> {
 
 async fn load(db: &TestDb, w: &World) -> Snapshot {
     let mut conn = db.raw().await;
-    sqlx::raw_sql("DELETE FROM fallback_chain; TRUNCATE accounts RESTART IDENTITY CASCADE;")
+    sqlx::raw_sql("DELETE FROM keyfall.fallback_chain; TRUNCATE accounts RESTART IDENTITY CASCADE;")
         .execute(&mut conn)
         .await
         .unwrap();
@@ -95,7 +112,7 @@ async fn load(db: &TestDb, w: &World) -> Snapshot {
         .enumerate()
         .map(|(pos, e)| e.map(|i| slugs[i].clone()).unwrap_or_else(|| format!("ghost-{pos}")))
         .collect();
-    sqlx::query("INSERT INTO fallback_chain (position, account_slug) SELECT p, s FROM unnest($1::text[]) WITH ORDINALITY AS c(s, p)")
+    sqlx::query("INSERT INTO keyfall.fallback_chain (position, account_slug) SELECT p, s FROM unnest($1::text[]) WITH ORDINALITY AS c(s, p)")
         .bind(&chain_slugs)
         .execute(&mut conn)
         .await
@@ -144,6 +161,15 @@ async fn load(db: &TestDb, w: &World) -> Snapshot {
     Snapshot::new(chain, accounts, settings)
 }
 
+fn rule_sets() -> Vec<Rules> {
+    vec![
+        Rules::default(),
+        Rules::strict(),
+        // An app that uses inactive rows and does not guard .strip().
+        Rules::new("lenient", &["invalid_config", "no_api_key", "no_provider"], &[]).unwrap(),
+    ]
+}
+
 #[test]
 fn report_sql_equals_pure_resolver() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -154,9 +180,11 @@ fn report_sql_equals_pure_resolver() {
         ..ProptestConfig::default()
     });
     runner
-        .run(&world(), |w| {
-            let snapshot = rt.block_on(load(&db, &w));
-            let report = rt.block_on(db.store.report()).unwrap();
+        .run(&(world(), 0..rule_sets().len()), |(w, r)| {
+            let rules = rule_sets().swap_remove(r);
+            let snapshot = Snapshot { rules: rules.clone(), ..rt.block_on(load(&db, &w)) };
+            let store = db.store.clone().with_rules(rules);
+            let report = rt.block_on(store.report()).unwrap();
             for row in &report {
                 let account = snapshot.accounts.values().find(|a| a.slug == row.account).unwrap();
                 let hop = resolve_type(&snapshot, Some(account), &row.integration_type);

@@ -44,7 +44,7 @@ async fn one_round_trip_loads_a_resolution() {
     let r = resolve(&data.snapshot, &user, data.function.as_ref().unwrap());
     assert!(!r.is_resolved());
     assert_eq!(r.hop.steps[1].account, "aws-admin");
-    assert_eq!(r.hop.steps[1].verdict, Verdict::InvalidConfig);
+    assert_eq!(r.hop.steps[1].verdict, Verdict::NoProvider);
     let unknown = db.store.subject(Some("ghost@x.com"), Some("nope")).await.unwrap();
     assert!(unknown.user.is_none() && unknown.function.is_none());
 }
@@ -192,8 +192,12 @@ INSERT INTO integration_settings (account_id, integration_type, config) VALUES
     // The resolver turns each into a verdict.
     let data = db.store.subject(Some("paid2@paid.com"), Some("auto_cluster")).await.unwrap();
     let r = resolve(&data.snapshot, data.user.as_ref().unwrap(), data.function.as_ref().unwrap());
-    assert_eq!(r.hop.steps[0].verdict, Verdict::InvalidConfig);
+    // A number for a key: the app's .strip() raises, so the walk stops there.
+    assert_eq!(r.hop.steps.len(), 1);
+    assert_eq!(r.hop.steps[0].verdict, Verdict::KeyNotString);
     assert_eq!(r.hop.steps[0].detail, "apiKey is a whole number, not a string");
+    assert!(r.hop.error.as_deref().is_some_and(|e| e.contains("raises")), "{:?}", r.hop.error);
+    assert!(!r.is_resolved());
     // An unreadable number spoils only its own row.
     let found = db.store.setting("hostile", "mystery_type").await.unwrap();
     assert!(found.setting.unwrap().config.as_str().unwrap().starts_with("unreadable JSON"));
@@ -210,7 +214,8 @@ async fn least_privilege_role_can_edit_settings_but_not_rewrite_history() {
         source: keyfall::store::Source::Configured,
     };
     let store =
-        keyfall::store::Store::open(&operator_target).await.expect("a current schema needs no migration rights");
+        keyfall::store::Store::connect(&operator_target).await.expect("a current schema needs no migration rights");
+    store.verify(None).await.expect("the operator role can check the installation");
     let saved = store
         .write_setting("dev@igny8.com", "paid-2", "openai", None, set_key("sk-least-privilege-00000000"))
         .await
@@ -218,10 +223,12 @@ async fn least_privilege_role_can_edit_settings_but_not_rewrite_history() {
     assert!(matches!(saved, WriteOutcome::Created(_)));
     let mut conn = sqlx::ConnectOptions::connect(&operator_target.options).await.unwrap();
     for sql in [
-        "DELETE FROM audit_log",
-        "UPDATE users SET is_superuser = true",
-        "DROP TABLE audit_log",
-        "ALTER TABLE integration_settings DISABLE TRIGGER USER",
+        "DELETE FROM keyfall.audit_log",
+        "UPDATE keyfall.users SET is_superuser = true",
+        "UPDATE public.users SET is_superuser = true",
+        "DROP TABLE keyfall.audit_log",
+        "ALTER TABLE public.integration_settings DISABLE TRIGGER USER",
+        "SELECT keyfall.keyfall_install_mapping('{}')",
     ] {
         let err = sqlx::raw_sql(sql).execute(&mut conn).await.unwrap_err();
         let text = err.to_string();

@@ -52,7 +52,18 @@ impl TestDb {
         let server = server().await;
         let name = format!("keyfall_test_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
         let target = server.with_database(&name);
-        let store = Store::open(&target).await.expect("open test database");
+        let store = Store::open_demo(&target).await.expect("open test database");
+        TestDb { store, target }
+    }
+
+    /// A fresh, empty database with nothing of keyfall's in it (an app's
+    /// database before `keyfall attach`). `store` is connected but verifies
+    /// nothing.
+    pub async fn bare() -> TestDb {
+        let server = server().await;
+        let name = format!("keyfall_test_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let target = server.with_database(&name);
+        let store = Store::connect_creating(&target).await.expect("create test database");
         TestDb { store, target }
     }
 
@@ -68,9 +79,11 @@ impl TestDb {
         self.target.options.to_url_lossy().to_string()
     }
 
-    /// A plain connection, as psql or the Django app would have.
+    /// A plain connection, as psql or the Django app would have: the app's
+    /// tables in `public` first, keyfall's own (audit log, chain, policy)
+    /// found after them.
     pub async fn raw(&self) -> sqlx::PgConnection {
-        self.target.options.connect().await.expect("connect")
+        self.target.options.clone().options([("search_path", "public, keyfall")]).connect().await.expect("connect")
     }
 }
 

@@ -1,0 +1,578 @@
+-- keyfall's own objects, all in the schema `keyfall` (DESIGN §5), so keyfall
+-- can share a database with the app it describes. The app's accounts, users
+-- and settings tables are NOT created here: they are the app's, named by a
+-- mapping (keyfall_install_mapping below) that builds views over them in
+-- this schema and puts the audit triggers on the settings table. keyfall's
+-- connections run with `search_path = keyfall`, so every query reads the
+-- mapped views under keyfall's own names.
+--
+-- Migrations are append-only: change the schema in a new file. This file
+-- also moves a database of keyfall's first layout (everything in `public`,
+-- migration history in public._sqlx_migrations) into this one, keeping the
+-- chain, the policy, the functions and the whole audit log.
+
+DO $legacy$
+BEGIN
+    IF to_regclass('public._sqlx_migrations') IS NOT NULL
+       AND to_regclass('public.audit_log') IS NOT NULL
+       AND to_regclass('public.fallback_chain') IS NOT NULL THEN
+        -- The old functions, with everything that used them: the triggers
+        -- on the demo tables, the generated verdict column.
+        DROP FUNCTION IF EXISTS public.keyfall_settings_audit() CASCADE;
+        DROP FUNCTION IF EXISTS public.keyfall_settings_stamp() CASCADE;
+        DROP FUNCTION IF EXISTS public.keyfall_config_audit() CASCADE;
+        DROP FUNCTION IF EXISTS public.keyfall_audit_append_only() CASCADE;
+        DROP FUNCTION IF EXISTS public.keyfall_row_verdict(text, jsonb, boolean) CASCADE;
+        DROP FUNCTION IF EXISTS public.keyfall_field_problem(jsonb, text, text, boolean) CASCADE;
+        DROP FUNCTION IF EXISTS public.keyfall_redact(jsonb) CASCADE;
+        DROP FUNCTION IF EXISTS public.keyfall_is_secret_key(text) CASCADE;
+        DROP FUNCTION IF EXISTS public.keyfall_fingerprint(text) CASCADE;
+        DROP FUNCTION IF EXISTS public.keyfall_actor() CASCADE;
+        DROP FUNCTION IF EXISTS public.keyfall_finite(timestamptz) CASCADE;
+        -- keyfall's tables move, rows, sequences and indexes with them.
+        ALTER TABLE public.fallback_chain SET SCHEMA keyfall;
+        ALTER TABLE public.ai_functions SET SCHEMA keyfall;
+        ALTER TABLE public.policy SET SCHEMA keyfall;
+        ALTER TABLE public.audit_log SET SCHEMA keyfall;
+        DROP TABLE public._sqlx_migrations;
+        -- The demo tables stay in public as keyfall's demo "app"; their
+        -- version stamp is the demo app's own trigger, as in a fresh demo.
+        IF to_regclass('public.integration_settings') IS NOT NULL THEN
+            EXECUTE $stamp$
+                CREATE OR REPLACE FUNCTION public.demo_settings_stamp() RETURNS trigger
+                LANGUAGE plpgsql AS $f$
+                BEGIN
+                    IF TG_OP = 'UPDATE' THEN
+                        NEW.version := OLD.version + 1;
+                    END IF;
+                    NEW.updated_at := clock_timestamp();
+                    NEW.updated_by := coalesce(nullif(current_setting('keyfall.actor', true), ''), session_user::text);
+                    RETURN NEW;
+                END
+                $f$;
+                DROP TRIGGER IF EXISTS demo_settings_stamp ON public.integration_settings;
+                CREATE TRIGGER demo_settings_stamp BEFORE INSERT OR UPDATE ON public.integration_settings
+                    FOR EACH ROW EXECUTE FUNCTION public.demo_settings_stamp();
+            $stamp$;
+        END IF;
+    END IF;
+END
+$legacy$;
+
+-- The system fallback chain, as data. It names slugs, not ids, so a chain
+-- entry may point at an account that does not exist (lint L005).
+DO $tables$
+BEGIN
+    IF to_regclass('keyfall.fallback_chain') IS NULL THEN
+        CREATE TABLE keyfall.fallback_chain (
+            position     integer PRIMARY KEY CHECK (position >= 1),
+            account_slug text NOT NULL UNIQUE
+        );
+        INSERT INTO keyfall.fallback_chain (position, account_slug)
+        VALUES (1, 'aws-admin'), (2, 'default-account'), (3, 'default');
+    END IF;
+    IF to_regclass('keyfall.ai_functions') IS NULL THEN
+        CREATE TABLE keyfall.ai_functions (
+            name             text PRIMARY KEY,
+            integration_type text NOT NULL
+        );
+        INSERT INTO keyfall.ai_functions (name, integration_type) VALUES
+            ('auto_cluster', 'openai'),
+            ('generate_ideas', 'openai'),
+            ('generate_content', 'openai'),
+            ('generate_image_prompts', 'openai'),
+            ('generate_images', 'image_generation');
+    END IF;
+    -- Exactly one row: the permission policy in force.
+    IF to_regclass('keyfall.policy') IS NULL THEN
+        CREATE TABLE keyfall.policy (
+            singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+            mode      text NOT NULL DEFAULT 'system_only'
+                      CHECK (mode IN ('system_only', 'per_account', 'hybrid_readonly'))
+        );
+        INSERT INTO keyfall.policy (mode) VALUES ('system_only');
+    END IF;
+    IF to_regclass('keyfall.audit_log') IS NULL THEN
+        CREATE TABLE keyfall.audit_log (
+            id               bigserial PRIMARY KEY,
+            at               timestamptz NOT NULL DEFAULT clock_timestamp(),
+            actor            text NOT NULL,
+            action           text NOT NULL,
+            table_name       text NOT NULL,
+            row_id           bigint,
+            account_id       bigint,
+            account_slug     text,
+            integration_type text,
+            before           jsonb,
+            after            jsonb,
+            txid             bigint NOT NULL DEFAULT txid_current()
+        );
+        CREATE INDEX audit_log_setting ON keyfall.audit_log (account_id, integration_type, id);
+        CREATE INDEX audit_log_at ON keyfall.audit_log (at);
+    END IF;
+END
+$tables$;
+
+-- `keyfall audit --account SLUG` filters by slug; the last writer of a row
+-- (shown where the app's table has no updated_by) is found by row id.
+CREATE INDEX IF NOT EXISTS audit_log_slug ON keyfall.audit_log (account_slug, integration_type, id);
+CREATE INDEX IF NOT EXISTS audit_log_row ON keyfall.audit_log (table_name, row_id, id);
+
+-- The mapping in force: which app tables and columns keyfall reads (DESIGN
+-- §5). Written by keyfall_install_mapping only.
+CREATE TABLE keyfall.mapping (
+    singleton    boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    spec         jsonb NOT NULL,
+    installed_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Secret field names fold case in ASCII only, exactly as
+-- domain::secret::is_secret_field does.
+CREATE FUNCTION keyfall.keyfall_is_secret_key(k text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT translate(replace(replace(k, '_', ''), '-', ''),
+                     'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')
+           ~ '(apikey|secret|password|token|secretkey)$'
+$$;
+
+-- Mirrors domain::secret::fingerprint: '#' + 8 hex of SHA-256.
+CREATE FUNCTION keyfall.keyfall_fingerprint(v text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT '#' || left(encode(sha256(convert_to(v, 'UTF8')), 'hex'), 8)
+$$;
+
+-- A copy of a JSON document with every secret value replaced by its
+-- fingerprint, at any depth. Empty strings and nulls stay as they are.
+CREATE FUNCTION keyfall.keyfall_redact(doc jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    IF doc IS NULL THEN
+        RETURN NULL;
+    ELSIF jsonb_typeof(doc) = 'object' THEN
+        SELECT coalesce(jsonb_object_agg(key,
+                   CASE
+                       WHEN NOT keyfall.keyfall_is_secret_key(key) THEN keyfall.keyfall_redact(value)
+                       WHEN jsonb_typeof(value) = 'null' THEN value
+                       WHEN jsonb_typeof(value) = 'string' AND value #>> '{}' = '' THEN value
+                       WHEN jsonb_typeof(value) = 'string' THEN to_jsonb(keyfall.keyfall_fingerprint(value #>> '{}'))
+                       ELSE to_jsonb(keyfall.keyfall_fingerprint(value::text))
+                   END), '{}'::jsonb)
+          INTO result
+          FROM jsonb_each(doc);
+        RETURN result;
+    ELSIF jsonb_typeof(doc) = 'array' THEN
+        SELECT coalesce(jsonb_agg(keyfall.keyfall_redact(value) ORDER BY ord), '[]'::jsonb)
+          INTO result
+          FROM jsonb_array_elements(doc) WITH ORDINALITY AS e(value, ord);
+        RETURN result;
+    ELSE
+        RETURN doc;
+    END IF;
+END
+$$;
+
+-- Who is writing: keyfall names its operator with SET LOCAL keyfall.actor;
+-- any other client (the Django app, psql) is its database role.
+CREATE FUNCTION keyfall.keyfall_actor() RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(nullif(current_setting('keyfall.actor', true), ''), session_user::text)
+$$;
+
+-- 'infinity' is a valid timestamptz that no client time type can hold:
+-- reads clamp it to a finite value rather than fail.
+CREATE FUNCTION keyfall.keyfall_finite(t timestamptz) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN t IS NULL OR t = '-infinity' THEN '0001-01-01 00:00:00+00'::timestamptz
+                WHEN t = 'infinity' THEN '9999-12-31 00:00:00+00'::timestamptz
+                ELSE t END
+$$;
+
+-- The chain, the policy and the function map change who resolves where, so
+-- they are audited and announced too (whole rows; they hold no secrets).
+CREATE FUNCTION keyfall.keyfall_config_audit() RETURNS trigger
+LANGUAGE plpgsql SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    audit_id bigint;
+BEGIN
+    INSERT INTO keyfall.audit_log (actor, action, table_name, before, after)
+    VALUES (keyfall.keyfall_actor(), lower(TG_OP), TG_TABLE_NAME,
+            CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
+            CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END)
+    RETURNING id INTO audit_id;
+    PERFORM pg_notify('keyfall_changes', json_build_object(
+        'table', TG_TABLE_NAME, 'op', lower(TG_OP), 'audit_id', audit_id)::text);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER fallback_chain_audit AFTER INSERT OR UPDATE OR DELETE ON keyfall.fallback_chain
+    FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_config_audit();
+CREATE TRIGGER policy_audit AFTER INSERT OR UPDATE OR DELETE ON keyfall.policy
+    FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_config_audit();
+CREATE TRIGGER ai_functions_audit AFTER INSERT OR UPDATE OR DELETE ON keyfall.ai_functions
+    FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_config_audit();
+
+-- The audit log is append-only, for every role including the owner.
+CREATE FUNCTION keyfall.keyfall_audit_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only: % is not allowed', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON keyfall.audit_log
+    FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_audit_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON keyfall.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_audit_append_only();
+
+-- Python's truthiness of a JSON value as the app's json.loads makes it: the
+-- app tests `if not value`. A missing value (SQL NULL) is falsy.
+CREATE FUNCTION keyfall.keyfall_py_truthy(v jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE jsonb_typeof(v)
+        WHEN 'boolean' THEN v = 'true'::jsonb
+        WHEN 'number' THEN (v::text)::numeric <> 0
+        WHEN 'string' THEN v #>> '{}' <> ''
+        WHEN 'array' THEN jsonb_array_length(v) > 0
+        WHEN 'object' THEN v <> '{}'::jsonb
+        ELSE false
+    END
+$$;
+
+-- Blank as Python's str.strip() sees it: the characters str.isspace() calls
+-- whitespace (Unicode White_Space plus U+001C..U+001F). Mirrors
+-- domain::registry::is_blank.
+CREATE FUNCTION keyfall.keyfall_py_blank(s text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT btrim(s, E' \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f' || chr(133) || chr(160) || chr(5760)
+                    || chr(8192) || chr(8193) || chr(8194) || chr(8195) || chr(8196) || chr(8197)
+                    || chr(8198) || chr(8199) || chr(8200) || chr(8201) || chr(8202)
+                    || chr(8232) || chr(8233) || chr(8239) || chr(8287) || chr(12288)) = ''
+$$;
+
+-- One registry field's problem, if any (a wrong type, out of range, a
+-- provider reference naming no provider type). Absent or null is fine.
+CREATE FUNCTION keyfall.keyfall_field_problem(config jsonb, field text, kind text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN NOT (config ? field) OR jsonb_typeof(config -> field) = 'null' THEN false
+        WHEN kind = 'text' THEN jsonb_typeof(config -> field) <> 'string'
+        WHEN kind = 'provider' THEN jsonb_typeof(config -> field) <> 'string'
+                                 OR (config ->> field) NOT IN ('openai', 'runware')
+        WHEN jsonb_typeof(config -> field) <> 'number' THEN kind IN ('temperature', 'positive_int')
+        WHEN kind = 'temperature' THEN (config ->> field)::numeric NOT BETWEEN 0 AND 2
+        WHEN kind = 'positive_int' THEN (config ->> field) !~ '^-?[0-9]+$'
+                                 OR (config ->> field)::numeric NOT BETWEEN 1 AND 9223372036854775807
+        ELSE false
+    END
+$$;
+
+-- One row's verdict (DESIGN §2), set-based twin of domain::registry's row
+-- judgement; the report-equivalence property test holds the two together.
+-- First match wins: inactive → invalid_config (not an object) → providers:
+-- no_api_key (apiKey Python-falsy, or a string blank to str.strip()),
+-- key_not_string (truthy, not a string: the app's .strip() raises) →
+-- consumers: no_provider (provider Python-falsy) → bad_fields (a registry
+-- field wrong-typed or out of range, an unknown provider) → answered. Which
+-- verdicts move the walk on, fail it, or answer is the caller's [resolution]
+-- rule set, bound as parameters.
+CREATE FUNCTION keyfall.keyfall_row_verdict(integration_type text, config jsonb, is_active boolean)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN NOT is_active THEN 'inactive'
+        WHEN jsonb_typeof(config) IS DISTINCT FROM 'object' THEN 'invalid_config'
+        WHEN integration_type IN ('openai', 'runware')
+             AND NOT keyfall.keyfall_py_truthy(config -> 'apiKey') THEN 'no_api_key'
+        WHEN integration_type IN ('openai', 'runware')
+             AND jsonb_typeof(config -> 'apiKey') <> 'string' THEN 'key_not_string'
+        WHEN integration_type IN ('openai', 'runware')
+             AND keyfall.keyfall_py_blank(config ->> 'apiKey') THEN 'no_api_key'
+        WHEN integration_type = 'image_generation'
+             AND NOT keyfall.keyfall_py_truthy(config -> 'provider') THEN 'no_provider'
+        WHEN integration_type = 'openai' AND (
+                keyfall.keyfall_field_problem(config, 'model', 'text')
+             OR keyfall.keyfall_field_problem(config, 'base_url', 'text')
+             OR keyfall.keyfall_field_problem(config, 'temperature', 'temperature')
+             OR keyfall.keyfall_field_problem(config, 'max_tokens', 'positive_int'))
+             THEN 'bad_fields'
+        WHEN integration_type = 'runware' AND (
+                keyfall.keyfall_field_problem(config, 'model', 'text')
+             OR keyfall.keyfall_field_problem(config, 'base_url', 'text'))
+             THEN 'bad_fields'
+        WHEN integration_type = 'image_generation' AND (
+                keyfall.keyfall_field_problem(config, 'provider', 'provider')
+             OR keyfall.keyfall_field_problem(config, 'model', 'text')
+             OR keyfall.keyfall_field_problem(config, 'image_size', 'text')
+             OR keyfall.keyfall_field_problem(config, 'quality', 'text')
+             OR keyfall.keyfall_field_problem(config, 'style', 'text'))
+             THEN 'bad_fields'
+        ELSE 'answered'
+    END
+$$;
+
+-- A mapped table as `schema.table`, quoted.
+CREATE FUNCTION keyfall.keyfall_qualified(t jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT format('%I.%I', t ->> 'schema', t ->> 'table')
+$$;
+
+-- What does not fit in a mapping (DESIGN §5), one sentence each; empty when
+-- it fits. `m` is the mapping as keyfall's config makes it (store::mapping).
+CREATE FUNCTION keyfall.keyfall_mapping_problems(m jsonb) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    problems text[] := '{}';
+    part     text;
+    col      record;
+    rel      regclass;
+    typ      text;
+BEGIN
+    FOREACH part IN ARRAY ARRAY['accounts', 'users', 'settings'] LOOP
+        rel := to_regclass(keyfall.keyfall_qualified(m -> part));
+        IF rel IS NULL THEN
+            problems := problems || format('%s table %s does not exist', part, keyfall.keyfall_qualified(m -> part));
+            CONTINUE;
+        END IF;
+        FOR col IN
+            SELECT key AS role, value #>> '{}' AS name
+              FROM jsonb_each(m -> part -> 'columns')
+             WHERE jsonb_typeof(value) = 'string'
+        LOOP
+            SELECT format_type(a.atttypid, NULL) INTO typ
+              FROM pg_attribute a
+             WHERE a.attrelid = rel AND a.attname = col.name AND a.attnum > 0 AND NOT a.attisdropped;
+            IF typ IS NULL THEN
+                problems := problems || format('%s: column %I (for %s) does not exist in %s',
+                                               part, col.name, col.role, rel::text);
+            ELSIF col.role = 'config' AND typ <> 'jsonb' THEN
+                problems := problems || format('%s.%I is %s; keyfall needs jsonb (Django''s JSONField on PostgreSQL)',
+                                               rel::text, col.name, typ);
+            ELSIF col.role IN ('is_active', 'is_superuser') AND typ <> 'boolean' THEN
+                problems := problems || format('%s.%I is %s, not boolean', rel::text, col.name, typ);
+            ELSIF part = 'settings' AND col.role = 'account_id' AND typ <> 'bigint' THEN
+                problems := problems || format('%s.%I is %s; keyfall writes settings and needs bigint ids (Django''s BigAutoField)',
+                                               rel::text, col.name, typ);
+            ELSIF col.role IN ('id', 'account_id', 'version') AND typ NOT IN ('bigint', 'integer', 'smallint') THEN
+                problems := problems || format('%s.%I is %s, not an integer', rel::text, col.name, typ);
+            ELSIF col.role IN ('updated_at', 'created_at') AND typ <> 'timestamp with time zone' THEN
+                problems := problems || format('%s.%I is %s, not timestamptz (Django with USE_TZ)',
+                                               rel::text, col.name, typ);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN problems;
+END
+$$;
+
+-- A CASE mapping an app column's values onto keyfall's names (statuses,
+-- roles); values not listed pass through as they are.
+CREATE FUNCTION keyfall.keyfall_value_map(expr text, vals jsonb) RETURNS text
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    out  text := '';
+    item record;
+BEGIN
+    FOR item IN SELECT key, value FROM jsonb_each(coalesce(vals, '{}'::jsonb)) ORDER BY key LOOP
+        out := out || format(' WHEN %s = ANY (%L::text[]) THEN %L',
+                             expr, ARRAY(SELECT jsonb_array_elements_text(item.value)), item.key);
+    END LOOP;
+    IF out = '' THEN
+        RETURN expr;
+    END IF;
+    RETURN 'CASE' || out || ' ELSE ' || expr || ' END';
+END
+$$;
+
+-- Remove what a mapping put on the app's settings table: the three audit
+-- triggers. Nothing else of keyfall's touches the app's tables.
+CREATE FUNCTION keyfall.keyfall_drop_app_triggers() RETURNS void
+LANGUAGE plpgsql SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    spec jsonb;
+    rel  regclass;
+BEGIN
+    SELECT m.spec INTO spec FROM keyfall.mapping m;
+    IF spec IS NULL THEN
+        RETURN;
+    END IF;
+    rel := to_regclass(keyfall.keyfall_qualified(spec -> 'settings'));
+    IF rel IS NOT NULL THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS keyfall_audit_insert ON %s', rel);
+        EXECUTE format('DROP TRIGGER IF EXISTS keyfall_audit_update ON %s', rel);
+        EXECUTE format('DROP TRIGGER IF EXISTS keyfall_audit_delete ON %s', rel);
+    END IF;
+END
+$$;
+
+-- Install a mapping: views `keyfall.accounts`, `keyfall.users`,
+-- `keyfall.integration_settings` over the app's tables under keyfall's
+-- names, and the audit triggers on the app's settings table. Identifiers are
+-- quoted by format('%I'); nothing from the mapping is spliced unquoted.
+CREATE FUNCTION keyfall.keyfall_install_mapping(m jsonb) RETURNS void
+LANGUAGE plpgsql SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    problems text[];
+    a  jsonb := m -> 'accounts' -> 'columns';
+    u  jsonb := m -> 'users' -> 'columns';
+    s  jsonb := m -> 'settings' -> 'columns';
+    version_expr text;
+    version_audit text := '';
+    version_audit_old text := '';
+    updated_at_expr text;
+    updated_by_expr text;
+    created_at_col text := '';
+    body text;
+BEGIN
+    problems := keyfall.keyfall_mapping_problems(m);
+    IF cardinality(problems) > 0 THEN
+        RAISE EXCEPTION 'the mapping does not fit this database: %', array_to_string(problems, '; ')
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    PERFORM keyfall.keyfall_drop_app_triggers();
+    DROP VIEW IF EXISTS keyfall.integration_settings, keyfall.users, keyfall.accounts;
+
+    EXECUTE format(
+        'CREATE VIEW keyfall.accounts AS SELECT a.%I::bigint AS id, a.%I::text AS slug, a.%I::text AS name, %s AS status FROM %s a',
+        a ->> 'id', a ->> 'slug', a ->> 'name',
+        keyfall.keyfall_value_map(format('a.%I::text', a ->> 'status'), m -> 'accounts' -> 'status_values'),
+        keyfall.keyfall_qualified(m -> 'accounts'));
+    EXECUTE format(
+        'CREATE VIEW keyfall.users AS SELECT u.%I::bigint AS id, u.%I::text AS email, %s AS role,'
+        ' u.%I AS is_superuser, u.%I AS is_active, u.%I::bigint AS account_id FROM %s u',
+        u ->> 'id', u ->> 'email',
+        keyfall.keyfall_value_map(format('u.%I::text', u ->> 'role'), m -> 'users' -> 'role_values'),
+        u ->> 'is_superuser', u ->> 'is_active', u ->> 'account_id',
+        keyfall.keyfall_qualified(m -> 'users'));
+
+    -- The optimistic-lock token: the app's version column, else the row's
+    -- xmin, which PostgreSQL changes on every update by any client.
+    IF s ? 'version' AND jsonb_typeof(s -> 'version') = 'string' THEN
+        version_expr := format('s.%I::bigint', s ->> 'version');
+        version_audit := format(', ''version'', n.%I', s ->> 'version');
+        version_audit_old := format(', ''version'', o.%I', s ->> 'version');
+    ELSE
+        version_expr := '(s.xmin::text)::bigint';
+    END IF;
+    IF jsonb_typeof(s -> 'updated_at') = 'string' THEN
+        updated_at_expr := format('s.%I', s ->> 'updated_at');
+    ELSE
+        updated_at_expr := 'NULL::timestamptz';
+    END IF;
+    IF jsonb_typeof(s -> 'updated_by') = 'string' THEN
+        updated_by_expr := format('s.%I::text', s ->> 'updated_by');
+    ELSE
+        updated_by_expr := format('(SELECT l.actor FROM keyfall.audit_log l WHERE l.table_name = ''integration_settings'''
+                                  ' AND l.row_id = s.%I ORDER BY l.id DESC LIMIT 1)', s ->> 'id');
+    END IF;
+    IF jsonb_typeof(s -> 'created_at') = 'string' THEN
+        created_at_col := format(', s.%I AS created_at', s ->> 'created_at');
+    END IF;
+    EXECUTE format(
+        'CREATE VIEW keyfall.integration_settings AS SELECT s.%I::bigint AS id, s.%I AS account_id,'
+        ' s.%I AS integration_type, s.%I AS config, s.%I AS is_active, %s AS version, %s AS updated_at,'
+        ' %s AS updated_by%s FROM %s s',
+        s ->> 'id', s ->> 'account_id', s ->> 'integration_type', s ->> 'config', s ->> 'is_active',
+        version_expr, updated_at_expr, updated_by_expr, created_at_col,
+        keyfall.keyfall_qualified(m -> 'settings'));
+    -- Django's auto_now fields have no database default: rows keyfall
+    -- creates get them here.
+    IF jsonb_typeof(s -> 'updated_at') = 'string' THEN
+        ALTER VIEW keyfall.integration_settings ALTER COLUMN updated_at SET DEFAULT now();
+    END IF;
+    IF created_at_col <> '' THEN
+        ALTER VIEW keyfall.integration_settings ALTER COLUMN created_at SET DEFAULT now();
+    END IF;
+
+    -- The audit trigger of this table: statement-level with transition
+    -- tables, one audit row per changed row, secrets fingerprinted here.
+    -- SECURITY DEFINER: the app's own role writes the audit log through it
+    -- without any grant on keyfall's schema; the actor is still the
+    -- session's (keyfall_actor reads session_user).
+    body := format($body$
+CREATE OR REPLACE FUNCTION keyfall.keyfall_settings_audit() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $f$
+DECLARE
+    op       text := lower(TG_OP);
+    changed  bigint;
+    payloads text[];
+    payload  text;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        WITH ins AS (
+            INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
+                                           integration_type, before, after)
+            SELECT keyfall.keyfall_actor(), op, 'integration_settings', n.%1$I, n.%2$I, a.slug, n.%3$I, NULL,
+                   jsonb_build_object('config', keyfall.keyfall_redact(n.%4$I), 'is_active', n.%5$I %6$s)
+              FROM new_rows n LEFT JOIN keyfall.accounts a ON a.id = n.%2$I
+            RETURNING id, row_id, account_id
+        )
+        SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', op,
+                   'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
+          INTO changed, payloads
+          FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
+    ELSIF TG_OP = 'UPDATE' THEN
+        WITH ins AS (
+            INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
+                                           integration_type, before, after)
+            SELECT keyfall.keyfall_actor(), op, 'integration_settings', n.%1$I, n.%2$I, a.slug, n.%3$I,
+                   jsonb_build_object('config', keyfall.keyfall_redact(o.%4$I), 'is_active', o.%5$I %7$s),
+                   jsonb_build_object('config', keyfall.keyfall_redact(n.%4$I), 'is_active', n.%5$I %6$s)
+              FROM new_rows n JOIN old_rows o ON o.%1$I = n.%1$I
+              LEFT JOIN keyfall.accounts a ON a.id = n.%2$I
+            RETURNING id, row_id, account_id
+        )
+        SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', op,
+                   'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
+          INTO changed, payloads
+          FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
+    ELSE
+        WITH ins AS (
+            INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
+                                           integration_type, before, after)
+            SELECT keyfall.keyfall_actor(), op, 'integration_settings', o.%1$I, o.%2$I, a.slug, o.%3$I,
+                   jsonb_build_object('config', keyfall.keyfall_redact(o.%4$I), 'is_active', o.%5$I %7$s),
+                   NULL
+              FROM old_rows o LEFT JOIN keyfall.accounts a ON a.id = o.%2$I
+            RETURNING id, row_id, account_id
+        )
+        SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', op,
+                   'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
+          INTO changed, payloads
+          FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
+    END IF;
+    IF changed <= 100 THEN
+        FOREACH payload IN ARRAY coalesce(payloads, '{}'::text[]) LOOP
+            PERFORM pg_notify('keyfall_changes', payload);
+        END LOOP;
+    ELSE
+        PERFORM pg_notify('keyfall_changes', json_build_object(
+            'table', 'integration_settings', 'op', op, 'bulk', changed)::text);
+    END IF;
+    RETURN NULL;
+END
+$f$
+$body$, s ->> 'id', s ->> 'account_id', s ->> 'integration_type', s ->> 'config', s ->> 'is_active',
+        version_audit, version_audit_old);
+    EXECUTE body;
+    EXECUTE format('CREATE TRIGGER keyfall_audit_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_settings_audit()',
+                   keyfall.keyfall_qualified(m -> 'settings'));
+    EXECUTE format('CREATE TRIGGER keyfall_audit_update AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows'
+                   ' NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_settings_audit()',
+                   keyfall.keyfall_qualified(m -> 'settings'));
+    EXECUTE format('CREATE TRIGGER keyfall_audit_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_settings_audit()',
+                   keyfall.keyfall_qualified(m -> 'settings'));
+
+    DELETE FROM keyfall.mapping;
+    INSERT INTO keyfall.mapping (spec) VALUES (m);
+END
+$$;
+
+-- Installing and removing a mapping is the schema owner's job: no operator
+-- role may run them.
+REVOKE EXECUTE ON FUNCTION keyfall.keyfall_install_mapping(jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION keyfall.keyfall_drop_app_triggers() FROM PUBLIC;

@@ -1,0 +1,242 @@
+"""The igny8 test app, driven from keyfall's Rust tests.
+
+    python tests/django/kf.py migrate
+    python tests/django/kf.py seed --seed N [--tenants T] [--users U]
+    python tests/django/kf.py answers
+    python tests/django/kf.py get --user EMAIL --function F
+    python tests/django/kf.py write --account SLUG --type T --how save|update|bulk_update|delete|create
+                                    [--config JSON] [--active true|false]
+
+The database comes from the PG* variables. Every command prints JSON on
+stdout (`answers`: one object per line).
+"""
+import argparse
+import json
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "igny8test.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import models, transaction  # noqa: E402
+
+from igny8.ai_settings import FUNCTION_TYPES, get_model_config  # noqa: E402
+from igny8.models import Account, IntegrationSettings, User  # noqa: E402
+
+# JSON null in a JSONField: plain None would be SQL NULL.
+JSON_NULL = models.Value(None, output_field=models.JSONField())
+
+STATUSES = ["active", "active", "active", "trial", "suspended", "cancelled"]
+ROLES = ["developer", "owner", "admin", "editor", "viewer", "system_bot"]
+
+MISSING = object()  # "leave the field out"
+
+
+def key_menu(rng, prefix, clean):
+    """An apiKey as the database may really hold it."""
+    good = prefix + "".join(rng.choice("abcdefghijkLMNOPQRSTuvwxyz0123456789") for _ in range(rng.randint(8, 40)))
+    if clean or rng.random() < 0.55:
+        return good
+    return rng.choice([
+        " " + good, good + "\n", "\t" + good + " ", '"' + good + '"',
+        "", "   ", "\u00a0", "\u2003\u2003", "\u3000", "\x85", "\x1f", "\u2028",
+        "\u200b", "\ufeff", "\u200b" + good,
+        None, MISSING, MISSING,
+        0, False, [], {}, 0.0,  # falsy: no key
+        123, True, ["a"], {"k": "v"}, 1.5,  # truthy: .strip() raises in the app
+        123, True, ["a"], {"k": "v"}, 1.5,
+    ])
+
+
+def provider_menu(rng, clean):
+    if clean or rng.random() < 0.6:
+        return rng.choice(["openai", "runware"])
+    return rng.choice(["", None, MISSING, "dalle", "stability", "  ", 5, " openai", "Runware"])
+
+
+def messy_config(rng, integration_type, clean=False):
+    """A config for the type, often wrong in one of the ways real data is
+    (its key and provider always right when `clean`)."""
+    if not clean and rng.random() < 0.06:
+        return rng.choice([[], ["sk-in-a-list"], "sk-a-string", 42, 0, 3.25, None, True, {}])
+    config = {}
+    if integration_type == "openai":
+        config["apiKey"] = key_menu(rng, "sk-", clean)
+        config["model"] = rng.choice(["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-5-ultra", 5, ""])
+        if rng.random() < 0.5:
+            config["temperature"] = rng.choice([0.7, 0, 2, 2.5, -1, "hot", None])
+        if rng.random() < 0.5:
+            config["max_tokens"] = rng.choice([4096, 1, 0, -5, "12", 1.5, None])
+    elif integration_type == "runware":
+        config["apiKey"] = key_menu(rng, "rw-", clean)
+        config["model"] = rng.choice(["runware:100@1", "runware:101@1", 5])
+    elif integration_type == "image_generation":
+        config["provider"] = provider_menu(rng, clean)
+        config["model"] = rng.choice(["dall-e-3", "runware:100@1", MISSING])
+        config["image_size"] = rng.choice(["1024x1024", "512x512", MISSING])
+        if rng.random() < 0.15:
+            config["apiKey"] = key_menu(rng, "sk-", False)  # the seed's wrong config
+    else:
+        config["apiKey"] = key_menu(rng, "st-", clean)
+    if rng.random() < 0.1:
+        config["extra"] = rng.choice([{"nested": [1, "two", None]}, "kept as is", 7])
+    return {k: v for k, v in config.items() if v is not MISSING}
+
+
+def cmd_migrate(args):
+    call_command("migrate", verbosity=0, interactive=False)
+    return {"ok": True}
+
+
+@transaction.atomic
+def cmd_seed(args):
+    rng = random.Random(args.seed)
+    slugs = ["aws-admin", "default"] + (["default-account"] if rng.random() < 0.5 else [])
+    system = [Account(slug=s, name=s.replace("-", " ").title(), status="active") for s in slugs]
+    tenants = [
+        Account(slug=f"tenant-{i}", name=f"Tenant {i}", status=rng.choice(STATUSES))
+        for i in range(1, args.tenants + 1)
+    ]
+    accounts = Account.objects.bulk_create(system + tenants)
+
+    users = []
+    for i in range(args.users):
+        roll = rng.random()
+        account = None if roll < 0.1 else rng.choice(system) if roll < 0.2 else rng.choice(accounts)
+        domain = account.slug if account else "nowhere"
+        email = f"user{i}@{domain}.test"
+        users.append(User(
+            email=email.capitalize() if rng.random() < 0.1 else email,
+            role=rng.choice(ROLES),
+            is_superuser=rng.random() < 0.1,
+            is_active=rng.random() < 0.9,
+            account=account,
+        ))
+    User.objects.bulk_create(users)
+
+    settings = []
+    for account in accounts:
+        chance = 0.6 if account in system else 0.35
+        for integration_type in ["openai", "runware", "image_generation"]:
+            if rng.random() < chance:
+                settings.append((account, integration_type))
+        if rng.random() < 0.05:
+            settings.append((account, "stability"))
+    rows, nulls = [], []
+    for account, integration_type in settings:
+        # System accounts are looked after a little better than tenants.
+        config = messy_config(rng, integration_type, clean=account in system and rng.random() < 0.3)
+        row = IntegrationSettings(
+            account=account,
+            integration_type=integration_type,
+            config={} if config is None else config,
+            is_active=rng.random() < 0.85,
+        )
+        rows.append(row)
+        if config is None:
+            nulls.append(row)
+    IntegrationSettings.objects.bulk_create(rows)
+    IntegrationSettings.objects.filter(pk__in=[r.pk for r in nulls]).update(config=JSON_NULL)
+    return {"accounts": len(accounts), "users": len(users), "settings": len(rows)}
+
+
+def answer(email, function_name, account):
+    out = {"user": email, "function": function_name, "answered_by": None, "provider_answered_by": None, "error": None}
+    try:
+        result = get_model_config(function_name, account)
+    except Exception as e:  # the app's own exceptions are part of the answer
+        out["error"] = f"{type(e).__name__}: {e}"
+        return out
+    if result is not None:
+        out["answered_by"] = result.account_slug
+        if result.provider is not None:
+            out["provider_answered_by"] = result.provider.account_slug
+    return out
+
+
+def cmd_answers(args):
+    # get_model_config depends on the account only: ask once per account.
+    cache = {}
+    for user in User.objects.select_related("account").order_by("id"):
+        for function_name in FUNCTION_TYPES:
+            key = (user.account_id, function_name)
+            if key not in cache:
+                cache[key] = answer(None, function_name, user.account)
+            print(json.dumps({**cache[key], "user": user.email}))
+    return None
+
+
+def cmd_get(args):
+    user = User.objects.select_related("account").get(email=args.user)
+    out = answer(user.email, args.function, user.account)
+    if out["answered_by"] is not None:
+        # What the AI function would be handed: the answering config (and
+        # the provider's, for a consumer). Test data only: keys are fake.
+        result = get_model_config(args.function, user.account)
+        out["config"] = result.config
+        out["provider_config"] = result.provider.config if result.provider is not None else None
+    return out
+
+
+def cmd_write(args):
+    fields = {}
+    if args.config is not None:
+        config = json.loads(args.config)
+        fields["config"] = JSON_NULL if config is None else config
+    if args.active is not None:
+        fields["is_active"] = args.active == "true"
+    lookup = {"account__slug": args.account, "integration_type": args.type}
+    if args.how == "create":
+        fields.setdefault("config", {})
+        IntegrationSettings.objects.create(account=Account.objects.get(slug=args.account), integration_type=args.type, **fields)
+    elif args.how == "update":
+        # Like Django's own QuerySet.update: one UPDATE, no save(), updated_at untouched.
+        IntegrationSettings.objects.filter(**lookup).update(**fields)
+    else:
+        obj = IntegrationSettings.objects.get(**lookup)
+        if args.how == "delete":
+            obj.delete()
+        else:
+            for name, value in fields.items():
+                setattr(obj, name, value)
+            if args.how == "save":
+                obj.save()
+            else:
+                IntegrationSettings.objects.bulk_update([obj], list(fields) or ["config"])
+    return {"ok": True}
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(prog="kf.py", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate")
+    seed = sub.add_parser("seed")
+    seed.add_argument("--seed", type=int, required=True)
+    seed.add_argument("--tenants", type=int, default=30)
+    seed.add_argument("--users", type=int, default=200)
+    sub.add_parser("answers")
+    get = sub.add_parser("get")
+    get.add_argument("--user", required=True)
+    get.add_argument("--function", required=True)
+    write = sub.add_parser("write")
+    write.add_argument("--account", required=True)
+    write.add_argument("--type", required=True)
+    write.add_argument("--how", required=True, choices=["save", "update", "bulk_update", "delete", "create"])
+    write.add_argument("--config", help="JSON")
+    write.add_argument("--active", choices=["true", "false"])
+    args = parser.parse_args(argv)
+
+    command = {"migrate": cmd_migrate, "seed": cmd_seed, "answers": cmd_answers, "get": cmd_get, "write": cmd_write}
+    result = command[args.command](args)
+    if result is not None:
+        print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

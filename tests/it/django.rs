@@ -1,0 +1,474 @@
+//! The real app: a small Django project (`tests/django`) with igny8's models
+//! and its `get_model_config`, run with a Python of its own. keyfall's
+//! answers are held to what this code answers.
+//!
+//! Django comes from the package index into `<target>/django-venv`, once per
+//! machine (a marker file records what was installed); threads and
+//! processes (nextest) that need it at the same time wait on a file lock.
+//! A test that cannot get Django fails: it never skips.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use keyfall::store::Target;
+use serde_json::Value;
+use sqlx::ConnectOptions;
+use sqlx::postgres::PgSslMode;
+
+use crate::support::TestDb;
+
+const REQUIREMENTS: &[&str] = &["Django>=5.0,<6", "psycopg[binary]>=3.1"];
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => repo().join(dir), // an absolute dir replaces the repo
+        None => repo().join("target"),
+    }
+}
+
+/// The virtualenv's python, with Django and psycopg installed.
+pub fn python() -> PathBuf {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(ensure_venv).clone()
+}
+
+fn ensure_venv() -> PathBuf {
+    let target = target_dir();
+    std::fs::create_dir_all(&target).expect("create the target dir");
+    let venv = target.join("django-venv");
+    let python = venv.join("bin").join("python");
+    let marker = venv.join("keyfall-requirements.txt");
+    let wanted = REQUIREMENTS.join("\n");
+
+    let lock = std::fs::File::create(target.join("django-venv.lock")).expect("create django-venv.lock");
+    lock.lock().expect("lock django-venv.lock");
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) && python.exists() {
+        return python;
+    }
+    // Past the test harness' capture: the wait should not look like a hang.
+    let _ = writeln!(std::io::stderr(), "installing Django into {} (first run, ~30 s)", venv.display());
+    if venv.exists() {
+        std::fs::remove_dir_all(&venv).expect("remove the old django-venv");
+    }
+    let python3 = std::env::var_os("KEYFALL_TEST_PYTHON").unwrap_or_else(|| "python3".into());
+    run_or_panic(Command::new(&python3).arg("-m").arg("venv").arg(&venv), "python3 -m venv");
+    run_or_panic(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet"])
+            .args(REQUIREMENTS),
+        "pip install",
+    );
+    std::fs::write(&marker, wanted).expect("write the django-venv marker");
+    python
+}
+
+fn run_or_panic(cmd: &mut Command, what: &str) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
+    if !out.status.success() {
+        panic!("{what} failed ({}):\n{}", out.status, tail(&out.stderr, 40));
+    }
+    out
+}
+
+fn tail(bytes: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The password of the target, if it has one (sqlx has no getter for it;
+/// its URL carries it percent-encoded).
+fn password(target: &Target) -> Option<String> {
+    let url = target.options.to_url_lossy();
+    let encoded = url.password()?;
+    let mut bytes = Vec::new();
+    let mut rest = encoded.as_bytes();
+    while let [first, tail @ ..] = rest {
+        match (first, tail) {
+            (b'%', [h, l, after @ ..]) => {
+                bytes.push(u8::from_str_radix(std::str::from_utf8(&[*h, *l]).ok()?, 16).ok()?);
+                rest = after;
+            }
+            _ => {
+                bytes.push(*first);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// Run `python tests/django/kf.py ARGS…` against the target's database
+/// (the libpq variables say which); its stdout. Panics with stderr on failure.
+pub fn kf_raw(target: &Target, args: &[&str]) -> String {
+    let o = &target.options;
+    let host = match o.get_socket() {
+        Some(dir) => dir.to_string_lossy().into_owned(),
+        None => o.get_host().to_string(),
+    };
+    let sslmode = match o.get_ssl_mode() {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
+    };
+    let mut cmd = Command::new(python());
+    cmd.current_dir(repo())
+        .arg(repo().join("tests/django/kf.py"))
+        .args(args)
+        .env("PGHOST", host)
+        .env("PGPORT", o.get_port().to_string())
+        .env("PGUSER", o.get_username())
+        .env("PGDATABASE", o.get_database().unwrap_or(o.get_username()))
+        .env("PGSSLMODE", sslmode)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PGSERVICE")
+        .env_remove("PGOPTIONS");
+    match password(target) {
+        Some(p) => cmd.env("PGPASSWORD", p),
+        None => cmd.env_remove("PGPASSWORD"),
+    };
+    let out = cmd.output().expect("run kf.py");
+    if !out.status.success() {
+        panic!("kf.py {} failed ({}):\n{}", args.join(" "), out.status, tail(&out.stderr, 60));
+    }
+    String::from_utf8(out.stdout).expect("kf.py prints UTF-8")
+}
+
+/// `kf.py ARGS…` whose output is one JSON value.
+pub fn kf(target: &Target, args: &[&str]) -> Value {
+    let out = kf_raw(target, args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("kf.py {}: not JSON ({e}): {out}", args.join(" ")))
+}
+
+/// `kf.py ARGS…` whose output is one JSON value per line (`answers`).
+pub fn kf_lines(target: &Target, args: &[&str]) -> Vec<Value> {
+    kf_raw(target, args)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("kf.py {}: not JSON ({e}): {l}", args.join(" "))))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_django_app_migrates_seeds_and_answers() {
+    let db = TestDb::bare().await;
+    kf(&db.target, &["migrate"]);
+    // Seed 24 is one where all three outcomes below occur (most seeds
+    // show only some of them).
+    let seeded = kf(&db.target, &["seed", "--seed", "24", "--tenants", "30", "--users", "200"]);
+    assert_eq!(seeded["users"], 200, "{seeded}");
+    let answers = kf_lines(&db.target, &["answers"]);
+    assert_eq!(answers.len(), 200 * 5);
+    assert!(answers.iter().any(|a| a["answered_by"] == "aws-admin"));
+    assert!(answers.iter().any(|a| a["error"].is_string()), "no user's walk meets a non-string apiKey");
+    assert!(answers.iter().any(|a| a["answered_by"].is_null() && a["error"].is_null()));
+
+    // `get` is the same function, one pair at a time.
+    let first = &answers[0];
+    let one = kf(&db.target, &["get", "--user", first["user"].as_str().unwrap(), "--function", "auto_cluster"]);
+    for field in ["user", "function", "answered_by", "provider_answered_by", "error"] {
+        assert_eq!(one[field], first[field], "{field}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// keyfall attached to the Django app's own tables (issue 8).
+
+use crate::cli::keyfall;
+use keyfall::domain::resolve::resolve;
+use keyfall::store::Store;
+
+/// A Django database with seeded messy data, keyfall attached by its CLI.
+async fn attached(seed: u32, tenants: u32, users: u32) -> (TestDb, Store) {
+    let db = TestDb::bare().await;
+    kf(&db.target, &["migrate"]);
+    let seed = seed.to_string();
+    let (tenants, users) = (tenants.to_string(), users.to_string());
+    kf(&db.target, &["seed", "--seed", &seed, "--tenants", &tenants, "--users", &users]);
+    let run = keyfall(&db, &["attach", "--yes", "--no-config"], None);
+    assert_eq!(run.code, 0, "attach: {}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("igny8_integration_settings") && run.stdout.contains("xmin"), "{}", run.stdout);
+    let store = Store::connect(&db.target).await.unwrap();
+    let mapping = store.verify(None).await.expect("attached");
+    let store = store.with_mapping(&mapping);
+    (db, store)
+}
+
+#[tokio::test]
+async fn keyfall_answers_as_djangos_get_model_config_pair_for_pair() {
+    let mut pairs = 0;
+    let mut outcomes = [0usize; 4]; // answered, answered with a hop, unresolved, the app raises
+    for seed in [24, 2] {
+        let (db, store) = attached(seed, 60, 450).await;
+        let answers = kf_lines(&db.target, &["answers"]);
+        assert_eq!(answers.len(), 450 * 5);
+        for a in &answers {
+            let (email, function) = (a["user"].as_str().unwrap(), a["function"].as_str().unwrap());
+            let data = store.subject(Some(email), Some(function)).await.unwrap();
+            let r = resolve(&data.snapshot, data.user.as_ref().unwrap(), data.function.as_ref().unwrap());
+            let context =
+                || format!("seed {seed}, {email} · {function}: django {a}\nkeyfall {}", crate::django::trace(&r));
+            match a["error"].as_str() {
+                Some(_) => {
+                    assert!(r.hop.failure().is_some(), "the app raises, keyfall does not say so: {}", context());
+                    outcomes[3] += 1;
+                }
+                None => {
+                    assert!(r.hop.failure().is_none(), "keyfall says the app raises: {}", context());
+                    assert_eq!(r.hop.answered_by.as_deref(), a["answered_by"].as_str(), "{}", context());
+                    let second = r.hop.hop.as_ref().and_then(|h| h.answered_by.as_deref());
+                    if r.hop.answered_by.is_some() {
+                        assert_eq!(second, a["provider_answered_by"].as_str(), "{}", context());
+                    }
+                    outcomes[match (&r.hop.answered_by, &r.hop.hop) {
+                        (Some(_), None) => 0,
+                        (Some(_), Some(_)) => 1,
+                        (None, _) => 2,
+                    }] += 1;
+                }
+            }
+            pairs += 1;
+        }
+        // The set-based report says the same for every user's account.
+        let report = store.report().await.unwrap();
+        for a in answers.iter().filter(|a| a["error"].is_null()) {
+            let email = a["user"].as_str().unwrap();
+            let data = store.subject(Some(email), None).await.unwrap();
+            let Some(account) = data.user_account() else { continue };
+            let ty = if a["function"] == "generate_images" { "image_generation" } else { "openai" };
+            let row = report.iter().find(|r| r.account == account.slug && r.integration_type == ty).unwrap();
+            assert_eq!(row.answered_by.as_deref(), a["answered_by"].as_str(), "report for {} {ty}", account.slug);
+        }
+        store.close().await;
+    }
+    assert!(pairs >= 4000, "{pairs} pairs");
+    assert!(outcomes.iter().all(|&n| n > 0), "every outcome occurs: {outcomes:?}");
+}
+
+/// The trace as text, for failure messages.
+pub fn trace(r: &keyfall::domain::resolve::Resolution) -> String {
+    serde_json::to_string(&r.hop).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn django_orm_writes_are_live_audited_and_shown() {
+    let (db, store) = attached(24, 5, 20).await;
+    let mut psql = db.raw().await;
+    let role: String = sqlx::query_scalar("SELECT session_user::text").fetch_one(&mut psql).await.unwrap();
+    sqlx::raw_sql("INSERT INTO igny8_account (slug, name, status) VALUES ('orm-tenant', 'ORM tenant', 'active')")
+        .execute(&mut psql)
+        .await
+        .unwrap();
+
+    let (send, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let listener = tokio::spawn(keyfall::store::listen::listen(store.clone(), move |e| send.send(e).is_ok()));
+    // The listener is subscribed once a first notice gets through.
+    let ready = async {
+        loop {
+            sqlx::raw_sql("SELECT pg_notify('keyfall_changes', '{\"table\":\"ping\",\"op\":\"ping\"}')")
+                .execute(&mut psql)
+                .await
+                .unwrap();
+            match tokio::time::timeout(std::time::Duration::from_millis(300), changes.recv()).await {
+                Ok(Some(keyfall::store::listen::Event::Change(c))) if c.table == "ping" => break,
+                _ => continue,
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(20), ready).await.expect("the listener subscribes");
+
+    let cfg = r#"{"apiKey": "sk-orm-FAKE-0000000000000001", "model": "gpt-4o"}"#;
+    let writes: [(&str, Option<&str>, &str); 5] = [
+        ("create", Some(cfg), "insert"),
+        ("save", Some(r#"{"apiKey": "sk-orm-FAKE-0000000000000002", "model": "gpt-4o"}"#), "update"),
+        ("update", Some(r#"{"apiKey": "sk-orm-FAKE-0000000000000003", "model": "gpt-4.1"}"#), "update"),
+        ("bulk_update", Some(r#"{"apiKey": "sk-orm-FAKE-0000000000000004", "temperature": "hot"}"#), "update"),
+        ("delete", None, "delete"),
+    ];
+    for (how, config, op) in writes {
+        let mut args = vec!["write", "--account", "orm-tenant", "--type", "openai", "--how", how];
+        if let Some(c) = config {
+            args.extend(["--config", c]);
+        }
+        kf(&db.target, &args);
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+            loop {
+                match changes.recv().await {
+                    Some(keyfall::store::listen::Event::Change(c)) if c.table == "integration_settings" => break c,
+                    Some(_) => continue,
+                    None => panic!("listener ended"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("Django's {how}() never reached the listener"));
+        assert_eq!(seen.op, op, "{how}");
+        assert!(seen.audit_id.is_some(), "{how}: the notice names its audit row");
+    }
+    listener.abort();
+
+    let run = keyfall(&db, &["audit", "--account", "orm-tenant", "--type", "openai", "--json"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let entries: Value = serde_json::from_str(&run.stdout).unwrap();
+    let entries = entries.as_array().unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["delete", "update", "update", "update", "insert"], "newest first");
+    assert!(entries.iter().all(|e| e["actor"] == role.as_str()), "the database role names the writer: {entries:?}");
+    assert!(!run.stdout.contains("sk-orm-FAKE"), "keys are fingerprinted in the audit log: {}", run.stdout);
+    let text = keyfall(&db, &["audit", "--account", "orm-tenant"], None);
+    assert!(text.stdout.contains("config.model: gpt-4o → gpt-4.1"), "{}", text.stdout);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_keyfall_save_is_what_django_reads_next_and_a_django_save_in_between_conflicts() {
+    let (db, store) = attached(24, 5, 20).await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "INSERT INTO igny8_account (slug, name, status) VALUES ('kf-tenant', 'KF tenant', 'active');
+         INSERT INTO igny8_user (email, role, is_superuser, is_active, account_id)
+         SELECT 'dev@igny8.com', 'developer', true, true, id FROM igny8_account WHERE slug = 'aws-admin'
+         ON CONFLICT DO NOTHING;
+         INSERT INTO igny8_user (email, role, is_superuser, is_active, account_id)
+         SELECT 'owner@kf-tenant.example', 'owner', false, true, id FROM igny8_account WHERE slug = 'kf-tenant';",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+
+    // keyfall creates the tenant's own OpenAI setting, then changes its model.
+    let key = "sk-kf-FAKE-saved-by-keyfall-0001";
+    let run = keyfall(&db, &["--as", "dev@igny8.com", "set", "kf-tenant", "openai", "apiKey"], Some(key));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = keyfall(&db, &["--as", "dev@igny8.com", "set", "kf-tenant", "openai", "model"], Some("gpt-4.1"));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let django = kf(&db.target, &["get", "--user", "owner@kf-tenant.example", "--function", "generate_content"]);
+    assert_eq!(django["answered_by"], "kf-tenant", "{django}");
+    assert_eq!(django["config"]["apiKey"], key);
+    assert_eq!(django["config"]["model"], "gpt-4.1");
+    // keyfall's writes set Django's auto_now field as save() would.
+    let fresh: bool = sqlx::query_scalar(
+        "SELECT s.updated_at > now() - interval '1 minute' AND s.created_at <= s.updated_at
+           FROM igny8_integration_settings s JOIN igny8_account a ON a.id = s.account_id
+          WHERE a.slug = 'kf-tenant' AND s.integration_type = 'openai'",
+    )
+    .fetch_one(&mut psql)
+    .await
+    .unwrap();
+    assert!(fresh);
+
+    // keyfall reads (the console's editor, a preview)…
+    let seen = store.setting("kf-tenant", "openai").await.unwrap().setting.unwrap();
+    // …Django saves meanwhile…
+    kf(
+        &db.target,
+        &[
+            "write",
+            "--account",
+            "kf-tenant",
+            "--type",
+            "openai",
+            "--how",
+            "save",
+            "--config",
+            r#"{"apiKey": "sk-kf-FAKE-rotated-by-django-02", "model": "gpt-4o"}"#,
+        ],
+    );
+    // …and keyfall's write is a conflict, not an overwrite.
+    let err = store
+        .write_setting("dev@igny8.com", "kf-tenant", "openai", Some(seen.version), |cur| {
+            let mut c = cur.unwrap().config.clone();
+            c["model"] = "gpt-4o-mini".into();
+            (c, true)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, keyfall::store::StoreError::Conflict(_)), "{err}");
+    let django = kf(&db.target, &["get", "--user", "owner@kf-tenant.example", "--function", "generate_content"]);
+    assert_eq!(django["config"]["model"], "gpt-4o", "Django's save stands");
+    assert_eq!(django["config"]["apiKey"], "sk-kf-FAKE-rotated-by-django-02");
+    // The CLI says the same with a stale --expect-version.
+    let run = keyfall(
+        &db,
+        &[
+            "--as",
+            "dev@igny8.com",
+            "set",
+            "kf-tenant",
+            "openai",
+            "model",
+            "--expect-version",
+            &seen.version.to_string(),
+        ],
+        Some("gpt-4o-mini"),
+    );
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("conflict"), "{}", run.stderr);
+    store.close().await;
+}
+
+/// `pg_dump` of the Django app's tables: schema and rows.
+fn dump(db: &TestDb) -> String {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(|e| e.ok())
+        .map(|e| e.path().join("bin/pg_dump"))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("pg_dump"));
+    let o = &db.target.options;
+    let host = o.get_socket().map(|p| p.display().to_string()).unwrap_or_else(|| o.get_host().to_string());
+    let out = Command::new(bin)
+        .args(["--no-owner", "--no-privileges", "-t", "public.igny8_*"])
+        .env("PGHOST", host)
+        .env("PGPORT", o.get_port().to_string())
+        .env("PGUSER", o.get_username())
+        .env("PGDATABASE", db.target.database())
+        .output()
+        .expect("pg_dump");
+    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
+    // pg_dump marks its output with a random `\restrict` key each run.
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn detach_leaves_the_django_tables_as_they_were_before_attach() {
+    let db = TestDb::bare().await;
+    kf(&db.target, &["migrate"]);
+    kf(&db.target, &["seed", "--seed", "24", "--tenants", "10", "--users", "40"]);
+    let before = dump(&db);
+    let run = keyfall(&db, &["attach", "--yes", "--no-config"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for args in [vec!["report"], vec!["lint"], vec!["audit"], vec!["export"]] {
+        let run = keyfall(&db, &args, None);
+        assert!(run.code <= 1, "{args:?}: {}", run.stderr);
+    }
+    let attached = dump(&db);
+    assert_ne!(attached, before, "attach puts its triggers on the settings table");
+    let run = keyfall(&db, &["detach"], None);
+    assert_eq!(run.code, 2, "detach without a terminal needs --yes: {}", run.stderr);
+    let run = keyfall(&db, &["detach", "--yes"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(dump(&db), before, "detach left something behind on the app's tables");
+    let mut conn = db.raw().await;
+    let schema: bool =
+        sqlx::query_scalar("SELECT to_regnamespace('keyfall') IS NOT NULL").fetch_one(&mut conn).await.unwrap();
+    assert!(!schema, "the keyfall schema is gone");
+    // Django still works on its tables.
+    let answers = kf_lines(&db.target, &["answers"]);
+    assert_eq!(answers.len(), 40 * 5);
+    kf(&db.target, &["write", "--account", "aws-admin", "--type", "openai", "--how", "update", "--config", "{}"]);
+}
