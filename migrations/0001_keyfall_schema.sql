@@ -118,6 +118,20 @@ $tables$;
 CREATE INDEX IF NOT EXISTS audit_log_slug ON keyfall.audit_log (account_slug, integration_type, id);
 CREATE INDEX IF NOT EXISTS audit_log_row ON keyfall.audit_log (table_name, row_id, id);
 
+-- Each app setting's verdict (keyfall_row_verdict), kept by the audit
+-- trigger on every write by any client and refilled whenever a mapping is
+-- installed: the report and the impact preview join it instead of judging
+-- 250,000 configs per query. keyfall's own table; the app's stay untouched.
+CREATE TABLE keyfall.row_verdicts (
+    setting_id       bigint PRIMARY KEY,
+    account_id       bigint NOT NULL,
+    integration_type text NOT NULL,
+    verdict          text NOT NULL,
+    provider         jsonb
+);
+CREATE INDEX row_verdicts_account ON keyfall.row_verdicts (account_id, integration_type);
+CREATE INDEX row_verdicts_type ON keyfall.row_verdicts (integration_type);
+
 -- The mapping in force: which app tables and columns keyfall reads (DESIGN
 -- §5). Written by keyfall_install_mapping only.
 CREATE TABLE keyfall.mapping (
@@ -363,6 +377,24 @@ BEGIN
             END IF;
         END LOOP;
     END LOOP;
+    -- One setting per account and type, as the app's model has it: keyfall
+    -- creates settings with ON CONFLICT on that pair.
+    rel := to_regclass(keyfall.keyfall_qualified(m -> 'settings'));
+    IF rel IS NOT NULL AND NOT EXISTS (
+        SELECT 1
+          FROM pg_index i
+         WHERE i.indrelid = rel AND i.indisunique AND i.indnkeyatts = 2 AND i.indpred IS NULL
+           AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text)
+                  FROM pg_attribute a
+                 WHERE a.attrelid = rel AND a.attnum = ANY (i.indkey::int2[]))
+               = (SELECT array_agg(x ORDER BY x)
+                    FROM unnest(ARRAY[m -> 'settings' -> 'columns' ->> 'account_id',
+                                      m -> 'settings' -> 'columns' ->> 'integration_type']) x)
+    ) THEN
+        problems := problems || format('%s has no unique constraint on (%I, %I): keyfall needs one setting per account and type',
+                                       rel::text, m -> 'settings' -> 'columns' ->> 'account_id',
+                                       m -> 'settings' -> 'columns' ->> 'integration_type');
+    END IF;
     RETURN problems;
 END
 $$;
@@ -403,7 +435,25 @@ BEGIN
         EXECUTE format('DROP TRIGGER IF EXISTS keyfall_audit_insert ON %s', rel);
         EXECUTE format('DROP TRIGGER IF EXISTS keyfall_audit_update ON %s', rel);
         EXECUTE format('DROP TRIGGER IF EXISTS keyfall_audit_delete ON %s', rel);
+        EXECUTE format('DROP TRIGGER IF EXISTS keyfall_audit_truncate ON %s', rel);
     END IF;
+END
+$$;
+
+-- TRUNCATE fires no row triggers: it is audited (one row, no contents) and
+-- announced as a bulk change here, and the verdicts go with the rows.
+CREATE FUNCTION keyfall.keyfall_settings_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    audit_id bigint;
+BEGIN
+    DELETE FROM keyfall.row_verdicts;
+    INSERT INTO keyfall.audit_log (actor, action, table_name)
+    VALUES (keyfall.keyfall_actor(), 'truncate', 'integration_settings')
+    RETURNING id INTO audit_id;
+    PERFORM pg_notify('keyfall_changes', json_build_object(
+        'table', 'integration_settings', 'op', 'truncate', 'bulk', -1, 'audit_id', audit_id)::text);
+    RETURN NULL;
 END
 $$;
 
@@ -513,6 +563,12 @@ BEGIN
                    'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
           INTO changed, payloads
           FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
+        INSERT INTO keyfall.row_verdicts (setting_id, account_id, integration_type, verdict, provider)
+        SELECT n.%1$I, n.%2$I, n.%3$I, keyfall.keyfall_row_verdict(n.%3$I, n.%4$I, n.%5$I), n.%4$I -> 'provider'
+          FROM new_rows n
+        ON CONFLICT (setting_id) DO UPDATE
+           SET account_id = EXCLUDED.account_id, integration_type = EXCLUDED.integration_type,
+               verdict = EXCLUDED.verdict, provider = EXCLUDED.provider;
     ELSIF TG_OP = 'UPDATE' THEN
         WITH ins AS (
             INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
@@ -528,6 +584,15 @@ BEGIN
                    'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
           INTO changed, payloads
           FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
+        DELETE FROM keyfall.row_verdicts r
+         USING old_rows o
+         WHERE r.setting_id = o.%1$I AND NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.%1$I = o.%1$I);
+        INSERT INTO keyfall.row_verdicts (setting_id, account_id, integration_type, verdict, provider)
+        SELECT n.%1$I, n.%2$I, n.%3$I, keyfall.keyfall_row_verdict(n.%3$I, n.%4$I, n.%5$I), n.%4$I -> 'provider'
+          FROM new_rows n
+        ON CONFLICT (setting_id) DO UPDATE
+           SET account_id = EXCLUDED.account_id, integration_type = EXCLUDED.integration_type,
+               verdict = EXCLUDED.verdict, provider = EXCLUDED.provider;
     ELSE
         WITH ins AS (
             INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
@@ -542,6 +607,7 @@ BEGIN
                    'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
           INTO changed, payloads
           FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
+        DELETE FROM keyfall.row_verdicts r USING old_rows o WHERE r.setting_id = o.%1$I;
     END IF;
     IF changed <= 100 THEN
         FOREACH payload IN ARRAY coalesce(payloads, '{}'::text[]) LOOP
@@ -566,6 +632,17 @@ $body$, s ->> 'id', s ->> 'account_id', s ->> 'integration_type', s ->> 'config'
     EXECUTE format('CREATE TRIGGER keyfall_audit_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_settings_audit()',
                    keyfall.keyfall_qualified(m -> 'settings'));
+    EXECUTE format('CREATE TRIGGER keyfall_audit_truncate AFTER TRUNCATE ON %s'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_settings_truncate()',
+                   keyfall.keyfall_qualified(m -> 'settings'));
+
+    -- Every row's verdict, from scratch.
+    TRUNCATE keyfall.row_verdicts;
+    INSERT INTO keyfall.row_verdicts (setting_id, account_id, integration_type, verdict, provider)
+    SELECT id, account_id, integration_type, keyfall.keyfall_row_verdict(integration_type, config, is_active),
+           config -> 'provider'
+      FROM keyfall.integration_settings;
+    ANALYZE keyfall.row_verdicts;
 
     DELETE FROM keyfall.mapping;
     INSERT INTO keyfall.mapping (spec) VALUES (m);

@@ -28,49 +28,49 @@ macro_rules! report_sql {
 sys AS (
     SELECT c.position, a.id, a.slug
       FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug
-), sys_answer AS (
+), judged AS NOT MATERIALIZED (
+    -- Each row's stored verdict (keyfall.row_verdicts, kept by the audit
+    -- trigger): whether it stops the walk, and whether stopping there is
+    -- the app failing.
+    SELECT r.account_id, r.integration_type, r.provider,
+           r.verdict <> ALL($5::text[]) AS stops, r.verdict = ANY($6::text[]) AS fails
+      FROM row_verdicts r
+), sys_answer AS MATERIALIZED (
     -- Per type, the first chain account whose row stops the walk: it
     -- answers, or (a verdict the rules call a failure) the app raises.
-    SELECT DISTINCT ON (s.integration_type)
-           s.integration_type,
-           CASE WHEN v.verdict = ANY($6::text[]) THEN NULL ELSE sys.slug END AS slug,
-           CASE WHEN v.verdict = ANY($6::text[]) THEN NULL ELSE s.config -> 'provider' END AS provider
-      FROM integration_settings s
-      JOIN sys ON sys.id = s.account_id
-      CROSS JOIN LATERAL (SELECT keyfall_row_verdict(s.integration_type, s.config, s.is_active) AS verdict) v
-     WHERE v.verdict <> ALL($5::text[])
-     ORDER BY s.integration_type, sys.position
+    SELECT DISTINCT ON (j.integration_type)
+           j.integration_type,
+           CASE WHEN j.fails THEN NULL ELSE sys.slug END AS slug,
+           CASE WHEN j.fails THEN NULL ELSE j.provider END AS provider
+      FROM sys CROSS JOIN LATERAL (SELECT * FROM judged j WHERE j.account_id = sys.id) j
+     WHERE j.stops
+     ORDER BY j.integration_type, sys.position
 ), first_hop AS (
     -- The account's own row first, whatever the account (the app's
     -- get_model_config); where it moves the walk on, the chain's answer.
-    SELECT a.id, a.slug, sys.position AS chain_position, types.t,
-           CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE a.slug END ELSE sa.slug END AS answered_by,
+    -- The chain's answers are two or three rows: looked up, not joined.
+    SELECT a.id, a.slug, (SELECT sys.position FROM sys WHERE sys.id = a.id) AS chain_position, types.t,
+           CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE a.slug END
+                ELSE (SELECT sa.slug FROM sys_answer sa WHERE sa.integration_type = types.t) END AS answered_by,
            CASE WHEN types.t = ANY($2::text[]) THEN
-                CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.config -> 'provider' END
-                     ELSE sa.provider END
+                CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.provider END
+                     ELSE (SELECT sa.provider FROM sys_answer sa WHERE sa.integration_type = types.t) END
            END AS provider
       FROM "#,
             $accounts,
             r#" a
       CROSS JOIN unnest($1::text[]) AS types(t)
-      LEFT JOIN sys ON sys.id = a.id
-      LEFT JOIN LATERAL (
-            SELECT x.config, v.verdict <> ALL($5::text[]) AS stops, v.verdict = ANY($6::text[]) AS fails
-              FROM integration_settings x
-             CROSS JOIN LATERAL (SELECT keyfall_row_verdict(x.integration_type, x.config, x.is_active) AS verdict) v
-             WHERE x.account_id = a.id AND x.integration_type = types.t
-      ) own ON true
-      LEFT JOIN sys_answer sa ON sa.integration_type = types.t
+      LEFT JOIN judged own ON own.account_id = a.id AND own.integration_type = types.t
      WHERE ($3::bigint[] IS NULL OR a.id = ANY($3::bigint[]) OR a.id IS NULL)
-       AND ($4::text IS NULL OR sys.id IS NOT NULL OR a.id IS NULL
-            OR NOT EXISTS (SELECT 1 FROM integration_settings x
+       AND ($4::text IS NULL OR a.id IS NULL OR a.id IN (SELECT id FROM sys)
+            OR NOT EXISTS (SELECT 1 FROM row_verdicts x
                             WHERE x.account_id = a.id AND x.integration_type = $4::text
-                              AND keyfall_row_verdict(x.integration_type, x.config, x.is_active) <> ALL($5::text[])))
+                              AND x.verdict <> ALL($5::text[])))
 ), named AS (
     -- A provider reference: the hop's type when it is a string; any other
-    -- JSON (a number, a list) names no type the app could find.
-    -- A consumer answering without one (only under rules that let such a
-    -- row answer) hops nowhere: "(no provider)".
+    -- JSON (a number, a list) names no type the app could find. A consumer
+    -- answering without one (only under rules that let such a row answer)
+    -- hops nowhere: "(no provider)".
     SELECT f.*, CASE WHEN jsonb_typeof(f.provider) = 'string' AND f.provider <> '""'::jsonb
                      THEN f.provider #>> '{}' END AS hop_type,
            CASE WHEN f.t <> ALL($2::text[]) THEN NULL
@@ -82,16 +82,13 @@ sys AS (
 SELECT f.slug AS account, f.id AS account_id, f.chain_position, f.t AS integration_type, f.answered_by,
        CASE WHEN f.answered_by IS NOT NULL THEN f.provider_text END AS provider,
        CASE WHEN f.answered_by IS NOT NULL AND f.hop_type IS NOT NULL THEN
-            CASE WHEN prov.stops THEN CASE WHEN prov.fails THEN NULL ELSE f.slug END ELSE psa.slug END
+            CASE WHEN prov.stops THEN CASE WHEN prov.fails THEN NULL ELSE f.slug END
+                 ELSE (SELECT psa.slug FROM sys_answer psa WHERE psa.integration_type = f.hop_type) END
        END AS provider_answered_by
   FROM named f
-  LEFT JOIN LATERAL (
-        SELECT v.verdict <> ALL($5::text[]) AS stops, v.verdict = ANY($6::text[]) AS fails
-          FROM integration_settings x
-         CROSS JOIN LATERAL (SELECT keyfall_row_verdict(x.integration_type, x.config, x.is_active) AS verdict) v
-         WHERE x.account_id = f.id AND x.integration_type = f.hop_type
-  ) prov ON f.hop_type IS NOT NULL
-  LEFT JOIN sys_answer psa ON psa.integration_type = f.hop_type
+  -- Only consumers hop: an index probe for those, nothing for the rest.
+  LEFT JOIN LATERAL (SELECT * FROM judged x WHERE x.account_id = f.id AND x.integration_type = f.hop_type OFFSET 0) prov
+         ON f.hop_type IS NOT NULL
 "#
         )
     };
@@ -313,13 +310,14 @@ impl Store {
         Ok(report)
     }
 
-    /// The registry's types plus any found in the data (a loose index scan).
+    /// The registry's types plus any found in the data (a loose index scan
+    /// of keyfall's verdict table: the app's table has no index for it).
     async fn all_types(&self) -> Result<Vec<String>, StoreError> {
         let found: Vec<String> = sqlx::query_scalar(
             "WITH RECURSIVE found AS (
-                 SELECT min(integration_type) AS t FROM integration_settings
+                 SELECT min(integration_type) AS t FROM row_verdicts
                  UNION ALL
-                 SELECT (SELECT min(integration_type) FROM integration_settings WHERE integration_type > found.t)
+                 SELECT (SELECT min(integration_type) FROM row_verdicts WHERE integration_type > found.t)
                    FROM found WHERE found.t IS NOT NULL
              ) SELECT t FROM found WHERE t IS NOT NULL",
         )

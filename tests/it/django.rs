@@ -472,3 +472,50 @@ async fn detach_leaves_the_django_tables_as_they_were_before_attach() {
     assert_eq!(answers.len(), 40 * 5);
     kf(&db.target, &["write", "--account", "aws-admin", "--type", "openai", "--how", "update", "--config", "{}"]);
 }
+
+#[tokio::test]
+async fn attach_writes_the_mapping_and_every_command_checks_it() {
+    let db = TestDb::bare().await;
+    kf(&db.target, &["migrate"]);
+    kf(&db.target, &["seed", "--seed", "24", "--tenants", "5", "--users", "10"]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "# my settings\nlabel = \"staging\"\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+
+    // A dry run shows the mapping and what would be installed, and changes nothing.
+    let run = keyfall(&db, &["--config", config_arg, "attach", "--dry-run"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for expected in [
+        "public.igny8_integration_settings",
+        "public.igny8_account",
+        "public.igny8_user",
+        "xmin",
+        "keyfall_audit_insert",
+    ] {
+        assert!(run.stdout.contains(expected), "{expected}: {}", run.stdout);
+    }
+    let run = keyfall(&db, &["--config", config_arg, "report"], None);
+    assert_eq!(run.code, 2, "nothing installed yet: {}", run.stderr);
+
+    let run = keyfall(&db, &["--config", config_arg, "attach", "--yes"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.starts_with("# my settings\nlabel = \"staging\"\n"), "the rest of the file is kept: {text}");
+    assert!(text.contains("[mapping.settings]") && text.contains("igny8_integration_settings"), "{text}");
+    let run = keyfall(&db, &["--config", config_arg, "report", "--json"], None);
+    assert!(run.code <= 1, "{}", run.stderr);
+
+    // A config naming a column the app does not have: said precisely.
+    std::fs::write(&config, text.replace("slug = \"slug\"", "slug = \"handle\"")).unwrap();
+    let run = keyfall(&db, &["--config", config_arg, "report"], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("keyfall attach"), "{}", run.stderr);
+    let run = keyfall(&db, &["--config", config_arg, "attach", "--dry-run"], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("column handle (for slug) does not exist in public.igny8_account"), "{}", run.stderr);
+    // The demo refuses a database attached to an app.
+    let run = keyfall(&db, &["demo"], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("igny8_integration_settings"), "{}", run.stderr);
+}
