@@ -23,6 +23,9 @@ CREATE TABLE IF NOT EXISTS public.users (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE UNIQUE INDEX IF NOT EXISTS users_email_ci ON public.users (lower(email));
+-- keyfall looks a user up by the exact email first, as an app's unique
+-- email index (Django's EmailField(unique=True)) allows.
+CREATE INDEX IF NOT EXISTS users_email ON public.users (email);
 CREATE INDEX IF NOT EXISTS users_account ON public.users (account_id);
 -- The console's user picker searches by email prefix whatever the collation.
 CREATE INDEX IF NOT EXISTS users_email_prefix ON public.users (lower(email) text_pattern_ops);

@@ -96,7 +96,7 @@ async fn booted(store: &Store, size: (u16, u16)) -> Model {
         database: store.label().to_string(),
         label: None,
         color: None,
-        access: Access { operator: None, read_only: Some("bench".into()) },
+        access: Access { operator: None, read_only: Some("bench".into()), forced: true },
         no_color: false,
     };
     let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());

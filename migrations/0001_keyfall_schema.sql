@@ -115,6 +115,10 @@ $tables$;
 
 -- `keyfall audit --account SLUG` filters by slug; the last writer of a row
 -- (shown where the app's table has no updated_by) is found by row id.
+-- The database login of every audit row, set by the database: next to the
+-- operator keyfall names, it cannot be claimed.
+ALTER TABLE keyfall.audit_log ADD COLUMN IF NOT EXISTS db_login text;
+ALTER TABLE keyfall.audit_log ALTER COLUMN db_login SET DEFAULT session_user;
 CREATE INDEX IF NOT EXISTS audit_log_slug ON keyfall.audit_log (account_slug, integration_type, id);
 CREATE INDEX IF NOT EXISTS audit_log_row ON keyfall.audit_log (table_name, row_id, id);
 
@@ -189,9 +193,49 @@ $$;
 
 -- Who is writing: keyfall names its operator with SET LOCAL keyfall.actor;
 -- any other client (the Django app, psql) is its database role.
-CREATE FUNCTION keyfall.keyfall_actor() RETURNS text
+-- Which app users a database login may act as (DESIGN §4): the operator
+-- map, kept by `keyfall operator add/remove` (the schema owner's job).
+CREATE TABLE keyfall.operators (
+    login    text NOT NULL,
+    email    text NOT NULL CHECK (email = lower(email)),
+    added_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (login, email)
+);
+
+-- Whether the session's login is a database superuser.
+CREATE FUNCTION keyfall.keyfall_login_is_superuser() RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT coalesce(nullif(current_setting('keyfall.actor', true), ''), session_user::text)
+    SELECT coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user), false)
+$$;
+
+-- May this session's login act as the app user `email`? A superuser may
+-- act as anyone (the audit log records the login all the same).
+-- ($1, not the parameter's name: inside the query `email` would be the
+-- column.)
+CREATE FUNCTION keyfall.keyfall_may_act_as(email text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+    SELECT keyfall.keyfall_login_is_superuser()
+        OR EXISTS (SELECT 1 FROM keyfall.operators o WHERE o.login = session_user AND o.email = lower($1))
+$$;
+
+-- Who keyfall's session says it is (`SET LOCAL keyfall.actor`), without a
+-- trailing note such as " (overwrite)".
+CREATE FUNCTION keyfall.keyfall_claimed() RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT nullif(split_part(coalesce(current_setting('keyfall.actor', true), ''), ' (', 1), '')
+$$;
+
+-- The actor the audit log records: the claimed operator when the login may
+-- act as them, else the login itself, with the refused claim shown. Any
+-- client (the Django app, psql) that claims nothing is its database role.
+CREATE FUNCTION keyfall.keyfall_actor() RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+    SELECT CASE
+        WHEN keyfall.keyfall_claimed() IS NULL THEN session_user::text
+        WHEN keyfall.keyfall_may_act_as(keyfall.keyfall_claimed())
+             THEN current_setting('keyfall.actor', true)
+        ELSE session_user::text || ' (claimed ' || left(current_setting('keyfall.actor', true), 200) || ')'
+    END
 $$;
 
 -- 'infinity' is a valid timestamptz that no client time type can hold:
@@ -206,7 +250,7 @@ $$;
 -- The chain, the policy and the function map change who resolves where, so
 -- they are audited and announced too (whole rows; they hold no secrets).
 CREATE FUNCTION keyfall.keyfall_config_audit() RETURNS trigger
-LANGUAGE plpgsql SET search_path = keyfall, pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
 DECLARE
     audit_id bigint;
 BEGIN
@@ -226,6 +270,8 @@ CREATE TRIGGER fallback_chain_audit AFTER INSERT OR UPDATE OR DELETE ON keyfall.
 CREATE TRIGGER policy_audit AFTER INSERT OR UPDATE OR DELETE ON keyfall.policy
     FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_config_audit();
 CREATE TRIGGER ai_functions_audit AFTER INSERT OR UPDATE OR DELETE ON keyfall.ai_functions
+    FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_config_audit();
+CREATE TRIGGER operators_audit AFTER INSERT OR UPDATE OR DELETE ON keyfall.operators
     FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_config_audit();
 
 -- The audit log is append-only, for every role including the owner.
@@ -418,13 +464,15 @@ BEGIN
 END
 $$;
 
--- Remove what a mapping put on the app's settings table: the three audit
--- triggers. Nothing else of keyfall's touches the app's tables.
+-- Remove what a mapping put on the app's tables: the audit triggers on the
+-- settings table and the announcing ones on users and accounts. Nothing
+-- else of keyfall's touches the app's tables.
 CREATE FUNCTION keyfall.keyfall_drop_app_triggers() RETURNS void
 LANGUAGE plpgsql SET search_path = keyfall, pg_catalog AS $$
 DECLARE
     spec jsonb;
     rel  regclass;
+    part text;
 BEGIN
     SELECT m.spec INTO spec FROM keyfall.mapping m;
     IF spec IS NULL THEN
@@ -437,6 +485,21 @@ BEGIN
         EXECUTE format('DROP TRIGGER IF EXISTS keyfall_audit_delete ON %s', rel);
         EXECUTE format('DROP TRIGGER IF EXISTS keyfall_audit_truncate ON %s', rel);
     END IF;
+    FOREACH part IN ARRAY ARRAY['users', 'accounts'] LOOP
+        rel := to_regclass(keyfall.keyfall_qualified(spec -> part));
+        IF rel IS NOT NULL THEN
+            EXECUTE format('DROP TRIGGER IF EXISTS keyfall_announce ON %s', rel);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- A change to the app's users or accounts, announced (no contents).
+CREATE FUNCTION keyfall.keyfall_announce() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+BEGIN
+    PERFORM pg_notify('keyfall_changes', json_build_object('table', TG_ARGV[0], 'op', lower(TG_OP))::text);
+    RETURN NULL;
 END
 $$;
 
@@ -636,6 +699,72 @@ $body$, s ->> 'id', s ->> 'account_id', s ->> 'integration_type', s ->> 'config'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_settings_truncate()',
                    keyfall.keyfall_qualified(m -> 'settings'));
 
+    -- Changes to the app's users and accounts change who may do what (and
+    -- which accounts exist): announced like settings changes, rows never
+    -- touched, nothing recorded.
+    EXECUTE format('CREATE TRIGGER keyfall_announce AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_announce(%L)',
+                   keyfall.keyfall_qualified(m -> 'users'), 'users');
+    EXECUTE format('CREATE TRIGGER keyfall_announce AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %s'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_announce(%L)',
+                   keyfall.keyfall_qualified(m -> 'accounts'), 'accounts');
+
+    -- Writes through keyfall's view go through this function: it asks the
+    -- database's own copy of the permission rules, for the operator the
+    -- login may act as, at the moment of the write; then writes the app's
+    -- row, only if it is still at the version keyfall read (a concurrent
+    -- writer makes it match nothing: a conflict, never an overwrite).
+    body := format($body$
+CREATE OR REPLACE FUNCTION keyfall.keyfall_settings_write() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $f$
+DECLARE
+    new_id bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM keyfall.keyfall_authorize('modify_settings', NEW.account_id);
+        INSERT INTO %1$s AS s (%3$I, %4$I, %5$I, %6$I %7$s)
+        VALUES (NEW.account_id, NEW.integration_type, coalesce(NEW.config, '{}'::jsonb), coalesce(NEW.is_active, true) %8$s)
+        ON CONFLICT (%3$I, %4$I) DO NOTHING
+        RETURNING s.%2$I INTO new_id;
+        IF new_id IS NULL THEN
+            RETURN NULL;
+        END IF;
+        NEW.id := new_id;
+        RETURN NEW;
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM keyfall.keyfall_authorize('modify_settings', OLD.account_id);
+        IF NEW.account_id IS DISTINCT FROM OLD.account_id THEN
+            PERFORM keyfall.keyfall_authorize('modify_settings', NEW.account_id);
+        END IF;
+        UPDATE %1$s AS s SET %3$I = NEW.account_id, %4$I = NEW.integration_type, %5$I = NEW.config,
+               %6$I = NEW.is_active %9$s
+         WHERE s.%2$I = OLD.id AND %10$s = OLD.version;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+        RETURN NEW;
+    ELSE
+        PERFORM keyfall.keyfall_authorize('modify_settings', OLD.account_id);
+        DELETE FROM %1$s AS s WHERE s.%2$I = OLD.id AND %10$s = OLD.version;
+        IF NOT FOUND THEN
+            RETURN NULL;
+        END IF;
+        RETURN OLD;
+    END IF;
+END
+$f$
+$body$, keyfall.keyfall_qualified(m -> 'settings'), s ->> 'id', s ->> 'account_id', s ->> 'integration_type',
+        s ->> 'config', s ->> 'is_active',
+        concat_ws(', ', '', CASE WHEN jsonb_typeof(s -> 'updated_at') = 'string' THEN quote_ident(s ->> 'updated_at') END,
+                            CASE WHEN created_at_col <> '' THEN quote_ident(s ->> 'created_at') END),
+        concat_ws(', ', '', CASE WHEN jsonb_typeof(s -> 'updated_at') = 'string' THEN 'now()' END,
+                            CASE WHEN created_at_col <> '' THEN 'now()' END),
+        CASE WHEN jsonb_typeof(s -> 'updated_at') = 'string' THEN format(', %I = now()', s ->> 'updated_at') ELSE '' END,
+        version_expr);
+    EXECUTE body;
+    CREATE TRIGGER keyfall_settings_write INSTEAD OF INSERT OR UPDATE OR DELETE ON keyfall.integration_settings
+        FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_settings_write();
+
     -- Every row's verdict, from scratch.
     TRUNCATE keyfall.row_verdicts;
     INSERT INTO keyfall.row_verdicts (setting_id, account_id, integration_type, verdict, provider)
@@ -653,3 +782,195 @@ $$;
 -- role may run them.
 REVOKE EXECUTE ON FUNCTION keyfall.keyfall_install_mapping(jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION keyfall.keyfall_drop_app_triggers() FROM PUBLIC;
+
+-- The permission rules of DESIGN §4 (domain::permissions::evaluate), for
+-- the checks the database makes at each write: the names of the checks
+-- that fail for `email` doing `action` on the settings of `account_id`
+-- (NULL: the system settings) under the policy in force; empty when
+-- allowed. A property test holds this equal to the Rust evaluator.
+CREATE FUNCTION keyfall.keyfall_failing_checks(email text, action text, account_id bigint) RETURNS text[]
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    u        record;
+    acc      record;
+    mode     text;
+    target_system boolean;
+    active   boolean := false;
+    tenant   boolean := false;
+    sysdev   boolean := false;
+    owner    boolean := false;
+    failing  text[] := '{}';
+BEGIN
+    SELECT * INTO u FROM keyfall.users x WHERE x.email = keyfall_failing_checks.email LIMIT 1;
+    IF NOT FOUND THEN
+        SELECT * INTO u FROM keyfall.users x WHERE lower(x.email) = lower(keyfall_failing_checks.email)
+         ORDER BY x.id LIMIT 1;
+    END IF;
+    SELECT p.mode INTO mode FROM keyfall.policy p LIMIT 1;
+    mode := coalesce(mode, 'system_only');
+    target_system := keyfall_failing_checks.account_id IS NULL OR EXISTS (
+        SELECT 1 FROM keyfall.accounts a JOIN keyfall.fallback_chain c ON c.account_slug = a.slug
+         WHERE a.id = keyfall_failing_checks.account_id);
+    IF u.id IS NOT NULL THEN
+        active := u.is_active;
+        SELECT a.id, a.slug, a.status INTO acc FROM keyfall.accounts a WHERE a.id = u.account_id;
+        tenant := acc.id IS NOT NULL AND acc.status IN ('active', 'trial');
+        sysdev := u.is_superuser OR u.role IN ('developer', 'system_bot')
+                  OR (acc.id IS NOT NULL AND EXISTS (SELECT 1 FROM keyfall.fallback_chain c
+                                                      WHERE c.account_slug = acc.slug));
+        owner := acc.id IS NOT NULL AND acc.id = keyfall_failing_checks.account_id
+                 AND NOT target_system AND u.role IN ('owner', 'admin');
+    END IF;
+    IF NOT active THEN
+        failing := failing || 'IsAuthenticatedAndActive'::text;
+    END IF;
+    IF action = 'task_progress' THEN
+        RETURN failing;
+    END IF;
+    IF NOT tenant THEN
+        failing := failing || 'HasTenantAccess'::text;
+    END IF;
+    IF action IN ('view_settings', 'modify_settings') AND mode = 'per_account' AND NOT target_system THEN
+        IF NOT (sysdev OR owner) THEN
+            failing := failing || 'IsSystemAccountOrDeveloper or IsAccountOwnerOrAdmin'::text;
+        END IF;
+    ELSIF action = 'view_settings' AND mode = 'hybrid_readonly' AND target_system THEN
+        NULL;
+    ELSIF NOT sysdev THEN
+        failing := failing || 'IsSystemAccountOrDeveloper'::text;
+    END IF;
+    RETURN failing;
+END
+$$;
+
+-- The operator this session may act as, or an error: keyfall's writes
+-- name their operator, and the login must be allowed to act as them.
+CREATE FUNCTION keyfall.keyfall_operator() RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    claimed text := keyfall.keyfall_claimed();
+BEGIN
+    IF claimed IS NULL THEN
+        RAISE EXCEPTION 'no operator: a write through keyfall names the app user it acts as'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT keyfall.keyfall_may_act_as(claimed) THEN
+        RAISE EXCEPTION 'login % may not act as %: a database superuser maps it with keyfall operator add % %',
+            session_user, left(claimed, 200), session_user, left(claimed, 200)
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN claimed;
+END
+$$;
+
+-- Refuse, with the failing checks, unless the session's operator may do
+-- `action` on the settings of `account_id` under the policy in force now.
+CREATE FUNCTION keyfall.keyfall_authorize(action text, account_id bigint) RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    who     text := keyfall.keyfall_operator();
+    failing text[] := keyfall.keyfall_failing_checks(who, action, account_id);
+    slug    text;
+BEGIN
+    IF cardinality(failing) > 0 THEN
+        SELECT a.slug INTO slug FROM keyfall.accounts a WHERE a.id = keyfall_authorize.account_id;
+        RAISE EXCEPTION 'denied by the database: % may not % of %: % fails',
+            left(who, 200), replace(action, '_settings', ' the settings'), coalesce(slug, 'the system accounts'),
+            array_to_string(failing, ', ')
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+
+-- The chain and the policy are for active superusers and developers (as
+-- the seed's Django admin): checked here for every writer through keyfall
+-- and any other role without ownership.
+CREATE FUNCTION keyfall.keyfall_guard_admin() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    who text;
+    ok  boolean;
+BEGIN
+    -- Migrations and the schema owner's maintenance run without an operator.
+    IF keyfall.keyfall_claimed() IS NULL AND keyfall.keyfall_login_is_superuser() THEN
+        RETURN NULL;
+    END IF;
+    who := keyfall.keyfall_operator();
+    SELECT u.is_active AND (u.is_superuser OR u.role = 'developer') INTO ok
+      FROM keyfall.users u WHERE lower(u.email) = lower(who) ORDER BY u.id LIMIT 1;
+    IF NOT coalesce(ok, false) THEN
+        RAISE EXCEPTION 'denied by the database: the chain and the policy are for active superusers and developers; % is not one', left(who, 200)
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER fallback_chain_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON keyfall.fallback_chain
+    FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_guard_admin();
+CREATE TRIGGER policy_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON keyfall.policy
+    FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_guard_admin();
+
+-- A raw key, read only through here: checked (the right to modify that
+-- setting, as DESIGN §6's reveal), and recorded as a reveal with the key's
+-- fingerprint, in the caller's transaction. The operator role has no
+-- direct way to a raw key's audit row or to the audit log at all.
+CREATE FUNCTION keyfall.keyfall_reveal(slug text, integration_type text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    acc_id bigint;
+    key    text;
+BEGIN
+    SELECT a.id INTO acc_id FROM keyfall.accounts a WHERE a.slug = keyfall_reveal.slug;
+    IF acc_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM keyfall.keyfall_authorize('modify_settings', acc_id);
+    SELECT s.config ->> 'apiKey' INTO key FROM keyfall.integration_settings s
+     WHERE s.account_id = acc_id AND s.integration_type = keyfall_reveal.integration_type;
+    IF key IS NULL THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO keyfall.audit_log (actor, action, table_name, account_id, account_slug, integration_type, after)
+    VALUES (keyfall.keyfall_actor(), 'reveal', 'integration_settings', acc_id, keyfall_reveal.slug,
+            keyfall_reveal.integration_type, jsonb_build_object('apiKey', keyfall.keyfall_fingerprint(key)));
+    RETURN key;
+END
+$$;
+
+-- Who this session is, for keyfall's start: the login, whether it is a
+-- database superuser, and the app users it may act as.
+CREATE FUNCTION keyfall.keyfall_whoami() RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+    SELECT jsonb_build_object(
+        'login', session_user::text,
+        'superuser', keyfall.keyfall_login_is_superuser(),
+        'emails', coalesce((SELECT jsonb_agg(o.email ORDER BY o.email) FROM keyfall.operators o
+                             WHERE o.login = session_user), '[]'::jsonb))
+$$;
+
+-- A setting's config with its raw key, for a connection test: checked (the
+-- right to test the connection of that account's settings) and recorded.
+CREATE FUNCTION keyfall.keyfall_config_for_test(slug text, integration_type text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    acc_id bigint;
+    cfg    jsonb;
+BEGIN
+    SELECT a.id INTO acc_id FROM keyfall.accounts a WHERE a.slug = keyfall_config_for_test.slug;
+    IF acc_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM keyfall.keyfall_authorize('test_connection', acc_id);
+    SELECT s.config INTO cfg FROM keyfall.integration_settings s
+     WHERE s.account_id = acc_id AND s.integration_type = keyfall_config_for_test.integration_type;
+    IF cfg IS NULL THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO keyfall.audit_log (actor, action, table_name, account_id, account_slug, integration_type, after)
+    VALUES (keyfall.keyfall_actor(), 'test_connection', 'integration_settings', acc_id, keyfall_config_for_test.slug,
+            keyfall_config_for_test.integration_type,
+            jsonb_build_object('apiKey', CASE WHEN jsonb_typeof(cfg -> 'apiKey') = 'string'
+                                              THEN keyfall.keyfall_fingerprint(cfg ->> 'apiKey') END));
+    RETURN cfg;
+END
+$$;

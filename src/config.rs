@@ -78,6 +78,8 @@ pub struct Config {
     pub resolution: RawResolution,
     /// The config file read (or the one `attach` writes to).
     pub file: Option<PathBuf>,
+    /// The database login, once connected (who the database says we are).
+    pub login: Option<String>,
 }
 
 /// What the command line says; `None` means "not given".
@@ -119,6 +121,7 @@ impl Config {
             mapping: raw.mapping,
             resolution: raw.resolution.unwrap_or_default(),
             file,
+            login: None,
         })
     }
 }

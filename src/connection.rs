@@ -3,7 +3,9 @@
 //! base URL overridable by the setting's `base_url`. The key is sent only
 //! there, in a header or the request body, and never appears in what this
 //! returns: responses are summarised, never echoed (providers quote keys in
-//! their error messages).
+//! their error messages). Redirects are not followed: the key goes to the
+//! configured host or nowhere, and a redirect is a failure naming where it
+//! pointed.
 
 use std::time::{Duration, Instant};
 
@@ -40,7 +42,9 @@ pub async fn test(provider: &str, config: &Value, timeout: Duration) -> Outcome 
     let Some(key) = key.filter(|k| !k.is_blank()) else {
         return fail("", None, "no key to test".into());
     };
-    let client = match reqwest::Client::builder().timeout(timeout).build() {
+    // Never follow a redirect: it would carry the key (the Authorization
+    // header on the same host, Runware's body anywhere) to another URL.
+    let client = match reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none()).build() {
         Ok(c) => c,
         Err(_) => return fail("", None, "cannot start an HTTP client".into()),
     };
@@ -67,6 +71,10 @@ pub async fn test(provider: &str, config: &Value, timeout: Duration) -> Outcome 
         Err(_) => return fail(&host, None, format!("the request to {host} failed")),
     };
     let status = response.status().as_u16();
+    if response.status().is_redirection() {
+        let message = redirect_message(status, response.headers().get(reqwest::header::LOCATION), key.expose(), &host);
+        return Outcome { ok: false, host, status: Some(status), message, elapsed_ms: started.elapsed().as_millis() };
+    }
     let body: Option<Value> = response.json().await.ok();
     let elapsed_ms = started.elapsed().as_millis();
     let outcome =
@@ -87,6 +95,23 @@ pub async fn test(provider: &str, config: &Value, timeout: Duration) -> Outcome 
             }
         }
         _ => outcome(false, format!("the provider answered {status}")),
+    }
+}
+
+/// What a redirect is reported as: where it pointed (escapes made visible,
+/// shortened, the key blanked out should the server have quoted it), and
+/// that it was not followed.
+fn redirect_message(status: u16, location: Option<&reqwest::header::HeaderValue>, key: &str, host: &str) -> String {
+    match location {
+        Some(value) => {
+            let raw = String::from_utf8_lossy(value.as_bytes());
+            let shown = if key.is_empty() { raw.into_owned() } else { raw.replace(key, "<key>") };
+            format!(
+                "redirected ({status}) to {}; not followed (the key is only sent to {host})",
+                crate::domain::text::visible_short(&shown, 100)
+            )
+        }
+        None => format!("redirected ({status}) without a location; not followed (the key is only sent to {host})"),
     }
 }
 

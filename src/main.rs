@@ -39,9 +39,12 @@ fn one_line(message: &str) -> String {
 }
 
 /// Logs go to a file in the state directory, never to the screen. With no
-/// writable state directory, there is no log.
+/// writable state directory, there is no log. The file is the user's only
+/// (0600), created so before anything is written to it, and narrowed to
+/// 0600 if an older keyfall left it readable by others.
 fn init_logging(dir: &std::path::Path) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     std::fs::create_dir_all(dir).ok()?;
+    private_log_file(&dir.join("keyfall.log")).ok()?;
     let appender = tracing_appender::rolling::never(dir, "keyfall.log");
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let level = match std::env::var("KEYFALL_LOG").as_deref() {
@@ -52,6 +55,18 @@ fn init_logging(dir: &std::path::Path) -> Option<tracing_appender::non_blocking:
     };
     tracing_subscriber::fmt().with_writer(writer).with_ansi(false).with_max_level(level).try_init().ok()?;
     Some(guard)
+}
+
+#[cfg(unix)]
+fn private_log_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn private_log_file(_path: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// A panic prints one line pointing at the log, never the payload (which

@@ -78,8 +78,21 @@ pub(super) fn open_audit(model: &mut Model) -> Vec<Cmd> {
         selected: 0,
         request,
         loading: true,
+        error: None,
     }));
     vec![cmd]
+}
+
+/// The audit view's request failed: it says so instead of waiting forever.
+pub(super) fn audit_failed(model: &mut Model, request: u64, error: &str) -> bool {
+    match &mut model.overlay {
+        Some(Overlay::Audit(view)) if view.request == request && view.loading => {
+            view.loading = false;
+            view.error = Some(crate::domain::text::visible_short(error, 200));
+            true
+        }
+        _ => false,
+    }
 }
 
 pub(super) fn audit_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
@@ -130,9 +143,14 @@ pub(super) fn revert(model: &mut Model) -> Vec<Cmd> {
                 let now = target.get(&field).and_then(|v| v.as_str()).map(fingerprint);
                 kept_key |= now.as_deref() != Some(old.as_str());
             }
-            // The log holds fingerprints inside: restoring would write them
-            // as values. Keep what is there.
-            Some(old) if is_secret_field(&field) || crate::domain::secret::contains_secret(old) => {
+            // The log holds fingerprints (of secrets by name or by shape,
+            // at any depth): restoring would write them as values. Keep
+            // what is there.
+            Some(old)
+                if is_secret_field(&field)
+                    || crate::domain::secret::contains_secret(old)
+                    || crate::domain::secret::contains_fingerprint(old) =>
+            {
                 kept_key = true;
             }
             Some(old) => {
@@ -190,10 +208,14 @@ pub(super) fn test_connection(model: &mut Model) -> Vec<Cmd> {
     } else {
         model.world.chain.iter().find(|e| e.slug == by).and_then(|e| e.account.as_ref()).map(|a| a.id)
     };
-    let Some(config) = owner.and_then(|id| model.world.settings.get(&(id, provider.clone()))).map(|s| s.config.clone())
-    else {
+    if owner.and_then(|id| model.world.settings.get(&(id, provider.clone()))).is_none() {
+        return Vec::new();
+    }
+    let Some(actor) = model.session.access.operator.as_ref().map(|u| u.email.clone()) else {
+        model.notice = Some("a connection test sends the key: it needs an operator (--as)".into());
         return Vec::new();
     };
+    let by_slug = by.clone();
     let request = model.request();
     model.test_request = request;
     model.last_test = Some(LastTest {
@@ -205,7 +227,7 @@ pub(super) fn test_connection(model: &mut Model) -> Vec<Cmd> {
         outcome: None,
         from_resolve: false,
     });
-    vec![Cmd::TestConnection { request, provider, config }]
+    vec![Cmd::TestConnection { request, actor, account: by_slug, provider }]
 }
 
 /// `t` on the resolve-as panel: test the key that answers for that user
@@ -222,7 +244,11 @@ pub(super) fn test_resolved(model: &mut Model) -> Vec<Cmd> {
     };
     let provider = answering.integration_type.clone();
     let Some(account) = subject.snapshot.accounts.values().find(|a| a.slug == by).cloned() else { return Vec::new() };
-    let Some(config) = subject.snapshot.settings.get(&(account.id, provider.clone())).map(|s| s.config.clone()) else {
+    if !subject.snapshot.settings.contains_key(&(account.id, provider.clone())) {
+        return Vec::new();
+    }
+    let Some(actor) = model.session.access.operator.as_ref().map(|u| u.email.clone()) else {
+        model.notice = Some("a connection test sends the key: it needs an operator (--as)".into());
         return Vec::new();
     };
     let request = model.request();
@@ -236,5 +262,5 @@ pub(super) fn test_resolved(model: &mut Model) -> Vec<Cmd> {
         outcome: None,
         from_resolve: true,
     });
-    vec![Cmd::TestConnection { request, provider, config }]
+    vec![Cmd::TestConnection { request, actor, account: account.slug.clone(), provider }]
 }

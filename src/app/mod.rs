@@ -93,7 +93,9 @@ pub enum Msg {
 #[derive(Clone, PartialEq)]
 pub enum Cmd {
     /// Load the accounts index, chain snapshot, policy and functions.
-    Boot { request: u64 },
+    /// Load the index, the chain and policy, the functions, and the
+    /// operator as they are now.
+    Boot { request: u64, operator: Option<String> },
     /// Load every setting of these accounts.
     LoadSettings { request: u64, account_ids: Vec<i64> },
     /// Gather what resolving `function` for `email` needs (one round trip).
@@ -136,7 +138,9 @@ pub enum Cmd {
     /// Run the lint rules over everything.
     Lint { request: u64 },
     /// Call the provider with this config's key (DESIGN §9).
-    TestConnection { request: u64, provider: String, config: serde_json::Value },
+    /// Test the key of `account`'s `provider` setting; the runtime asks the
+    /// database for it as `actor` (checked and recorded there).
+    TestConnection { request: u64, actor: String, account: String, provider: String },
 }
 
 impl std::fmt::Debug for Cmd {
@@ -152,11 +156,12 @@ impl std::fmt::Debug for Cmd {
                 .field("config", &mask_config(config))
                 .field("is_active", is_active)
                 .finish_non_exhaustive(),
-            Cmd::TestConnection { request, provider, config } => f
+            Cmd::TestConnection { request, actor, account, provider } => f
                 .debug_struct("TestConnection")
                 .field("request", request)
+                .field("actor", actor)
+                .field("account", account)
                 .field("provider", provider)
-                .field("config", &mask_config(config))
                 .finish(),
             Cmd::Preview { request, proposal } => {
                 f.debug_struct("Preview").field("request", request).field("proposal", proposal).finish()
@@ -168,7 +173,7 @@ impl std::fmt::Debug for Cmd {
 
 fn cmd_name(cmd: &Cmd) -> String {
     match cmd {
-        Cmd::Boot { request } => format!("Boot({request})"),
+        Cmd::Boot { request, .. } => format!("Boot({request})"),
         Cmd::LoadSettings { request, account_ids } => format!("LoadSettings({request}, {account_ids:?})"),
         Cmd::Resolve { request, email, function } => format!("Resolve({request}, {email:?}, {function:?})"),
         Cmd::FindUsers { request, query } => format!("FindUsers({request}, {query:?})"),
@@ -191,7 +196,7 @@ impl Cmd {
     /// The request id the reply will carry.
     pub fn request(&self) -> u64 {
         match self {
-            Cmd::Boot { request }
+            Cmd::Boot { request, .. }
             | Cmd::LoadSettings { request, .. }
             | Cmd::Resolve { request, .. }
             | Cmd::FindUsers { request, .. }
@@ -279,6 +284,8 @@ pub struct AuditView {
     pub selected: usize,
     pub request: u64,
     pub loading: bool,
+    /// Why the entries could not be loaded (shown instead of "loading…").
+    pub error: Option<String>,
 }
 
 /// The outcome of a connection test, for the setting pane.
@@ -305,12 +312,53 @@ pub struct Revealed {
     pub until: DateTime<Utc>,
 }
 
-/// Who the console runs as and whether it may write; decided at start.
+/// Who the console runs as and whether it may write; decided at start and
+/// again on every reload, so it follows changes to the operator, the
+/// policy and the chain.
 #[derive(Debug, Clone)]
 pub struct Access {
     pub operator: Option<User>,
     /// Why the session is read-only, if it is.
     pub read_only: Option<String>,
+    /// Read-only whatever the rights (`--read-only`, no operator): the
+    /// database session itself is read-only.
+    pub forced: bool,
+}
+
+/// The operator's access from fresh data (`data.user` is the operator):
+/// read-only unless they may modify the system settings or their own
+/// account's under the policy in force. `forced` keeps a session read-only.
+pub fn decide_access(data: &crate::store::SubjectData, forced: Option<String>) -> Access {
+    use crate::domain::model::chain_position;
+    use crate::domain::permissions::{self, Action, Subject, Target as PermTarget};
+    let Some(user) = data.user.clone() else {
+        return Access {
+            operator: None,
+            read_only: Some(forced.unwrap_or_else(|| "no operator".into())),
+            forced: true,
+        };
+    };
+    if let Some(why) = forced {
+        return Access { operator: Some(user), read_only: Some(why), forced: true };
+    }
+    let chain = &data.snapshot.chain;
+    let account = data.user_account();
+    let subject =
+        Subject { user: &user, account, account_chain_position: account.and_then(|a| chain_position(chain, a.id)) };
+    let head = chain.first().map(|e| e.slug.clone()).unwrap_or_default();
+    let system =
+        permissions::evaluate(&subject, data.policy, Action::ModifySettings, &PermTarget::System { slug: &head });
+    let own = account.filter(|a| chain_position(chain, a.id).is_none()).map(|a| {
+        permissions::evaluate(&subject, data.policy, Action::ModifySettings, &PermTarget::Tenant { account: a })
+    });
+    let may_write = system.allowed || own.as_ref().is_some_and(|d| d.allowed);
+    let read_only = if may_write {
+        None
+    } else {
+        let failing: Vec<String> = system.failing().map(|c| c.name.clone()).collect();
+        Some(format!("{} fails for {}", failing.join(", "), crate::domain::text::visible_short(&user.email, 60)))
+    };
+    Access { operator: Some(user), read_only, forced: false }
 }
 
 /// Static facts for the header.
@@ -446,7 +494,8 @@ impl Model {
     pub fn start(&mut self) -> Vec<Cmd> {
         let request = self.request();
         self.boot_request = request;
-        vec![Cmd::Boot { request }]
+        let operator = self.session.access.operator.as_ref().map(|u| u.email.clone());
+        vec![Cmd::Boot { request, operator }]
     }
 
     fn request(&mut self) -> u64 {
@@ -595,6 +644,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             {
                 view.entries = entries;
                 view.loading = false;
+                view.error = None;
                 view.selected = 0;
             }
             Vec::new()
@@ -697,7 +747,7 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         }
         _ => false,
     };
-    let editing = editing || admin::failed(model, request, error);
+    let editing = editing || admin::failed(model, request, error) || inspect::audit_failed(model, request, error);
     if editing {
         if unavailable {
             model.connection = Connection::Lost;
@@ -798,6 +848,18 @@ fn user_item(hit: UserHit) -> Item {
 
 fn on_boot(model: &mut Model, boot: Boot) -> Vec<Cmd> {
     model.connection = Connection::Up;
+    // Rights follow the operator, the policy and the chain as they are now.
+    if model.session.access.operator.is_some() {
+        let forced = model.session.access.forced.then(|| model.session.access.read_only.clone()).flatten();
+        let before = model.session.access.read_only.clone();
+        model.session.access = decide_access(&boot.base, forced);
+        if model.session.access.read_only != before {
+            model.notice = Some(match &model.session.access.read_only {
+                Some(why) => format!("your rights changed: read-only now ({why})"),
+                None => "your rights changed: you may edit now".to_string(),
+            });
+        }
+    }
     model.policy = boot.base.policy;
     model.functions = boot.functions;
     let chain = boot.base.snapshot.chain.clone();

@@ -673,12 +673,13 @@ fn secret_span(v: &Value, t: Theme) -> Span<'static> {
     }
 }
 
-/// A non-secret field's value; nested objects and arrays are masked too,
-/// since a secret can hide at any depth.
+/// A non-secret field's value, masked where it is shaped like a secret;
+/// nested objects and arrays are masked too, since a secret can hide at any
+/// depth, by name or by shape.
 fn value_span(v: &Value) -> Span<'static> {
-    match v {
-        Value::String(s) => Span::raw(visible_short(s, 200)),
-        other => Span::raw(visible_short(&crate::domain::secret::mask_config(other).to_string(), 200)),
+    match crate::domain::secret::mask_config(v) {
+        Value::String(s) => Span::raw(visible_short(&s, 200)),
+        other => Span::raw(visible_short(&other.to_string(), 200)),
     }
 }
 
@@ -1182,7 +1183,9 @@ fn audit(view: &super::AuditView, frame: &mut Frame, area: Rect, t: Theme) {
     let inner =
         dialog(frame, centered(area, area.width.saturating_sub(4).min(110), area.height.saturating_sub(2)), title, t);
     let mut lines = Vec::new();
-    if view.loading {
+    if let Some(error) = &view.error {
+        lines.push(Line::from(Span::styled(format!("the audit log could not be read: {error}"), t.bad())));
+    } else if view.loading {
         lines.push(Line::from(Span::styled("loading…", t.dim())));
     } else if view.entries.is_empty() {
         lines.push(Line::from(Span::styled("no audit entries for this setting", t.dim())));

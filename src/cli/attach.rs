@@ -192,6 +192,14 @@ fn describe(
         "  on {}: triggers keyfall_audit_insert, keyfall_audit_update, keyfall_audit_delete\n    (an audit row per change, keys fingerprinted, and a NOTIFY; rows are never modified)\n",
         v(&m.settings_table())
     ));
+    out.push_str(&format!(
+        "  on {} and {}: trigger keyfall_announce (a NOTIFY when they change, so rights refresh live)\n",
+        v(&m.users_table()),
+        v(&m.accounts_table())
+    ));
+    out.push_str(
+        "  on keyfall's view of the settings: the check of every write against the policy, for the operator\n",
+    );
     if !no_config && let Some(path) = config_file {
         out.push_str(&format!("  config: [mapping] in {}\n", path.display()));
     }

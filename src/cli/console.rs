@@ -6,8 +6,6 @@ use std::io::IsTerminal;
 use crate::app::keymap::Keymap;
 use crate::app::{Access, Model, Session};
 use crate::config::Config;
-use crate::domain::model::chain_position;
-use crate::domain::permissions::{self, Action, Subject, Target as PermTarget};
 use crate::domain::text::visible_short;
 use crate::store::{Store, Target};
 
@@ -22,10 +20,10 @@ pub async fn run(store: Store, target: &Target, config: &Config, demo: bool) -> 
         store.load_demo().await?;
     }
     let access = access(&store, config).await?;
-    let store = match access.read_only {
-        Some(_) => store.reopen_read_only(target).await?,
-        None => store,
-    };
+    // Read-only at the server when nothing may be written whatever happens
+    // (--read-only, no operator). An operator's rights are the database's
+    // to check at each write, so they can change while the console is open.
+    let store = if access.forced { store.reopen_read_only(target).await? } else { store };
     let session = Session {
         database: store.label().to_string(),
         label: config.label.clone(),
@@ -41,35 +39,29 @@ pub async fn run(store: Store, target: &Target, config: &Config, demo: bool) -> 
 
 /// The operator, and why the session must be read-only (if it must): no
 /// operator, `--read-only`, or an operator who may modify neither the system
-/// settings nor their own account's under the policy in force.
+/// settings nor their own account's under the policy in force. The same
+/// decision is made again on every reload (`app::decide_access`), so rights
+/// follow live changes; the database checks each write regardless.
 pub async fn access(store: &Store, config: &Config) -> Result<Access, CliError> {
     let Some(email) = config.operator.as_deref() else {
-        let why = if config.read_only { "--read-only" } else { "no operator (start with --as EMAIL)" };
-        return Ok(Access { operator: None, read_only: Some(why.into()) });
+        let why = match (&config.login, config.read_only) {
+            (_, true) => "--read-only".to_string(),
+            (Some(login), false) => format!(
+                "no operator: login {} acts as no app user (--as EMAIL, or `keyfall operator add {} EMAIL`)",
+                visible_short(login, 40),
+                visible_short(login, 40)
+            ),
+            (None, false) => "no operator (start with --as EMAIL)".to_string(),
+        };
+        return Ok(Access { operator: None, read_only: Some(why), forced: true });
     };
     let data = store.subject(Some(email), None).await?;
-    let user = data.user.clone().ok_or_else(|| {
-        CliError::Usage(format!("unknown operator {:?} (--as must name a keyfall user)", visible_short(email, 80)))
-    })?;
-    if config.read_only {
-        return Ok(Access { operator: Some(user), read_only: Some("--read-only".into()) });
+    if data.user.is_none() {
+        return Err(CliError::Usage(format!(
+            "unknown operator {:?} (--as must name a keyfall user)",
+            visible_short(email, 80)
+        )));
     }
-    let chain = &data.snapshot.chain;
-    let account = data.user_account();
-    let subject =
-        Subject { user: &user, account, account_chain_position: account.and_then(|a| chain_position(chain, a.id)) };
-    let head = chain.first().map(|e| e.slug.clone()).unwrap_or_default();
-    let system =
-        permissions::evaluate(&subject, data.policy, Action::ModifySettings, &PermTarget::System { slug: &head });
-    let own = account.filter(|a| chain_position(chain, a.id).is_none()).map(|a| {
-        permissions::evaluate(&subject, data.policy, Action::ModifySettings, &PermTarget::Tenant { account: a })
-    });
-    let may_write = system.allowed || own.as_ref().is_some_and(|d| d.allowed);
-    let read_only = if may_write {
-        None
-    } else {
-        let failing: Vec<String> = system.failing().map(|c| c.name.clone()).collect();
-        Some(format!("{} fails for {}", failing.join(", "), visible_short(&user.email, 60)))
-    };
-    Ok(Access { operator: Some(user), read_only })
+    let forced = config.read_only.then(|| "--read-only".to_string());
+    Ok(crate::app::decide_access(&data, forced))
 }

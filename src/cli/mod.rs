@@ -13,6 +13,7 @@ mod console;
 mod demo;
 mod get;
 mod lint;
+mod operator;
 mod report;
 mod resolve;
 mod set;
@@ -88,6 +89,9 @@ pub enum Command {
     /// Show or switch the permission policy (superuser or developer).
     #[command(subcommand)]
     Policy(admin::PolicyCommand),
+    /// Which database login may act as which app user (the schema owner's job).
+    #[command(subcommand)]
+    Operator(operator::OperatorCommand),
     /// Create or update keyfall's own schema (`keyfall`) and install the mapping.
     Migrate,
     /// Use keyfall on an app's database: find its tables, show the mapping and what would be installed, install on confirmation.
@@ -178,7 +182,14 @@ pub async fn run(cli: Cli) -> CliResult {
         _ => Intent::Read,
     };
     let (store, target) = open_store(&config, intent).await?;
-    let store = store.with_rules(config_rules(&config)?);
+    let mut config = config;
+    let store = match identify(&store, &mut config).await {
+        Ok(operator) => store.with_rules(config_rules(&config)?).with_operator(operator),
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
     let result = match cli.command {
         None => console::run(store.clone(), &target, &config, cli.demo).await,
         Some(Command::Demo(args)) => demo::run(&store, args).await,
@@ -196,6 +207,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Completions { .. } | Command::Man | Command::Attach(_) | Command::Detach(_)) => Ok(Exit::Ok),
         Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,
+        Some(Command::Operator(command)) => operator::run(&store, command).await,
         Some(Command::Migrate) => {
             println!("keyfall's schema is current in {}", store.label());
             Ok(Exit::Ok)
@@ -203,6 +215,32 @@ pub async fn run(cli: Cli) -> CliResult {
     };
     store.close().await;
     result
+}
+
+/// Who the operator is, as the database says (DESIGN §4): `--as` (or the
+/// config's `operator`) must be an app user this login may act as; without
+/// it, the one app user the login is mapped to, if exactly one. A login
+/// mapped to nobody has no operator: it reads, and every write says how to
+/// map it.
+async fn identify(store: &Store, config: &mut Config) -> Result<Option<String>, CliError> {
+    let id = store.whoami().await?;
+    let operator = match config.operator.take() {
+        Some(email) if id.may_act_as(&email) => Some(email),
+        Some(email) => {
+            let may = if id.emails.is_empty() { "nobody yet".to_string() } else { id.emails.join(", ") };
+            return Err(CliError::Usage(format!(
+                "login {} may not act as {} (it may act as: {may}); a database superuser maps it with `keyfall operator add {} EMAIL`",
+                crate::domain::text::visible_short(&id.login, 80),
+                crate::domain::text::visible_short(&email, 120),
+                crate::domain::text::visible_short(&id.login, 80),
+            )));
+        }
+        None if id.emails.len() == 1 => id.emails.first().cloned(),
+        None => None,
+    };
+    config.operator = operator.clone();
+    config.login = Some(id.login);
+    Ok(operator)
 }
 
 /// What a command may do to the database before it runs.

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::domain::permissions::Action;
 use crate::domain::registry::{self, FieldKind};
-use crate::domain::secret::{Secret, is_secret_field};
+use crate::domain::secret::{Secret, is_secret_field, is_secret_value};
 use crate::domain::text::{visible, visible_short};
 use crate::store::{Store, WriteOutcome};
 
@@ -203,7 +203,7 @@ fn parse_value(
             eprintln!("keyfall: trimmed {} from the pasted value", trimmed.join(" and "));
         }
         if key.is_empty() {
-            return Err(CliError::Usage(format!("{field}: empty value (use --unset to remove it)")));
+            return Err(CliError::Usage(format!("{}: empty value (use --unset to remove it)", visible(field))));
         }
         if key.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
             eprintln!("keyfall: warning: the key contains whitespace or quotes inside it (lint L008)");
@@ -214,8 +214,18 @@ fn parse_value(
             eprintln!("keyfall: warning: this provider's keys usually start with {prefix:?}");
         }
         let masked = Secret::new(key.clone()).masked();
-        eprintln!("keyfall: new {field}: {masked}");
+        eprintln!("keyfall: new {}: {masked}", visible(field));
         return Ok(NewValue::Field(Value::String(key)));
+    }
+    // A key pasted into the wrong field would be stored, shown and audited
+    // in clear: refused, and never quoted (nor anything else rejected).
+    if is_secret_value(raw) {
+        return Err(CliError::Usage(format!(
+            "{}: the value is shaped like a key or token, and {} is not a secret field; refusing to store it in clear \
+             (a key goes in the secret field, e.g. apiKey)",
+            visible(field),
+            visible(field)
+        )));
     }
     let value = raw.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(raw);
     if field == "is_active" {
@@ -226,28 +236,27 @@ fn parse_value(
         };
     }
     let value = value.trim();
-    let bad = |what: String| CliError::Usage(format!("{field}: {what}"));
+    // Errors say what is wrong, never what was given.
+    let bad = |what: String| CliError::Usage(format!("{}: {what}", visible(field)));
     Ok(NewValue::Field(match kind {
         Some(FieldKind::Number { min, max }) => {
-            let n: f64 = value.parse().map_err(|_| bad(format!("{:?} is not a number", visible_short(value, 40))))?;
+            let n: f64 = value.parse().map_err(|_| bad("not a number".into()))?;
             if !(min..=max).contains(&n) {
-                return Err(bad(format!("{n} is outside {min}–{max}")));
+                return Err(bad(format!("outside {min}–{max}")));
             }
             serde_json::Number::from_f64(n).map(Value::Number).ok_or_else(|| bad("not a finite number".into()))?
         }
         Some(FieldKind::Integer { min }) => {
-            let n: i64 =
-                value.parse().map_err(|_| bad(format!("{:?} is not a whole number", visible_short(value, 40))))?;
+            let n: i64 = value.parse().map_err(|_| bad("not a whole number".into()))?;
             if n < min {
-                return Err(bad(format!("{n} is below {min}")));
+                return Err(bad(format!("below {min}")));
             }
             Value::from(n)
         }
         Some(FieldKind::ProviderRef) => {
             if !registry::provider_names().any(|p| p == value) {
                 return Err(bad(format!(
-                    "{:?} is not a provider type (one of {})",
-                    visible_short(value, 40),
+                    "not a provider type (one of {})",
                     registry::provider_names().collect::<Vec<_>>().join(", ")
                 )));
             }

@@ -37,64 +37,71 @@ pub struct Args {
 }
 
 pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
-    let (account, provider, provider_config) = match (&args.account, &args.integration_type, &args.user, &args.function)
-    {
-        (Some(slug), Some(ty), _, _) => {
-            let spec = registry::spec(ty)
-                .ok_or_else(|| CliError::Usage(format!("unknown integration type {:?}", visible_short(ty, 40))))?;
-            let found = store.setting(slug, ty).await?;
-            let setting = found.setting.ok_or_else(|| {
-                CliError::Usage(format!(
-                    "{} has no own {ty} setting (test the resolved one with --user/--function)",
-                    visible(slug)
-                ))
-            })?;
-            match spec.kind {
-                Kind::Provider => (slug.clone(), ty.clone(), setting.config),
-                Kind::Consumer => {
-                    // A consumer has no key: test the provider it names, as
-                    // it resolves from this account.
-                    let p = setting.config.get("provider").and_then(Value::as_str).unwrap_or_default().to_string();
-                    let data = store.subject(None, None).await?;
-                    let mut snapshot = data.snapshot;
-                    snapshot.accounts.insert(found.account.id, found.account.clone());
-                    for s in store.settings_of(&[found.account.id]).await? {
-                        snapshot.settings.insert((s.account_id, s.integration_type.clone()), s);
+    let (account, provider, _resolved_config) =
+        match (&args.account, &args.integration_type, &args.user, &args.function) {
+            (Some(slug), Some(ty), _, _) => {
+                let spec = registry::spec(ty)
+                    .ok_or_else(|| CliError::Usage(format!("unknown integration type {:?}", visible_short(ty, 40))))?;
+                let found = store.setting(slug, ty).await?;
+                let setting = found.setting.ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "{} has no own {ty} setting (test the resolved one with --user/--function)",
+                        visible(slug)
+                    ))
+                })?;
+                match spec.kind {
+                    Kind::Provider => (slug.clone(), ty.clone(), setting.config),
+                    Kind::Consumer => {
+                        // A consumer has no key: test the provider it names, as
+                        // it resolves from this account.
+                        let p = setting.config.get("provider").and_then(Value::as_str).unwrap_or_default().to_string();
+                        let data = store.subject(None, None).await?;
+                        let mut snapshot = data.snapshot;
+                        snapshot.accounts.insert(found.account.id, found.account.clone());
+                        for s in store.settings_of(&[found.account.id]).await? {
+                            snapshot.settings.insert((s.account_id, s.integration_type.clone()), s);
+                        }
+                        let hop = resolve::resolve_type(&snapshot, Some(&found.account), &p);
+                        let by = hop.answered_by.ok_or_else(|| {
+                            CliError::Negative(format!("{p} resolves to nothing for {}", visible(slug)))
+                        })?;
+                        let raw = raw_config(&snapshot, &by, &p)
+                            .ok_or_else(|| CliError::Negative(format!("{p}: no key found")))?;
+                        (by, p, raw)
                     }
-                    let hop = resolve::resolve_type(&snapshot, Some(&found.account), &p);
-                    let by = hop
-                        .answered_by
-                        .ok_or_else(|| CliError::Negative(format!("{p} resolves to nothing for {}", visible(slug))))?;
-                    let raw = raw_config(&snapshot, &by, &p)
-                        .ok_or_else(|| CliError::Negative(format!("{p}: no key found")))?;
-                    (by, p, raw)
                 }
             }
-        }
-        (_, _, Some(email), Some(function)) => {
-            let data = store.subject(Some(email), Some(function)).await?;
-            let user = super::require_user(&data, email)?;
-            let f = data
-                .function
-                .clone()
-                .ok_or_else(|| CliError::Usage(format!("unknown function {:?}", visible_short(function, 60))))?;
-            let r = resolve::resolve(&data.snapshot, &user, &f);
-            let hop = r.hop.hop.as_deref().unwrap_or(&r.hop);
-            let by = hop.answered_by.clone().ok_or_else(|| {
-                CliError::Negative(format!("{} · {}: unresolved, no key to test", visible(email), visible(function)))
-            })?;
-            let raw = raw_config(&data.snapshot, &by, &hop.integration_type)
-                .ok_or_else(|| CliError::Negative("no key found".into()))?;
-            (by, hop.integration_type.clone(), raw)
-        }
-        _ => return Err(CliError::Usage("give ACCOUNT TYPE, or --user EMAIL --function NAME".into())),
-    };
-    if let Some(operator) = &config.operator {
-        super::set::authorize_action(store, operator, &account, crate::domain::permissions::Action::TestConnection)
-            .await?;
-    } else {
+            (_, _, Some(email), Some(function)) => {
+                let data = store.subject(Some(email), Some(function)).await?;
+                let user = super::require_user(&data, email)?;
+                let f = data
+                    .function
+                    .clone()
+                    .ok_or_else(|| CliError::Usage(format!("unknown function {:?}", visible_short(function, 60))))?;
+                let r = resolve::resolve(&data.snapshot, &user, &f);
+                let hop = r.hop.hop.as_deref().unwrap_or(&r.hop);
+                let by = hop.answered_by.clone().ok_or_else(|| {
+                    CliError::Negative(format!(
+                        "{} · {}: unresolved, no key to test",
+                        visible(email),
+                        visible(function)
+                    ))
+                })?;
+                let raw = raw_config(&data.snapshot, &by, &hop.integration_type)
+                    .ok_or_else(|| CliError::Negative("no key found".into()))?;
+                (by, hop.integration_type.clone(), raw)
+            }
+            _ => return Err(CliError::Usage("give ACCOUNT TYPE, or --user EMAIL --function NAME".into())),
+        };
+    let Some(operator) = &config.operator else {
         return Err(CliError::Usage("test-connection needs an operator: --as EMAIL".into()));
-    }
+    };
+    super::set::authorize_action(store, operator, &account, crate::domain::permissions::Action::TestConnection).await?;
+    // The key itself comes from the database, which checks the right again
+    // and records the read; what was resolved above only chose whose key.
+    let Some(provider_config) = store.config_for_test(operator, &account, &provider).await? else {
+        return Err(CliError::Negative(format!("{} {provider}: no setting to test", visible(&account))));
+    };
     if !args.timeout.is_finite() {
         return Err(CliError::Usage("--timeout must be a number of seconds".into()));
     }

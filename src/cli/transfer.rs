@@ -9,11 +9,11 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::Config;
 use crate::domain::registry;
-use crate::domain::secret::{fingerprint, is_secret_field};
+use crate::domain::secret::{contains_secret, fingerprint_value, is_fingerprint, is_secret_field};
 use crate::domain::text::{visible, visible_short};
 use crate::store::{ImportItem, Proposal, Store};
 
@@ -59,15 +59,57 @@ pub struct Entry {
     pub config: Value,
 }
 
-/// Whether a secret-named field anywhere in `value` holds a fingerprint.
-fn has_fingerprint(value: &Value) -> bool {
-    match value {
-        Value::Object(map) => map.iter().any(|(k, v)| match v {
-            Value::String(s) if is_secret_field(k) => s.len() == 9 && s.starts_with('#'),
-            other => has_fingerprint(other),
-        }),
-        Value::Array(items) => items.iter().any(has_fingerprint),
-        _ => false,
+/// `new` (from the file) with every fingerprint put back to the stored
+/// value it stands for — at any depth, in objects and arrays, wherever
+/// export put one (a secret-named field, a value shaped like a secret, a
+/// subtree too deep to walk). A fingerprint under a secret-named field, or
+/// where a secret is stored, that matches nothing stored is a problem; any
+/// other `#` and 8 hex digits is taken as written.
+fn restore_fingerprints(
+    new: &Value,
+    stored: Option<&Value>,
+    secret: bool,
+    path: &str,
+    problems: &mut Vec<String>,
+) -> Value {
+    match new {
+        Value::String(s) if is_fingerprint(s) => {
+            if let Some(st) = stored
+                && st != new
+                && fingerprint_value(st) == *s
+            {
+                return st.clone();
+            }
+            let stored_secret = stored.is_some_and(|st| st != new && (secret || contains_secret(st)));
+            if secret || stored_secret {
+                let what = if path.contains(['.', '[']) { "value" } else { "key" };
+                problems.push(format!(
+                    "{} is a fingerprint ({s}) that matches no stored {what}; put the {what} itself",
+                    visible_short(path, 60)
+                ));
+            }
+            new.clone()
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let at = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    let st = stored.and_then(|s| s.get(k));
+                    (k.clone(), restore_fingerprints(v, st, secret || is_secret_field(k), &at, problems))
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let st = stored.and_then(|s| s.get(i));
+                    restore_fingerprints(v, st, secret, &format!("{path}[{i}]"), problems)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -146,28 +188,11 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
             continue;
         };
         let stored = stored_by.get(&(account.id, e.integration_type.as_str())).copied();
-        let mut config: Map<String, Value> = new_map.clone();
-        // A fingerprint stands for the stored key — if it is that key.
-        for (k, v) in new_map {
-            let Value::String(s) = v else { continue };
-            if !(is_secret_field(k) && s.starts_with('#') && s.len() == 9) {
-                continue;
-            }
-            match stored.and_then(|st| st.config.get(k)).and_then(Value::as_str) {
-                Some(key) if fingerprint(key) == *s => {
-                    config.insert(k.clone(), Value::String(key.to_string()));
-                }
-                _ => problems
-                    .push(format!("{at}: {k} is a fingerprint ({s}) that matches no stored key; put the key itself")),
-            }
-        }
-        // Fingerprints deeper down cannot be matched to a stored value.
-        for (k, v) in &config {
-            if !is_secret_field(k) && crate::domain::secret::contains_secret(v) && has_fingerprint(v) {
-                problems.push(format!("{at}: {k} holds a fingerprint inside; put the value itself"));
-            }
-        }
-        let config = Value::Object(config);
+        // A fingerprint stands for the stored value — if it is that value.
+        let mut found = Vec::new();
+        let config =
+            restore_fingerprints(&Value::Object(new_map.clone()), stored.map(|st| &st.config), false, "", &mut found);
+        problems.extend(found.into_iter().map(|p| format!("{at}: {p}")));
         if stored.is_some_and(|st| st.config == config && st.is_active == e.is_active) {
             continue; // unchanged: idempotent
         }

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::secret::{Secret, is_secret_field};
+use super::secret::{is_secret_field, mask_within};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldChange {
@@ -50,21 +50,18 @@ fn walk(prefix: &str, before: Option<&Value>, after: Option<&Value>, out: &mut V
     }
 }
 
-/// A value for display in a diff: secrets (by their field name) masked —
-/// audit values are already fingerprints, live values are masked here.
+/// A value for display in a diff: secrets (by their field name, at any
+/// depth, or by their shape) masked — audit values are already
+/// fingerprints, live values are masked here.
 pub fn shown(field: &str, value: Option<&Value>) -> String {
     // Secret if any segment of the path is secret-named (a value nested
     // under `clientSecret` is as secret as the field itself).
     let secret = field.split('.').any(is_secret_field);
-    let fingerprint_like =
-        |s: &str| s.len() == 9 && s.starts_with('#') && s[1..].chars().all(|c| c.is_ascii_hexdigit());
-    match value {
+    match value.map(|v| mask_within(v, secret)) {
         None => "—".to_string(),
-        Some(Value::String(s)) if secret && !fingerprint_like(s) && !s.is_empty() => Secret::new(s.clone()).masked(),
-        Some(other) if secret && !other.is_string() && !other.is_null() => Secret::new(other.to_string()).masked(),
         Some(Value::String(s)) if s.is_empty() => "\"\"".to_string(),
-        Some(Value::String(s)) => super::text::visible_short(s, 80),
-        Some(other) => super::text::visible_short(&super::secret::mask_config(other).to_string(), 80),
+        Some(Value::String(s)) => super::text::visible_short(&s, 80),
+        Some(other) => super::text::visible_short(&other.to_string(), 80),
     }
 }
 

@@ -227,7 +227,10 @@ fn setting_findings(snapshot: &Snapshot, account: &Account, rows: &[&Setting], s
             Severity::Info,
             Some(slug),
             Some(ty),
-            format!("{slug} {ty}: model {:?} is not one keyfall knows", visible_short(model, 60)),
+            format!(
+                "{slug} {ty}: model {:?} is not one keyfall knows",
+                visible_short(&super::secret::shape_masked(model), 60)
+            ),
         ));
     }
     if let Some(Value::String(key)) = map.get("apiKey") {
@@ -323,7 +326,10 @@ fn consumer_findings(
                 Severity::Error,
                 Some(slug),
                 Some(ty),
-                format!("{slug} {ty}: provider {:?} is not a provider type", visible_short(p, 40)),
+                format!(
+                    "{slug} {ty}: provider {:?} is not a provider type",
+                    visible_short(&super::secret::shape_masked(p), 40)
+                ),
             );
             // " openai" or "Runware": the intended provider is plain.
             let folded = p.trim_matches(registry::is_python_space).to_lowercase();

@@ -378,7 +378,7 @@ fn second_hop(snapshot: &Snapshot, start: Option<&Account>, next: Option<Next>) 
 /// Why a walk found nothing: the rows it passed over, and for a second hop
 /// whether the type it looked for is a provider type at all.
 fn nothing_answers(integration_type: &str, steps: &[Step], second: bool) -> String {
-    let shown = visible_short(integration_type, 40);
+    let shown = visible_short(&super::secret::shape_masked(integration_type), 40);
     let passed: Vec<String> = steps
         .iter()
         .filter(|s| !matches!(s.verdict, Verdict::NoRow | Verdict::NoAccount))
@@ -408,14 +408,16 @@ fn summary(integration_type: &str, config: &Value) -> String {
             }
         }
         Some(Kind::Consumer) => match config.get("provider") {
-            Some(Value::String(p)) => parts.push(format!("provider={}", visible_short(p, 40))),
+            Some(Value::String(p)) => {
+                parts.push(format!("provider={}", visible_short(&super::secret::shape_masked(p), 40)))
+            }
             Some(Value::Null) | None => {}
             Some(other) => parts.push(format!("provider={}", visible_short(&other.to_string(), 40))),
         },
         None => parts.push("unknown type, used as is".to_string()),
     }
     if let Some(model) = text("model") {
-        parts.push(format!("model={}", visible_short(model, 60)));
+        parts.push(format!("model={}", visible_short(&super::secret::shape_masked(model), 60)));
     }
     parts.join(" ")
 }

@@ -97,79 +97,308 @@ pub fn fingerprint(value: &str) -> String {
     out
 }
 
-/// Whether a config field holds a secret. The registry's `apiKey` and anything
-/// named like a credential (`api_key`, `clientSecret`, `password`, `token`),
-/// at any depth. Mirrored by `keyfall_is_secret_key` in SQL.
+/// How deep redaction walks. An object or array nested this deep (the
+/// config itself is depth 0, its fields' values depth 1, …) is not walked:
+/// it is replaced whole by the fingerprint of its JSON text
+/// (`super::json::pg_text`, PostgreSQL's `jsonb::text`), as if it were one
+/// secret. So redaction never recurses more than `MAX_DEPTH` levels, in Rust
+/// or in SQL (`keyfall_redact_at`, migrations/0002), whatever another client
+/// wrote.
+pub const MAX_DEPTH: usize = 64;
+
+/// The endings that make a word of a field name secret.
+const SECRET_WORD_ENDINGS: [&str; 13] = [
+    "key",
+    "keys",
+    "secret",
+    "secrets",
+    "token",
+    "password",
+    "passwords",
+    "passwd",
+    "passphrase",
+    "authorization",
+    "credential",
+    "credentials",
+    "private",
+];
+
+/// Whether a field of this name holds a secret (at any depth; everything
+/// under it is secret too). Mirrored by `keyfall_is_secret_key` in SQL
+/// (migrations/0002), held equal by `tests/it/secrets.rs`.
+///
+/// The name is cut into words: at every character that is not an ASCII
+/// letter or digit, between a lowercase and an uppercase ASCII letter
+/// (`apiKey` → `api key`), and between a letter and a digit
+/// (`api_key_2` → `api key 2`). Words are ASCII-lowercased. The name is
+/// secret when a word ends with one of: key, keys, secret, secrets, token,
+/// password, passwords, passwd, passphrase, authorization, credential,
+/// credentials, private — so `apiKey`, `APIKEY`, `api_key_2`, `apiKeys`,
+/// `secret_access_key`, `private_key`, `Authorization`, `accesstoken`,
+/// `clientSecret`; but not `max_tokens` (a count: the plural `tokens` is
+/// deliberately not an ending), `keywords`, `model`, `base_url`.
+///
+/// ASCII-only folding, as SQL does it: a Unicode look-alike (KELVIN SIGN
+/// for K) is a separator on both sides, never a secret on one side only.
 pub fn is_secret_field(name: &str) -> bool {
-    // ASCII-only folding, as SQL's keyfall_is_secret_key does: a Unicode
-    // look-alike (KELVIN SIGN for K) must not be a secret on one side only.
-    let normalized: String = name.chars().filter(|c| *c != '_' && *c != '-').map(|c| c.to_ascii_lowercase()).collect();
-    ["apikey", "secret", "password", "token", "secretkey"].iter().any(|suffix| normalized.ends_with(suffix))
+    name_words(name).iter().any(|w| SECRET_WORD_ENDINGS.iter().any(|end| w.ends_with(end)))
 }
 
-/// A copy of `config` with every secret field replaced by its mask, at any
-/// depth. Non-string secrets are masked from their JSON text.
-pub fn mask_config(config: &Value) -> Value {
-    match config {
+fn name_words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut prev: Option<char> = None;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+            prev = None;
+            continue;
+        }
+        if let Some(p) = prev {
+            let boundary = (p.is_ascii_lowercase() && c.is_ascii_uppercase())
+                || (p.is_ascii_alphabetic() && c.is_ascii_digit())
+                || (p.is_ascii_digit() && c.is_ascii_alphabetic());
+            if boundary && !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+        }
+        word.push(c.to_ascii_lowercase());
+        prev = Some(c);
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// The characters trimmed from a value before its shape is judged: space,
+/// tab, line feed, carriage return, form feed (SQL: `btrim(v, E' \t\n\r\f')`).
+fn is_trimmed(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0C')
+}
+
+/// Whether a string value is shaped like a secret, whatever its field is
+/// called. Mirrored by `keyfall_is_secret_value` in SQL (migrations/0002).
+/// Judged on the value with space, tab, CR, LF and FF trimmed from both
+/// ends; it is a secret when it
+///
+/// 1. starts with `sk-`, `sk_` or `rw-` and has at least 8 characters after
+///    that prefix (OpenAI, Stripe-style and Runware keys);
+/// 2. starts with `AKIA` or `ASIA` followed by at least 12 characters from
+///    `[A-Z0-9]` (AWS access key ids);
+/// 3. is `Bearer` (any ASCII case), one or more spaces or tabs, then at
+///    least 8 characters none of which is space, tab, CR, LF or FF, to the
+///    end (an HTTP authorization value);
+/// 4. contains `-----BEGIN ` anywhere (a PEM block: private keys,
+///    certificates);
+/// 5. is **high-entropy**: see [`is_high_entropy`].
+pub fn is_secret_value(value: &str) -> bool {
+    let t = value.trim_matches(is_trimmed);
+    let after = |prefixes: &[&str]| prefixes.iter().find_map(|p| t.strip_prefix(p));
+    if after(&["sk-", "sk_", "rw-"]).is_some_and(|rest| rest.chars().count() >= 8) {
+        return true;
+    }
+    if after(&["AKIA", "ASIA"]).is_some_and(|rest| {
+        rest.chars().take(12).filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit()).count() == 12
+    }) {
+        return true;
+    }
+    if t.get(..6).is_some_and(|b| b.eq_ignore_ascii_case("bearer")) {
+        let rest = &t[6..];
+        let token = rest.trim_start_matches([' ', '\t']);
+        if token.len() < rest.len() && token.chars().count() >= 8 && !token.chars().any(is_trimmed) {
+            return true;
+        }
+    }
+    t.contains("-----BEGIN ") || is_high_entropy(t)
+}
+
+/// The high-entropy rule, for strings that are not otherwise recognisable
+/// as keys (an AWS secret access key, a GitHub token, a hex or base64
+/// secret under an innocent name). A string — already trimmed as in
+/// [`is_secret_value`] — is high-entropy when all of these hold:
+///
+/// - it is at least 32 characters long;
+/// - every character is one of `A–Z a–z 0–9 + / = _ -` (so no spaces, and no
+///   `.`, `:` or `@`: URLs, dotted model names, dates and e-mail addresses
+///   never qualify);
+/// - it has at least one ASCII letter and at least one digit;
+/// - it has at least 8 *class changes*: adjacent characters that are both
+///   letters or digits and of different classes among lowercase, uppercase
+///   and digit (`aB`, `B7`, `7c`; a separator between them breaks the pair).
+///   Random keys have many (a random base64 string changes class at about
+///   60% of its characters, random hex at about 45%); names made of words
+///   have few (`anthropic/claude-3-5-sonnet-20241022` has none,
+///   `accounts/fireworks/models/llama-v3p1-405b-instruct` has 4);
+/// - it is not a UUID (8-4-4-4-12 hex digits).
+///
+/// SQL counts class changes with
+/// `regexp_count(t, '[a-z](?=[A-Z0-9])|[A-Z](?=[a-z0-9])|[0-9](?=[A-Za-z])')`.
+pub fn is_high_entropy(t: &str) -> bool {
+    if t.len() < 32 || !t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-')) {
+        return false;
+    }
+    let b = t.as_bytes();
+    if !b.iter().any(u8::is_ascii_alphabetic) || !b.iter().any(u8::is_ascii_digit) || is_uuid(t) {
+        return false;
+    }
+    let class = |c: u8| match c {
+        b'a'..=b'z' => Some(0),
+        b'A'..=b'Z' => Some(1),
+        b'0'..=b'9' => Some(2),
+        _ => None,
+    };
+    let changes = b.windows(2).filter(|w| matches!((class(w[0]), class(w[1])), (Some(x), Some(y)) if x != y)).count();
+    changes >= 8
+}
+
+fn is_uuid(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.len() == 36
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { *c == b'-' } else { c.is_ascii_hexdigit() })
+}
+
+/// Whether `s` is a fingerprint as keyfall writes them: `#` and 8 lowercase
+/// hex digits. Redaction leaves such strings as they are (in Rust and SQL),
+/// so redacting twice changes nothing.
+pub fn is_fingerprint(s: &str) -> bool {
+    s.len() == 9 && s.starts_with('#') && s[1..].bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Whether the value at `path` (field names, outermost first) is a secret:
+/// a secret-named field on the path, or a string shaped like a secret.
+pub fn is_secret_at<'a>(path: impl IntoIterator<Item = &'a str>, value: &Value) -> bool {
+    path.into_iter().any(is_secret_field) || matches!(value, Value::String(s) if is_secret_value(s))
+}
+
+/// The fingerprint of any JSON value: of a string's text, of anything else's
+/// JSON text as PostgreSQL prints it (`jsonb::text`).
+pub fn fingerprint_value(value: &Value) -> String {
+    match value {
+        Value::String(s) => fingerprint(s),
+        other => fingerprint(&super::json::pg_text(other)),
+    }
+}
+
+/// The one walk behind `mask_config` and `fingerprint_config`: every secret
+/// leaf — a non-empty, non-null scalar under a secret-named field, or a
+/// string shaped like a secret anywhere — goes through `leaf`; an object or
+/// array at `MAX_DEPTH` through `deep`. Empty strings, nulls and strings
+/// that already are fingerprints stay. Mirrored by `keyfall_redact_at`.
+fn redact(
+    value: &Value,
+    depth: usize,
+    secret: bool,
+    leaf: &dyn Fn(&Value) -> Value,
+    deep: &dyn Fn(&Value) -> Value,
+) -> Value {
+    match value {
+        Value::Object(_) | Value::Array(_) if depth >= MAX_DEPTH => deep(value),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| {
-                    let masked = if is_secret_field(k) { mask_value(v) } else { mask_config(v) };
-                    (k.clone(), masked)
-                })
+                .map(|(k, v)| (k.clone(), redact(v, depth + 1, secret || is_secret_field(k), leaf, deep)))
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(mask_config).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| redact(v, depth + 1, secret, leaf, deep)).collect()),
+        Value::Null => Value::Null,
+        Value::String(s) if s.is_empty() || is_fingerprint(s) => value.clone(),
+        Value::String(s) if secret || is_secret_value(s) => leaf(value),
+        Value::String(_) => value.clone(),
+        other if secret => leaf(other),
         other => other.clone(),
     }
+}
+
+/// A copy of `config` with every secret replaced by its mask (`Secret::masked`),
+/// at any depth, by name or by shape; non-string secrets are masked from
+/// their JSON text. An object or array nested `MAX_DEPTH` deep shows as the
+/// mask and its fingerprint.
+pub fn mask_config(config: &Value) -> Value {
+    mask_within(config, false)
+}
+
+/// `mask_config` for a value found under a field: `secret` says the field
+/// (or one above it) is secret-named, so every leaf inside is masked.
+/// Fingerprints (what the audit log holds) stay fingerprints.
+pub fn mask_within(value: &Value, secret: bool) -> Value {
+    redact(
+        value,
+        0,
+        secret,
+        &|v| match v {
+            Value::String(s) => Value::String(Secret::new(s.clone()).masked()),
+            other => Value::String(Secret::new(super::json::pg_text(other)).masked()),
+        },
+        &|v| Value::String(format!("{MASK} {}", fingerprint_value(v))),
+    )
 }
 
 /// A copy of `config` with every secret value replaced by its fingerprint,
-/// at any depth — what the audit trigger's `keyfall_redact` stores. Empty
-/// strings and nulls stay; non-string secrets are fingerprinted from their
-/// JSON text.
+/// at any depth, by name or by shape — exactly what the audit trigger's
+/// `keyfall_redact` stores (`tests/it/secrets.rs` holds the two equal).
+/// Empty strings, nulls and fingerprints stay; non-string secrets are
+/// fingerprinted from their JSON text; an object or array nested
+/// `MAX_DEPTH` deep becomes the fingerprint of its JSON text.
 pub fn fingerprint_config(config: &Value) -> Value {
-    match config {
+    redact(config, 0, false, &|v| Value::String(fingerprint_value(v)), &|v| Value::String(fingerprint_value(v)))
+}
+
+/// An audit `before`/`after` document (`{"config": …, "is_active": …}`, a
+/// whole chain or policy row, a reveal's `{"apiKey": "#…"}`) redacted like
+/// a config, each top-level member at depth 0 — as the trigger redacts the
+/// config it puts there. Rows the trigger wrote are unchanged by it (a
+/// fingerprint stays a fingerprint); rows written before secrets were known
+/// by shape are redacted on the way out.
+pub fn fingerprint_document(doc: &Value) -> Value {
+    match doc {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let v = if !is_secret_field(k) {
-                        fingerprint_config(v)
-                    } else {
-                        match v {
-                            Value::Null => Value::Null,
-                            Value::String(s) if s.is_empty() => Value::String(String::new()),
-                            Value::String(s) => Value::String(fingerprint(s)),
-                            other => Value::String(fingerprint(&other.to_string())),
-                        }
-                    };
-                    (k.clone(), v)
+                    let leaf = |v: &Value| Value::String(fingerprint_value(v));
+                    (k.clone(), redact(v, 0, is_secret_field(k), &leaf, &leaf))
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(fingerprint_config).collect()),
-        other => other.clone(),
+        other => fingerprint_config(other),
     }
 }
 
-/// Whether `value` holds a secret-named field anywhere inside it.
-pub fn contains_secret(value: &Value) -> bool {
+/// Whether `value` is or holds a fingerprint (`#` and 8 lowercase hex
+/// digits) anywhere: an audit value that stands for a secret, by name or by
+/// shape, which cannot be put back as a value.
+pub fn contains_fingerprint(value: &Value) -> bool {
     match value {
-        Value::Object(map) => map.iter().any(|(k, v)| is_secret_field(k) || contains_secret(v)),
-        Value::Array(items) => items.iter().any(contains_secret),
+        Value::String(s) => is_fingerprint(s),
+        Value::Object(map) => map.values().any(contains_fingerprint),
+        Value::Array(items) => items.iter().any(contains_fingerprint),
         _ => false,
     }
 }
 
-fn mask_value(value: &Value) -> Value {
-    match value {
-        Value::Null => Value::Null,
-        // An empty value hides nothing; showing it as "" is what tells the
-        // operator the key is missing (the seed's wrong config).
-        Value::String(s) if s.is_empty() => Value::String(String::new()),
-        Value::String(s) => Value::String(Secret::new(s.clone()).masked()),
-        other => Value::String(Secret::new(other.to_string()).masked()),
+/// A string taken from a config for a message or a summary: masked when it
+/// is shaped like a secret (a key pasted into `model` is not quoted back).
+pub fn shape_masked(s: &str) -> std::borrow::Cow<'_, str> {
+    if is_secret_value(s) { Secret::new(s.to_string()).masked().into() } else { s.into() }
+}
+
+/// Whether `value` holds a secret anywhere inside it: a secret-named field
+/// (whatever it holds, a fingerprint too), a string shaped like a secret, or
+/// nesting as deep as `MAX_DEPTH` (redaction hides it whole).
+pub fn contains_secret(value: &Value) -> bool {
+    fn walk(value: &Value, depth: usize) -> bool {
+        match value {
+            Value::Object(_) | Value::Array(_) if depth >= MAX_DEPTH => true,
+            Value::Object(map) => map.iter().any(|(k, v)| is_secret_field(k) || walk(v, depth + 1)),
+            Value::Array(items) => items.iter().any(|v| walk(v, depth + 1)),
+            Value::String(s) => is_secret_value(s),
+            _ => false,
+        }
     }
+    walk(value, 0)
 }
 
 /// Strip what a bad paste adds around a key — whitespace, line breaks and a
@@ -229,7 +458,12 @@ mod tests {
         for name in ["apiKey", "api_key", "API-KEY", "clientSecret", "password", "token"] {
             assert!(is_secret_field(name), "{name}");
         }
-        for name in ["model", "max_tokens", "provider", "base_url"] {
+        for name in
+            ["apiKeys", "api_key_2", "secret_access_key", "private_key", "Authorization", "APIKEY", "accessToken"]
+        {
+            assert!(is_secret_field(name), "{name}");
+        }
+        for name in ["model", "max_tokens", "provider", "base_url", "keywords", "temperature", "image_size", "note"] {
             assert!(!is_secret_field(name), "{name}");
         }
     }

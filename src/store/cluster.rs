@@ -4,10 +4,16 @@
 //! Run as root, the cluster belongs to an unprivileged user (`postgres`, else
 //! `nobody`), because PostgreSQL refuses to run as root. Blocking code: call
 //! it from `spawn_blocking`.
+//!
+//! It holds every stored key, so it is private: the socket folder is `0700`
+//! and owned by the cluster's user, and only that user and root may log in
+//! (peer authentication through the `keyfall` map; nothing over TCP). A
+//! cluster made by an older keyfall, open to every local user, is locked
+//! down the next time keyfall starts or finds it.
 
-use std::fs::{self, OpenOptions};
+use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt, chown};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -26,6 +32,35 @@ pub struct PrivateCluster {
     pub started: bool,
     /// Whether this call ran initdb.
     pub created: bool,
+    /// Whether this call had to lock down a cluster left open by an older
+    /// keyfall (it was restarted, dropping any session opened meanwhile).
+    pub locked_down: bool,
+    /// The OS user the cluster runs as.
+    pub owner: String,
+}
+
+impl PrivateCluster {
+    /// The command that stops it, as whoever runs keyfall would type it.
+    pub fn stop_command(&self) -> String {
+        let pg_ctl = shell_quote(&self.bin_dir.join("pg_ctl").display().to_string());
+        let data = shell_quote(&self.data_dir.display().to_string());
+        let command = format!("{pg_ctl} -D {data} stop");
+        if running_as_root() {
+            // pg_ctl refuses to run as root; `cd /` because the cluster's user
+            // may not be allowed into root's working folder.
+            format!("cd / && runuser -u {} -- {command}", shell_quote(&self.owner))
+        } else {
+            command
+        }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+:@".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +129,64 @@ fn unprivileged_user() -> Option<(u32, u32)> {
     entry("postgres").or_else(|| entry("nobody"))
 }
 
+/// The name of the account `uid`, from the system's user database.
+fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid value to be overwritten.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the sizes given; getpwuid_r writes
+    // only into `pwd` and `buf`, and `found` is null or points at `pwd`.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name points at a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    name.to_str().ok().map(str::to_string)
+}
+
+/// Who may connect: peer authentication only, mapped to the superuser for
+/// the cluster's own user and root (who can read its files anyway). No TCP.
+fn access_files(owner: &str) -> (String, String) {
+    let hba = "\
+# keyfall's private cluster: only its own OS user (and root) may connect, over
+# the Unix socket, through the \"keyfall\" map in pg_ident.conf. keyfall
+# rewrites this file when it starts or finds the cluster.
+local   all   all   peer map=keyfall
+host    all   all   all   reject
+"
+    .to_string();
+    let mut ident = format!(
+        "# keyfall's private cluster: the OS users who may log in, and as whom.\n# MAPNAME  SYSTEM-USERNAME  PG-USERNAME\nkeyfall  \"{owner}\"  {SUPERUSER}\n"
+    );
+    if owner != "root" {
+        ident.push_str(&format!("keyfall  root  {SUPERUSER}\n"));
+    }
+    (hba, ident)
+}
+
+/// Write pg_hba.conf and pg_ident.conf as [`access_files`] says; whether
+/// either had to change.
+fn write_access_files(data_dir: &Path, owner: &str, ids: Option<(u32, u32)>) -> Result<bool, ClusterError> {
+    let (hba, ident) = access_files(owner);
+    let mut changed = false;
+    for (name, text) in [("pg_hba.conf", hba), ("pg_ident.conf", ident)] {
+        let path = data_dir.join(name);
+        if fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+            continue;
+        }
+        fs::write(&path, text).map_err(|e| failed(&path, format!("cannot write: {e}")))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| failed(&path, format!("cannot chmod: {e}")))?;
+        if let Some((uid, gid)) = ids {
+            chown(&path, Some(uid), Some(gid)).map_err(|e| failed(&path, format!("cannot chown: {e}")))?;
+        }
+        changed = true;
+    }
+    Ok(changed)
+}
+
 pub fn running_as_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
@@ -106,7 +199,11 @@ pub fn ensure(base: &Path) -> Result<PrivateCluster, ClusterError> {
     let socket_dir = base.join("pgrun");
     let log_file = socket_dir.join("postgres.log");
     fs::create_dir_all(base).map_err(|e| failed(base, format!("cannot create: {e}")))?;
-    fs::create_dir_all(&socket_dir).map_err(|e| failed(&socket_dir, format!("cannot create: {e}")))?;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&socket_dir)
+        .map_err(|e| failed(&socket_dir, format!("cannot create: {e}")))?;
 
     // One keyfall (or test thread) at a time initialises and starts it.
     let lock = OpenOptions::new()
@@ -137,6 +234,24 @@ pub fn ensure(base: &Path) -> Result<PrivateCluster, ClusterError> {
             chown(dir, Some(uid), Some(gid)).map_err(|e| failed(dir, format!("cannot chown: {e}")))?;
         }
     }
+    // The socket folder is the cluster user's alone (older keyfalls left it
+    // open to everyone): refuse one that is not a real folder of theirs.
+    let owner_uid = owner.map_or_else(
+        || {
+            // SAFETY: geteuid has no preconditions and cannot fail.
+            unsafe { libc::geteuid() }
+        },
+        |(uid, _)| uid,
+    );
+    let owner_name = user_name(owner_uid)
+        .filter(|n| !n.is_empty() && !n.contains(['"', '\n', '\r']))
+        .ok_or_else(|| failed(base, format!("no usable name for user {owner_uid}")))?;
+    fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| failed(&socket_dir, format!("cannot chmod: {e}")))?;
+    let meta = fs::symlink_metadata(&socket_dir).map_err(|e| failed(&socket_dir, e.to_string()))?;
+    if !meta.is_dir() || meta.uid() != owner_uid || meta.mode() & 0o077 != 0 {
+        return Err(failed(&socket_dir, format!("not a folder private to {owner_name}; remove it and try again")));
+    }
 
     let mut created = false;
     if !data_dir.join("PG_VERSION").is_file() {
@@ -151,7 +266,8 @@ pub fn ensure(base: &Path) -> Result<PrivateCluster, ClusterError> {
                 data_dir.as_os_str(),
                 "-U".as_ref(),
                 SUPERUSER.as_ref(),
-                "--auth=trust".as_ref(),
+                "--auth-local=peer".as_ref(),
+                "--auth-host=reject".as_ref(),
                 "-E".as_ref(),
                 "UTF8".as_ref(),
                 "--locale=C".as_ref(),
@@ -172,9 +288,38 @@ pub fn ensure(base: &Path) -> Result<PrivateCluster, ClusterError> {
         created = true;
     }
 
+    // Written every time: this is also how a cluster made by an older
+    // keyfall (trust for everyone) is locked down.
+    let changed = write_access_files(&data_dir, &owner_name, owner)?;
+
     let status = run("pg_ctl", &["status".as_ref(), "-D".as_ref(), data_dir.as_os_str()])?;
     let mut started = false;
-    if !status.status.success() {
+    let mut locked_down = false;
+    if status.status.success() && changed && !created {
+        // Restart rather than reload: the new rules hold as soon as this
+        // returns, and sessions opened under the old ones are dropped.
+        let out = run(
+            "pg_ctl",
+            &[
+                "restart".as_ref(),
+                "-D".as_ref(),
+                data_dir.as_os_str(),
+                "-l".as_ref(),
+                log_file.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "-s".as_ref(),
+            ],
+        )?;
+        if !out.status.success() {
+            return Err(failed(&data_dir, format!("pg_ctl restart (to lock it down) failed: {}", last_line(&out))));
+        }
+        locked_down = true;
+    } else if !status.status.success() {
+        locked_down = changed && !created;
         let out = run(
             "pg_ctl",
             &[
@@ -198,9 +343,8 @@ pub fn ensure(base: &Path) -> Result<PrivateCluster, ClusterError> {
         }
         started = true;
     }
-    let _ = fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o755));
     drop(lock);
-    Ok(PrivateCluster { data_dir, socket_dir, log_file, bin_dir, started, created })
+    Ok(PrivateCluster { data_dir, socket_dir, log_file, bin_dir, started, created, locked_down, owner: owner_name })
 }
 
 /// Stop the cluster in `base` (tests use it for throwaway clusters).

@@ -146,11 +146,22 @@ pub async fn discover(url: Option<&str>, data_dir: &Path) -> Result<Target, Stor
     if !refusals.is_empty() {
         note.push_str(&format!(" (a local server refused us: {})", refusals.join("; ")));
     }
+    if cluster.locked_down {
+        note.push_str(&format!(
+            "; it was open to every local user (made by an older keyfall): now only {} and root may connect",
+            cluster.owner
+        ));
+    }
+    if cluster.started || cluster.created {
+        note.push_str(&format!("; stop it with: {}", cluster.stop_command()));
+    }
     eprintln!("{note}");
     let options = private_options(&cluster).database(DEFAULT_DATABASE);
     Ok(Target { options, source: Source::Private(cluster) })
 }
 
+/// The superuser, over the socket, with no password: the cluster admits it
+/// by peer authentication, only to its own OS user and root.
 pub fn private_options(cluster: &PrivateCluster) -> PgConnectOptions {
     PgConnectOptions::new_without_pgpass()
         .socket(&cluster.socket_dir)

@@ -31,6 +31,23 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     m
 }
 
+/// Who a session is, as the database says (`keyfall_whoami`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Identity {
+    /// The database login (`session_user`).
+    pub login: String,
+    /// A database superuser may act as any app user.
+    pub superuser: bool,
+    /// The app users this login may act as (`keyfall operator add`).
+    pub emails: Vec<String>,
+}
+
+impl Identity {
+    pub fn may_act_as(&self, email: &str) -> bool {
+        self.superuser || self.emails.iter().any(|e| e.eq_ignore_ascii_case(email))
+    }
+}
+
 /// What keyfall finds of itself in a database.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Installed {
@@ -100,6 +117,9 @@ impl From<sqlx::Error> for StoreError {
                 let message = db.message().to_string();
                 match code.as_str() {
                     "25006" => StoreError::Invalid(format!("read-only session: {message}")),
+                    "42501" if message.starts_with("denied by the database") || message.contains("may not act as") => {
+                        StoreError::Invalid(message)
+                    }
                     "42501" => StoreError::Invalid(format!("not allowed by the database: {message}")),
                     "57P01" | "57P02" | "57P03" | "53300" => StoreError::Unavailable(message),
                     c if c.starts_with("08") => StoreError::Unavailable(message),
@@ -127,6 +147,9 @@ pub struct Store {
     touch_updated_at: bool,
     /// The rule set resolution follows (config `[resolution]`).
     rules: crate::domain::resolve::Rules,
+    /// The app user this session acts as, when the login may (previews
+    /// write as them before rolling back).
+    pub(crate) operator: Option<String>,
 }
 
 impl std::fmt::Debug for Store {
@@ -166,6 +189,72 @@ impl Store {
     pub fn with_mapping(mut self, mapping: &Mapping) -> Store {
         self.touch_updated_at = mapping.settings.columns.updated_at.is_some();
         self
+    }
+
+    /// The same store, acting as the app user `email` (already checked
+    /// against the login's identities by `whoami`).
+    pub fn with_operator(mut self, email: Option<String>) -> Store {
+        self.operator = email;
+        self
+    }
+
+    /// Who this session is, as the database says: the login, whether it is
+    /// a database superuser, and the app users it may act as.
+    pub async fn whoami(&self) -> Result<Identity, StoreError> {
+        let doc: Value = sqlx::query_scalar("SELECT keyfall_whoami()").fetch_one(&self.pool).await?;
+        serde_json::from_value(doc).map_err(|e| StoreError::Database(format!("unexpected data shape: {e}")))
+    }
+
+    /// Map a database login to an app user (`keyfall operator add`); the
+    /// schema owner's job, audited.
+    pub async fn operator_add(&self, login: &str, email: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let user: Option<String> =
+            sqlx::query_scalar("SELECT email FROM users WHERE lower(email) = lower($1) ORDER BY id LIMIT 1")
+                .bind(email)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(user) = user else {
+            return Err(StoreError::NotFound(format!(
+                "unknown user {:?}",
+                crate::domain::text::visible_short(email, 120)
+            )));
+        };
+        let role: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)")
+            .bind(login)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !role {
+            return Err(StoreError::NotFound(format!(
+                "no database role {:?} (create it first: CREATE ROLE … LOGIN)",
+                crate::domain::text::visible_short(login, 80)
+            )));
+        }
+        let added = sqlx::query("INSERT INTO operators (login, email) VALUES ($1, lower($2)) ON CONFLICT DO NOTHING")
+            .bind(login)
+            .bind(&user)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(added > 0)
+    }
+
+    pub async fn operator_remove(&self, login: &str, email: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let removed = sqlx::query("DELETE FROM operators WHERE login = $1 AND email = lower($2)")
+            .bind(login)
+            .bind(email)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(removed > 0)
+    }
+
+    /// Every login → app user mapping.
+    pub async fn operator_list(&self) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as("SELECT login, email FROM operators ORDER BY login, email").fetch_all(&self.pool).await?)
     }
 
     /// The same store, resolving by `rules`.
@@ -285,6 +374,7 @@ impl Store {
         let mut store = Store::pool_for(target, options).await?;
         store.touch_updated_at = self.touch_updated_at;
         store.rules = self.rules.clone();
+        store.operator = self.operator.clone();
         self.close().await;
         Ok(store)
     }
@@ -307,7 +397,7 @@ impl Store {
                 )),
                 other => StoreError::from(other),
             })?;
-        Ok(Store { pool, label: target.label(), touch_updated_at: true, rules: Default::default() })
+        Ok(Store { pool, label: target.label(), touch_updated_at: true, rules: Default::default(), operator: None })
     }
 
     /// Apply pending migrations (creating the `keyfall` schema). A current

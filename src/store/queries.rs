@@ -90,8 +90,9 @@ pub struct UserHit {
     pub is_active: bool,
 }
 
-/// One audit row, secrets already fingerprinted by the trigger.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+/// One audit row, secrets already fingerprinted by the trigger (and again
+/// on the way out, for rows written before secrets were known by shape).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -102,6 +103,36 @@ pub struct AuditEntry {
     pub integration_type: Option<String>,
     pub before: Option<Value>,
     pub after: Option<Value>,
+}
+
+/// `before` and `after` are read as text and parsed leniently: a number
+/// beyond f64 or nesting beyond serde's limit, written by another client,
+/// must not make the whole audit unreadable.
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for AuditEntry {
+    fn from_row(r: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        let doc = |column: &str| -> Result<Option<Value>, sqlx::Error> {
+            Ok(r.try_get::<Option<&str>, _>(column)?.map(audit_document))
+        };
+        Ok(AuditEntry {
+            id: r.try_get("id")?,
+            at: r.try_get("at")?,
+            actor: r.try_get("actor")?,
+            action: r.try_get("action")?,
+            table_name: r.try_get("table_name")?,
+            account: r.try_get("account")?,
+            integration_type: r.try_get("integration_type")?,
+            before: doc("before_text")?,
+            after: doc("after_text")?,
+        })
+    }
+}
+
+/// An audit document from its `jsonb::text`: parsed without failing (a
+/// config member nested `MAX_DEPTH` deep is its fingerprint, as the trigger
+/// makes it), then redacted by the same rules as the trigger's.
+fn audit_document(text: &str) -> Value {
+    use crate::domain::{json, secret};
+    secret::fingerprint_document(&json::parse_lenient(text, secret::MAX_DEPTH + 1))
 }
 
 /// One setting to write with `write_many`.
@@ -160,8 +191,15 @@ impl Store {
         let doc: String = sqlx::query_scalar(
             r#"
 WITH u AS (
-    SELECT id, email, role, is_superuser, is_active, account_id
-      FROM users WHERE lower(email) = lower($1)
+    -- The exact email first (the app's unique index answers it); only when
+    -- no user has it, any case (a scan where the app has no index on
+    -- lower(email), as Django's tables have not).
+    (SELECT id, email, role, is_superuser, is_active, account_id FROM users WHERE email = $1)
+    UNION ALL
+    (SELECT id, email, role, is_superuser, is_active, account_id FROM users
+      WHERE lower(email) = lower($1) AND NOT EXISTS (SELECT 1 FROM users WHERE email = $1)
+      ORDER BY id LIMIT 1)
+    LIMIT 1
 ), f AS (
     SELECT name, integration_type FROM ai_functions WHERE name = $2
 ), ch AS (
@@ -289,7 +327,7 @@ SELECT jsonb_build_object(
     pub async fn audit_entry(&self, id: i64) -> Result<Option<AuditEntry>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, keyfall_finite(at) AS at, actor, action, table_name, account_slug AS account, integration_type,
-                    before, after
+                    before::text AS before_text, after::text AS after_text
                FROM audit_log WHERE id = $1",
         )
         .bind(id)
@@ -309,7 +347,7 @@ SELECT jsonb_build_object(
     ) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, keyfall_finite(at) AS at, actor, action, table_name, account_slug AS account,
-                    integration_type, before, after
+                    integration_type, before::text AS before_text, after::text AS after_text
                FROM audit_log
               WHERE ($1::text IS NULL OR account_slug = $1)
                 AND ($2::text IS NULL OR integration_type = $2)
@@ -483,7 +521,7 @@ SELECT jsonb_build_object(
             let written = if item.expected_version == 0 {
                 sqlx::query(
                     "INSERT INTO integration_settings (account_id, integration_type, config, is_active)
-                     VALUES ($1, $2, $3::text::jsonb, $4) ON CONFLICT (account_id, integration_type) DO NOTHING",
+                     VALUES ($1, $2, $3::text::jsonb, $4)",
                 )
                 .bind(account_id)
                 .bind(&item.integration_type)
@@ -590,7 +628,7 @@ SELECT jsonb_build_object(
             None => {
                 let inserted = sqlx::query(
                     "INSERT INTO integration_settings (account_id, integration_type, config, is_active)
-                     VALUES ($1, $2, $3::text::jsonb, $4) ON CONFLICT (account_id, integration_type) DO NOTHING",
+                     VALUES ($1, $2, $3::text::jsonb, $4)",
                 )
                 .bind(account_id)
                 .bind(integration_type)
@@ -647,30 +685,38 @@ SELECT jsonb_build_object(
         slug: &str,
         integration_type: &str,
     ) -> Result<Option<crate::domain::Secret>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let key: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT s.config ->> 'apiKey' FROM integration_settings s JOIN accounts a ON a.id = s.account_id
-              WHERE a.slug = $1 AND s.integration_type = $2",
-        )
-        .bind(slug)
-        .bind(integration_type)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(Some(key)) = key else { return Ok(None) };
+        // The database checks the operator's right and records the reveal
+        // (keyfall.keyfall_reveal), in one transaction with the read.
+        let mut tx = begin_as(self, actor).await?;
+        let key: Option<String> = sqlx::query_scalar("SELECT keyfall_reveal($1, $2)")
+            .bind(slug)
+            .bind(integration_type)
+            .fetch_one(&mut *tx)
+            .await?;
+        let Some(key) = key else { return Ok(None) };
         let secret = crate::domain::Secret::new(key);
-        sqlx::query(
-            "INSERT INTO audit_log (actor, action, table_name, account_id, account_slug, integration_type, after)
-             SELECT $1, 'reveal', 'integration_settings', a.id, a.slug, $3, jsonb_build_object('apiKey', $4::text)
-               FROM accounts a WHERE a.slug = $2",
-        )
-        .bind(actor)
-        .bind(slug)
-        .bind(integration_type)
-        .bind(secret.fingerprint())
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(Some(secret))
+    }
+
+    /// The config of `slug`'s setting of `integration_type` with its raw
+    /// key, for a connection test: the database checks the operator's right
+    /// to test it and records the read (`keyfall_config_for_test`).
+    #[tracing::instrument(skip_all)]
+    pub async fn config_for_test(
+        &self,
+        actor: &str,
+        slug: &str,
+        integration_type: &str,
+    ) -> Result<Option<Value>, StoreError> {
+        let mut tx = begin_as(self, actor).await?;
+        let config: Option<String> = sqlx::query_scalar("SELECT keyfall_config_for_test($1, $2)::text")
+            .bind(slug)
+            .bind(integration_type)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(config.map(|c| parse_config(&c)))
     }
 
     /// Load the seed's scenario (idempotent: present rows are left alone).

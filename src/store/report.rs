@@ -372,7 +372,9 @@ impl Store {
                 .bind(fails.clone())
         };
         report(IMPACT_BEFORE).execute(&mut *tx).await?;
-        apply(&mut tx, proposal).await?;
+        // The preview writes as the operator (then rolls back): the database
+        // checks their right exactly as it will for the real write.
+        apply(&mut tx, self.operator.as_deref().unwrap_or("keyfall preview"), proposal).await?;
         report(IMPACT_AFTER).execute(&mut *tx).await?;
         // Temporary tables have no statistics until analysed; without them
         // the difference is planned as a nested loop over 200,000 rows.
@@ -432,8 +434,12 @@ impl Store {
 }
 
 /// Apply a proposal inside the preview's transaction (rolled back after).
-async fn apply(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, proposal: &Proposal) -> Result<(), StoreError> {
-    sqlx::query("SELECT set_config('keyfall.actor', 'keyfall preview', true)").execute(&mut **tx).await?;
+async fn apply(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    actor: &str,
+    proposal: &Proposal,
+) -> Result<(), StoreError> {
+    sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut **tx).await?;
     let single: Vec<&Proposal> = match proposal {
         Proposal::Many(all) => all.iter().collect(),
         one => vec![one],
@@ -450,11 +456,11 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, proposal: &Pr
             return Err(StoreError::Invalid("nested proposals are not supported".into()));
         }
         Proposal::Setting { account_id, integration_type, config, is_active } => {
-            sqlx::query(
-                "INSERT INTO integration_settings (account_id, integration_type, config, is_active)
-                 VALUES ($1, $2, $3::text::jsonb, $4)
-                 ON CONFLICT (account_id, integration_type)
-                 DO UPDATE SET config = EXCLUDED.config, is_active = EXCLUDED.is_active",
+            // Through the view, so the database checks the operator's right
+            // as for the real write (the preview needs the same right).
+            let updated = sqlx::query(
+                "UPDATE integration_settings SET config = $3::text::jsonb, is_active = $4
+                  WHERE account_id = $1 AND integration_type = $2",
             )
             .bind(account_id)
             .bind(integration_type)
@@ -462,6 +468,18 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, proposal: &Pr
             .bind(is_active)
             .execute(&mut **tx)
             .await?;
+            if updated.rows_affected() == 0 {
+                sqlx::query(
+                    "INSERT INTO integration_settings (account_id, integration_type, config, is_active)
+                     VALUES ($1, $2, $3::text::jsonb, $4)",
+                )
+                .bind(account_id)
+                .bind(integration_type)
+                .bind(config.to_string())
+                .bind(is_active)
+                .execute(&mut **tx)
+                .await?;
+            }
         }
         Proposal::Delete { account_id, integration_type } => {
             sqlx::query("DELETE FROM integration_settings WHERE account_id = $1 AND integration_type = $2")

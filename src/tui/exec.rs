@@ -7,9 +7,9 @@ use crate::store::{Store, StoreError, WriteOutcome};
 
 pub async fn run(store: &Store, cmd: Cmd) -> Msg {
     match cmd {
-        Cmd::Boot { request } => {
+        Cmd::Boot { request, operator } => {
             let (accounts, base, functions) =
-                tokio::join!(store.account_index(), store.subject(None, None), store.functions());
+                tokio::join!(store.account_index(), store.subject(operator.as_deref(), None), store.functions());
             match (accounts, base, functions) {
                 (Ok(accounts), Ok(base), Ok(functions)) => {
                     Msg::Booted { request, boot: Box::new(Boot { accounts, base, functions }) }
@@ -99,9 +99,15 @@ pub async fn run(store: &Store, cmd: Cmd) -> Msg {
             }
             Err(e) => failed(request, e),
         },
-        Cmd::TestConnection { request, provider, config } => {
-            let outcome = crate::connection::test(&provider, &config, std::time::Duration::from_secs(10)).await;
-            Msg::Tested { request, outcome }
+        Cmd::TestConnection { request, actor, account, provider } => {
+            match store.config_for_test(&actor, &account, &provider).await {
+                Ok(Some(config)) => {
+                    let outcome = crate::connection::test(&provider, &config, std::time::Duration::from_secs(10)).await;
+                    Msg::Tested { request, outcome }
+                }
+                Ok(None) => Msg::Failed { request, error: "no such setting any more".into(), unavailable: false },
+                Err(e) => failed(request, e),
+            }
         }
         Cmd::LoadAudit { request, id } => match store.audit_entry(id).await {
             Ok(entry) => Msg::AuditLoaded { request, entry },

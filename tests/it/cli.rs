@@ -360,7 +360,9 @@ mod connection {
     async fn point_at(db: &TestDb, slug: &str, ty: &str, base: &str) {
         let base = base.to_string();
         db.store
-            .write_setting("test", slug, ty, None, move |_| (json!({"apiKey": CANARY, "base_url": base}), true))
+            .write_setting("dev@igny8.com", slug, ty, None, move |_| {
+                (json!({"apiKey": CANARY, "base_url": base}), true)
+            })
             .await
             .unwrap();
     }
@@ -455,6 +457,65 @@ mod connection {
         let denied = keyfall(&db, &["--as", "paid2@paid.com", "test-connection", "paid-2", "runware"], None);
         assert_eq!(denied.code, 1, "test_connection is guarded like the seed's endpoint");
         assert!(denied.stderr.contains("IsSystemAccountOrDeveloper"), "{}", denied.stderr);
+    }
+
+    /// Issue 9 §7: a provider (or whatever answers at base_url) that
+    /// redirects must not get the key carried to another host: the redirect
+    /// is not followed and is reported, naming where it pointed.
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_with_the_key() {
+        let db = TestDb::demo().await;
+        let provider = MockServer::start().await;
+        let elsewhere = MockServer::start().await;
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{"id": "m"}]})))
+            .mount(&elsewhere)
+            .await;
+        point_at(&db, "paid-2", "openai", &provider.uri()).await;
+        point_at(&db, "paid-2", "runware", &provider.uri()).await;
+        let to_models = format!("{}/v1/models", elsewhere.uri());
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(302).insert_header("location", to_models.as_str()))
+            .mount(&provider)
+            .await;
+        // A 307 would re-send Runware's body — the key in it — as it was.
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(307)
+                    .insert_header("location", format!("{}/v1?echo={CANARY}&x=\u{202e}evil", elsewhere.uri()).as_str()),
+            )
+            .mount(&provider)
+            .await;
+        let nothing_elsewhere = || async {
+            let got = elsewhere.received_requests().await.expect("recording");
+            let carried: Vec<String> = got
+                .iter()
+                .map(|r| {
+                    let with_key = String::from_utf8_lossy(&r.body).contains(CANARY)
+                        || r.headers.values().any(|v| v.to_str().unwrap_or_default().contains(CANARY));
+                    format!("{} {} (with the key: {with_key})", r.method, r.url)
+                })
+                .collect();
+            assert!(carried.is_empty(), "the request was carried to another host: {carried:?}");
+        };
+
+        let run = keyfall(&db, &["--as", "dev@igny8.com", "test-connection", "paid-2", "runware", "--json"], None);
+        nothing_elsewhere().await;
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        let out = super::json(&run).to_string();
+        assert!(out.contains("redirected (307) to") && out.contains("not followed"), "{out}");
+        assert!(out.contains("echo=<key>"), "a key quoted in the location is blanked: {out}");
+        assert!(!out.contains("canary") && !run.stderr.contains("canary"), "{out}");
+        assert!(!out.contains('\u{202e}') && out.contains("\\\\u{202e}"), "escapes made visible: {out}");
+
+        let run = keyfall(&db, &["--as", "dev@igny8.com", "test-connection", "paid-2", "openai"], None);
+        nothing_elsewhere().await;
+        assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stdout.contains(&format!("redirected (302) to {to_models}; not followed")),
+            "names where it pointed: {}",
+            run.stdout
+        );
     }
 }
 

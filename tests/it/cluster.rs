@@ -74,14 +74,14 @@ async fn a_lost_database_keeps_the_edit_and_the_save_succeeds_afterwards() {
         options: connect::private_options(&running).database("keyfall"),
         source: keyfall::store::Source::Private(running.clone()),
     };
-    let store = Store::open_demo(&target).await.unwrap();
+    let store = Store::open_demo(&target).await.unwrap().with_operator(Some("dev@igny8.com".into()));
     store.load_demo().await.unwrap();
     let operator = store.subject(Some("dev@igny8.com"), None).await.unwrap().user;
     let session = Session {
         database: "private".into(),
         label: None,
         color: None,
-        access: Access { operator, read_only: None },
+        access: Access { operator, read_only: None, forced: false },
         no_color: true,
     };
     let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());
@@ -120,4 +120,177 @@ async fn a_lost_database_keeps_the_edit_and_the_save_succeeds_afterwards() {
     assert_eq!(setting.config["model"], "gpt-4.1");
     store.close().await;
     cluster::stop(&running).unwrap();
+}
+
+/// Issue 9 §6: the private cluster holds every key, so another local user
+/// must not get in — neither through the socket folder nor, should it be
+/// opened, past authentication.
+mod private {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use keyfall::store::cluster::{self, PrivateCluster};
+    use keyfall::store::connect;
+    use sqlx::{ConnectOptions, Connection};
+
+    async fn ensure(path: &Path) -> PrivateCluster {
+        let p = path.to_path_buf();
+        tokio::task::spawn_blocking(move || cluster::ensure(&p)).await.unwrap().expect("the private cluster")
+    }
+
+    fn throwaway(prefix: &str) -> (tempfile::TempDir, PathBuf) {
+        let base = tempfile::Builder::new().prefix(prefix).tempdir_in("/tmp").unwrap();
+        // The unprivileged owner (when we are root) must reach the folder.
+        std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = base.path().to_path_buf();
+        (base, path)
+    }
+
+    fn passwd(name: &str) -> Option<(u32, u32)> {
+        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+        passwd.lines().find_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            (f.first() == Some(&name)).then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+        })
+    }
+
+    /// A local account that is neither root nor the cluster's own.
+    fn intruder(c: &PrivateCluster) -> (u32, u32) {
+        let owner = std::fs::metadata(&c.data_dir).unwrap().uid();
+        ["nobody", "daemon", "bin"]
+            .into_iter()
+            .filter_map(passwd)
+            .find(|(uid, _)| *uid != 0 && *uid != owner)
+            .expect("an unprivileged account other than the cluster's")
+    }
+
+    /// `psql` as `uid`: Ok(what the server answered) or Err(why it failed).
+    fn psql_as(c: &PrivateCluster, (uid, gid): (u32, u32)) -> Result<String, String> {
+        let psql = c.bin_dir.join("psql");
+        let psql = if psql.is_file() { psql } else { PathBuf::from("psql") };
+        let out = Command::new(psql)
+            .args(["-X", "-w", "-At", "-p", &cluster::PORT.to_string(), "-U", cluster::SUPERUSER, "-d", "postgres"])
+            .arg("-h")
+            .arg(&c.socket_dir)
+            .args(["-c", "SELECT current_user"])
+            .current_dir("/")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/")
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .expect("run psql");
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        if out.status.success() { Ok(stdout) } else { Err(stderr) }
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().mode() & 0o777
+    }
+
+    /// The socket folder is private, and behind it authentication admits
+    /// only the cluster's user and root.
+    fn assert_private(c: &PrivateCluster) {
+        let owner = std::fs::metadata(&c.data_dir).unwrap().uid();
+        if cluster::running_as_root() {
+            let intruder = intruder(c);
+            // The attack as it stands: another user, straight at the socket.
+            let err = psql_as(c, intruder).expect_err("another local user must not get in");
+            assert!(err.contains("Permission denied"), "refused at the socket folder: {err}");
+            // Had the folder been opened, authentication still says no.
+            let mode_was = mode(&c.socket_dir);
+            std::fs::set_permissions(&c.socket_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let behind = psql_as(c, intruder);
+            std::fs::set_permissions(&c.socket_dir, std::fs::Permissions::from_mode(mode_was)).unwrap();
+            let err = behind.expect_err("another local user must not get past authentication");
+            assert!(err.contains("authentication failed"), "refused by authentication: {err}");
+            // The cluster's own user does get in.
+            let owner_ids = (owner, std::fs::metadata(&c.data_dir).unwrap().gid());
+            assert_eq!(psql_as(c, owner_ids).as_deref(), Ok(cluster::SUPERUSER), "its own user gets in");
+        } else {
+            eprintln!("not root: cannot try another OS user; checking the folder and pg_hba.conf only");
+        }
+        assert_eq!(mode(&c.socket_dir), 0o700, "the socket folder is private");
+        assert_eq!(std::fs::metadata(&c.socket_dir).unwrap().uid(), owner, "and belongs to the cluster's user");
+        let hba = std::fs::read_to_string(c.data_dir.join("pg_hba.conf")).unwrap();
+        assert!(!hba.lines().any(|l| l.split_whitespace().any(|w| w == "trust")), "no trust: {hba}");
+    }
+
+    async fn keyfall_connects(c: &PrivateCluster) {
+        let mut conn = connect::private_options(c).database("postgres").connect().await.expect("keyfall gets in");
+        let who: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut conn).await.unwrap();
+        assert_eq!(who, cluster::SUPERUSER);
+        conn.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn another_local_user_cannot_get_in() {
+        let (_base, path) = throwaway("keyfall-private-");
+        let c = ensure(&path).await;
+        assert!(c.created && !c.locked_down);
+        keyfall_connects(&c).await;
+        assert_private(&c);
+        cluster::stop(&c).unwrap();
+    }
+
+    /// An older keyfall left the cluster trusting everyone on a world-open
+    /// socket: the next run locks it down, dropping sessions opened meanwhile.
+    #[tokio::test]
+    async fn a_cluster_left_open_by_an_older_keyfall_is_locked_down() {
+        let (_base, path) = throwaway("keyfall-open-");
+        let c = ensure(&path).await;
+        // What older keyfalls made: trust for all, socket folder open.
+        std::fs::write(c.data_dir.join("pg_hba.conf"), "local all all trust\n").unwrap();
+        std::fs::write(c.data_dir.join("pg_ident.conf"), "").unwrap();
+        std::fs::set_permissions(&c.socket_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let reload = Command::new(c.bin_dir.join("pg_ctl"))
+            .args(["reload", "-s", "-D"])
+            .arg(&c.data_dir)
+            .current_dir("/")
+            .uid(std::fs::metadata(&c.data_dir).unwrap().uid())
+            .gid(std::fs::metadata(&c.data_dir).unwrap().gid())
+            .status()
+            .unwrap();
+        assert!(reload.success());
+        if cluster::running_as_root() {
+            // The hole is real: an intruder gets in (once the reload lands).
+            let intruder = intruder(&c);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut attempt = psql_as(&c, intruder);
+            while attempt.is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+                attempt = psql_as(&c, intruder);
+            }
+            assert_eq!(attempt.as_deref(), Ok(cluster::SUPERUSER), "the simulated old cluster is open");
+        }
+        // A session opened while it was open…
+        let mut lingering = connect::private_options(&c).database("postgres").connect().await.unwrap();
+
+        let again = ensure(&path).await;
+        assert_private(&again);
+        assert!(again.locked_down && !again.created, "locked down in place, not re-created");
+        // …does not survive the lock-down.
+        assert!(sqlx::query("SELECT 1").execute(&mut lingering).await.is_err(), "old sessions are dropped");
+        keyfall_connects(&again).await;
+
+        let third = ensure(&path).await;
+        assert!(!third.locked_down && !third.started, "nothing to do the next time");
+        cluster::stop(&third).unwrap();
+    }
+
+    /// The stop command keyfall prints (and the README shows) works as written.
+    #[tokio::test]
+    async fn the_printed_stop_command_stops_it() {
+        let (_base, path) = throwaway("keyfall-stop-");
+        let c = ensure(&path).await;
+        let command = c.stop_command();
+        let out = Command::new("sh").arg("-c").arg(&command).current_dir(&path).output().unwrap();
+        assert!(out.status.success(), "{command}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!c.data_dir.join("postmaster.pid").exists(), "stopped by: {command}");
+    }
 }

@@ -30,6 +30,7 @@ async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model
         mapping: None,
         resolution: Default::default(),
         file: None,
+        login: None,
     };
     let access = keyfall::cli::console_access(&db.store, &config).await.unwrap();
     let session = Session { database: "localhost/keyfall".into(), label: None, color: None, access, no_color: true };
@@ -276,7 +277,7 @@ fn navigation_is_pure() {
         database: "x".into(),
         label: None,
         color: None,
-        access: Access { operator: None, read_only: Some("no operator".into()) },
+        access: Access { operator: None, read_only: Some("no operator".into()), forced: true },
         no_color: true,
     };
     let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());
@@ -504,14 +505,17 @@ async fn reveal_asks_is_audited_and_hides_on_the_next_key() {
 #[tokio::test]
 async fn audit_view_reverts_an_entry_through_the_save_preview() {
     let db = TestDb::demo().await;
-    db.store
-        .write_setting("ops@igny8.com", "aws-admin", "openai", None, |cur| {
-            let mut c = cur.unwrap().config.clone();
-            c["model"] = serde_json::json!("gpt-3.5-turbo");
-            (c, true)
-        })
-        .await
-        .unwrap();
+    // Another client (psql as the owner, naming its operator) changed it.
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "BEGIN; SET LOCAL keyfall.actor = 'ops@igny8.com';
+         UPDATE integration_settings SET config = jsonb_set(config, '{model}', '\"gpt-3.5-turbo\"')
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'aws-admin');
+         COMMIT;",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
     let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
     keys(&db.store, &mut model, &["a"]).await;
     let text = screen(&model);
@@ -587,7 +591,7 @@ async fn t_tests_the_key_that_answers_and_shows_the_result() {
         .await;
     let uri = server.uri();
     db.store
-        .write_setting("test", "aws-admin", "openai", None, move |cur| {
+        .write_setting("dev@igny8.com", "aws-admin", "openai", None, move |cur| {
             let mut c = cur.unwrap().config.clone();
             c["base_url"] = serde_json::json!(uri);
             (c, true)
@@ -611,7 +615,7 @@ async fn t_on_the_resolve_panel_tests_the_resolved_key() {
     Mock::given(method("GET")).respond_with(ResponseTemplate::new(401)).mount(&server).await;
     let uri = server.uri();
     db.store
-        .write_setting("test", "aws-admin", "openai", None, move |cur| {
+        .write_setting("dev@igny8.com", "aws-admin", "openai", None, move |cur| {
             let mut c = cur.unwrap().config.clone();
             c["base_url"] = serde_json::json!(uri);
             (c, true)
@@ -622,4 +626,82 @@ async fn t_on_the_resolve_panel_tests_the_resolved_key() {
     keys(&db.store, &mut model, &["tab", "tab", "t"]).await;
     let text = screen(&model);
     assert!(text.contains("✗ aws-admin's openai key via") && text.contains("rejected the"), "{text}");
+}
+
+#[tokio::test]
+async fn a_failed_audit_request_says_so_instead_of_loading_forever() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    let cmds = update(&mut model, Msg::Key("a".to_string()));
+    let Some(request) = cmds.iter().find_map(|c| match c {
+        Cmd::LoadAuditList { request, .. } => Some(*request),
+        _ => None,
+    }) else {
+        panic!("the audit view asks for its entries")
+    };
+    assert!(screen(&model).contains("loading…"));
+    update(&mut model, Msg::Failed { request, error: "connection refused".into(), unavailable: true });
+    let text = screen(&model);
+    assert!(!text.contains("loading…") && text.contains("could not be read: connection refused"), "{text}");
+}
+
+#[tokio::test]
+async fn the_audit_view_shows_rows_serde_cannot_hold() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "UPDATE integration_settings SET config = config || '{\"temperature\": 1e400}'::jsonb
+                 || jsonb_build_object('deep', (repeat('[', 200) || '1' || repeat(']', 200))::jsonb)
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'aws-admin')",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    keys(&db.store, &mut model, &["a"]).await;
+    let text = screen(&model);
+    assert!(!text.contains("loading…") && text.contains("config.temperature"), "{text}");
+}
+
+#[tokio::test]
+async fn rights_follow_a_live_policy_change_and_a_demotion() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("paid2@paid.com"), (100, 30)).await;
+    assert!(model.session.access.read_only.is_some(), "policy A: read-only for a tenant owner");
+    // Another client switches to policy B; the notice arrives, the next tick reloads.
+    let mut psql = db.raw().await;
+    sqlx::raw_sql("UPDATE policy SET mode = 'per_account'").execute(&mut psql).await.unwrap();
+    let change = keyfall::store::listen::Change {
+        table: "policy".into(),
+        op: "update".into(),
+        id: None,
+        account_id: None,
+        audit_id: None,
+        bulk: None,
+    };
+    let cmds = update(&mut model, Msg::Changed(change));
+    drive(&db.store, &mut model, cmds).await;
+    let cmds = update(&mut model, Msg::Tick { now: chrono::Utc::now() });
+    drive(&db.store, &mut model, cmds).await;
+    assert!(model.session.access.read_only.is_none(), "policy B: paid2 may edit its own account now");
+    assert!(model.notice.as_deref().unwrap_or_default().contains("rights changed"), "{:?}", model.notice);
+    // Demoted (inactive) by another client: read-only again after the reload.
+    sqlx::raw_sql("UPDATE users SET is_active = false WHERE email = 'paid2@paid.com'")
+        .execute(&mut psql)
+        .await
+        .unwrap();
+    let change = keyfall::store::listen::Change {
+        table: "users".into(),
+        op: "update".into(),
+        id: None,
+        account_id: None,
+        audit_id: None,
+        bulk: None,
+    };
+    let cmds = update(&mut model, Msg::Changed(change));
+    drive(&db.store, &mut model, cmds).await;
+    let cmds = update(&mut model, Msg::Tick { now: chrono::Utc::now() });
+    drive(&db.store, &mut model, cmds).await;
+    let why = model.session.access.read_only.clone().unwrap_or_default();
+    assert!(why.contains("IsAuthenticatedAndActive"), "{why}");
 }

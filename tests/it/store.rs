@@ -216,6 +216,15 @@ async fn least_privilege_role_can_edit_settings_but_not_rewrite_history() {
     let store =
         keyfall::store::Store::connect(&operator_target).await.expect("a current schema needs no migration rights");
     store.verify(None).await.expect("the operator role can check the installation");
+    // Not yet mapped to an app user: the database refuses it acting as one.
+    let refused = store
+        .write_setting("dev@igny8.com", "paid-2", "openai", None, set_key("sk-least-privilege-00000000"))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("may not act as dev@igny8.com"), "{refused}");
+    // It cannot map itself either.
+    assert!(store.operator_add("keyfall_operator", "dev@igny8.com").await.is_err());
+    db.store.operator_add("keyfall_operator", "dev@igny8.com").await.unwrap();
     let saved = store
         .write_setting("dev@igny8.com", "paid-2", "openai", None, set_key("sk-least-privilege-00000000"))
         .await
@@ -229,6 +238,9 @@ async fn least_privilege_role_can_edit_settings_but_not_rewrite_history() {
         "DROP TABLE keyfall.audit_log",
         "ALTER TABLE public.integration_settings DISABLE TRIGGER USER",
         "SELECT keyfall.keyfall_install_mapping('{}')",
+        "INSERT INTO keyfall.audit_log (actor, action, table_name) VALUES ('dev@igny8.com', 'update', 'forged')",
+        "INSERT INTO keyfall.operators (login, email) VALUES ('keyfall_operator', 'ops@igny8.com')",
+        "UPDATE public.integration_settings SET config = '{}'",
     ] {
         let err = sqlx::raw_sql(sql).execute(&mut conn).await.unwrap_err();
         let text = err.to_string();
@@ -312,12 +324,13 @@ async fn concurrent_writers_lose_nothing_and_each_change_has_one_audit_row() {
     for w in 0..WRITERS {
         let store = db.store.clone();
         tasks.push(tokio::spawn(async move {
-            let actor = format!("writer-{w}@igny8.com");
+            // Every writer acts as a user who may (the database checks).
+            let actor = if w % 2 == 0 { "dev@igny8.com" } else { "bot@igny8.com" };
             let (mut saved, mut conflicts) = (0, 0);
             while saved < SAVES {
                 // Read-modify-write: a lost update would lose a count.
                 let result = store
-                    .write_setting(&actor, "acme-studio", "openai", None, |cur| {
+                    .write_setting(actor, "acme-studio", "openai", None, |cur| {
                         let mut config = cur.map(|s| s.config.clone()).unwrap_or_else(|| json!({}));
                         let n = config.get("counter").and_then(Value::as_i64).unwrap_or(0);
                         config["counter"] = json!(n + 1);
@@ -341,7 +354,7 @@ async fn concurrent_writers_lose_nothing_and_each_change_has_one_audit_row() {
     assert_eq!(setting.config["counter"], json!(WRITERS * SAVES), "no lost update ({conflicts} conflicts retried)");
     let mut conn = db.raw().await;
     let audited: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_log WHERE action = 'update' AND account_slug = 'acme-studio' AND actor LIKE 'writer-%'",
+        "SELECT count(*) FROM audit_log WHERE action = 'update' AND account_slug = 'acme-studio' AND actor IN ('dev@igny8.com', 'bot@igny8.com')",
     )
     .fetch_one(&mut conn)
     .await

@@ -67,10 +67,13 @@ impl TestDb {
         TestDb { store, target }
     }
 
-    /// A fresh database with the demo loaded.
+    /// A fresh database with the demo loaded. Its store acts as
+    /// dev@igny8.com (a developer superuser of aws-admin) for previews, as
+    /// the CLI's does for its operator.
     pub async fn demo() -> TestDb {
-        let db = TestDb::new().await;
+        let mut db = TestDb::new().await;
         db.store.load_demo().await.expect("load demo");
+        db.store = db.store.clone().with_operator(Some("dev@igny8.com".into()));
         db
     }
 
