@@ -837,13 +837,24 @@ fn change_notice(e: &AuditEntry) -> String {
         "delete" => "deleted",
         other => other,
     };
-    format!("{} {did} {what}{version} {}", visible_short(&e.actor, 60), e.at.format("at %H:%M:%S UTC"))
+    format!(
+        "{} {did} {what}{version} {}",
+        crate::domain::text::identity_short(&e.actor, 60),
+        e.at.format("at %H:%M:%S UTC")
+    )
 }
 
 fn user_item(hit: UserHit) -> Item {
     let account = hit.account.as_deref().unwrap_or("no account");
     let inactive = if hit.is_active { "" } else { ", inactive" };
-    Item { detail: format!("{} · {account}{inactive}", hit.role), value: hit.email }
+    // A look-alike (a Cyrillic letter, a zero-width space) is flagged and
+    // spelled out, so it is never picked for the real one.
+    let lookalike = if crate::domain::text::is_lookalike(&hit.email) {
+        format!("⚠ look-alike: {} · ", crate::domain::text::identity_short(&hit.email, 60))
+    } else {
+        String::new()
+    };
+    Item { detail: format!("{lookalike}{} · {account}{inactive}", hit.role), value: hit.email }
 }
 
 fn on_boot(model: &mut Model, boot: Boot) -> Vec<Cmd> {

@@ -161,7 +161,11 @@ fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
                 (true, _) => ", su",
             };
             let who = if terseness == 0 { "as " } else { "" };
-            spans.push(Span::raw(format!("{who}{} ({}{su}) · ", visible_short(&op.email, 40), op.role.as_str())));
+            spans.push(Span::raw(format!(
+                "{who}{} ({}{su}) · ",
+                crate::domain::text::identity_short(&op.email, 40),
+                op.role.as_str()
+            )));
         }
         Some(_) => {}
         None => spans.push(Span::styled("no operator · ", t.warn())),
@@ -1198,7 +1202,7 @@ fn audit(view: &super::AuditView, frame: &mut Frame, area: Rect, t: Theme) {
         let version = e.after.as_ref().or(e.before.as_ref()).and_then(|v| v.get("version")).map(|v| format!(" v{v}"));
         let mut head = Line::from(vec![
             Span::raw(format!("{} ", e.at.format("%Y-%m-%d %H:%M:%S"))),
-            Span::styled(format!("{:<26} ", visible_short(&e.actor, 26)), t.accent()),
+            Span::styled(format!("{:<26} ", crate::domain::text::identity_short(&e.actor, 26)), t.accent()),
             Span::raw(format!("{}{}", visible_short(&e.action, 8), version.unwrap_or_default())),
         ]);
         if i == view.selected {

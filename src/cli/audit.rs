@@ -109,7 +109,7 @@ pub fn render(entries: &[AuditEntry], fingerprint: Option<&str>) -> String {
             out,
             "{}  {:<24} {:<7} {what}{}",
             e.at.format("%Y-%m-%d %H:%M:%S"),
-            visible_short(&e.actor, 24),
+            crate::domain::text::identity_short(&e.actor, 24),
             visible_short(&e.action, 7),
             version.unwrap_or_default()
         );

@@ -86,7 +86,7 @@ pub fn render(p: &Permissions) -> String {
     let _ = writeln!(
         out,
         "{} · policy {} ({}) · settings of {}",
-        visible(&p.user),
+        crate::domain::text::identity(&p.user),
         p.policy.as_str(),
         p.policy.letter(),
         visible(&p.target)

@@ -46,7 +46,7 @@ pub fn render(r: &Resolution) -> String {
     let _ = writeln!(
         out,
         "{} · {} → {}   (rules: {})",
-        visible(&r.user),
+        crate::domain::text::identity(&r.user),
         visible(&r.function),
         visible(&r.hop.integration_type),
         visible(&r.rules)

@@ -42,6 +42,44 @@ pub fn visible_short(s: &str, max: usize) -> String {
     out
 }
 
+/// An identity (an email, a login, an audit actor) as it must be shown: on
+/// top of `visible`, every character outside printable ASCII is escaped, so
+/// a look-alike — `dev@igny8.com` with a Cyrillic `е`, a zero-width space —
+/// never reads as the real one.
+pub fn identity(s: &str) -> Cow<'_, str> {
+    if s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_ascii_graphic() || c == ' ' {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `identity`, cut to at most `max` characters.
+pub fn identity_short(s: &str, max: usize) -> String {
+    let shown = identity(s);
+    if shown.chars().count() <= max {
+        return shown.into_owned();
+    }
+    let mut out: String = shown.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Whether an identity holds characters that could make it look like
+/// another one (anything outside printable ASCII).
+pub fn is_lookalike(s: &str) -> bool {
+    !s.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,6 +90,14 @@ mod tests {
         assert_eq!(visible("x\u{202e}y"), "x\\u{202e}y");
         assert_eq!(visible("nul\0"), "nul\\x00");
         assert!(matches!(visible("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn look_alike_identities_are_told_apart() {
+        assert_eq!(identity("dev@igny8.com"), "dev@igny8.com");
+        assert_eq!(identity("d\u{435}v@igny8.com"), "d\\u{435}v@igny8.com");
+        assert_eq!(identity("dev@igny8.com\u{200b}"), "dev@igny8.com\\u{200b}");
+        assert!(is_lookalike("dev\u{200b}@igny8.com") && !is_lookalike("dev@igny8.com"));
     }
 
     #[test]

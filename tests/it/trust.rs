@@ -207,3 +207,34 @@ async fn a_connection_test_gets_the_key_only_through_the_checked_recorded_call()
     assert_eq!(actor, "dev@igny8.com");
     assert!(key.starts_with('#') && key.len() == 9, "a fingerprint, never the key: {key}");
 }
+
+#[tokio::test]
+async fn look_alike_identities_never_read_as_the_real_one() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    // A Cyrillic "е", and a zero-width space: both display as dev@igny8.com.
+    let cyrillic = "d\u{435}v@igny8.com";
+    let zero_width = "dev@igny8.com\u{200b}";
+    for (email, model) in [(cyrillic, "gpt-4o"), (zero_width, "gpt-4.1")] {
+        sqlx::query(
+            "INSERT INTO users (email, role, is_superuser, is_active, account_id)
+             SELECT $1, 'developer', true, true, id FROM accounts WHERE slug = 'aws-admin'",
+        )
+        .bind(email)
+        .execute(&mut psql)
+        .await
+        .unwrap();
+        let run = keyfall(&db, &["--as", email, "set", "paid-2", "openai", "model"], Some(model));
+        assert_eq!(run.code, 0, "{}", run.stderr);
+    }
+    let run = keyfall(&db, &["audit", "--account", "paid-2"], None);
+    assert!(run.stdout.contains("d\\u{435}v@igny8.com"), "{}", run.stdout);
+    assert!(run.stdout.contains("dev@igny8.com\\u{200b}"), "{}", run.stdout);
+    assert!(!run.stdout.contains(cyrillic) && !run.stdout.contains(zero_width), "{}", run.stdout);
+    let run = keyfall(&db, &["can", "--user", cyrillic], None);
+    assert!(run.stdout.starts_with("d\\u{435}v@igny8.com"), "{}", run.stdout);
+    // The console's user picker flags them.
+    let hits = db.store.find_users("igny8", 20).await.unwrap();
+    let lookalikes = hits.iter().filter(|h| keyfall::domain::text::is_lookalike(&h.email)).count();
+    assert_eq!(lookalikes, 2);
+}
