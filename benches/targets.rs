@@ -75,6 +75,10 @@ async fn main() {
 /// The impact preview of one edit (DESIGN §10: under 1 s at XL).
 async fn impact(store: &Store) {
     use keyfall::store::Proposal;
+    // The preview writes as the operator (then rolls back) and the database
+    // checks their right: preview as the seed's developer, as the tests do
+    // (the bench's login is a database superuser, so it may act as anyone).
+    let store = &store.clone().with_operator(Some("dev@igny8.com".into()));
     let aws = store.account("aws-admin").await.expect("query").expect("aws-admin");
     let tenant = store.account("xl-050000").await.expect("query").expect("xl tenant");
     let cases = [

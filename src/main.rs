@@ -20,7 +20,13 @@ fn main() -> ExitCode {
             return ExitCode::from(Exit::Usage as u8);
         }
     };
-    let outcome = runtime.block_on(cli::run(cli));
+    // A panic unwinds out of the command (the console's terminal guard
+    // restores the screen on the way) and ends the process with 70
+    // (EX_SOFTWARE), its message in the log.
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(cli::run(cli)))) {
+        Ok(outcome) => outcome,
+        Err(_) => return ExitCode::from(70),
+    };
     match outcome {
         Ok(exit) => ExitCode::from(exit as u8),
         Err(e) => {
@@ -70,11 +76,38 @@ fn private_log_file(_path: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// A panic prints one line pointing at the log, never the payload (which
-/// could quote data); the full message goes to the log file.
+/// could quote data); the log gets the message with anything shaped like a
+/// key masked. Writing to a closed pipe (`keyfall report | head -1`) is not
+/// an error: the process ends quietly with 0.
 fn install_panic_hook(log_file: std::path::PathBuf) {
     std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if message.contains("Broken pipe") && message.starts_with("failed printing to std") {
+            std::process::exit(0);
+        }
         let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
-        tracing::error!(%location, "panic");
+        let message = scrub(&message);
+        let message = keyfall::domain::text::visible_short(&message, 500);
+        tracing::error!(%location, %message, "panic");
         eprintln!("keyfall: internal error at {location}; details in {}", log_file.display());
     }));
+}
+
+/// A message with every word shaped like a key masked.
+fn scrub(message: &str) -> String {
+    let separator =
+        |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ':' | '(' | ')' | '[' | ']' | '{' | '}');
+    message
+        .split_inclusive(separator)
+        .map(|piece| {
+            let word = piece.trim_end_matches(separator);
+            let tail = &piece[word.len()..];
+            format!("{}{tail}", keyfall::domain::secret::shape_masked(word))
+        })
+        .collect()
 }

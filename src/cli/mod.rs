@@ -2,7 +2,8 @@
 //! a console view, human text by default and `--json` for scripts. Uses
 //! `domain` and `store`, never the console. Exit codes: 0 ok, 1 a negative
 //! answer (unresolved, denied, conflict), 2 usage or input error, 3 database
-//! unreachable.
+//! unreachable, 4 the database refused or failed, 70 an internal error;
+//! writing to a closed pipe ends quietly with 0.
 
 mod admin;
 mod attach;
@@ -28,7 +29,14 @@ use crate::config::{Config, Overrides};
 use crate::store::{Mapping, Store, StoreError, connect};
 
 #[derive(Debug, Parser)]
-#[command(name = "keyfall", version, about = "See which AI key every tenant really uses, and why")]
+#[command(
+    name = "keyfall",
+    version,
+    about = "See which AI key every tenant really uses, and why",
+    after_help = "Exit codes: 0 ok · 1 a negative answer (unresolved, denied, findings, conflict) · 2 bad input \
+                  (unknown account, user, type; no keyfall objects) · 3 the database cannot be reached · 4 the \
+                  database refused or failed (permission, timeout, constraint) · 70 internal error"
+)]
 pub struct Cli {
     /// PostgreSQL URL (else DATABASE_URL, the config file, a local server, or a private cluster).
     #[arg(long, global = true, value_name = "URL")]
@@ -108,6 +116,9 @@ pub enum Exit {
     Negative = 1,
     Usage = 2,
     Unavailable = 3,
+    /// The database refused or failed: a permission, a timeout, a
+    /// constraint, a failed migration.
+    Refused = 4,
 }
 
 /// A command's failure, mapped to one line and an exit code.
@@ -131,7 +142,7 @@ impl CliError {
             CliError::Store(StoreError::Unavailable(_)) => Exit::Unavailable,
             CliError::Store(StoreError::NotFound(_) | StoreError::Invalid(_)) => Exit::Usage,
             CliError::Store(StoreError::Conflict(_)) => Exit::Negative,
-            CliError::Store(StoreError::Database(_)) => Exit::Unavailable,
+            CliError::Store(StoreError::Database(_) | StoreError::Refused(_)) => Exit::Refused,
             CliError::Store(StoreError::NotInstalled(_)) => Exit::Usage,
             CliError::Other(_) => Exit::Usage,
         }
@@ -160,10 +171,12 @@ pub async fn run(cli: Cli) -> CliResult {
         }
         Some(Command::Man) => {
             use clap::CommandFactory;
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .map_err(|e| CliError::Other(e.to_string()))?;
-            return Ok(Exit::Ok);
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                // `keyfall man | head`: the reader had enough.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
+                Err(e) => Err(CliError::Other(e.to_string())),
+                Ok(()) => Ok(Exit::Ok),
+            };
         }
         _ => {}
     }

@@ -102,6 +102,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("database error: {0}")]
     Database(String),
+    /// The database refused: a permission, a read-only session, a timeout.
+    #[error("{0}")]
+    Refused(String),
     /// keyfall's objects are missing, outdated, or do not fit the app.
     #[error("{0}")]
     NotInstalled(String),
@@ -116,11 +119,11 @@ impl From<sqlx::Error> for StoreError {
                 // row, and a row can hold a key.
                 let message = db.message().to_string();
                 match code.as_str() {
-                    "25006" => StoreError::Invalid(format!("read-only session: {message}")),
+                    "25006" => StoreError::Refused(format!("read-only session: {message}")),
                     "42501" if message.starts_with("denied by the database") || message.contains("may not act as") => {
-                        StoreError::Invalid(message)
+                        StoreError::Refused(message)
                     }
-                    "42501" => StoreError::Invalid(format!("not allowed by the database: {message}")),
+                    "42501" => StoreError::Refused(format!("not allowed by the database: {message}")),
                     "57P01" | "57P02" | "57P03" | "53300" => StoreError::Unavailable(message),
                     c if c.starts_with("08") => StoreError::Unavailable(message),
                     _ => StoreError::Database(message),

@@ -590,3 +590,41 @@ async fn export_hides_keys_and_import_round_trips_idempotently() {
     assert!(bad.stderr.contains("matches no stored key"), "{}", bad.stderr);
     assert_eq!(db.store.setting("aws-admin", "openai").await.unwrap().setting.unwrap().config["model"], "gpt-4.1");
 }
+
+#[tokio::test]
+async fn a_closed_pipe_ends_quietly_and_exit_codes_mean_one_thing() {
+    use std::io::{BufRead, BufReader};
+    let db = TestDb::demo().await;
+    // Enough accounts that the report outgrows the pipe's buffer.
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "INSERT INTO accounts (slug, name) SELECT 'pipe-' || i, 'Pipe ' || i FROM generate_series(1, 3000) i",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    for args in [vec!["report"], vec!["man"]] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyfall"))
+            .arg("--database-url")
+            .arg(db.url())
+            .args(&args)
+            .env("HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        // The reader (like `head -1`) goes away.
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A database refusal is 4, bad input 2.
+    let run = keyfall(&db, &["--as", "paid2@paid.com", "export", "--account", "aws-admin", "--reveal", "--yes"], None);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    let run = keyfall(&db, &["get", "no-such-account", "openai"], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}

@@ -166,7 +166,7 @@ async fn a_demoted_operator_with_an_open_session_is_refused_at_the_next_write() 
     let mut psql = db.raw().await;
     sqlx::raw_sql("UPDATE users SET is_active = false WHERE email = 'dev@igny8.com'").execute(&mut psql).await.unwrap();
     let err = write("gpt-4.1").await.unwrap_err();
-    assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+    assert!(matches!(err, StoreError::Refused(_)), "{err}");
     assert!(err.to_string().contains("IsAuthenticatedAndActive"), "{err}");
     // The policy changes the answer too, at the moment of the write.
     sqlx::raw_sql(
