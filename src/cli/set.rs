@@ -86,7 +86,9 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
             crate::domain::registry::json_kind(&s.config)
         )));
     }
-    let expected = args.expect_version.or(stored.setting.as_ref().map(|s| s.version));
+    // Without --expect-version the field is applied to whatever is stored
+    // at commit (the store locks the row): concurrent sets never conflict.
+    let expected = args.expect_version;
     let field = args.field.clone();
     let outcome = store
         .write_setting(operator, &args.account, &args.integration_type, expected, |current| {

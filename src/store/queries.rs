@@ -588,7 +588,20 @@ SELECT jsonb_build_object(
     ) -> Result<WriteOutcome, StoreError> {
         let mut tx = begin_as(self, actor).await?;
         let account_id = account_id(&mut tx, slug).await?;
-        let current = fetch_setting(&mut *tx, account_id, integration_type).await?;
+        // Without an expected version the change applies to whatever is
+        // stored when it commits: the row is locked for this transaction
+        // (and a first creation serialised), so concurrent writers wait
+        // for each other instead of failing with conflicts.
+        let current = if expected_version.is_none() {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text || '/' || $2, 0))")
+                .bind(account_id)
+                .bind(integration_type)
+                .execute(&mut *tx)
+                .await?;
+            fetch_setting_locked(&mut tx, account_id, integration_type).await?
+        } else {
+            fetch_setting(&mut *tx, account_id, integration_type).await?
+        };
         let conflict = |cur: Option<&Setting>, expected: i64| conflict(slug, integration_type, expected, cur);
         if let (Some(expected), Some(cur)) = (expected_version, current.as_ref())
             && cur.version != expected
@@ -785,6 +798,25 @@ where
     .bind(account_id)
     .bind(integration_type)
     .fetch_optional(executor)
+    .await?;
+    row.as_ref().map(setting_from_row).transpose()
+}
+
+/// `fetch_setting`, locking the row until the transaction ends.
+async fn fetch_setting_locked(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    account_id: i64,
+    integration_type: &str,
+) -> Result<Option<Setting>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
+                keyfall_finite(updated_at) AS updated_at, updated_by
+           FROM integration_settings WHERE account_id = $1 AND integration_type = $2
+            FOR UPDATE",
+    )
+    .bind(account_id)
+    .bind(integration_type)
+    .fetch_optional(&mut **tx)
     .await?;
     row.as_ref().map(setting_from_row).transpose()
 }

@@ -628,3 +628,45 @@ async fn a_closed_pipe_ends_quietly_and_exit_codes_mean_one_thing() {
     let run = keyfall(&db, &["get", "no-such-account", "openai"], None);
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn concurrent_sets_without_a_version_never_fail_and_each_is_one_audit_row() {
+    let db = TestDb::demo().await;
+    let url = db.url();
+    let mut handles = Vec::new();
+    for w in 0..16 {
+        let url = url.clone();
+        handles.push(std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let mut codes = Vec::new();
+            for i in 0..3 {
+                let mut child = Command::new(env!("CARGO_BIN_EXE_keyfall"))
+                    .args(["--database-url", &url, "--as", "dev@igny8.com", "set", "acme-studio", "openai", "model"])
+                    .env("HOME", dir.path())
+                    .env("XDG_STATE_HOME", dir.path().join("state"))
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                child.stdin.take().unwrap().write_all(format!("model-{w}-{i}").as_bytes()).unwrap();
+                let out = child.wait_with_output().unwrap();
+                codes.push((out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned()));
+            }
+            codes
+        }));
+    }
+    for h in handles {
+        for (code, stderr) in h.join().unwrap() {
+            assert_eq!(code, Some(0), "a set without --expect-version failed: {stderr}");
+        }
+    }
+    let mut conn = db.raw().await;
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'update' AND account_slug = 'acme-studio' AND actor = 'dev@igny8.com'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(audited, 48, "one audit row per committed set");
+}
