@@ -585,9 +585,10 @@ BEGIN
     END IF;
     EXECUTE format(
         'CREATE VIEW keyfall.integration_settings AS SELECT s.%I::bigint AS id, s.%I AS account_id,'
-        ' s.%I AS integration_type, s.%I AS config, s.%I AS is_active, %s AS version, %s AS updated_at,'
-        ' %s AS updated_by%s FROM %s s',
-        s ->> 'id', s ->> 'account_id', s ->> 'integration_type', s ->> 'config', s ->> 'is_active',
+        ' s.%I AS integration_type,'
+        ' CASE WHEN keyfall.keyfall_sees_raw() THEN s.%I ELSE keyfall.keyfall_mask(s.%I) END AS config,'
+        ' s.%I AS is_active, %s AS version, %s AS updated_at, %s AS updated_by%s FROM %s s',
+        s ->> 'id', s ->> 'account_id', s ->> 'integration_type', s ->> 'config', s ->> 'config', s ->> 'is_active',
         version_expr, updated_at_expr, updated_by_expr, created_at_col,
         keyfall.keyfall_qualified(m -> 'settings'));
     -- Django's auto_now fields have no database default: rows keyfall
@@ -722,6 +723,7 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM keyfall.keyfall_authorize('modify_settings', NEW.account_id);
+        NEW.config := keyfall.keyfall_unmask(NEW.config, NULL);
         INSERT INTO %1$s AS s (%3$I, %4$I, %5$I, %6$I %7$s)
         VALUES (NEW.account_id, NEW.integration_type, coalesce(NEW.config, '{}'::jsonb), coalesce(NEW.is_active, true) %8$s)
         ON CONFLICT (%3$I, %4$I) DO NOTHING
@@ -736,6 +738,9 @@ BEGIN
         IF NEW.account_id IS DISTINCT FROM OLD.account_id THEN
             PERFORM keyfall.keyfall_authorize('modify_settings', NEW.account_id);
         END IF;
+        -- A session reading masked keys writes them back masked: the
+        -- stored key stays.
+        NEW.config := keyfall.keyfall_unmask(NEW.config, (SELECT x.%5$I FROM %1$s AS x WHERE x.%2$I = OLD.id));
         UPDATE %1$s AS s SET %3$I = NEW.account_id, %4$I = NEW.integration_type, %5$I = NEW.config,
                %6$I = NEW.is_active %9$s
          WHERE s.%2$I = OLD.id AND %10$s = OLD.version;

@@ -116,6 +116,7 @@ fn restore_fingerprints(
 pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResult {
     let data = store.lint_data().await?;
     let slugs: std::collections::HashMap<i64, &str> = data.accounts.iter().map(|a| (a.id, a.slug.as_str())).collect();
+    let mut revealed = std::collections::HashMap::new();
     if args.reveal {
         let operator = config.operator.as_deref().ok_or_else(|| {
             CliError::Usage("export --reveal needs an operator (--as EMAIL): the reveal is recorded".into())
@@ -129,7 +130,11 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
         for s in &data.settings {
             let Some(slug) = slugs.get(&s.account_id) else { continue };
             if args.account.as_ref().is_none_or(|want| want == slug) && s.config.get("apiKey").is_some() {
-                store.reveal(operator, slug, &s.integration_type).await?;
+                // The key comes from the checked, recorded reveal — never
+                // from the read above, which may be masked for this login.
+                if let Some(key) = store.reveal(operator, slug, &s.integration_type).await? {
+                    revealed.insert((s.account_id, s.integration_type.clone()), key);
+                }
             }
         }
     }
@@ -145,10 +150,16 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
                 account: slug.to_string(),
                 integration_type: s.integration_type.clone(),
                 is_active: s.is_active,
-                config: if args.reveal {
-                    s.config.clone()
-                } else {
-                    crate::domain::secret::fingerprint_config(&s.config)
+                // Secrets as fingerprints; with --reveal, the apiKey that
+                // was revealed (and recorded) in clear.
+                config: {
+                    let mut c = crate::domain::secret::fingerprint_config(&s.config);
+                    if let (Some(key), Some(map)) =
+                        (revealed.get(&(s.account_id, s.integration_type.clone())), c.as_object_mut())
+                    {
+                        map.insert("apiKey".into(), serde_json::Value::String(key.expose().to_string()));
+                    }
+                    c
                 },
             })
         })

@@ -36,8 +36,13 @@ impl Secret {
     }
 
     /// `#` followed by the first 8 hex digits of SHA-256 of the UTF-8 bytes.
+    /// The key's fingerprint; for a key the database already masked (a
+    /// session without the right to raw keys), the one it carries.
     pub fn fingerprint(&self) -> String {
-        fingerprint(self.expose())
+        match masked_fingerprint(self.expose()) {
+            Some(fp) => fp.to_string(),
+            None => fingerprint(self.expose()),
+        }
     }
 
     /// The last four characters, only for keys long enough that they give
@@ -55,6 +60,9 @@ impl Secret {
     pub fn masked(&self) -> String {
         if self.is_empty() {
             return "(empty)".to_string();
+        }
+        if masked_fingerprint(self.expose()).is_some() {
+            return self.expose().to_string();
         }
         match self.last_four() {
             Some(last) => format!("{MASK}{last} {}", self.fingerprint()),
@@ -85,6 +93,16 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.masked())
     }
+}
+
+/// A key as the database shows it to a session that may not read raw
+/// keys (`keyfall_mask_string`: the mask, maybe the last four, a space and
+/// the fingerprint): its fingerprint.
+pub fn masked_fingerprint(value: &str) -> Option<&str> {
+    let rest = value.strip_prefix(MASK)?;
+    let fp = rest.get(rest.len().checked_sub(9)?..)?;
+    let before = &rest[..rest.len() - 9];
+    (is_fingerprint(fp) && before.ends_with(' ')).then_some(fp)
 }
 
 pub fn fingerprint(value: &str) -> String {
@@ -279,7 +297,10 @@ pub fn is_secret_at<'a>(path: impl IntoIterator<Item = &'a str>, value: &Value) 
 /// JSON text as PostgreSQL prints it (`jsonb::text`).
 pub fn fingerprint_value(value: &Value) -> String {
     match value {
-        Value::String(s) => fingerprint(s),
+        Value::String(s) => match masked_fingerprint(s) {
+            Some(fp) => fp.to_string(),
+            None => fingerprint(s),
+        },
         other => fingerprint(&super::json::pg_text(other)),
     }
 }

@@ -238,3 +238,54 @@ async fn look_alike_identities_never_read_as_the_real_one() {
     let lookalikes = hits.iter().filter(|h| keyfall::domain::text::is_lookalike(&h.email)).count();
     assert_eq!(lookalikes, 2);
 }
+
+#[tokio::test]
+async fn an_operator_role_reads_keys_masked_and_gets_one_only_through_the_checked_call() {
+    let db = with_operator_role(Some("dev@igny8.com")).await;
+    let key = aws_admin_openai_key(&db).await;
+    let op = as_operator_login(&db);
+    // psql as the operator role: masked, fingerprint and last four.
+    let mut conn = op.raw().await;
+    let seen: String = sqlx::query_scalar(
+        "SELECT config ->> 'apiKey' FROM keyfall.integration_settings
+          WHERE account_id = (SELECT id FROM keyfall.accounts WHERE slug = 'aws-admin') AND integration_type = 'openai'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let fp = keyfall::domain::secret::fingerprint(&key);
+    assert_eq!(seen, format!("••••••••{} {fp}", &key[key.len() - 4..]));
+    // Every command shows the same, and answers as for the owner.
+    for args in [
+        vec!["get", "aws-admin", "openai", "--json"],
+        vec!["export", "--account", "aws-admin"],
+        vec!["resolve", "--user", "paid2@paid.com", "--function", "auto_cluster", "--json"],
+    ] {
+        let run = keyfall(&op, &args, None);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.stderr);
+        assert!(!run.stdout.contains(&key), "{args:?} printed the raw key");
+        assert!(run.stdout.contains(&fp), "{args:?}: {}", run.stdout);
+    }
+    // Editing another field keeps the stored key (the masked value written
+    // back means "keep it").
+    let run = keyfall(&op, &["set", "aws-admin", "openai", "model"], Some("gpt-4.1"));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(aws_admin_openai_key(&db).await, key, "the key survived an edit by a masked session");
+    // A mask that is not the stored key's is refused, never stored.
+    let err = sqlx::raw_sql(
+        "BEGIN; SET LOCAL keyfall.actor = 'dev@igny8.com';
+         UPDATE keyfall.integration_settings SET config = jsonb_set(config, '{apiKey}', '\"•••••••• #00000000\"')
+          WHERE account_id = (SELECT id FROM keyfall.accounts WHERE slug = 'aws-admin') AND integration_type = 'openai';
+         COMMIT;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("masked key"), "{err}");
+    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
+    assert_eq!(aws_admin_openai_key(&db).await, key);
+    // The raw key: only through the checked, audited reveal.
+    let run = keyfall(&op, &["export", "--account", "aws-admin", "--reveal", "--yes"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(&key));
+}
