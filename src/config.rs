@@ -130,8 +130,11 @@ fn read_file(path: &Path) -> anyhow::Result<RawConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
-        let first = e.to_string().lines().next().unwrap_or_default().to_string();
-        anyhow::anyhow!("config file {}: {first}", path.display())
+        // toml's own message names the key ("unknown field `colour`,
+        // expected one of …"); the position comes from its span.
+        let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
+        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        anyhow::anyhow!("config file {}{at}: {}", path.display(), e.message().trim())
     })
 }
 

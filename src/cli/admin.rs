@@ -17,7 +17,11 @@ use super::{CliError, CliResult, Exit};
 #[derive(Debug, clap::Subcommand)]
 pub enum ChainCommand {
     /// Show the chain.
-    Show,
+    Show {
+        /// Machine-readable output: [{"position","account","exists"}].
+        #[arg(long)]
+        json: bool,
+    },
     /// Replace the chain with these account slugs, in order.
     Set {
         #[arg(required = true, value_name = "SLUG")]
@@ -34,9 +38,14 @@ pub enum ChainCommand {
 #[derive(Debug, clap::Subcommand)]
 pub enum PolicyCommand {
     /// Show the policy in force.
-    Show,
+    Show {
+        /// Machine-readable output: {"policy","letter"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Switch to system_only (A), per_account (B) or hybrid_readonly (C).
     Set {
+        /// system_only, per_account, hybrid_readonly — or A, B, C.
         #[arg(value_parser = parse_policy)]
         mode: Policy,
         #[arg(long)]
@@ -47,7 +56,8 @@ pub enum PolicyCommand {
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
-    Policy::parse(s).ok_or_else(|| format!("unknown policy (one of {})", Policy::ALL.map(Policy::as_str).join(", ")))
+    Policy::parse(s)
+        .ok_or_else(|| format!("unknown policy (one of {}, or A, B, C)", Policy::ALL.map(Policy::as_str).join(", ")))
 }
 
 /// The operator, who must be a superuser or a developer.
@@ -106,7 +116,17 @@ pub fn render_impact(rows: &[ImpactRow]) -> String {
 pub async fn chain(store: &Store, config: &Config, command: ChainCommand) -> CliResult {
     let data = store.subject(None, None).await?;
     match command {
-        ChainCommand::Show => {
+        ChainCommand::Show { json: true } => {
+            let rows: Vec<_> = data
+                .snapshot
+                .chain
+                .iter()
+                .map(|e| serde_json::json!({"position": e.position, "account": e.slug, "exists": e.account.is_some()}))
+                .collect();
+            super::print_json(&rows)?;
+            Ok(Exit::Ok)
+        }
+        ChainCommand::Show { json: false } => {
             for e in &data.snapshot.chain {
                 let missing = if e.account.is_none() { "   (no such account: lint L005)" } else { "" };
                 println!("{} {}{missing}", e.position, visible(&e.slug));
@@ -142,8 +162,14 @@ pub async fn chain(store: &Store, config: &Config, command: ChainCommand) -> Cli
 pub async fn policy(store: &Store, config: &Config, command: PolicyCommand) -> CliResult {
     let current = store.subject(None, None).await?.policy;
     match command {
-        PolicyCommand::Show => {
-            println!("{} ({})", current.as_str(), current.letter());
+        PolicyCommand::Show { json } => {
+            if json {
+                super::print_json(
+                    &serde_json::json!({"policy": current.as_str(), "letter": current.letter().to_string()}),
+                )?;
+            } else {
+                println!("{} ({})", current.as_str(), current.letter());
+            }
             Ok(Exit::Ok)
         }
         PolicyCommand::Set { mode, yes, dry_run } => {

@@ -155,8 +155,9 @@ impl Policy {
         }
     }
 
+    /// By name (`system_only`) or by the seed's letter (`A`, `b`).
     pub fn parse(s: &str) -> Option<Policy> {
-        Policy::ALL.into_iter().find(|p| p.as_str() == s)
+        Policy::ALL.into_iter().find(|p| p.as_str() == s || p.letter().to_string().eq_ignore_ascii_case(s))
     }
 }
 

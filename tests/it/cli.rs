@@ -670,3 +670,43 @@ async fn concurrent_sets_without_a_version_never_fail_and_each_is_one_audit_row(
     .unwrap();
     assert_eq!(audited, 48, "one audit row per committed set");
 }
+
+#[tokio::test]
+async fn the_documented_surface_exists_and_input_is_refused_never_cut() {
+    let db = TestDb::demo().await;
+    let chain = json(&keyfall(&db, &["chain", "show", "--json"], None));
+    assert_eq!(chain[0]["account"], "aws-admin");
+    assert_eq!(chain[0]["exists"], true);
+    let policy = json(&keyfall(&db, &["policy", "show", "--json"], None));
+    assert_eq!((policy["policy"].as_str(), policy["letter"].as_str()), (Some("system_only"), Some("A")));
+    // The seed's letters wherever a policy is named.
+    let can = keyfall(&db, &["can", "--user", "paid2@paid.com", "--policy", "B", "--json"], None);
+    assert_eq!(json(&can)["policy"], "per_account");
+    let run = keyfall(&db, &["--as", "dev@igny8.com", "policy", "set", "c", "--dry-run"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Input beyond the limit, two lines, or not UTF-8: refused, nothing written, never echoed.
+    let long = format!("gpt-{}", "x".repeat(70_000));
+    for (input, why) in [(long.as_str(), "longer than"), ("gpt-4o\ngpt-4.1\n", "2 lines")] {
+        let run = keyfall(&db, &["--as", "dev@igny8.com", "set", "acme-studio", "openai", "model"], Some(input));
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        assert!(run.stderr.contains(why) && !run.stderr.contains("gpt-4o"), "{}", run.stderr);
+    }
+    let model: String = {
+        let mut conn = db.raw().await;
+        sqlx::query_scalar(
+            "SELECT s.config ->> 'model' FROM integration_settings s JOIN accounts a ON a.id = s.account_id
+              WHERE a.slug = 'acme-studio' AND s.integration_type = 'openai'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+    };
+    assert_eq!(model, "gpt-4o", "nothing was written");
+    // A config error names the key.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, "label = \"x\"\ncolour = \"red\"\n").unwrap();
+    let run = keyfall(&db, &["--config", file.to_str().unwrap(), "report"], None);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("colour") && run.stderr.contains("line 2"), "{}", run.stderr);
+}
