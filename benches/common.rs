@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use keyfall::store::{Source, Store, Target, connect, mapping};
+use keyfall::store::{Store, Target, connect, mapping};
 use sqlx::ConnectOptions;
 use sqlx::postgres::PgSslMode;
 
@@ -26,7 +26,7 @@ pub async fn xl_store() -> (Store, Target) {
         Ok(other) => panic!("KEYFALL_BENCH_SCHEMA={other:?}: `demo` (the default) or `django`"),
     };
     let target = match std::env::var("KEYFALL_BENCH_URL") {
-        Ok(url) => Target { options: connect::parse_url(&url).expect("KEYFALL_BENCH_URL"), source: Source::Configured },
+        Ok(url) => connect::parse_target(&url).expect("KEYFALL_BENCH_URL"),
         Err(_) => {
             let url = std::env::var("DATABASE_URL").ok();
             connect::discover(url.as_deref(), &keyfall::config::data_dir())

@@ -32,6 +32,9 @@ pub enum Source {
 pub struct Target {
     pub options: PgConnectOptions,
     pub source: Source,
+    /// How long connecting may take (`connect_timeout`, like libpq's;
+    /// `None`: the default, 10 s).
+    pub connect_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Target {
@@ -49,7 +52,11 @@ impl Target {
 
     /// The same server, another database.
     pub fn with_database(&self, database: &str) -> Target {
-        Target { options: self.options.clone().database(database), source: self.source.clone() }
+        Target {
+            options: self.options.clone().database(database),
+            source: self.source.clone(),
+            connect_timeout: self.connect_timeout,
+        }
     }
 
     pub fn database(&self) -> &str {
@@ -84,6 +91,138 @@ const KNOWN_PARAMETERS: &[&str] = &[
     "options",
 ];
 
+/// `PGCONNECT_TIMEOUT`, in seconds, if set.
+fn env_connect_timeout() -> Result<Option<Duration>, StoreError> {
+    match std::env::var("PGCONNECT_TIMEOUT") {
+        Ok(v) if !v.trim().is_empty() => seconds(&v).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn seconds(v: &str) -> Result<Duration, StoreError> {
+    match v.trim().parse::<u64>() {
+        Ok(0) => Ok(Duration::from_secs(3600)),
+        Ok(n) => Ok(Duration::from_secs(n.max(2))),
+        Err(_) => Err(StoreError::Invalid(format!(
+            "connect_timeout must be whole seconds, not {:?}",
+            crate::domain::text::visible_short(v, 20)
+        ))),
+    }
+}
+
+/// A connection string as libpq takes it: a `postgres://` / `postgresql://`
+/// URL or `key=value` pairs; `connect_timeout` (seconds) bounds connecting.
+/// Anything else (a `mysql://` URL) is refused. Never echoes the string.
+pub fn parse_target(conn: &str) -> Result<Target, StoreError> {
+    let conn = conn.trim();
+    let url = if conn.contains("://") {
+        let scheme = conn.split("://").next().unwrap_or_default();
+        if !matches!(scheme, "postgres" | "postgresql") {
+            return Err(StoreError::Invalid(format!(
+                "not a PostgreSQL connection string (scheme {:?}; expected postgres:// or key=value pairs)",
+                crate::domain::text::visible_short(scheme, 20)
+            )));
+        }
+        conn.to_string()
+    } else {
+        conninfo_to_url(conn)?
+    };
+    // connect_timeout is libpq's, not sqlx's: taken out here.
+    let (mut url, mut timeout) = (url.clone(), env_connect_timeout()?);
+    if let Some((base, query)) = url.clone().split_once('?') {
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("connect_timeout", v)) => timeout = Some(seconds(v)?),
+                _ => kept.push(pair),
+            }
+        }
+        url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
+    }
+    Ok(Target { options: parse_url(&url)?, source: Source::Configured, connect_timeout: timeout })
+}
+
+/// `host=… port=… dbname=… user=… password=… sslmode=…` as a URL.
+fn conninfo_to_url(conn: &str) -> Result<String, StoreError> {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    let mut pairs = Vec::new();
+    let mut rest = conn;
+    while !rest.trim_start().is_empty() {
+        rest = rest.trim_start();
+        let (key, after) = rest.split_once('=').ok_or_else(|| {
+            StoreError::Invalid("connection string: expected key=value pairs or a postgres:// URL".into())
+        })?;
+        let after = after.trim_start();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('\'') {
+            let end =
+                quoted.find('\'').ok_or_else(|| StoreError::Invalid("connection string: unclosed quote".into()))?;
+            (quoted[..end].to_string(), &quoted[end + 1..])
+        } else {
+            let end = after.find(char::is_whitespace).unwrap_or(after.len());
+            (after[..end].to_string(), &after[end..])
+        };
+        pairs.push((key.trim().to_string(), value));
+        rest = next;
+    }
+    let get = |k: &str| pairs.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+    let mut url = String::from("postgres://");
+    if let Some(user) = get("user") {
+        url.push_str(&enc(user));
+        if let Some(pw) = get("password") {
+            url.push(':');
+            url.push_str(&enc(pw));
+        }
+        url.push('@');
+    }
+    let host = get("host").unwrap_or("");
+    let socket = host.starts_with('/');
+    if socket {
+        // The socket directory goes in the query; the URL needs some host.
+        url.push_str("localhost");
+    } else {
+        url.push_str(&enc(host));
+        if let Some(port) = get("port") {
+            url.push(':');
+            url.push_str(&enc(port));
+        }
+    }
+    url.push('/');
+    url.push_str(&enc(get("dbname").unwrap_or(DEFAULT_DATABASE)));
+    let mut query = Vec::new();
+    if socket {
+        query.push(format!("host={}", enc(host)));
+        if let Some(port) = get("port") {
+            query.push(format!("port={}", enc(port)));
+        }
+    }
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "user" | "password" | "host" | "port" | "dbname" => {}
+            "sslmode" | "sslrootcert" | "sslcert" | "sslkey" | "application_name" | "options" | "connect_timeout" => {
+                query.push(format!("{k}={}", enc(v)))
+            }
+            other => {
+                return Err(StoreError::Invalid(format!(
+                    "connection string: unknown key {:?}",
+                    crate::domain::text::visible_short(other, 40)
+                )));
+            }
+        }
+    }
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query.join("&"));
+    }
+    Ok(url)
+}
+
 /// Parse a URL without ever echoing it (it may hold a password).
 pub fn parse_url(url: &str) -> Result<PgConnectOptions, StoreError> {
     if let Some((_, query)) = url.split_once('?') {
@@ -111,7 +250,19 @@ fn redact_url_error(message: &str, url: &str) -> String {
 /// cluster under `data_dir`. Reports what it chose on stderr when it chose.
 pub async fn discover(url: Option<&str>, data_dir: &Path) -> Result<Target, StoreError> {
     if let Some(url) = url {
-        return Ok(Target { options: parse_url(url)?, source: Source::Configured });
+        return parse_target(url);
+    }
+    // libpq's environment (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD,
+    // PGSSLMODE…), as psql would use it.
+    if ["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+    {
+        let mut options = PgConnectOptions::new();
+        if std::env::var_os("PGDATABASE").is_none() {
+            options = options.database(DEFAULT_DATABASE);
+        }
+        return Ok(Target { options, source: Source::Configured, connect_timeout: env_connect_timeout()? });
     }
     let mut refusals = Vec::new();
     for options in local_candidates() {
@@ -121,6 +272,7 @@ pub async fn discover(url: Option<&str>, data_dir: &Path) -> Result<Target, Stor
                 return Ok(Target {
                     options: options.database(DEFAULT_DATABASE),
                     source: Source::LocalServer { label },
+                    connect_timeout: None,
                 });
             }
             Probe::Refused(why) => refusals.push(format!("{label}: {why}")),
@@ -157,7 +309,7 @@ pub async fn discover(url: Option<&str>, data_dir: &Path) -> Result<Target, Stor
     }
     eprintln!("{note}");
     let options = private_options(&cluster).database(DEFAULT_DATABASE);
-    Ok(Target { options, source: Source::Private(cluster) })
+    Ok(Target { options, source: Source::Private(cluster), connect_timeout: None })
 }
 
 /// The superuser, over the socket, with no password: the cluster admits it

@@ -386,7 +386,9 @@ impl Store {
         let options = options.options([("search_path", "keyfall")]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
+            // libpq's connect_timeout: a host that drops packets or a server
+            // that never answers fails in this time instead of hanging.
+            .acquire_timeout(target.connect_timeout.unwrap_or(Duration::from_secs(10)))
             // A ping before every query would double the round trips of a
             // resolve; a dead connection surfaces as Unavailable instead.
             .test_before_acquire(false)

@@ -710,3 +710,50 @@ async fn the_documented_surface_exists_and_input_is_refused_never_cut() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("colour") && run.stderr.contains("line 2"), "{}", run.stderr);
 }
+
+#[tokio::test]
+async fn connections_like_libpq() {
+    use std::time::{Duration, Instant};
+    let db = TestDb::demo().await;
+    let o = &db.target.options;
+    let host = o.get_socket().map(|p| p.display().to_string()).unwrap_or_else(|| o.get_host().to_string());
+    // key=value, as psql takes it.
+    let conninfo =
+        format!("host={host} port={} dbname={} user={}", o.get_port(), db.target.database(), o.get_username());
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyfall"));
+        cmd.args(args)
+            .env_remove("DATABASE_URL")
+            .env("HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"));
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&["--database-url", &conninfo, "chain", "show"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The PG* environment, as psql uses it.
+    let port = o.get_port().to_string();
+    let out = run(
+        &["chain", "show"],
+        &[("PGHOST", &host), ("PGPORT", &port), ("PGDATABASE", db.target.database()), ("PGUSER", o.get_username())],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Not PostgreSQL: refused, the URL (and its password) never echoed.
+    let out = run(&["--database-url", "mysql://u:s3cret-pw@db/x", "report"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a PostgreSQL") && !err.contains("s3cret"), "{err}");
+    // A server that accepts and never answers: bounded by connect_timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
+    let started = Instant::now();
+    let out =
+        run(&["--database-url", &format!("postgres://x@{addr}/db?connect_timeout=2&sslmode=disable"), "report"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(20), "connect_timeout bounds the wait");
+    drop(silent);
+}

@@ -29,6 +29,7 @@ async fn private_cluster_starts_from_scratch_and_is_reused() {
     let target = Target {
         options: connect::private_options(&first).database("keyfall"),
         source: keyfall::store::Source::Private(first.clone()),
+        connect_timeout: None,
     };
     let store = Store::open_demo(&target).await.expect("create the database and migrate");
     store.load_demo().await.unwrap();
@@ -73,6 +74,7 @@ async fn a_lost_database_keeps_the_edit_and_the_save_succeeds_afterwards() {
     let target = Target {
         options: connect::private_options(&running).database("keyfall"),
         source: keyfall::store::Source::Private(running.clone()),
+        connect_timeout: None,
     };
     let store = Store::open_demo(&target).await.unwrap().with_operator(Some("dev@igny8.com".into()));
     store.load_demo().await.unwrap();

@@ -212,6 +212,7 @@ async fn least_privilege_role_can_edit_settings_but_not_rewrite_history() {
     let operator_target = keyfall::store::Target {
         options: target.options.clone().username("keyfall_operator"),
         source: keyfall::store::Source::Configured,
+        connect_timeout: None,
     };
     let store =
         keyfall::store::Store::connect(&operator_target).await.expect("a current schema needs no migration rights");

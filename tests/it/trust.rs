@@ -25,7 +25,11 @@ async fn with_operator_role(email: Option<&str>) -> TestDb {
 /// The same database reached as the `keyfall_operator` login. Not dropped:
 /// the database belongs to `db`.
 fn as_operator_login(db: &TestDb) -> std::mem::ManuallyDrop<TestDb> {
-    let target = Target { options: db.target.options.clone().username("keyfall_operator"), source: Source::Configured };
+    let target = Target {
+        options: db.target.options.clone().username("keyfall_operator"),
+        source: Source::Configured,
+        connect_timeout: None,
+    };
     std::mem::ManuallyDrop::new(TestDb { store: db.store.clone(), target })
 }
 
