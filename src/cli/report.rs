@@ -37,11 +37,17 @@ pub fn render(rows: &[ReportRow]) -> String {
             Some(s) if *s == r.account && r.chain_position.is_none() => "own".to_string(),
             Some(s) => visible_short(s, 20),
         };
+        // ⚠: the answering row has problems keyfall sees and the app does
+        // not act on (a wrong-typed field, an unknown provider).
+        let mark = match r.answer_verdict.as_deref() {
+            Some(v) if v != "answered" => " ⚠",
+            _ => "",
+        };
         match (&r.answered_by, &r.provider) {
             (Some(_), Some(p)) => {
-                format!("{} → {}@{}", who(&r.answered_by), visible_short(p, 12), who(&r.provider_answered_by))
+                format!("{}{mark} → {}@{}", who(&r.answered_by), visible_short(p, 12), who(&r.provider_answered_by))
             }
-            _ => who(&r.answered_by),
+            _ => format!("{}{mark}", who(&r.answered_by)),
         }
     };
     let mut lines: Vec<(String, String, Vec<String>)> = Vec::new();
@@ -87,7 +93,14 @@ pub fn render(rows: &[ReportRow]) -> String {
         out.truncate(out.trim_end().len());
         out.push('\n');
     }
+    let flagged = rows.iter().filter(|r| r.answer_verdict.as_deref().is_some_and(|v| v != "answered")).count();
     let _ =
         writeln!(out, "{} accounts × {} types: {answered} resolved, {unresolved} unresolved", lines.len(), types.len());
+    if flagged > 0 {
+        let _ = writeln!(
+            out,
+            "⚠ {flagged} answer with problems the app does not act on (see `keyfall resolve` or `keyfall lint`)"
+        );
+    }
     out
 }

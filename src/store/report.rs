@@ -32,7 +32,7 @@ sys AS (
     -- Each row's stored verdict (keyfall.row_verdicts, kept by the audit
     -- trigger): whether it stops the walk, and whether stopping there is
     -- the app failing.
-    SELECT r.account_id, r.integration_type, r.provider,
+    SELECT r.account_id, r.integration_type, r.provider, r.verdict,
            r.verdict <> ALL($5::text[]) AS stops, r.verdict = ANY($6::text[]) AS fails
       FROM row_verdicts r
 ), sys_answer AS MATERIALIZED (
@@ -41,7 +41,8 @@ sys AS (
     SELECT DISTINCT ON (j.integration_type)
            j.integration_type,
            CASE WHEN j.fails THEN NULL ELSE sys.slug END AS slug,
-           CASE WHEN j.fails THEN NULL ELSE j.provider END AS provider
+           CASE WHEN j.fails THEN NULL ELSE j.provider END AS provider,
+           CASE WHEN j.fails THEN NULL ELSE j.verdict END AS verdict
       FROM sys CROSS JOIN LATERAL (SELECT * FROM judged j WHERE j.account_id = sys.id) j
      WHERE j.stops
      ORDER BY j.integration_type, sys.position
@@ -55,7 +56,9 @@ sys AS (
            CASE WHEN types.t = ANY($2::text[]) THEN
                 CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.provider END
                      ELSE (SELECT sa.provider FROM sys_answer sa WHERE sa.integration_type = types.t) END
-           END AS provider
+           END AS provider,
+           CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.verdict END
+                ELSE (SELECT sa.verdict FROM sys_answer sa WHERE sa.integration_type = types.t) END AS answer_verdict
       FROM "#,
             $accounts,
             r#" a
@@ -84,7 +87,8 @@ SELECT f.slug AS account, f.id AS account_id, f.chain_position, f.t AS integrati
        CASE WHEN f.answered_by IS NOT NULL AND f.hop_type IS NOT NULL THEN
             CASE WHEN prov.stops THEN CASE WHEN prov.fails THEN NULL ELSE f.slug END
                  ELSE (SELECT psa.slug FROM sys_answer psa WHERE psa.integration_type = f.hop_type) END
-       END AS provider_answered_by
+       END AS provider_answered_by,
+       f.answer_verdict
   FROM named f
   -- Only consumers hop: an index probe for those, nothing for the rest.
   LEFT JOIN LATERAL (SELECT * FROM judged x WHERE x.account_id = f.id AND x.integration_type = f.hop_type OFFSET 0) prov
@@ -104,7 +108,8 @@ const REPORT_SQL: &str = concat!("WITH ", report_sql!("accounts"));
 /// the pseudo-account with slug '' (and no id).
 const IMPACT_TABLES: &str = "
 CREATE TEMP TABLE kf_before (account text, account_id bigint, chain_position integer, integration_type text,
-                             answered_by text, provider text, provider_answered_by text) ON COMMIT DROP;
+                             answered_by text, provider text, provider_answered_by text,
+                             answer_verdict text) ON COMMIT DROP;
 CREATE TEMP TABLE kf_after (LIKE kf_before) ON COMMIT DROP;";
 
 macro_rules! impact_report {
@@ -174,6 +179,9 @@ pub struct ReportRow {
     pub provider: Option<String>,
     /// …and who answers for that provider.
     pub provider_answered_by: Option<String>,
+    /// The answering row's verdict: `answered`, or (answering all the same,
+    /// as the app does) `bad_fields` and the like — keyfall's findings.
+    pub answer_verdict: Option<String>,
 }
 
 /// A change to preview. Its `Debug` masks keys.
@@ -294,6 +302,7 @@ impl Store {
                     answered_by: r.try_get("answered_by")?,
                     provider: r.try_get("provider")?,
                     provider_answered_by: r.try_get("provider_answered_by")?,
+                    answer_verdict: r.try_get("answer_verdict")?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()

@@ -195,6 +195,20 @@ fn report_sql_equals_pure_resolver() {
                 );
                 let sql = (row.answered_by.clone(), row.provider.clone(), row.provider_answered_by.clone());
                 prop_assert_eq!(&sql, &pure, "account {} type {} in {:?}", row.account, row.integration_type, w);
+                // The report's ⚠ is the answering row's verdict, as Rust judges it.
+                if let Some(by) = &hop.answered_by {
+                    let acc = snapshot.accounts.values().find(|a| &a.slug == by).unwrap();
+                    let s = &snapshot.settings[&(acc.id, row.integration_type.clone())];
+                    let verdict = keyfall::domain::registry::judge(&s.integration_type, &s.config, s.is_active).verdict;
+                    prop_assert_eq!(
+                        row.answer_verdict.as_deref(),
+                        Some(verdict.as_str()),
+                        "answering verdict for {} {} in {:?}",
+                        row.account,
+                        row.integration_type,
+                        w
+                    );
+                }
             }
             let types_in_report = report.iter().filter(|r| r.account == "a0").count();
             let expected_types = 3 + usize::from(w.settings.iter().any(|s| TYPES[s.1] == "custom_type"));
