@@ -8,6 +8,7 @@
 mod admin;
 mod attach;
 mod audit;
+mod batch;
 mod can;
 mod check;
 mod console;

@@ -11,17 +11,29 @@ use super::{CliError, CliResult, Exit};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The user's email (any case).
-    #[arg(long)]
-    pub user: String,
+    #[arg(long, required_unless_present = "batch", conflicts_with = "batch")]
+    pub user: Option<String>,
     /// The AI function, e.g. auto_cluster or generate_images.
-    #[arg(long)]
-    pub function: String,
+    #[arg(long, required_unless_present = "batch", conflicts_with = "batch")]
+    pub function: Option<String>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// Many answers: user/function pairs from stdin (JSON lines
+    /// {"user","function"} or CSV user,function), one JSON line out per pair,
+    /// resolved set-based in chunks.
+    #[arg(long)]
+    pub batch: bool,
 }
 
 pub async fn run(store: &Store, args: Args) -> CliResult {
+    if args.batch {
+        return super::batch::run(store).await;
+    }
+    let (Some(user_arg), Some(function_arg)) = (args.user.as_deref(), args.function.as_deref()) else {
+        return Err(CliError::Usage("give --user and --function, or --batch".into()));
+    };
+    let args = Single { user: user_arg.to_string(), function: function_arg.to_string(), json: args.json };
     let data = store.subject(Some(&args.user), Some(&args.function)).await?;
     let user = super::require_user(&data, &args.user)?;
     let Some(function) = data.function.clone() else {
@@ -38,6 +50,12 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         print!("{}", render(&resolution));
     }
     Ok(if resolution.is_resolved() { Exit::Ok } else { Exit::Negative })
+}
+
+struct Single {
+    user: String,
+    function: String,
+    json: bool,
 }
 
 /// The human trace, as in DESIGN §2, naming the rule set it followed.

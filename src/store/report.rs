@@ -123,6 +123,13 @@ macro_rules! impact_report {
     };
 }
 
+/// The report for some accounts only (and, as '' with no id, for users
+/// without an account): what `resolve --batch` answers from.
+const BATCH_SQL: &str = concat!(
+    "WITH every_account AS (SELECT id, slug FROM accounts WHERE id = ANY($3::bigint[]) UNION ALL SELECT NULL::bigint, ''), ",
+    report_sql!("every_account")
+);
+
 const IMPACT_BEFORE: &str = impact_report!("kf_before");
 const IMPACT_AFTER: &str = impact_report!("kf_after");
 
@@ -171,6 +178,9 @@ SELECT f.name AS function, c.integration_type,
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReportRow {
     pub account: String,
+    /// The account's id (`None` for the stand-in of users without one).
+    #[serde(skip)]
+    pub account_id: Option<i64>,
     /// Position in the system chain, if a system account.
     pub chain_position: Option<i32>,
     pub integration_type: String,
@@ -297,6 +307,7 @@ impl Store {
             .map(|r| {
                 Ok(ReportRow {
                     account: r.try_get("account")?,
+                    account_id: r.try_get("account_id")?,
                     chain_position: r.try_get("chain_position")?,
                     integration_type: r.try_get("integration_type")?,
                     answered_by: r.try_get("answered_by")?,
@@ -317,6 +328,57 @@ impl Store {
             ))
         });
         Ok(report)
+    }
+
+    /// Who answers each type for these accounts (and, with `account ''`,
+    /// for a user without one): the report, scoped — set-based, one query.
+    #[tracing::instrument(skip_all)]
+    pub async fn report_for(&self, account_ids: &[i64], types: &[String]) -> Result<Vec<ReportRow>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        analytic(&mut tx).await?;
+        let rows = sqlx::query(BATCH_SQL)
+            .bind(types)
+            .bind(consumers())
+            .bind(account_ids)
+            .bind(None::<String>)
+            .bind(self.rules.moves_on_names())
+            .bind(self.rules.fails_names())
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(ReportRow {
+                    account: r.try_get("account")?,
+                    account_id: r.try_get("account_id")?,
+                    chain_position: r.try_get("chain_position")?,
+                    integration_type: r.try_get("integration_type")?,
+                    answered_by: r.try_get("answered_by")?,
+                    provider: r.try_get("provider")?,
+                    provider_answered_by: r.try_get("provider_answered_by")?,
+                    answer_verdict: r.try_get("answer_verdict")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Users by email, exact first, then any case: (asked, found email,
+    /// account id) for those that exist.
+    pub async fn users_by_email(&self, emails: &[String]) -> Result<Vec<(String, Option<i64>)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT q.e, (SELECT u.account_id FROM users u WHERE u.email = q.e
+                           UNION ALL
+                          (SELECT u.account_id FROM users u WHERE lower(u.email) = lower(q.e)
+                            AND NOT EXISTS (SELECT 1 FROM users x WHERE x.email = q.e) ORDER BY u.id LIMIT 1)
+                          LIMIT 1)
+               FROM unnest($1::text[]) AS q(e)
+              WHERE EXISTS (SELECT 1 FROM users u WHERE u.email = q.e)
+                 OR EXISTS (SELECT 1 FROM users u WHERE lower(u.email) = lower(q.e))",
+        )
+        .bind(emails)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// The registry's types plus any found in the data (a loose index scan

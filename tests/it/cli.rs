@@ -757,3 +757,48 @@ async fn connections_like_libpq() {
     assert!(started.elapsed() < Duration::from_secs(20), "connect_timeout bounds the wait");
     drop(silent);
 }
+
+#[tokio::test]
+async fn resolve_batch_answers_as_the_single_resolve_does() {
+    let db = TestDb::demo().await;
+    let mut conn = db.raw().await;
+    // Messier data: an inactive system row, a tenant's own key, wrong fields.
+    sqlx::raw_sql(
+        "UPDATE integration_settings SET config = config || '{\"temperature\": \"hot\"}'
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio');
+         UPDATE integration_settings SET config = '{\"provider\": \"openai\", \"model\": \"dall-e-3\"}'
+          WHERE integration_type = 'image_generation';",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let users: Vec<String> =
+        sqlx::query_scalar("SELECT email FROM users ORDER BY id").fetch_all(&mut conn).await.unwrap();
+    let functions = ["auto_cluster", "generate_ideas", "generate_content", "generate_image_prompts", "generate_images"];
+    let mut input = String::from("user,function\n");
+    for u in &users {
+        for f in functions {
+            input.push_str(&format!("{u},{f}\n"));
+        }
+    }
+    input.push_str("{\"user\": \"ghost@nowhere.invalid\", \"function\": \"auto_cluster\"}\n");
+    input.push_str("not a pair\n");
+    let run = keyfall(&db, &["resolve", "--batch"], Some(&input));
+    assert_eq!(run.code, 2, "bad lines make it exit 2: {}", run.stderr);
+    let out: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(out.len(), users.len() * functions.len() + 2, "one line per pair, in order");
+    for (i, line) in out.iter().take(users.len() * functions.len()).enumerate() {
+        let (user, function) = (&users[i / functions.len()], functions[i % functions.len()]);
+        assert_eq!((line["user"].as_str(), line["function"].as_str()), (Some(user.as_str()), Some(function)));
+        let single = json(&keyfall(&db, &["resolve", "--user", user, "--function", function, "--json"], None));
+        assert_eq!(line["answered_by"], single["answered_by"], "{user} {function}");
+        let hop = &single["hop"];
+        if !hop.is_null() && !single["answered_by"].is_null() {
+            assert_eq!(line["provider_answered_by"], hop["answered_by"], "{user} {function} second hop");
+        }
+        let resolved = !single["answered_by"].is_null() && (hop.is_null() || !hop["answered_by"].is_null());
+        assert_eq!(line["resolved"], resolved, "{user} {function}");
+    }
+    assert_eq!(out[out.len() - 2]["error"], "unknown user");
+    assert!(out[out.len() - 1]["error"].as_str().unwrap().contains("line"));
+}

@@ -1,0 +1,129 @@
+//! `keyfall resolve --batch`: many answers per call. Pairs come on stdin as
+//! JSON lines (`{"user": …, "function": …}`) or CSV (`user,function`, an
+//! optional header); one JSON line goes out per pair, in input order. Each
+//! chunk is answered set-based by the report's SQL scoped to the chunk's
+//! accounts — the SQL the property test holds equal to the resolver — so a
+//! million pairs are a few hundred queries, not a million processes.
+//! Exit: 0 all resolved, 1 some unresolved, 2 some input lines were bad.
+
+use std::collections::HashMap;
+use std::io::{BufRead, Write};
+
+use serde_json::{Value, json};
+
+use crate::store::{ReportRow, Store};
+
+use super::{CliError, CliResult, Exit};
+
+/// Pairs per set-based round.
+const CHUNK: usize = 5_000;
+
+pub async fn run(store: &Store) -> CliResult {
+    let functions: HashMap<String, String> = store.functions().await?.into_iter().collect();
+    let mut types: Vec<String> = functions.values().cloned().collect();
+    types.sort();
+    types.dedup();
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut bad, mut unresolved) = (false, false);
+    let mut line_no = 0usize;
+    loop {
+        let mut chunk: Vec<Result<(String, String), String>> = Vec::with_capacity(CHUNK);
+        for line in lines.by_ref() {
+            line_no += 1;
+            let line = line.map_err(|e| CliError::Usage(format!("stdin: {e}")))?;
+            let trimmed = line.trim();
+            if trimmed.is_empty() || (line_no == 1 && trimmed.eq_ignore_ascii_case("user,function")) {
+                continue;
+            }
+            chunk.push(parse_pair(trimmed).map_err(|e| format!("line {line_no}: {e}")));
+            if chunk.len() == CHUNK {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        let emails: Vec<String> = chunk.iter().filter_map(|p| p.as_ref().ok().map(|(u, _)| u.clone())).collect();
+        let found: HashMap<String, Option<i64>> = store.users_by_email(&emails).await?.into_iter().collect();
+        let mut ids: Vec<i64> = found.values().flatten().copied().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let rows = store.report_for(&ids, &types).await?;
+        let by_key: HashMap<(Option<i64>, &str), &ReportRow> = rows
+            .iter()
+            .map(|r| ((if r.account.is_empty() { None } else { account_id(r) }, r.integration_type.as_str()), r))
+            .collect();
+        for pair in &chunk {
+            let line = match pair {
+                Err(e) => {
+                    bad = true;
+                    json!({ "error": e })
+                }
+                Ok((user, function)) => match (found.get(user), functions.get(function)) {
+                    (None, _) => {
+                        bad = true;
+                        json!({ "user": user, "function": function, "error": "unknown user" })
+                    }
+                    (_, None) => {
+                        bad = true;
+                        json!({ "user": user, "function": function, "error": "unknown function" })
+                    }
+                    (Some(account), Some(ty)) => match by_key.get(&(*account, ty.as_str())) {
+                        Some(r) => {
+                            let resolved =
+                                r.answered_by.is_some() && (r.provider.is_none() || r.provider_answered_by.is_some());
+                            unresolved |= !resolved;
+                            json!({
+                                "user": user, "function": function, "integration_type": ty,
+                                "answered_by": r.answered_by, "provider": r.provider,
+                                "provider_answered_by": r.provider_answered_by,
+                                "answer_verdict": r.answer_verdict, "resolved": resolved,
+                            })
+                        }
+                        None => {
+                            unresolved = true;
+                            json!({ "user": user, "function": function, "integration_type": ty,
+                                    "answered_by": Value::Null, "resolved": false })
+                        }
+                    },
+                },
+            };
+            if writeln!(out, "{line}").is_err() {
+                // The reader went away: nothing more to say.
+                return Ok(Exit::Ok);
+            }
+        }
+        if out.flush().is_err() {
+            return Ok(Exit::Ok);
+        }
+    }
+    Ok(if bad {
+        Exit::Usage
+    } else if unresolved {
+        Exit::Negative
+    } else {
+        Exit::Ok
+    })
+}
+
+fn account_id(r: &ReportRow) -> Option<i64> {
+    r.account_id
+}
+
+/// One input line: JSON `{"user","function"}` or `user,function`.
+fn parse_pair(line: &str) -> Result<(String, String), String> {
+    if line.starts_with('{') {
+        let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+        let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        return match (field("user"), field("function")) {
+            (Some(u), Some(f)) => Ok((u, f)),
+            _ => Err("expected {\"user\": …, \"function\": …}".into()),
+        };
+    }
+    match line.split_once(',') {
+        Some((u, f)) => Ok((u.trim().trim_matches('"').to_string(), f.trim().trim_matches('"').to_string())),
+        None => Err("expected user,function".into()),
+    }
+}
