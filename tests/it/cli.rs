@@ -317,15 +317,17 @@ async fn readme_scripting_examples_run() {
     let section = &readme[readme.find("### Scripting").expect("a Scripting section")..];
     let section = &section[..section.find("| more commands").unwrap_or(section.len())];
     let dir = tempfile::tempdir().unwrap();
-    // TOML blocks follow the line naming their file (`name.toml` — …).
-    let mut rest = section;
-    while let Some(at) = rest.find("```toml\n") {
-        let before = &rest[..at];
-        let name = before.split('`').rfind(|part| part.ends_with(".toml")).expect("a file name before the block");
-        let body = &rest[at + 8..];
-        let end = body.find("```").unwrap();
-        std::fs::write(dir.path().join(name), &body[..end]).unwrap();
-        rest = &body[end..];
+    // TOML and CSV blocks follow the line naming their file (`name.toml` — …).
+    for (fence, ext) in [("```toml\n", ".toml"), ("```csv\n", ".csv")] {
+        let mut rest = section;
+        while let Some(at) = rest.find(fence) {
+            let before = &rest[..at];
+            let name = before.split('`').rfind(|part| part.ends_with(ext)).expect("a file name before the block");
+            let body = &rest[at + fence.len()..];
+            let end = body.find("```").unwrap();
+            std::fs::write(dir.path().join(name), &body[..end]).unwrap();
+            rest = &body[end..];
+        }
     }
     let db = TestDb::demo().await;
     let mut ran = 0;
@@ -333,6 +335,11 @@ async fn readme_scripting_examples_run() {
         let (command, comment) = line.split_once('#').expect("an # exit N comment");
         let expected: i32 =
             comment.trim().trim_start_matches("exit ").split(':').next().unwrap().trim().parse().unwrap();
+        // `< file` feeds a file written from the section to stdin.
+        let (command, stdin) = match command.split_once('<') {
+            Some((c, file)) => (c, Some(std::fs::read_to_string(dir.path().join(file.trim())).unwrap())),
+            None => (command, None),
+        };
         let args: Vec<String> = command
             .trim()
             .trim_start_matches("$ keyfall ")
@@ -340,7 +347,7 @@ async fn readme_scripting_examples_run() {
             .map(|a| if a.ends_with(".toml") { dir.path().join(a).display().to_string() } else { a.to_string() })
             .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let run = keyfall(&db, &args, None);
+        let run = keyfall(&db, &args, stdin.as_deref());
         assert_eq!(run.code, expected, "{line}\n{}{}", run.stdout, run.stderr);
         ran += 1;
     }
