@@ -732,6 +732,10 @@ BEGIN
             RETURN NULL;
         END IF;
         NEW.id := new_id;
+        -- What RETURNING shows is what the session may read.
+        IF NOT keyfall.keyfall_login_sees_raw() THEN
+            NEW.config := keyfall.keyfall_mask(NEW.config);
+        END IF;
         RETURN NEW;
     ELSIF TG_OP = 'UPDATE' THEN
         PERFORM keyfall.keyfall_authorize('modify_settings', OLD.account_id);
@@ -746,6 +750,9 @@ BEGIN
          WHERE s.%2$I = OLD.id AND %10$s = OLD.version;
         IF NOT FOUND THEN
             RETURN NULL;
+        END IF;
+        IF NOT keyfall.keyfall_login_sees_raw() THEN
+            NEW.config := keyfall.keyfall_mask(NEW.config);
         END IF;
         RETURN NEW;
     ELSE

@@ -15,6 +15,16 @@ LANGUAGE sql STABLE AS $$
                (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'keyfall'), 'MEMBER')
 $$;
 
+-- The same question for the session's login, asked from inside a
+-- SECURITY DEFINER function (where current_user is the owner): what a
+-- write's RETURNING may show.
+CREATE FUNCTION keyfall.keyfall_login_sees_raw() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user), false)
+        OR pg_catalog.pg_has_role(session_user,
+               (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'keyfall'), 'MEMBER')
+$$;
+
 -- One secret string as keyfall shows it (domain::secret::Secret::masked):
 -- the mask, the last four for keys of 12 characters or more, the
 -- fingerprint. Empty and Python-blank strings stay as they are, so the

@@ -745,7 +745,9 @@ SELECT jsonb_build_object(
     /// Run a demo data script against the demo app's own tables (`public`).
     async fn run_script(&self, actor: &str, script: &'static str) -> Result<(), StoreError> {
         let mut tx = begin_as(self, actor).await?;
-        sqlx::raw_sql("SET LOCAL search_path = public").execute(&mut *tx).await?;
+        // A bulk load is long work, not a hung write: no statement timeout
+        // (the XL set takes ~40 s, more on a busy machine).
+        sqlx::raw_sql("SET LOCAL search_path = public; SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
         sqlx::raw_sql(script).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())

@@ -293,3 +293,23 @@ async fn an_operator_role_reads_keys_masked_and_gets_one_only_through_the_checke
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains(&key));
 }
+
+#[tokio::test]
+async fn returning_from_a_write_shows_an_operator_role_no_raw_key() {
+    let db = with_operator_role(Some("dev@igny8.com")).await;
+    let key = aws_admin_openai_key(&db).await;
+    let op = as_operator_login(&db);
+    let mut conn = op.raw().await;
+    let returned: String = sqlx::query_scalar(
+        "WITH w AS (SELECT set_config('keyfall.actor', 'dev@igny8.com', true))
+         UPDATE keyfall.integration_settings SET is_active = is_active
+          WHERE account_id = (SELECT id FROM keyfall.accounts WHERE slug = 'aws-admin') AND integration_type = 'openai'
+            AND EXISTS (SELECT 1 FROM w)
+         RETURNING config::text",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(!returned.contains(&key), "RETURNING leaked the key: {returned}");
+    assert_eq!(aws_admin_openai_key(&db).await, key, "and the key is intact");
+}
