@@ -609,26 +609,30 @@ BEGIN
 CREATE OR REPLACE FUNCTION keyfall.keyfall_settings_audit() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $f$
 DECLARE
-    op       text := lower(TG_OP);
-    changed  bigint;
-    payloads text[];
-    payload  text;
+    kf_op       text := lower(TG_OP);
+    kf_changed  bigint;
+    kf_payloads text[];
+    kf_payload  text;
 BEGIN
+    -- Only on the mapped table: nobody may fire this elsewhere.
+    IF TG_RELID <> %8$L::regclass THEN
+        RAISE EXCEPTION 'keyfall_settings_audit fires on %8$s only' USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF TG_OP = 'INSERT' THEN
         WITH ins AS (
             INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
                                            integration_type, before, after)
-            SELECT keyfall.keyfall_actor(), op, 'integration_settings', n.%1$I, n.%2$I, a.slug, n.%3$I, NULL,
+            SELECT keyfall.keyfall_actor(), kf_op, 'integration_settings', n.%1$I, n.%2$I, a.slug, n.%3$I, NULL,
                    jsonb_build_object('config', keyfall.keyfall_redact(n.%4$I), 'is_active', n.%5$I %6$s)
               FROM new_rows n LEFT JOIN keyfall.accounts a ON a.id = n.%2$I
             RETURNING id, row_id, account_id
         )
-        SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', op,
+        SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', kf_op,
                    'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
-          INTO changed, payloads
+          INTO kf_changed, kf_payloads
           FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
         INSERT INTO keyfall.row_verdicts (setting_id, account_id, integration_type, verdict, provider)
-        SELECT n.%1$I, n.%2$I, n.%3$I, keyfall.keyfall_row_verdict(n.%3$I, n.%4$I, n.%5$I), n.%4$I -> 'provider'
+        SELECT n.%1$I, n.%2$I, n.%3$I, keyfall.keyfall_row_verdict(n.%3$I, n.%4$I, n.%5$I), keyfall.keyfall_mask(n.%4$I -> 'provider')
           FROM new_rows n
         ON CONFLICT (setting_id) DO UPDATE
            SET account_id = EXCLUDED.account_id, integration_type = EXCLUDED.integration_type,
@@ -637,22 +641,22 @@ BEGIN
         WITH ins AS (
             INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
                                            integration_type, before, after)
-            SELECT keyfall.keyfall_actor(), op, 'integration_settings', n.%1$I, n.%2$I, a.slug, n.%3$I,
+            SELECT keyfall.keyfall_actor(), kf_op, 'integration_settings', n.%1$I, n.%2$I, a.slug, n.%3$I,
                    jsonb_build_object('config', keyfall.keyfall_redact(o.%4$I), 'is_active', o.%5$I %7$s),
                    jsonb_build_object('config', keyfall.keyfall_redact(n.%4$I), 'is_active', n.%5$I %6$s)
               FROM new_rows n JOIN old_rows o ON o.%1$I = n.%1$I
               LEFT JOIN keyfall.accounts a ON a.id = n.%2$I
             RETURNING id, row_id, account_id
         )
-        SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', op,
+        SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', kf_op,
                    'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
-          INTO changed, payloads
+          INTO kf_changed, kf_payloads
           FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
         DELETE FROM keyfall.row_verdicts r
          USING old_rows o
          WHERE r.setting_id = o.%1$I AND NOT EXISTS (SELECT 1 FROM new_rows n WHERE n.%1$I = o.%1$I);
         INSERT INTO keyfall.row_verdicts (setting_id, account_id, integration_type, verdict, provider)
-        SELECT n.%1$I, n.%2$I, n.%3$I, keyfall.keyfall_row_verdict(n.%3$I, n.%4$I, n.%5$I), n.%4$I -> 'provider'
+        SELECT n.%1$I, n.%2$I, n.%3$I, keyfall.keyfall_row_verdict(n.%3$I, n.%4$I, n.%5$I), keyfall.keyfall_mask(n.%4$I -> 'provider')
           FROM new_rows n
         ON CONFLICT (setting_id) DO UPDATE
            SET account_id = EXCLUDED.account_id, integration_type = EXCLUDED.integration_type,
@@ -661,31 +665,31 @@ BEGIN
         WITH ins AS (
             INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
                                            integration_type, before, after)
-            SELECT keyfall.keyfall_actor(), op, 'integration_settings', o.%1$I, o.%2$I, a.slug, o.%3$I,
+            SELECT keyfall.keyfall_actor(), kf_op, 'integration_settings', o.%1$I, o.%2$I, a.slug, o.%3$I,
                    jsonb_build_object('config', keyfall.keyfall_redact(o.%4$I), 'is_active', o.%5$I %7$s),
                    NULL
               FROM old_rows o LEFT JOIN keyfall.accounts a ON a.id = o.%2$I
             RETURNING id, row_id, account_id
         )
-        SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', op,
+        SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', kf_op,
                    'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
-          INTO changed, payloads
+          INTO kf_changed, kf_payloads
           FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
         DELETE FROM keyfall.row_verdicts r USING old_rows o WHERE r.setting_id = o.%1$I;
     END IF;
-    IF changed <= 100 THEN
-        FOREACH payload IN ARRAY coalesce(payloads, '{}'::text[]) LOOP
-            PERFORM pg_notify('keyfall_changes', payload);
+    IF kf_changed <= 100 THEN
+        FOREACH kf_payload IN ARRAY coalesce(kf_payloads, '{}'::text[]) LOOP
+            PERFORM pg_notify('keyfall_changes', kf_payload);
         END LOOP;
     ELSE
         PERFORM pg_notify('keyfall_changes', json_build_object(
-            'table', 'integration_settings', 'op', op, 'bulk', changed)::text);
+            'table', 'integration_settings', 'op', kf_op, 'bulk', changed)::text);
     END IF;
     RETURN NULL;
 END
 $f$
 $body$, s ->> 'id', s ->> 'account_id', s ->> 'integration_type', s ->> 'config', s ->> 'is_active',
-        version_audit, version_audit_old);
+        version_audit, version_audit_old, keyfall.keyfall_qualified(m -> 'settings'));
     EXECUTE body;
     EXECUTE format('CREATE TRIGGER keyfall_audit_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_settings_audit()',
@@ -721,13 +725,24 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $f$
 DECLARE
     new_id bigint;
 BEGIN
+    -- Only on keyfall's own view: an OLD made up by someone's own view
+    -- must never reach the app's table.
+    IF TG_RELID <> 'keyfall.integration_settings'::regclass THEN
+        RAISE EXCEPTION 'keyfall_settings_write fires on keyfall.integration_settings only'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     IF TG_OP = 'INSERT' THEN
         PERFORM keyfall.keyfall_authorize('modify_settings', NEW.account_id);
         NEW.config := keyfall.keyfall_unmask(NEW.config, NULL);
-        INSERT INTO %1$s AS s (%3$I, %4$I, %5$I, %6$I %7$s)
-        VALUES (NEW.account_id, NEW.integration_type, coalesce(NEW.config, '{}'::jsonb), coalesce(NEW.is_active, true) %8$s)
-        ON CONFLICT (%3$I, %4$I) DO NOTHING
-        RETURNING s.%2$I INTO new_id;
+        BEGIN
+            INSERT INTO %1$s AS s (%3$I, %4$I, %5$I, %6$I %7$s)
+            VALUES (NEW.account_id, NEW.integration_type, coalesce(NEW.config, '{}'::jsonb), coalesce(NEW.is_active, true) %8$s)
+            ON CONFLICT (%3$I, %4$I) DO NOTHING
+            RETURNING s.%2$I INTO new_id;
+        EXCEPTION WHEN OTHERS THEN
+            -- The message only: a DETAIL ("failing row contains …") would quote the key.
+            RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
+        END;
         IF new_id IS NULL THEN
             RETURN NULL;
         END IF;
@@ -745,9 +760,13 @@ BEGIN
         -- A session reading masked keys writes them back masked: the
         -- stored key stays.
         NEW.config := keyfall.keyfall_unmask(NEW.config, (SELECT x.%5$I FROM %1$s AS x WHERE x.%2$I = OLD.id));
-        UPDATE %1$s AS s SET %3$I = NEW.account_id, %4$I = NEW.integration_type, %5$I = NEW.config,
-               %6$I = NEW.is_active %9$s
-         WHERE s.%2$I = OLD.id AND %10$s = OLD.version;
+        BEGIN
+            UPDATE %1$s AS s SET %3$I = NEW.account_id, %4$I = NEW.integration_type, %5$I = NEW.config,
+                   %6$I = NEW.is_active %9$s
+             WHERE s.%2$I = OLD.id AND %10$s = OLD.version;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
+        END;
         IF NOT FOUND THEN
             RETURN NULL;
         END IF;
@@ -776,12 +795,16 @@ $body$, keyfall.keyfall_qualified(m -> 'settings'), s ->> 'id', s ->> 'account_i
     EXECUTE body;
     CREATE TRIGGER keyfall_settings_write INSTEAD OF INSERT OR UPDATE OR DELETE ON keyfall.integration_settings
         FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_settings_write();
+    -- Trigger functions run with the owner's rights: nobody may call them
+    -- or put them on objects of their own.
+    REVOKE EXECUTE ON FUNCTION keyfall.keyfall_settings_write() FROM PUBLIC;
+    REVOKE EXECUTE ON FUNCTION keyfall.keyfall_settings_audit() FROM PUBLIC;
 
     -- Every row's verdict, from scratch.
     TRUNCATE keyfall.row_verdicts;
     INSERT INTO keyfall.row_verdicts (setting_id, account_id, integration_type, verdict, provider)
     SELECT id, account_id, integration_type, keyfall.keyfall_row_verdict(integration_type, config, is_active),
-           config -> 'provider'
+           keyfall.keyfall_mask(config -> 'provider')
       FROM keyfall.integration_settings;
     ANALYZE keyfall.row_verdicts;
 
@@ -813,11 +836,12 @@ DECLARE
     owner    boolean := false;
     failing  text[] := '{}';
 BEGIN
-    SELECT * INTO u FROM keyfall.users x WHERE x.email = keyfall_failing_checks.email LIMIT 1;
-    IF NOT FOUND THEN
-        SELECT * INTO u FROM keyfall.users x WHERE lower(x.email) = lower(keyfall_failing_checks.email)
-         ORDER BY x.id LIMIT 1;
-    END IF;
+    -- The one user with this email in any case; two that differ only in
+    -- case (a case-sensitive app allows it) are nobody: no login may act
+    -- as an ambiguous name.
+    SELECT * INTO u FROM keyfall.users x
+     WHERE lower(x.email) = lower(keyfall_failing_checks.email)
+       AND (SELECT count(*) FROM keyfall.users y WHERE lower(y.email) = lower(keyfall_failing_checks.email)) = 1;
     SELECT p.mode INTO mode FROM keyfall.policy p LIMIT 1;
     mode := coalesce(mode, 'system_only');
     target_system := keyfall_failing_checks.account_id IS NULL OR EXISTS (
@@ -908,8 +932,10 @@ BEGIN
         RETURN NULL;
     END IF;
     who := keyfall.keyfall_operator();
-    SELECT u.is_active AND (u.is_superuser OR u.role = 'developer') INTO ok
-      FROM keyfall.users u WHERE lower(u.email) = lower(who) ORDER BY u.id LIMIT 1;
+    IF (SELECT count(*) FROM keyfall.users u WHERE lower(u.email) = lower(who)) = 1 THEN
+        SELECT u.is_active AND (u.is_superuser OR u.role = 'developer') INTO ok
+          FROM keyfall.users u WHERE lower(u.email) = lower(who);
+    END IF;
     IF NOT coalesce(ok, false) THEN
         RAISE EXCEPTION 'denied by the database: the chain and the policy are for active superusers and developers; % is not one', left(who, 200)
             USING ERRCODE = 'insufficient_privilege';
@@ -922,31 +948,89 @@ CREATE TRIGGER fallback_chain_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCAT
 CREATE TRIGGER policy_guard BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON keyfall.policy
     FOR EACH STATEMENT EXECUTE FUNCTION keyfall.keyfall_guard_admin();
 
--- A raw key, read only through here: checked (the right to modify that
--- setting, as DESIGN §6's reveal), and recorded as a reveal with the key's
--- fingerprint, in the caller's transaction. The operator role has no
--- direct way to a raw key's audit row or to the audit log at all.
-CREATE FUNCTION keyfall.keyfall_reveal(slug text, integration_type text) RETURNS text
+-- A raw key leaves the database in two steps, so its record cannot be
+-- rolled back with it: keyfall_request_key checks the right and writes the
+-- audit row (the caller commits); keyfall_reveal / keyfall_config_for_test
+-- then hand the key over only against a request committed earlier (by this
+-- login, for this operator and setting, within a minute, used once).
+CREATE TABLE keyfall.key_requests (
+    id               bigserial PRIMARY KEY,
+    login            text NOT NULL DEFAULT session_user,
+    actor            text NOT NULL,
+    slug             text NOT NULL,
+    integration_type text NOT NULL,
+    purpose          text NOT NULL CHECK (purpose IN ('reveal', 'test_connection')),
+    txid             bigint NOT NULL DEFAULT txid_current(),
+    at               timestamptz NOT NULL DEFAULT clock_timestamp(),
+    used             boolean NOT NULL DEFAULT false
+);
+
+CREATE FUNCTION keyfall.keyfall_request_key(slug text, integration_type text, purpose text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
 DECLARE
     acc_id bigint;
-    key    text;
+    cfg    jsonb;
 BEGIN
-    SELECT a.id INTO acc_id FROM keyfall.accounts a WHERE a.slug = keyfall_reveal.slug;
+    IF purpose NOT IN ('reveal', 'test_connection') THEN
+        RAISE EXCEPTION 'unknown purpose %', left(purpose, 40) USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT a.id INTO acc_id FROM keyfall.accounts a WHERE a.slug = keyfall_request_key.slug;
+    IF acc_id IS NULL THEN
+        RETURN;
+    END IF;
+    -- Revealing needs the right to modify that setting (DESIGN §6); a test
+    -- the right to test its connection.
+    PERFORM keyfall.keyfall_authorize(CASE WHEN purpose = 'reveal' THEN 'modify_settings' ELSE 'test_connection' END,
+                                      acc_id);
+    SELECT s.config INTO cfg FROM keyfall.integration_settings s
+     WHERE s.account_id = acc_id AND s.integration_type = keyfall_request_key.integration_type;
+    IF cfg IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO keyfall.audit_log (actor, action, table_name, account_id, account_slug, integration_type, after)
+    VALUES (keyfall.keyfall_actor(), purpose, 'integration_settings', acc_id, keyfall_request_key.slug,
+            keyfall_request_key.integration_type,
+            jsonb_build_object('apiKey', CASE WHEN jsonb_typeof(cfg -> 'apiKey') = 'string'
+                                              THEN keyfall.keyfall_fingerprint(cfg ->> 'apiKey') END));
+    INSERT INTO keyfall.key_requests (actor, slug, integration_type, purpose)
+    VALUES (keyfall.keyfall_operator(), keyfall_request_key.slug, keyfall_request_key.integration_type, purpose);
+END
+$$;
+
+-- Use a committed request: the setting's raw config, or NULL.
+CREATE FUNCTION keyfall.keyfall_take_key(slug text, integration_type text, purpose text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
+DECLARE
+    acc_id bigint;
+    req_id bigint;
+    cfg    jsonb;
+BEGIN
+    SELECT a.id INTO acc_id FROM keyfall.accounts a WHERE a.slug = keyfall_take_key.slug;
     IF acc_id IS NULL THEN
         RETURN NULL;
     END IF;
-    PERFORM keyfall.keyfall_authorize('modify_settings', acc_id);
-    SELECT s.config ->> 'apiKey' INTO key FROM keyfall.integration_settings s
-     WHERE s.account_id = acc_id AND s.integration_type = keyfall_reveal.integration_type;
-    IF key IS NULL THEN
-        RETURN NULL;
+    PERFORM keyfall.keyfall_authorize(CASE WHEN purpose = 'reveal' THEN 'modify_settings' ELSE 'test_connection' END,
+                                      acc_id);
+    SELECT r.id INTO req_id FROM keyfall.key_requests r
+     WHERE r.login = session_user AND r.actor = keyfall.keyfall_operator() AND r.slug = keyfall_take_key.slug
+       AND r.integration_type = keyfall_take_key.integration_type AND r.purpose = keyfall_take_key.purpose
+       AND NOT r.used AND r.txid <> txid_current() AND r.at > clock_timestamp() - interval '1 minute'
+     ORDER BY r.id DESC LIMIT 1
+       FOR UPDATE SKIP LOCKED;
+    IF req_id IS NULL THEN
+        RAISE EXCEPTION 'no recorded request for this key: call keyfall_request_key and commit first (the record must not be rolled back with the key)'
+            USING ERRCODE = 'insufficient_privilege';
     END IF;
-    INSERT INTO keyfall.audit_log (actor, action, table_name, account_id, account_slug, integration_type, after)
-    VALUES (keyfall.keyfall_actor(), 'reveal', 'integration_settings', acc_id, keyfall_reveal.slug,
-            keyfall_reveal.integration_type, jsonb_build_object('apiKey', keyfall.keyfall_fingerprint(key)));
-    RETURN key;
+    UPDATE keyfall.key_requests SET used = true WHERE id = req_id;
+    SELECT s.config INTO cfg FROM keyfall.integration_settings s
+     WHERE s.account_id = acc_id AND s.integration_type = keyfall_take_key.integration_type;
+    RETURN cfg;
 END
+$$;
+
+CREATE FUNCTION keyfall.keyfall_reveal(slug text, integration_type text) RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT keyfall.keyfall_take_key($1, $2, 'reveal') ->> 'apiKey'
 $$;
 
 -- Who this session is, for keyfall's start: the login, whether it is a
@@ -960,29 +1044,18 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
                              WHERE o.login = session_user), '[]'::jsonb))
 $$;
 
--- A setting's config with its raw key, for a connection test: checked (the
--- right to test the connection of that account's settings) and recorded.
+-- A setting's config with its raw key, for a connection test (after a
+-- committed keyfall_request_key(…, 'test_connection')).
 CREATE FUNCTION keyfall.keyfall_config_for_test(slug text, integration_type text) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = keyfall, pg_catalog AS $$
-DECLARE
-    acc_id bigint;
-    cfg    jsonb;
-BEGIN
-    SELECT a.id INTO acc_id FROM keyfall.accounts a WHERE a.slug = keyfall_config_for_test.slug;
-    IF acc_id IS NULL THEN
-        RETURN NULL;
-    END IF;
-    PERFORM keyfall.keyfall_authorize('test_connection', acc_id);
-    SELECT s.config INTO cfg FROM keyfall.integration_settings s
-     WHERE s.account_id = acc_id AND s.integration_type = keyfall_config_for_test.integration_type;
-    IF cfg IS NULL THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO keyfall.audit_log (actor, action, table_name, account_id, account_slug, integration_type, after)
-    VALUES (keyfall.keyfall_actor(), 'test_connection', 'integration_settings', acc_id, keyfall_config_for_test.slug,
-            keyfall_config_for_test.integration_type,
-            jsonb_build_object('apiKey', CASE WHEN jsonb_typeof(cfg -> 'apiKey') = 'string'
-                                              THEN keyfall.keyfall_fingerprint(cfg ->> 'apiKey') END));
-    RETURN cfg;
-END
+LANGUAGE sql VOLATILE AS $$
+    SELECT keyfall.keyfall_take_key($1, $2, 'test_connection')
 $$;
+
+-- Trigger functions run with the owner's rights: nobody may call them or
+-- put them on objects of their own (a temporary view firing the write
+-- trigger with a made-up OLD, a temporary table forging audit rows).
+REVOKE EXECUTE ON FUNCTION keyfall.keyfall_config_audit() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION keyfall.keyfall_settings_truncate() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION keyfall.keyfall_announce() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION keyfall.keyfall_guard_admin() FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION keyfall.keyfall_audit_append_only() FROM PUBLIC;

@@ -700,6 +700,7 @@ SELECT jsonb_build_object(
     ) -> Result<Option<crate::domain::Secret>, StoreError> {
         // The database checks the operator's right and records the reveal
         // (keyfall.keyfall_reveal), in one transaction with the read.
+        self.request_key(actor, slug, integration_type, "reveal").await?;
         let mut tx = begin_as(self, actor).await?;
         let key: Option<String> = sqlx::query_scalar("SELECT keyfall_reveal($1, $2)")
             .bind(slug)
@@ -712,6 +713,26 @@ SELECT jsonb_build_object(
         Ok(Some(secret))
     }
 
+    /// Step one of reading a raw key: the database checks the right and
+    /// records the read, committed before the key is handed over.
+    async fn request_key(
+        &self,
+        actor: &str,
+        slug: &str,
+        integration_type: &str,
+        purpose: &str,
+    ) -> Result<(), StoreError> {
+        let mut tx = begin_as(self, actor).await?;
+        sqlx::query("SELECT keyfall_request_key($1, $2, $3)")
+            .bind(slug)
+            .bind(integration_type)
+            .bind(purpose)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The config of `slug`'s setting of `integration_type` with its raw
     /// key, for a connection test: the database checks the operator's right
     /// to test it and records the read (`keyfall_config_for_test`).
@@ -722,6 +743,7 @@ SELECT jsonb_build_object(
         slug: &str,
         integration_type: &str,
     ) -> Result<Option<Value>, StoreError> {
+        self.request_key(actor, slug, integration_type, "test_connection").await?;
         let mut tx = begin_as(self, actor).await?;
         let config: Option<String> = sqlx::query_scalar("SELECT keyfall_config_for_test($1, $2)::text")
             .bind(slug)

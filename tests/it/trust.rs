@@ -122,6 +122,15 @@ async fn psql_as_a_tenants_role_cannot_touch_system_settings_or_forge_the_audit_
         ("BEGIN; SET LOCAL keyfall.actor = 'paid2@paid.com'; DELETE FROM keyfall.fallback_chain; COMMIT;", "denied by the database"),
         // A raw key through the checked function.
         ("BEGIN; SET LOCAL keyfall.actor = 'paid2@paid.com'; SELECT keyfall.keyfall_reveal('aws-admin', 'openai'); COMMIT;", "denied by the database"),
+        // keyfall's owner-rights trigger functions on objects of its own: a
+        // temporary view with a made-up OLD, a temporary table forging audit rows.
+        ("CREATE TEMP VIEW fake AS SELECT s.id, s.account_id, s.integration_type, s.config, s.is_active, s.version
+            FROM keyfall.integration_settings s;
+          CREATE TRIGGER t INSTEAD OF UPDATE ON fake FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_settings_write();",
+         "permission denied for function"),
+        ("CREATE TEMP TABLE forged (x int);
+          CREATE TRIGGER t AFTER INSERT ON forged FOR EACH ROW EXECUTE FUNCTION keyfall.keyfall_config_audit();",
+         "permission denied for function"),
     ];
     for (sql, expected) in attacks {
         let err = sqlx::raw_sql(sql).execute(&mut conn).await.unwrap_err().to_string();
@@ -147,6 +156,37 @@ async fn psql_as_a_tenants_role_cannot_touch_system_settings_or_forge_the_audit_
             .await
             .unwrap();
     assert_eq!((actor.as_str(), login.as_str()), ("paid2@paid.com", "keyfall_operator"));
+    // Its own key, revealed and rolled back: the record must survive. A
+    // reveal without a committed request gives nothing…
+    let err = sqlx::raw_sql(
+        "BEGIN; SET LOCAL keyfall.actor = 'paid2@paid.com';
+         SELECT keyfall.keyfall_request_key('paid-2', 'openai', 'reveal');
+         SELECT keyfall.keyfall_reveal('paid-2', 'openai');",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("no recorded request"), "{err}");
+    let _ = sqlx::raw_sql("ROLLBACK").execute(&mut conn).await;
+    // …and with one, the reveal row was committed before the key left.
+    sqlx::raw_sql("BEGIN; SET LOCAL keyfall.actor = 'paid2@paid.com'; SELECT keyfall.keyfall_request_key('paid-2', 'openai', 'reveal'); COMMIT;")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let key: String = {
+        sqlx::raw_sql("BEGIN; SET LOCAL keyfall.actor = 'paid2@paid.com'").execute(&mut conn).await.unwrap();
+        let k =
+            sqlx::query_scalar("SELECT keyfall.keyfall_reveal('paid-2', 'openai')").fetch_one(&mut conn).await.unwrap();
+        sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+        k
+    };
+    assert_eq!(key, "sk-paid2-own-key-000000000");
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'reveal' AND account_slug = 'paid-2'")
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 1, "the reveal is on record although its transaction rolled back");
 }
 
 #[tokio::test]
@@ -312,4 +352,30 @@ async fn returning_from_a_write_shows_an_operator_role_no_raw_key() {
     .unwrap();
     assert!(!returned.contains(&key), "RETURNING leaked the key: {returned}");
     assert_eq!(aws_admin_openai_key(&db).await, key, "and the key is intact");
+}
+
+#[tokio::test]
+async fn a_name_that_differs_only_in_case_is_nobody_to_the_database() {
+    let db = with_operator_role(Some("paid2@paid.com")).await;
+    let mut owner = db.raw().await;
+    // A case-sensitive app (Django's EmailField) may hold both.
+    sqlx::raw_sql(
+        "DROP INDEX users_email_ci;
+         INSERT INTO users (email, role, is_superuser, is_active, account_id)
+         SELECT 'PAID2@paid.com', 'developer', true, true, id FROM accounts WHERE slug = 'aws-admin';",
+    )
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    let op = as_operator_login(&db);
+    let mut conn = op.raw().await;
+    let err = sqlx::raw_sql(
+        "BEGIN; SET LOCAL keyfall.actor = 'PAID2@paid.com';
+         UPDATE keyfall.integration_settings SET config = '{}' WHERE account_id = (SELECT id FROM keyfall.accounts WHERE slug = 'aws-admin');
+         COMMIT;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("denied by the database"), "{err}");
 }
