@@ -14,12 +14,18 @@ fn is_hostile(c: char) -> bool {
 /// `s` with every hostile character replaced by a visible escape (`\x1b`,
 /// `\u{202e}`); borrowed unchanged when there is nothing to escape.
 pub fn visible(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(is_hostile) {
+    escape_where(s, is_hostile)
+}
+
+/// `s` with every character `escape` picks written as `\x..` / `\u{..}`;
+/// borrowed unchanged when there is none.
+fn escape_where(s: &str, escape: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !s.chars().any(&escape) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if !is_hostile(c) {
+        if !escape(c) {
             out.push(c);
         } else if (c as u32) < 0x100 {
             out.push_str(&format!("\\x{:02x}", c as u32));
@@ -47,20 +53,7 @@ pub fn visible_short(s: &str, max: usize) -> String {
 /// a look-alike — `dev@igny8.com` with a Cyrillic `е`, a zero-width space —
 /// never reads as the real one.
 pub fn identity(s: &str) -> Cow<'_, str> {
-    if s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_ascii_graphic() || c == ' ' {
-            out.push(c);
-        } else if (c as u32) < 0x100 {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        }
-    }
-    Cow::Owned(out)
+    escape_where(s, |c| !(c.is_ascii_graphic() || c == ' '))
 }
 
 /// `identity`, cut to at most `max` characters.

@@ -279,6 +279,20 @@ impl ImpactRow {
     }
 }
 
+/// One row of the report query.
+fn report_row(r: &sqlx::postgres::PgRow) -> Result<ReportRow, sqlx::Error> {
+    Ok(ReportRow {
+        account: r.try_get("account")?,
+        account_id: r.try_get("account_id")?,
+        chain_position: r.try_get("chain_position")?,
+        integration_type: r.try_get("integration_type")?,
+        answered_by: r.try_get("answered_by")?,
+        provider: r.try_get("provider")?,
+        provider_answered_by: r.try_get("provider_answered_by")?,
+        answer_verdict: r.try_get("answer_verdict")?,
+    })
+}
+
 fn consumers() -> Vec<String> {
     registry::TYPES.iter().filter(|t| t.kind == registry::Kind::Consumer).map(|t| t.name.to_string()).collect()
 }
@@ -304,18 +318,7 @@ impl Store {
         tx.commit().await?;
         let mut report = rows
             .into_iter()
-            .map(|r| {
-                Ok(ReportRow {
-                    account: r.try_get("account")?,
-                    account_id: r.try_get("account_id")?,
-                    chain_position: r.try_get("chain_position")?,
-                    integration_type: r.try_get("integration_type")?,
-                    answered_by: r.try_get("answered_by")?,
-                    provider: r.try_get("provider")?,
-                    provider_answered_by: r.try_get("provider_answered_by")?,
-                    answer_verdict: r.try_get("answer_verdict")?,
-                })
-            })
+            .map(|r| report_row(&r))
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(StoreError::from)?;
         // System accounts first in chain order, then tenants by slug (bytes,
@@ -346,21 +349,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ReportRow {
-                    account: r.try_get("account")?,
-                    account_id: r.try_get("account_id")?,
-                    chain_position: r.try_get("chain_position")?,
-                    integration_type: r.try_get("integration_type")?,
-                    answered_by: r.try_get("answered_by")?,
-                    provider: r.try_get("provider")?,
-                    provider_answered_by: r.try_get("provider_answered_by")?,
-                    answer_verdict: r.try_get("answer_verdict")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(StoreError::from)
+        rows.into_iter().map(|r| report_row(&r)).collect::<Result<Vec<_>, sqlx::Error>>().map_err(StoreError::from)
     }
 
     /// Users by email, exact first, then any case: (asked, found email,
