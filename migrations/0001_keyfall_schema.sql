@@ -807,6 +807,11 @@ $body$, keyfall.keyfall_qualified(m -> 'settings'), s ->> 'id', s ->> 'account_i
            keyfall.keyfall_mask(config -> 'provider')
       FROM keyfall.integration_settings;
     ANALYZE keyfall.row_verdicts;
+    -- keyfall's small tables never reach autovacuum's threshold; without
+    -- statistics the planner guesses a thousand chain entries.
+    ANALYZE keyfall.fallback_chain;
+    ANALYZE keyfall.ai_functions;
+    ANALYZE keyfall.policy;
 
     DELETE FROM keyfall.mapping;
     INSERT INTO keyfall.mapping (spec) VALUES (m);

@@ -57,6 +57,13 @@ async fn attach_on(store: &Store, target: &Target, config: &Config, args: &Attac
     if !problems.is_empty() {
         return Err(CliError::Usage(format!("the mapping does not fit: {}", problems.join("; "))));
     }
+    if !store.has_lower_email_index(&mapping).await? {
+        println!(
+            "note: {} has no index on lower({}): a user looked up in another case than stored scans every user;\n      the app can add one in its own migration (Django: models.Index(Lower(\"email\"), name=…)) — keyfall adds nothing to the app's tables",
+            visible_short(&mapping.users_table(), 80),
+            visible_short(&mapping.users.columns.email, 40)
+        );
+    }
     if args.dry_run {
         println!("dry run: nothing installed");
         return Ok(Exit::Ok);

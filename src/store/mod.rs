@@ -482,6 +482,21 @@ impl Store {
         Ok(tables)
     }
 
+    /// Whether the app's users table has an index keyfall's any-case email
+    /// lookup can use (`lower(email)`); without one, an email typed in
+    /// another case than stored scans every user.
+    pub async fn has_lower_email_index(&self, mapping: &Mapping) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                             WHERE i.indrelid = to_regclass($1)
+                               AND pg_catalog.pg_get_indexdef(i.indexrelid) ILIKE '%lower(' || $2 || ')%')",
+        )
+        .bind(mapping.users_table())
+        .bind(&mapping.users.columns.email)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// keyfall's demo "app" tables in `public` (`assets/demo_schema.sql`).
     pub async fn create_demo_tables(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;

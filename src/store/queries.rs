@@ -203,8 +203,12 @@ WITH u AS (
 ), f AS (
     SELECT name, integration_type FROM ai_functions WHERE name = $2
 ), ch AS (
+    -- A lookup per chain entry (three), whatever the statistics say: a
+    -- join planned without them scanned every account on each resolve.
     SELECT c.position, c.account_slug, a.id, a.slug, a.name, a.status
-      FROM fallback_chain c LEFT JOIN accounts a ON a.slug = c.account_slug
+      FROM fallback_chain c
+      LEFT JOIN LATERAL (SELECT x.id, x.slug, x.name, x.status FROM accounts x
+                          WHERE x.slug = c.account_slug LIMIT 1) a ON true
 ), acc AS (
     SELECT id, slug, name, status FROM accounts WHERE id = (SELECT account_id FROM u)
     UNION

@@ -196,6 +196,7 @@ async fn attached(seed: u32, tenants: u32, users: u32) -> (TestDb, Store) {
     let run = keyfall(&db, &["attach", "--yes", "--no-config"], None);
     assert_eq!(run.code, 0, "attach: {}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("igny8_integration_settings") && run.stdout.contains("xmin"), "{}", run.stdout);
+    assert!(run.stdout.contains("no index on lower(email)"), "attach says what any-case lookups cost: {}", run.stdout);
     let store = Store::connect(&db.target).await.unwrap();
     let mapping = store.verify(None).await.expect("attached");
     let store = store.with_mapping(&mapping);
