@@ -683,7 +683,7 @@ BEGIN
         END LOOP;
     ELSE
         PERFORM pg_notify('keyfall_changes', json_build_object(
-            'table', 'integration_settings', 'op', kf_op, 'bulk', changed)::text);
+            'table', 'integration_settings', 'op', kf_op, 'bulk', kf_changed)::text);
     END IF;
     RETURN NULL;
 END

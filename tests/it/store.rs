@@ -363,3 +363,27 @@ async fn concurrent_writers_lose_nothing_and_each_change_has_one_audit_row() {
     assert_eq!(audited, (WRITERS * SAVES) as i64, "exactly one audit row per committed change");
     assert_eq!(setting.version, 1 + (WRITERS * SAVES) as i64);
 }
+
+#[tokio::test]
+async fn a_bulk_statement_is_audited_row_by_row_with_one_notice() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    // More than 100 rows in one statement: the trigger's bulk branch.
+    sqlx::raw_sql(
+        "INSERT INTO accounts (slug, name) SELECT 'bulk-' || i, 'Bulk ' || i FROM generate_series(1, 150) i;
+         INSERT INTO integration_settings (account_id, integration_type, config)
+         SELECT id, 'openai', '{\"apiKey\": \"sk-bulk-FAKE-0000000000000\"}' FROM accounts WHERE slug LIKE 'bulk-%';
+         UPDATE integration_settings SET is_active = false WHERE account_id IN (SELECT id FROM accounts WHERE slug LIKE 'bulk-%');
+         DELETE FROM integration_settings WHERE account_id IN (SELECT id FROM accounts WHERE slug LIKE 'bulk-%');",
+    )
+    .execute(&mut psql)
+    .await
+    .expect("bulk writes by another client go through keyfall's triggers");
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT action, count(*) FROM audit_log WHERE account_slug LIKE 'bulk-%' GROUP BY action ORDER BY action",
+    )
+    .fetch_all(&mut psql)
+    .await
+    .unwrap();
+    assert_eq!(rows, vec![("delete".into(), 150), ("insert".into(), 150), ("update".into(), 150)]);
+}
