@@ -195,9 +195,11 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Migrate) => Intent::Migrate,
         _ => Intent::Read,
     };
-    let (store, target) = open_store(&config, intent).await?;
+    // A command line uses one connection; the console a pool.
+    let single = cli.command.is_some();
+    let (store, target, identity) = open_store(&config, intent, single).await?;
     let mut config = config;
-    let store = match identify(&store, &mut config).await {
+    let store = match identify(&store, identity, &mut config).await {
         Ok(operator) => store.with_rules(config_rules(&config)?).with_operator(operator),
         Err(e) => {
             store.close().await;
@@ -236,8 +238,15 @@ pub async fn run(cli: Cli) -> CliResult {
 /// it, the one app user the login is mapped to, if exactly one. A login
 /// mapped to nobody has no operator: it reads, and every write says how to
 /// map it.
-async fn identify(store: &Store, config: &mut Config) -> Result<Option<String>, CliError> {
-    let id = store.whoami().await?;
+async fn identify(
+    store: &Store,
+    identity: Option<crate::store::Identity>,
+    config: &mut Config,
+) -> Result<Option<String>, CliError> {
+    let id = match identity {
+        Some(id) => id,
+        None => store.whoami().await?,
+    };
     let operator = match config.operator.take() {
         Some(email) if id.may_act_as(&email) => Some(email),
         Some(email) => {
@@ -296,8 +305,15 @@ pub async fn find_target(config: &Config) -> Result<connect::Target, CliError> {
 
 /// Find the database and open it as `intent` allows: reading commands
 /// change nothing and say what is missing; `migrate`, `demo` and the private
-/// cluster's first run create what they need.
-pub async fn open_store(config: &Config, intent: Intent) -> Result<(Store, connect::Target), CliError> {
+/// cluster's first run create what they need. `single`: one connection (a
+/// command line) rather than a pool (the console). Reading commands learn
+/// who the login is in the same round trip as the installation check.
+pub async fn open_store(
+    config: &Config,
+    intent: Intent,
+    single: bool,
+) -> Result<(Store, connect::Target, Option<crate::store::Identity>), CliError> {
+    let mut identity = None;
     let target = find_target(config).await?;
     let private = matches!(target.source, connect::Source::Private(_));
     let store = match intent {
@@ -352,15 +368,20 @@ pub async fn open_store(config: &Config, intent: Intent) -> Result<(Store, conne
                     store
                 }
             } else {
-                Store::connect(&target).await.map_err(|e| match e {
+                let connected =
+                    if single { Store::connect_single(&target).await } else { Store::connect(&target).await };
+                connected.map_err(|e| match e {
                     StoreError::Unavailable(m) if m.contains("does not exist") => StoreError::Unavailable(format!(
                         "{m} (keyfall never creates a database for a reading command: `keyfall demo` or `keyfall migrate` create one)"
                     )),
                     other => other,
                 })?
             };
-            match store.verify(config.mapping.as_ref()).await {
-                Ok(mapping) => store.with_mapping(&mapping),
+            match store.check(config.mapping.as_ref()).await {
+                Ok((mapping, id)) => {
+                    identity = Some(id);
+                    store.with_mapping(&mapping)
+                }
                 Err(e) => {
                     store.close().await;
                     return Err(e.into());
@@ -368,7 +389,7 @@ pub async fn open_store(config: &Config, intent: Intent) -> Result<(Store, conne
             }
         }
     };
-    Ok((store, target))
+    Ok((store, target, identity))
 }
 
 /// Field changes between two versions, one indented line each, secrets as

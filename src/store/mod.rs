@@ -22,6 +22,9 @@ pub use mapping::Mapping;
 pub use queries::{AccountRow, AuditEntry, ImportItem, LintData, SettingRef, SubjectData, UserHit, WriteOutcome};
 pub use report::{Answer, ImpactRow, Proposal, ReportRow};
 
+/// Connections of the console's (and the tests') pool.
+const POOL_SIZE: u32 = 8;
+
 /// keyfall's migrations, recorded in `keyfall._sqlx_migrations` so nothing of
 /// keyfall's lands in the app's schema.
 pub fn migrator() -> sqlx::migrate::Migrator {
@@ -60,6 +63,15 @@ pub enum Installed {
     Outdated,
     /// Current; the mapping installed, if any.
     Current { mapping: Option<Box<Mapping>> },
+}
+
+/// What `keyfall_preflight()` answers.
+#[derive(serde::Deserialize)]
+struct Preflight {
+    migrations: Vec<(i64, String)>,
+    mapping: Option<Value>,
+    problems: Vec<String>,
+    whoami: Identity,
 }
 
 /// A stale version at save time: someone else saved first.
@@ -167,14 +179,23 @@ impl Store {
     /// error (`Unavailable`, exit 3), never created: only `demo`, `migrate`
     /// and the private cluster's first run create databases.
     pub async fn connect(target: &Target) -> Result<Store, StoreError> {
-        Store::pool_for(target, target.options.clone()).await
+        Store::pool_for(target, target.options.clone(), POOL_SIZE).await
+    }
+
+    /// `connect` for one command line: a single connection, reused by every
+    /// query. (A pool of several hands the next query a second connection
+    /// while the first is still being returned — a second TLS set-up in a
+    /// 20 ms command.) Nothing in a command holds a transaction while it
+    /// queries the pool.
+    pub async fn connect_single(target: &Target) -> Result<Store, StoreError> {
+        Store::pool_for(target, target.options.clone(), 1).await
     }
 
     /// Connect, creating the database first when the server says it does not
     /// exist (`demo`, `migrate`, the private cluster).
     pub async fn connect_creating(target: &Target) -> Result<Store, StoreError> {
         ensure_database(target).await?;
-        Store::pool_for(target, target.options.clone()).await
+        Store::pool_for(target, target.options.clone(), POOL_SIZE).await
     }
 
     /// A fresh store for keyfall's own demo tables: the database created if
@@ -334,6 +355,48 @@ impl Store {
     /// mapping in force is `wanted` (when the config names one). Returns the
     /// mapping in force. Reading commands call this and change nothing.
     pub async fn verify(&self, wanted: Option<&Mapping>) -> Result<Mapping, StoreError> {
+        Ok(self.check(wanted).await?.0)
+    }
+
+    /// `verify` and `whoami` together: one round trip when all is well
+    /// (`keyfall_preflight()`, a simple query, no statement to prepare);
+    /// step by step, for the exact message, only when something is off.
+    pub async fn check(&self, wanted: Option<&Mapping>) -> Result<(Mapping, Identity), StoreError> {
+        if let Some(pre) = self.preflight().await? {
+            let m = migrator();
+            let current = m.iter().all(|m| {
+                let checksum: String = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
+                pre.migrations.iter().any(|(v, c)| *v == m.version && *c == checksum)
+            });
+            let installed = pre.mapping.as_ref().and_then(mapping::from_sql);
+            if let Some(installed) = installed
+                && current
+                && pre.problems.is_empty()
+                && wanted.is_none_or(|w| w.normalized() == installed.normalized())
+            {
+                return Ok((installed, pre.whoami));
+            }
+        }
+        let mapping = self.verify_step_by_step(wanted).await?;
+        Ok((mapping, self.whoami().await?))
+    }
+
+    /// Everything `check` needs in one simple-protocol query, or `None`
+    /// where keyfall's objects (or this function) are missing.
+    async fn preflight(&self) -> Result<Option<Preflight>, StoreError> {
+        use sqlx::Row;
+        let row = match sqlx::raw_sql("SELECT keyfall.keyfall_preflight()::text").fetch_one(&self.pool).await {
+            Ok(row) => row,
+            // No schema, no function, no right to read it: the step-by-step
+            // check says which.
+            Err(sqlx::Error::Database(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let text: String = row.try_get(0)?;
+        Ok(serde_json::from_str(&text).ok())
+    }
+
+    async fn verify_step_by_step(&self, wanted: Option<&Mapping>) -> Result<Mapping, StoreError> {
         let db = crate::domain::text::visible_short(&self.label, 120);
         match self.installed().await? {
             Installed::Nothing => Err(StoreError::NotInstalled(format!(
@@ -374,7 +437,7 @@ impl Store {
     /// (`default_transaction_read_only`): no view can write through it.
     pub async fn reopen_read_only(&self, target: &Target) -> Result<Store, StoreError> {
         let options = target.options.clone().options([("default_transaction_read_only", "on")]);
-        let mut store = Store::pool_for(target, options).await?;
+        let mut store = Store::pool_for(target, options, POOL_SIZE).await?;
         store.touch_updated_at = self.touch_updated_at;
         store.rules = self.rules.clone();
         store.operator = self.operator.clone();
@@ -382,10 +445,14 @@ impl Store {
         Ok(store)
     }
 
-    async fn pool_for(target: &Target, options: sqlx::postgres::PgConnectOptions) -> Result<Store, StoreError> {
+    async fn pool_for(
+        target: &Target,
+        options: sqlx::postgres::PgConnectOptions,
+        size: u32,
+    ) -> Result<Store, StoreError> {
         let options = options.options([("search_path", "keyfall")]);
         let pool = PgPoolOptions::new()
-            .max_connections(8)
+            .max_connections(size)
             // libpq's connect_timeout: a host that drops packets or a server
             // that never answers fails in this time instead of hanging.
             .acquire_timeout(target.connect_timeout.unwrap_or(Duration::from_secs(10)))
