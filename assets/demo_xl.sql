@@ -1,8 +1,10 @@
 -- The XL data set of DESIGN §10: 100,000 tenant accounts, 1,000,000 users,
 -- 250,000 settings — some inactive, some keyless, some malformed — made
 -- set-based with generate_series. Idempotent: skipped when already loaded.
--- Runs after demo.sql, inside one transaction.
+-- Runs after demo.sql, inside one transaction, one `-- step:` at a time
+-- (keyfall demo shows each step's progress on a terminal).
 
+-- step: 100,000 accounts
 INSERT INTO accounts (slug, name, status)
 SELECT 'xl-' || lpad(i::text, 6, '0'),
        'XL tenant ' || i,
@@ -11,6 +13,7 @@ SELECT 'xl-' || lpad(i::text, 6, '0'),
  WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE slug = 'xl-100000')
 ON CONFLICT (slug) DO NOTHING;
 
+-- step: 1,000,000 users
 INSERT INTO users (email, role, is_superuser, is_active, account_id)
 SELECT 'user' || n || '@xl-' || lpad((1 + (n - 1) / 10)::text, 6, '0') || '.example',
        (ARRAY['owner', 'admin', 'editor', 'viewer', 'viewer', 'editor', 'viewer', 'editor', 'viewer', 'developer'])[1 + n % 10],
@@ -22,6 +25,7 @@ SELECT 'user' || n || '@xl-' || lpad((1 + (n - 1) / 10)::text, 6, '0') || '.exam
  WHERE NOT EXISTS (SELECT 1 FROM users WHERE lower(email) = 'user1000000@xl-100000.example')
 ON CONFLICT ((lower(email))) DO NOTHING;
 
+-- step: 250,000 settings (audited)
 -- openai for 9 in 10 accounts, runware for 9 in 10, image_generation for 7 in 10.
 INSERT INTO integration_settings (account_id, integration_type, config, is_active)
 SELECT a.id, t.integration_type,
@@ -51,6 +55,7 @@ SELECT a.id, t.integration_type,
          WHERE x.slug LIKE 'xl-%')
 ON CONFLICT (account_id, integration_type) DO NOTHING;
 
+-- step: statistics
 -- Fresh statistics, so the first queries on the new data plan well.
 ANALYZE accounts;
 ANALYZE users;

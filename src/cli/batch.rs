@@ -1,9 +1,11 @@
 //! `keyfall resolve --batch`: many answers per call. Pairs come on stdin as
 //! JSON lines (`{"user": …, "function": …}`) or CSV (`user,function`, an
-//! optional header); one JSON line goes out per pair, in input order. Each
-//! chunk is answered set-based by the report's SQL scoped to the chunk's
-//! accounts — the SQL the property test holds equal to the resolver — so a
-//! million pairs are a few hundred queries, not a million processes.
+//! optional header); one JSON line goes out per pair, in input order. The
+//! chain's answers are read once; each chunk costs two queries (its users,
+//! its accounts' rows with their stored verdicts), combined by the report's
+//! rules (`store::answers`, held equal to the report SQL and the resolver by
+//! the property test) — a million pairs are a few hundred queries, not a
+//! million processes.
 //! Exit: 0 all resolved, 1 some unresolved, 2 some input lines were bad.
 
 use std::collections::HashMap;
@@ -11,7 +13,8 @@ use std::io::{BufRead, Write};
 
 use serde_json::{Value, json};
 
-use crate::store::{ReportRow, Store};
+use crate::store::Store;
+use crate::store::answers;
 
 use super::{CliError, CliResult, Exit};
 
@@ -20,9 +23,8 @@ const CHUNK: usize = 5_000;
 
 pub async fn run(store: &Store) -> CliResult {
     let functions: HashMap<String, String> = store.functions().await?.into_iter().collect();
-    let mut types: Vec<String> = functions.values().cloned().collect();
-    types.sort();
-    types.dedup();
+    // The chain's answers, once: every chunk's accounts fall back to them.
+    let chain = store.chain_answers().await?;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -46,15 +48,12 @@ pub async fn run(store: &Store) -> CliResult {
             break;
         }
         let emails: Vec<String> = chunk.iter().filter_map(|p| p.as_ref().ok().map(|(u, _)| u.clone())).collect();
-        let found: HashMap<String, Option<i64>> = store.users_by_email(&emails).await?.into_iter().collect();
-        let mut ids: Vec<i64> = found.values().flatten().copied().collect();
+        let found: HashMap<String, Option<(i64, String)>> =
+            store.users_with_accounts(&emails).await?.into_iter().collect();
+        let mut ids: Vec<i64> = found.values().flatten().map(|(id, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let rows = store.report_for(&ids, &types).await?;
-        let by_key: HashMap<(Option<i64>, &str), &ReportRow> = rows
-            .iter()
-            .map(|r| ((if r.account.is_empty() { None } else { account_id(r) }, r.integration_type.as_str()), r))
-            .collect();
+        let rows = store.account_rows(&ids).await?;
         for pair in &chunk {
             let line = match pair {
                 Err(e) => {
@@ -70,24 +69,27 @@ pub async fn run(store: &Store) -> CliResult {
                         bad = true;
                         json!({ "user": user, "function": function, "error": "unknown function" })
                     }
-                    (Some(account), Some(ty)) => match by_key.get(&(*account, ty.as_str())) {
-                        Some(r) => {
-                            let resolved =
-                                r.answered_by.is_some() && (r.provider.is_none() || r.provider_answered_by.is_some());
-                            unresolved |= !resolved;
-                            json!({
-                                "user": user, "function": function, "integration_type": ty,
-                                "answered_by": r.answered_by, "provider": r.provider,
-                                "provider_answered_by": r.provider_answered_by,
-                                "answer_verdict": r.answer_verdict, "resolved": resolved,
-                            })
+                    (Some(account), Some(ty)) => {
+                        let r = answers::answer(&chain, &rows, account.as_ref().map(|(id, s)| (*id, s.as_str())), ty);
+                        let resolved =
+                            r.answered_by.is_some() && (r.provider.is_none() || r.provider_answered_by.is_some());
+                        unresolved |= !resolved;
+                        // Keys in the order serde_json has always printed them.
+                        let line = Line {
+                            answer_verdict: r.answer_verdict.as_deref(),
+                            answered_by: r.answered_by.as_deref(),
+                            function,
+                            integration_type: ty,
+                            provider: r.provider.as_deref(),
+                            provider_answered_by: r.provider_answered_by.as_deref(),
+                            resolved,
+                            user,
+                        };
+                        if serde_json::to_writer(&mut out, &line).is_err() || writeln!(out).is_err() {
+                            return Ok(Exit::Ok);
                         }
-                        None => {
-                            unresolved = true;
-                            json!({ "user": user, "function": function, "integration_type": ty,
-                                    "answered_by": Value::Null, "resolved": false })
-                        }
-                    },
+                        continue;
+                    }
                 },
             };
             if writeln!(out, "{line}").is_err() {
@@ -108,8 +110,17 @@ pub async fn run(store: &Store) -> CliResult {
     })
 }
 
-fn account_id(r: &ReportRow) -> Option<i64> {
-    r.account_id
+/// One answer line (fields in the order of the keys printed).
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    answer_verdict: Option<&'a str>,
+    answered_by: Option<&'a str>,
+    function: &'a str,
+    integration_type: &'a str,
+    provider: Option<&'a str>,
+    provider_answered_by: Option<&'a str>,
+    resolved: bool,
+    user: &'a str,
 }
 
 /// One input line: JSON `{"user","function"}` or `user,function`.

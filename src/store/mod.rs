@@ -3,6 +3,7 @@
 //! parameters; every multi-statement write is one transaction that names its
 //! actor with `SET LOCAL keyfall.actor` for the audit trigger.
 
+pub mod answers;
 pub mod cluster;
 pub mod connect;
 pub mod listen;

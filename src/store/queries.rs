@@ -774,10 +774,51 @@ SELECT jsonb_build_object(
         // A bulk load is long work, not a hung write: no statement timeout
         // (the XL set takes ~40 s, more on a busy machine).
         sqlx::raw_sql("SET LOCAL search_path = public; SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
-        sqlx::raw_sql(script).execute(&mut *tx).await?;
+        // One `-- step: what` at a time, each shown on a terminal as it
+        // runs and with its time when done (silent when stderr is a pipe).
+        let steps = script_steps(script);
+        let shown = steps.len() > 1 && std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let started = std::time::Instant::now();
+        for (i, (what, sql)) in steps.iter().enumerate() {
+            if shown {
+                eprint!("\r\x1b[K{actor}: step {}/{}: {what}…", i + 1, steps.len());
+            }
+            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+        }
+        if shown {
+            eprint!("\r\x1b[K{actor}: committing…");
+        }
         tx.commit().await?;
+        if shown {
+            eprintln!("\r\x1b[K{actor}: {} steps in {:.1} s", steps.len(), started.elapsed().as_secs_f64());
+        }
         Ok(())
     }
+}
+
+/// A data script cut at its `-- step: what` lines: (what, the SQL up to the
+/// next step). A script without steps is one step.
+fn script_steps(script: &'static str) -> Vec<(&'static str, &'static str)> {
+    let mut steps = Vec::new();
+    let mut rest = script;
+    let mut what = "loading";
+    while let Some(at) = rest.find("\n-- step: ") {
+        let (before, after) = rest.split_at(at + 1);
+        if has_sql(before) {
+            steps.push((what, before));
+        }
+        let line_end = after.find('\n').unwrap_or(after.len());
+        what = after["-- step: ".len()..line_end].trim();
+        rest = &after[line_end..];
+    }
+    if has_sql(rest) {
+        steps.push((what, rest));
+    }
+    steps
+}
+
+fn has_sql(text: &str) -> bool {
+    text.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
 }
 
 /// A transaction whose writes the audit trigger attributes to `actor`.

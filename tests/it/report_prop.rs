@@ -210,6 +210,46 @@ fn report_sql_equals_pure_resolver() {
                     );
                 }
             }
+            // resolve --batch's engine (the chain once, each account's rows'
+            // verdicts) answers as the report does, account by account.
+            let chain = rt.block_on(store.chain_answers()).unwrap();
+            let ids: Vec<i64> = snapshot.accounts.keys().copied().collect();
+            let rows = rt.block_on(store.account_rows(&ids)).unwrap();
+            for row in &report {
+                let fast = keyfall::store::answers::answer(
+                    &chain,
+                    &rows,
+                    row.account_id.map(|id| (id, row.account.as_str())),
+                    &row.integration_type,
+                );
+                let fast = (&fast.answered_by, &fast.provider, &fast.provider_answered_by, &fast.answer_verdict);
+                let sql = (&row.answered_by, &row.provider, &row.provider_answered_by, &row.answer_verdict);
+                prop_assert_eq!(
+                    fast,
+                    sql,
+                    "batch engine, account {} type {} in {:?}",
+                    row.account,
+                    row.integration_type,
+                    w
+                );
+            }
+            // A user without an account walks the chain from the top.
+            for t in TYPES {
+                let fast = keyfall::store::answers::answer(&chain, &rows, None, t);
+                let hop = resolve_type(&snapshot, None, t);
+                let pure = (
+                    hop.answered_by.clone(),
+                    hop.hop.as_ref().map(|h| h.integration_type.clone()),
+                    hop.hop.as_ref().and_then(|h| h.answered_by.clone()),
+                );
+                prop_assert_eq!(
+                    (fast.answered_by, fast.provider, fast.provider_answered_by),
+                    pure,
+                    "batch engine, no account, type {} in {:?}",
+                    t,
+                    w
+                );
+            }
             let types_in_report = report.iter().filter(|r| r.account == "a0").count();
             let expected_types = 3 + usize::from(w.settings.iter().any(|s| TYPES[s.1] == "custom_type"));
             prop_assert_eq!(types_in_report, expected_types);

@@ -191,6 +191,22 @@ async fn rust_and_sql_agree_on_names_values_and_documents() {
         assert_eq!(is_secret_field(name), *want, "Rust: name {name:?}");
         assert_eq!(sql, *want, "SQL: name {name:?}");
     }
+    // Thousands of names built from word pieces in every case and joiner,
+    // so the SQL's camelCase and snake_case shortcuts meet their edges.
+    let pieces = ["api", "key", "Key", "KEY", "keys", "Keys", "monkey", "board", "token", "Tokens", "pass", "word",
+        "secret", "x", "", "_", "__", "2", "-", "é", "private", "Passwd"];
+    let mut generated = Vec::new();
+    for a in pieces {
+        for b in pieces {
+            for c in ["", "key", "Key", "_key", "Board", "s"] {
+                generated.push(format!("{a}{b}{c}"));
+            }
+        }
+    }
+    let sql = sql_bools(&db, "keyfall_is_secret_key", &generated).await;
+    for (name, sql) in generated.iter().zip(sql) {
+        assert_eq!(sql, is_secret_field(name), "SQL and Rust differ on the name {name:?}");
+    }
     // Values: the table, then thousands near the edges.
     let values: Vec<String> = VALUES.iter().map(|(v, _)| v.to_string()).collect();
     let sql = sql_bools(&db, "keyfall_is_secret_value", &values).await;

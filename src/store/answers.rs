@@ -1,0 +1,174 @@
+//! Who answers, for many accounts at once, without the report's per-row SQL:
+//! `resolve --batch`'s engine. The system chain answers the same for every
+//! account that falls back, so it is worked out once (`ChainAnswers`); per
+//! account only its own rows' stored verdicts are read (one index probe
+//! each, `keyfall.row_verdicts`) and combined by the report's rules in Rust.
+//! The rules are the report SQL's, clause for clause (`report.rs`), and the
+//! property test holds the two equal on random data under three rule sets.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::{ReportRow, Store, StoreError};
+use crate::domain::registry;
+
+/// One setting row as the report reads it: its stored verdict, and its
+/// `provider` as the report names it (the text shown, the type hopped to).
+#[derive(Debug, Clone)]
+struct RowVerdict {
+    verdict: String,
+    /// The provider as the report shows it (`(no provider)` when falsy).
+    provider_text: Option<String>,
+    /// The type a consumer's second hop looks up (a non-empty string only).
+    hop_type: Option<String>,
+}
+
+/// The per-row facts, computed by the same SQL expressions the report uses
+/// on the same values (so a provider of any JSON shape reads the same).
+const ROWS_SQL: &str = "
+SELECT account_id, integration_type, verdict,
+       CASE WHEN jsonb_typeof(provider) = 'string' AND provider <> '\"\"'::jsonb THEN provider #>> '{}' END AS hop_type,
+       CASE WHEN NOT keyfall_py_truthy(provider) THEN '(no provider)'
+            WHEN jsonb_typeof(provider) = 'string' THEN provider #>> '{}'
+            ELSE provider::text END AS provider_text
+  FROM row_verdicts WHERE account_id = ANY($1::bigint[])";
+
+/// What the system chain answers per type (the report's `sys_answer`).
+#[derive(Debug, Clone, Default)]
+pub struct ChainAnswers {
+    /// Per type: the first chain account whose row stops the walk, with
+    /// that row — `None` where that row fails the walk (the app raises).
+    by_type: HashMap<String, Option<(String, RowVerdict)>>,
+    moves_on: Vec<String>,
+    fails: Vec<String>,
+}
+
+impl ChainAnswers {
+    fn stops(&self, v: &RowVerdict) -> bool {
+        !self.moves_on.contains(&v.verdict)
+    }
+
+    fn fails(&self, v: &RowVerdict) -> bool {
+        self.fails.contains(&v.verdict)
+    }
+
+    /// The chain's answer for `t`: who, and the row.
+    fn answer(&self, t: &str) -> Option<(&str, &RowVerdict)> {
+        self.by_type.get(t).and_then(|a| a.as_ref()).map(|(slug, row)| (slug.as_str(), row))
+    }
+}
+
+/// The rows of some accounts, by (account id, type).
+pub struct AccountRows(HashMap<(i64, String), RowVerdict>);
+
+impl Store {
+    /// The system chain's answer for every type, read once per run.
+    pub async fn chain_answers(&self) -> Result<ChainAnswers, StoreError> {
+        let chain: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT a.id, a.slug FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug ORDER BY c.position",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<i64> = chain.iter().map(|(id, _)| *id).collect();
+        let rows = self.account_rows(&ids).await?;
+        let mut answers = ChainAnswers {
+            by_type: HashMap::new(),
+            moves_on: self.rules.moves_on_names().into_iter().map(str::to_string).collect(),
+            fails: self.rules.fails_names().into_iter().map(str::to_string).collect(),
+        };
+        let mut types: Vec<&String> = rows.0.keys().map(|(_, t)| t).collect();
+        types.sort();
+        types.dedup();
+        for t in types {
+            let first = chain.iter().find_map(|(id, slug)| {
+                rows.0.get(&(*id, t.clone())).filter(|r| answers.stops(r)).map(|r| (slug.clone(), r.clone()))
+            });
+            if let Some((slug, row)) = first {
+                let answer = if answers.fails(&row) { None } else { Some((slug, row)) };
+                answers.by_type.insert(t.clone(), answer);
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Users by email, exact first, then any case: (asked, the account's id
+    /// and slug) for those that exist (`None`: a user without an account).
+    #[allow(clippy::type_complexity)]
+    pub async fn users_with_accounts(
+        &self,
+        emails: &[String],
+    ) -> Result<Vec<(String, Option<(i64, String)>)>, StoreError> {
+        let rows: Vec<(String, Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT q.e, a.id, a.slug
+               FROM unnest($1::text[]) AS q(e)
+               JOIN LATERAL (
+                    (SELECT u.account_id FROM users u WHERE u.email = q.e)
+                    UNION ALL
+                    (SELECT u.account_id FROM users u WHERE lower(u.email) = lower(q.e)
+                       AND NOT EXISTS (SELECT 1 FROM users x WHERE x.email = q.e) ORDER BY u.id LIMIT 1)
+                    LIMIT 1) u ON true
+               LEFT JOIN accounts a ON a.id = u.account_id",
+        )
+        .bind(emails)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(e, id, slug)| (e, id.zip(slug))).collect())
+    }
+
+    /// Every row of these accounts, with its verdict: one index probe each.
+    pub async fn account_rows(&self, account_ids: &[i64]) -> Result<AccountRows, StoreError> {
+        let rows = sqlx::query(ROWS_SQL).bind(account_ids).fetch_all(&self.pool).await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            out.insert(
+                (r.try_get::<i64, _>("account_id")?, r.try_get::<String, _>("integration_type")?),
+                RowVerdict {
+                    verdict: r.try_get("verdict")?,
+                    provider_text: r.try_get("provider_text")?,
+                    hop_type: r.try_get("hop_type")?,
+                },
+            );
+        }
+        Ok(AccountRows(out))
+    }
+}
+
+/// Who answers `t` for the account (`None`: a user without one), by the
+/// report's rules: the account's own row first, whatever the account; where
+/// it moves the walk on, the chain's answer; a consumer's provider looked up
+/// again from the same account. `account` is (id, slug).
+pub fn answer(chain: &ChainAnswers, rows: &AccountRows, account: Option<(i64, &str)>, t: &str) -> ReportRow {
+    let own_row = |ty: &str| account.and_then(|(id, _)| rows.0.get(&(id, ty.to_string())));
+    let slug = account.map(|(_, s)| s).unwrap_or("");
+    // The first hop: (who, the answering row).
+    let first: Option<(&str, &RowVerdict)> = match own_row(t) {
+        Some(own) if chain.stops(own) => (!chain.fails(own)).then_some((slug, own)),
+        _ => chain.answer(t),
+    };
+    let consumer = registry::spec(t).is_some_and(|s| s.kind == registry::Kind::Consumer);
+    let (answered_by, provider, provider_answered_by, answer_verdict) = match first {
+        None => (None, None, None, None),
+        Some((by, row)) => {
+            let provider = if consumer { row.provider_text.clone() } else { None };
+            let second = match (consumer, row.hop_type.as_deref()) {
+                (true, Some(hop)) => match own_row(hop) {
+                    Some(prov) if chain.stops(prov) => (!chain.fails(prov)).then(|| slug.to_string()),
+                    _ => chain.answer(hop).map(|(s, _)| s.to_string()),
+                },
+                _ => None,
+            };
+            (Some(by.to_string()), provider, second, Some(row.verdict.clone()))
+        }
+    };
+    ReportRow {
+        account: slug.to_string(),
+        account_id: account.map(|(id, _)| id),
+        chain_position: None,
+        integration_type: t.to_string(),
+        answered_by,
+        provider,
+        provider_answered_by,
+        answer_verdict,
+    }
+}
