@@ -4,20 +4,28 @@
 //! version-checked transaction. A fix that needs a choice (which provider?)
 //! asks on a terminal and is skipped with `--yes`.
 
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant};
 
+use futures_util::TryStreamExt;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::domain::lint::{self, Finding, LintInput, Severity};
-use crate::domain::text::visible;
+use crate::domain::lint::{self, Finding, Severity};
+use crate::domain::model::{Account, Setting};
+use crate::domain::resolve::Snapshot;
+use crate::domain::text::{visible, visible_short};
 use crate::store::{Proposal, Store};
 
 use super::{CliError, CliResult, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Only the findings about this account (its settings, its superusers
+    /// and developers, a chain entry naming it): reads that account alone.
+    #[arg(long, value_name = "SLUG")]
+    pub account: Option<String>,
     /// Apply the fixes (previewed first).
     #[arg(long)]
     pub fix: bool,
@@ -29,41 +37,225 @@ pub struct Args {
 }
 
 pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
-    let data = store.lint_data().await?;
-    let input = LintInput {
-        snapshot: &data.snapshot,
-        accounts: &data.accounts,
-        settings: &data.settings,
-        privileged: &data.privileged,
-        policy: data.policy,
-    };
-    let findings = lint::lint(&input);
-    if !args.fix {
-        if args.json {
-            super::print_json(&findings)?;
-        } else {
-            print!("{}", render(&findings));
-        }
-        let errors = findings.iter().any(|f| f.severity == Severity::Error);
-        return Ok(if errors { Exit::Negative } else { Exit::Ok });
+    if args.fix {
+        let mut fixable = Vec::new();
+        let mut errors = false;
+        scan(store, args.account.as_deref(), &mut |f, at| {
+            errors |= f.severity == Severity::Error;
+            if let (Some(_), Some((account, setting))) = (&f.fix, at) {
+                fixable.push((f, account.clone(), setting.clone()));
+            }
+        })
+        .await?;
+        // The order lint reports in: the first fix of a setting wins.
+        fixable.sort_by(|a, b| lint::order_key(&a.0).cmp(&lint::order_key(&b.0)));
+        return fix(store, config, fixable, errors, args.yes).await;
     }
-    fix(store, config, &data, findings, args.yes).await
+    let mut report = Report::new(args.json);
+    scan(store, args.account.as_deref(), &mut |f, _| report.add(f)).await?;
+    match report.write(&mut std::io::BufWriter::new(std::io::stdout().lock())) {
+        // `keyfall lint | head`: the reader had enough.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(Exit::Ok),
+        Err(e) => return Err(CliError::Other(e.to_string())),
+        Ok(()) => {}
+    }
+    Ok(if report.errors > 0 { Exit::Negative } else { Exit::Ok })
 }
 
-pub fn render(findings: &[Finding]) -> String {
-    let mut out = String::new();
-    for f in findings {
-        let severity = match f.severity {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        };
-        let fix = f.fix.as_ref().map(|x| format!("  [fix: {}]", x.description)).unwrap_or_default();
-        let _ = writeln!(out, "{} {severity:<7} {}{fix}", f.id, visible(&f.message));
+/// Lint the whole database, or one account, handing each finding to `each`
+/// as it is made — with the setting it was computed from, for a setting's
+/// finding. Whole-database: the settings stream in (account, type) order
+/// and are judged an account at a time, so memory holds one account's rows,
+/// not every row. One account: its rows and its privileged users by index,
+/// and of the chain's findings those that name it.
+async fn scan(
+    store: &Store,
+    account: Option<&str>,
+    each: &mut impl FnMut(Finding, Option<(&Account, &Setting)>),
+) -> Result<(), CliError> {
+    let base = store.subject(None, None).await?;
+    let snapshot = &base.snapshot;
+    let mut chain: Vec<Finding> = lint::chain_findings(snapshot);
+    chain.retain(|f| account.is_none_or(|want| f.account.as_deref() == Some(want)));
+    let named_by_chain = account.is_some_and(|want| snapshot.chain.iter().any(|e| e.slug == want));
+    let mut progress = Progress::new("lint", "settings");
+    let account_id = match account {
+        Some(slug) => {
+            let Some((found, rows)) = store.account_with_settings(slug).await? else {
+                if !named_by_chain {
+                    return Err(CliError::Usage(format!("no account {:?}", visible_short(slug, 80))));
+                }
+                // A chain entry naming no account: its L005 is all there is.
+                for f in chain {
+                    each(f, None);
+                }
+                return Ok(());
+            };
+            for f in chain.drain(..) {
+                each(f, None);
+            }
+            judge(snapshot, &found, &rows, each);
+            Some(found.id)
+        }
+        None => {
+            for f in chain.drain(..) {
+                each(f, None);
+            }
+            let mut rows = store.settings_stream();
+            let mut group: Option<(Account, Vec<Setting>)> = None;
+            while let Some((account, setting)) = rows.try_next().await? {
+                progress.tick();
+                match &mut group {
+                    Some((current, settings)) if current.id == account.id => settings.push(setting),
+                    _ => {
+                        if let Some((done, settings)) = group.replace((account, vec![setting])) {
+                            judge(snapshot, &done, &settings, each);
+                        }
+                    }
+                }
+            }
+            if let Some((done, settings)) = group {
+                judge(snapshot, &done, &settings, each);
+            }
+            None
+        }
+    };
+    let mut users = store.privileged_users(account_id);
+    while let Some((user, account)) = users.try_next().await? {
+        if let Some(f) = lint::privileged_finding(snapshot, base.policy, &user, account.as_ref()) {
+            each(f, None);
+        }
     }
-    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
-    let _ = writeln!(out, "{} findings, {errors} errors", findings.len());
-    out
+    progress.done();
+    Ok(())
+}
+
+/// One account's settings judged, each finding handed on with its setting.
+fn judge(
+    snapshot: &Snapshot,
+    account: &Account,
+    rows: &[Setting],
+    each: &mut impl FnMut(Finding, Option<(&Account, &Setting)>),
+) {
+    for (s, findings) in rows.iter().zip(lint::account_findings(snapshot, account, rows)) {
+        for f in findings {
+            each(f, Some((account, s)));
+        }
+    }
+}
+
+/// The findings as `lint` prints them, gathered without keeping the
+/// findings themselves: each is rendered when it is made into the bucket of
+/// its (severity, rule). lint's order is a stable sort on that key, so the
+/// buckets in key order, each in arrival order, are that order.
+struct Report {
+    json: bool,
+    buckets: BTreeMap<(Severity, &'static str), Vec<String>>,
+    count: usize,
+    errors: usize,
+}
+
+impl Report {
+    fn new(json: bool) -> Report {
+        Report { json, buckets: BTreeMap::new(), count: 0, errors: 0 }
+    }
+
+    fn add(&mut self, f: Finding) {
+        self.count += 1;
+        if f.severity == Severity::Error {
+            self.errors += 1;
+        }
+        let text = if self.json {
+            // The element as `to_string_pretty` of the whole array writes
+            // it: one level in (no JSON text holds a raw line break).
+            let pretty = serde_json::to_string_pretty(&f).unwrap_or_default();
+            pretty.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+        } else {
+            render_one(&f)
+        };
+        self.buckets.entry(lint::order_key(&f)).or_default().push(text);
+    }
+
+    fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let items = self.buckets.values().flatten();
+        if self.json {
+            if self.count == 0 {
+                out.write_all(b"[]\n")?;
+            } else {
+                out.write_all(b"[\n")?;
+                for (i, item) in items.enumerate() {
+                    if i > 0 {
+                        out.write_all(b",\n")?;
+                    }
+                    out.write_all(item.as_bytes())?;
+                }
+                out.write_all(b"\n]\n")?;
+            }
+        } else {
+            for item in items {
+                out.write_all(item.as_bytes())?;
+            }
+            writeln!(out, "{} findings, {} errors", self.count, self.errors)?;
+        }
+        out.flush()
+    }
+}
+
+/// A line on stderr while a whole-database run streams, only when stderr
+/// is a terminal (a pipe or a log gets nothing); at most ten updates a
+/// second, wiped when done.
+pub(super) struct Progress {
+    what: &'static str,
+    unit: &'static str,
+    shown: Option<Instant>,
+    count: u64,
+    on: bool,
+}
+
+impl Progress {
+    pub(super) fn new(what: &'static str, unit: &'static str) -> Progress {
+        Progress { what, unit, shown: None, count: 0, on: std::io::stderr().is_terminal() }
+    }
+
+    pub(super) fn tick(&mut self) {
+        self.count += 1;
+        if !self.on || self.count % 1024 != 0 {
+            return;
+        }
+        let now = Instant::now();
+        if self.shown.is_some_and(|t| now.duration_since(t) < Duration::from_millis(100)) {
+            return;
+        }
+        self.shown = Some(now);
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r{}: {} {}…", self.what, self.count, self.unit);
+        let _ = err.flush();
+    }
+
+    pub(super) fn done(&mut self) {
+        if self.shown.take().is_some() {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[K");
+            let _ = err.flush();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+/// One finding as a line of `lint`'s text.
+fn render_one(f: &Finding) -> String {
+    let severity = match f.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    };
+    let fix = f.fix.as_ref().map(|x| format!("  [fix: {}]", x.description)).unwrap_or_default();
+    format!("{} {severity:<7} {}{fix}\n", f.id, visible(&f.message))
 }
 
 fn ask_choice(question: &str, choices: &[String]) -> Result<Option<String>, CliError> {
@@ -75,11 +267,13 @@ fn ask_choice(question: &str, choices: &[String]) -> Result<Option<String>, CliE
     Ok(choices.iter().find(|c| c.as_str() == answer).cloned())
 }
 
+/// Apply the fixes of `fixable` — findings in lint's order, each with the
+/// account and the setting it was computed from.
 async fn fix(
     store: &Store,
     config: &Config,
-    data: &crate::store::LintData,
-    findings: Vec<Finding>,
+    fixable: Vec<(Finding, Account, Setting)>,
+    errors: bool,
     yes: bool,
 ) -> CliResult {
     let operator =
@@ -87,7 +281,7 @@ async fn fix(
     let terminal = std::io::stdin().is_terminal();
     let mut changes: Vec<(String, String, i64, Value)> = Vec::new();
     let mut skipped = Vec::new();
-    for f in &findings {
+    for (f, _, _) in &fixable {
         let (Some(fix), Some(slug), Some(ty)) = (&f.fix, &f.account, &f.integration_type) else { continue };
         let Some(mut new) = fix.config.clone() else { continue };
         if let Some(field) = &fix.field {
@@ -119,12 +313,12 @@ async fn fix(
     }
     if changes.is_empty() {
         println!("nothing to fix automatically");
-        return Ok(if findings.iter().any(|f| f.severity == Severity::Error) { Exit::Negative } else { Exit::Ok });
+        return Ok(if errors { Exit::Negative } else { Exit::Ok });
     }
     let mut proposals = Vec::new();
     for (slug, ty, _, new) in &changes {
-        let Some(account) = data.accounts.iter().find(|a| &a.slug == slug) else { continue };
-        let Some(old) = data.settings.iter().find(|s| s.account_id == account.id && &s.integration_type == ty) else {
+        let Some((_, account, old)) = fixable.iter().find(|(_, a, s)| &a.slug == slug && &s.integration_type == ty)
+        else {
             continue;
         };
         super::set::authorize(store, &operator, slug).await?;

@@ -6,12 +6,16 @@
 //! second import changes nothing), and where the file holds a fingerprint
 //! the stored key is kept — if it is the same key.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+
+use futures_util::TryStreamExt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::domain::model::{Account, Setting};
 use crate::domain::registry;
 use crate::domain::secret::{contains_secret, fingerprint_value, is_fingerprint, is_secret_field};
 use crate::domain::text::{visible, visible_short};
@@ -114,9 +118,7 @@ fn restore_fingerprints(
 }
 
 pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResult {
-    let data = store.lint_data().await?;
-    let slugs: std::collections::HashMap<i64, &str> = data.accounts.iter().map(|a| (a.id, a.slug.as_str())).collect();
-    let mut revealed = std::collections::HashMap::new();
+    let mut revealed = HashMap::new();
     if args.reveal {
         let operator = config.operator.as_deref().ok_or_else(|| {
             CliError::Usage("export --reveal needs an operator (--as EMAIL): the reveal is recorded".into())
@@ -127,45 +129,139 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
         )? {
             return Err(CliError::Negative("not exported".into()));
         }
-        for s in &data.settings {
-            let Some(slug) = slugs.get(&s.account_id) else { continue };
-            if args.account.as_ref().is_none_or(|want| want == slug) && s.config.get("apiKey").is_some() {
-                // The key comes from the checked, recorded reveal — never
-                // from the read above, which may be masked for this login.
-                if let Some(key) = store.reveal(operator, slug, &s.integration_type).await? {
-                    revealed.insert((s.account_id, s.integration_type.clone()), key);
+        // Which settings hold a key: the account's rows, or a first pass
+        // over the stream (the reveals cannot run while it reads).
+        let mut with_key: Vec<(String, String)> = Vec::new();
+        let mut note = |account: &Account, s: &Setting| {
+            if s.config.get("apiKey").is_some() {
+                with_key.push((account.slug.clone(), s.integration_type.clone()));
+            }
+        };
+        match &args.account {
+            Some(slug) => {
+                if let Some((account, rows)) = store.account_with_settings(slug).await? {
+                    rows.iter().for_each(|s| note(&account, s));
+                }
+            }
+            None => {
+                let mut rows = store.settings_stream();
+                while let Some((account, s)) = rows.try_next().await? {
+                    note(&account, &s);
                 }
             }
         }
-    }
-    let settings = data
-        .settings
-        .iter()
-        .filter_map(|s| {
-            let slug = *slugs.get(&s.account_id)?;
-            if args.account.as_ref().is_some_and(|want| want != slug) {
-                return None;
+        for (slug, ty) in with_key {
+            // The key comes from the checked, recorded reveal — never
+            // from the read above, which may be masked for this login.
+            if let Some(key) = store.reveal(operator, &slug, &ty).await? {
+                revealed.insert((slug, ty), key);
             }
-            Some(Entry {
-                account: slug.to_string(),
+        }
+    }
+    let mut out = DocumentWriter::new(std::io::BufWriter::new(std::io::stdout().lock()));
+    let written = async {
+        let mut write = |account: &Account, s: &Setting| {
+            let mut config = crate::domain::secret::fingerprint_config(&s.config);
+            // Secrets as fingerprints; with --reveal, the apiKey that was
+            // revealed (and recorded) in clear.
+            if !revealed.is_empty()
+                && let (Some(key), Some(map)) =
+                    (revealed.get(&(account.slug.clone(), s.integration_type.clone())), config.as_object_mut())
+            {
+                map.insert("apiKey".into(), Value::String(key.expose().to_string()));
+            }
+            out.entry(&Entry {
+                account: account.slug.clone(),
                 integration_type: s.integration_type.clone(),
                 is_active: s.is_active,
-                // Secrets as fingerprints; with --reveal, the apiKey that
-                // was revealed (and recorded) in clear.
-                config: {
-                    let mut c = crate::domain::secret::fingerprint_config(&s.config);
-                    if let (Some(key), Some(map)) =
-                        (revealed.get(&(s.account_id, s.integration_type.clone())), c.as_object_mut())
-                    {
-                        map.insert("apiKey".into(), serde_json::Value::String(key.expose().to_string()));
-                    }
-                    c
-                },
+                config,
             })
-        })
-        .collect();
-    super::print_json(&Document { keyfall_export: 1, settings })?;
-    Ok(Exit::Ok)
+        };
+        match &args.account {
+            // One account: its rows by index (none when there is no such
+            // account: an empty export, as always).
+            Some(slug) => {
+                if let Some((account, rows)) = store.account_with_settings(slug).await? {
+                    for s in &rows {
+                        write(&account, s)?;
+                    }
+                }
+            }
+            // Everything: written as the rows arrive.
+            None => {
+                let mut progress = super::lint::Progress::new("export", "settings");
+                let mut rows = store.settings_stream();
+                while let Some((account, s)) = rows.try_next().await? {
+                    progress.tick();
+                    write(&account, &s)?;
+                }
+            }
+        }
+        out.finish()?;
+        Ok::<_, Stopped>(())
+    };
+    match written.await {
+        Ok(()) => Ok(Exit::Ok),
+        // `keyfall export | head`: the reader had enough.
+        Err(Stopped::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
+        Err(Stopped::Write(e)) => Err(CliError::Other(e.to_string())),
+        Err(Stopped::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Why a streamed export stopped early.
+enum Stopped {
+    /// Writing the document failed (a closed pipe is not an error).
+    Write(std::io::Error),
+    /// Reading the settings failed.
+    Store(crate::store::StoreError),
+}
+
+impl From<std::io::Error> for Stopped {
+    fn from(e: std::io::Error) -> Self {
+        Stopped::Write(e)
+    }
+}
+
+impl From<crate::store::StoreError> for Stopped {
+    fn from(e: crate::store::StoreError) -> Self {
+        Stopped::Store(e)
+    }
+}
+
+/// A `Document` written an entry at a time, byte for byte what
+/// `to_string_pretty` of the whole document (and a line break) writes.
+struct DocumentWriter<W: std::io::Write> {
+    out: W,
+    entries: usize,
+}
+
+impl<W: std::io::Write> DocumentWriter<W> {
+    fn new(out: W) -> Self {
+        DocumentWriter { out, entries: 0 }
+    }
+
+    fn entry(&mut self, entry: &Entry) -> std::io::Result<()> {
+        let head: &[u8] = if self.entries == 0 { b"{\n  \"keyfall_export\": 1,\n  \"settings\": [\n" } else { b",\n" };
+        self.out.write_all(head)?;
+        self.entries += 1;
+        let pretty = serde_json::to_string_pretty(entry)?;
+        // Two levels in; no JSON text holds a raw line break.
+        for (i, line) in pretty.lines().enumerate() {
+            let sep: &[u8] = if i == 0 { b"    " } else { b"\n    " };
+            self.out.write_all(sep)?;
+            self.out.write_all(line.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<W> {
+        let tail: &[u8] =
+            if self.entries == 0 { b"{\n  \"keyfall_export\": 1,\n  \"settings\": []\n}\n" } else { b"\n  ]\n}\n" };
+        self.out.write_all(tail)?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
 }
 
 pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResult {
@@ -175,11 +271,14 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
         .map_err(|e| CliError::Usage(format!("{}: not a keyfall export: {e}", args.file.display())))?;
     let operator =
         config.operator.clone().ok_or_else(|| CliError::Usage("import needs an operator: --as EMAIL".into()))?;
-    let data = store.lint_data().await?;
-    let by_slug: std::collections::HashMap<&str, &crate::domain::Account> =
-        data.accounts.iter().map(|a| (a.slug.as_str(), a)).collect();
-    let stored_by: std::collections::HashMap<(i64, &str), &crate::domain::Setting> =
-        data.settings.iter().map(|s| ((s.account_id, s.integration_type.as_str()), s)).collect();
+    // Only the accounts the file names, and their settings.
+    let mut slugs: Vec<String> = doc.settings.iter().map(|e| e.account.clone()).collect();
+    slugs.sort();
+    slugs.dedup();
+    let (accounts, settings) = store.accounts_with_settings(&slugs).await?;
+    let by_slug: HashMap<&str, &Account> = accounts.iter().map(|a| (a.slug.as_str(), a)).collect();
+    let stored_by: HashMap<(i64, &str), &Setting> =
+        settings.iter().map(|s| ((s.account_id, s.integration_type.as_str()), s)).collect();
     // Validate everything before writing anything.
     let mut items = Vec::new();
     let mut proposals = Vec::new();
@@ -248,4 +347,40 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
     store.write_many(&operator, &items).await?;
     println!("imported {} settings in one transaction (as {})", items.len(), visible(&operator));
     Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_written_an_entry_at_a_time_is_the_pretty_document() {
+        let entry = |account: &str, config: Value| Entry {
+            account: account.into(),
+            integration_type: "openai".into(),
+            is_active: account.len() % 2 == 0,
+            config,
+        };
+        let cases = vec![
+            vec![],
+            vec![entry("a", serde_json::json!({}))],
+            vec![
+                entry(
+                    "aws-admin",
+                    serde_json::json!({"apiKey": "#12345678", "nested": {"list": [1, [], {}], "s": "x\ny"}}),
+                ),
+                entry("b\u{1b}c", serde_json::json!({"empty": [], "n": null})),
+                entry("c", serde_json::json!({"model": "gpt-4o", "temperature": 0.7})),
+            ],
+        ];
+        for entries in cases {
+            let mut w = DocumentWriter::new(Vec::new());
+            for e in &entries {
+                w.entry(e).unwrap();
+            }
+            let written = String::from_utf8(w.finish().unwrap()).unwrap();
+            let whole = serde_json::to_string_pretty(&Document { keyfall_export: 1, settings: entries }).unwrap();
+            assert_eq!(written, format!("{whole}\n"));
+        }
+    }
 }

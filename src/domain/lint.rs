@@ -74,13 +74,44 @@ pub struct LintInput<'a> {
 }
 
 pub fn lint(input: &LintInput) -> Vec<Finding> {
-    let mut out = Vec::new();
     let accounts: HashMap<i64, &Account> = input.accounts.iter().map(|a| (a.id, a)).collect();
     let mut own: HashMap<i64, Vec<&Setting>> = HashMap::new();
     for s in input.settings {
         own.entry(s.account_id).or_default().push(s);
     }
-    for entry in &input.snapshot.chain {
+    let mut out = chain_findings(input.snapshot);
+    for s in input.settings {
+        let Some(account) = accounts.get(&s.account_id) else { continue };
+        let rows = own.get(&s.account_id).map(Vec::as_slice).unwrap_or_default();
+        setting_findings(input.snapshot, account, rows, s, &mut out);
+    }
+    for user in input.privileged {
+        let account = user.account_id.and_then(|id| accounts.get(&id).copied());
+        out.extend(privileged_finding(input.snapshot, input.policy, user, account));
+    }
+    order(&mut out);
+    out
+}
+
+/// The order `lint` reports in: by severity, then rule id; within one rule
+/// the order the findings were made (chain, then settings by account and
+/// type, then users by email). A stable sort on this key, or findings kept
+/// in buckets by it, give the same list.
+pub fn order_key(f: &Finding) -> (Severity, &'static str) {
+    (f.severity, f.id)
+}
+
+/// Sort findings into `lint`'s order (stable).
+pub fn order(findings: &mut [Finding]) {
+    findings.sort_by_key(order_key);
+}
+
+/// The findings about the fallback chain itself: L005 (an entry naming no
+/// account) and L006 (a type no system account answers). Needs only the
+/// chain's accounts and their settings.
+pub fn chain_findings(snapshot: &Snapshot) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for entry in &snapshot.chain {
         if entry.account.is_none() {
             out.push(finding(
                 "L005",
@@ -96,7 +127,7 @@ pub fn lint(input: &LintInput) -> Vec<Finding> {
         }
     }
     for spec in &registry::TYPES {
-        let answered = resolve_type(input.snapshot, None, spec.name);
+        let answered = resolve_type(snapshot, None, spec.name);
         let message = match (&answered.error, &answered.answered_by) {
             (Some(error), _) => Some(format!(
                 "the system chain raises for {}: tenants without their own setting fail; {error}",
@@ -112,14 +143,21 @@ pub fn lint(input: &LintInput) -> Vec<Finding> {
             out.push(finding("L006", Severity::Error, None, Some(spec.name), message));
         }
     }
-    for s in input.settings {
-        let Some(account) = accounts.get(&s.account_id) else { continue };
-        let rows = own.get(&s.account_id).map(Vec::as_slice).unwrap_or_default();
-        setting_findings(input.snapshot, account, rows, s, &mut out);
-    }
-    privileged_findings(input, &accounts, &mut out);
-    out.sort_by(|a, b| (a.severity, a.id).cmp(&(b.severity, b.id)));
     out
+}
+
+/// The findings of one account's settings (L001–L004, L008, L009), in the
+/// order of `rows`: everything they need is the chain snapshot and the
+/// account's own rows (a consumer's second hop starts at the account).
+pub fn account_findings(snapshot: &Snapshot, account: &Account, rows: &[Setting]) -> Vec<Vec<Finding>> {
+    let refs: Vec<&Setting> = rows.iter().collect();
+    rows.iter()
+        .map(|s| {
+            let mut out = Vec::new();
+            setting_findings(snapshot, account, &refs, s, &mut out);
+            out
+        })
+        .collect()
 }
 
 fn finding(id: &'static str, severity: Severity, account: Option<&str>, ty: Option<&str>, message: String) -> Finding {
@@ -347,13 +385,20 @@ fn consumer_findings(
             out.push(f);
         }
         Some(Next::Walk(p)) if s.is_active => {
-            // The chain's rows plus this account's own: what resolution sees.
-            let mut local = snapshot.clone();
-            local.accounts.insert(account.id, account.clone());
-            for r in rows {
-                local.settings.insert((r.account_id, r.integration_type.clone()), (*r).clone());
-            }
-            let hop = resolve_type(&local, Some(account), p);
+            let hop = if !snapshot.is_system(account.id) && !rows.iter().any(|r| r.integration_type == *p) {
+                // A tenant without a row of the provider's type only adds a
+                // `no_row` step before the chain's: the chain's answer is
+                // its answer (no copy of the snapshot per row).
+                resolve_type(snapshot, None, p)
+            } else {
+                // The chain's rows plus this account's own: what resolution sees.
+                let mut local = snapshot.clone();
+                local.accounts.insert(account.id, account.clone());
+                for r in rows {
+                    local.settings.insert((r.account_id, r.integration_type.clone()), (*r).clone());
+                }
+                resolve_type(&local, Some(account), p)
+            };
             let why = match (&hop.error, &hop.answered_by) {
                 (Some(error), _) => Some(format!("resolving provider {p} for {slug}, {error}")),
                 (None, None) => Some(format!("provider {p} resolves to nothing for {slug}")),
@@ -447,30 +492,33 @@ fn provider_fix(mut fixed: Map<String, Value>, verb: &str, map: &Map<String, Val
     }
 }
 
-/// L007: superusers and developers whose checks fail — the seed's "super
-/// user is unable to change settings".
-fn privileged_findings(input: &LintInput, accounts: &HashMap<i64, &Account>, out: &mut Vec<Finding>) {
-    let chain: &[ChainEntry] = &input.snapshot.chain;
+/// L007: a superuser or developer whose checks fail — the seed's "super
+/// user is unable to change settings". `account` is the user's account,
+/// when it exists.
+pub fn privileged_finding(
+    snapshot: &Snapshot,
+    policy: Policy,
+    user: &User,
+    account: Option<&Account>,
+) -> Option<Finding> {
+    let chain: &[ChainEntry] = &snapshot.chain;
     let head = chain.first().map(|e| e.slug.as_str()).unwrap_or("(no system account)");
-    for user in input.privileged {
-        let account = user.account_id.and_then(|id| accounts.get(&id).copied());
-        let subject =
-            Subject { user, account, account_chain_position: account.and_then(|a| chain_position(chain, a.id)) };
-        let d = permissions::evaluate(&subject, input.policy, Action::ModifySettings, &Target::System { slug: head });
-        if !d.allowed {
-            let why: Vec<String> = d.failing().map(|c| format!("{} ({})", c.name, c.reason)).collect();
-            out.push(finding(
-                "L007",
-                Severity::Warning,
-                account.map(|a| a.slug.as_str()),
-                None,
-                format!(
-                    "{} is a {} but cannot change settings: {}",
-                    visible_short(&user.email, 60),
-                    if user.is_superuser { "superuser" } else { "developer" },
-                    why.join("; ")
-                ),
-            ));
-        }
+    let subject = Subject { user, account, account_chain_position: account.and_then(|a| chain_position(chain, a.id)) };
+    let d = permissions::evaluate(&subject, policy, Action::ModifySettings, &Target::System { slug: head });
+    if d.allowed {
+        return None;
     }
+    let why: Vec<String> = d.failing().map(|c| format!("{} ({})", c.name, c.reason)).collect();
+    Some(finding(
+        "L007",
+        Severity::Warning,
+        account.map(|a| a.slug.as_str()),
+        None,
+        format!(
+            "{} is a {} but cannot change settings: {}",
+            visible_short(&user.email, 60),
+            if user.is_superuser { "superuser" } else { "developer" },
+            why.join("; ")
+        ),
+    ))
 }

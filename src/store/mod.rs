@@ -10,6 +10,7 @@ pub mod listen;
 pub mod mapping;
 mod queries;
 mod report;
+mod scan;
 
 use std::time::Duration;
 

@@ -151,6 +151,7 @@ pub struct ImportItem {
 pub struct LintData {
     pub snapshot: Snapshot,
     pub policy: Policy,
+    /// The accounts of the settings and of the privileged users.
     pub accounts: Vec<Account>,
     pub settings: Vec<Setting>,
     pub privileged: Vec<User>,
@@ -448,40 +449,36 @@ SELECT jsonb_build_object(
             .collect())
     }
 
-    /// Everything lint reads: the chain snapshot, every account and setting,
-    /// the superusers and developers, the policy.
+    /// Everything lint reads over the whole database: the chain snapshot,
+    /// every setting with its account, the superusers and developers with
+    /// theirs, the policy. (The CLI streams the same reads instead of
+    /// gathering them; see `cli::lint`.)
     #[tracing::instrument(skip_all)]
     pub async fn lint_data(&self) -> Result<LintData, StoreError> {
+        use futures_util::TryStreamExt;
         let base = self.subject(None, None).await?;
-        let accounts: Vec<Account> = self
-            .account_index()
-            .await?
-            .into_iter()
-            .map(|r| Account {
-                id: r.id,
-                status: serde_json::from_value(Value::String(r.status)).unwrap_or(AccountStatus::Other),
-                slug: r.slug,
-                name: r.name,
-            })
-            .collect();
-        let rows = sqlx::query(
-            "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                    keyfall_finite(updated_at) AS updated_at, updated_by
-               FROM integration_settings ORDER BY account_id, integration_type",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let settings = rows.iter().map(setting_from_row).collect::<Result<Vec<_>, _>>()?;
-        let privileged: Vec<User> = sqlx::query_scalar::<_, String>(
-            "SELECT jsonb_build_object('id', id, 'email', email, 'role', role, 'is_superuser', is_superuser,
-                                       'is_active', is_active, 'account_id', account_id)::text
-               FROM users WHERE is_superuser OR role = 'developer' ORDER BY lower(email)",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .filter_map(|doc| serde_json::from_str(&doc).ok())
-        .collect();
+        let mut accounts: Vec<Account> = Vec::new();
+        let mut settings = Vec::new();
+        let mut rows = self.settings_stream();
+        while let Some((account, setting)) = rows.try_next().await? {
+            // In account order: one entry per account.
+            if accounts.last().is_none_or(|a| a.id != account.id) {
+                accounts.push(account);
+            }
+            settings.push(setting);
+        }
+        drop(rows);
+        let mut known: std::collections::HashSet<i64> = accounts.iter().map(|a| a.id).collect();
+        let mut privileged = Vec::new();
+        let mut users = self.privileged_users(None);
+        while let Some((user, account)) = users.try_next().await? {
+            if let Some(account) = account
+                && known.insert(account.id)
+            {
+                accounts.push(account);
+            }
+            privileged.push(user);
+        }
         Ok(LintData { snapshot: base.snapshot, policy: base.policy, accounts, settings, privileged })
     }
 
@@ -890,7 +887,7 @@ async fn fetch_setting_locked(
     row.as_ref().map(setting_from_row).transpose()
 }
 
-fn setting_from_row(r: &sqlx::postgres::PgRow) -> Result<Setting, StoreError> {
+pub(super) fn setting_from_row(r: &sqlx::postgres::PgRow) -> Result<Setting, StoreError> {
     Ok(Setting {
         id: r.try_get("id")?,
         account_id: r.try_get("account_id")?,

@@ -13,6 +13,7 @@ mod domain_resolve;
 mod permissions_sql;
 mod pty;
 mod report_prop;
+mod scoped;
 mod secrets;
 mod store;
 mod support;
