@@ -162,8 +162,32 @@ fn password(target: &Target) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// `python tests/django/kf.py ARGS…` with `input` on stdin: its stdout.
+#[allow(dead_code)] // used by the process bench only
+pub fn kf_py_output(target: &Target, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut cmd = kf_py_command(target, &django_python(), args);
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kf.py");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write kf.py's stdin");
+    let out = child.wait_with_output().expect("kf.py");
+    if !out.status.success() {
+        panic!("kf.py {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `python tests/django/kf.py ARGS…` against the target's database.
 fn kf_py(target: &Target, python: &Path, args: &[&str]) {
+    let mut cmd = kf_py_command(target, python, args);
+    run_or_panic(&mut cmd, &format!("kf.py {}", args.join(" ")));
+}
+
+fn kf_py_command(target: &Target, python: &Path, args: &[&str]) -> Command {
     let o = &target.options;
     let host = match o.get_socket() {
         Some(dir) => dir.to_string_lossy().into_owned(),
@@ -193,7 +217,7 @@ fn kf_py(target: &Target, python: &Path, args: &[&str]) {
         Some(p) => cmd.env("PGPASSWORD", p),
         None => cmd.env_remove("PGPASSWORD"),
     };
-    run_or_panic(&mut cmd, &format!("kf.py {}", args.join(" ")));
+    cmd
 }
 
 pub fn machine() -> String {

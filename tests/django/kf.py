@@ -4,6 +4,7 @@
     python tests/django/kf.py seed --seed N [--tenants T] [--users U]
     python tests/django/kf.py answers
     python tests/django/kf.py get --user EMAIL --function F
+    python tests/django/kf.py race < pairs.csv      (the benches: the seed's way, timed)
     python tests/django/kf.py write --account SLUG --type T --how save|update|bulk_update|delete|create
                                     [--config JSON] [--active true|false]
 
@@ -172,6 +173,43 @@ def cmd_answers(args):
     return None
 
 
+def cmd_race(args):
+    # The seed's way, as a request handler does it: the user (with its
+    # account) by email, then get_model_config — per pair, timed. Then the
+    # seed's whole report (every account × function), timed on the first
+    # 1,000 accounts and scaled to all of them.
+    import time
+    pairs = [line.strip().split(",", 1) for line in sys.stdin if "," in line]
+    times = []
+    for email, function_name in pairs:
+        started = time.perf_counter()
+        try:
+            user = User.objects.select_related("account").get(email=email)
+            get_model_config(function_name, user.account)
+        except Exception:  # the app's own errors are answers too
+            pass
+        times.append(time.perf_counter() - started)
+    times.sort()
+    accounts = list(Account.objects.order_by("id")[:1000])
+    started = time.perf_counter()
+    for account in accounts:
+        for function_name in FUNCTION_TYPES:
+            try:
+                get_model_config(function_name, account)
+            except Exception:
+                pass
+    per_account = (time.perf_counter() - started) / max(len(accounts), 1)
+    total_accounts = Account.objects.count()
+    return {
+        "pairs": len(times),
+        "median_ms": round(times[len(times) // 2] * 1000, 3),
+        "p99_ms": round(times[int(len(times) * 0.99)] * 1000, 3),
+        "all_pairs_s": round(sum(times), 2),
+        "report_accounts": total_accounts,
+        "report_s_scaled_from_1000_accounts": round(per_account * total_accounts, 1),
+    }
+
+
 def cmd_get(args):
     user = User.objects.select_related("account").get(email=args.user)
     out = answer(user.email, args.function, user.account)
@@ -221,6 +259,7 @@ def main(argv):
     seed.add_argument("--tenants", type=int, default=30)
     seed.add_argument("--users", type=int, default=200)
     sub.add_parser("answers")
+    sub.add_parser("race")
     get = sub.add_parser("get")
     get.add_argument("--user", required=True)
     get.add_argument("--function", required=True)
@@ -232,7 +271,8 @@ def main(argv):
     write.add_argument("--active", choices=["true", "false"])
     args = parser.parse_args(argv)
 
-    command = {"migrate": cmd_migrate, "seed": cmd_seed, "answers": cmd_answers, "get": cmd_get, "write": cmd_write}
+    command = {"migrate": cmd_migrate, "seed": cmd_seed, "answers": cmd_answers, "race": cmd_race, "get": cmd_get,
+               "write": cmd_write}
     result = command[args.command](args)
     if result is not None:
         print(json.dumps(result))

@@ -1,0 +1,272 @@
+//! DESIGN §10 measured from outside, as a user meets it: the real release
+//! binary, a whole process per run, at XL (100,000 accounts, 1,000,000
+//! users, 250,000 settings), over TCP to a server offering TLS (as Debian
+//! ships PostgreSQL) and over the local socket; wall time and peak RSS per
+//! run (wait4). Then the same run again with both cores kept busy.
+//!
+//! With `KEYFALL_BENCH_SCHEMA=django` the data lives in the Django test
+//! app's own tables and the race runs too: the seed's way (Django ORM,
+//! `get_model_config`, tests/django/kf.py `race`) against keyfall, per
+//! call, per process and for the whole report.
+//!
+//! Run: `cargo bench --bench process` (see `common.rs` for the database;
+//! `KEYFALL_BENCH_TCP_URL` names the TCP server, default 127.0.0.1:5432 with
+//! the same user and database). Not a test: it prints figures, asserts
+//! nothing.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sqlx::ConnectOptions;
+
+const KEYFALL: &str = env!("CARGO_BIN_EXE_keyfall");
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let (store, target) = common::xl_store().await;
+    let django = std::env::var("KEYFALL_BENCH_SCHEMA").as_deref() == Ok("django");
+    let socket = target.options.to_url_lossy().to_string();
+    let tcp = std::env::var("KEYFALL_BENCH_TCP_URL").unwrap_or_else(|_| {
+        format!(
+            "postgres://{}@127.0.0.1:5432/{}?sslmode=prefer",
+            target.options.get_username(),
+            target.options.get_database().unwrap_or("keyfall")
+        )
+    });
+    let ssl: String = sqlx::query_scalar("SHOW ssl").fetch_one(store.pool()).await.unwrap_or_default();
+    println!("machine: {}; data: XL in {} (server ssl={ssl}); binary: {KEYFALL}", common::machine(), store.label());
+    // Who the seed's developer is, so writes preview as someone allowed.
+    let who = ["--as", "dev@igny8.com"];
+
+    let pairs = pairs(200_000);
+    let one_user = &pairs[17].0;
+    let resolve = ["resolve", "--user", one_user.as_str(), "--function", "generate_images", "--json"];
+    section("whole processes, TCP + TLS (sslmode=prefer)");
+    run(&tcp, &resolve, None, 60, "resolve --json", "target < 30 ms median");
+    run(&tcp, &["can", "--user", "dev@igny8.com"], None, 30, "can --user", "");
+    section("whole processes, local socket");
+    run(&socket, &resolve, None, 60, "resolve --json", "target < 30 ms median");
+    run(&socket, &["report", "--json"], None, 5, "report --json (every account × type)", "target < 1 s");
+    run(&socket, &["lint", "--json"], None, 3, "lint --json (whole database)", "target < 100 MB RSS");
+    run(&socket, &["lint", "--json", "--account", "aws-admin"], None, 10, "lint --account aws-admin", "in proportion");
+    run(&socket, &["export"], None, 3, "export (whole database)", "target < 100 MB RSS");
+    run(&socket, &["export", "--account", "aws-admin"], None, 10, "export --account aws-admin", "in proportion");
+    run(
+        &socket,
+        &["audit", "--account", "aws-admin", "--type", "openai", "--json"],
+        None,
+        10,
+        "audit --account aws-admin --type openai",
+        "index scan",
+    );
+    let key = "sk-bench-rotated-0000000000000000\n";
+    for (what, args) in [
+        (
+            "set --dry-run, aws-admin openai apiKey (every fallback)",
+            ["set", "aws-admin", "openai", "apiKey", "--dry-run"],
+        ),
+        ("set --dry-run, a tenant's openai apiKey", ["set", "xl-050000", "openai", "apiKey", "--dry-run"]),
+    ] {
+        let args: Vec<&str> = who.iter().copied().chain(args).collect();
+        run(&socket, &args, Some(key), 5, what, "target < 1 s");
+    }
+    let args: Vec<&str> =
+        who.iter().copied().chain(["chain", "set", "default-account", "default", "--dry-run"]).collect();
+    run(&socket, &args, None, 3, "chain set --dry-run (aws-admin out: every account)", "");
+    let export = std::env::temp_dir().join("keyfall-bench-import.json");
+    std::fs::write(&export, one_setting_export(&socket)).expect("write the import file");
+    let export = export.to_string_lossy().into_owned();
+    let args: Vec<&str> = who.iter().copied().chain(["import", "--dry-run", export.as_str()]).collect();
+    run(&socket, &args, None, 5, "import --dry-run of one setting (aws-admin image_generation)", "target < 1 s");
+    batch(&socket, &pairs);
+
+    section("busy machine: both cores kept busy by two spinning processes");
+    let busy = Busy::start(2);
+    run(&tcp, &resolve, None, 60, "resolve --json over TCP + TLS", "target < 30 ms median");
+    run(&socket, &["report", "--json"], None, 3, "report --json", "target < 1 s");
+    drop(busy);
+
+    if django {
+        race(&target, &pairs).await;
+    }
+}
+
+fn section(name: &str) {
+    println!("\n{name}");
+}
+
+/// Run `keyfall ARGS` `runs` times (after one warm-up); print the median,
+/// the 90th percentile, the max wall time and the peak RSS.
+fn run(url: &str, args: &[&str], stdin: Option<&str>, runs: usize, what: &str, target: &str) {
+    let mut walls = Vec::new();
+    let mut rss_kb = 0;
+    let mut code = None;
+    for i in 0..runs + 1 {
+        let (wall, rss, status) = spawn(url, args, stdin);
+        if i > 0 {
+            walls.push(wall);
+        }
+        rss_kb = rss_kb.max(rss);
+        code = Some(status);
+    }
+    walls.sort();
+    println!(
+        "  {what}: median {} · p90 {} · max {} · peak RSS {:.1} MB · exit {}{}",
+        ms(pct(&walls, 0.5)),
+        ms(pct(&walls, 0.9)),
+        ms(*walls.last().unwrap()),
+        rss_kb as f64 / 1024.0,
+        code.unwrap_or(-1),
+        if target.is_empty() { String::new() } else { format!("   ({target})") }
+    );
+}
+
+/// One whole process: wall time from spawn to reaped, its peak RSS (KB),
+/// its exit code. Output goes to /dev/null, as to a pipe nobody reads slowly.
+fn spawn(url: &str, args: &[&str], stdin: Option<&str>) -> (Duration, i64, i32) {
+    let home = std::env::temp_dir().join("keyfall-bench-home");
+    std::fs::create_dir_all(&home).ok();
+    let started = Instant::now();
+    let mut child = Command::new(KEYFALL)
+        .arg("--database-url")
+        .arg(url)
+        .args(args)
+        .env("HOME", &home)
+        .env("XDG_STATE_HOME", &home)
+        .env_remove("DATABASE_URL")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run keyfall");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).ok();
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child, not yet reaped (we never call child.wait).
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4");
+    let wall = started.elapsed();
+    std::mem::forget(child); // reaped above
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    (wall, usage.ru_maxrss, code)
+}
+
+/// `resolve --batch` over 200,000 pairs: answers a second, peak RSS.
+fn batch(url: &str, pairs: &[(String, String)]) {
+    let input: String = pairs.iter().map(|(u, f)| format!("{u},{f}\n")).collect();
+    let mut best = Duration::MAX;
+    let mut rss = 0;
+    for _ in 0..3 {
+        let (wall, r, _) = spawn(url, &["resolve", "--batch"], Some(&input));
+        best = best.min(wall);
+        rss = rss.max(r);
+    }
+    println!(
+        "  resolve --batch, {} pairs: best of 3 {:.2} s = {:.0} answers a second · peak RSS {:.1} MB   (target > 50,000 a second)",
+        pairs.len(),
+        best.as_secs_f64(),
+        pairs.len() as f64 / best.as_secs_f64(),
+        rss as f64 / 1024.0
+    );
+}
+
+/// Random XL users × functions (a fixed seed: every run asks the same).
+fn pairs(n: usize) -> Vec<(String, String)> {
+    let functions = ["auto_cluster", "generate_images", "generate_content", "generate_ideas", "generate_image_prompts"];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|i| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let u = seed % 1_000_000 + 1;
+            (format!("user{u}@xl-{:06}.example", 1 + (u - 1) / 10), functions[i % functions.len()].to_string())
+        })
+        .collect()
+}
+
+/// An export file with aws-admin's image_generation setting fixed (the
+/// seed's known-wrong config), for `import --dry-run`.
+fn one_setting_export(url: &str) -> String {
+    let out = Command::new(KEYFALL)
+        .args(["--database-url", url, "export", "--account", "aws-admin"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("export");
+    let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("export is JSON");
+    // Keep only image_generation, with a provider: the fix lint proposes.
+    if let Some(settings) = doc.get_mut("settings").and_then(|s| s.as_array_mut()) {
+        settings.retain(|s| s["integration_type"] == "image_generation");
+        for s in settings.iter_mut() {
+            s["config"] = serde_json::json!({"provider": "openai", "model": "dall-e-3"});
+        }
+    }
+    doc.to_string()
+}
+
+/// Processes that spin on every core until dropped.
+struct Busy(Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>);
+
+impl Busy {
+    fn start(n: usize) -> Busy {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handles = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x: u64 = 1;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                    }
+                })
+            })
+            .collect();
+        Busy(stop, handles)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        for h in self.1.drain(..) {
+            h.join().ok();
+        }
+    }
+}
+
+/// keyfall against the seed's own way on the same tables (Django schema).
+async fn race(target: &keyfall::store::Target, pairs: &[(String, String)]) {
+    section("the race: the seed's way (Django ORM get_model_config) against keyfall, same tables");
+    let sample: Vec<&(String, String)> = pairs.iter().take(2_000).collect();
+    let input: String = sample.iter().map(|(u, f)| format!("{u},{f}\n")).collect();
+    let out = common::kf_py_output(target, &["race"], &input);
+    println!("  Django, in one Python process (user lookup + get_model_config per call): {}", out.trim());
+    let (wall, _, _) = spawn(target.options.to_url_lossy().as_str(), &["resolve", "--batch"], Some(&input));
+    println!("  keyfall resolve --batch, the same {} pairs: {} in all, process included", sample.len(), ms(wall));
+    let mut walls = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        common::kf_py_output(target, &["get", "--user", &sample[0].0, "--function", &sample[0].1], "");
+        walls.push(started.elapsed());
+    }
+    walls.sort();
+    println!("  Django, one whole process (kf.py get): median {}", ms(pct(&walls, 0.5)));
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
