@@ -10,6 +10,7 @@
 //! call, per process and for the whole report.
 //!
 //! Run: `cargo bench --bench process` (see `common.rs` for the database;
+//! `KEYFALL_BENCH_LOAD_ONLY=1` loads the data set and stops;
 //! `KEYFALL_BENCH_TCP_URL` names the TCP server, default 127.0.0.1:5432 with
 //! the same user and database). Not a test: it prints figures, asserts
 //! nothing.
@@ -29,6 +30,9 @@ const KEYFALL: &str = env!("CARGO_BIN_EXE_keyfall");
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let (store, target) = common::xl_store().await;
+    if std::env::var_os("KEYFALL_BENCH_LOAD_ONLY").is_some() {
+        return; // only load (or check) the data set
+    }
     let django = std::env::var("KEYFALL_BENCH_SCHEMA").as_deref() == Ok("django");
     let socket = target.options.to_url_lossy().to_string();
     let tcp = std::env::var("KEYFALL_BENCH_TCP_URL").unwrap_or_else(|_| {

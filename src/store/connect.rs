@@ -139,7 +139,47 @@ pub fn parse_target(conn: &str) -> Result<Target, StoreError> {
         }
         url = if kept.is_empty() { base.to_string() } else { format!("{base}?{}", kept.join("&")) };
     }
-    Ok(Target { options: parse_url(&url)?, source: Source::Configured, connect_timeout: timeout })
+    let mut options = parse_url(&url)?;
+    // Without a user in the string, libpq connects as PGUSER, else the OS
+    // user (sqlx would fall back to "anonymous" where it cannot tell).
+    if !has_user(&url) && std::env::var_os("PGUSER").is_none_or(|u| u.is_empty()) {
+        options = options.username(&os_user());
+    }
+    Ok(Target { options, source: Source::Configured, connect_timeout: timeout })
+}
+
+/// Whether a postgres:// URL names a user (before an `@` in its authority,
+/// or as a `user=` parameter).
+fn has_user(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let (authority, query) = match after_scheme.split_once('?') {
+        Some((a, q)) => (a, q),
+        None => (after_scheme, ""),
+    };
+    let authority = authority.split('/').next().unwrap_or_default();
+    let named_in_authority = authority.rsplit_once('@').is_some_and(|(user, _)| !user.split(':').next().unwrap_or("").is_empty());
+    named_in_authority || query.split('&').any(|p| p.strip_prefix("user=").is_some_and(|u| !u.is_empty()))
+}
+
+/// The operating-system user keyfall runs as: what libpq uses when nothing
+/// names a database user.
+pub fn os_user() -> String {
+    // SAFETY: getpwuid_r writes only into the buffers we pass; geteuid
+    // cannot fail.
+    unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        if libc::getpwuid_r(libc::geteuid(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) == 0
+            && !result.is_null()
+            && !pwd.pw_name.is_null()
+            && let Ok(name) = std::ffi::CStr::from_ptr(pwd.pw_name).to_str()
+            && !name.is_empty()
+        {
+            return name.to_string();
+        }
+    }
+    std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "postgres".into())
 }
 
 /// `host=… port=… dbname=… user=… password=… sslmode=…` as a URL.
@@ -259,6 +299,9 @@ pub async fn discover(url: Option<&str>, data_dir: &Path) -> Result<Target, Stor
         .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
     {
         let mut options = PgConnectOptions::new();
+        if std::env::var_os("PGUSER").is_none_or(|u| u.is_empty()) {
+            options = options.username(&os_user());
+        }
         if std::env::var_os("PGDATABASE").is_none() {
             options = options.database(DEFAULT_DATABASE);
         }
@@ -324,10 +367,7 @@ pub fn private_options(cluster: &PrivateCluster) -> PgConnectOptions {
 
 /// The usual places a local server listens, as the OS user (or `PGUSER`).
 fn local_candidates() -> Vec<PgConnectOptions> {
-    let user = std::env::var("PGUSER")
-        .or_else(|_| std::env::var("USER"))
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| if cluster::running_as_root() { "root".into() } else { "postgres".into() });
+    let user = std::env::var("PGUSER").ok().filter(|u| !u.is_empty()).unwrap_or_else(os_user);
     let mut out = Vec::new();
     for dir in ["/var/run/postgresql", "/run/postgresql", "/tmp"] {
         if Path::new(dir).join(".s.PGSQL.5432").exists() {
@@ -363,5 +403,27 @@ async fn probe(options: &PgConnectOptions) -> Probe {
         }
         Ok(Err(sqlx::Error::Database(e))) => Probe::Refused(e.message().to_string()),
         Ok(Err(_)) | Err(_) => Probe::Absent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_without_a_user_connects_as_the_os_user_like_libpq() {
+        assert!(has_user("postgres://alice@db/x"));
+        assert!(has_user("postgres://alice:pw@db/x?sslmode=require"));
+        assert!(has_user("postgres://db/x?user=alice"));
+        assert!(!has_user("postgres://db/x"));
+        assert!(!has_user("postgres://:pw@db/x"));
+        assert!(!has_user("postgres://db/x?options=a@b"));
+        if std::env::var_os("PGUSER").is_none_or(|u| u.is_empty()) {
+            let t = parse_target("postgres://127.0.0.1/x").unwrap();
+            assert_eq!(t.options.get_username(), os_user());
+            assert_ne!(os_user(), "anonymous");
+        }
+        let t = parse_target("postgres://bob@127.0.0.1/x").unwrap();
+        assert_eq!(t.options.get_username(), "bob");
     }
 }
