@@ -452,6 +452,11 @@ pub struct Model {
     boot_request: u64,
     resolve_request: u64,
     users_request: u64,
+    /// The user search in flight, and the newest query typed meanwhile:
+    /// one search at a time, so fast typing never queues scans of
+    /// 1,000,000 users behind each other.
+    users_inflight: Option<String>,
+    users_queued: Option<String>,
 }
 
 impl Model {
@@ -487,6 +492,8 @@ impl Model {
             boot_request: 0,
             resolve_request: 0,
             users_request: 0,
+            users_inflight: None,
+            users_queued: None,
         }
     }
 
@@ -714,12 +721,18 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             if request != model.users_request {
                 return Vec::new();
             }
+            let asked = model.users_inflight.take();
             if let Some(Overlay::Picker(p)) = &mut model.overlay
                 && p.kind == PickerKind::User
             {
+                let complete = (hits.len() as i64) < USER_PAGE;
                 p.set_items(hits.into_iter().map(user_item).collect());
+                p.complete_for = asked.filter(|_| complete);
             }
-            Vec::new()
+            match model.users_queued.take() {
+                Some(query) => search_users(model, query),
+                None => Vec::new(),
+            }
         }
         Msg::Failed { request, error, unavailable } => on_failed(model, request, &error, unavailable),
     }
@@ -754,6 +767,7 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         }
         return Vec::new();
     }
+    let mut retry = None;
     if let Some(ids) = model.settings_requests.remove(&request) {
         for id in ids {
             model.requested.remove(&id);
@@ -763,9 +777,12 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         let wait = chrono::Duration::seconds(1i64 << attempt.min(5)).min(chrono::Duration::seconds(30));
         model.boot_retry = Some((model.now + wait, attempt));
     } else if request == model.users_request {
+        model.users_inflight = None;
         if let Some(Overlay::Picker(p)) = &mut model.overlay {
             p.searching = false;
         }
+        // A query typed meanwhile is still wanted.
+        retry = model.users_queued.take();
     } else if request != model.resolve_request {
         // An answer nobody waits for any more.
         return Vec::new();
@@ -777,7 +794,7 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         model.connection = Connection::Lost;
     }
     model.notice = Some(crate::domain::text::visible_short(error, 200));
-    Vec::new()
+    retry.map(|query| search_users(model, query)).unwrap_or_default()
 }
 
 fn note_change(model: &mut Model, change: Change) {
@@ -1160,9 +1177,9 @@ fn open_user_picker(model: &mut Model) -> Vec<Cmd> {
     let mut picker = Picker::new(PickerKind::User, Vec::new());
     picker.searching = true;
     model.overlay = Some(Overlay::Picker(picker));
-    let request = model.request();
-    model.users_request = request;
-    vec![Cmd::FindUsers { request, query: String::new() }]
+    model.users_inflight = None;
+    model.users_queued = None;
+    search_users(model, String::new())
 }
 
 fn set_picker_query(model: &mut Model, query: String) -> Vec<Cmd> {
@@ -1171,9 +1188,27 @@ fn set_picker_query(model: &mut Model, query: String) -> Vec<Cmd> {
     if p.kind != PickerKind::User {
         return Vec::new();
     }
+    search_users(model, query)
+}
+
+/// Find users for the picker's `query`: from what it holds when that is
+/// every match of a query this one narrows; else from the database, one
+/// search at a time (a query typed meanwhile waits, replacing any other).
+fn search_users(model: &mut Model, query: String) -> Vec<Cmd> {
+    let Some(Overlay::Picker(p)) = &mut model.overlay else { return Vec::new() };
+    if p.answers_locally(&query) {
+        p.narrow_to(&query);
+        model.users_queued = None;
+        return Vec::new();
+    }
     p.searching = true;
+    if model.users_inflight.is_some() {
+        model.users_queued = Some(query);
+        return Vec::new();
+    }
     let request = model.request();
     model.users_request = request;
+    model.users_inflight = Some(query.clone());
     vec![Cmd::FindUsers { request, query }]
 }
 

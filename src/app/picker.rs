@@ -29,17 +29,47 @@ pub struct Picker {
     pub selected: usize,
     /// A search is in flight (users only).
     pub searching: bool,
+    /// The query `items` holds every match of (users: the database found
+    /// fewer than a page), so a query that contains it is answered here.
+    pub complete_for: Option<String>,
 }
 
 impl Picker {
     pub fn new(kind: PickerKind, items: Vec<Item>) -> Picker {
-        let mut p = Picker { kind, query: String::new(), items, shown: Vec::new(), selected: 0, searching: false };
+        let mut p = Picker {
+            kind,
+            query: String::new(),
+            items,
+            shown: Vec::new(),
+            selected: 0,
+            searching: false,
+            complete_for: None,
+        };
         p.rank();
         p
     }
 
     pub fn set_items(&mut self, items: Vec<Item>) {
         self.items = items;
+        self.searching = false;
+        self.rank();
+    }
+
+    /// Whether `query` can be answered from the items alone: they are every
+    /// user containing an earlier query that `query` contains (ASCII only,
+    /// where lowercasing here and in the database agree).
+    pub fn answers_locally(&self, query: &str) -> bool {
+        self.complete_for
+            .as_deref()
+            .is_some_and(|done| query.is_ascii() && query.to_ascii_lowercase().contains(&done.to_ascii_lowercase()))
+    }
+
+    /// Keep the items that contain `query` (any case), as the database's
+    /// substring search would.
+    pub fn narrow_to(&mut self, query: &str) {
+        let needle = query.to_ascii_lowercase();
+        self.items.retain(|i| i.value.to_lowercase().contains(&needle));
+        self.complete_for = Some(query.to_string());
         self.searching = false;
         self.rank();
     }

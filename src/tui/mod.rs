@@ -2,8 +2,10 @@
 //! (raw mode, alternate screen, bracketed paste — restored on every exit
 //! path, a panic included), turns terminal events into `Msg`s, runs `Cmd`s
 //! in background tasks, and redraws. ratatui diffs frames, so only cells
-//! that changed are written — what keeps it light over SSH.
+//! that changed are written, and `backend` writes them in as few bytes as
+//! it can — what keeps it light over SSH; an unchanged frame writes none.
 
+pub mod backend;
 pub mod exec;
 
 use std::io::{self, Stdout};
@@ -16,16 +18,16 @@ use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_ra
 use crossterm::{cursor, execute};
 use futures_util::StreamExt;
 use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
 use crate::app::{self, Cmd, Model, Msg};
 use crate::store::Store;
 use crate::store::listen::Event as DbEvent;
+use backend::LeanBackend;
 
 /// Raw mode and the alternate screen, undone on drop.
 pub struct TerminalGuard {
-    pub terminal: Terminal<CrosstermBackend<Stdout>>,
+    pub terminal: Terminal<LeanBackend<Stdout>>,
 }
 
 impl TerminalGuard {
@@ -37,7 +39,7 @@ impl TerminalGuard {
             restore();
             return Err(e);
         }
-        let terminal = Terminal::new(CrosstermBackend::new(stdout)).inspect_err(|_| restore())?;
+        let terminal = Terminal::new(LeanBackend::new(stdout)).inspect_err(|_| restore())?;
         Ok(TerminalGuard { terminal })
     }
 }
@@ -50,7 +52,14 @@ impl Drop for TerminalGuard {
 
 /// Put the terminal back as we found it. Safe to call more than once.
 pub fn restore() {
-    let _ = execute!(io::stdout(), DisableBracketedPaste, LeaveAlternateScreen, cursor::Show);
+    // The lean backend leaves its pen set between frames: reset it first.
+    let _ = execute!(
+        io::stdout(),
+        crossterm::style::SetAttribute(crossterm::style::Attribute::Reset),
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        cursor::Show
+    );
     let _ = disable_raw_mode();
 }
 

@@ -86,6 +86,19 @@ impl Pty {
         }
     }
 
+    /// Read whatever arrives for `span` (the bytes land in `output`).
+    #[allow(dead_code)] // used by the idle checks, not by every includer
+    pub fn drain_for(&mut self, span: Duration) {
+        let deadline = Instant::now() + span;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.take(left);
+        }
+    }
+
     /// Read output until the child exits and the output goes quiet.
     pub fn wait_exit(&mut self, child: &mut Child, limit: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + limit;

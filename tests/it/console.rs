@@ -258,17 +258,52 @@ async fn hostile_names_never_reach_the_terminal_raw() {
 async fn stale_replies_are_dropped() {
     let db = TestDb::demo().await;
     let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
-    // Two quick picks: only the second's answer may land.
+    let hit = |email: &str| keyfall::store::UserHit {
+        email: email.into(),
+        role: "owner".into(),
+        account: None,
+        is_active: true,
+    };
+    // One user search at a time: a key typed while one is in flight waits,
+    // and goes out when the answer lands (typing fast never queues scans).
     let first = update(&mut model, Msg::Key("u".into()));
     let Cmd::FindUsers { request: old, .. } = first[0].clone() else { panic!("{first:?}") };
-    let second = update(&mut model, Msg::Key("z".into()));
-    let Cmd::FindUsers { request: new, .. } = second[0].clone() else { panic!("{second:?}") };
-    assert!(new > old);
-    let hit =
-        keyfall::store::UserHit { email: "stale@x.com".into(), role: "owner".into(), account: None, is_active: true };
-    update(&mut model, Msg::UsersFound { request: old, hits: vec![hit] });
+    assert!(update(&mut model, Msg::Key("z".into())).is_empty(), "queued behind the search in flight");
+    // A full page: more users may exist, so "z" goes to the database.
+    let page: Vec<_> = (0..keyfall::app::USER_PAGE).map(|i| hit(&format!("user{i}@x.com"))).collect();
+    let next = update(&mut model, Msg::UsersFound { request: old, hits: page });
+    let [Cmd::FindUsers { request: new, query }] = &next[..] else { panic!("{next:?}") };
+    assert_eq!(query, "z");
+    assert!(*new > old);
+    // The picker is closed and opened again: the old answer must not land.
+    update(&mut model, Msg::Key("esc".into()));
+    let reopened = update(&mut model, Msg::Key("u".into()));
+    assert!(matches!(reopened[..], [Cmd::FindUsers { .. }]), "{reopened:?}");
+    update(&mut model, Msg::UsersFound { request: *new, hits: vec![hit("zed@x.com")] });
     let Some(keyfall::app::Overlay::Picker(p)) = &model.overlay else { panic!() };
     assert!(p.is_empty(), "a stale reply must not land");
+}
+
+/// A query that narrows one the database answered completely (fewer than a
+/// page) is answered from that answer, with no new scan of the users.
+#[tokio::test]
+async fn a_narrowing_user_query_is_answered_without_the_database() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    let cmds = update(&mut model, Msg::Key("u".into()));
+    drive(&db.store, &mut model, cmds).await;
+    keys(&db.store, &mut model, &["p", "a", "i", "d"]).await;
+    let Some(keyfall::app::Overlay::Picker(p)) = &model.overlay else { panic!() };
+    let all: Vec<String> = p.shown().map(|i| i.value.clone()).collect();
+    assert!(all.contains(&"paid2@paid.com".to_string()), "{all:?}");
+    for key in ["2", "@"] {
+        let cmds = update(&mut model, Msg::Key(key.into()));
+        assert!(cmds.is_empty(), "{key}: {cmds:?}");
+    }
+    let Some(keyfall::app::Overlay::Picker(p)) = &model.overlay else { panic!() };
+    let narrowed: Vec<&str> = p.shown().map(|i| i.value.as_str()).collect();
+    assert_eq!(narrowed, vec!["paid2@paid.com"]);
+    assert!(!p.searching);
 }
 
 #[test]

@@ -96,3 +96,50 @@ async fn a_canary_key_saved_through_the_console_is_never_shown_or_logged() {
         .unwrap();
     assert!(!audit.contains("canary"));
 }
+
+/// DESIGN §6 "redraws only what changed": once the first frame is drawn and
+/// the settings of the rows on screen have landed, the idle console writes
+/// nothing — no clock, no cursor show/hide, no colour reset on each tick.
+/// A count of bytes over two seconds (eight ticks), not a timing.
+#[tokio::test]
+async fn the_idle_console_writes_nothing_to_the_terminal() {
+    let db = TestDb::demo().await;
+    let mut pty = common::Pty::open(48, 160);
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
+    command
+        .args(["--database-url", &db.url(), "--as", "dev@igny8.com"])
+        .env("TERM", "xterm-256color")
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env_remove("NO_COLOR");
+    let mut child = pty.spawn(command);
+    let wait = Duration::from_secs(30);
+    // The first full frame: accounts marked, the setting and the trace drawn.
+    pty.wait_for(wait, |s| {
+        s.contains("● connected")
+            && s.contains("① aws-admin")
+            && s.contains("gpt-4o-mini")
+            && s.contains("✓ aws-admin answers")
+            && !s.contains(" · · ·")
+    });
+    // Replies already on their way may still draw: wait until a whole
+    // second passes without output (bounded), then count.
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let before = pty.output.len();
+        pty.drain_for(Duration::from_secs(1));
+        if pty.output.len() == before {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the console never went quiet; screen:\n{}", pty.screen());
+    }
+    let before = pty.output.len();
+    pty.drain_for(Duration::from_secs(2));
+    let idle = &pty.output[before..];
+    assert!(idle.is_empty(), "the idle console wrote {} bytes: {:?}", idle.len(), String::from_utf8_lossy(idle));
+    pty.send(b"q");
+    let status = pty.wait_exit(&mut child, Duration::from_secs(20));
+    assert!(status.success());
+}
