@@ -38,10 +38,63 @@ pub async fn xl_store() -> (Store, Target) {
     if django {
         return (django_xl_store(&target).await, target);
     }
+    let target = if scale() == 10 && std::env::var_os("KEYFALL_BENCH_URL").is_none() {
+        target.with_database("keyfall_bench_xl10")
+    } else {
+        target
+    };
     let store = Store::open_demo(&target).await.expect("open the bench database");
     store.load_demo().await.expect("demo");
-    store.load_demo_xl().await.expect("xl");
+    if scale() == 10 {
+        let started = Instant::now();
+        store.load_script("keyfall bench --scale 10", xl10_script()).await.expect("xl10");
+        println!("data: 10× XL ready in {:.1} s", started.elapsed().as_secs_f64());
+    } else {
+        store.load_demo_xl().await.expect("xl");
+    }
     (store, target)
+}
+
+/// `KEYFALL_BENCH_SCALE`: 1 (XL, the default) or 10 (ten times XL's
+/// accounts and settings: 1,000,000 accounts, 2,000,000 users, 2.5 million
+/// settings, in database `keyfall_bench_xl10`; not for CI).
+pub fn scale() -> u32 {
+    match std::env::var("KEYFALL_BENCH_SCALE").as_deref() {
+        Err(_) | Ok("") | Ok("1") => 1,
+        Ok("10") => 10,
+        Ok(other) => panic!("KEYFALL_BENCH_SCALE={other:?}: 1 (the default) or 10"),
+    }
+}
+
+/// The XL script scaled ten times (accounts, settings), two users an
+/// account: the same shapes, slugs one digit longer.
+fn xl10_script() -> &'static str {
+    let s = include_str!("../assets/demo_xl.sql")
+        .replace("generate_series(1, 100000)", "generate_series(1, 1000000)")
+        .replace("lpad(i::text, 6, '0')", "lpad(i::text, 7, '0')")
+        .replace("generate_series(1, 1000000) AS n", "generate_series(1, 2000000) AS n")
+        .replace("lpad((1 + (n - 1) / 10)::text, 6, '0')", "lpad((1 + (n - 1) / 2)::text, 7, '0')")
+        .replace("'user1000000@xl-100000.example'", "'user2000000@xl-1000000.example'")
+        .replace("'xl-100000'", "'xl-1000000'");
+    Box::leak(s.into_boxed_str())
+}
+
+/// A user of the data set from a random number (any u64).
+#[allow(dead_code)] // not every bench asks
+pub fn xl_user(r: u64) -> String {
+    if scale() == 10 {
+        let n = r % 2_000_000 + 1;
+        format!("user{n}@xl-{:07}.example", 1 + (n - 1) / 2)
+    } else {
+        let n = r % 1_000_000 + 1;
+        format!("user{n}@xl-{:06}.example", 1 + (n - 1) / 10)
+    }
+}
+
+/// The tenant in the middle of the data set.
+#[allow(dead_code)]
+pub fn xl_tenant() -> &'static str {
+    if scale() == 10 { "xl-0500000" } else { "xl-050000" }
 }
 
 /// The Django app's schema made by Django's own `migrate`, the XL data set

@@ -74,7 +74,7 @@ async fn main() {
             "set --dry-run, aws-admin openai apiKey (every fallback)",
             ["set", "aws-admin", "openai", "apiKey", "--dry-run"],
         ),
-        ("set --dry-run, a tenant's openai apiKey", ["set", "xl-050000", "openai", "apiKey", "--dry-run"]),
+        ("set --dry-run, a tenant's openai apiKey", ["set", common::xl_tenant(), "openai", "apiKey", "--dry-run"]),
     ] {
         let args: Vec<&str> = who.iter().copied().chain(args).collect();
         run(&socket, &args, Some(key), 5, what, "target < 1 s");
@@ -193,8 +193,7 @@ fn pairs(n: usize) -> Vec<(String, String)> {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            let u = seed % 1_000_000 + 1;
-            (format!("user{u}@xl-{:06}.example", 1 + (u - 1) / 10), functions[i % functions.len()].to_string())
+            (common::xl_user(seed), functions[i % functions.len()].to_string())
         })
         .collect()
 }

@@ -34,8 +34,7 @@ async fn main() {
     };
     let mut samples = Vec::with_capacity(RESOLVES);
     for i in 0..RESOLVES + 1_000 {
-        let n = next() % 1_000_000 + 1;
-        let email = format!("user{n}@xl-{:06}.example", 1 + (n - 1) / 10);
+        let email = common::xl_user(next());
         let function = functions[i % functions.len()];
         let started = Instant::now();
         let data = store.subject(Some(&email), Some(function)).await.expect("subject");
@@ -80,7 +79,7 @@ async fn impact(store: &Store) {
     // (the bench's login is a database superuser, so it may act as anyone).
     let store = &store.clone().with_operator(Some("dev@igny8.com".into()));
     let aws = store.account("aws-admin").await.expect("query").expect("aws-admin");
-    let tenant = store.account("xl-050000").await.expect("query").expect("xl tenant");
+    let tenant = store.account(common::xl_tenant()).await.expect("query").expect("xl tenant");
     let cases = [
         (
             "tenant's own openai key",

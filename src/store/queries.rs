@@ -768,6 +768,12 @@ SELECT jsonb_build_object(
         self.run_script("keyfall demo --scale xl", include_str!("../../assets/demo_xl.sql")).await
     }
 
+    /// Run a data script of the same kind (the benches' 10× XL set):
+    /// against the demo tables, `-- step:` by step, audited as `actor`.
+    pub async fn load_script(&self, actor: &str, script: &'static str) -> Result<(), StoreError> {
+        self.run_script(actor, script).await
+    }
+
     /// Run a demo data script against the demo app's own tables (`public`).
     async fn run_script(&self, actor: &str, script: &'static str) -> Result<(), StoreError> {
         let mut tx = begin_as(self, actor).await?;
