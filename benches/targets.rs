@@ -53,6 +53,29 @@ async fn main() {
         ms(*samples.last().unwrap())
     );
 
+    // The floor: one indexed single-row query through the same pool and
+    // driver (what any resolve costs before it does anything).
+    let mut floor = Vec::with_capacity(RESOLVES);
+    for i in 0..RESOLVES + 1_000 {
+        let started = Instant::now();
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = $1")
+            .bind((i % 90_000) as i64 + 1)
+            .fetch_optional(store.pool())
+            .await
+            .expect("floor query");
+        let elapsed = started.elapsed();
+        std::hint::black_box(id);
+        if i >= 1_000 {
+            floor.push(elapsed);
+        }
+    }
+    floor.sort();
+    println!(
+        "floor (one indexed row through sqlx, same pool): p50={} p99={}",
+        ms(percentile(&floor, 0.50)),
+        ms(percentile(&floor, 0.99))
+    );
+
     impact(&store).await;
 
     let mut runs = Vec::new();

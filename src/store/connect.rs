@@ -157,7 +157,8 @@ fn has_user(url: &str) -> bool {
         None => (after_scheme, ""),
     };
     let authority = authority.split('/').next().unwrap_or_default();
-    let named_in_authority = authority.rsplit_once('@').is_some_and(|(user, _)| !user.split(':').next().unwrap_or("").is_empty());
+    let named_in_authority =
+        authority.rsplit_once('@').is_some_and(|(user, _)| !user.split(':').next().unwrap_or("").is_empty());
     named_in_authority || query.split('&').any(|p| p.strip_prefix("user=").is_some_and(|u| !u.is_empty()))
 }
 

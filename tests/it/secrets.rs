@@ -193,8 +193,10 @@ async fn rust_and_sql_agree_on_names_values_and_documents() {
     }
     // Thousands of names built from word pieces in every case and joiner,
     // so the SQL's camelCase and snake_case shortcuts meet their edges.
-    let pieces = ["api", "key", "Key", "KEY", "keys", "Keys", "monkey", "board", "token", "Tokens", "pass", "word",
-        "secret", "x", "", "_", "__", "2", "-", "é", "private", "Passwd"];
+    let pieces = [
+        "api", "key", "Key", "KEY", "keys", "Keys", "monkey", "board", "token", "Tokens", "pass", "word", "secret",
+        "x", "", "_", "__", "2", "-", "é", "private", "Passwd",
+    ];
     let mut generated = Vec::new();
     for a in pieces {
         for b in pieces {
