@@ -95,20 +95,34 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool, CliError> {
 pub fn render_impact(rows: &[ImpactRow]) -> String {
     let mut out = String::new();
     if rows.is_empty() {
-        out.push_str("impact: nobody resolves differently\n");
+        out.push_str("impact: nobody resolves differently, nobody uses a changed value\n");
         return out;
     }
-    out.push_str("impact (who resolves differently; \"(own)\" is the account's own setting):\n");
+    out.push_str(
+        "impact (who resolves differently, or keeps the answering account and now uses the new value; \
+         \"(own)\" is the account's own setting):\n",
+    );
     for r in rows {
-        let _ = writeln!(
-            out,
-            "  {:<24} {} → {}   {} accounts, {} users",
-            visible_short(&r.function, 24),
-            r.before,
-            r.after,
-            r.accounts,
-            r.users
-        );
+        if r.value_changed {
+            let _ = writeln!(
+                out,
+                "  {:<24} {}: answering account unchanged; {} accounts, {} users now use the new value",
+                visible_short(&r.function, 24),
+                r.before,
+                r.accounts,
+                r.users
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  {:<24} {} → {}   {} accounts, {} users",
+                visible_short(&r.function, 24),
+                r.before,
+                r.after,
+                r.accounts,
+                r.users
+            );
+        }
     }
     out
 }

@@ -1,13 +1,14 @@
 //! `keyfall report`: who answers each integration type for every account,
-//! from one set-based query.
+//! from one set-based query; `--json` streams it.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::io::Write as _;
 
 use crate::domain::text::visible_short;
-use crate::store::{ReportRow, Store};
+use crate::store::{ReportRow, Store, StoreError};
 
-use super::{CliResult, Exit};
+use super::{CliError, CliResult, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,13 +18,57 @@ pub struct Args {
 }
 
 pub async fn run(store: &Store, args: Args) -> CliResult {
-    let rows = store.report().await?;
     if args.json {
-        super::print_json(&rows)?;
-    } else {
-        print!("{}", render(&rows));
+        return json(store).await;
     }
+    let rows = store.report().await?;
+    print!("{}", render(&rows));
     Ok(Exit::Ok)
+}
+
+/// Why the streamed report stopped early.
+enum Stop {
+    Store(StoreError),
+    Write(std::io::Error),
+}
+
+impl From<StoreError> for Stop {
+    fn from(e: StoreError) -> Self {
+        Stop::Store(e)
+    }
+}
+
+/// The JSON report written row by row as the database sends it, byte for
+/// byte what pretty-printing the whole array writes: memory stays bounded,
+/// and the first rows are out before the last are computed.
+async fn json(store: &Store) -> CliResult {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut rows = 0usize;
+    let written = store
+        .report_each(|row: ReportRow| {
+            let pretty = serde_json::to_string_pretty(&row).map_err(|e| Stop::Write(e.into()))?;
+            out.write_all(if rows == 0 { b"[\n" } else { b",\n" }).map_err(Stop::Write)?;
+            rows += 1;
+            // One level in; no JSON text holds a raw line break.
+            for (i, line) in pretty.lines().enumerate() {
+                out.write_all(if i == 0 { b"  " } else { b"\n  " }).map_err(Stop::Write)?;
+                out.write_all(line.as_bytes()).map_err(Stop::Write)?;
+            }
+            Ok(())
+        })
+        .await;
+    let finished = written.and_then(|()| {
+        out.write_all(if rows == 0 { b"[]\n" } else { b"\n]\n" }).map_err(Stop::Write)?;
+        out.flush().map_err(Stop::Write)
+    });
+    match finished {
+        Ok(()) => Ok(Exit::Ok),
+        // `keyfall report --json | head`: the reader had enough.
+        Err(Stop::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
+        Err(Stop::Write(e)) => Err(CliError::Other(e.to_string())),
+        Err(Stop::Store(e)) => Err(e.into()),
+    }
 }
 
 /// One line per account, one column per type: `own`, the answering

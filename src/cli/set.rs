@@ -1,18 +1,19 @@
 //! `keyfall set ACCOUNT TYPE FIELD`: change one field as the operator, with
 //! the operator's permissions enforced and the version checked. The value is
 //! read from stdin or a hidden prompt — never from argv, where `ps` and shell
-//! history would keep it.
+//! history would keep it. `--dry-run` previews the edit and its impact.
 
 use std::io::{IsTerminal, Read};
 
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::config::Config;
+use crate::domain::Setting;
 use crate::domain::permissions::Action;
 use crate::domain::registry::{self, FieldKind};
 use crate::domain::secret::{Secret, is_secret_field, is_secret_value};
 use crate::domain::text::{visible, visible_short};
-use crate::store::{Store, WriteOutcome};
+use crate::store::{Proposal, SettingRef, Store, WriteOutcome};
 
 use super::{CliError, CliResult, Exit};
 
@@ -29,6 +30,11 @@ pub struct Args {
     /// Fail with a conflict unless the stored version is this one.
     #[arg(long, value_name = "N")]
     pub expect_version: Option<i64>,
+    /// Show what the edit changes (field before → after, keys as
+    /// fingerprints) and its impact, and write nothing. The database still
+    /// checks the operator's right, as for the real write.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Known types only for writes; unknown ones are for reading.
@@ -86,27 +92,16 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
             crate::domain::registry::json_kind(&s.config)
         )));
     }
+    if args.dry_run {
+        return dry_run(store, &args, stored, &new).await;
+    }
     // Without --expect-version the field is applied to whatever is stored
     // at commit (the store locks the row): concurrent sets never conflict.
     let expected = args.expect_version;
     let field = args.field.clone();
     let outcome = store
         .write_setting(operator, &args.account, &args.integration_type, expected, |current| {
-            let mut map = match current.map(|s| &s.config) {
-                Some(Value::Object(m)) => m.clone(),
-                _ => Map::new(),
-            };
-            let mut is_active = current.map(|s| s.is_active).unwrap_or(true);
-            match new {
-                NewValue::Field(v) => {
-                    map.insert(field, v);
-                }
-                NewValue::Active(a) => is_active = a,
-                NewValue::Unset => {
-                    map.remove(&field);
-                }
-            }
-            (Value::Object(map), is_active)
+            edited(current, &field, &new)
         })
         .await?;
     let shown_field = visible(&args.field);
@@ -130,6 +125,70 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
         s.version,
         visible(operator)
     );
+    Ok(Exit::Ok)
+}
+
+/// The setting after the edit: (config, is_active).
+fn edited(current: Option<&Setting>, field: &str, new: &NewValue) -> (Value, bool) {
+    let mut map = match current.map(|s| &s.config) {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    let mut is_active = current.map(|s| s.is_active).unwrap_or(true);
+    match new {
+        NewValue::Field(v) => {
+            map.insert(field.to_string(), v.clone());
+        }
+        NewValue::Active(a) => is_active = *a,
+        NewValue::Unset => {
+            map.remove(field);
+        }
+    }
+    (Value::Object(map), is_active)
+}
+
+/// `set --dry-run`: the field's change as the diff of the setting (keys as
+/// fingerprints), then the impact — scoped to the accounts the edit can
+/// move — computed by writing as the operator in a transaction that is
+/// rolled back, so the database checks the right as for the real write.
+async fn dry_run(store: &Store, args: &Args, stored: SettingRef, new: &NewValue) -> CliResult {
+    use crate::domain::secret::fingerprint_config;
+    let current = stored.setting.as_ref();
+    if let (Some(expected), Some(s)) = (args.expect_version, current)
+        && s.version != expected
+    {
+        return Err(CliError::Negative(format!(
+            "conflict: {} {} is at v{}, not v{expected} (nothing written)",
+            visible(&args.account),
+            args.integration_type,
+            s.version
+        )));
+    }
+    let (config, is_active) = edited(current, &args.field, new);
+    let before = current.map(|s| json!({"config": fingerprint_config(&s.config), "is_active": s.is_active}));
+    let after = json!({"config": fingerprint_config(&config), "is_active": is_active});
+    println!(
+        "{} {}{} (dry run):",
+        visible(&args.account),
+        args.integration_type,
+        match current {
+            None => " (new)".to_string(),
+            Some(s) => format!(" v{}", s.version),
+        }
+    );
+    let changes = super::changes_text(before.as_ref(), Some(&after));
+    if changes.is_empty() {
+        println!("    no change");
+    }
+    print!("{changes}");
+    let proposal = Proposal::Setting {
+        account_id: stored.account.id,
+        integration_type: args.integration_type.clone(),
+        config,
+        is_active,
+    };
+    print!("{}", super::admin::render_impact(&store.impact(&proposal).await?));
+    println!("not applied (dry run)");
     Ok(Exit::Ok)
 }
 

@@ -1,19 +1,34 @@
-//! DESIGN §2 set-based: who answers every account × integration type, and
-//! the impact preview — the same report before and after a proposed change
-//! applied inside a transaction that is then rolled back.
+//! DESIGN §2 set-based: who answers every account × integration type (the
+//! fallback report), and the impact preview of a proposed change.
 //!
-//! The report is a macro so one text serves both; the preview adds a
-//! pseudo-account for users without one. The system chain answers
-//! the same for every account, so it is computed once per type
-//! (`sys_answer`); an account's own row is looked at first, whatever the
-//! account (as the app's `get_model_config` does); a consumer's provider is
-//! resolved again from the same account. Row verdicts come from `keyfall_row_verdict`, computed on
-//! the app's rows as they are (keyfall adds no column to the app's table).
-//! Parameters: $1 the types reported, $2 the consumer types, $3 the account
-//! ids reported (NULL: all), $4 a type whose own answering setting takes an
-//! account out of the report (NULL: none), $5 the verdicts that move the
-//! walk on and $6 those that fail it (the `[resolution]` rule set).
+//! The report is one query, streamed in its final order (system accounts in
+//! chain order, then tenants by slug as bytes): each account's own rows are
+//! looked up by index, the system chain's answer per type is computed once
+//! (`sys_answer`), and only a consumer's answer takes the second hop, again
+//! from the same account. Row verdicts come from `keyfall.row_verdicts`
+//! (kept by the audit trigger), so no query judges 250,000 configs.
+//!
+//! The impact preview never recomputes the whole report. Inside one
+//! transaction that is rolled back, it looks at two kinds of accounts:
+//! - the few whose own rows can change — the system chain's accounts (before
+//!   and after) and the accounts whose settings the proposal touches — with
+//!   the scoped report before and after the change, row by row;
+//! - every other account, whose own rows stay as they are: its answer only
+//!   moves where it falls back to the chain, so only accounts without a
+//!   stopping row of a type whose chain answer changed are looked at, and
+//!   they are evaluated against the chain's answer before and after (a few
+//!   rows) and counted, grouped, in SQL.
+//!
+//! A test holds this equal to the straightforward before/after report on
+//! random data (`tests/it/impact_scoped.rs`).
+//!
+//! Report parameters: $1 the types reported, $2 the consumer types, $3 the
+//! account ids reported (NULL: all), $4 the verdicts that move the walk on
+//! and $5 those that fail it (the `[resolution]` rule set).
 
+use std::collections::{HashMap, HashSet};
+
+use futures_util::TryStreamExt;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
@@ -25,15 +40,14 @@ macro_rules! report_sql {
     ($accounts:literal) => {
         concat!(
             r#"
-sys AS (
+sys AS MATERIALIZED (
     SELECT c.position, a.id, a.slug
       FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug
 ), judged AS NOT MATERIALIZED (
-    -- Each row's stored verdict (keyfall.row_verdicts, kept by the audit
-    -- trigger): whether it stops the walk, and whether stopping there is
-    -- the app failing.
+    -- Each row's stored verdict: whether it stops the walk, and whether
+    -- stopping there is the app failing.
     SELECT r.account_id, r.integration_type, r.provider, r.verdict,
-           r.verdict <> ALL($5::text[]) AS stops, r.verdict = ANY($6::text[]) AS fails
+           r.verdict <> ALL($4::text[]) AS stops, r.verdict = ANY($5::text[]) AS fails
       FROM row_verdicts r
 ), sys_answer AS MATERIALIZED (
     -- Per type, the first chain account whose row stops the walk: it
@@ -46,29 +60,41 @@ sys AS (
       FROM sys CROSS JOIN LATERAL (SELECT * FROM judged j WHERE j.account_id = sys.id) j
      WHERE j.stops
      ORDER BY j.integration_type, sys.position
-), first_hop AS (
-    -- The account's own row first, whatever the account (the app's
-    -- get_model_config); where it moves the walk on, the chain's answer.
-    -- The chain's answers are two or three rows: looked up, not joined.
-    SELECT a.id, a.slug, (SELECT sys.position FROM sys WHERE sys.id = a.id) AS chain_position, types.t,
-           CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE a.slug END
-                ELSE (SELECT sa.slug FROM sys_answer sa WHERE sa.integration_type = types.t) END AS answered_by,
-           CASE WHEN types.t = ANY($2::text[]) THEN
-                CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.provider END
-                     ELSE (SELECT sa.provider FROM sys_answer sa WHERE sa.integration_type = types.t) END
-           END AS provider,
-           CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.verdict END
-                ELSE (SELECT sa.verdict FROM sys_answer sa WHERE sa.integration_type = types.t) END AS answer_verdict
+), typed AS MATERIALIZED (
+    -- The reported types with the chain's answer for each: a few rows.
+    SELECT types.t, types.t = ANY($2::text[]) AS consumer,
+           sa.slug AS sys_slug, sa.provider AS sys_provider, sa.verdict AS sys_verdict
+      FROM unnest($1::text[]) AS types(t)
+      LEFT JOIN sys_answer sa ON sa.integration_type = types.t
+), reported AS (
+    -- In the report's order, so the rows below come out in it (no sort of
+    -- every row: the joins below keep this order).
+    SELECT a.id, a.slug, sys.position AS chain_position
       FROM "#,
             $accounts,
             r#" a
-      CROSS JOIN unnest($1::text[]) AS types(t)
-      LEFT JOIN judged own ON own.account_id = a.id AND own.integration_type = types.t
+      LEFT JOIN sys ON sys.id = a.id
      WHERE ($3::bigint[] IS NULL OR a.id = ANY($3::bigint[]) OR a.id IS NULL)
-       AND ($4::text IS NULL OR a.id IS NULL OR a.id IN (SELECT id FROM sys)
-            OR NOT EXISTS (SELECT 1 FROM row_verdicts x
-                            WHERE x.account_id = a.id AND x.integration_type = $4::text
-                              AND x.verdict <> ALL($5::text[])))
+     ORDER BY sys.position, a.slug COLLATE "C"
+), first_hop AS (
+    -- The account's own row first, whatever the account (the app's
+    -- get_model_config); where it moves the walk on, the chain's answer.
+    -- One index probe per account for its own rows.
+    SELECT a.id, a.slug, a.chain_position, x.*
+      FROM reported a
+     CROSS JOIN LATERAL (
+        SELECT ty.t, ty.consumer,
+               CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE a.slug END
+                    ELSE ty.sys_slug END AS answered_by,
+               CASE WHEN NOT ty.consumer THEN NULL
+                    WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.provider END
+                    ELSE ty.sys_provider END AS provider,
+               CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.verdict END
+                    ELSE ty.sys_verdict END AS answer_verdict
+          FROM typed ty
+          LEFT JOIN (SELECT * FROM judged j WHERE j.account_id = a.id) own ON own.integration_type = ty.t
+        OFFSET 0
+     ) x
 ), named AS (
     -- A provider reference: the hop's type when it is a string; any other
     -- JSON (a number, a list) names no type the app could find. A consumer
@@ -76,11 +102,13 @@ sys AS (
     -- hops nowhere: "(no provider)".
     SELECT f.*, CASE WHEN jsonb_typeof(f.provider) = 'string' AND f.provider <> '""'::jsonb
                      THEN f.provider #>> '{}' END AS hop_type,
-           CASE WHEN f.t <> ALL($2::text[]) THEN NULL
+           CASE WHEN NOT f.consumer THEN NULL
                 WHEN NOT keyfall_py_truthy(f.provider) THEN '(no provider)'
                 WHEN jsonb_typeof(f.provider) = 'string' THEN f.provider #>> '{}'
                 ELSE f.provider::text END AS provider_text
       FROM first_hop f
+     ORDER BY f.chain_position, f.slug COLLATE "C"
+    OFFSET 0
 )
 SELECT f.slug AS account, f.id AS account_id, f.chain_position, f.t AS integration_type, f.answered_by,
        CASE WHEN f.answered_by IS NOT NULL THEN f.provider_text END AS provider,
@@ -91,87 +119,127 @@ SELECT f.slug AS account, f.id AS account_id, f.chain_position, f.t AS integrati
        f.answer_verdict
   FROM named f
   -- Only consumers hop: an index probe for those, nothing for the rest.
-  LEFT JOIN LATERAL (SELECT * FROM judged x WHERE x.account_id = f.id AND x.integration_type = f.hop_type OFFSET 0) prov
-         ON f.hop_type IS NOT NULL
+  LEFT JOIN LATERAL (SELECT x.stops, x.fails FROM judged x
+                      WHERE f.hop_type IS NOT NULL AND x.account_id = f.id AND x.integration_type = f.hop_type
+                     OFFSET 0) prov ON true
+ ORDER BY f.chain_position, f.slug COLLATE "C"
 "#
         )
     };
 }
 
-/// Unordered: the caller sorts (PostgreSQL's sort of 300,000 rows cost more
-/// than the whole rest of the query).
+/// Every account, in the report's order (types within an account are put
+/// in order by the reader).
 const REPORT_SQL: &str = concat!("WITH ", report_sql!("accounts"));
 
-/// The impact preview runs inside one transaction that is rolled back: the
-/// report before, the proposal applied, the report after, the difference.
-/// Users without an account walk the chain from the top; they stand in as
-/// the pseudo-account with slug '' (and no id).
-const IMPACT_TABLES: &str = "
-CREATE TEMP TABLE kf_before (account text, account_id bigint, chain_position integer, integration_type text,
-                             answered_by text, provider text, provider_answered_by text,
-                             answer_verdict text) ON COMMIT DROP;
-CREATE TEMP TABLE kf_after (LIKE kf_before) ON COMMIT DROP;";
-
-macro_rules! impact_report {
-    ($table:literal) => {
-        concat!(
-            "INSERT INTO ",
-            $table,
-            " WITH every_account AS (SELECT id, slug FROM accounts UNION ALL SELECT NULL::bigint, ''), ",
-            report_sql!("every_account")
-        )
-    };
-}
-
 /// The report for some accounts only (and, as '' with no id, for users
-/// without an account): what `resolve --batch` answers from.
+/// without an account): what `resolve --batch` answers from, and the
+/// impact preview's accounts whose own rows change.
 const BATCH_SQL: &str = concat!(
     "WITH every_account AS (SELECT id, slug FROM accounts WHERE id = ANY($3::bigint[]) UNION ALL SELECT NULL::bigint, ''), ",
     report_sql!("every_account")
 );
 
-const IMPACT_BEFORE: &str = impact_report!("kf_before");
-const IMPACT_AFTER: &str = impact_report!("kf_after");
+/// Per type, the system chain's answer (the report's `sys_answer`): the
+/// answering chain account (NULL where the app raises) and the provider
+/// reference it names. $1 the verdicts that move on, $2 those that fail.
+const SYS_SQL: &str = r#"
+WITH sys AS (
+    SELECT c.position, a.id, a.slug
+      FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug
+)
+SELECT DISTINCT ON (r.integration_type) r.integration_type,
+       CASE WHEN r.verdict = ANY($2::text[]) THEN NULL ELSE sys.slug END AS slug,
+       CASE WHEN r.verdict = ANY($2::text[]) THEN NULL ELSE r.provider END AS provider
+  FROM sys JOIN row_verdicts r ON r.account_id = sys.id
+ WHERE r.verdict <> ALL($1::text[])
+ ORDER BY r.integration_type, sys.position
+"#;
 
-const IMPACT_DIFF: &str = r#"
-WITH labelled AS (
-    -- An account answering for itself is "(own)", so such accounts group
-    -- together and a system account leaving the chain does not "move".
-    SELECT b.account, b.account_id, b.integration_type,
-           CASE WHEN b.answered_by = b.account THEN '(own)' ELSE b.answered_by END AS before_by,
-           b.provider AS before_provider,
-           CASE WHEN b.provider_answered_by = b.account THEN '(own)' ELSE b.provider_answered_by END
-               AS before_provider_by,
-           CASE WHEN a.answered_by = a.account THEN '(own)' ELSE a.answered_by END AS after_by,
-           a.provider AS after_provider,
-           CASE WHEN a.provider_answered_by = a.account THEN '(own)' ELSE a.provider_answered_by END
-               AS after_provider_by
-      FROM kf_before b
-      JOIN kf_after a ON a.account = b.account AND a.integration_type = b.integration_type
-), changed AS (
-    SELECT * FROM labelled
-     WHERE (before_by, before_provider, before_provider_by)
-           IS DISTINCT FROM (after_by, after_provider, after_provider_by)
+/// The impact on every account whose own rows the change leaves as they
+/// are, grouped. Such an account answers from its own row where that stops
+/// the walk ("(own)"), else from the chain's answer, before ($7 `b_*`) or
+/// after (`a_*`); `renewed` marks a type whose chain answer stays at the
+/// same account while that account's row changes content. Only accounts
+/// without a stopping row of a type in $4 (those whose chain answer
+/// changed or was renewed) can move; $3 the accounts looked at one by one
+/// (left out here); $1 the types evaluated (those of $4 and the consumers,
+/// which may hop into them); $2 the consumer types; $5/$6 the rule set.
+const PLAIN_SQL: &str = r#"
+WITH sysx AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset($7::text::jsonb)
+        AS x(t text, b_slug text, b_provider jsonb, a_slug text, a_provider jsonb, renewed boolean)
+), judged AS NOT MATERIALIZED (
+    SELECT r.account_id, r.integration_type, r.provider,
+           r.verdict <> ALL($5::text[]) AS stops, r.verdict = ANY($6::text[]) AS fails
+      FROM row_verdicts r
+), moving AS MATERIALIZED (
+    SELECT DISTINCT a.id
+      FROM accounts a CROSS JOIN unnest($4::text[]) AS d(t)
+     WHERE a.id <> ALL($3::bigint[])
+       AND NOT EXISTS (SELECT 1 FROM judged j
+                        WHERE j.account_id = a.id AND j.integration_type = d.t
+                          AND j.integration_type = ANY($4::text[]) AND j.stops)
+), named AS MATERIALIZED (
+    SELECT f.*,
+           CASE WHEN jsonb_typeof(f.b_p) = 'string' AND f.b_p <> '""'::jsonb THEN f.b_p #>> '{}' END AS b_hop,
+           CASE WHEN jsonb_typeof(f.a_p) = 'string' AND f.a_p <> '""'::jsonb THEN f.a_p #>> '{}' END AS a_hop,
+           CASE WHEN f.t <> ALL($2::text[]) THEN NULL
+                WHEN NOT keyfall_py_truthy(f.b_p) THEN '(no provider)'
+                WHEN jsonb_typeof(f.b_p) = 'string' THEN f.b_p #>> '{}'
+                ELSE f.b_p::text END AS b_text,
+           CASE WHEN f.t <> ALL($2::text[]) THEN NULL
+                WHEN NOT keyfall_py_truthy(f.a_p) THEN '(no provider)'
+                WHEN jsonb_typeof(f.a_p) = 'string' THEN f.a_p #>> '{}'
+                ELSE f.a_p::text END AS a_text
+      FROM (
+        SELECT m.id, ty.t,
+               CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE '(own)' END ELSE sx.b_slug END AS b_by,
+               CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE '(own)' END ELSE sx.a_slug END AS a_by,
+               CASE WHEN ty.t = ANY($2::text[]) THEN
+                    CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.provider END ELSE sx.b_provider END
+               END AS b_p,
+               CASE WHEN ty.t = ANY($2::text[]) THEN
+                    CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.provider END ELSE sx.a_provider END
+               END AS a_p,
+               own.stops IS NOT TRUE AND sx.renewed IS TRUE AS first_renewed
+          FROM moving m CROSS JOIN unnest($1::text[]) AS ty(t)
+          LEFT JOIN sysx sx ON sx.t = ty.t
+          LEFT JOIN LATERAL (SELECT j.stops, j.fails, j.provider FROM judged j
+                              WHERE j.account_id = m.id AND j.integration_type = ty.t OFFSET 0) own ON true
+      ) f
+), answered AS (
+    SELECT n.id, n.t,
+           n.b_by, CASE WHEN n.b_by IS NOT NULL THEN n.b_text END AS b_provider,
+           CASE WHEN n.b_by IS NOT NULL AND n.b_hop IS NOT NULL THEN
+                CASE WHEN bp.stops THEN CASE WHEN bp.fails THEN NULL ELSE '(own)' END ELSE bs.b_slug END
+           END AS b_pby,
+           n.a_by, CASE WHEN n.a_by IS NOT NULL THEN n.a_text END AS a_provider,
+           CASE WHEN n.a_by IS NOT NULL AND n.a_hop IS NOT NULL THEN
+                CASE WHEN ap.stops THEN CASE WHEN ap.fails THEN NULL ELSE '(own)' END ELSE hs.a_slug END
+           END AS a_pby,
+           (n.a_by IS NOT NULL AND n.first_renewed)
+           OR (n.a_by IS NOT NULL AND n.a_hop IS NOT NULL AND ap.stops IS NOT TRUE AND hs.renewed IS TRUE) AS renewed
+      FROM named n
+      LEFT JOIN LATERAL (SELECT x.stops, x.fails FROM judged x
+                          WHERE n.b_hop IS NOT NULL AND x.account_id = n.id AND x.integration_type = n.b_hop
+                         OFFSET 0) bp ON true
+      LEFT JOIN sysx bs ON bs.t = n.b_hop
+      LEFT JOIN LATERAL (SELECT x.stops, x.fails FROM judged x
+                          WHERE n.a_hop IS NOT NULL AND x.account_id = n.id AND x.integration_type = n.a_hop
+                         OFFSET 0) ap ON true
+      LEFT JOIN sysx hs ON hs.t = n.a_hop
+), compared AS (
+    SELECT a.*, (a.b_by, a.b_provider, a.b_pby) IS NOT DISTINCT FROM (a.a_by, a.a_provider, a.a_pby) AS same
+      FROM answered a
 )
-, user_counts AS (
-    -- Users per moved account (0 for users without an account), from the
-    -- users_account index alone.
-    SELECT c.key, count(u.account_id) AS users
-      FROM (SELECT DISTINCT coalesce(account_id, 0) AS key FROM changed WHERE account_id IS NOT NULL) c
-      LEFT JOIN users u ON u.account_id = c.key
-     GROUP BY c.key
-    UNION ALL
-    SELECT 0, count(*) FROM users WHERE account_id IS NULL
-)
-SELECT f.name AS function, c.integration_type,
-       c.before_by, c.before_provider, c.before_provider_by,
-       c.after_by, c.after_provider, c.after_provider_by,
-       count(*) FILTER (WHERE c.account <> '') AS accounts, coalesce(sum(uc.users), 0)::bigint AS users
-  FROM changed c
-  JOIN ai_functions f ON f.integration_type = c.integration_type
-  JOIN user_counts uc ON uc.key = coalesce(c.account_id, 0)
+SELECT c.t AS integration_type, c.b_by, c.b_provider, c.b_pby, c.a_by, c.a_provider, c.a_pby,
+       c.same AS value_changed, count(*) AS accounts, sum(uc.n)::bigint AS users
+  FROM compared c
+  -- Users per moved account, from the users_account index alone.
+ CROSS JOIN LATERAL (SELECT count(*) AS n FROM users u WHERE u.account_id = c.id) uc
+ WHERE NOT c.same OR c.renewed
  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
- ORDER BY 1, users DESC
 "#;
 
 /// One account × type of the fallback report.
@@ -229,32 +297,54 @@ impl std::fmt::Debug for Proposal {
     }
 }
 
+impl Proposal {
+    /// The proposal as single changes (a `Many` unpacked).
+    fn singles(&self) -> Vec<&Proposal> {
+        match self {
+            Proposal::Many(all) => all.iter().collect(),
+            one => vec![one],
+        }
+    }
+}
+
 /// Who answers, as one comparable value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Answer {
     pub answered_by: Option<String>,
     pub provider: Option<String>,
     pub provider_answered_by: Option<String>,
+    /// The same answering account(s) as before, whose answering row now
+    /// holds the changed content (shown as "(new value)"; only ever set on
+    /// an impact row's `after`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new_value: bool,
 }
 
 impl std::fmt::Display for Answer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use crate::domain::text::visible_short;
         match (&self.answered_by, &self.provider) {
-            (None, _) => f.write_str("nothing"),
-            (Some(by), None) => f.write_str(&visible_short(by, 40)),
+            (None, _) => f.write_str("nothing")?,
+            (Some(by), None) => f.write_str(&visible_short(by, 40))?,
             (Some(by), Some(p)) => write!(
                 f,
                 "{} → {}@{}",
                 visible_short(by, 40),
                 visible_short(p, 20),
                 visible_short(self.provider_answered_by.as_deref().unwrap_or("nothing"), 40)
-            ),
+            )?,
         }
+        if self.new_value {
+            f.write_str(" (new value)")?;
+        }
+        Ok(())
     }
 }
 
-/// Accounts and users of one function that move from `before` to `after`.
+/// Accounts and users of one function that move from `before` to `after`
+/// — or, with `value_changed`, whose answering account stays the same but
+/// whose answering row (the first hop's or the provider hop's) changes
+/// content: they now use the new value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImpactRow {
     pub function: String,
@@ -263,6 +353,8 @@ pub struct ImpactRow {
     pub after: Answer,
     pub accounts: i64,
     pub users: i64,
+    /// The answer stays at the same account(s); its content changes.
+    pub value_changed: bool,
 }
 
 impl ImpactRow {
@@ -297,40 +389,97 @@ fn consumers() -> Vec<String> {
     registry::TYPES.iter().filter(|t| t.kind == registry::Kind::Consumer).map(|t| t.name.to_string()).collect()
 }
 
+/// The chain's answer for one type: the answering account (`None` where
+/// nobody answers or the app raises) and the provider reference it names.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct SysAnswer {
+    slug: Option<String>,
+    provider: Option<Value>,
+}
+
+/// One group of an impact: type, before → after, whether only the value changed.
+type ImpactKey = (String, Answer, Answer, bool);
+
+/// A report row's answer with the account's own name as "(own)", so such
+/// accounts group together and a system account leaving the chain does not
+/// "move".
+fn labelled(r: &ReportRow) -> Answer {
+    let own = |by: &Option<String>| match by {
+        Some(s) if !r.account.is_empty() && *s == r.account => Some("(own)".to_string()),
+        other => other.clone(),
+    };
+    Answer {
+        answered_by: own(&r.answered_by),
+        provider: r.provider.clone(),
+        provider_answered_by: own(&r.provider_answered_by),
+        new_value: false,
+    }
+}
+
+/// Whether the answer `r` (unchanged in who answers) comes from a row whose
+/// content changes: its first hop's or its provider hop's.
+fn answers_from(r: &ReportRow, renewed: &HashSet<(String, String)>) -> bool {
+    let first = r.answered_by.as_ref().is_some_and(|by| renewed.contains(&(by.clone(), r.integration_type.clone())));
+    let hop = match (&r.provider_answered_by, &r.provider) {
+        (Some(by), Some(hop_type)) => renewed.contains(&(by.clone(), hop_type.clone())),
+        _ => false,
+    };
+    first || hop
+}
+
 impl Store {
     /// Every account × integration type (the registry's and any found in the
     /// data) with who answers, in one set-based query. System accounts come
-    /// first in chain order, then tenants by slug.
+    /// first in chain order, then tenants by slug (bytes), then type.
     #[tracing::instrument(skip_all)]
     pub async fn report(&self) -> Result<Vec<ReportRow>, StoreError> {
-        let types = self.all_types().await?;
-        let mut tx = self.pool.begin().await?;
+        let mut rows = Vec::new();
+        self.report_each(|r| {
+            rows.push(r);
+            Ok::<(), StoreError>(())
+        })
+        .await?;
+        Ok(rows)
+    }
+
+    /// The report row by row, in the report's order, as the database sends
+    /// it: memory stays bounded whatever the number of accounts. An error
+    /// of `each` (a closed pipe) stops the query.
+    #[tracing::instrument(skip_all)]
+    pub async fn report_each<E, F>(&self, mut each: F) -> Result<(), E>
+    where
+        E: From<StoreError>,
+        F: FnMut(ReportRow) -> Result<(), E>,
+    {
+        let mut types = self.all_types().await?;
+        types.sort();
+        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         analytic(&mut tx).await?;
-        let rows = sqlx::query(REPORT_SQL)
-            .bind(&types)
-            .bind(consumers())
-            .bind(None::<Vec<i64>>)
-            .bind(None::<String>)
-            .bind(self.rules.moves_on_names())
-            .bind(self.rules.fails_names())
-            .fetch_all(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        let mut report = rows
-            .into_iter()
-            .map(|r| report_row(&r))
-            .collect::<Result<Vec<_>, sqlx::Error>>()
-            .map_err(StoreError::from)?;
-        // System accounts first in chain order, then tenants by slug (bytes,
-        // as C collation would), then type.
-        report.sort_unstable_by(|a, b| {
-            (a.chain_position.unwrap_or(i32::MAX), &a.account, &a.integration_type).cmp(&(
-                b.chain_position.unwrap_or(i32::MAX),
-                &b.account,
-                &b.integration_type,
-            ))
-        });
-        Ok(report)
+        // One account's rows at a time, put in type order.
+        let mut account: Vec<ReportRow> = Vec::with_capacity(types.len());
+        let mut flush = |account: &mut Vec<ReportRow>| -> Result<(), E> {
+            account.sort_unstable_by(|a, b| a.integration_type.cmp(&b.integration_type));
+            account.drain(..).try_for_each(&mut each)
+        };
+        {
+            let mut rows = sqlx::query(REPORT_SQL)
+                .bind(&types)
+                .bind(consumers())
+                .bind(None::<Vec<i64>>)
+                .bind(self.rules.moves_on_names())
+                .bind(self.rules.fails_names())
+                .fetch(&mut *tx);
+            while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
+                let row = report_row(&row).map_err(StoreError::from)?;
+                if account.first().is_some_and(|a| a.account_id != row.account_id) {
+                    flush(&mut account)?;
+                }
+                account.push(row);
+            }
+        }
+        flush(&mut account)?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
     }
 
     /// Who answers each type for these accounts (and, with `account ''`,
@@ -339,17 +488,26 @@ impl Store {
     pub async fn report_for(&self, account_ids: &[i64], types: &[String]) -> Result<Vec<ReportRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
         analytic(&mut tx).await?;
+        let rows = self.scoped_report(&mut tx, account_ids, types).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn scoped_report(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        account_ids: &[i64],
+        types: &[String],
+    ) -> Result<Vec<ReportRow>, StoreError> {
         let rows = sqlx::query(BATCH_SQL)
             .bind(types)
             .bind(consumers())
             .bind(account_ids)
-            .bind(None::<String>)
             .bind(self.rules.moves_on_names())
             .bind(self.rules.fails_names())
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut **tx)
             .await?;
-        tx.commit().await?;
-        rows.into_iter().map(|r| report_row(&r)).collect::<Result<Vec<_>, sqlx::Error>>().map_err(StoreError::from)
+        rows.iter().map(report_row).collect::<Result<Vec<_>, sqlx::Error>>().map_err(StoreError::from)
     }
 
     /// Users by email, exact first, then any case: (asked, found email,
@@ -388,109 +546,225 @@ impl Store {
         Ok(types)
     }
 
-    /// Who would resolve differently if `proposal` were applied, grouped by
-    /// function and by old → new answer, with account and user counts.
-    /// Nothing is written. A tenant's change is previewed for that tenant
-    /// only (nothing else can move); a system account's for every account,
-    /// restricted to the types the change can reach.
+    /// Who would resolve differently if `proposal` were applied — and who
+    /// keeps the same answering account but now uses a changed value —
+    /// grouped by function and by old → new answer, with account and user
+    /// counts. Nothing is written: the change is applied as the operator
+    /// (the database checks their right as for the real write) inside a
+    /// transaction that is rolled back. Scoped: the accounts whose own rows
+    /// change are compared row by row; every other account only where it
+    /// falls back to a chain answer that changes (see the module comment).
     #[tracing::instrument(skip_all)]
     pub async fn impact(&self, proposal: &Proposal) -> Result<Vec<ImpactRow>, StoreError> {
-        let (account_id, integration_type) = match proposal {
-            Proposal::Setting { account_id, integration_type, .. }
-            | Proposal::Delete { account_id, integration_type } => (Some(*account_id), Some(integration_type.clone())),
-            Proposal::Chain(_) | Proposal::Many(_) => (None, None),
-        };
-        let types: Vec<String> = match integration_type.as_deref() {
-            None => self.all_types().await?,
-            // A provider's change also moves every consumer's second hop.
-            Some(t) if registry::spec(t).is_some_and(|s| s.kind == registry::Kind::Provider) => {
-                std::iter::once(t.to_string()).chain(consumers()).collect()
+        let singles = proposal.singles();
+        let mut types = self.all_types().await?;
+        let mut touched: Vec<(i64, String)> = Vec::new();
+        let mut new_chain: Vec<String> = Vec::new();
+        for p in &singles {
+            match p {
+                Proposal::Setting { account_id, integration_type, .. }
+                | Proposal::Delete { account_id, integration_type } => {
+                    touched.push((*account_id, integration_type.clone()));
+                    if !types.contains(integration_type) {
+                        types.push(integration_type.clone());
+                    }
+                }
+                Proposal::Chain(slugs) => new_chain.extend(slugs.iter().cloned()),
+                Proposal::Many(_) => return Err(StoreError::Invalid("nested proposals are not supported".into())),
             }
-            Some(t) => vec![t.to_string()],
-        };
-        // Who can move at all: a tenant's change moves only that tenant; a
-        // system account's moves only accounts without their own answering
-        // setting of the type (which answer before any system account, for
-        // the type and for a consumer's second hop alike), plus the system
-        // accounts and users without an account.
-        let (scope, unless_own): (Option<Vec<i64>>, Option<String>) = match account_id {
-            Some(id) if !self.is_system_account(id).await? => (Some(vec![id]), None),
-            Some(_) => (None, integration_type.clone()),
-            None => (None, None),
-        };
+        }
+        let (moves_on, fails) = (self.rules.moves_on_names(), self.rules.fails_names());
+        // Every query below runs on the transaction's connection (a command
+        // line has only one).
         let mut tx = self.pool.begin().await?;
         analytic(&mut tx).await?;
-        sqlx::raw_sql(IMPACT_TABLES).execute(&mut *tx).await?;
-        let (moves_on, fails) = (self.rules.moves_on_names(), self.rules.fails_names());
-        let report = |sql| {
-            sqlx::query(sql)
-                .bind(&types)
-                .bind(consumers())
-                .bind(&scope)
-                .bind(&unless_own)
-                .bind(moves_on.clone())
-                .bind(fails.clone())
-        };
-        report(IMPACT_BEFORE).execute(&mut *tx).await?;
+
+        // The accounts looked at one by one: the chain's, before and after,
+        // and those whose rows the proposal touches.
+        let touched_ids: Vec<i64> = touched.iter().map(|(id, _)| *id).collect();
+        let mut special: Vec<i64> = sqlx::query_scalar(
+            "SELECT a.id FROM accounts a
+              WHERE a.slug = ANY(ARRAY(SELECT account_slug FROM fallback_chain) || $1::text[])",
+        )
+        .bind(&new_chain)
+        .fetch_all(&mut *tx)
+        .await?;
+        let chain_ids: HashSet<i64> = special.iter().copied().collect();
+        special.extend(touched_ids.iter().copied());
+        special.sort_unstable();
+        special.dedup();
+
+        // Rows whose content the proposal changes and that stay (a setting
+        // rewritten differently): whoever answers from them keeps the
+        // account and gets the new value. Compared as the operator reads
+        // them (a masked key written back is the stored key).
+        let (mut ids, mut kinds, mut configs, mut actives) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for p in &singles {
+            if let Proposal::Setting { account_id, integration_type, config, is_active } = p {
+                ids.push(*account_id);
+                kinds.push(integration_type.clone());
+                configs.push(config.to_string());
+                actives.push(*is_active);
+            }
+        }
+        let renewed: HashSet<(String, String)> = sqlx::query_as::<_, (String, String)>(
+            "SELECT a.slug, s.integration_type
+               FROM unnest($1::bigint[], $2::text[], $3::text[], $4::boolean[]) AS q(id, t, config, is_active)
+               JOIN integration_settings s ON s.account_id = q.id AND s.integration_type = q.t
+               JOIN accounts a ON a.id = s.account_id
+              WHERE s.config IS DISTINCT FROM q.config::jsonb OR s.is_active IS DISTINCT FROM q.is_active",
+        )
+        .bind(&ids)
+        .bind(&kinds)
+        .bind(&configs)
+        .bind(&actives)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+
+        let sys_before = sys_answers(&mut tx, &moves_on, &fails).await?;
+        let before = self.scoped_report(&mut tx, &special, &types).await?;
         // The preview writes as the operator (then rolls back): the database
         // checks their right exactly as it will for the real write.
         apply(&mut tx, self.operator.as_deref().unwrap_or("keyfall preview"), proposal).await?;
-        report(IMPACT_AFTER).execute(&mut *tx).await?;
-        // Temporary tables have no statistics until analysed; without them
-        // the difference is planned as a nested loop over 200,000 rows.
-        sqlx::raw_sql("ANALYZE kf_before; ANALYZE kf_after").execute(&mut *tx).await?;
-        let rows = sqlx::query(IMPACT_DIFF).fetch_all(&mut *tx).await?;
-        // A single tenant's preview names the tenant rather than "(own)".
-        let own_name = match (&scope, proposal) {
-            (Some(ids), Proposal::Setting { account_id, .. } | Proposal::Delete { account_id, .. })
-                if ids.len() == 1 =>
-            {
-                self.account_slug(*account_id).await?
+        let sys_after = sys_answers(&mut tx, &moves_on, &fails).await?;
+        let after = self.scoped_report(&mut tx, &special, &types).await?;
+
+        let mut groups: HashMap<ImpactKey, (i64, i64)> = HashMap::new();
+        // The accounts looked at one by one, row by row.
+        let users: HashMap<Option<i64>, i64> = sqlx::query_as::<_, (Option<i64>, i64)>(
+            "SELECT q.id, (SELECT count(*) FROM users u WHERE u.account_id = q.id) FROM unnest($1::bigint[]) AS q(id)
+             UNION ALL
+             SELECT NULL, count(*) FROM users WHERE account_id IS NULL",
+        )
+        .bind(&special)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        let before_rows: HashMap<(Option<i64>, &str), &ReportRow> =
+            before.iter().map(|r| ((r.account_id, r.integration_type.as_str()), r)).collect();
+        for a in &after {
+            let Some(b) = before_rows.get(&(a.account_id, a.integration_type.as_str())) else { continue };
+            let (was, is) = (labelled(b), labelled(a));
+            let value_changed = was == is && answers_from(a, &renewed);
+            if was == is && !value_changed {
+                continue;
             }
-            _ => None,
-        };
+            let entry = groups.entry((a.integration_type.clone(), was, is, value_changed)).or_default();
+            entry.0 += i64::from(a.account_id.is_some());
+            entry.1 += users.get(&a.account_id).copied().unwrap_or(0);
+        }
+
+        // Every other account: only where the chain's answer changes.
+        let mut sys_types: Vec<&String> = sys_before.keys().chain(sys_after.keys()).collect();
+        sys_types.sort();
+        sys_types.dedup();
+        let mut sysx = Vec::new();
+        let mut changed_types: Vec<String> = Vec::new();
+        for t in sys_types {
+            let (b, a) =
+                (sys_before.get(t).cloned().unwrap_or_default(), sys_after.get(t).cloned().unwrap_or_default());
+            let renewed_here = b.slug.is_some()
+                && b.slug == a.slug
+                && renewed.contains(&(b.slug.clone().unwrap_or_default(), t.clone()));
+            if b != a || renewed_here {
+                changed_types.push(t.clone());
+            }
+            sysx.push(serde_json::json!({
+                "t": t, "b_slug": b.slug, "b_provider": b.provider,
+                "a_slug": a.slug, "a_provider": a.provider, "renewed": renewed_here,
+            }));
+        }
+        if !changed_types.is_empty() {
+            let consumer_types = consumers();
+            let mut evaluated = changed_types.clone();
+            evaluated.extend(consumer_types.iter().filter(|c| !changed_types.contains(c)).cloned());
+            let rows = sqlx::query(PLAIN_SQL)
+                .bind(&evaluated)
+                .bind(&consumer_types)
+                .bind(&special)
+                .bind(&changed_types)
+                .bind(&moves_on)
+                .bind(&fails)
+                .bind(Value::Array(sysx).to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+            for r in rows {
+                let answer = |by: &str, provider: &str, pby: &str| -> Result<Answer, sqlx::Error> {
+                    Ok(Answer {
+                        answered_by: r.try_get(by)?,
+                        provider: r.try_get(provider)?,
+                        provider_answered_by: r.try_get(pby)?,
+                        new_value: false,
+                    })
+                };
+                let key = (
+                    r.try_get::<String, _>("integration_type")?,
+                    answer("b_by", "b_provider", "b_pby")?,
+                    answer("a_by", "a_provider", "a_pby")?,
+                    r.try_get::<bool, _>("value_changed")?,
+                );
+                let entry = groups.entry(key).or_default();
+                entry.0 += r.try_get::<i64, _>("accounts")?;
+                entry.1 += r.try_get::<i64, _>("users")?;
+            }
+        }
+        let functions: Vec<(String, String)> =
+            sqlx::query_as("SELECT name, integration_type FROM ai_functions").fetch_all(&mut *tx).await?;
         // Nothing of the preview survives: not the change, not its audit
         // rows, not its notices (NOTIFY is only sent on commit).
         tx.rollback().await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ImpactRow {
-                    function: r.try_get("function")?,
-                    integration_type: r.try_get("integration_type")?,
-                    before: Answer {
-                        answered_by: r.try_get("before_by")?,
-                        provider: r.try_get("before_provider")?,
-                        provider_answered_by: r.try_get("before_provider_by")?,
-                    },
-                    after: Answer {
-                        answered_by: r.try_get("after_by")?,
-                        provider: r.try_get("after_provider")?,
-                        provider_answered_by: r.try_get("after_provider_by")?,
-                    },
-                    accounts: r.try_get("accounts")?,
-                    users: r.try_get("users")?,
+
+        // A single tenant's preview names the tenant rather than "(own)".
+        let own_name = match proposal {
+            Proposal::Setting { account_id, .. } | Proposal::Delete { account_id, .. }
+                if !chain_ids.contains(account_id) =>
+            {
+                before.iter().find(|r| r.account_id == Some(*account_id)).map(|r| r.account.clone())
+            }
+            _ => None,
+        };
+        let mut out: Vec<ImpactRow> = Vec::new();
+        for ((integration_type, before, mut after, value_changed), (accounts, users)) in groups {
+            after.new_value = value_changed;
+            for (function, _) in functions.iter().filter(|(_, t)| *t == integration_type) {
+                let row = ImpactRow {
+                    function: function.clone(),
+                    integration_type: integration_type.clone(),
+                    before: before.clone(),
+                    after: after.clone(),
+                    accounts,
+                    users,
+                    value_changed,
+                };
+                out.push(match &own_name {
+                    Some(slug) => row.naming_own(slug),
+                    None => row,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            (&a.function, std::cmp::Reverse(a.users), std::cmp::Reverse(a.accounts), a.value_changed)
+                .cmp(&(&b.function, std::cmp::Reverse(b.users), std::cmp::Reverse(b.accounts), b.value_changed))
+                .then_with(|| {
+                    (a.before.to_string(), a.after.to_string()).cmp(&(b.before.to_string(), b.after.to_string()))
                 })
-            })
-            .collect::<Result<Vec<ImpactRow>, sqlx::Error>>()
-            .map_err(StoreError::from)
-            .map(|rows| match &own_name {
-                Some(slug) => rows.into_iter().map(|r| r.naming_own(slug)).collect(),
-                None => rows,
-            })
+        });
+        Ok(out)
     }
+}
 
-    async fn account_slug(&self, id: i64) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT slug FROM accounts WHERE id = $1").bind(id).fetch_optional(&self.pool).await?)
-    }
-
-    async fn is_system_account(&self, account_id: i64) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug WHERE a.id = $1)",
-        )
-        .bind(account_id)
-        .fetch_one(&self.pool)
-        .await?)
-    }
+/// The chain's answer per type, as the report's `sys_answer` computes it.
+async fn sys_answers(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    moves_on: &[&str],
+    fails: &[&str],
+) -> Result<HashMap<String, SysAnswer>, StoreError> {
+    let rows: Vec<(String, Option<String>, Option<Value>)> =
+        sqlx::query_as(SYS_SQL).bind(moves_on).bind(fails).fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().map(|(t, slug, provider)| (t, SysAnswer { slug, provider })).collect())
 }
 
 /// Apply a proposal inside the preview's transaction (rolled back after).
@@ -500,11 +774,7 @@ async fn apply(
     proposal: &Proposal,
 ) -> Result<(), StoreError> {
     sqlx::query("SELECT set_config('keyfall.actor', $1, true)").bind(actor).execute(&mut **tx).await?;
-    let single: Vec<&Proposal> = match proposal {
-        Proposal::Many(all) => all.iter().collect(),
-        one => vec![one],
-    };
-    for proposal in single {
+    for proposal in proposal.singles() {
         apply_one(tx, proposal).await?;
     }
     Ok(())
