@@ -219,7 +219,7 @@ impl Progress {
 
     pub(super) fn tick(&mut self) {
         self.count += 1;
-        if !self.on || self.count % 1024 != 0 {
+        if !self.on || !self.count.is_multiple_of(1024) {
             return;
         }
         let now = Instant::now();

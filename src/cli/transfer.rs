@@ -358,7 +358,7 @@ mod tests {
         let entry = |account: &str, config: Value| Entry {
             account: account.into(),
             integration_type: "openai".into(),
-            is_active: account.len() % 2 == 0,
+            is_active: account.len().is_multiple_of(2),
             config,
         };
         let cases = vec![
