@@ -7,15 +7,21 @@
 -- falls back to asking step by step (for the exact message) only when
 -- something is off.
 CREATE OR REPLACE FUNCTION keyfall.keyfall_preflight() RETURNS jsonb
-LANGUAGE sql STABLE SET search_path = keyfall, pg_catalog AS $$
-    SELECT jsonb_build_object(
+-- PL/pgSQL, so its body is checked when called, not when created: attach
+-- runs these migrations in a rolled-back check before sqlx's migration table
+-- exists.
+LANGUAGE plpgsql STABLE SET search_path = keyfall, pg_catalog AS $$
+BEGIN
+    RETURN jsonb_build_object(
         'migrations', coalesce((SELECT jsonb_agg(jsonb_build_array(m.version, encode(m.checksum, 'hex')) ORDER BY m.version)
                                   FROM keyfall._sqlx_migrations m WHERE m.success), '[]'::jsonb),
         'mapping', (SELECT x.spec FROM keyfall.mapping x LIMIT 1),
         'problems', coalesce((SELECT to_jsonb(keyfall.keyfall_mapping_problems(x.spec)) FROM keyfall.mapping x LIMIT 1),
                              '[]'::jsonb),
-        'whoami', keyfall.keyfall_whoami())
+        'whoami', keyfall.keyfall_whoami());
+END
 $$;
+
 -- XL load (audit trigger): secret names without a query per name
 -- keyfall_is_secret_key as in 0002, with two exact fast paths for the names
 -- nearly every config has (camelCase like apiKey, snake_case like api_key):
