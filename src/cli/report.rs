@@ -47,15 +47,9 @@ async fn json(store: &Store) -> CliResult {
     let mut rows = 0usize;
     let written = store
         .report_each(|row: ReportRow| {
-            let pretty = serde_json::to_string_pretty(&row).map_err(|e| Stop::Write(e.into()))?;
             out.write_all(if rows == 0 { b"[\n" } else { b",\n" }).map_err(Stop::Write)?;
             rows += 1;
-            // One level in; no JSON text holds a raw line break.
-            for (i, line) in pretty.lines().enumerate() {
-                out.write_all(if i == 0 { b"  " } else { b"\n  " }).map_err(Stop::Write)?;
-                out.write_all(line.as_bytes()).map_err(Stop::Write)?;
-            }
-            Ok(())
+            write_row(&mut out, &row).map_err(Stop::Write)
         })
         .await;
     let finished = written.and_then(|()| {
@@ -69,6 +63,37 @@ async fn json(store: &Store) -> CliResult {
         Err(Stop::Write(e)) => Err(CliError::Other(e.to_string())),
         Err(Stop::Store(e)) => Err(e.into()),
     }
+}
+
+/// One row as `serde_json::to_string_pretty` writes it one level into an
+/// array — written field by field (strings escaped by serde_json), without
+/// building and re-indenting a string per row. `json_rows_are_pretty_json`
+/// holds the two equal.
+fn write_row(out: &mut impl std::io::Write, row: &ReportRow) -> std::io::Result<()> {
+    fn text(out: &mut impl std::io::Write, v: Option<&str>) -> std::io::Result<()> {
+        match v {
+            Some(s) => serde_json::to_writer(&mut *out, s).map_err(std::io::Error::from),
+            None => out.write_all(b"null"),
+        }
+    }
+    out.write_all(b"  {\n    \"account\": ")?;
+    text(out, Some(&row.account))?;
+    out.write_all(b",\n    \"chain_position\": ")?;
+    match row.chain_position {
+        Some(p) => write!(out, "{p}")?,
+        None => out.write_all(b"null")?,
+    }
+    out.write_all(b",\n    \"integration_type\": ")?;
+    text(out, Some(&row.integration_type))?;
+    out.write_all(b",\n    \"answered_by\": ")?;
+    text(out, row.answered_by.as_deref())?;
+    out.write_all(b",\n    \"provider\": ")?;
+    text(out, row.provider.as_deref())?;
+    out.write_all(b",\n    \"provider_answered_by\": ")?;
+    text(out, row.provider_answered_by.as_deref())?;
+    out.write_all(b",\n    \"answer_verdict\": ")?;
+    text(out, row.answer_verdict.as_deref())?;
+    out.write_all(b"\n  }")
 }
 
 /// One line per account, one column per type: `own`, the answering
@@ -148,4 +173,44 @@ pub fn render(rows: &[ReportRow]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_rows_are_pretty_json() {
+        let rows = vec![
+            ReportRow {
+                account: "aws-admin".into(),
+                account_id: Some(1),
+                chain_position: Some(1),
+                integration_type: "openai".into(),
+                answered_by: Some("aws-admin".into()),
+                provider: None,
+                provider_answered_by: None,
+                answer_verdict: Some("answered".into()),
+            },
+            ReportRow {
+                account: "t\u{1b}[31m\"\\\u{202e}é".into(),
+                account_id: None,
+                chain_position: None,
+                integration_type: "image_generation".into(),
+                answered_by: None,
+                provider: Some("(no provider)".into()),
+                provider_answered_by: Some("x\ny".into()),
+                answer_verdict: None,
+            },
+        ];
+        let mut streamed = b"[\n".to_vec();
+        for (i, row) in rows.iter().enumerate() {
+            if i > 0 {
+                streamed.extend_from_slice(b",\n");
+            }
+            write_row(&mut streamed, row).unwrap();
+        }
+        streamed.extend_from_slice(b"\n]");
+        assert_eq!(String::from_utf8(streamed).unwrap(), serde_json::to_string_pretty(&rows).unwrap());
+    }
 }
