@@ -334,11 +334,11 @@ pub async fn open_store(
         }
         Intent::Migrate => {
             let store = Store::connect_creating(&target).await?;
-            let installed = match store.installed().await? {
-                crate::store::Installed::Current { mapping } => mapping,
-                _ => None,
-            };
-            let mapping = config.mapping.clone().or(installed.map(|m| *m)).unwrap_or_else(Mapping::demo);
+            // The mapping installed stays, even where keyfall's schema is
+            // older than this keyfall (an outdated install is still attached
+            // to the app's tables: never fall back to the demo tables there).
+            let installed = store.installed_mapping().await?;
+            let mapping = config.mapping.clone().or(installed).unwrap_or_else(Mapping::demo);
             if mapping.is_demo() {
                 store.create_demo_tables().await?;
             } else {

@@ -323,6 +323,19 @@ impl Store {
         Ok(Installed::Current { mapping: spec.as_ref().and_then(mapping::from_sql).map(Box::new) })
     }
 
+    /// The mapping installed, whatever the state of keyfall's migrations
+    /// (`None` where keyfall has none here).
+    pub async fn installed_mapping(&self) -> Result<Option<Mapping>, StoreError> {
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('keyfall.mapping') IS NOT NULL").fetch_one(&self.pool).await?;
+        if !exists {
+            return Ok(None);
+        }
+        let spec: Option<Value> =
+            sqlx::query_scalar("SELECT spec FROM keyfall.mapping LIMIT 1").fetch_optional(&self.pool).await?;
+        Ok(spec.as_ref().and_then(mapping::from_sql))
+    }
+
     /// What does not fit in `mapping` on this database, one sentence each.
     /// Works before keyfall is installed (attach asks it first).
     pub async fn mapping_problems(&self, mapping: &Mapping) -> Result<Vec<String>, StoreError> {

@@ -475,6 +475,34 @@ async fn detach_leaves_the_django_tables_as_they_were_before_attach() {
 }
 
 #[tokio::test]
+async fn migrate_on_an_outdated_install_keeps_the_apps_mapping() {
+    let (db, store) = attached(31, 4, 12).await;
+    store.close().await;
+    let mut conn = db.raw().await;
+    // keyfall's schema from an older keyfall: its newest migration missing.
+    sqlx::raw_sql(
+        "DELETE FROM keyfall._sqlx_migrations WHERE version = (SELECT max(version) FROM keyfall._sqlx_migrations)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let run = keyfall(&db, &["report"], None);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("keyfall migrate"), "{}", run.stderr);
+    let run = keyfall(&db, &["migrate"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let demo: bool = sqlx::query_scalar("SELECT to_regclass('public.integration_settings') IS NOT NULL")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!demo, "migrate made keyfall's demo tables in the app's database");
+    let run = keyfall(&db, &["report", "--json"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(rows.as_array().unwrap().iter().any(|r| r["account"] == "aws-admin"), "still the app's tables");
+}
+
+#[tokio::test]
 async fn attach_writes_the_mapping_and_every_command_checks_it() {
     let db = TestDb::bare().await;
     kf(&db.target, &["migrate"]);
