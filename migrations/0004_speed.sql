@@ -102,8 +102,9 @@ BEGIN
         EXECUTE fixed;
     END IF;
     -- Before a mapping is installed there is no view (to_regclass: NULL).
+    -- pg_get_viewdef leaves the schema out where search_path has it.
     IF coalesce(pg_get_viewdef(to_regclass('keyfall.integration_settings')), '')
-           LIKE '%WHEN keyfall.keyfall_sees_raw()%'
+           ~ 'WHEN (keyfall\.)?keyfall_sees_raw\(\)'
        AND EXISTS (SELECT 1 FROM keyfall.mapping) THEN
         PERFORM keyfall.keyfall_install_mapping((SELECT spec FROM keyfall.mapping));
     END IF;

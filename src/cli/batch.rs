@@ -23,8 +23,10 @@ const CHUNK: usize = 5_000;
 
 pub async fn run(store: &Store) -> CliResult {
     let functions: HashMap<String, String> = store.functions().await?.into_iter().collect();
-    // The chain's answers, once: every chunk's accounts fall back to them.
-    let chain = store.chain_answers().await?;
+    // One snapshot for the whole run, and the chain's answers read once in
+    // it: every chunk's accounts fall back to them.
+    let mut snapshot = store.snapshot().await?;
+    let chain = store.chain_answers(&mut snapshot).await?;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -49,11 +51,11 @@ pub async fn run(store: &Store) -> CliResult {
         }
         let emails: Vec<String> = chunk.iter().filter_map(|p| p.as_ref().ok().map(|(u, _)| u.clone())).collect();
         let found: HashMap<String, Option<(i64, String)>> =
-            store.users_with_accounts(&emails).await?.into_iter().collect();
+            store.users_with_accounts(&mut snapshot, &emails).await?.into_iter().collect();
         let mut ids: Vec<i64> = found.values().flatten().map(|(id, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let rows = store.account_rows(&ids).await?;
+        let rows = store.account_rows(&mut snapshot, &ids).await?;
         for pair in &chunk {
             let line = match pair {
                 Err(e) => {

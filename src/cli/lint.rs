@@ -54,8 +54,9 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
     let mut report = Report::new(args.json);
     scan(store, args.account.as_deref(), &mut |f, _| report.add(f)).await?;
     match report.write(&mut std::io::BufWriter::new(std::io::stdout().lock())) {
-        // `keyfall lint | head`: the reader had enough.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(Exit::Ok),
+        // `keyfall lint | head`: the reader had enough; the answer (any
+        // error-level finding?) is known all the same.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
         Err(e) => return Err(CliError::Other(e.to_string())),
         Ok(()) => {}
     }
@@ -78,7 +79,7 @@ async fn scan(
     let mut chain: Vec<Finding> = lint::chain_findings(snapshot);
     chain.retain(|f| account.is_none_or(|want| f.account.as_deref() == Some(want)));
     let named_by_chain = account.is_some_and(|want| snapshot.chain.iter().any(|e| e.slug == want));
-    let mut progress = Progress::new("lint", "settings");
+    let mut progress = Progress::new("lint", "settings", false);
     let account_id = match account {
         Some(slug) => {
             let Some((found, rows)) = store.account_with_settings(slug).await? else {
@@ -213,8 +214,11 @@ pub(super) struct Progress {
 }
 
 impl Progress {
-    pub(super) fn new(what: &'static str, unit: &'static str) -> Progress {
-        Progress { what, unit, shown: None, count: 0, on: std::io::stderr().is_terminal() }
+    /// `streams`: the command writes its output while it runs, so a
+    /// terminal on stdout too would mix the two on one screen: no line then.
+    pub(super) fn new(what: &'static str, unit: &'static str, streams: bool) -> Progress {
+        let on = std::io::stderr().is_terminal() && !(streams && std::io::stdout().is_terminal());
+        Progress { what, unit, shown: None, count: 0, on }
     }
 
     pub(super) fn tick(&mut self) {

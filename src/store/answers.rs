@@ -5,6 +5,7 @@
 //! each, `keyfall.row_verdicts`) and combined by the report's rules in Rust.
 //! The rules are the report SQL's, clause for clause (`report.rs`), and the
 //! property test holds the two equal on random data under three rule sets.
+//! A batch reads everything in one read-only snapshot (`Store::snapshot`).
 
 use std::collections::HashMap;
 
@@ -63,15 +64,23 @@ impl ChainAnswers {
 pub struct AccountRows(HashMap<(i64, String), RowVerdict>);
 
 impl Store {
+    /// One read-only snapshot for many answers: every query of a batch sees
+    /// the same chain, users and settings (REPEATABLE READ).
+    pub async fn snapshot(&self) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::raw_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        Ok(tx)
+    }
+
     /// The system chain's answer for every type, read once per run.
-    pub async fn chain_answers(&self) -> Result<ChainAnswers, StoreError> {
+    pub async fn chain_answers(&self, conn: &mut sqlx::PgConnection) -> Result<ChainAnswers, StoreError> {
         let chain: Vec<(i64, String)> = sqlx::query_as(
             "SELECT a.id, a.slug FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug ORDER BY c.position",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *conn)
         .await?;
         let ids: Vec<i64> = chain.iter().map(|(id, _)| *id).collect();
-        let rows = self.account_rows(&ids).await?;
+        let rows = self.account_rows(conn, &ids).await?;
         let mut answers = ChainAnswers {
             by_type: HashMap::new(),
             moves_on: self.rules.moves_on_names().into_iter().map(str::to_string).collect(),
@@ -97,6 +106,7 @@ impl Store {
     #[allow(clippy::type_complexity)]
     pub async fn users_with_accounts(
         &self,
+        conn: &mut sqlx::PgConnection,
         emails: &[String],
     ) -> Result<Vec<(String, Option<(i64, String)>)>, StoreError> {
         let rows: Vec<(String, Option<i64>, Option<String>)> = sqlx::query_as(
@@ -111,14 +121,18 @@ impl Store {
                LEFT JOIN accounts a ON a.id = u.account_id",
         )
         .bind(emails)
-        .fetch_all(&self.pool)
+        .fetch_all(conn)
         .await?;
         Ok(rows.into_iter().map(|(e, id, slug)| (e, id.zip(slug))).collect())
     }
 
     /// Every row of these accounts, with its verdict: one index probe each.
-    pub async fn account_rows(&self, account_ids: &[i64]) -> Result<AccountRows, StoreError> {
-        let rows = sqlx::query(ROWS_SQL).bind(account_ids).fetch_all(&self.pool).await?;
+    pub async fn account_rows(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        account_ids: &[i64],
+    ) -> Result<AccountRows, StoreError> {
+        let rows = sqlx::query(ROWS_SQL).bind(account_ids).fetch_all(conn).await?;
         let mut out = HashMap::with_capacity(rows.len());
         for r in rows {
             out.insert(

@@ -457,6 +457,9 @@ impl Store {
         types.sort();
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         analytic(&mut tx).await?;
+        // Streamed: the rows go out as fast as the reader takes them
+        // (`report --json | less`), so no clock on the statement.
+        sqlx::raw_sql("SET LOCAL statement_timeout = 0").execute(&mut *tx).await.map_err(StoreError::from)?;
         // One account's rows at a time, put in type order.
         let mut account: Vec<ReportRow> = Vec::with_capacity(types.len());
         let mut flush = |account: &mut Vec<ReportRow>| -> Result<(), E> {

@@ -315,6 +315,9 @@ impl<W: Write> Backend for LeanBackend<W> {
             ClearType::CurrentLine => terminal::ClearType::CurrentLine,
             ClearType::UntilNewLine => terminal::ClearType::UntilNewLine,
         }))?;
+        // After a clear (ratatui's, on every resize) the terminal may have
+        // moved or clamped the cursor: the next move is absolute.
+        self.at = None;
         Ok(())
     }
 

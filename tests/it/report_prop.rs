@@ -212,9 +212,11 @@ fn report_sql_equals_pure_resolver() {
             }
             // resolve --batch's engine (the chain once, each account's rows'
             // verdicts) answers as the report does, account by account.
-            let chain = rt.block_on(store.chain_answers()).unwrap();
             let ids: Vec<i64> = snapshot.accounts.keys().copied().collect();
-            let rows = rt.block_on(store.account_rows(&ids)).unwrap();
+            let (chain, rows) = rt.block_on(async {
+                let mut tx = store.snapshot().await.unwrap();
+                (store.chain_answers(&mut tx).await.unwrap(), store.account_rows(&mut tx, &ids).await.unwrap())
+            });
             for row in &report {
                 let fast = keyfall::store::answers::answer(
                     &chain,
