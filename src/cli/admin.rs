@@ -155,7 +155,7 @@ pub async fn chain(store: &Store, config: &Config, command: ChainCommand) -> Cli
                     return Err(CliError::Usage(format!("{:?} appears twice", visible_short(s, 60))));
                 }
                 if store.account(s).await?.is_none() {
-                    return Err(CliError::Usage(format!("no account {:?}", visible_short(s, 60))));
+                    return Err(super::unknown_account(s));
                 }
             }
             let before: Vec<&str> = data.snapshot.chain.iter().map(|e| e.slug.as_str()).collect();

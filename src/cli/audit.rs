@@ -58,6 +58,14 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     let entries = store
         .audit(args.account.as_deref(), args.integration_type.as_deref(), fingerprint.as_deref(), args.limit.max(1))
         .await?;
+    // A deleted account's history is still history; a name that never had
+    // any, and names no account, is a typo.
+    if entries.is_empty()
+        && let Some(slug) = args.account.as_deref()
+        && store.account(slug).await?.is_none()
+    {
+        return Err(super::unknown_account(slug));
+    }
     let view: Vec<Entry> = entries
         .iter()
         .map(|e| Entry {

@@ -6,10 +6,10 @@ use std::fmt::Write;
 use crate::domain::Policy;
 use crate::domain::model::chain_position;
 use crate::domain::permissions::{self, Action, Permissions, Subject, Target};
-use crate::domain::text::{visible, visible_short};
+use crate::domain::text::visible;
 use crate::store::{Store, SubjectData};
 
-use super::{CliError, CliResult, Exit};
+use super::{CliResult, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -42,12 +42,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     let data = store.subject(Some(&args.user), None).await?;
     let user = super::require_user(&data, &args.user)?;
     let target_account = match &args.account {
-        Some(slug) => Some(
-            store
-                .account(slug)
-                .await?
-                .ok_or_else(|| CliError::Usage(format!("unknown account {:?}", visible_short(slug, 80))))?,
-        ),
+        Some(slug) => Some(store.account(slug).await?.ok_or_else(|| super::unknown_account(slug))?),
         None => None,
     };
     let policy = args.policy.unwrap_or(data.policy);

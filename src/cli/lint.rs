@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::domain::lint::{self, Finding, Severity};
 use crate::domain::model::{Account, Setting};
 use crate::domain::resolve::Snapshot;
-use crate::domain::text::{visible, visible_short};
+use crate::domain::text::visible;
 use crate::store::{Proposal, Store};
 
 use super::{CliError, CliResult, Exit};
@@ -84,7 +84,7 @@ async fn scan(
         Some(slug) => {
             let Some((found, rows)) = store.account_with_settings(slug).await? else {
                 if !named_by_chain {
-                    return Err(CliError::Usage(format!("no account {:?}", visible_short(slug, 80))));
+                    return Err(super::unknown_account(slug));
                 }
                 // A chain entry naming no account: its L005 is all there is.
                 for f in chain {

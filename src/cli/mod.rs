@@ -417,6 +417,11 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The one wording for an account that does not exist (exit 2).
+fn unknown_account(slug: &str) -> CliError {
+    CliError::Usage(format!("unknown account {:?}", crate::domain::text::visible_short(slug, 80)))
+}
+
 /// Look a user up for commands that name one; unknown → usage error.
 fn require_user(data: &crate::store::SubjectData, email: &str) -> Result<crate::domain::User, CliError> {
     data.user

@@ -204,10 +204,7 @@ pub async fn authorize_action(store: &Store, operator: &str, slug: &str, action:
     let user = data.user.clone().ok_or_else(|| {
         CliError::Usage(format!("unknown operator {:?} (--as must name a keyfall user)", visible_short(operator, 80)))
     })?;
-    let account = store
-        .account(slug)
-        .await?
-        .ok_or_else(|| CliError::Usage(format!("unknown account {:?}", visible_short(slug, 80))))?;
+    let account = store.account(slug).await?.ok_or_else(|| super::unknown_account(slug))?;
     let permissions = super::can::evaluate(&data, &user, Some(&account), data.policy);
     let decision = &permissions.actions[action.as_str()];
     if decision.allowed {

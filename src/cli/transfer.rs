@@ -118,6 +118,11 @@ fn restore_fingerprints(
 }
 
 pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResult {
+    if let Some(slug) = args.account.as_deref()
+        && store.account(slug).await?.is_none()
+    {
+        return Err(super::unknown_account(slug));
+    }
     let mut revealed = HashMap::new();
     if args.reveal {
         let operator = config.operator.as_deref().ok_or_else(|| {
@@ -286,7 +291,7 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
     for (i, e) in doc.settings.iter().enumerate() {
         let at = format!("settings[{i}] {} {}", visible_short(&e.account, 40), visible_short(&e.integration_type, 30));
         let Some(account) = by_slug.get(e.account.as_str()).copied() else {
-            problems.push(format!("{at}: no such account"));
+            problems.push(format!("{at}: unknown account"));
             continue;
         };
         if registry::spec(&e.integration_type).is_none() {

@@ -571,8 +571,7 @@ SELECT jsonb_build_object(
 
     /// One account's own setting of one type, if it has one.
     pub async fn setting(&self, slug: &str, integration_type: &str) -> Result<SettingRef, StoreError> {
-        let account =
-            self.account(slug).await?.ok_or_else(|| StoreError::NotFound(format!("no account {:?}", slug)))?;
+        let account = self.account(slug).await?.ok_or_else(|| unknown_account(slug))?;
         let setting = fetch_setting(&self.pool, account.id, integration_type).await?;
         Ok(SettingRef { account, setting })
     }
@@ -827,6 +826,11 @@ fn has_sql(text: &str) -> bool {
     text.lines().any(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
 }
 
+/// The one wording for an account that does not exist.
+fn unknown_account(slug: &str) -> StoreError {
+    StoreError::NotFound(format!("unknown account {:?}", crate::domain::text::visible_short(slug, 80)))
+}
+
 /// A transaction whose writes the audit trigger attributes to `actor`.
 async fn begin_as<'a>(store: &'a Store, actor: &str) -> Result<sqlx::Transaction<'a, sqlx::Postgres>, StoreError> {
     let mut tx = store.pool.begin().await?;
@@ -842,7 +846,7 @@ async fn account_id(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, slug: &str) 
         .bind(slug)
         .fetch_optional(&mut **tx)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("no account {:?}", slug)))
+        .ok_or_else(|| unknown_account(slug))
 }
 
 /// The conflict error for a setting found at another version than expected.

@@ -178,7 +178,10 @@ async fn usage_errors_are_one_line_and_exit_2() {
     for (args, needle) in [
         (vec!["resolve", "--user", "ghost@x.com", "--function", "auto_cluster"], "unknown user"),
         (vec!["resolve", "--user", "paid2@paid.com", "--function", "nope"], "unknown function"),
-        (vec!["get", "nope", "openai"], "no account"),
+        (vec!["get", "nope", "openai"], "unknown account"),
+        (vec!["export", "--account", "nope"], "unknown account"),
+        (vec!["audit", "--account", "nope"], "unknown account"),
+        (vec!["lint", "--account", "nope"], "unknown account"),
         (vec!["get", "paid-2", "nope"], "unknown integration type"),
         (vec!["can", "--user", "\u{1b}[31mred@x.com"], "unknown user"),
     ] {

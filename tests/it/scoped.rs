@@ -152,8 +152,9 @@ async fn export_of_one_account_is_the_whole_export_filtered_to_it() {
         }
     }
     let none = keyfall(&db, &["export", "--account", "no-such-account"], None);
-    assert_eq!(none.code, 0, "an unknown account exports nothing, as always: {}", none.stderr);
-    assert_eq!(none.stdout, "{\n  \"keyfall_export\": 1,\n  \"settings\": []\n}\n");
+    assert_eq!(none.code, 2, "an unknown account is bad input: {}", none.stderr);
+    assert_eq!(none.stdout, "", "nothing is written");
+    assert!(none.stderr.contains("unknown account \"no-such-account\""), "{}", none.stderr);
     assert!(!whole.stdout.contains("sk-pasted") && !whole.stdout.contains("sk-bulk-key"), "no key in an export");
 }
 
@@ -191,7 +192,7 @@ async fn import_reads_only_the_accounts_it_names_and_judges_them_as_before() {
     std::fs::write(&file, doc.to_string()).unwrap();
     let bad = keyfall(&db, &["--as", "dev@igny8.com", "import", path, "--yes"], None);
     assert_eq!(bad.code, 2, "{}", bad.stdout);
-    assert!(bad.stderr.contains("no-such-account") && bad.stderr.contains("no such account"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("no-such-account") && bad.stderr.contains("unknown account"), "{}", bad.stderr);
 }
 
 #[tokio::test]
