@@ -46,18 +46,13 @@ pub enum PolicyCommand {
     /// Switch to system_only (A), per_account (B) or hybrid_readonly (C).
     Set {
         /// system_only, per_account, hybrid_readonly — or A, B, C.
-        #[arg(value_parser = parse_policy)]
+        #[arg(ignore_case = true, value_parser = super::policy_parser())]
         mode: Policy,
         #[arg(long)]
         yes: bool,
         #[arg(long)]
         dry_run: bool,
     },
-}
-
-fn parse_policy(s: &str) -> Result<Policy, String> {
-    Policy::parse(s)
-        .ok_or_else(|| format!("unknown policy (one of {}, or A, B, C)", Policy::ALL.map(Policy::as_str).join(", ")))
 }
 
 /// The operator, who must be a superuser or a developer.

@@ -20,22 +20,14 @@ pub struct Args {
     #[arg(long, value_name = "SLUG")]
     pub account: Option<String>,
     /// The action whose answer sets the exit code.
-    #[arg(long, default_value = "modify_settings", value_parser = parse_action)]
+    #[arg(long, default_value = "modify_settings", value_parser = super::action_parser())]
     pub action: Action,
-    /// Evaluate under this policy instead of the one in force.
-    #[arg(long, value_parser = parse_policy)]
+    /// Evaluate under this policy instead of the one in force (a name, or A, B, C).
+    #[arg(long, ignore_case = true, value_parser = super::policy_parser())]
     pub policy: Option<Policy>,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
-}
-
-fn parse_action(s: &str) -> Result<Action, String> {
-    Action::parse(s).ok_or_else(|| format!("unknown action (one of {})", Action::ALL.map(Action::as_str).join(", ")))
-}
-
-fn parse_policy(s: &str) -> Result<Policy, String> {
-    Policy::parse(s).ok_or_else(|| format!("unknown policy (one of {})", Policy::ALL.map(Policy::as_str).join(", ")))
 }
 
 pub async fn run(store: &Store, args: Args) -> CliResult {

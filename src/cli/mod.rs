@@ -417,6 +417,30 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Enumerated values as clap knows them, so `--help` lists them and the
+/// shell completions offer them.
+fn action_parser() -> impl clap::builder::TypedValueParser<Value = crate::domain::permissions::Action> {
+    use crate::domain::permissions::Action;
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Action::ALL.map(Action::as_str))
+        .map(|s| Action::parse(&s).expect("clap checked it is one of Action::ALL"))
+}
+
+/// A policy by name or by letter (any case).
+fn policy_parser() -> impl clap::builder::TypedValueParser<Value = crate::domain::Policy> {
+    use crate::domain::Policy;
+    use clap::builder::TypedValueParser;
+    let names = Policy::ALL.map(Policy::as_str).into_iter().chain(["A", "B", "C"]);
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|s| Policy::parse(&s).expect("clap checked it is a policy name or letter"))
+}
+
+/// An integration type the registry knows (writes and tests; reading
+/// commands also take types found only in the data).
+fn type_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(crate::domain::registry::type_names())
+}
+
 /// The one wording for an account that does not exist (exit 2).
 fn unknown_account(slug: &str) -> CliError {
     CliError::Usage(format!("unknown account {:?}", crate::domain::text::visible_short(slug, 80)))

@@ -20,7 +20,7 @@ use super::{CliError, CliResult, Exit};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     pub account: String,
-    #[arg(value_name = "TYPE")]
+    #[arg(value_name = "TYPE", value_parser = super::type_parser())]
     pub integration_type: String,
     /// A config field (e.g. apiKey, model, provider), or `is_active`.
     pub field: String,

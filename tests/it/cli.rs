@@ -537,7 +537,16 @@ fn completions_and_man_page_need_no_database() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{shell}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("keyfall"));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("keyfall"));
+        // Enumerated values are offered, not file names.
+        for value in ["modify_settings", "task_progress", "hybrid_readonly"] {
+            assert!(script.contains(value), "{shell} completion offers {value}");
+        }
+        // clap_complete's fish script completes options' values only.
+        if shell != "fish" {
+            assert!(script.contains("image_generation"), "{shell} completion offers the types to `set`");
+        }
     }
     let man = Command::new(env!("CARGO_BIN_EXE_keyfall")).arg("man").output().unwrap();
     assert!(man.status.success());
