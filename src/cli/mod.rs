@@ -84,8 +84,12 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// The man page (roff), e.g. keyfall man > keyfall.1
-    Man,
+    /// A man page (roff): keyfall's, or a command's (`keyfall man resolve > keyfall-resolve.1`).
+    Man {
+        /// The command whose page to write (default: keyfall's own).
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
     /// Check expected resolutions from a TOML file (a CI guard): exit 1 with a diff on any difference.
     Check(check::Args),
     /// What is wrong with the settings (rules L001–L009); `--fix` repairs what is safe.
@@ -170,11 +174,11 @@ pub async fn run(cli: Cli) -> CliResult {
             clap_complete::generate(*shell, &mut Cli::command(), "keyfall", &mut std::io::stdout());
             return Ok(Exit::Ok);
         }
-        Some(Command::Man) => {
-            use clap::CommandFactory;
-            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Some(Command::Man { command }) => {
+            return match man_page(command.as_deref(), &mut std::io::stdout()) {
                 // `keyfall man | head`: the reader had enough.
                 Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CliError::Usage(e.to_string())),
                 Err(e) => Err(CliError::Other(e.to_string())),
                 Ok(()) => Ok(Exit::Ok),
             };
@@ -220,7 +224,9 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::TestConnection(args)) => test_connection::run(&store, &config, args).await,
         Some(Command::Export(args)) => transfer::export(&store, &config, args).await,
         Some(Command::Import(args)) => transfer::import(&store, &config, args).await,
-        Some(Command::Completions { .. } | Command::Man | Command::Attach(_) | Command::Detach(_)) => Ok(Exit::Ok),
+        Some(Command::Completions { .. } | Command::Man { .. } | Command::Attach(_) | Command::Detach(_)) => {
+            Ok(Exit::Ok)
+        }
         Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,
         Some(Command::Operator(command)) => operator::run(&store, command).await,
@@ -416,6 +422,80 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     println!("{text}");
     Ok(())
 }
+
+/// keyfall's man page, or `keyfall-COMMAND`'s, with the sections clap does
+/// not write: ENVIRONMENT, FILES, EXIT STATUS.
+fn man_page(command: Option<&str>, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    let top = Cli::command();
+    let page = match command {
+        None => top,
+        Some(name) => {
+            let sub = top.find_subcommand(name).cloned().ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no command {:?} (see `keyfall --help`)", crate::domain::text::visible_short(name, 40)),
+                )
+            })?;
+            // clap names are &'static str without its `string` feature; one
+            // page per process, so the name is simply leaked.
+            let display: &'static str = Box::leak(format!("keyfall-{}", sub.get_name()).into_boxed_str());
+            sub.name(display).version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    clap_mangen::Man::new(page).render(out)?;
+    out.write_all(MAN_SECTIONS.as_bytes())
+}
+
+/// What every page ends with (roff).
+const MAN_SECTIONS: &str = r#".SH ENVIRONMENT
+.TP
+\fBDATABASE_URL\fR
+The database, as a postgres:// URL or libpq key=value pairs, when \-\-database\-url is not given.
+.TP
+\fBPGHOST\fR, \fBPGPORT\fR, \fBPGDATABASE\fR, \fBPGUSER\fR, \fBPGPASSWORD\fR, \fBPGSSLMODE\fR, \fBPGCONNECT_TIMEOUT\fR
+libpq's variables, used as psql uses them when PGHOST, PGPORT or PGDATABASE is set. Without a user, keyfall connects as the operating\-system user.
+.TP
+\fBKEYFALL_DATA_DIR\fR
+Where the private cluster lives when no server is configured or answering.
+.TP
+\fBKEYFALL_PG_BINDIR\fR
+Where to find initdb and pg_ctl for the private cluster.
+.TP
+\fBXDG_CONFIG_HOME\fR, \fBXDG_STATE_HOME\fR, \fBXDG_DATA_HOME\fR
+The base directories of the files below.
+.SH FILES
+.TP
+\fI~/.config/keyfall/config.toml\fR
+database_url, operator, [mapping] (the app's tables, written by keyfall attach) and [resolution] (the rules the app resolves by).
+.TP
+\fI~/.local/state/keyfall/keyfall.log\fR
+The log (mode 0600); it never holds a key.
+.TP
+\fI~/.local/share/keyfall/\fR (\fI/var/lib/keyfall/\fR as root)
+The private cluster's data and socket directories.
+.SH EXIT STATUS
+.TP
+\fB0\fR
+Success.
+.TP
+\fB1\fR
+A negative answer: unresolved, denied, findings, a conflict.
+.TP
+\fB2\fR
+Bad input: an unknown account, user, type or command; no keyfall objects in the database.
+.TP
+\fB3\fR
+The database cannot be reached.
+.TP
+\fB4\fR
+The database refused or failed: a permission, a timeout, a constraint.
+.TP
+\fB70\fR
+An internal error (its message, without data, is in the log).
+.PP
+Writing to a closed pipe ends quietly with 0.
+"#;
 
 /// Enumerated values as clap knows them, so `--help` lists them and the
 /// shell completions offer them.

@@ -551,6 +551,18 @@ fn completions_and_man_page_need_no_database() {
     let man = Command::new(env!("CARGO_BIN_EXE_keyfall")).arg("man").output().unwrap();
     assert!(man.status.success());
     assert!(String::from_utf8_lossy(&man.stdout).contains(".TH keyfall"));
+    // A page per command, each with the sections clap does not write.
+    for (args, title) in [(vec!["man"], ".TH keyfall "), (vec!["man", "resolve"], ".TH keyfall-resolve ")] {
+        let out = Command::new(env!("CARGO_BIN_EXE_keyfall")).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let page = String::from_utf8_lossy(&out.stdout);
+        assert!(page.contains(title), "{args:?}");
+        for section in [".SH ENVIRONMENT", ".SH FILES", ".SH EXIT STATUS", "PGCONNECT_TIMEOUT"] {
+            assert!(page.contains(section), "{args:?} has {section}");
+        }
+    }
+    let none = Command::new(env!("CARGO_BIN_EXE_keyfall")).args(["man", "nope"]).output().unwrap();
+    assert_eq!(none.status.code(), Some(2));
 }
 
 #[tokio::test]
