@@ -50,7 +50,7 @@ pub async fn xl_store() -> (Store, Target) {
         store.load_script("keyfall bench --scale 10", xl10_script()).await.expect("xl10");
         println!("data: 10× XL ready in {:.1} s", started.elapsed().as_secs_f64());
     } else {
-        store.load_demo_xl().await.expect("xl");
+        store.load_demo_xl(&mut |_, _, _| {}).await.expect("xl");
     }
     (store, target)
 }

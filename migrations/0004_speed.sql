@@ -61,29 +61,37 @@ BEGIN
 END
 $$;
 -- resolve (masked reads)
--- Whether the current role (the session's login) reads raw secrets, in
--- PL/pgSQL: its plan is kept for the session. As a SQL function that the
--- planner cannot inline it was planned again in every query that read the
--- settings view — a quarter of a resolve's time.
+-- Whether a role reads raw secrets (a database superuser, or a member of
+-- the role owning keyfall's schema), in PL/pgSQL: its plan is kept for the
+-- session. As SQL functions the planner cannot inline, the two questions
+-- below were planned again in every query that read the settings view.
+CREATE OR REPLACE FUNCTION keyfall.keyfall_role_sees_raw(r name) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = r), false)
+        OR pg_catalog.pg_has_role(r, (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'keyfall'),
+                                  'MEMBER');
+END
+$$;
+
+-- The current role: what the views show.
 CREATE OR REPLACE FUNCTION keyfall.keyfall_sees_raw() RETURNS boolean
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), false)
-        OR pg_catalog.pg_has_role(current_user,
-               (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'keyfall'), 'MEMBER');
+    RETURN keyfall.keyfall_role_sees_raw(current_user);
 END
 $$;
 
+-- The session's login, asked from inside a SECURITY DEFINER function (where
+-- current_user is the owner): what a write's RETURNING may show.
 CREATE OR REPLACE FUNCTION keyfall.keyfall_login_sees_raw() RETURNS boolean
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    RETURN coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = session_user), false)
-        OR pg_catalog.pg_has_role(session_user,
-               (SELECT nspowner FROM pg_catalog.pg_namespace WHERE nspname = 'keyfall'), 'MEMBER');
+    RETURN keyfall.keyfall_role_sees_raw(session_user);
 END
 $$;
 
--- lint/export (helper B)
+-- reads of the settings view
 -- keyfall's view of the settings asks keyfall_sees_raw() once per
 -- statement, not once per row. A plain call in the view's CASE ran for
 -- every row, SQL or PL/pgSQL alike: about 7 µs a row, 1.8 s of the 2 s a

@@ -25,7 +25,9 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     let started = Instant::now();
     store.load_demo().await?;
     if args.scale == Scale::Xl {
-        store.load_demo_xl().await?;
+        let mut progress = super::progress::Progress::new("keyfall demo --scale xl", "steps", false);
+        store.load_demo_xl(&mut |i, n, what| progress.step(i, n, what)).await?;
+        progress.done();
     }
     println!(
         "demo data ({}) is in {} ({:.1} s); try: keyfall resolve --user paid2@paid.com --function generate_images",

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
-use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt;
 use serde_json::Value;
@@ -79,7 +78,7 @@ async fn scan(
     let mut chain: Vec<Finding> = lint::chain_findings(snapshot);
     chain.retain(|f| account.is_none_or(|want| f.account.as_deref() == Some(want)));
     let named_by_chain = account.is_some_and(|want| snapshot.chain.iter().any(|e| e.slug == want));
-    let mut progress = Progress::new("lint", "settings", false);
+    let mut progress = super::progress::Progress::new("lint", "settings", false);
     let account_id = match account {
         Some(slug) => {
             let Some((found, rows)) = store.account_with_settings(slug).await? else {
@@ -199,55 +198,6 @@ impl Report {
             writeln!(out, "{} findings, {} errors", self.count, self.errors)?;
         }
         out.flush()
-    }
-}
-
-/// A line on stderr while a whole-database run streams, only when stderr
-/// is a terminal (a pipe or a log gets nothing); at most ten updates a
-/// second, wiped when done.
-pub(super) struct Progress {
-    what: &'static str,
-    unit: &'static str,
-    shown: Option<Instant>,
-    count: u64,
-    on: bool,
-}
-
-impl Progress {
-    /// `streams`: the command writes its output while it runs, so a
-    /// terminal on stdout too would mix the two on one screen: no line then.
-    pub(super) fn new(what: &'static str, unit: &'static str, streams: bool) -> Progress {
-        let on = std::io::stderr().is_terminal() && !(streams && std::io::stdout().is_terminal());
-        Progress { what, unit, shown: None, count: 0, on }
-    }
-
-    pub(super) fn tick(&mut self) {
-        self.count += 1;
-        if !self.on || !self.count.is_multiple_of(1024) {
-            return;
-        }
-        let now = Instant::now();
-        if self.shown.is_some_and(|t| now.duration_since(t) < Duration::from_millis(100)) {
-            return;
-        }
-        self.shown = Some(now);
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r{}: {} {}…", self.what, self.count, self.unit);
-        let _ = err.flush();
-    }
-
-    pub(super) fn done(&mut self) {
-        if self.shown.take().is_some() {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[K");
-            let _ = err.flush();
-        }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.done();
     }
 }
 

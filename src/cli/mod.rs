@@ -16,6 +16,7 @@ mod demo;
 mod get;
 mod lint;
 mod operator;
+mod progress;
 mod report;
 mod resolve;
 mod set;

@@ -194,7 +194,7 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
             }
             // Everything: written as the rows arrive.
             None => {
-                let mut progress = super::lint::Progress::new("export", "settings", true);
+                let mut progress = super::progress::Progress::new("export", "settings", true);
                 let mut rows = store.settings_stream();
                 while let Some((account, s)) = rows.try_next().await? {
                     progress.tick();

@@ -759,44 +759,40 @@ SELECT jsonb_build_object(
 
     /// Load the seed's scenario (idempotent: present rows are left alone).
     pub async fn load_demo(&self) -> Result<(), StoreError> {
-        self.run_script("keyfall demo", include_str!("../../assets/demo.sql")).await
+        self.run_script("keyfall demo", include_str!("../../assets/demo.sql"), &mut |_, _, _| {}).await
     }
 
-    /// Add the XL data set of DESIGN §10 (idempotent).
-    pub async fn load_demo_xl(&self) -> Result<(), StoreError> {
-        self.run_script("keyfall demo --scale xl", include_str!("../../assets/demo_xl.sql")).await
+    /// Add the XL data set of DESIGN §10 (idempotent). `on_step(i, n, what)`
+    /// hears of each of its steps as it starts (the CLI shows them).
+    pub async fn load_demo_xl(&self, on_step: &mut dyn FnMut(usize, usize, &str)) -> Result<(), StoreError> {
+        self.run_script("keyfall demo --scale xl", include_str!("../../assets/demo_xl.sql"), on_step).await
     }
 
     /// Run a data script of the same kind (the benches' 10× XL set):
     /// against the demo tables, `-- step:` by step, audited as `actor`.
     pub async fn load_script(&self, actor: &str, script: &'static str) -> Result<(), StoreError> {
-        self.run_script(actor, script).await
+        self.run_script(actor, script, &mut |_, _, _| {}).await
     }
 
-    /// Run a demo data script against the demo app's own tables (`public`).
-    async fn run_script(&self, actor: &str, script: &'static str) -> Result<(), StoreError> {
+    /// Run a demo data script against the demo app's own tables (`public`),
+    /// one `-- step: what` at a time, in one transaction.
+    async fn run_script(
+        &self,
+        actor: &str,
+        script: &'static str,
+        on_step: &mut dyn FnMut(usize, usize, &str),
+    ) -> Result<(), StoreError> {
         let mut tx = begin_as(self, actor).await?;
         // A bulk load is long work, not a hung write: no statement timeout
-        // (the XL set takes ~40 s, more on a busy machine).
+        // (the XL set takes ~60 s, more on a busy machine).
         sqlx::raw_sql("SET LOCAL search_path = public; SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
-        // One `-- step: what` at a time, each shown on a terminal as it
-        // runs and with its time when done (silent when stderr is a pipe).
         let steps = script_steps(script);
-        let shown = steps.len() > 1 && std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let started = std::time::Instant::now();
         for (i, (what, sql)) in steps.iter().enumerate() {
-            if shown {
-                eprint!("\r\x1b[K{actor}: step {}/{}: {what}…", i + 1, steps.len());
-            }
+            on_step(i + 1, steps.len(), what);
             sqlx::raw_sql(*sql).execute(&mut *tx).await?;
         }
-        if shown {
-            eprint!("\r\x1b[K{actor}: committing…");
-        }
+        on_step(steps.len() + 1, steps.len(), "committing");
         tx.commit().await?;
-        if shown {
-            eprintln!("\r\x1b[K{actor}: {} steps in {:.1} s", steps.len(), started.elapsed().as_secs_f64());
-        }
         Ok(())
     }
 }

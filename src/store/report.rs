@@ -133,7 +133,7 @@ SELECT f.slug AS account, f.id AS account_id, f.chain_position, f.t AS integrati
 const REPORT_SQL: &str = concat!("WITH ", report_sql!("accounts"));
 
 /// The report for some accounts only (and, as '' with no id, for users
-/// without an account): what `resolve --batch` answers from, and the
+/// without an account): the scoped report (`report_for`), and the
 /// impact preview's accounts whose own rows change.
 const BATCH_SQL: &str = concat!(
     "WITH every_account AS (SELECT id, slug FROM accounts WHERE id = ANY($3::bigint[]) UNION ALL SELECT NULL::bigint, ''), ",
@@ -488,7 +488,9 @@ impl Store {
     }
 
     /// Who answers each type for these accounts (and, with `account ''`,
-    /// for a user without one): the report, scoped — set-based, one query.
+    /// for a user without one): the report SQL, scoped — set-based, one
+    /// query. `resolve --batch` answers from `store::answers` instead; this
+    /// is what the tests hold the scoped preview and the batch to.
     #[tracing::instrument(skip_all)]
     pub async fn report_for(&self, account_ids: &[i64], types: &[String]) -> Result<Vec<ReportRow>, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -513,24 +515,6 @@ impl Store {
             .fetch_all(&mut **tx)
             .await?;
         rows.iter().map(report_row).collect::<Result<Vec<_>, sqlx::Error>>().map_err(StoreError::from)
-    }
-
-    /// Users by email, exact first, then any case: (asked, found email,
-    /// account id) for those that exist.
-    pub async fn users_by_email(&self, emails: &[String]) -> Result<Vec<(String, Option<i64>)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT q.e, (SELECT u.account_id FROM users u WHERE u.email = q.e
-                           UNION ALL
-                          (SELECT u.account_id FROM users u WHERE lower(u.email) = lower(q.e)
-                            AND NOT EXISTS (SELECT 1 FROM users x WHERE x.email = q.e) ORDER BY u.id LIMIT 1)
-                          LIMIT 1)
-               FROM unnest($1::text[]) AS q(e)
-              WHERE EXISTS (SELECT 1 FROM users u WHERE u.email = q.e)
-                 OR EXISTS (SELECT 1 FROM users u WHERE lower(u.email) = lower(q.e))",
-        )
-        .bind(emails)
-        .fetch_all(&self.pool)
-        .await?)
     }
 
     /// The registry's types plus any found in the data (a loose index scan
