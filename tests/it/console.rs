@@ -45,7 +45,7 @@ async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model
 }
 
 /// Dates and times (of writes made by the test) vary run to run.
-fn scrub(text: &str) -> String {
+pub(crate) fn scrub(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let digit = |i: usize| chars.get(i).is_some_and(|c| c.is_ascii_digit());
     let at = |i: usize, c: char| chars.get(i) == Some(&c);
@@ -101,6 +101,7 @@ async fn snapshots(db: &TestDb, model: &mut Model, name: &str) {
         let cmds = update(model, Msg::Resize { width: w, height: h });
         drive(&db.store, model, cmds).await;
         insta::assert_snapshot!(format!("{name}_{w}x{h}"), screen(model));
+        crate::pictures::check(model, name);
     }
 }
 

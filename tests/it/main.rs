@@ -12,6 +12,7 @@ mod domain_permissions;
 mod domain_resolve;
 mod impact_scoped;
 mod permissions_sql;
+mod pictures;
 mod pty;
 mod report_prop;
 mod scoped;
