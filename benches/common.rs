@@ -7,13 +7,9 @@
 //! database `keyfall_bench_xl_django`, with keyfall attached to them as
 //! `keyfall attach` would.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Instant;
 
 use keyfall::store::{Store, Target, connect, mapping};
-use sqlx::ConnectOptions;
-use sqlx::postgres::PgSslMode;
 
 /// `KEYFALL_BENCH_URL` (its database is used as given, whatever the
 /// schema), else the server keyfall would find, database `keyfall_bench_xl`
@@ -105,9 +101,9 @@ async fn django_xl_store(target: &Target) -> Store {
     // Creating the bench database is the bench's own doing (as `open_demo`
     // does for the demo tables); Django's migrate needs it to exist.
     let store = Store::connect_creating(target).await.expect("open the bench database");
-    let python = django_python();
+    django_py::python();
     let venv_ready = started.elapsed();
-    kf_py(target, &python, &["migrate"]);
+    django_py::kf_raw(target, &["migrate"]);
     let migrated = started.elapsed();
 
     let mut tx = store.pool().begin().await.expect("begin");
@@ -134,93 +130,17 @@ async fn django_xl_store(target: &Target) -> Store {
 }
 
 // ---------------------------------------------------------------------------
-// The test app's Python. Duplicated on purpose from tests/it/django.rs
-// (`ensure_venv`, `password`, `kf_raw`), which benches cannot import: the
-// same venv (`<target>/django-venv`), the same requirements and marker file,
-// the same lock, so the tests and the benches share one install; and the
-// same libpq variables derived from the target. Keep the two in step.
+// The test app's Python: the same venv and kf.py runner as the tests'.
 
-const REQUIREMENTS: &[&str] = &["Django>=5.0,<6", "psycopg[binary]>=3.1"];
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => repo().join(dir), // an absolute dir replaces the repo
-        None => repo().join("target"),
-    }
-}
-
-/// The venv's python, with Django and psycopg installed (once per machine).
-fn django_python() -> PathBuf {
-    let target = target_dir();
-    std::fs::create_dir_all(&target).expect("create the target dir");
-    let venv = target.join("django-venv");
-    let python = venv.join("bin").join("python");
-    let marker = venv.join("keyfall-requirements.txt");
-    let wanted = REQUIREMENTS.join("\n");
-
-    let lock = std::fs::File::create(target.join("django-venv.lock")).expect("create django-venv.lock");
-    lock.lock().expect("lock django-venv.lock");
-    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) && python.exists() {
-        return python;
-    }
-    eprintln!("installing Django into {} (first run, ~30 s)", venv.display());
-    if venv.exists() {
-        std::fs::remove_dir_all(&venv).expect("remove the old django-venv");
-    }
-    let python3 = std::env::var_os("KEYFALL_TEST_PYTHON").unwrap_or_else(|| "python3".into());
-    run_or_panic(Command::new(&python3).arg("-m").arg("venv").arg(&venv), "python3 -m venv");
-    run_or_panic(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet"])
-            .args(REQUIREMENTS),
-        "pip install",
-    );
-    std::fs::write(&marker, wanted).expect("write the django-venv marker");
-    python
-}
-
-fn run_or_panic(cmd: &mut Command, what: &str) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let lines: Vec<&str> = stderr.lines().collect();
-        panic!("{what} failed ({}):\n{}", out.status, lines[lines.len().saturating_sub(60)..].join("\n"));
-    }
-    out
-}
-
-/// The target's password, if any (sqlx has no getter; its URL carries it
-/// percent-encoded).
-fn password(target: &Target) -> Option<String> {
-    let url = target.options.to_url_lossy();
-    let encoded = url.password()?;
-    let mut bytes = Vec::new();
-    let mut rest = encoded.as_bytes();
-    while let [first, tail @ ..] = rest {
-        match (first, tail) {
-            (b'%', [h, l, after @ ..]) => {
-                bytes.push(u8::from_str_radix(std::str::from_utf8(&[*h, *l]).ok()?, 16).ok()?);
-                rest = after;
-            }
-            _ => {
-                bytes.push(*first);
-                rest = tail;
-            }
-        }
-    }
-    String::from_utf8(bytes).ok()
-}
+#[path = "../tests/common/django_py.rs"]
+#[allow(dead_code)] // the benches use part of it
+mod django_py;
 
 /// `python tests/django/kf.py ARGS…` with `input` on stdin: its stdout.
 #[allow(dead_code)] // used by the process bench only
 pub fn kf_py_output(target: &Target, args: &[&str], input: &str) -> String {
     use std::io::Write;
-    let mut cmd = kf_py_command(target, &django_python(), args);
-    let mut child = cmd
+    let mut child = django_py::kf_command(target, args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -232,45 +152,6 @@ pub fn kf_py_output(target: &Target, args: &[&str], input: &str) -> String {
         panic!("kf.py {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     }
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `python tests/django/kf.py ARGS…` against the target's database.
-fn kf_py(target: &Target, python: &Path, args: &[&str]) {
-    let mut cmd = kf_py_command(target, python, args);
-    run_or_panic(&mut cmd, &format!("kf.py {}", args.join(" ")));
-}
-
-fn kf_py_command(target: &Target, python: &Path, args: &[&str]) -> Command {
-    let o = &target.options;
-    let host = match o.get_socket() {
-        Some(dir) => dir.to_string_lossy().into_owned(),
-        None => o.get_host().to_string(),
-    };
-    let sslmode = match o.get_ssl_mode() {
-        PgSslMode::Disable => "disable",
-        PgSslMode::Allow => "allow",
-        PgSslMode::Prefer => "prefer",
-        PgSslMode::Require => "require",
-        PgSslMode::VerifyCa => "verify-ca",
-        PgSslMode::VerifyFull => "verify-full",
-    };
-    let mut cmd = Command::new(python);
-    cmd.current_dir(repo())
-        .arg(repo().join("tests/django/kf.py"))
-        .args(args)
-        .env("PGHOST", host)
-        .env("PGPORT", o.get_port().to_string())
-        .env("PGUSER", o.get_username())
-        .env("PGDATABASE", o.get_database().unwrap_or(o.get_username()))
-        .env("PGSSLMODE", sslmode)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("PGSERVICE")
-        .env_remove("PGOPTIONS");
-    match password(target) {
-        Some(p) => cmd.env("PGPASSWORD", p),
-        None => cmd.env_remove("PGPASSWORD"),
-    };
-    cmd
 }
 
 pub fn machine() -> String {

@@ -7,141 +7,17 @@
 //! processes (nextest) that need it at the same time wait on a file lock.
 //! A test that cannot get Django fails: it never skips.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::process::Command;
 
 use keyfall::store::Target;
 use serde_json::Value;
-use sqlx::ConnectOptions;
-use sqlx::postgres::PgSslMode;
+
+#[path = "../common/django_py.rs"]
+mod django_py;
+use django_py::kf_raw;
 
 use crate::support::TestDb;
-
-const REQUIREMENTS: &[&str] = &["Django>=5.0,<6", "psycopg[binary]>=3.1"];
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
-        Some(dir) => repo().join(dir), // an absolute dir replaces the repo
-        None => repo().join("target"),
-    }
-}
-
-/// The virtualenv's python, with Django and psycopg installed.
-pub fn python() -> PathBuf {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(ensure_venv).clone()
-}
-
-fn ensure_venv() -> PathBuf {
-    let target = target_dir();
-    std::fs::create_dir_all(&target).expect("create the target dir");
-    let venv = target.join("django-venv");
-    let python = venv.join("bin").join("python");
-    let marker = venv.join("keyfall-requirements.txt");
-    let wanted = REQUIREMENTS.join("\n");
-
-    let lock = std::fs::File::create(target.join("django-venv.lock")).expect("create django-venv.lock");
-    lock.lock().expect("lock django-venv.lock");
-    if std::fs::read_to_string(&marker).is_ok_and(|m| m == wanted) && python.exists() {
-        return python;
-    }
-    // Past the test harness' capture: the wait should not look like a hang.
-    let _ = writeln!(std::io::stderr(), "installing Django into {} (first run, ~30 s)", venv.display());
-    if venv.exists() {
-        std::fs::remove_dir_all(&venv).expect("remove the old django-venv");
-    }
-    let python3 = std::env::var_os("KEYFALL_TEST_PYTHON").unwrap_or_else(|| "python3".into());
-    run_or_panic(Command::new(&python3).arg("-m").arg("venv").arg(&venv), "python3 -m venv");
-    run_or_panic(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet"])
-            .args(REQUIREMENTS),
-        "pip install",
-    );
-    std::fs::write(&marker, wanted).expect("write the django-venv marker");
-    python
-}
-
-fn run_or_panic(cmd: &mut Command, what: &str) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run {:?}: {e}", cmd.get_program()));
-    if !out.status.success() {
-        panic!("{what} failed ({}):\n{}", out.status, tail(&out.stderr, 40));
-    }
-    out
-}
-
-fn tail(bytes: &[u8], lines: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// The password of the target, if it has one (sqlx has no getter for it;
-/// its URL carries it percent-encoded).
-fn password(target: &Target) -> Option<String> {
-    let url = target.options.to_url_lossy();
-    let encoded = url.password()?;
-    let mut bytes = Vec::new();
-    let mut rest = encoded.as_bytes();
-    while let [first, tail @ ..] = rest {
-        match (first, tail) {
-            (b'%', [h, l, after @ ..]) => {
-                bytes.push(u8::from_str_radix(std::str::from_utf8(&[*h, *l]).ok()?, 16).ok()?);
-                rest = after;
-            }
-            _ => {
-                bytes.push(*first);
-                rest = tail;
-            }
-        }
-    }
-    String::from_utf8(bytes).ok()
-}
-
-/// Run `python tests/django/kf.py ARGS…` against the target's database
-/// (the libpq variables say which); its stdout. Panics with stderr on failure.
-pub fn kf_raw(target: &Target, args: &[&str]) -> String {
-    let o = &target.options;
-    let host = match o.get_socket() {
-        Some(dir) => dir.to_string_lossy().into_owned(),
-        None => o.get_host().to_string(),
-    };
-    let sslmode = match o.get_ssl_mode() {
-        PgSslMode::Disable => "disable",
-        PgSslMode::Allow => "allow",
-        PgSslMode::Prefer => "prefer",
-        PgSslMode::Require => "require",
-        PgSslMode::VerifyCa => "verify-ca",
-        PgSslMode::VerifyFull => "verify-full",
-    };
-    let mut cmd = Command::new(python());
-    cmd.current_dir(repo())
-        .arg(repo().join("tests/django/kf.py"))
-        .args(args)
-        .env("PGHOST", host)
-        .env("PGPORT", o.get_port().to_string())
-        .env("PGUSER", o.get_username())
-        .env("PGDATABASE", o.get_database().unwrap_or(o.get_username()))
-        .env("PGSSLMODE", sslmode)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("PGSERVICE")
-        .env_remove("PGOPTIONS");
-    match password(target) {
-        Some(p) => cmd.env("PGPASSWORD", p),
-        None => cmd.env_remove("PGPASSWORD"),
-    };
-    let out = cmd.output().expect("run kf.py");
-    if !out.status.success() {
-        panic!("kf.py {} failed ({}):\n{}", args.join(" "), out.status, tail(&out.stderr, 60));
-    }
-    String::from_utf8(out.stdout).expect("kf.py prints UTF-8")
-}
 
 /// `kf.py ARGS…` whose output is one JSON value.
 pub fn kf(target: &Target, args: &[&str]) -> Value {

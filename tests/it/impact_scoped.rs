@@ -92,53 +92,18 @@ fn case() -> impl Strategy<Value = (World, Vec<Change>)> {
 /// anything, in an account of their own outside the chain).
 async fn load(db: &TestDb, w: &World) -> HashMap<String, i64> {
     let mut conn = db.raw().await;
+    let mut slugs: Vec<String> = (0..w.accounts).map(|i| format!("a{i}")).collect();
+    slugs.push("zz-ops".into());
+    let chain: Vec<String> = w.chain.iter().map(|i| slugs[*i].clone()).collect();
+    let settings: Vec<_> = w.settings.iter().map(|&(a, t, c, active)| (a, TYPES[t], CONFIGS[c], active)).collect();
+    let (ids, _) = crate::support::load_world(&mut conn, &slugs, &chain, &settings).await;
     sqlx::raw_sql(
-        "DELETE FROM keyfall.fallback_chain; TRUNCATE accounts RESTART IDENTITY CASCADE;
-         INSERT INTO keyfall.ai_functions (name, integration_type)
+        "INSERT INTO keyfall.ai_functions (name, integration_type)
          VALUES ('f_runware', 'runware'), ('f_custom', 'custom_type') ON CONFLICT DO NOTHING;",
     )
     .execute(&mut conn)
     .await
     .unwrap();
-    let mut slugs: Vec<String> = (0..w.accounts).map(|i| format!("a{i}")).collect();
-    slugs.push("zz-ops".into());
-    sqlx::query("INSERT INTO accounts (slug, name) SELECT s, s FROM unnest($1::text[]) s")
-        .bind(&slugs)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let ids: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>("SELECT slug, id FROM accounts")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    let chain: Vec<String> = w.chain.iter().map(|i| slugs[*i].clone()).collect();
-    sqlx::query(
-        "INSERT INTO keyfall.fallback_chain (position, account_slug)
-         SELECT p, s FROM unnest($1::text[]) WITH ORDINALITY AS c(s, p)",
-    )
-    .bind(&chain)
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    let mut unique = HashMap::new();
-    for &(a, t, c, active) in &w.settings {
-        unique.insert((a, t), (c, active));
-    }
-    for (&(a, t), &(c, active)) in &unique {
-        sqlx::query(
-            "INSERT INTO integration_settings (account_id, integration_type, config, is_active)
-             VALUES ($1, $2, $3::text::jsonb, $4)",
-        )
-        .bind(ids[&slugs[a]])
-        .bind(TYPES[t])
-        .bind(CONFIGS[c])
-        .bind(active)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    }
     for (i, &n) in w.users.iter().enumerate() {
         let account = (i < w.accounts).then(|| ids[&slugs[i]]);
         for u in 0..n {

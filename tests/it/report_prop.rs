@@ -1,8 +1,6 @@
 //! The set-based report (SQL) and the pure resolver must agree on who
 //! answers, for every account and type, on random data (DESIGN §2).
 
-use std::collections::HashMap;
-
 use keyfall::domain::resolve::{Rules, Snapshot, resolve_type};
 use keyfall::domain::{Account, AccountStatus, ChainEntry, Setting};
 use proptest::prelude::*;
@@ -90,61 +88,28 @@ fn world() -> impl Strategy<Value = World> {
 
 async fn load(db: &TestDb, w: &World) -> Snapshot {
     let mut conn = db.raw().await;
-    sqlx::raw_sql("DELETE FROM keyfall.fallback_chain; TRUNCATE accounts RESTART IDENTITY CASCADE;")
-        .execute(&mut conn)
-        .await
-        .unwrap();
     let slugs: Vec<String> = (0..w.accounts).map(|i| format!("a{i}")).collect();
-    sqlx::query("INSERT INTO accounts (slug, name) SELECT s, s FROM unnest($1::text[]) s")
-        .bind(&slugs)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let ids: HashMap<String, i64> = sqlx::query_as::<_, (String, i64)>("SELECT slug, id FROM accounts")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
     let chain_slugs: Vec<String> = w
         .chain
         .iter()
         .enumerate()
         .map(|(pos, e)| e.map(|i| slugs[i].clone()).unwrap_or_else(|| format!("ghost-{pos}")))
         .collect();
-    sqlx::query("INSERT INTO keyfall.fallback_chain (position, account_slug) SELECT p, s FROM unnest($1::text[]) WITH ORDINALITY AS c(s, p)")
-        .bind(&chain_slugs)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let mut unique = HashMap::new();
-    for &(a, t, c, active) in &w.settings {
-        unique.insert((a, t), (c, active));
-    }
-    let mut settings = Vec::new();
-    for (&(a, t), &(c, active)) in &unique {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO integration_settings (account_id, integration_type, config, is_active)
-             VALUES ($1, $2, $3::text::jsonb, $4) RETURNING id",
-        )
-        .bind(ids[&slugs[a]])
-        .bind(TYPES[t])
-        .bind(CONFIGS[c])
-        .bind(active)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        settings.push(Setting {
+    let wanted: Vec<_> = w.settings.iter().map(|&(a, t, c, active)| (a, TYPES[t], CONFIGS[c], active)).collect();
+    let (ids, written) = crate::support::load_world(&mut conn, &slugs, &chain_slugs, &wanted).await;
+    let settings: Vec<Setting> = written
+        .into_iter()
+        .map(|(id, a, t, c, active)| Setting {
             id,
             account_id: ids[&slugs[a]],
-            integration_type: TYPES[t].to_string(),
-            config: serde_json::from_str::<Value>(CONFIGS[c]).unwrap(),
+            integration_type: t.to_string(),
+            config: serde_json::from_str::<Value>(c).unwrap(),
             is_active: active,
             version: 1,
             updated_at: chrono::Utc::now(),
             updated_by: None,
-        });
-    }
+        })
+        .collect();
     let accounts: Vec<Account> = slugs
         .iter()
         .map(|s| Account { id: ids[s], slug: s.clone(), name: s.clone(), status: AccountStatus::Active })

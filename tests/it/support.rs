@@ -117,3 +117,60 @@ pub async fn drive(store: &Store, model: &mut keyfall::app::Model, cmds: Vec<key
         queue.extend(keyfall::app::update(model, msg));
     }
 }
+
+/// A property test's world written into a test database, replacing what is
+/// there: the accounts `slugs` (slug = name), the fallback chain (slugs that
+/// may name no account), and the settings (account index into `slugs`,
+/// type, config JSON, active), the last one given for an (account, type)
+/// winning. The account ids by slug, and each setting written with its id.
+pub async fn load_world<'a>(
+    conn: &mut sqlx::PgConnection,
+    slugs: &[String],
+    chain: &[String],
+    settings: &[(usize, &'a str, &'a str, bool)],
+) -> (std::collections::HashMap<String, i64>, Vec<(i64, usize, &'a str, &'a str, bool)>) {
+    sqlx::raw_sql("DELETE FROM keyfall.fallback_chain; TRUNCATE accounts RESTART IDENTITY CASCADE;")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO accounts (slug, name) SELECT s, s FROM unnest($1::text[]) s")
+        .bind(slugs)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let ids: std::collections::HashMap<String, i64> =
+        sqlx::query_as::<_, (String, i64)>("SELECT slug, id FROM accounts")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    sqlx::query(
+        "INSERT INTO keyfall.fallback_chain (position, account_slug)
+         SELECT p, s FROM unnest($1::text[]) WITH ORDINALITY AS c(s, p)",
+    )
+    .bind(chain)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let mut unique = std::collections::HashMap::new();
+    for &(a, t, c, active) in settings {
+        unique.insert((a, t), (c, active));
+    }
+    let mut written = Vec::new();
+    for ((a, t), (c, active)) in unique {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO integration_settings (account_id, integration_type, config, is_active)
+             VALUES ($1, $2, $3::text::jsonb, $4) RETURNING id",
+        )
+        .bind(ids[&slugs[a]])
+        .bind(t)
+        .bind(c)
+        .bind(active)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+        written.push((id, a, t, c, active));
+    }
+    (ids, written)
+}
