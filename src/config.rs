@@ -23,12 +23,42 @@ pub struct RawConfig {
     pub color: Option<String>,
     /// Open every session read-only, whatever the operator may do.
     pub read_only: Option<bool>,
-    /// Key bindings: action = [keys], replacing the defaults per action.
-    pub keys: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    /// Key bindings: `action = [keys]` on every screen that has the
+    /// action, or `[keys.screen]` tables for one screen.
+    pub keys: Option<std::collections::BTreeMap<String, RawKeys>>,
     /// The app's tables and columns (written by `keyfall attach`).
     pub mapping: Option<crate::store::Mapping>,
     /// Which verdicts move the walk on, and which make the app fail.
     pub resolution: Option<RawResolution>,
+    /// How long one statement of a command may run ("30s", "2min"; "0":
+    /// no bound), like PostgreSQL's `statement_timeout`.
+    pub statement_timeout: Option<String>,
+}
+
+/// One entry under `[keys]`: an action's keys, or a screen's table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawKeys {
+    Keys(Vec<String>),
+    Screen(std::collections::BTreeMap<String, Vec<String>>),
+}
+
+/// `[keys]` flattened: `action` or `screen.action` → keys.
+fn flatten_keys(raw: std::collections::BTreeMap<String, RawKeys>) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, entry) in raw {
+        match entry {
+            RawKeys::Keys(keys) => {
+                out.insert(name, keys);
+            }
+            RawKeys::Screen(actions) => {
+                for (action, keys) in actions {
+                    out.insert(format!("{name}.{action}"), keys);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `[resolution]`: the rule set resolution follows (DESIGN §2).
@@ -80,7 +110,15 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// The database login, once connected (who the database says we are).
     pub login: Option<String>,
+    /// The bound on each statement of a command (`statement_timeout`);
+    /// `None`: no bound. Long work (loads, migrations, streamed
+    /// whole-database output) runs without it.
+    pub statement_timeout: Option<std::time::Duration>,
 }
+
+/// The statement timeout when nothing sets one: a read that takes longer
+/// is stuck behind a lock or a runaway plan, not working.
+pub const DEFAULT_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the command line says; `None` means "not given".
 #[derive(Debug, Default)]
@@ -109,6 +147,18 @@ impl Config {
             .or(raw.database_url)
             .map(DatabaseUrl::new);
         let operator = overrides.operator.or(raw.operator).map(|o| o.trim().to_string()).filter(|o| !o.is_empty());
+        // KEYFALL_STATEMENT_TIMEOUT over the file's statement_timeout; each
+        // error names where the value came from.
+        let statement_timeout = match std::env::var("KEYFALL_STATEMENT_TIMEOUT").ok().filter(|v| !v.trim().is_empty()) {
+            Some(v) => duration(&v).map_err(|e| anyhow::anyhow!("KEYFALL_STATEMENT_TIMEOUT: {e}"))?,
+            None => match &raw.statement_timeout {
+                Some(v) => duration(v).map_err(|e| {
+                    let at = file.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default();
+                    anyhow::anyhow!("config file{at}: statement_timeout: {e}")
+                })?,
+                None => Some(DEFAULT_STATEMENT_TIMEOUT),
+            },
+        };
         Ok(Config {
             database_url,
             operator,
@@ -117,13 +167,39 @@ impl Config {
             label: raw.label,
             color: raw.color,
             read_only: overrides.read_only || raw.read_only.unwrap_or(false),
-            keys: raw.keys.unwrap_or_default(),
+            keys: flatten_keys(raw.keys.unwrap_or_default()),
             mapping: raw.mapping,
             resolution: raw.resolution.unwrap_or_default(),
             file,
             login: None,
+            statement_timeout,
         })
     }
+}
+
+/// A duration as PostgreSQL writes one for `statement_timeout`: a number
+/// and a unit (`500ms`, `30s`, `2min`, `1h`), or `0` for no bound. A bare
+/// number is refused: PostgreSQL would read it as milliseconds, libpq's
+/// `connect_timeout` as seconds.
+pub fn duration(text: &str) -> Result<Option<std::time::Duration>, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = (&t[..digits], t[digits..].trim());
+    let shown = crate::domain::text::visible_short(t, 30);
+    let n: u64 = number.parse().map_err(|_| format!("expected a duration such as 30s or 2min, not {shown:?}"))?;
+    if n == 0 && unit.is_empty() {
+        return Ok(None);
+    }
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "min" => 60_000,
+        "h" => 3_600_000,
+        "" => return Err(format!("{shown:?} needs a unit: ms, s, min or h (0 turns the bound off)")),
+        _ => return Err(format!("unknown unit in {shown:?}: use ms, s, min or h")),
+    };
+    let ms = n.checked_mul(ms).filter(|ms| *ms <= i32::MAX as u64).ok_or_else(|| format!("{shown:?} is too long"))?;
+    Ok((ms > 0).then(|| std::time::Duration::from_millis(ms)))
 }
 
 fn read_file(path: &Path) -> anyhow::Result<RawConfig> {
@@ -171,4 +247,25 @@ pub fn state_dir() -> PathBuf {
         .or_else(|| home().map(|h| h.join(".local/state")))
         .unwrap_or_else(std::env::temp_dir)
         .join("keyfall")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::duration;
+
+    #[test]
+    fn statement_timeouts_are_written_as_postgresql_writes_them() {
+        assert_eq!(duration("30s"), Ok(Some(Duration::from_secs(30))));
+        assert_eq!(duration(" 2min "), Ok(Some(Duration::from_secs(120))));
+        assert_eq!(duration("500ms"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(duration("1 h"), Ok(Some(Duration::from_secs(3600))));
+        assert_eq!(duration("0"), Ok(None));
+        assert_eq!(duration("0s"), Ok(None));
+        assert!(duration("30").unwrap_err().contains("needs a unit"));
+        assert!(duration("30 days").unwrap_err().contains("unknown unit"));
+        assert!(duration("soon").is_err());
+        assert!(duration("9999999h").unwrap_err().contains("too long"));
+    }
 }

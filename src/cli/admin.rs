@@ -62,7 +62,9 @@ async fn require_admin(store: &Store, config: &Config) -> Result<String, CliErro
         .clone()
         .ok_or_else(|| CliError::Usage("this needs an operator: --as EMAIL (superuser or developer)".into()))?;
     let data = store.subject(Some(&email), None).await?;
-    let user = data.user.ok_or_else(|| CliError::Usage(format!("unknown operator {:?}", visible_short(&email, 80))))?;
+    let user = data.user.ok_or_else(|| {
+        CliError::Usage(format!("unknown operator {:?} (--as must name a keyfall user)", visible_short(&email, 80)))
+    })?;
     if !(user.is_superuser || user.role == Role::Developer) || !user.is_active {
         return Err(CliError::Negative(format!(
             "denied: {} is not an active superuser or developer",
@@ -138,7 +140,7 @@ pub async fn chain(store: &Store, config: &Config, command: ChainCommand) -> Cli
         ChainCommand::Show { json: false } => {
             for e in &data.snapshot.chain {
                 let missing = if e.account.is_none() { "   (no such account: lint L005)" } else { "" };
-                println!("{} {}{missing}", e.position, visible(&e.slug));
+                outln!("{} {}{missing}", e.position, visible(&e.slug));
             }
             Ok(Exit::Ok)
         }
@@ -154,15 +156,15 @@ pub async fn chain(store: &Store, config: &Config, command: ChainCommand) -> Cli
                 }
             }
             let before: Vec<&str> = data.snapshot.chain.iter().map(|e| e.slug.as_str()).collect();
-            println!("chain: [{}] → [{}]", visible(&before.join(", ")), visible(&slugs.join(", ")));
-            print!("{}", render_impact(&store.impact(&Proposal::Chain(slugs.clone())).await?));
+            outln!("chain: [{}] → [{}]", visible(&before.join(", ")), visible(&slugs.join(", ")));
+            out!("{}", render_impact(&store.impact(&Proposal::Chain(slugs.clone())).await?));
             if dry_run || !confirm("apply?", yes)? {
-                println!("not applied");
+                outln!("not applied");
                 return Ok(Exit::Ok);
             }
             let before: Vec<String> = before.iter().map(|s| s.to_string()).collect();
             store.set_chain_and_policy(&actor, Some(&slugs), None, &before, data.policy).await?;
-            println!("chain set (as {})", visible(&actor));
+            outln!("chain set (as {})", visible(&actor));
             Ok(Exit::Ok)
         }
     }
@@ -177,22 +179,22 @@ pub async fn policy(store: &Store, config: &Config, command: PolicyCommand) -> C
                     &serde_json::json!({"policy": current.as_str(), "letter": current.letter().to_string()}),
                 )?;
             } else {
-                println!("{} ({})", current.as_str(), current.letter());
+                outln!("{} ({})", current.as_str(), current.letter());
             }
             Ok(Exit::Ok)
         }
         PolicyCommand::Set { mode, yes, dry_run } => {
             let actor = require_admin(store, config).await?;
-            println!("policy: {} → {}", current.as_str(), mode.as_str());
-            print!("{}", render_policy_preview(&store.user_groups().await?, current, mode));
+            outln!("policy: {} → {}", current.as_str(), mode.as_str());
+            out!("{}", render_policy_preview(&store.user_groups().await?, current, mode));
             if dry_run || !confirm("apply?", yes)? {
-                println!("not applied");
+                outln!("not applied");
                 return Ok(Exit::Ok);
             }
             let chain: Vec<String> =
                 store.subject(None, None).await?.snapshot.chain.iter().map(|e| e.slug.clone()).collect();
             store.set_chain_and_policy(&actor, None, Some(mode), &chain, current).await?;
-            println!("policy set to {} (as {})", mode.as_str(), visible(&actor));
+            outln!("policy set to {} (as {})", mode.as_str(), visible(&actor));
             Ok(Exit::Ok)
         }
     }

@@ -53,19 +53,19 @@ async fn attach_on(store: &Store, target: &Target, config: &Config, args: &Attac
     };
     let problems = store.mapping_problems(&mapping).await?;
     let installed = store.installed().await?;
-    print!("{}", describe(target, &mapping, &installed, config.file.as_deref(), args.no_config));
+    out!("{}", describe(target, &mapping, &installed, config.file.as_deref(), args.no_config));
     if !problems.is_empty() {
         return Err(CliError::Usage(format!("the mapping does not fit: {}", problems.join("; "))));
     }
     if !store.has_lower_email_index(&mapping).await? {
-        println!(
+        outln!(
             "note: {} has no index on lower({}): a user looked up in another case than stored scans every user;\n      the app can add one in its own migration (Django: models.Index(Lower(\"email\"), name=…)) — keyfall adds nothing to the app's tables",
             visible_short(&mapping.users_table(), 80),
             visible_short(&mapping.users.columns.email, 40)
         );
     }
     if args.dry_run {
-        println!("dry run: nothing installed");
+        outln!("dry run: nothing installed");
         return Ok(Exit::Ok);
     }
     if !args.yes {
@@ -75,20 +75,20 @@ async fn attach_on(store: &Store, target: &Target, config: &Config, args: &Attac
             ));
         }
         if !confirm("install? [y/N] ")? {
-            println!("nothing installed");
+            outln!("nothing installed");
             return Ok(Exit::Negative);
         }
     }
     store.migrate().await?;
     store.install_mapping(&mapping).await?;
-    println!("installed in {}", target.label());
+    outln!("installed in {}", target.label());
     if !args.no_config {
         match config.file.as_deref() {
             Some(path) => {
                 write_mapping(path, &mapping)?;
-                println!("mapping written to {}", path.display());
+                outln!("mapping written to {}", path.display());
             }
-            None => println!("no config file location (set HOME or --config): the mapping lives in the database only"),
+            None => outln!("no config file location (set HOME or --config): the mapping lives in the database only"),
         }
     }
     Ok(Exit::Ok)
@@ -104,14 +104,14 @@ pub async fn detach(target: &Target, args: &DetachArgs) -> CliResult {
 async fn detach_on(store: &Store, target: &Target, args: &DetachArgs) -> CliResult {
     let installed = store.installed().await?;
     if installed == Installed::Nothing {
-        println!("nothing of keyfall's is installed in {}", target.label());
+        outln!("nothing of keyfall's is installed in {}", target.label());
         return Ok(Exit::Ok);
     }
     let table = match &installed {
         Installed::Current { mapping: Some(m) } => m.settings_table(),
         _ => "the mapped settings table".into(),
     };
-    println!(
+    outln!(
         "keyfall detach: {}\n  would remove: schema keyfall (its views, chain, policy, functions, audit log) and the audit triggers on {}\n  the app's tables and rows are left as they are",
         target.label(),
         visible_short(&table, 120)
@@ -121,12 +121,12 @@ async fn detach_on(store: &Store, target: &Target, args: &DetachArgs) -> CliResu
             return Err(CliError::Usage("detach removes keyfall's audit log too: confirm with --yes".into()));
         }
         if !confirm("remove? [y/N] ")? {
-            println!("nothing removed");
+            outln!("nothing removed");
             return Ok(Exit::Negative);
         }
     }
     store.detach().await?;
-    println!("keyfall removed from {}", target.label());
+    outln!("keyfall removed from {}", target.label());
     Ok(Exit::Ok)
 }
 

@@ -82,7 +82,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     if args.json {
         super::print_json(&view)?;
     } else {
-        print!("{}", render(&entries, fingerprint.as_deref()));
+        out!("{}", render(&entries, fingerprint.as_deref()));
     }
     Ok(if fingerprint.is_some() && entries.is_empty() { Exit::Negative } else { Exit::Ok })
 }

@@ -87,20 +87,22 @@ pub async fn run(store: &Store) -> CliResult {
                             resolved,
                             user,
                         };
-                        if serde_json::to_writer(&mut out, &line).is_err() || writeln!(out).is_err() {
-                            return Ok(Exit::Ok);
+                        if let Err(e) = serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from) {
+                            return Ok(stopped(&e));
+                        }
+                        if let Err(e) = writeln!(out) {
+                            return Ok(stopped(&e));
                         }
                         continue;
                     }
                 },
             };
-            if writeln!(out, "{line}").is_err() {
-                // The reader went away: nothing more to say.
-                return Ok(Exit::Ok);
+            if let Err(e) = writeln!(out, "{line}") {
+                return Ok(stopped(&e));
             }
         }
-        if out.flush().is_err() {
-            return Ok(Exit::Ok);
+        if let Err(e) = out.flush() {
+            return Ok(stopped(&e));
         }
     }
     Ok(if bad {
@@ -110,6 +112,13 @@ pub async fn run(store: &Store) -> CliResult {
     } else {
         Exit::Ok
     })
+}
+
+/// Writing failed: the reader went away (nothing more to say, exit 0), or
+/// something else went wrong, which `out` reports when the command ends.
+fn stopped(e: &std::io::Error) -> Exit {
+    super::out::note(e);
+    Exit::Ok
 }
 
 /// One answer line (fields in the order of the keys printed).

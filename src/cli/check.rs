@@ -18,6 +18,28 @@ use super::{CliError, CliResult, Exit};
 pub struct Args {
     /// A TOML file of [[expect]] tables.
     pub file: PathBuf,
+    /// Machine-readable output: one object per expectation.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One expectation's outcome, for `--json`: what was expected (the file's
+/// words, "nothing" for unresolved) and what answers (null: nothing).
+#[derive(serde::Serialize)]
+struct Outcome {
+    user: String,
+    function: String,
+    ok: bool,
+    answered_by: Option<String>,
+    provider_answered_by: Option<String>,
+    expected: Expected,
+    problems: Vec<String>,
+}
+
+#[derive(serde::Serialize)]
+struct Expected {
+    answered_by: String,
+    provider_answered_by: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +72,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         return Err(CliError::Usage(format!("{}: no [[expect]] — nothing to check", args.file.display())));
     }
     let mut out = String::new();
+    let mut outcomes = Vec::new();
     let mut failed = 0;
     for e in &file.expect {
         let data = store.subject(Some(&e.user), Some(&e.function)).await?;
@@ -70,6 +93,18 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
                 problems.push(format!("provider_answered_by: expected {}, got {got_hop}", visible(want)));
             }
         }
+        outcomes.push(Outcome {
+            user: e.user.clone(),
+            function: e.function.clone(),
+            ok: problems.is_empty(),
+            answered_by: r.hop.answered_by.clone(),
+            provider_answered_by: r.hop.hop.as_ref().and_then(|h| h.answered_by.clone()),
+            expected: Expected {
+                answered_by: e.answered_by.clone(),
+                provider_answered_by: e.provider_answered_by.clone(),
+            },
+            problems: problems.clone(),
+        });
         let what = format!("{} · {}", visible(&e.user), visible(&e.function));
         if problems.is_empty() {
             let hop = got_hop.map(|h| format!(" (provider from {h})")).unwrap_or_default();
@@ -86,6 +121,10 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         }
     }
     let _ = writeln!(out, "{} expectations, {failed} failed", file.expect.len());
-    print!("{out}");
+    if args.json {
+        super::print_json(&outcomes)?;
+    } else {
+        out!("{out}");
+    }
     Ok(if failed > 0 { Exit::Negative } else { Exit::Ok })
 }

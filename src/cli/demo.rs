@@ -29,7 +29,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         store.load_demo_xl(&mut |i, n, what| progress.step(i, n, what)).await?;
         progress.done();
     }
-    println!(
+    outln!(
         "demo data ({}) is in {} ({:.1} s); try: keyfall resolve --user paid2@paid.com --function generate_images",
         match args.scale {
             Scale::Demo => "demo",

@@ -62,7 +62,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     if args.json {
         super::print_json(&view)?;
     } else {
-        print!("{}", render(&view));
+        out!("{}", render(&view));
     }
     Ok(Exit::Ok)
 }

@@ -263,10 +263,10 @@ async fn fix(
         changes.push((slug.clone(), ty.clone(), fix.version, new));
     }
     for s in &skipped {
-        println!("skipped: {}", visible(s));
+        outln!("skipped: {}", visible(s));
     }
     if changes.is_empty() {
-        println!("nothing to fix automatically");
+        outln!("nothing to fix automatically");
         return Ok(if errors { Exit::Negative } else { Exit::Ok });
     }
     let mut proposals = Vec::new();
@@ -276,10 +276,10 @@ async fn fix(
             continue;
         };
         super::set::authorize(store, &operator, slug).await?;
-        println!("{} {}:", visible(slug), visible(ty));
+        outln!("{} {}:", visible(slug), visible(ty));
         let before = serde_json::json!({"config": crate::domain::secret::mask_config(&old.config)});
         let after = serde_json::json!({"config": crate::domain::secret::mask_config(new)});
-        print!("{}", super::changes_text(Some(&before), Some(&after)));
+        out!("{}", super::changes_text(Some(&before), Some(&after)));
         proposals.push(Proposal::Setting {
             account_id: account.id,
             integration_type: ty.clone(),
@@ -287,12 +287,12 @@ async fn fix(
             is_active: old.is_active,
         });
     }
-    print!("{}", super::admin::render_impact(&store.impact(&Proposal::Many(proposals)).await?));
+    out!("{}", super::admin::render_impact(&store.impact(&Proposal::Many(proposals)).await?));
     if !super::admin::confirm("apply these fixes?", yes)? {
-        println!("not applied");
+        outln!("not applied");
         return Ok(Exit::Ok);
     }
     store.apply_configs(&operator, &changes).await?;
-    println!("fixed {} settings in one transaction (as {})", changes.len(), visible(&operator));
+    outln!("fixed {} settings in one transaction (as {})", changes.len(), visible(&operator));
     Ok(Exit::Ok)
 }

@@ -5,6 +5,18 @@
 //! unreachable, 4 the database refused or failed, 70 an internal error;
 //! writing to a closed pipe ends quietly with 0.
 
+/// `print!` for commands: to stdout through `out`, where a closed pipe is
+/// not a panic.
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::cli::out::write(format_args!($($arg)*)) };
+}
+
+/// `println!` for commands, as `out!`.
+macro_rules! outln {
+    () => { $crate::cli::out::write(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::cli::out::write(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod admin;
 mod attach;
 mod audit;
@@ -16,6 +28,7 @@ mod demo;
 mod get;
 mod lint;
 mod operator;
+mod out;
 mod progress;
 mod report;
 mod resolve;
@@ -114,6 +127,23 @@ pub enum Command {
     Detach(attach::DetachArgs),
 }
 
+impl Command {
+    /// Work that is long by design and runs without keyfall's statement
+    /// timeout: loading and installing (demo, migrate, attach, detach) and
+    /// whole-database output written as it streams (lint and export
+    /// without `--account`, `report --json`), which runs as long as its
+    /// reader takes.
+    fn is_long_work(&self) -> bool {
+        match self {
+            Command::Demo(_) | Command::Migrate | Command::Attach(_) | Command::Detach(_) => true,
+            Command::Lint(args) => args.account.is_none(),
+            Command::Export(args) => args.account.is_none(),
+            Command::Report(args) => args.json,
+            _ => false,
+        }
+    }
+}
+
 /// How a command ended, as the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -168,12 +198,20 @@ pub async fn run(cli: Cli) -> CliResult {
         read_only: cli.read_only,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut config = config;
+    if cli.command.as_ref().is_some_and(Command::is_long_work) {
+        config.statement_timeout = None;
+    }
     // What needs no database.
     match &cli.command {
         Some(Command::Completions { shell }) => {
             use clap::CommandFactory;
-            clap_complete::generate(*shell, &mut Cli::command(), "keyfall", &mut std::io::stdout());
-            return Ok(Exit::Ok);
+            // Into memory first: clap_complete panics on a write error
+            // (`keyfall completions bash | head`).
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "keyfall", &mut script);
+            out::write_bytes(&script);
+            return finish(Ok(Exit::Ok));
         }
         Some(Command::Man { command }) => {
             return match man_page(command.as_deref(), &mut std::io::stdout()) {
@@ -203,7 +241,12 @@ pub async fn run(cli: Cli) -> CliResult {
     // A command line uses one connection; the console a pool.
     let single = cli.command.is_some();
     let (store, target, identity) = open_store(&config, intent, single).await?;
-    let mut config = config;
+    if let Some(bound) = config.statement_timeout
+        && !target.options.get_options().is_some_and(|o| o.ends_with(&own_bound(bound)))
+    {
+        // The connection string or PGOPTIONS set the bound, not keyfall.
+        config.statement_timeout = None;
+    }
     let store = match identify(&store, identity, &mut config).await {
         Ok(operator) => store.with_rules(config_rules(&config)?).with_operator(operator),
         Err(e) => {
@@ -232,12 +275,36 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,
         Some(Command::Operator(command)) => operator::run(&store, command).await,
         Some(Command::Migrate) => {
-            println!("keyfall's schema is current in {}", store.label());
+            outln!("keyfall's schema is current in {}", store.label());
             Ok(Exit::Ok)
         }
     };
     store.close().await;
-    result
+    finish(result.map_err(|e| explain_timeout(e, &config)))
+}
+
+/// A statement cancelled by keyfall's own bound says how to change it.
+fn explain_timeout(e: CliError, config: &Config) -> CliError {
+    match (e, config.statement_timeout) {
+        (CliError::Store(StoreError::Database(m)), Some(bound)) if m.contains("statement timeout") => {
+            CliError::Store(StoreError::Database(format!(
+                "{m} ({} ms, keyfall's bound on a statement: KEYFALL_STATEMENT_TIMEOUT or statement_timeout in the \
+                 config file sets it, 0 turns it off)",
+                bound.as_millis()
+            )))
+        }
+        (e, _) => e,
+    }
+}
+
+/// A command's outcome once its output is flushed: a closed pipe changes
+/// nothing, another write error (a full disk) fails a command that had
+/// succeeded.
+fn finish(result: CliResult) -> CliResult {
+    match (out::finish(), result) {
+        (Err(e), Ok(_)) => Err(CliError::Other(e)),
+        (_, result) => result,
+    }
 }
 
 /// Who the operator is, as the database says (DESIGN §4): `--as` (or the
@@ -304,10 +371,24 @@ pub fn config_rules(config: &Config) -> Result<crate::domain::resolve::Rules, Cl
         .map_err(|e| CliError::Usage(format!("config file [resolution]: {e}")))
 }
 
-/// Where the database is (DESIGN §5), without connecting to it yet.
+/// Where the database is (DESIGN §5), without connecting to it yet; every
+/// session bounded by the config's statement timeout, unless the
+/// connection string (`options=-c statement_timeout=…`) or `PGOPTIONS`
+/// already sets one, as libpq would send it.
 pub async fn find_target(config: &Config) -> Result<connect::Target, CliError> {
     let url = config.database_url.as_ref().map(|u| u.expose());
-    Ok(connect::discover(url, &config.data_dir).await?)
+    let mut target = connect::discover(url, &config.data_dir).await?;
+    if let Some(bound) = config.statement_timeout
+        && !target.options.get_options().is_some_and(|o| o.contains("statement_timeout"))
+    {
+        target.options = target.options.options([("statement_timeout", format!("{}ms", bound.as_millis()))]);
+    }
+    Ok(target)
+}
+
+/// keyfall's statement timeout as the startup options carry it.
+fn own_bound(bound: std::time::Duration) -> String {
+    format!("-c statement_timeout={}ms", bound.as_millis())
 }
 
 /// Find the database and open it as `intent` allows: reading commands
@@ -420,7 +501,7 @@ fn changes_text(before: Option<&serde_json::Value>, after: Option<&serde_json::V
 /// Print `value` as pretty JSON on stdout.
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 

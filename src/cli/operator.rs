@@ -31,9 +31,9 @@ pub async fn run(store: &Store, command: OperatorCommand) -> CliResult {
         OperatorCommand::Add { role, email } => {
             let added = store.operator_add(&role, &email).await?;
             if added {
-                println!("{} may now act as {}", visible(&role), visible(&email));
+                outln!("{} may now act as {}", visible(&role), visible(&email));
             } else {
-                println!("{} already acts as {}", visible(&role), visible(&email));
+                outln!("{} already acts as {}", visible(&role), visible(&email));
             }
             Ok(Exit::Ok)
         }
@@ -43,17 +43,17 @@ pub async fn run(store: &Store, command: OperatorCommand) -> CliResult {
                 let rows: Vec<_> = all.iter().map(|(l, e)| serde_json::json!({"login": l, "email": e})).collect();
                 super::print_json(&rows)?;
             } else if all.is_empty() {
-                println!("no login is mapped to an app user yet: keyfall operator add ROLE EMAIL");
+                outln!("no login is mapped to an app user yet: keyfall operator add ROLE EMAIL");
             } else {
                 for (login, email) in &all {
-                    println!("{:<24} {}", visible(login), visible(email));
+                    outln!("{:<24} {}", visible(login), visible(email));
                 }
             }
             Ok(Exit::Ok)
         }
         OperatorCommand::Remove { role, email } => {
             if store.operator_remove(&role, &email).await? {
-                println!("{} no longer acts as {}", visible(&role), visible(&email));
+                outln!("{} no longer acts as {}", visible(&role), visible(&email));
                 Ok(Exit::Ok)
             } else {
                 Err(super::CliError::Usage(format!(

@@ -22,7 +22,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         return json(store).await;
     }
     let rows = store.report().await?;
-    print!("{}", render(&rows));
+    out!("{}", render(&rows));
     Ok(Exit::Ok)
 }
 

@@ -35,6 +35,10 @@ pub struct Args {
     /// checks the operator's right, as for the real write.
     #[arg(long)]
     pub dry_run: bool,
+    /// Machine-readable output: the outcome (with the new version), or with
+    /// `--dry-run` the changes and the impact.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Known types only for writes; unknown ones are for reading.
@@ -118,7 +122,27 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
         Some(Value::String(v)) => visible_short(v, 120),
         Some(v) => visible_short(&v.to_string(), 120),
     };
-    println!(
+    if args.json {
+        // The stored value as JSON; a key as its mask, never itself.
+        let stored = match s.config.get(args.field.as_str()) {
+            _ if args.field == "is_active" => Value::Bool(s.is_active),
+            Some(_) if secret => Value::String(value),
+            Some(v) => v.clone(),
+            None => Value::Null,
+        };
+        super::print_json(&json!({
+            "account": args.account,
+            "integration_type": args.integration_type,
+            "field": args.field,
+            "outcome": word,
+            "value": stored,
+            "is_active": s.is_active,
+            "version": s.version,
+            "operator": operator,
+        }))?;
+        return Ok(Exit::Ok);
+    }
+    outln!(
         "{word} {} {} {shown_field} = {value} (v{}, as {})",
         visible(&args.account),
         args.integration_type,
@@ -167,7 +191,28 @@ async fn dry_run(store: &Store, args: &Args, stored: SettingRef, new: &NewValue)
     let (config, is_active) = edited(current, &args.field, new);
     let before = current.map(|s| json!({"config": fingerprint_config(&s.config), "is_active": s.is_active}));
     let after = json!({"config": fingerprint_config(&config), "is_active": is_active});
-    println!(
+    if args.json {
+        let changes = crate::domain::diff::changes(before.as_ref(), Some(&after));
+        let impact = store
+            .impact(&Proposal::Setting {
+                account_id: stored.account.id,
+                integration_type: args.integration_type.clone(),
+                config,
+                is_active,
+            })
+            .await?;
+        super::print_json(&json!({
+            "account": args.account,
+            "integration_type": args.integration_type,
+            "field": args.field,
+            "dry_run": true,
+            "version": current.map(|s| s.version),
+            "changes": changes,
+            "impact": impact,
+        }))?;
+        return Ok(Exit::Ok);
+    }
+    outln!(
         "{} {}{} (dry run):",
         visible(&args.account),
         args.integration_type,
@@ -178,17 +223,21 @@ async fn dry_run(store: &Store, args: &Args, stored: SettingRef, new: &NewValue)
     );
     let changes = super::changes_text(before.as_ref(), Some(&after));
     if changes.is_empty() {
-        println!("    no change");
+        outln!("    no change");
     }
-    print!("{changes}");
+    out!("{changes}");
+    if super::out::closed() {
+        // `set --dry-run … | head -1`: nobody reads the impact.
+        return Ok(Exit::Ok);
+    }
     let proposal = Proposal::Setting {
         account_id: stored.account.id,
         integration_type: args.integration_type.clone(),
         config,
         is_active,
     };
-    print!("{}", super::admin::render_impact(&store.impact(&proposal).await?));
-    println!("not applied (dry run)");
+    out!("{}", super::admin::render_impact(&store.impact(&proposal).await?));
+    outln!("not applied (dry run)");
     Ok(Exit::Ok)
 }
 
@@ -307,7 +356,16 @@ fn parse_value(
             visible(field)
         )));
     }
-    let value = raw.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(raw);
+    // The same cleaning as a key's, reported the same way: a model pasted
+    // as "gpt-4o" is stored as gpt-4o.
+    let (value, trimmed) = crate::domain::secret::clean_pasted_secret(raw);
+    if !trimmed.is_empty() {
+        eprintln!("keyfall: trimmed {} from the value", trimmed.join(" and "));
+    }
+    let value = value.as_str();
+    if value.is_empty() {
+        return Err(CliError::Usage(format!("{}: empty value (use --unset to remove it)", visible(field))));
+    }
     if field == "is_active" {
         return match value.trim().to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => Ok(NewValue::Active(true)),

@@ -40,8 +40,8 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
     let (account, provider, _resolved_config) =
         match (&args.account, &args.integration_type, &args.user, &args.function) {
             (Some(slug), Some(ty), _, _) => {
-                let spec = registry::spec(ty)
-                    .ok_or_else(|| CliError::Usage(format!("unknown integration type {:?}", visible_short(ty, 40))))?;
+                super::set::check_type(ty)?;
+                let spec = registry::spec(ty).expect("checked above");
                 let found = store.setting(slug, ty).await?;
                 let setting = found.setting.ok_or_else(|| {
                     CliError::Usage(format!(
@@ -111,7 +111,7 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
         super::print_json(&outcome)?;
     } else {
         let mark = if outcome.ok { "✓" } else { "✗" };
-        println!(
+        outln!(
             "{mark} {} {provider} via {}: {} ({} ms)",
             visible(&account),
             visible_short(&outcome.host, 60),

@@ -316,13 +316,13 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
             stored.map(|st| serde_json::json!({"config": crate::domain::secret::fingerprint_config(&st.config), "is_active": st.is_active}));
         let after =
             serde_json::json!({"config": crate::domain::secret::fingerprint_config(&config), "is_active": e.is_active});
-        println!(
+        outln!(
             "{} {}{}",
             visible(&e.account),
             visible(&e.integration_type),
             if stored.is_none() { " (new)" } else { "" }
         );
-        print!("{}", super::changes_text(before.as_ref(), Some(&after)));
+        out!("{}", super::changes_text(before.as_ref(), Some(&after)));
         proposals.push(Proposal::Setting {
             account_id: account.id,
             integration_type: e.integration_type.clone(),
@@ -341,16 +341,16 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
         return Err(CliError::Usage(format!("{} problems, nothing imported: {}", problems.len(), problems.join("; "))));
     }
     if items.is_empty() {
-        println!("nothing to import: every setting is already as the file says");
+        outln!("nothing to import: every setting is already as the file says");
         return Ok(Exit::Ok);
     }
-    print!("{}", super::admin::render_impact(&store.impact(&Proposal::Many(proposals)).await?));
+    out!("{}", super::admin::render_impact(&store.impact(&Proposal::Many(proposals)).await?));
     if args.dry_run || !super::admin::confirm("import?", args.yes)? {
-        println!("not applied");
+        outln!("not applied");
         return Ok(Exit::Ok);
     }
     store.write_many(&operator, &items).await?;
-    println!("imported {} settings in one transaction (as {})", items.len(), visible(&operator));
+    outln!("imported {} settings in one transaction (as {})", items.len(), visible(&operator));
     Ok(Exit::Ok)
 }
 

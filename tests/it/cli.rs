@@ -17,20 +17,29 @@ pub struct Run {
 }
 
 pub fn keyfall(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Run {
+    let url = db.url();
+    let args: Vec<&str> = ["--database-url", url.as_str()].into_iter().chain(args.iter().copied()).collect();
+    keyfall_with(&args, stdin, &[])
+}
+
+/// The binary with exactly these arguments and these extra environment
+/// variables (nothing else of the test's environment that keyfall reads).
+pub fn keyfall_with(args: &[&str], stdin: Option<&str>, envs: &[(&str, &str)]) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyfall"))
-        .arg("--database-url")
-        .arg(db.url())
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
+    command
         .args(args)
         .env_remove("DATABASE_URL")
+        .env_remove("KEYFALL_STATEMENT_TIMEOUT")
+        .env_remove("PGOPTIONS")
         .env("HOME", dir.path())
         .env("XDG_STATE_HOME", dir.path().join("state"))
         .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .envs(envs.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run keyfall");
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("run keyfall");
     let mut pipe = child.stdin.take().unwrap();
     if let Some(text) = stdin {
         pipe.write_all(text.as_bytes()).unwrap();
@@ -832,4 +841,218 @@ async fn resolve_batch_answers_as_the_single_resolve_does() {
     }
     assert_eq!(out[out.len() - 2]["error"], "unknown user");
     assert!(out[out.len() - 1]["error"].as_str().unwrap().contains("line"));
+}
+
+/// `URL` with one more query parameter.
+fn with_param(url: &str, param: &str) -> String {
+    format!("{url}{}{param}", if url.contains('?') { '&' } else { '?' })
+}
+
+/// Reads are bounded by a statement timeout (default 30 s; the config file,
+/// `KEYFALL_STATEMENT_TIMEOUT`, or libpq's `options=-c statement_timeout=…`
+/// set it): a read stuck behind a lock ends with exit 4 and one line saying
+/// how to change the bound. Long streamed work (a whole export or lint) is
+/// not cut by it.
+#[tokio::test]
+async fn reads_are_bounded_by_a_statement_timeout_and_long_work_is_not() {
+    use std::time::{Duration, Instant};
+    let db = TestDb::demo().await;
+    // A psql session that locked the settings table and went to lunch.
+    let mut holder = db.raw().await;
+    sqlx::raw_sql("BEGIN; LOCK TABLE public.integration_settings IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let url = db.url();
+    let read = ["get", "aws-admin", "openai"];
+    let with_url =
+        |url: &str| -> Vec<String> { ["--database-url", url].into_iter().chain(read).map(str::to_string).collect() };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, "statement_timeout = \"1s\"\n").unwrap();
+    let by_file: Vec<String> =
+        ["--config", file.to_str().unwrap()].into_iter().map(str::to_string).chain(with_url(&url)).collect();
+    let by_options = with_url(&with_param(&url, "options=-c%20statement_timeout%3D1s"));
+    for (args, envs) in [
+        (with_url(&url), vec![("KEYFALL_STATEMENT_TIMEOUT", "1s")]),
+        (by_file, vec![]),
+        (with_url(&url), vec![("PGOPTIONS", "-c statement_timeout=1s")]),
+        (by_options, vec![]),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
+        let run = keyfall_with(&args, None, &envs);
+        assert_eq!(run.code, 4, "{envs:?} {}", run.stderr);
+        assert!(run.stderr.contains("statement timeout"), "{}", run.stderr);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+        assert!(started.elapsed() < Duration::from_secs(20), "bounded");
+    }
+    // keyfall's own bound says how to change it.
+    let run = keyfall_with(
+        &with_url(&url).iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+        &[("KEYFALL_STATEMENT_TIMEOUT", "1s")],
+    );
+    assert!(run.stderr.contains("KEYFALL_STATEMENT_TIMEOUT"), "{}", run.stderr);
+
+    // A whole export and a whole lint wait for the lock, whatever the bound.
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_keyfall"))
+            .args(["--database-url", &url])
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("PGOPTIONS")
+            .env("KEYFALL_STATEMENT_TIMEOUT", "1s")
+            .env("HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env("XDG_CONFIG_HOME", dir.path().join("nowhere"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let export = spawn(&["export"]);
+    let lint = spawn(&["lint", "--json"]);
+    // Both are waiting for the lock, then longer than the bound.
+    let mut watcher = db.raw().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_locks WHERE NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+        if waiting >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "export and lint never reached the lock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
+    let export = export.wait_with_output().unwrap();
+    assert_eq!(export.status.code(), Some(0), "{}", String::from_utf8_lossy(&export.stderr));
+    let doc: Value = serde_json::from_slice(&export.stdout).unwrap();
+    assert!(doc["settings"].as_array().is_some_and(|s| !s.is_empty()), "{doc}");
+    let lint = lint.wait_with_output().unwrap();
+    assert_eq!(lint.status.code(), Some(1), "L001 found: {}", String::from_utf8_lossy(&lint.stderr));
+}
+
+/// A bound that is not a duration is refused, naming where it came from.
+#[test]
+fn a_statement_timeout_without_a_unit_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, "label = \"x\"\nstatement_timeout = \"30\"\n").unwrap();
+    let run = keyfall_with(&["--config", file.to_str().unwrap(), "report"], None, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("statement_timeout") && run.stderr.contains("needs a unit"), "{}", run.stderr);
+    let run = keyfall_with(&["report"], None, &[("KEYFALL_STATEMENT_TIMEOUT", "soon")]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("KEYFALL_STATEMENT_TIMEOUT"), "{}", run.stderr);
+}
+
+/// stdout closed before keyfall writes a byte (`… | head` that already
+/// left): every command ends quietly, as it would have; a write asked for
+/// with `--yes` still happens.
+#[tokio::test]
+async fn a_closed_stdout_never_panics_and_never_stops_a_write() {
+    let db = TestDb::demo().await;
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    let closed = |args: &[&str], stdin: &str| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyfall"))
+            .args(["--database-url", &url])
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .stdin(Stdio::piped())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    for (args, stdin, code) in [
+        (vec!["completions", "bash"], "", 0),
+        (vec!["man", "resolve"], "", 0),
+        (vec!["report"], "", 0),
+        (vec!["report", "--json"], "", 0),
+        (vec!["export"], "", 0),
+        (vec!["chain", "show", "--json"], "", 0),
+        (vec!["resolve", "--batch"], "paid2@paid.com,auto_cluster\n", 0),
+        (vec!["--as", "dev@igny8.com", "set", "acme-studio", "openai", "model", "--dry-run"], "gpt-4.1", 0),
+        // The answer (an error-level finding) is known all the same.
+        (vec!["lint"], "", 1),
+        (vec!["--as", "dev@igny8.com", "lint", "--fix", "--yes"], "", 0),
+        (vec!["--as", "dev@igny8.com", "set", "acme-studio", "openai", "model"], "gpt-4.1", 0),
+    ] {
+        let (got, stderr) = closed(&args, stdin);
+        assert_eq!(got, Some(code), "{args:?}: {stderr}");
+        assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
+    }
+    // The fix and the set were applied although nobody read what they said.
+    assert_eq!(keyfall(&db, &["lint"], None).code, 0, "lint --fix applied its fix");
+    let got = json(&keyfall(&db, &["get", "acme-studio", "openai", "--json"], None));
+    assert_eq!(got["config"]["model"], "gpt-4.1", "{got}");
+}
+
+/// A value pasted with quotes, spaces or a line break is cleaned the same
+/// way for every field, and the cleaning is reported; `--json` gives the
+/// outcome with the new version.
+#[tokio::test]
+async fn every_field_is_trimmed_as_a_key_is_and_said_so() {
+    let db = TestDb::demo().await;
+    let set = |field: &str, input: &str| {
+        keyfall(&db, &["--as", "dev@igny8.com", "set", "acme-studio", "openai", field, "--json"], Some(input))
+    };
+    let run = set("model", "  \"gpt-4.1\"\n");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("trimmed") && run.stderr.contains("quotes"), "{}", run.stderr);
+    let out = json(&run);
+    assert_eq!((out["value"].as_str(), out["outcome"].as_str()), (Some("gpt-4.1"), Some("saved")), "{out}");
+    assert!(out["version"].as_i64().is_some(), "{out}");
+    let run = set("temperature", "'0.5'\n");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(json(&run)["value"], 0.5);
+    let run = set("model", "\"\"\n");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("empty value"), "{}", run.stderr);
+    // A key comes back as its mask only.
+    let run = set("apiKey", &format!("{CANARY}\n"));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        !run.stdout.contains(CANARY) && json(&run)["value"].as_str().unwrap().starts_with("••••"),
+        "{}",
+        run.stdout
+    );
+    // The dry run as JSON: the change (keys as fingerprints) and the impact.
+    let run = keyfall(
+        &db,
+        &["--as", "dev@igny8.com", "set", "aws-admin", "openai", "model", "--dry-run", "--json"],
+        Some("gpt-4.1-mini"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = json(&run);
+    assert_eq!(out["changes"][0]["field"], "config.model", "{out}");
+    assert_eq!(out["changes"][0]["after"], "gpt-4.1-mini", "{out}");
+    assert!(out["impact"].as_array().is_some_and(|i| !i.is_empty()), "{out}");
+    // check --json: one object per expectation.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("expect.toml");
+    std::fs::write(
+        &file,
+        "[[expect]]\nuser = \"paid2@paid.com\"\nfunction = \"auto_cluster\"\nanswered_by = \"paid-2\"\n",
+    )
+    .unwrap();
+    let run = keyfall(&db, &["check", file.to_str().unwrap(), "--json"], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let out = json(&run);
+    assert_eq!((out[0]["ok"].as_bool(), out[0]["answered_by"].as_str()), (Some(false), Some("aws-admin")), "{out}");
+    assert_eq!(out[0]["expected"]["answered_by"], "paid-2");
 }

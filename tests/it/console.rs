@@ -31,6 +31,7 @@ async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model
         resolution: Default::default(),
         file: None,
         login: None,
+        statement_timeout: None,
     };
     let access = keyfall::cli::console_access(&db.store, &config).await.unwrap();
     let session = Session { database: "localhost/keyfall".into(), label: None, color: None, access, no_color: true };
