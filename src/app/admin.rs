@@ -69,28 +69,30 @@ pub fn open(model: &mut Model) -> Vec<Cmd> {
     Vec::new()
 }
 
-pub fn key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone()).unwrap_or_default();
     let account_here = model.selected_account().map(|a| a.slug.clone());
     let request = model.next_request;
     let Some(Overlay::Admin(view)) = &mut model.overlay else { return Vec::new() };
+    let Some(action) = action else { return Vec::new() };
     let mut cmds = Vec::new();
+    view.message = None;
     match &view.stage {
-        AdminStage::Editing => match (key, action) {
-            ("esc", _) => model.overlay = None,
-            ("K", _) if view.selected > 0 => {
+        AdminStage::Editing => match action {
+            Action::Close => model.overlay = None,
+            Action::MoveUp if view.selected > 0 => {
                 view.chain.swap(view.selected, view.selected - 1);
                 view.selected -= 1;
             }
-            ("J", _) if view.selected + 1 < view.chain.len() => {
+            Action::MoveDown if view.selected + 1 < view.chain.len() => {
                 view.chain.swap(view.selected, view.selected + 1);
                 view.selected += 1;
             }
-            ("x", _) if !view.chain.is_empty() => {
+            Action::Remove if !view.chain.is_empty() => {
                 view.chain.remove(view.selected);
                 view.selected = view.selected.min(view.chain.len().saturating_sub(1));
             }
-            ("+", _) => match account_here {
+            Action::Add => match account_here {
                 Some(slug) if !view.chain.contains(&slug) => {
                     view.chain.push(slug);
                     view.selected = view.chain.len() - 1;
@@ -98,13 +100,13 @@ pub fn key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
                 Some(_) => view.message = Some("already in the chain".into()),
                 None => {}
             },
-            ("p", _) => {
+            Action::CyclePolicy => {
                 let i = Policy::ALL.iter().position(|p| *p == view.policy).unwrap_or(0);
                 view.policy = Policy::ALL[(i + 1) % Policy::ALL.len()];
             }
-            (_, Some(Action::Down)) => view.selected = (view.selected + 1).min(view.chain.len().saturating_sub(1)),
-            (_, Some(Action::Up)) => view.selected = view.selected.saturating_sub(1),
-            (_, Some(Action::Save)) => {
+            Action::Down => view.selected = (view.selected + 1).min(view.chain.len().saturating_sub(1)),
+            Action::Up => view.selected = view.selected.saturating_sub(1),
+            Action::Preview => {
                 if !view.chain_changed() && !view.policy_changed() {
                     view.message = Some("nothing changed".into());
                 } else {
@@ -118,8 +120,8 @@ pub fn key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
             }
             _ => {}
         },
-        AdminStage::Confirm { .. } => match key {
-            "enter" | "y" => {
+        AdminStage::Confirm { .. } => match action {
+            Action::Confirm => {
                 view.stage = AdminStage::Applying { request };
                 cmds.push(Cmd::ApplyAdmin {
                     request,
@@ -130,7 +132,7 @@ pub fn key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
                     expected_policy: view.original_policy,
                 });
             }
-            "esc" | "n" => view.stage = AdminStage::Editing,
+            Action::Back => view.stage = AdminStage::Editing,
             _ => {}
         },
         AdminStage::Previewing { .. } | AdminStage::Applying { .. } => {}

@@ -4,7 +4,7 @@
 
 use super::editor::{Editor, Stage};
 use super::keymap::Action;
-use super::{Cmd, Model, Overlay, input_key, load_settings, resolve_cmd};
+use super::{Cmd, Model, Overlay, load_settings, resolve_cmd};
 use crate::domain::permissions::{self, Subject, Target};
 use crate::domain::registry;
 use crate::domain::{Account, Setting};
@@ -92,33 +92,39 @@ pub(super) fn open_delete(model: &mut Model) -> Vec<Cmd> {
     Vec::new()
 }
 
-/// A dialog waiting for its reply: esc stops waiting (the late reply is
-/// dropped by its request id), ctrl-c quits, nothing else.
-pub(super) fn waiting_key(model: &mut Model, key: &str) -> Vec<Cmd> {
-    match key {
-        "esc" => model.overlay = None,
-        "ctrl-c" => model.quit = true,
-        _ => {}
+/// A dialog waiting for its reply: cancel stops waiting (the late reply is
+/// dropped by its request id; a save that did commit shows up live).
+pub(super) fn waiting_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
+    if action != Some(Action::Cancel) {
+        return Vec::new();
+    }
+    match &mut model.overlay {
+        Some(Overlay::Edit(ed)) => {
+            ed.stage = Stage::Editing;
+            ed.message = Some("stopped waiting; if the save went through, the change will show".into());
+        }
+        Some(Overlay::Admin(view)) => {
+            view.stage = super::admin::AdminStage::Editing;
+            view.message = Some("stopped waiting; if it went through, the change will show".into());
+        }
+        _ => model.overlay = None,
     }
     Vec::new()
 }
 
-pub(super) fn delete_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+pub(super) fn delete_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
     let request = model.next_request;
-    if matches!(&model.overlay, Some(Overlay::ConfirmDelete { request: Some(_), .. })) {
-        return waiting_key(model, key);
-    }
     let Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request: sent }) =
         &mut model.overlay
     else {
         return Vec::new();
     };
-    match input_key(key, action) {
-        "esc" => model.overlay = None,
-        "tab" | "backtab" | "left" | "right" | "h" | "l" => *delete_focused = !*delete_focused,
-        "enter" if !*delete_focused => model.overlay = None,
-        "enter" => {
+    match action {
+        Some(Action::Cancel) => model.overlay = None,
+        Some(Action::Switch) => *delete_focused = !*delete_focused,
+        Some(Action::Accept) if !*delete_focused => model.overlay = None,
+        Some(Action::Accept) => {
             let Some(actor) = actor else { return Vec::new() };
             let cmd = Cmd::Delete {
                 request,
@@ -139,14 +145,18 @@ pub(super) fn delete_key(model: &mut Model, key: &str, action: Option<Action>) -
 pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone()).unwrap_or_default();
     let request = model.next_request;
-    let named = key.chars().count() > 1;
     let Some(Overlay::Edit(ed)) = &mut model.overlay else { return Vec::new() };
     let mut cmds = Vec::new();
-    match &ed.stage {
-        Stage::Editing => match (key, action) {
-            ("esc", _) => model.overlay = None,
-            (_, Some(Action::Cancel)) if named => model.overlay = None,
-            (_, Some(Action::Save)) if named => match ed.build() {
+    match &mut ed.stage {
+        Stage::Editing => match action {
+            Some(Action::Cancel) => {
+                if ed.is_dirty() {
+                    ed.ask_discard(false);
+                } else {
+                    model.overlay = None;
+                }
+            }
+            Some(Action::Save) => match ed.build() {
                 Ok((config, is_active)) => {
                     let proposal = Proposal::Setting {
                         account_id: ed.account.id,
@@ -160,14 +170,14 @@ pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -
                 }
                 Err(why) => ed.message = Some(why),
             },
-            (_, Some(Action::ToggleActive)) if named => ed.is_active = !ed.is_active,
-            ("tab" | "down" | "enter", _) => ed.move_focus(1),
-            ("backtab" | "up", _) => ed.move_focus(-1),
-            ("ctrl-c", _) => model.quit = true,
+            Some(Action::ToggleActive) => ed.is_active = !ed.is_active,
+            Some(Action::NextField) => ed.move_focus(1),
+            Some(Action::PrevField) => ed.move_focus(-1),
+            Some(Action::RemoveField) => ed.remove_focused(),
             _ => ed.type_key(key),
         },
-        Stage::Confirm { .. } => match input_key(key, action) {
-            "enter" | "y" => {
+        Stage::Confirm { .. } => match action {
+            Some(Action::Confirm) => {
                 if let Some((config, is_active)) = ed.pending.clone() {
                     ed.stage = Stage::Saving { request };
                     cmds.push(Cmd::Save {
@@ -181,19 +191,26 @@ pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -
                     });
                 }
             }
-            "esc" | "n" => ed.stage = Stage::Editing,
+            Some(Action::Back) => ed.stage = Stage::Editing,
             _ => {}
         },
-        Stage::Conflict { theirs, .. } => match key {
+        Stage::Conflict { asking: asking @ false, .. } => match action {
             // Reload: drop the edits, show what is stored now.
-            "r" => {
+            Some(Action::Reload) => {
                 let id = ed.account.id;
                 model.overlay = None;
                 model.notice = Some("reloaded; your edits were discarded".into());
                 return vec![load_settings(model, vec![id])];
             }
+            // Overwrite asks first: it replaces what someone else just saved.
+            Some(Action::Overwrite) => *asking = true,
+            Some(Action::KeepEditing) => ed.stage = Stage::Editing,
+            _ => {}
+        },
+        Stage::Conflict { asking, theirs, .. } => match action {
             // Overwrite: save over theirs, recorded as an overwrite.
-            "o" => {
+            Some(Action::Confirm) => {
+                let theirs = theirs.clone();
                 if let Some((config, is_active)) = ed.rebased(theirs.as_ref()) {
                     let expected = theirs.as_ref().map(|s| s.version).unwrap_or(0);
                     ed.stage = Stage::Saving { request };
@@ -208,19 +225,22 @@ pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -
                     });
                 }
             }
-            "k" | "esc" => ed.stage = Stage::Editing,
+            Some(Action::Cancel) => *asking = false,
             _ => {}
         },
-        // In flight: ctrl-c still quits, esc stops waiting (a late reply is
-        // dropped by its request id; a save that did commit shows up live).
-        Stage::Previewing { .. } | Stage::Saving { .. } => match key {
-            "ctrl-c" => model.quit = true,
-            "esc" => {
-                ed.stage = Stage::Editing;
-                ed.message = Some("stopped waiting; if the save went through, the change will show".into());
+        Stage::Discard { quit, .. } => match action {
+            Some(Action::Confirm) => {
+                if *quit {
+                    model.quit = true;
+                } else {
+                    model.overlay = None;
+                    model.notice = Some("edits discarded".into());
+                }
             }
+            Some(Action::Cancel) => ed.back_from_discard(),
             _ => {}
         },
+        Stage::Previewing { .. } | Stage::Saving { .. } => return waiting_key(model, action),
     }
     if !cmds.is_empty() {
         model.next_request += 1;
@@ -259,7 +279,7 @@ pub(super) fn on_saved(model: &mut Model, request: u64, result: Result<Option<Se
             Err(conflict) => {
                 let id = ed.account.id;
                 let theirs = model.world.settings.get(&(id, ed.integration_type.clone())).cloned();
-                ed.stage = Stage::Conflict { conflict, theirs };
+                ed.stage = Stage::Conflict { conflict, theirs, asking: false };
                 // Fetch what they saved, to show it against ours.
                 vec![load_settings(model, vec![id])]
             }

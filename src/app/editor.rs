@@ -13,15 +13,24 @@ use crate::domain::secret::{Secret, clean_pasted_secret};
 use crate::domain::{Account, Setting};
 use crate::store::{Conflict, ImpactRow};
 
-/// One field of the form.
+/// One field of the form: every field of the registry type, then every
+/// other field the stored setting has (kept, shown, editable, removable).
 #[derive(Debug)]
 pub struct FieldInput {
-    pub name: &'static str,
-    pub label: &'static str,
+    pub name: String,
+    pub label: String,
     pub kind: FieldKind,
     pub input: TextArea<'static>,
     /// The stored value, shown beside a secret's empty input.
     pub stored_mask: Option<String>,
+    /// Not a registry field: the setting has it (the Django app may use it).
+    pub extra: bool,
+    /// The stored value was not a string: the text is JSON.
+    pub json: bool,
+    /// Marked for removal: saving drops the field.
+    pub removed: bool,
+    /// The text the form opened with, to know what changed.
+    initial: String,
 }
 
 impl FieldInput {
@@ -31,6 +40,11 @@ impl FieldInput {
 
     pub fn is_secret(&self) -> bool {
         self.kind == FieldKind::Secret
+    }
+
+    /// Whether the stored setting has this field (something to remove).
+    pub fn stored(&self) -> bool {
+        self.stored_mask.is_some() || !self.initial.is_empty() || self.extra
     }
 }
 
@@ -51,10 +65,16 @@ pub enum Stage {
     Saving {
         request: u64,
     },
-    /// Someone saved first.
+    /// Someone saved first; `asking`: "overwrite theirs?" is on screen.
     Conflict {
         conflict: Box<Conflict>,
         theirs: Option<Setting>,
+        asking: bool,
+    },
+    /// "Discard your edits?" — then close the form, or quit keyfall.
+    Discard {
+        quit: bool,
+        previous: Box<Stage>,
     },
 }
 
@@ -74,9 +94,10 @@ pub struct Editor {
     pub message: Option<String>,
     /// The config being previewed or saved.
     pub pending: Option<(Value, bool)>,
-    /// The config the form started from: fields outside the registry are
-    /// kept as they are.
+    /// The config the form started from: fields not in the form are kept
+    /// as they are.
     start: Map<String, Value>,
+    initial_active: bool,
 }
 
 fn single_line(value: &str, secret: bool, placeholder: Option<&str>) -> TextArea<'static> {
@@ -130,38 +151,51 @@ impl Editor {
                 .unwrap_or_default(),
             (None, None) => Map::new(),
         };
-        let fields = spec
-            .fields
-            .iter()
-            .map(|f| {
-                let secret = f.kind == FieldKind::Secret;
-                let stored = start.get(f.name);
-                let (value, stored_mask) = match (secret, stored) {
-                    (true, Some(Value::String(k))) if !k.is_empty() => {
-                        (String::new(), Some(Secret::new(k.clone()).masked()))
-                    }
-                    (true, _) => (String::new(), None),
-                    (false, Some(Value::String(s))) => (s.clone(), None),
-                    (false, Some(Value::Null) | None) => (String::new(), None),
-                    (false, Some(other)) => (other.to_string(), None),
-                };
-                let placeholder = match (&stored_mask, f.kind) {
-                    (Some(_), FieldKind::Secret) => Some("stored key kept unless you type a new one"),
-                    (None, FieldKind::Secret) => Some("type or paste the key"),
-                    (_, FieldKind::ProviderRef) => Some("openai or runware"),
-                    _ => None,
-                };
-                FieldInput {
-                    name: f.name,
-                    label: f.label,
-                    kind: f.kind,
-                    input: single_line(&value, secret, placeholder),
-                    stored_mask,
+        let input = |name: &str, label: &str, kind: FieldKind, extra: bool| {
+            let secret = kind == FieldKind::Secret;
+            let stored = start.get(name);
+            let (value, stored_mask, json) = match (secret, stored) {
+                (true, Some(Value::String(k))) if !k.is_empty() => {
+                    (String::new(), Some(Secret::new(k.clone()).masked()), false)
                 }
-            })
-            .collect();
+                (true, Some(Value::String(_))) => (String::new(), Some("\"\" (empty)".to_string()), false),
+                (true, Some(other)) => (String::new(), Some(Secret::new(other.to_string()).masked()), true),
+                (true, None) => (String::new(), None, false),
+                (false, Some(Value::String(s))) => (s.clone(), None, false),
+                (false, Some(Value::Null) | None) => (String::new(), None, extra),
+                (false, Some(other)) => (other.to_string(), None, true),
+            };
+            let placeholder = match (&stored_mask, kind) {
+                (Some(_), FieldKind::Secret) => Some("stored key kept unless you type a new one"),
+                (None, FieldKind::Secret) => Some("type or paste the key"),
+                (_, FieldKind::ProviderRef) => Some("openai or runware"),
+                _ => None,
+            };
+            FieldInput {
+                name: name.to_string(),
+                label: label.to_string(),
+                kind,
+                input: single_line(&value, secret, placeholder),
+                stored_mask,
+                extra,
+                json,
+                removed: false,
+                initial: value,
+            }
+        };
+        let mut fields: Vec<FieldInput> = spec.fields.iter().map(|f| input(f.name, f.label, f.kind, false)).collect();
+        // Every other field the setting has: kept, shown, removable.
+        for name in start.keys().filter(|k| spec.field(k).is_none()) {
+            // A secret by name or by shape, at any depth, stays masked.
+            let secret = crate::domain::secret::is_secret_field(name)
+                || start.get(name).is_some_and(crate::domain::secret::contains_secret);
+            let kind = if secret { FieldKind::Secret } else { FieldKind::Text };
+            fields.push(input(name, name, kind, true));
+        }
+        let is_active = base.as_ref().map(|s| s.is_active).unwrap_or(true);
         Ok(Editor {
-            is_active: base.as_ref().map(|s| s.is_active).unwrap_or(true),
+            is_active,
+            initial_active: is_active,
             inherited_from: if base.is_none() { inherited.map(|(from, _)| from) } else { None },
             account,
             integration_type: spec.name.to_string(),
@@ -193,6 +227,45 @@ impl Editor {
         self.focus = ((self.focus as isize + delta).rem_euclid(n)) as usize;
     }
 
+    /// Whether closing the form would throw something away.
+    pub fn is_dirty(&self) -> bool {
+        self.is_active != self.initial_active || self.fields.iter().any(|f| f.removed || f.text() != f.initial)
+    }
+
+    /// Ask "discard your edits?" before closing (or quitting).
+    pub fn ask_discard(&mut self, quit: bool) {
+        let previous = std::mem::replace(&mut self.stage, Stage::Editing);
+        self.stage = Stage::Discard { quit, previous: Box::new(previous) };
+    }
+
+    /// "No": back to where the question was asked.
+    pub fn back_from_discard(&mut self) {
+        if let Stage::Discard { previous, .. } = std::mem::replace(&mut self.stage, Stage::Editing) {
+            self.stage = *previous;
+        }
+    }
+
+    /// Mark the focused field for removal, or take the mark back. A
+    /// field the setting does not have has nothing to remove: it is cleared.
+    pub fn remove_focused(&mut self) {
+        let field = self.focused();
+        if field.removed {
+            field.removed = false;
+        } else if field.stored() {
+            field.removed = true;
+            field.input = single_line("", field.is_secret(), None);
+        } else {
+            field.input = single_line("", field.is_secret(), None);
+        }
+        let name = field.name.clone();
+        let removed = field.removed;
+        self.message = Some(if removed {
+            format!("{name} will be removed on save (press again to keep it)")
+        } else {
+            format!("{name} kept")
+        });
+    }
+
     /// A key typed into the focused field.
     pub fn type_key(&mut self, key: &str) {
         let input = match key {
@@ -209,13 +282,16 @@ impl Editor {
             _ => return,
         };
         self.message = None;
-        self.focused().input.input(input);
+        let field = self.focused();
+        field.removed = false;
+        field.input.input(input);
     }
 
     /// A paste into the focused field: a key loses surrounding whitespace,
     /// line breaks and quotes (and says so); other fields lose line breaks.
     pub fn paste(&mut self, text: &str) {
         let field = self.focused();
+        field.removed = false;
         if field.is_secret() {
             let (clean, trimmed) = clean_pasted_secret(text);
             field.input.insert_str(clean);
@@ -228,17 +304,21 @@ impl Editor {
         }
     }
 
-    /// The new key typed so far, if any: its mask and fingerprint, and a
-    /// warning when it does not look like this provider's keys.
+    /// The new key typed so far, if any: the mask and fingerprint of what
+    /// will be stored (surrounding whitespace trimmed, and then said so),
+    /// and a warning when it does not look like this provider's keys.
     pub fn key_feedback(&self) -> Option<(String, Option<String>)> {
-        let field = self.fields.iter().find(|f| f.is_secret())?;
+        let field = self.fields.get(self.focus).filter(|f| f.is_secret() && !f.text().is_empty());
+        let field = field.or_else(|| self.fields.iter().find(|f| f.is_secret() && !f.text().is_empty()))?;
         let typed = field.text();
-        if typed.is_empty() {
-            return None;
+        let stored = typed.trim();
+        if stored.is_empty() {
+            return Some(("(only spaces: nothing will be stored)".into(), None));
         }
-        let key = Secret::new(typed);
-        let mut warning = None;
-        if let Some(prefix) = self.spec().key_prefix
+        let key = Secret::new(stored.to_string());
+        let mut warning = (stored.len() != typed.len())
+            .then(|| "surrounding spaces will be trimmed: the fingerprint is of the trimmed key".to_string());
+        if let Some(prefix) = self.spec().key_prefix.filter(|_| !field.extra)
             && !key.expose().starts_with(prefix)
         {
             warning = Some(format!("{} keys usually start with {prefix:?}", self.spec().label));
@@ -267,17 +347,37 @@ impl Editor {
         for f in &self.fields {
             let text = f.text();
             let value = text.trim();
+            let name = f.name.as_str();
+            if f.removed {
+                map.remove(name);
+                continue;
+            }
+            if f.extra && f.kind != FieldKind::Secret {
+                if value.is_empty() {
+                    map.remove(name);
+                } else if text != f.initial {
+                    // JSON where the stored value was JSON (a number, an
+                    // object), else text.
+                    let v = if f.json {
+                        serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()))
+                    } else {
+                        Value::String(value.to_string())
+                    };
+                    map.insert(name.to_string(), v);
+                }
+                continue;
+            }
             match f.kind {
                 FieldKind::Secret => {
                     if !value.is_empty() {
-                        map.insert(f.name.to_string(), Value::String(value.to_string()));
+                        map.insert(name.to_string(), Value::String(value.to_string()));
                     }
                 }
                 _ if value.is_empty() => {
-                    map.remove(f.name);
+                    map.remove(name);
                 }
                 FieldKind::Text => {
-                    map.insert(f.name.to_string(), Value::String(value.to_string()));
+                    map.insert(name.to_string(), Value::String(value.to_string()));
                 }
                 FieldKind::ProviderRef => {
                     if !registry::provider_names().any(|p| p == value) {
@@ -287,7 +387,7 @@ impl Editor {
                             registry::provider_names().collect::<Vec<_>>().join(", ")
                         ));
                     }
-                    map.insert(f.name.to_string(), Value::String(value.to_string()));
+                    map.insert(name.to_string(), Value::String(value.to_string()));
                 }
                 FieldKind::Number { min, max } => {
                     let n: f64 = value.parse().map_err(|_| format!("{}: {value:?} is not a number", f.label))?;
@@ -295,14 +395,14 @@ impl Editor {
                         return Err(format!("{}: {n} is outside {min}–{max}", f.label));
                     }
                     let number = serde_json::Number::from_f64(n).ok_or_else(|| format!("{}: not finite", f.label))?;
-                    map.insert(f.name.to_string(), Value::Number(number));
+                    map.insert(name.to_string(), Value::Number(number));
                 }
                 FieldKind::Integer { min } => {
                     let n: i64 = value.parse().map_err(|_| format!("{}: {value:?} is not a whole number", f.label))?;
                     if n < min {
                         return Err(format!("{}: {n} is below {min}", f.label));
                     }
-                    map.insert(f.name.to_string(), Value::from(n));
+                    map.insert(name.to_string(), Value::from(n));
                 }
             }
         }

@@ -2,10 +2,10 @@
 //! hidden again), the audit view with revert, and testing the key that
 //! answers.
 
-use super::editing::{may_modify, open_delete, waiting_key};
+use super::editing::{may_modify, open_delete};
 use super::editor::Editor;
 use super::keymap::Action;
-use super::{AuditView, Cmd, LastTest, Model, Overlay, Pane, input_key};
+use super::{AuditView, Cmd, LastTest, Model, Overlay, Pane};
 use crate::domain::registry;
 
 pub(super) fn open_reveal(model: &mut Model) -> Vec<Cmd> {
@@ -37,17 +37,16 @@ pub(super) fn open_reveal(model: &mut Model) -> Vec<Cmd> {
     Vec::new()
 }
 
-pub(super) fn reveal_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+/// "Reveal this key?": yes reveals (audited by the database); any other
+/// key cancels, as the dialog says.
+pub(super) fn reveal_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
     let next = model.next_request;
-    if matches!(&model.overlay, Some(Overlay::ConfirmReveal { request: Some(_), .. })) {
-        return waiting_key(model, key);
-    }
     let Some(Overlay::ConfirmReveal { account, integration_type, request, .. }) = &mut model.overlay else {
         return Vec::new();
     };
-    match input_key(key, action) {
-        "enter" | "y" => {
+    match action {
+        Some(Action::Confirm) => {
             let Some(actor) = actor else { return Vec::new() };
             let cmd = Cmd::Reveal {
                 request: next,
@@ -95,14 +94,18 @@ pub(super) fn audit_failed(model: &mut Model, request: u64, error: &str) -> bool
     }
 }
 
-pub(super) fn audit_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+pub(super) fn audit_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
+    let page = (model.size.1 as usize).saturating_sub(6) / 2;
     let Some(Overlay::Audit(view)) = &mut model.overlay else { return Vec::new() };
-    match (input_key(key, action), action) {
-        ("esc", _) | (_, Some(Action::Quit)) => model.overlay = None,
-        (_, Some(Action::Down)) => view.selected = (view.selected + 1).min(view.entries.len().saturating_sub(1)),
-        (_, Some(Action::Up)) => view.selected = view.selected.saturating_sub(1),
-        ("enter", _) => return revert(model),
-        _ => {}
+    match action {
+        Some(Action::Close) => model.overlay = None,
+        Some(Action::Revert) => return revert(model),
+        Some(a) => {
+            if let Some(delta) = super::movement(a, page) {
+                view.selected = super::moved(view.selected, delta, view.entries.len());
+            }
+        }
+        None => {}
     }
     Vec::new()
 }

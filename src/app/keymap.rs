@@ -1,80 +1,120 @@
-//! Key bindings are data: the defaults live in `assets/keys.toml`, the
-//! user's config file may override any action, and the help overlay is
-//! generated from the keymap in force — never written by hand.
+//! Key bindings are data: the defaults live in `assets/keys.toml`, one
+//! section per screen plus `[global]`; the user's config file may override
+//! any action on every screen or on one. Each screen handles typed
+//! `Action`s only, and its help and footer hints are generated from the
+//! keymap in force — never written by hand.
 
 use std::collections::BTreeMap;
 
-/// What a key does. The doc line of each is what help shows.
+/// What a key does. Which screens take an action is `Screen::actions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
     Quit,
     Help,
+    Edit,
+    PickUser,
+    PickFunction,
+    Permissions,
+    Audit,
+    Lint,
+    TestConnection,
+    Reveal,
+    ChainPolicy,
+    Filter,
+    Tab1,
+    Tab2,
+    Tab3,
+    Tab4,
     NextPane,
     PrevPane,
+    NextTab,
+    PrevTab,
+    Delete,
+    Refresh,
     Up,
     Down,
     PageUp,
     PageDown,
     Top,
     Bottom,
-    Filter,
-    NextTab,
-    PrevTab,
-    Tab1,
-    Tab2,
-    Tab3,
-    Tab4,
-    PickUser,
-    PickFunction,
-    Permissions,
-    Refresh,
-    Edit,
-    Reveal,
-    Audit,
-    ChainPolicy,
-    Lint,
-    TestConnection,
-    Delete,
-    Save,
-    ToggleActive,
-    Cancel,
     Accept,
+    Cancel,
+    Close,
+    Save,
+    NextField,
+    PrevField,
+    RemoveField,
+    ToggleActive,
+    Confirm,
+    Back,
+    KeepEditing,
+    Reload,
+    Overwrite,
+    Switch,
+    Revert,
+    Jump,
+    Fix,
+    Preview,
+    MoveUp,
+    MoveDown,
+    Remove,
+    Add,
+    CyclePolicy,
 }
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 51] = [
         Action::Quit,
         Action::Help,
+        Action::Edit,
+        Action::PickUser,
+        Action::PickFunction,
+        Action::Permissions,
+        Action::Audit,
+        Action::Lint,
+        Action::TestConnection,
+        Action::Reveal,
+        Action::ChainPolicy,
+        Action::Filter,
+        Action::Tab1,
+        Action::Tab2,
+        Action::Tab3,
+        Action::Tab4,
         Action::NextPane,
         Action::PrevPane,
+        Action::NextTab,
+        Action::PrevTab,
+        Action::Delete,
+        Action::Refresh,
         Action::Up,
         Action::Down,
         Action::PageUp,
         Action::PageDown,
         Action::Top,
         Action::Bottom,
-        Action::Filter,
-        Action::NextTab,
-        Action::PrevTab,
-        Action::Tab1,
-        Action::Tab2,
-        Action::Tab3,
-        Action::Tab4,
-        Action::PickUser,
-        Action::PickFunction,
-        Action::Permissions,
-        Action::Refresh,
-        Action::Edit,
-        Action::Reveal,
-        Action::Audit,
-        Action::ChainPolicy,
-        Action::Lint,
-        Action::TestConnection,
-        Action::Delete,
-        Action::Save,
-        Action::ToggleActive,
-        Action::Cancel,
         Action::Accept,
+        Action::Cancel,
+        Action::Close,
+        Action::Save,
+        Action::NextField,
+        Action::PrevField,
+        Action::RemoveField,
+        Action::ToggleActive,
+        Action::Confirm,
+        Action::Back,
+        Action::KeepEditing,
+        Action::Reload,
+        Action::Overwrite,
+        Action::Switch,
+        Action::Revert,
+        Action::Jump,
+        Action::Fix,
+        Action::Preview,
+        Action::MoveUp,
+        Action::MoveDown,
+        Action::Remove,
+        Action::Add,
+        Action::CyclePolicy,
     ];
 
     /// The name used in the keys file.
@@ -82,139 +122,454 @@ impl Action {
         match self {
             Action::Quit => "quit",
             Action::Help => "help",
+            Action::Edit => "edit",
+            Action::PickUser => "pick_user",
+            Action::PickFunction => "pick_function",
+            Action::Permissions => "permissions",
+            Action::Audit => "audit",
+            Action::Lint => "lint",
+            Action::TestConnection => "test_connection",
+            Action::Reveal => "reveal",
+            Action::ChainPolicy => "chain_policy",
+            Action::Filter => "filter",
+            Action::Tab1 => "tab_1",
+            Action::Tab2 => "tab_2",
+            Action::Tab3 => "tab_3",
+            Action::Tab4 => "tab_4",
             Action::NextPane => "next_pane",
             Action::PrevPane => "prev_pane",
+            Action::NextTab => "next_tab",
+            Action::PrevTab => "prev_tab",
+            Action::Delete => "delete",
+            Action::Refresh => "refresh",
             Action::Up => "up",
             Action::Down => "down",
             Action::PageUp => "page_up",
             Action::PageDown => "page_down",
             Action::Top => "top",
             Action::Bottom => "bottom",
-            Action::Filter => "filter",
-            Action::NextTab => "next_tab",
-            Action::PrevTab => "prev_tab",
-            Action::Tab1 => "tab_1",
-            Action::Tab2 => "tab_2",
-            Action::Tab3 => "tab_3",
-            Action::Tab4 => "tab_4",
-            Action::PickUser => "pick_user",
-            Action::PickFunction => "pick_function",
-            Action::Permissions => "permissions",
-            Action::Refresh => "refresh",
-            Action::Edit => "edit",
-            Action::Reveal => "reveal",
-            Action::Audit => "audit",
-            Action::ChainPolicy => "chain_policy",
-            Action::Lint => "lint",
-            Action::TestConnection => "test_connection",
-            Action::Delete => "delete",
-            Action::Save => "save",
-            Action::ToggleActive => "toggle_active",
-            Action::Cancel => "cancel",
             Action::Accept => "accept",
+            Action::Cancel => "cancel",
+            Action::Close => "close",
+            Action::Save => "save",
+            Action::NextField => "next_field",
+            Action::PrevField => "prev_field",
+            Action::RemoveField => "remove_field",
+            Action::ToggleActive => "toggle_active",
+            Action::Confirm => "confirm",
+            Action::Back => "back",
+            Action::KeepEditing => "keep_editing",
+            Action::Reload => "reload",
+            Action::Overwrite => "overwrite",
+            Action::Switch => "switch",
+            Action::Revert => "revert",
+            Action::Jump => "jump",
+            Action::Fix => "fix",
+            Action::Preview => "preview",
+            Action::MoveUp => "move_up",
+            Action::MoveDown => "move_down",
+            Action::Remove => "remove",
+            Action::Add => "add",
+            Action::CyclePolicy => "cycle_policy",
         }
     }
 
-    /// One line for the help overlay.
-    pub fn describe(self) -> &'static str {
+    /// Moving around: in help, not in the footer.
+    pub fn is_navigation(self) -> bool {
+        matches!(
+            self,
+            Action::Up
+                | Action::Down
+                | Action::PageUp
+                | Action::PageDown
+                | Action::Top
+                | Action::Bottom
+                | Action::PrevPane
+                | Action::PrevTab
+                | Action::NextTab
+                | Action::Tab2
+                | Action::Tab3
+                | Action::Tab4
+                | Action::PrevField
+        )
+    }
+
+    /// (footer word, help line) for this action on `screen`.
+    pub fn text(self, screen: Screen) -> (&'static str, &'static str) {
+        use Screen as S;
+        match (screen, self) {
+            (_, Action::Quit) => ("quit", "quit keyfall"),
+            (_, Action::Help) => ("help", "show the keys of this screen and the others"),
+            (_, Action::Edit) => ("edit", "edit the setting (or create an override)"),
+            (_, Action::PickUser) => ("user", "resolve as… pick a user"),
+            (_, Action::PickFunction) => ("function", "resolve as… pick an AI function"),
+            (_, Action::Permissions) => ("permissions", "why can/can't this user view or change settings"),
+            (_, Action::Audit) => ("audit", "audit log of this setting, with revert"),
+            (_, Action::Lint) => ("lint", "lint findings, with fixes"),
+            (_, Action::TestConnection) => ("test", "test the key that answers here, for real"),
+            (_, Action::Reveal) => ("reveal", "reveal the key (asks; audited; hides in 10 s)"),
+            (_, Action::ChainPolicy) => ("chain", "the fallback chain and the policy"),
+            (_, Action::Filter) => ("filter", "filter accounts by slug or name (fuzzy)"),
+            (_, Action::Tab1) => ("type", "OpenAI tab"),
+            (_, Action::Tab2) => ("", "Runware tab"),
+            (_, Action::Tab3) => ("", "Image generation tab"),
+            (_, Action::Tab4) => ("", "fourth tab (an unknown type, if any)"),
+            (_, Action::NextPane) => ("pane", "next pane"),
+            (_, Action::PrevPane) => ("", "previous pane"),
+            (_, Action::NextTab) => ("", "next integration type"),
+            (_, Action::PrevTab) => ("", "previous integration type"),
+            (_, Action::Delete) => ("delete", "delete the account's own setting (asks)"),
+            (_, Action::Refresh) => ("reload", "reload everything from the database"),
+            (_, Action::Up) => ("", "move up"),
+            (_, Action::Down) => ("", "move down"),
+            (_, Action::PageUp) => ("", "page up"),
+            (_, Action::PageDown) => ("", "page down"),
+            (_, Action::Top) => ("", "first row"),
+            (_, Action::Bottom) => ("", "last row"),
+            (S::Main, Action::Accept) => ("", "from the accounts to the setting"),
+            (S::Filter, Action::Accept) => ("keep", "keep the filter, back to the list"),
+            (S::Delete, Action::Accept) => ("choose", "press the focused button"),
+            (_, Action::Accept) => ("choose", "choose"),
+            (S::Main, Action::Cancel) => ("", "clear the filter"),
+            (S::Filter, Action::Cancel) => ("clear", "clear the filter"),
+            (S::Editor, Action::Cancel) => ("cancel", "close the form (asks if you changed something)"),
+            (S::Waiting, Action::Cancel) => ("stop waiting", "stop waiting (a late reply is dropped)"),
+            (S::Confirm, Action::Cancel) => ("no", "no"),
+            (_, Action::Cancel) => ("cancel", "close"),
+            (_, Action::Close) => ("close", "close"),
+            (_, Action::Save) => ("save", "preview the save: diff and impact"),
+            (_, Action::NextField) => ("next field", "next field"),
+            (_, Action::PrevField) => ("", "previous field"),
+            (_, Action::RemoveField) => ("remove field", "remove the focused field from the setting"),
+            (_, Action::ToggleActive) => ("active", "toggle active"),
+            (S::SavePreview, Action::Confirm) => ("save", "save (version-checked, audited)"),
+            (S::ChainPolicyPreview, Action::Confirm) => ("apply", "apply (audited)"),
+            (_, Action::Confirm) => ("yes", "yes"),
+            (S::SavePreview, Action::Back) => ("back", "back to the form"),
+            (_, Action::Back) => ("back", "back"),
+            (_, Action::KeepEditing) => ("keep editing", "back to your edits"),
+            (_, Action::Reload) => ("reload", "drop your edits, show what is stored"),
+            (_, Action::Overwrite) => ("overwrite", "save over theirs (asks; recorded as an overwrite)"),
+            (_, Action::Switch) => ("switch", "move between Cancel and Delete"),
+            (_, Action::Revert) => ("revert", "revert this entry (through the editor)"),
+            (_, Action::Jump) => ("open", "go to the setting, or the user's permissions"),
+            (_, Action::Fix) => ("fix", "open the fix in the editor"),
+            (_, Action::Preview) => ("preview", "preview who resolves or may act differently"),
+            (_, Action::MoveUp) => ("up", "move the system account up the chain"),
+            (_, Action::MoveDown) => ("down", "move the system account down the chain"),
+            (_, Action::Remove) => ("remove", "remove the system account from the chain"),
+            (_, Action::Add) => ("add", "add the account selected in the list"),
+            (_, Action::CyclePolicy) => ("policy", "next policy (A, B, C)"),
+        }
+    }
+}
+
+/// A screen: what has the keys. Its section in the keys file is `name()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Screen {
+    Main,
+    Filter,
+    Help,
+    Picker,
+    Editor,
+    SavePreview,
+    Conflict,
+    Confirm,
+    Delete,
+    Waiting,
+    Audit,
+    Lint,
+    ChainPolicy,
+    ChainPolicyPreview,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 14] = [
+        Screen::Main,
+        Screen::Filter,
+        Screen::Help,
+        Screen::Picker,
+        Screen::Editor,
+        Screen::SavePreview,
+        Screen::Conflict,
+        Screen::Confirm,
+        Screen::Delete,
+        Screen::Waiting,
+        Screen::Audit,
+        Screen::Lint,
+        Screen::ChainPolicy,
+        Screen::ChainPolicyPreview,
+    ];
+
+    pub fn name(self) -> &'static str {
         match self {
-            Action::Quit => "quit keyfall",
-            Action::Help => "show or hide this help",
-            Action::NextPane => "next pane",
-            Action::PrevPane => "previous pane",
-            Action::Up => "move up",
-            Action::Down => "move down",
-            Action::PageUp => "page up",
-            Action::PageDown => "page down",
-            Action::Top => "first row",
-            Action::Bottom => "last row",
-            Action::Filter => "filter accounts (fuzzy)",
-            Action::NextTab => "next integration type",
-            Action::PrevTab => "previous integration type",
-            Action::Tab1 => "OpenAI tab",
-            Action::Tab2 => "Runware tab",
-            Action::Tab3 => "Image generation tab",
-            Action::Tab4 => "fourth tab (an unknown type, if any)",
-            Action::PickUser => "resolve as… pick a user",
-            Action::PickFunction => "resolve as… pick an AI function",
-            Action::Permissions => "why can/can't this user change settings (checks)",
-            Action::Refresh => "reload everything from the database",
-            Action::Edit => "edit the setting (or create an override)",
-            Action::Reveal => "reveal the key (asks first; audited; hides after 10 s)",
-            Action::Audit => "audit log of this setting, with revert",
-            Action::ChainPolicy => "chain and policy (K/J move, x remove, + add selected, p policy)",
-            Action::Lint => "lint findings (enter jump, f fix)",
-            Action::TestConnection => "test the key that answers here, for real",
-            Action::Delete => "delete the account's own setting",
-            Action::Save => "editor: preview the save (diff and impact)",
-            Action::ToggleActive => "editor: toggle active",
-            Action::Cancel => "close, clear the filter",
-            Action::Accept => "choose",
+            Screen::Main => "main",
+            Screen::Filter => "filter",
+            Screen::Help => "help",
+            Screen::Picker => "picker",
+            Screen::Editor => "editor",
+            Screen::SavePreview => "save_preview",
+            Screen::Conflict => "conflict",
+            Screen::Confirm => "confirm",
+            Screen::Delete => "delete",
+            Screen::Waiting => "waiting",
+            Screen::Audit => "audit",
+            Screen::Lint => "lint",
+            Screen::ChainPolicy => "chain_policy",
+            Screen::ChainPolicyPreview => "chain_policy_preview",
         }
     }
 
-    fn parse(name: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.name() == name)
+    /// The heading of its part of help.
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Main => "accounts, setting, resolve-as",
+            Screen::Filter => "typing a filter",
+            Screen::Help => "this help",
+            Screen::Picker => "picking a user or a function",
+            Screen::Editor => "the setting form",
+            Screen::SavePreview => "the save preview",
+            Screen::Conflict => "a conflict (someone saved first)",
+            Screen::Confirm => "a yes/no question",
+            Screen::Delete => "deleting an override",
+            Screen::Waiting => "waiting for the database",
+            Screen::Audit => "the audit log",
+            Screen::Lint => "lint findings",
+            Screen::ChainPolicy => "the chain and the policy",
+            Screen::ChainPolicyPreview => "the chain and policy preview",
+        }
+    }
+
+    /// Characters typed here are text: only named, ctrl- and alt- keys act.
+    pub fn takes_text(self) -> bool {
+        matches!(self, Screen::Filter | Screen::Picker | Screen::Editor)
+    }
+
+    /// The actions this screen handles, the most useful first (the footer
+    /// shows as many as fit, in this order).
+    pub fn actions(self) -> &'static [Action] {
+        use Action as A;
+        match self {
+            Screen::Main => &[
+                A::Help,
+                A::Edit,
+                A::PickUser,
+                A::PickFunction,
+                A::Permissions,
+                A::Audit,
+                A::Lint,
+                A::TestConnection,
+                A::Reveal,
+                A::ChainPolicy,
+                A::Filter,
+                A::Tab1,
+                A::Tab2,
+                A::Tab3,
+                A::Tab4,
+                A::NextPane,
+                A::PrevPane,
+                A::NextTab,
+                A::PrevTab,
+                A::Delete,
+                A::Refresh,
+                A::Up,
+                A::Down,
+                A::PageUp,
+                A::PageDown,
+                A::Top,
+                A::Bottom,
+                A::Accept,
+                A::Cancel,
+                A::Quit,
+            ],
+            Screen::Filter => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
+            Screen::Help => &[A::Close, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom],
+            Screen::Picker => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
+            Screen::Editor => &[A::Save, A::NextField, A::PrevField, A::RemoveField, A::ToggleActive, A::Cancel],
+            Screen::SavePreview => &[A::Confirm, A::Back],
+            Screen::Conflict => &[A::KeepEditing, A::Reload, A::Overwrite],
+            Screen::Confirm => &[A::Confirm, A::Cancel],
+            Screen::Delete => &[A::Switch, A::Accept, A::Cancel],
+            Screen::Waiting => &[A::Cancel],
+            Screen::Audit => &[A::Revert, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close],
+            Screen::Lint => {
+                &[A::Jump, A::Fix, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close]
+            }
+            Screen::ChainPolicy => &[
+                A::Preview,
+                A::MoveUp,
+                A::MoveDown,
+                A::Remove,
+                A::Add,
+                A::CyclePolicy,
+                A::Help,
+                A::Down,
+                A::Up,
+                A::Close,
+            ],
+            Screen::ChainPolicyPreview => &[A::Confirm, A::Back],
+        }
+    }
+
+    fn parse(name: &str) -> Option<Screen> {
+        Screen::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// The actions `[global]` may bind: they work on every screen.
+const GLOBAL_ACTIONS: [Action; 2] = [Action::Quit, Action::Help];
+
+/// One section's bindings.
+#[derive(Debug, Clone, Default)]
+struct Bindings {
+    by_key: BTreeMap<String, Action>,
+    by_action: BTreeMap<Action, Vec<String>>,
+}
+
+impl Bindings {
+    fn bind(&mut self, action: Action, keys: Vec<String>) {
+        self.by_action.insert(action, keys);
+        self.by_key = self.by_action.iter().flat_map(|(a, ks)| ks.iter().map(move |k| (k.clone(), *a))).collect();
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Keymap {
-    by_key: BTreeMap<String, Action>,
-    by_action: BTreeMap<Action, Vec<String>>,
+    global: Bindings,
+    screens: BTreeMap<Screen, Bindings>,
 }
 
 const DEFAULT_KEYS: &str = include_str!("../../assets/keys.toml");
 
+/// Where an override applies.
+enum Section {
+    Global,
+    Screen(Screen),
+}
+
 impl Keymap {
-    /// The defaults, with `overrides` (action name → keys) replacing whole
-    /// actions. Unknown actions or key names are an error naming them.
+    /// The defaults, with `overrides` replacing whole actions: a name
+    /// `screen.action` on that screen, a bare `action` on every screen (and
+    /// `[global]`) that has it. Unknown screens, actions or key names are
+    /// an error naming them.
     pub fn new(overrides: &BTreeMap<String, Vec<String>>) -> Result<Keymap, String> {
-        let defaults: BTreeMap<String, Vec<String>> =
+        let defaults: BTreeMap<String, BTreeMap<String, Vec<String>>> =
             toml::from_str(DEFAULT_KEYS).map_err(|e| format!("built-in keys: {e}"))?;
-        let mut by_action = BTreeMap::new();
-        for (name, keys) in defaults.iter().chain(overrides) {
-            let action = Action::parse(name).ok_or_else(|| format!("unknown action {name:?} in [keys]"))?;
-            for key in keys {
-                if !valid_key(key) {
-                    return Err(format!("unknown key {key:?} for {name} in [keys]"));
+        let mut keymap = Keymap { global: Bindings::default(), screens: BTreeMap::new() };
+        for (section, actions) in &defaults {
+            let section = match section.as_str() {
+                "global" => Section::Global,
+                other => Section::Screen(Screen::parse(other).ok_or_else(|| format!("built-in keys: [{other}]"))?),
+            };
+            for (name, keys) in actions {
+                keymap.bind(&section, name, keys).map_err(|e| format!("built-in keys: {e}"))?;
+            }
+        }
+        for (name, keys) in overrides {
+            match name.split_once('.') {
+                Some((section, action)) => {
+                    let section = match section {
+                        "global" => Section::Global,
+                        other => Section::Screen(
+                            Screen::parse(other).ok_or_else(|| format!("unknown screen [keys.{other}]"))?,
+                        ),
+                    };
+                    keymap.bind(&section, action, keys)?;
+                }
+                None => {
+                    let action = Action::ALL
+                        .into_iter()
+                        .find(|a| a.name() == name)
+                        .ok_or_else(|| format!("unknown action {name:?} in [keys]"))?;
+                    let mut sections: Vec<Section> = Screen::ALL
+                        .into_iter()
+                        .filter(|s| s.actions().contains(&action))
+                        .map(Section::Screen)
+                        .collect();
+                    if GLOBAL_ACTIONS.contains(&action) {
+                        sections.push(Section::Global);
+                        // A bare override replaces the action everywhere:
+                        // the screens' own keys for it go, the new ones are global.
+                        for b in keymap.screens.values_mut() {
+                            b.bind(action, Vec::new());
+                        }
+                        keymap.bind(&Section::Global, name, keys)?;
+                        continue;
+                    }
+                    for section in &sections {
+                        keymap.bind(section, name, keys)?;
+                    }
                 }
             }
-            by_action.insert(action, keys.clone());
         }
-        let mut by_key = BTreeMap::new();
-        for (action, keys) in &by_action {
-            for key in keys {
-                by_key.insert(key.clone(), *action);
+        Ok(keymap)
+    }
+
+    fn bind(&mut self, section: &Section, name: &str, keys: &[String]) -> Result<(), String> {
+        let (allowed, bindings, where_): (&[Action], &mut Bindings, &str) = match section {
+            Section::Global => (&GLOBAL_ACTIONS, &mut self.global, "global"),
+            Section::Screen(s) => (s.actions(), self.screens.entry(*s).or_default(), s.name()),
+        };
+        let action = allowed
+            .iter()
+            .copied()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| format!("unknown action {name:?} for [keys.{where_}]"))?;
+        for key in keys {
+            if !valid_key(key) {
+                return Err(format!("unknown key {key:?} for {name} in [keys]"));
             }
         }
-        Ok(Keymap { by_key, by_action })
+        bindings.bind(action, keys.to_vec());
+        Ok(())
     }
 
     pub fn default_keys() -> Keymap {
         Keymap::new(&BTreeMap::new()).expect("the built-in keys parse")
     }
 
-    pub fn action(&self, key: &str) -> Option<Action> {
-        self.by_key.get(key).copied()
+    /// What `key` does on `screen`: its own binding, else a global one.
+    /// On screens that take text, a character is text, never an action.
+    pub fn action(&self, screen: Screen, key: &str) -> Option<Action> {
+        if screen.takes_text() && key.chars().count() == 1 {
+            return None;
+        }
+        self.screens.get(&screen).and_then(|b| b.by_key.get(key)).or_else(|| self.global.by_key.get(key)).copied()
     }
 
-    /// The keys bound to an action, for hints: `q/ctrl-c`.
-    pub fn keys(&self, action: Action) -> String {
-        self.by_action.get(&action).map(|k| k.join("/")).unwrap_or_default()
+    /// Every key bound to `action` on `screen`, its own first.
+    pub fn keys(&self, screen: Screen, action: Action) -> Vec<&str> {
+        let own = self.screens.get(&screen).and_then(|b| b.by_action.get(&action));
+        let global = self.global.by_action.get(&action);
+        let mut out: Vec<&str> = Vec::new();
+        for k in own.into_iter().flatten().chain(global.into_iter().flatten()) {
+            // A character on a text screen is text, never this action.
+            if screen.takes_text() && k.chars().count() == 1 {
+                continue;
+            }
+            if !out.contains(&k.as_str()) {
+                out.push(k);
+            }
+        }
+        out
     }
 
-    /// The first key of an action, for the footer.
-    pub fn first_key(&self, action: Action) -> &str {
-        self.by_action.get(&action).and_then(|k| k.first()).map(String::as_str).unwrap_or("?")
+    /// The first key of an action on a screen, for hints.
+    pub fn first_key(&self, screen: Screen, action: Action) -> Option<&str> {
+        self.keys(screen, action).into_iter().next()
     }
 
-    /// (keys, description) for every bound action, in help order.
-    pub fn help(&self) -> Vec<(String, &'static str)> {
-        Action::ALL
-            .into_iter()
-            .filter(|a| self.by_action.get(a).is_some_and(|k| !k.is_empty()))
-            .map(|a| (self.keys(a), a.describe()))
+    /// (keys, description) of every bound action of `screen`, then the
+    /// global ones it does not list.
+    pub fn help(&self, screen: Screen) -> Vec<(String, &'static str)> {
+        let listed = screen.actions().iter().copied();
+        let global = GLOBAL_ACTIONS.into_iter().filter(|a| !screen.actions().contains(a));
+        listed
+            .chain(global)
+            .filter_map(|a| {
+                let keys = self.keys(screen, a);
+                (!keys.is_empty()).then(|| (keys.join("/"), a.text(screen).1))
+            })
             .collect()
     }
 }
@@ -250,27 +605,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_cover_every_action() {
+    fn every_action_of_every_screen_has_a_key_and_words() {
         let keymap = Keymap::default_keys();
-        for action in Action::ALL {
-            assert!(!keymap.keys(action).is_empty(), "{action:?} has no key");
+        for screen in Screen::ALL {
+            for action in screen.actions() {
+                assert!(!keymap.keys(screen, *action).is_empty(), "{screen:?} {action:?} has no key");
+                assert!(!action.text(screen).1.is_empty(), "{screen:?} {action:?} has no help line");
+            }
+            // Every key leads to one action only.
+            let mut seen = std::collections::BTreeSet::new();
+            for action in screen.actions() {
+                for key in keymap.screens.get(&screen).and_then(|b| b.by_action.get(action)).into_iter().flatten() {
+                    assert!(seen.insert(key.clone()), "{screen:?}: {key} bound twice");
+                }
+            }
         }
-        assert_eq!(keymap.action("q"), Some(Action::Quit));
-        assert_eq!(keymap.action("ctrl-c"), Some(Action::Quit));
+        for action in Action::ALL {
+            assert!(Screen::ALL.iter().any(|s| s.actions().contains(&action)), "{action:?} is on no screen");
+        }
+        assert_eq!(keymap.action(Screen::Main, "q"), Some(Action::Quit));
+        assert_eq!(keymap.action(Screen::Main, "ctrl-c"), Some(Action::Quit));
+        assert_eq!(keymap.action(Screen::Editor, "ctrl-c"), Some(Action::Quit));
+        assert_eq!(keymap.action(Screen::Editor, "q"), None, "a character is text in the editor");
+        assert_eq!(keymap.action(Screen::Lint, "q"), Some(Action::Close));
+        assert_eq!(keymap.action(Screen::Lint, "enter"), Some(Action::Jump));
     }
 
     #[test]
     fn overrides_replace_and_are_validated() {
         let mut o = BTreeMap::new();
         o.insert("quit".to_string(), vec!["ctrl-q".to_string()]);
+        o.insert("editor.save".to_string(), vec!["ctrl-w".to_string()]);
+        o.insert("up".to_string(), vec!["ctrl-p".to_string()]);
         let keymap = Keymap::new(&o).unwrap();
-        assert_eq!(keymap.action("ctrl-q"), Some(Action::Quit));
-        assert_eq!(keymap.action("q"), None);
-        assert!(keymap.help().iter().any(|(k, d)| k == "ctrl-q" && *d == "quit keyfall"));
+        assert_eq!(keymap.action(Screen::Main, "ctrl-q"), Some(Action::Quit));
+        assert_eq!(keymap.action(Screen::Main, "q"), None);
+        assert_eq!(keymap.action(Screen::Main, "ctrl-c"), None);
+        assert_eq!(keymap.action(Screen::Editor, "ctrl-w"), Some(Action::Save));
+        assert_eq!(keymap.action(Screen::Editor, "ctrl-s"), None);
+        assert_eq!(keymap.action(Screen::Lint, "ctrl-p"), Some(Action::Up), "a bare name is every screen's");
+        assert!(keymap.help(Screen::Main).iter().any(|(k, d)| k == "ctrl-q" && *d == "quit keyfall"));
         o.insert("fly".to_string(), vec!["x".to_string()]);
         assert!(Keymap::new(&o).unwrap_err().contains("fly"));
         let mut bad = BTreeMap::new();
         bad.insert("quit".to_string(), vec!["hyper-q".to_string()]);
         assert!(Keymap::new(&bad).is_err());
+        let mut bad = BTreeMap::new();
+        bad.insert("lint.save".to_string(), vec!["s".to_string()]);
+        assert!(Keymap::new(&bad).unwrap_err().contains("lint"));
     }
 }

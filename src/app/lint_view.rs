@@ -9,7 +9,7 @@ use crate::domain::registry;
 
 use super::editor::Editor;
 use super::keymap::Action;
-use super::{Cmd, Model, Overlay, input_key, may_modify};
+use super::{Cmd, Model, Overlay, may_modify};
 
 #[derive(Debug)]
 pub struct LintView {
@@ -36,15 +36,19 @@ pub fn loaded(model: &mut Model, request: u64, findings: Vec<Finding>) -> Vec<Cm
     Vec::new()
 }
 
-pub fn key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
+    let page = (model.size.1 as usize).saturating_sub(6);
     let Some(Overlay::Lint(view)) = &mut model.overlay else { return Vec::new() };
-    match (input_key(key, action), action) {
-        ("esc", _) | (_, Some(Action::Quit)) => model.overlay = None,
-        (_, Some(Action::Down)) => view.selected = (view.selected + 1).min(view.findings.len().saturating_sub(1)),
-        (_, Some(Action::Up)) => view.selected = view.selected.saturating_sub(1),
-        ("enter", _) => return jump(model),
-        ("f", _) => return fix(model),
-        _ => {}
+    match action {
+        Some(Action::Close) => model.overlay = None,
+        Some(Action::Jump) => return jump(model),
+        Some(Action::Fix) => return fix(model),
+        Some(a) => {
+            if let Some(delta) = super::movement(a, page) {
+                view.selected = super::moved(view.selected, delta, view.findings.len());
+            }
+        }
+        None => {}
     }
     Vec::new()
 }
@@ -108,7 +112,7 @@ fn fix(model: &mut Model) -> Vec<Cmd> {
                 ),
                 None => format!("{}: {} — review, then ctrl-s", f.id, fix.description),
             });
-            if let Some(i) = fix.field.as_ref().and_then(|field| ed.fields.iter().position(|x| x.name == field)) {
+            if let Some(i) = fix.field.as_ref().and_then(|field| ed.fields.iter().position(|x| &x.name == field)) {
                 ed.focus = i;
             }
             model.overlay = Some(Overlay::Edit(Box::new(ed)));

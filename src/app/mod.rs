@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod admin;
 pub mod editing;
 pub mod editor;
+pub mod help;
 mod inspect;
 pub mod keymap;
 pub mod lint_view;
@@ -27,10 +28,10 @@ use crate::store::{AccountRow, AuditEntry, Conflict, ImpactRow, Proposal, Subjec
 
 use accounts::{AccountsPane, status_of};
 pub use editing::may_modify;
-use editing::{delete_key, editor_key, on_previewed, on_saved, open_delete, open_editor};
+use editing::{delete_key, editor_key, on_previewed, on_saved, open_delete, open_editor, waiting_key};
 use editor::{Editor, Stage};
 use inspect::{audit_key, open_audit, open_reveal, reveal_key, test_connection};
-use keymap::{Action, Keymap};
+use keymap::{Action, Keymap, Screen};
 use picker::{Item, Picker, PickerKind};
 
 /// Keep at most this many accounts' settings in memory; beyond it, rows far
@@ -246,10 +247,6 @@ impl Pane {
 
 #[derive(Debug)]
 pub enum Overlay {
-    /// The keys in force, scrolled by `scroll` lines.
-    Help {
-        scroll: u16,
-    },
     Picker(Picker),
     /// Editing a setting, through preview and save.
     Edit(Box<Editor>),
@@ -431,6 +428,8 @@ pub struct Model {
     pub setting_scroll: u16,
     pub resolve: ResolvePanel,
     pub overlay: Option<Overlay>,
+    /// The keys of the screen below, over everything while open.
+    pub help: Option<help::HelpView>,
     /// One line for the footer; cleared by the next key.
     pub notice: Option<String>,
     /// A key revealed on purpose; hidden again by the next key or in 10 s.
@@ -477,6 +476,7 @@ impl Model {
             setting_scroll: 0,
             resolve: ResolvePanel { email, ..ResolvePanel::default() },
             overlay: None,
+            help: None,
             notice: None,
             revealed: None,
             last_test: None,
@@ -555,6 +555,41 @@ impl Model {
             None => Target::System { slug: head },
         };
         Some(permissions::evaluate_all(&s, policy, &target))
+    }
+
+    /// The screen that has the keys: help over everything, then the
+    /// overlay (by its stage), then the filter, then the main panes.
+    pub fn screen(&self) -> Screen {
+        if self.help.is_some() { Screen::Help } else { self.screen_below_help() }
+    }
+
+    /// The screen help describes first.
+    pub fn screen_below_help(&self) -> Screen {
+        use admin::AdminStage;
+        match &self.overlay {
+            Some(Overlay::Picker(_)) => Screen::Picker,
+            Some(Overlay::Edit(ed)) => match &ed.stage {
+                Stage::Editing => Screen::Editor,
+                Stage::Confirm { .. } => Screen::SavePreview,
+                Stage::Conflict { asking: false, .. } => Screen::Conflict,
+                Stage::Conflict { asking: true, .. } | Stage::Discard { .. } => Screen::Confirm,
+                Stage::Previewing { .. } | Stage::Saving { .. } => Screen::Waiting,
+            },
+            Some(Overlay::ConfirmDelete { request: Some(_), .. } | Overlay::ConfirmReveal { request: Some(_), .. }) => {
+                Screen::Waiting
+            }
+            Some(Overlay::ConfirmDelete { .. }) => Screen::Delete,
+            Some(Overlay::ConfirmReveal { .. }) => Screen::Confirm,
+            Some(Overlay::Audit(_)) => Screen::Audit,
+            Some(Overlay::Lint(_)) => Screen::Lint,
+            Some(Overlay::Admin(view)) => match view.stage {
+                AdminStage::Editing => Screen::ChainPolicy,
+                AdminStage::Confirm { .. } => Screen::ChainPolicyPreview,
+                AdminStage::Previewing { .. } | AdminStage::Applying { .. } => Screen::Waiting,
+            },
+            None if self.accounts.filtering => Screen::Filter,
+            None => Screen::Main,
+        }
     }
 
     /// Rows of the accounts pane at the current size (shared with the view).
@@ -971,48 +1006,99 @@ fn on_paste(model: &mut Model, text: &str) -> Vec<Cmd> {
 }
 
 fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
-    let action = model.keymap.action(key);
-    if let Some(overlay) = &model.overlay {
-        return match overlay {
-            Overlay::Help { scroll } => {
-                let scroll = *scroll;
-                match action {
-                    Some(Action::Help | Action::Cancel | Action::Quit | Action::Accept) => model.overlay = None,
-                    Some(Action::Down | Action::PageDown) => {
-                        model.overlay = Some(Overlay::Help { scroll: (scroll + 1).min(40) })
-                    }
-                    Some(Action::Up | Action::PageUp) => {
-                        model.overlay = Some(Overlay::Help { scroll: scroll.saturating_sub(1) })
-                    }
-                    _ => {}
-                }
-                Vec::new()
-            }
-            Overlay::Picker(_) => picker_key(model, key, action),
-            Overlay::Edit(_) => editor_key(model, key, action),
-            Overlay::ConfirmDelete { .. } => delete_key(model, key, action),
-            Overlay::ConfirmReveal { .. } => reveal_key(model, key, action),
-            Overlay::Audit(_) => audit_key(model, key, action),
-            Overlay::Admin(_) => admin::key(model, key, action),
-            Overlay::Lint(_) => lint_view::key(model, key, action),
-        };
+    let screen = model.screen();
+    let action = model.keymap.action(screen, key);
+    match action {
+        Some(Action::Help) if screen != Screen::Help => {
+            model.help = Some(help::HelpView::default());
+            return Vec::new();
+        }
+        Some(Action::Quit) => return quit(model),
+        _ => {}
     }
-    if model.accounts.filtering {
-        return filter_key(model, key, action);
+    match screen {
+        Screen::Help => help::key(model, action),
+        Screen::Main => main_key(model, action),
+        Screen::Filter => filter_key(model, key, action),
+        Screen::Picker => picker_key(model, key, action),
+        Screen::Editor | Screen::SavePreview | Screen::Conflict => editor_key(model, key, action),
+        Screen::Confirm => match &model.overlay {
+            Some(Overlay::ConfirmReveal { .. }) => reveal_key(model, action),
+            _ => editor_key(model, key, action),
+        },
+        Screen::Delete => delete_key(model, action),
+        Screen::Waiting => waiting_key(model, action),
+        Screen::Audit => audit_key(model, action),
+        Screen::Lint => lint_view::key(model, action),
+        Screen::ChainPolicy | Screen::ChainPolicyPreview => admin::key(model, action),
     }
+}
+
+/// Quit, unless that would throw away edits: then ask first.
+fn quit(model: &mut Model) -> Vec<Cmd> {
+    if let Some(Overlay::Edit(ed)) = &mut model.overlay
+        && ed.is_dirty()
+        && !matches!(ed.stage, Stage::Discard { .. })
+    {
+        model.help = None;
+        ed.ask_discard(true);
+        return Vec::new();
+    }
+    model.quit = true;
+    Vec::new()
+}
+
+/// How far a movement goes on a list `page` rows high.
+pub(crate) fn movement(action: Action, page: usize) -> Option<isize> {
+    let page = page.max(1) as isize;
+    Some(match action {
+        Action::Up => -1,
+        Action::Down => 1,
+        Action::PageUp => -page,
+        Action::PageDown => page,
+        Action::Top => isize::MIN / 2,
+        Action::Bottom => isize::MAX / 2,
+        _ => return None,
+    })
+}
+
+/// `index` moved by `delta` within `0..len`.
+pub(crate) fn moved(index: usize, delta: isize, len: usize) -> usize {
+    (index as isize).saturating_add(delta).clamp(0, len.saturating_sub(1) as isize) as usize
+}
+
+fn main_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let Some(action) = action else {
         return Vec::new();
     };
-    let page = model.account_rows().max(1) as isize;
+    let page = model.account_rows();
+    if let Some(delta) = movement(action, page) {
+        return match model.focus {
+            Pane::Resolve => {
+                let len = view::resolve_lines(model) as usize;
+                let rows = view::resolve_rows(model) as usize;
+                let max = len.saturating_sub(rows);
+                model.resolve.scroll = moved(model.resolve.scroll as usize, delta, max + 1) as u16;
+                Vec::new()
+            }
+            Pane::Setting => {
+                let len = view::setting_lines_count(model) as usize;
+                let rows = view::setting_rows(model) as usize;
+                let max = len.saturating_sub(rows);
+                model.setting_scroll = moved(model.setting_scroll as usize, delta, max + 1) as u16;
+                Vec::new()
+            }
+            Pane::Accounts => {
+                let before = model.accounts.selected_index();
+                model.accounts.move_by(delta);
+                if model.accounts.selected_index() != before {
+                    model.setting_scroll = 0;
+                }
+                load_visible(model)
+            }
+        };
+    }
     match action {
-        Action::Quit => {
-            model.quit = true;
-            Vec::new()
-        }
-        Action::Help => {
-            model.overlay = Some(Overlay::Help { scroll: 0 });
-            Vec::new()
-        }
         Action::NextPane => {
             model.focus = model.focus.next();
             Vec::new()
@@ -1020,35 +1106,6 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Action::PrevPane => {
             model.focus = model.focus.prev();
             Vec::new()
-        }
-        Action::Up | Action::Down | Action::PageUp | Action::PageDown | Action::Top | Action::Bottom => {
-            let delta = match action {
-                Action::Up => -1,
-                Action::Down => 1,
-                Action::PageUp => -page,
-                Action::PageDown => page,
-                Action::Top => isize::MIN / 2,
-                _ => isize::MAX / 2,
-            };
-            let scrolled = |scroll: u16| (scroll as isize + delta.clamp(-1000, 1000)).clamp(0, 1000) as u16;
-            match model.focus {
-                Pane::Resolve => {
-                    model.resolve.scroll = scrolled(model.resolve.scroll);
-                    Vec::new()
-                }
-                Pane::Setting => {
-                    model.setting_scroll = scrolled(model.setting_scroll);
-                    Vec::new()
-                }
-                Pane::Accounts => {
-                    let before = model.accounts.selected_index();
-                    model.accounts.move_by(delta);
-                    if model.accounts.selected_index() != before {
-                        model.setting_scroll = 0;
-                    }
-                    load_visible(model)
-                }
-            }
         }
         Action::Filter => {
             model.accounts.filtering = true;
@@ -1090,7 +1147,8 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
             model.resolve.show_permissions = !model.resolve.show_permissions;
             model.resolve.scroll = 0;
             if model.resolve.email.is_none() {
-                model.notice = Some(format!("pick a user first ({})", model.keymap.first_key(Action::PickUser)));
+                let key = model.keymap.first_key(Screen::Main, Action::PickUser).unwrap_or("u").to_string();
+                model.notice = Some(format!("pick a user first ({key})"));
             }
             Vec::new()
         }
@@ -1107,7 +1165,6 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Action::Lint => lint_view::open(model),
         Action::TestConnection => test_connection(model),
         Action::Delete => open_delete(model),
-        Action::Save | Action::ToggleActive => Vec::new(),
         Action::Cancel => {
             if !model.accounts.filter.is_empty() {
                 model.accounts.set_filter(String::new());
@@ -1121,52 +1178,40 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
             }
             Vec::new()
         }
+        _ => Vec::new(),
     }
 }
 
-/// In text inputs, characters are text; named keys bound to cancel or
-/// accept in the keymap act as esc and enter.
-pub(crate) fn input_key(key: &str, action: Option<Action>) -> &str {
-    match action {
-        Some(Action::Cancel) if key.chars().count() > 1 => "esc",
-        Some(Action::Accept) if key.chars().count() > 1 => "enter",
-        _ => key,
+/// Typing in a text input: the character a key stands for, if any.
+pub(crate) fn typed_char(key: &str) -> Option<char> {
+    match key {
+        "space" => Some(' '),
+        k if k.chars().count() == 1 => k.chars().next(),
+        _ => None,
     }
 }
 
 fn filter_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
-    match input_key(key, action) {
-        "esc" => {
+    match action {
+        Some(Action::Cancel) => {
             model.accounts.filtering = false;
             model.accounts.set_filter(String::new());
         }
-        "enter" => model.accounts.filtering = false,
-        "backspace" => {
+        Some(Action::Accept) => model.accounts.filtering = false,
+        Some(a) => {
+            if let Some(delta) = movement(a, model.account_rows()) {
+                model.accounts.move_by(delta);
+            }
+        }
+        None if key == "backspace" => {
             let mut f = model.accounts.filter.clone();
             f.pop();
             model.accounts.set_filter(f);
         }
-        "up" | "down" | "pageup" | "pagedown" => {
-            let delta = match key {
-                "up" => -1,
-                "down" => 1,
-                "pageup" => -(model.account_rows() as isize),
-                _ => model.account_rows() as isize,
-            };
-            model.accounts.move_by(delta);
-        }
-        "ctrl-c" => model.quit = true,
-        "space" => {
-            let f = format!("{} ", model.accounts.filter);
-            model.accounts.set_filter(f);
-        }
-        k if k.chars().count() == 1 => {
-            let f = format!("{}{k}", model.accounts.filter);
-            model.accounts.set_filter(f);
-        }
-        _ => {
-            if action == Some(Action::Quit) && key != "q" {
-                model.quit = true;
+        None => {
+            if let Some(c) = typed_char(key) {
+                let f = format!("{}{c}", model.accounts.filter);
+                model.accounts.set_filter(f);
             }
         }
     }
@@ -1214,25 +1259,12 @@ fn search_users(model: &mut Model, query: String) -> Vec<Cmd> {
 
 fn picker_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
     let Some(Overlay::Picker(p)) = &mut model.overlay else { return Vec::new() };
-    match input_key(key, action) {
-        "esc" => {
+    match action {
+        Some(Action::Cancel) => {
             model.overlay = None;
             Vec::new()
         }
-        "ctrl-c" => {
-            model.quit = true;
-            Vec::new()
-        }
-        "up" | "down" | "pageup" | "pagedown" => {
-            p.move_by(match key {
-                "up" => -1,
-                "down" => 1,
-                "pageup" => -10,
-                _ => 10,
-            });
-            Vec::new()
-        }
-        "enter" => {
+        Some(Action::Accept) => {
             let Some(choice) = p.current().map(|i| i.value.clone()) else { return Vec::new() };
             let kind = p.kind;
             model.overlay = None;
@@ -1243,22 +1275,23 @@ fn picker_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> 
             model.resolve.scroll = 0;
             resolve_cmd(model)
         }
-        "backspace" => {
+        Some(a) => {
+            if let Some(delta) = movement(a, 10) {
+                p.move_by(delta);
+            }
+            Vec::new()
+        }
+        None if key == "backspace" => {
             let mut q = p.query.clone();
             q.pop();
             set_picker_query(model, q)
         }
-        "space" => {
-            let q = format!("{} ", p.query);
-            set_picker_query(model, q)
-        }
-        k if k.chars().count() == 1 => {
-            let q = format!("{}{k}", p.query);
-            set_picker_query(model, q)
-        }
-        _ => {
-            let _ = action;
-            Vec::new()
-        }
+        None => match typed_char(key) {
+            Some(c) => {
+                let q = format!("{}{c}", p.query);
+                set_picker_query(model, q)
+            }
+            None => Vec::new(),
+        },
     }
 }

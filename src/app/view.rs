@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use serde_json::Value;
 
 use super::editor::{Editor, Stage};
-use super::keymap::Action;
+use super::keymap::{Action, Screen};
 use super::picker::PickerKind;
 use super::{Connection, Model, Overlay, Pane};
 use crate::domain::diff;
@@ -29,22 +29,25 @@ pub struct Theme {
 }
 
 impl Theme {
+    pub(crate) fn heading(self) -> Style {
+        self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
     fn fg(self, c: Color) -> Style {
         if self.color { Style::new().fg(c) } else { Style::new() }
     }
-    fn ok(self) -> Style {
+    pub(crate) fn ok(self) -> Style {
         self.fg(Color::Green)
     }
-    fn bad(self) -> Style {
+    pub(crate) fn bad(self) -> Style {
         if self.color { Style::new().fg(Color::Red) } else { Style::new().add_modifier(Modifier::BOLD) }
     }
-    fn warn(self) -> Style {
+    pub(crate) fn warn(self) -> Style {
         if self.color { Style::new().fg(Color::Yellow) } else { Style::new().add_modifier(Modifier::BOLD) }
     }
-    fn dim(self) -> Style {
+    pub(crate) fn dim(self) -> Style {
         if self.color { Style::new().fg(Color::DarkGray) } else { Style::new().add_modifier(Modifier::DIM) }
     }
-    fn accent(self) -> Style {
+    pub(crate) fn accent(self) -> Style {
         self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
     }
     fn selected(self, focused: bool) -> Style {
@@ -109,7 +112,6 @@ pub fn draw(model: &Model, frame: &mut Frame) {
     resolve_panel(model, frame, r, t);
     footer(model, frame, Rect::new(0, area.height - 1, area.width, 1), t);
     match &model.overlay {
-        Some(Overlay::Help { scroll }) => help(model, *scroll, frame, area, t),
         Some(Overlay::Picker(_)) => picker(model, frame, area, t),
         Some(Overlay::Edit(ed)) => editor(ed, frame, area, t),
         Some(Overlay::ConfirmReveal { account, integration_type, .. }) => {
@@ -123,19 +125,33 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         }
         None => {}
     }
+    if let Some(view) = &model.help {
+        super::help::draw(model, view, frame, t);
+    }
 }
 
 fn header(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
-    // From the most to the least verbose; the first that fits is drawn. The
-    // read-only reason outlives everything but the name.
-    let variants = [header_spans(model, t, 0), header_spans(model, t, 1), header_spans(model, t, 2)];
-    let fits = |spans: &Vec<Span>| spans.iter().map(|s| s.width()).sum::<usize>() <= area.width as usize;
-    let chosen = variants.iter().find(|v| fits(v)).unwrap_or(&variants[2]).clone();
-    frame.render_widget(Paragraph::new(Line::from(chosen)), area);
+    frame.render_widget(Paragraph::new(Line::from(header_line(model, t, area.width as usize))), area);
 }
 
-/// The header at `terseness` 0 (everything), 1 (short words, no database),
-/// 2 (no operator either when the read-only reason names them).
+/// The header, from the most to the least verbose: the first that fits.
+/// Which database and who you are survive every width down to 80 (and the
+/// profile's label, and that the session is read-only); words, the role,
+/// the read-only reason (one key away: `p`) go first.
+pub fn header_line(model: &Model, t: Theme, width: usize) -> Vec<Span<'static>> {
+    let fits = |spans: &Vec<Span>| spans.iter().map(|s| s.width()).sum::<usize>() <= width;
+    let mut last = Vec::new();
+    for terseness in 0..=6 {
+        last = header_spans(model, t, terseness);
+        if fits(&last) {
+            return last;
+        }
+    }
+    last
+}
+
+/// The header at `terseness` 0 (everything) to 6 (database and operator
+/// cut short, no role, "read-only" without its reason).
 fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
     let s = &model.session;
     let mut spans = vec![Span::styled(" keyfall ", t.accent())];
@@ -149,28 +165,24 @@ fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
         spans.push(Span::styled(format!(" {} ", visible_short(label, 20)), style));
         spans.push(Span::raw(" "));
     }
-    if terseness == 0 {
-        spans.push(Span::raw(format!("{} · ", visible_short(&s.database, 40))));
-    }
-    let show_operator = terseness < 2 || s.access.read_only.is_none();
+    let (db_width, op_width) = if terseness >= 6 { (24, 24) } else { (40, 40) };
+    spans.push(Span::styled(visible_short(&s.database, db_width), Style::new().add_modifier(Modifier::BOLD)));
+    spans.push(Span::raw(" · "));
     match &s.access.operator {
-        Some(op) if show_operator => {
+        Some(op) => {
             let su = match (op.is_superuser, terseness) {
                 (false, _) => "",
-                (true, 0) => ", superuser",
+                (true, 0 | 1) => ", superuser",
                 (true, _) => ", su",
             };
-            let who = if terseness == 0 { "as " } else { "" };
-            spans.push(Span::raw(format!(
-                "{who}{} ({}{su}) · ",
-                crate::domain::text::identity_short(&op.email, 40),
-                op.role.as_str()
-            )));
+            let who = if terseness <= 1 { "as " } else { "" };
+            let role = if terseness >= 5 { String::new() } else { format!(" ({}{su})", op.role.as_str()) };
+            spans
+                .push(Span::raw(format!("{who}{}{role} · ", crate::domain::text::identity_short(&op.email, op_width))));
         }
-        Some(_) => {}
         None => spans.push(Span::styled("no operator · ", t.warn())),
     }
-    let policy = if terseness == 0 {
+    let policy = if terseness <= 1 {
         format!("policy {} · ", model.policy.letter())
     } else {
         format!("{} · ", model.policy.letter())
@@ -185,30 +197,146 @@ fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
         if terseness == 0 || model.connection == Connection::Lost { format!("{dot}{word}") } else { dot.into() };
     spans.push(Span::styled(state, style));
     if let Some(why) = &s.access.read_only {
+        // The operator is named already: "… fails for them" need not say who.
+        let short = s
+            .access
+            .operator
+            .as_ref()
+            .and_then(|op| why.strip_suffix(&format!(" for {}", crate::domain::text::visible_short(&op.email, 60))))
+            .unwrap_or(why);
+        let text = match terseness {
+            0..=2 => format!("read-only: {}", visible_short(why, 120)),
+            3 => format!("read-only: {}", visible_short(short, 120)),
+            _ => "read-only".to_string(),
+        };
         spans.push(Span::raw(" · "));
-        spans.push(Span::styled(format!("read-only: {}", visible_short(why, 120)), t.warn()));
+        spans.push(Span::styled(text, t.warn()));
     }
     spans
 }
 
+/// The keys that work on the screen shown, the most useful first, as many
+/// as fit: (key, word). On the main screen `help` leads and `quit` ends,
+/// whatever the width.
+pub fn hints(model: &Model, width: usize) -> Vec<(String, String)> {
+    let screen = model.screen();
+    let keymap = &model.keymap;
+    let mut all: Vec<(Action, String, String)> = Vec::new();
+    for &action in screen.actions() {
+        let (word, _) = action.text(screen);
+        if word.is_empty() && !(screen == Screen::Main && action == Action::Cancel) || action.is_navigation() {
+            continue;
+        }
+        if !available(model, screen, action) {
+            continue;
+        }
+        let Some(key) = keymap.first_key(screen, action) else { continue };
+        let (key, word) = match (screen, action) {
+            (Screen::Main, Action::Tab1) => {
+                let last = if model.tabs().len() > 3 { Action::Tab4 } else { Action::Tab3 };
+                match keymap.first_key(screen, last) {
+                    Some(l) => (format!("{key}-{l}"), word.to_string()),
+                    None => (key.to_string(), word.to_string()),
+                }
+            }
+            (Screen::Main, Action::Permissions) if model.resolve.show_permissions => (key.to_string(), "trace".into()),
+            (Screen::Main, Action::Cancel) => (key.to_string(), "clear filter".into()),
+            _ => (key.to_string(), word.to_string()),
+        };
+        all.push((action, key, word));
+    }
+    // Quit and help stay whatever the width; the rest in order while they fit.
+    let kept = |a: Action| matches!(a, Action::Quit | Action::Help);
+    let cost = |k: &str, w: &str| k.chars().count() + w.chars().count() + 3;
+    let mut room = width.saturating_sub(1);
+    for (a, k, w) in &all {
+        if kept(*a) {
+            room = room.saturating_sub(cost(k, w));
+        }
+    }
+    let mut out = Vec::new();
+    for (a, k, w) in all {
+        if !kept(a) {
+            let c = cost(&k, &w);
+            if c > room {
+                room = 0;
+                continue;
+            }
+            room -= c;
+        }
+        out.push((k, w));
+    }
+    out
+}
+
+/// Whether an action can do something here and now (the footer offers
+/// only those; help lists every key).
+fn available(model: &Model, screen: Screen, action: Action) -> bool {
+    if screen != Screen::Main {
+        return match (screen, action) {
+            (Screen::Editor, Action::RemoveField) => match &model.overlay {
+                Some(Overlay::Edit(ed)) => ed.fields.get(ed.focus).is_some_and(|f| f.stored() || !f.text().is_empty()),
+                _ => false,
+            },
+            (Screen::Lint, Action::Fix) => match &model.overlay {
+                Some(Overlay::Lint(v)) => v.findings.get(v.selected).is_some_and(|f| f.fix.is_some()),
+                _ => false,
+            },
+            (Screen::Audit, Action::Revert) => match &model.overlay {
+                Some(Overlay::Audit(v)) => v.entries.get(v.selected).is_some_and(|e| e.action != "reveal"),
+                _ => false,
+            },
+            _ => true,
+        };
+    }
+    let account = model.selected_account();
+    let ty = model.current_type();
+    let own = account.and_then(|a| model.world.settings.get(&(a.id, ty.clone())));
+    let writable = || account.is_some_and(|a| super::may_modify(model, a).is_ok()) && registry::spec(&ty).is_some();
+    match action {
+        Action::Edit => writable(),
+        Action::Delete => own.is_some() && writable(),
+        Action::Reveal => {
+            own.and_then(|s| s.config.get("apiKey")).and_then(Value::as_str).is_some_and(|k| !k.is_empty())
+                && writable()
+        }
+        Action::ChainPolicy => {
+            model.session.access.read_only.is_none()
+                && model
+                    .session
+                    .access
+                    .operator
+                    .as_ref()
+                    .is_some_and(|o| o.is_active && (o.is_superuser || o.role == crate::domain::model::Role::Developer))
+        }
+        Action::TestConnection => model.session.access.operator.is_some(),
+        Action::Audit => account.is_some(),
+        Action::Cancel => !model.accounts.filter.is_empty(),
+        Action::Tab4 => model.tabs().len() > 3,
+        _ => true,
+    }
+}
+
 fn footer(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
+    let width = area.width as usize;
     let line = match &model.notice {
-        Some(n) => Line::from(Span::styled(format!(" {n}"), t.warn())),
+        Some(n) => {
+            // The notice, and still the way to help and out.
+            let tail: Vec<(String, String)> =
+                hints(model, width).into_iter().filter(|(_, w)| w == "help" || w == "quit").collect();
+            let tail_width: usize = tail.iter().map(|(k, w)| k.chars().count() + w.chars().count() + 3).sum();
+            let room = width.saturating_sub(tail_width + 2).max(10);
+            let mut spans = vec![Span::styled(format!(" {:<room$}", visible_short(n, room)), t.warn())];
+            for (key, what) in tail {
+                spans.push(Span::raw(" "));
+                spans.push(Span::styled(key, t.accent()));
+                spans.push(Span::raw(format!(" {what} ")));
+            }
+            Line::from(spans)
+        }
         None => {
-            let k = |a: Action| model.keymap.first_key(a).to_string();
-            let hints = [
-                (k(Action::Help), "help"),
-                (k(Action::NextPane), "pane"),
-                (format!("{}-{}", k(Action::Tab1), k(Action::Tab3)), "type"),
-                (k(Action::Filter), "filter"),
-                (k(Action::Edit), "edit"),
-                (k(Action::PickUser), "user"),
-                (k(Action::PickFunction), "function"),
-                (k(Action::Permissions), "permissions"),
-                (k(Action::Quit), "quit"),
-            ];
             let mut spans = vec![Span::raw(" ")];
-            for (key, what) in hints {
+            for (key, what) in hints(model, width) {
                 spans.push(Span::styled(key, t.accent()));
                 spans.push(Span::raw(format!(" {what}  ")));
             }
@@ -218,7 +346,7 @@ fn footer(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     frame.render_widget(Paragraph::new(line), area);
 }
 
-fn pane_block(title: String, focused: bool, t: Theme) -> Block<'static> {
+pub(crate) fn pane_block(title: String, focused: bool, t: Theme) -> Block<'static> {
     Block::bordered()
         .title(Line::from(Span::styled(title, t.border(focused).add_modifier(Modifier::BOLD))))
         .border_style(t.border(focused))
@@ -366,11 +494,34 @@ fn setting(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let block = Block::bordered().title(Line::from(title)).border_style(t.border(focused));
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    let text = Paragraph::new(setting_text(model, t)).wrap(Wrap { trim: false });
+    let scroll = model.setting_scroll.min((text.line_count(inner.width) as u16).saturating_sub(inner.height));
+    frame.render_widget(text.scroll((scroll, 0)), inner);
+}
+
+/// The setting pane's inside at the current size.
+fn setting_inner(model: &Model) -> Rect {
+    let (_, s, _) = panes(model.size, model.resolve.show_permissions);
+    Block::bordered().inner(s)
+}
+
+/// Rows the setting pane shows.
+pub fn setting_rows(model: &Model) -> u16 {
+    setting_inner(model).height
+}
+
+/// Lines the setting pane has, wrapped to its width.
+pub fn setting_lines_count(model: &Model) -> u16 {
+    let width = setting_inner(model).width;
+    Paragraph::new(setting_text(model, Theme { color: false })).wrap(Wrap { trim: false }).line_count(width) as u16
+}
+
+fn setting_text(model: &Model, t: Theme) -> Vec<Line<'static>> {
+    let current = model.current_type();
     let Some(account) = model.selected_account() else {
-        frame.render_widget(Paragraph::new(Span::styled("no account selected", t.dim())), inner);
-        return;
+        return vec![Line::from(Span::styled("no account selected", t.dim()))];
     };
-    let lines = if model.is_loaded(account.id) {
+    if model.is_loaded(account.id) {
         let mut lines = setting_lines(model, account, &current, t);
         if let Some(test) = model
             .last_test
@@ -385,13 +536,13 @@ fn setting(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
                 Ok(_) => Line::from(Span::styled(
                     format!(
                         "{} edit{} · {} delete",
-                        model.keymap.first_key(Action::Edit),
+                        model.keymap.first_key(Screen::Main, Action::Edit).unwrap_or("?"),
                         if model.world.settings.contains_key(&(account.id, current.clone())) {
                             ""
                         } else {
                             " (create an override)"
                         },
-                        model.keymap.first_key(Action::Delete)
+                        model.keymap.first_key(Screen::Main, Action::Delete).unwrap_or("?")
                     ),
                     t.dim(),
                 )),
@@ -403,8 +554,7 @@ fn setting(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
         lines
     } else {
         vec![Line::from(Span::styled("loading…", t.dim()))]
-    };
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).scroll((model.setting_scroll, 0)), inner);
+    }
 }
 
 fn setting_lines(model: &Model, account: &Account, ty: &str, t: Theme) -> Vec<Line<'static>> {
@@ -705,11 +855,38 @@ fn resolve_panel(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let block = pane_block(title, focused, t);
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    let text = Paragraph::new(Text::from(resolve_text(model, inner.width as usize, t))).wrap(Wrap { trim: false });
+    let scroll = model.resolve.scroll.min((text.line_count(inner.width) as u16).saturating_sub(inner.height));
+    frame.render_widget(text.scroll((scroll, 0)), inner);
+}
+
+/// The resolve pane's inside at the current size.
+fn resolve_inner(model: &Model) -> Rect {
+    let (_, _, r) = panes(model.size, model.resolve.show_permissions);
+    Block::bordered().inner(r)
+}
+
+/// Rows the resolve pane shows.
+pub fn resolve_rows(model: &Model) -> u16 {
+    resolve_inner(model).height
+}
+
+/// Lines the resolve pane has, wrapped to its width.
+pub fn resolve_lines(model: &Model) -> u16 {
+    let inner = resolve_inner(model);
+    let text = resolve_text(model, inner.width as usize, Theme { color: false });
+    Paragraph::new(text).wrap(Wrap { trim: false }).line_count(inner.width) as u16
+}
+
+fn resolve_text(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     let r = &model.resolve;
     let user = match &r.email {
         Some(e) => Span::raw(visible_short(e, 40)),
-        None => Span::styled(format!("{}: pick a user", model.keymap.first_key(Action::PickUser)), t.dim()),
+        None => Span::styled(
+            format!("{}: pick a user", model.keymap.first_key(Screen::Main, Action::PickUser).unwrap_or("?")),
+            t.dim(),
+        ),
     };
     lines.push(Line::from(vec![Span::styled("user     ", t.dim()), user]));
     if !r.show_permissions {
@@ -718,15 +895,21 @@ fn resolve_panel(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
                 let ty = model.functions.iter().find(|(n, _)| n == f).map(|(_, t)| t.as_str()).unwrap_or("?");
                 Span::raw(format!("{} → {}", visible(f), visible(ty)))
             }
-            None => Span::styled("f: pick a function", t.dim()),
+            None => Span::styled(
+                format!(
+                    "{}: pick a function",
+                    model.keymap.first_key(Screen::Main, Action::PickFunction).unwrap_or("?")
+                ),
+                t.dim(),
+            ),
         };
         lines.push(Line::from(vec![Span::styled("function ", t.dim()), function]));
         lines.push(Line::raw(""));
-        lines.extend(trace_lines(model, inner.width as usize, t));
+        lines.extend(trace_lines(model, width, t));
     } else {
         lines.extend(permission_lines(model, t));
     }
-    frame.render_widget(Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false }).scroll((r.scroll, 0)), inner);
+    lines
 }
 
 fn trace_lines(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
@@ -904,29 +1087,10 @@ fn permission_lines(model: &Model, t: Theme) -> Vec<Line<'static>> {
     out
 }
 
-fn centered(area: Rect, width: u16, height: u16) -> Rect {
+pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width.saturating_sub(2));
     let h = height.min(area.height.saturating_sub(2));
     Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
-}
-
-fn help(model: &Model, scroll: u16, frame: &mut Frame, area: Rect, t: Theme) {
-    let entries = model.keymap.help();
-    let mut lines: Vec<Line> = entries
-        .iter()
-        .map(|(keys, what)| Line::from(vec![Span::styled(format!("{keys:<18}"), t.accent()), Span::raw(*what)]))
-        .collect();
-    lines.push(Line::raw(""));
-    lines.push(Line::from(Span::styled(
-        "accounts: ● own answers  ○ inherits  ! own skipped  ✗ nothing  · loading   ①②③ chain",
-        t.dim(),
-    )));
-    let box_area = centered(area, 78, lines.len() as u16 + 2);
-    let hidden = (lines.len() as u16 + 2).saturating_sub(box_area.height);
-    let scroll = scroll.min(hidden);
-    let title = if hidden > 0 { " Keys (from your keymap) · j/k scroll " } else { " Keys (from your keymap) " };
-    frame.render_widget(Clear, box_area);
-    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)).block(pane_block(title.into(), true, t)), box_area);
 }
 
 fn picker(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
@@ -1009,13 +1173,26 @@ fn editor(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
                     Span::styled(diff::shown(&c.field, c.after.as_ref()), t.accent()),
                 ]));
             }
+            for warning in save_warnings(ed) {
+                lines.push(Line::from(Span::styled(format!("⚠ {warning}"), t.warn())));
+            }
             lines.push(Line::raw(""));
             lines.extend(impact_lines("impact", impact, t));
-            lines.push(Line::raw(""));
-            lines.push(Line::from(Span::styled("enter save · esc back to the form", t.dim())));
             frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
         }
-        Stage::Conflict { conflict, theirs } => {
+        Stage::Discard { quit, .. } => {
+            let what = if *quit { "quit keyfall" } else { "close the form" };
+            let lines = vec![
+                Line::from(Span::styled(
+                    format!("Discard your edits to {slug} {} and {what}?", ed.integration_type),
+                    t.warn().add_modifier(Modifier::BOLD),
+                )),
+                Line::raw(""),
+                Line::from(Span::styled("Nothing has been saved. No goes back to the form, edits intact.", t.dim())),
+            ];
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+        }
+        Stage::Conflict { conflict, theirs, asking } => {
             let mut lines = vec![
                 Line::from(Span::styled("Not saved: someone changed it first", t.bad().add_modifier(Modifier::BOLD))),
                 Line::from(visible_short(&conflict.to_string(), 200)),
@@ -1047,11 +1224,13 @@ fn editor(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
                     )));
                 }
             }
-            lines.push(Line::raw(""));
-            lines.push(Line::from(Span::styled(
-                "r reload (drop mine) · o overwrite theirs · k keep editing",
-                t.accent(),
-            )));
+            if *asking {
+                lines.push(Line::raw(""));
+                lines.push(Line::from(Span::styled(
+                    "Overwrite their change with yours? It is recorded as an overwrite.",
+                    t.warn().add_modifier(Modifier::BOLD),
+                )));
+            }
             frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
         }
     }
@@ -1069,16 +1248,31 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
         let marker = if focused { "▶ " } else { "  " };
         let label_style = if focused { t.accent() } else { t.dim() };
         frame.render_widget(
-            Paragraph::new(Line::from(Span::styled(format!("{marker}{:<12}", f.label), label_style))),
+            Paragraph::new(Line::from(Span::styled(
+                format!("{marker}{:<12}", visible_short(&f.label, 12)),
+                label_style,
+            ))),
             Rect::new(inner.x, y, label_width.min(inner.width), 1),
         );
         let input_area = Rect::new(inner.x + label_width, y, inner.width.saturating_sub(label_width), 1);
-        if f.is_secret() && f.text().is_empty() {
+        if f.removed {
+            frame.render_widget(
+                Paragraph::new(Span::styled("— removed on save (remove again to keep it)", t.warn())),
+                input_area,
+            );
+        } else if f.is_secret() && f.text().is_empty() {
             let shown = match &f.stored_mask {
                 Some(mask) => format!("{mask}  (stored; kept unless you type a new one)"),
                 None => "type or paste the key".to_string(),
             };
+            let shown = if f.extra { format!("{shown} · not in the registry") } else { shown };
             frame.render_widget(Paragraph::new(Span::styled(shown, t.dim())), input_area);
+        } else if f.extra && !focused {
+            let note = if f.name == "apiKey" { "  (a consumer's leftover)" } else { "  (not in the registry)" };
+            frame.render_widget(
+                Paragraph::new(Line::from(vec![Span::raw(visible_short(&f.text(), 60)), Span::styled(note, t.dim())])),
+                input_area,
+            );
         } else {
             frame.render_widget(&f.input, input_area);
         }
@@ -1094,7 +1288,7 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
             lines.push(Line::from(Span::styled(format!("  ⚠ {w}"), t.warn())));
         }
     }
-    if ed.fields.get(ed.focus).is_some_and(|f| f.name == "model")
+    if ed.fields.get(ed.focus).is_some_and(|f| f.name == "model" && !f.extra)
         && let Some((suggestions, unknown)) = ed.model_hint()
     {
         if unknown {
@@ -1120,11 +1314,6 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
     if let Some(s) = status {
         lines.push(Line::from(s));
     }
-    lines.push(Line::raw(""));
-    lines.push(Line::from(Span::styled(
-        "  tab next field · ctrl-s preview & save · ctrl-a active · esc cancel",
-        t.dim(),
-    )));
     if y < bottom {
         frame.render_widget(
             Paragraph::new(lines).wrap(Wrap { trim: false }),
@@ -1157,7 +1346,7 @@ fn confirm_delete(
         Line::from(Span::styled("Its users fall back to the chain. The audit log keeps the old values.", t.dim())),
         Line::raw(""),
         Line::from(vec![button("Cancel", !delete_focused), Span::raw("   "), button("Delete", delete_focused)]),
-        Line::from(Span::styled(if sent { "deleting…" } else { "tab switch · enter choose · esc cancel" }, t.dim())),
+        Line::from(Span::styled(if sent { "deleting…" } else { "" }, t.dim())),
     ];
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
@@ -1172,18 +1361,14 @@ fn confirm_reveal(account: &str, integration_type: &str, frame: &mut Frame, area
         )),
         Line::from(Span::styled("The reveal is recorded in the audit log under your name.", t.warn())),
         Line::from(Span::styled("It hides again on the next key or after 10 seconds.", t.dim())),
-        Line::raw(""),
-        Line::from(Span::styled("enter reveal · any other key cancels", t.accent())),
+        Line::from(Span::styled("Any key but yes cancels.", t.dim())),
     ];
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
 fn audit(view: &super::AuditView, frame: &mut Frame, area: Rect, t: Theme) {
-    let title = format!(
-        " Audit · {} · {} · enter revert · esc close ",
-        visible_short(&view.account.slug, 30),
-        visible_short(&view.integration_type, 20)
-    );
+    let title =
+        format!(" Audit · {} · {} ", visible_short(&view.account.slug, 30), visible_short(&view.integration_type, 20));
     let inner =
         dialog(frame, centered(area, area.width.saturating_sub(4).min(110), area.height.saturating_sub(2)), title, t);
     let mut lines = Vec::new();
@@ -1252,10 +1437,6 @@ fn admin(model: &Model, view: &super::admin::AdminView, frame: &mut Frame, area:
             if let Some(m) = &view.message {
                 lines.push(Line::from(Span::styled(m.clone(), t.warn())));
             }
-            lines.push(Line::from(Span::styled(
-                "j/k select · K/J move · x remove · + add the selected account · p policy · ctrl-s preview · esc close",
-                t.dim(),
-            )));
         }
         AdminStage::Previewing { .. } => lines.push(Line::from(Span::styled("computing the preview…", t.dim()))),
         AdminStage::Applying { .. } => lines.push(Line::from(Span::styled("saving…", t.dim()))),
@@ -1280,11 +1461,25 @@ fn admin(model: &Model, view: &super::admin::AdminView, frame: &mut Frame, area:
                     ]));
                 }
             }
-            lines.push(Line::raw(""));
-            lines.push(Line::from(Span::styled("enter apply (audited) · esc back", t.accent())));
         }
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// What the save preview warns about: a model keyfall does not know.
+fn save_warnings(ed: &Editor) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some((config, _)) = &ed.pending
+        && let Some(model) = config.get("model").and_then(Value::as_str)
+        && !registry::is_known_model(ed.spec(), model)
+    {
+        out.push(format!(
+            "model {:?} is not one keyfall knows for {} (allowed; lint L004)",
+            visible_short(model, 40),
+            ed.spec().label
+        ));
+    }
+    out
 }
 
 /// The impact preview: per function, old → new answer, with counts.
@@ -1313,7 +1508,7 @@ fn lint(view: &super::lint_view::LintView, frame: &mut Frame, area: Rect, t: The
     let inner = dialog(
         frame,
         centered(area, area.width.saturating_sub(4).min(120), area.height.saturating_sub(2)),
-        " Lint · enter jump to the setting · f fix · esc close ".into(),
+        " Lint ".into(),
         t,
     );
     let mut lines = Vec::new();

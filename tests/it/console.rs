@@ -204,7 +204,25 @@ async fn permissions_are_one_key_away_at_80x24() {
     let mut model = console(&db, Some("paid2@paid.com"), (80, 24)).await;
     keys(&db.store, &mut model, &["p"]).await;
     let text = screen(&model);
-    assert!(text.contains("read-only: IsSystemAccountOrDeveloper fails for paid2@paid.com"), "{text}");
+    // Which database and who you are survive every width; the reason is
+    // in the pane (and in the header where it fits).
+    for width in [80, 90, 100, 120, 140, 160] {
+        let cmds = update(&mut model, Msg::Resize { width, height: 24 });
+        drive(&db.store, &mut model, cmds).await;
+        let screen = screen(&model);
+        let header = screen.lines().next().unwrap();
+        assert!(
+            header.contains("localhost/keyfall") && header.contains("paid2@paid.com") && header.contains("read-only"),
+            "{width}: {header}"
+        );
+        let footer = screen.lines().nth(23).unwrap();
+        assert!(footer.contains("? help") && footer.contains("q quit"), "{width}: {footer}");
+    }
+    let cmds = update(&mut model, Msg::Resize { width: 160, height: 24 });
+    drive(&db.store, &mut model, cmds).await;
+    assert!(screen(&model).contains("read-only: IsSystemAccountOrDeveloper fails for paid2@paid.com"));
+    let cmds = update(&mut model, Msg::Resize { width: 80, height: 24 });
+    drive(&db.store, &mut model, cmds).await;
     assert!(
         text.contains("modify_settings") && text.contains("denied by") && text.contains("IsSystemAccountOrDeveloper:"),
         "{text}"
@@ -216,7 +234,8 @@ async fn permissions_are_one_key_away_at_80x24() {
 async fn filter_help_and_picker_screens() {
     let db = TestDb::demo().await;
     let mut model = console(&db, None, (80, 24)).await;
-    assert!(screen(&model).contains("read-only: no operator"));
+    let first = screen(&model);
+    assert!(first.contains("no operator") && first.contains("read-only"), "{first}");
     keys(&db.store, &mut model, &["/", "p", "d", "2"]).await;
     assert_eq!(model.accounts.len(), 1);
     assert_eq!(model.selected_account().unwrap().slug, "paid-2");
@@ -332,6 +351,54 @@ fn navigation_is_pure() {
     assert!(model.quit);
 }
 
+/// Every screen's footer and help come from the keymap in force: an
+/// override shows up in both, and `help` and `quit` survive any width.
+#[test]
+fn footer_hints_and_help_are_generated_from_the_keymap() {
+    use keyfall::app::keymap::Screen;
+    let session = Session {
+        database: "x".into(),
+        label: None,
+        color: None,
+        access: Access { operator: None, read_only: Some("no operator".into()), forced: true },
+        no_color: true,
+    };
+    let mut o = std::collections::BTreeMap::new();
+    o.insert("main.filter".to_string(), vec!["F".to_string()]);
+    o.insert("quit".to_string(), vec!["ctrl-q".to_string()]);
+    let mut model = Model::new(session, Keymap::new(&o).unwrap(), chrono::Utc::now());
+    let hints = view::hints(&model, 160);
+    assert_eq!(hints.first().map(|(k, w)| (k.as_str(), w.as_str())), Some(("?", "help")), "{hints:?}");
+    assert_eq!(hints.last().map(|(k, w)| (k.as_str(), w.as_str())), Some(("ctrl-q", "quit")), "{hints:?}");
+    assert!(hints.iter().any(|(k, w)| k == "F" && w == "filter"), "{hints:?}");
+    assert!(!hints.iter().any(|(_, w)| w == "edit"), "a read-only session is not offered edit: {hints:?}");
+    for width in [80, 40, 30] {
+        let hints = view::hints(&model, width);
+        let words: Vec<&str> = hints.iter().map(|(_, w)| w.as_str()).collect();
+        assert!(words.contains(&"help") && words.contains(&"quit"), "{width}: {words:?}");
+        let used: usize = hints.iter().map(|(k, w)| k.chars().count() + w.chars().count() + 3).sum();
+        assert!(used <= width, "{width}: {hints:?}");
+    }
+    update(&mut model, Msg::Key("F".into()));
+    assert_eq!(model.screen(), Screen::Filter);
+    let hints = view::hints(&model, 80);
+    assert!(hints.iter().any(|(k, w)| k == "esc" && w == "clear"), "{hints:?}");
+    update(&mut model, Msg::Key("esc".into()));
+    update(&mut model, Msg::Key("?".into()));
+    assert_eq!(model.screen(), Screen::Help);
+    let help = keyfall::app::help::lines(&model);
+    for screen in Screen::ALL.into_iter().filter(|s| *s != Screen::Help) {
+        assert!(help.contains(&keyfall::app::help::HelpLine::Heading(screen.title())), "{screen:?} missing from help");
+    }
+    assert!(help.contains(&keyfall::app::help::HelpLine::Key("ctrl-q".into(), "quit keyfall")), "{help:?}");
+    // `G` stops at the last page, never past the end.
+    update(&mut model, Msg::Key("G".into()));
+    let at_end = model.help.unwrap().scroll;
+    update(&mut model, Msg::Key("j".into()));
+    assert_eq!(model.help.unwrap().scroll, at_end);
+    assert_eq!(at_end, help.len() - (model.size.1 as usize - 4), "the last page is full");
+}
+
 #[tokio::test]
 async fn a_write_from_psql_reaches_the_console_live_naming_the_actor() {
     let db = TestDb::demo().await;
@@ -399,7 +466,9 @@ fn stage(model: &Model) -> &'static str {
             Stage::Previewing { .. } => "previewing",
             Stage::Confirm { .. } => "confirm",
             Stage::Saving { .. } => "saving",
-            Stage::Conflict { .. } => "conflict",
+            Stage::Conflict { asking: false, .. } => "conflict",
+            Stage::Conflict { asking: true, .. } => "overwrite?",
+            Stage::Discard { .. } => "discard?",
         },
         Some(keyfall::app::Overlay::ConfirmDelete { .. }) => "delete",
         Some(_) => "other",
@@ -471,6 +540,10 @@ async fn a_stale_edit_shows_the_conflict_and_overwrite_is_recorded() {
     assert!(text.contains("changed since version 1") && text.contains("gpt-4o-mini"), "{text}");
     snapshots(&db, &mut model, "conflict").await;
     keys(&db.store, &mut model, &["o"]).await;
+    assert_eq!(stage(&model), "overwrite?", "overwriting theirs asks first");
+    keys(&db.store, &mut model, &["n"]).await;
+    assert_eq!(stage(&model), "conflict");
+    keys(&db.store, &mut model, &["o", "y"]).await;
     assert_eq!(stage(&model), "none");
     let saved = db.store.setting("acme-studio", "openai").await.unwrap().setting.unwrap();
     assert_eq!(saved.config["model"], "gpt-4.1");

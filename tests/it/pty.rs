@@ -32,9 +32,9 @@ async fn the_real_console_draws_takes_keys_and_restores_the_terminal() {
     pty.send(b"3");
     pty.wait_for(wait, |s| s.contains("missing (required)"));
     pty.send(b"?");
-    pty.wait_for(wait, |s| s.contains("quit keyfall"));
+    pty.wait_for(wait, |s| s.contains("Keys (your keymap)") && s.contains("edit the setting"));
     pty.send(b"\x1b");
-    pty.wait_for(wait, |s| !s.contains("quit keyfall"));
+    pty.wait_for(wait, |s| !s.contains("Keys (your keymap)"));
     pty.send(b"q");
     let status = pty.wait_exit(&mut child, Duration::from_secs(20));
 
