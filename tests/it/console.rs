@@ -815,3 +815,71 @@ async fn rights_follow_a_live_policy_change_and_a_demotion() {
     let why = model.session.access.read_only.clone().unwrap_or_default();
     assert!(why.contains("IsAuthenticatedAndActive"), "{why}");
 }
+
+/// Issue 12, item 2: the seed's wrong image_generation config fixed by
+/// hand in the editor, stray apiKey included — every field the setting has
+/// is in the form and can be removed there.
+#[tokio::test]
+async fn the_editor_shows_and_removes_a_field_the_registry_does_not_list() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    keys(&db.store, &mut model, &["3", "e"]).await;
+    assert_eq!(stage(&model), "editing");
+    let text = screen(&model);
+    assert!(text.contains("apiKey") && text.contains("\"\" (empty)"), "the stray apiKey is in the form: {text}");
+    update(&mut model, Msg::Paste("openai".into()));
+    // To the apiKey field (after the five registry fields), and remove it.
+    keys(&db.store, &mut model, &["tab"; 5]).await;
+    keys(&db.store, &mut model, &["ctrl-d"]).await;
+    assert!(screen(&model).contains("removed on save"), "{}", screen(&model));
+    keys(&db.store, &mut model, &["ctrl-s"]).await;
+    assert_eq!(stage(&model), "confirm");
+    let text = screen(&model);
+    assert!(text.contains("config.apiKey") && text.contains("config.provider"), "{text}");
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert_eq!(stage(&model), "none");
+    let fixed = db.store.setting("aws-admin", "image_generation").await.unwrap().setting.unwrap();
+    assert_eq!(fixed.config["provider"], "openai");
+    assert!(fixed.config.get("apiKey").is_none(), "{:?}", fixed.config);
+    assert!(!screen(&model).contains("L001"), "fixed in one go: {}", screen(&model));
+}
+
+/// Issue 12, items 8 and 10, and the Also list: unsaved edits are not
+/// thrown away without asking; the fingerprint shown is of the key that
+/// will be stored; an unknown model is flagged in the preview.
+#[tokio::test]
+async fn unsaved_edits_ask_first_and_the_preview_says_what_will_be_stored() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    select(&db, &mut model, "acme-studio").await;
+    keys(&db.store, &mut model, &["e"]).await;
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert_eq!(stage(&model), "none", "nothing changed: esc just closes");
+    keys(&db.store, &mut model, &["e", "space", "s", "k", "-", "n", "e", "w", "space"]).await;
+    let text = screen(&model);
+    assert!(text.contains(&keyfall::domain::secret::fingerprint("sk-new")), "fingerprint of the trimmed key: {text}");
+    assert!(text.contains("will be trimmed"), "{text}");
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert_eq!(stage(&model), "discard?");
+    keys(&db.store, &mut model, &["n"]).await;
+    assert_eq!(stage(&model), "editing", "no: back to the form, edits intact");
+    keys(&db.store, &mut model, &["ctrl-c"]).await;
+    assert_eq!(stage(&model), "discard?");
+    assert!(!model.quit, "quitting with unsaved edits asks first");
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert_eq!(stage(&model), "editing");
+    // The model field: a name keyfall does not know is flagged in the preview.
+    keys(&db.store, &mut model, &["tab"]).await;
+    keys(&db.store, &mut model, &["backspace"; 20]).await;
+    update(&mut model, Msg::Paste("gpt-9-turbo".into()));
+    keys(&db.store, &mut model, &["ctrl-s"]).await;
+    assert_eq!(stage(&model), "confirm");
+    let text = screen(&model);
+    assert!(text.contains("\"gpt-9-turbo\" is not one keyfall knows"), "{text}");
+    keys(&db.store, &mut model, &["esc", "esc"]).await;
+    assert_eq!(stage(&model), "discard?");
+    keys(&db.store, &mut model, &["y"]).await;
+    assert_eq!(stage(&model), "none");
+    let kept = db.store.setting("acme-studio", "openai").await.unwrap().setting.unwrap();
+    assert_ne!(kept.config["model"], "gpt-9-turbo", "discarded, not saved");
+}
