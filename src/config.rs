@@ -116,6 +116,9 @@ pub struct Config {
     pub statement_timeout: Option<std::time::Duration>,
 }
 
+/// The header colours `color` may name.
+const COLORS: [&str; 8] = ["red", "green", "yellow", "blue", "magenta", "cyan", "gray", "grey"];
+
 /// The statement timeout when nothing sets one: a read that takes longer
 /// is stuck behind a lock or a runaway plan, not working.
 pub const DEFAULT_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -159,6 +162,16 @@ impl Config {
                 None => Some(DEFAULT_STATEMENT_TIMEOUT),
             },
         };
+        if let Some(color) = &raw.color
+            && !COLORS.contains(&color.to_ascii_lowercase().as_str())
+        {
+            let at = file.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default();
+            anyhow::bail!(
+                "config file{at}: color: unknown colour {:?} (one of {})",
+                crate::domain::text::visible_short(color, 30),
+                COLORS.join(", ")
+            );
+        }
         Ok(Config {
             database_url,
             operator,
@@ -206,12 +219,43 @@ fn read_file(path: &Path) -> anyhow::Result<RawConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
-        // toml's own message names the key ("unknown field `colour`,
-        // expected one of …"); the position comes from its span.
-        let line = e.span().map(|sp| text[..sp.start.min(text.len())].matches('\n').count() + 1);
-        let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+        // toml's message names an unknown key ("unknown field `colour`,
+        // expected one of …") but not the key of a wrong value ("invalid
+        // type: string \"yes\", expected a boolean"): the line and the key
+        // written on it come from its span (never the line itself, which
+        // may hold a password).
+        let at = match e.span() {
+            Some(sp) => {
+                let start = sp.start.min(text.len());
+                let line = text[..start].matches('\n').count() + 1;
+                match key_at(&text, start) {
+                    Some(key) => format!(" (line {line}, {key})"),
+                    None => format!(" (line {line})"),
+                }
+            }
+            None => String::new(),
+        };
         anyhow::anyhow!("config file {}{at}: {}", path.display(), e.message().trim())
     })
+}
+
+/// The key written on the line holding byte `at` (`read_only`,
+/// `[resolution] moves_on`), when the line is a `key = value`.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    if key.is_empty() || key.starts_with(['#', '[']) {
+        return None;
+    }
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|t| format!("{} ", t.split('#').next().unwrap_or(t).trim()));
+    Some(crate::domain::text::visible_short(&format!("{}{key}", table.unwrap_or_default()), 80))
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
@@ -267,5 +311,14 @@ mod tests {
         assert!(duration("30 days").unwrap_err().contains("unknown unit"));
         assert!(duration("soon").is_err());
         assert!(duration("9999999h").unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn a_wrong_value_is_reported_by_its_key() {
+        let text = "label = \"x\"\n[resolution]  # the app's rules\nmoves_on = 5\n";
+        let at = text.find("5").unwrap();
+        assert_eq!(super::key_at(text, at).as_deref(), Some("[resolution] moves_on"));
+        assert_eq!(super::key_at("read_only = \"yes\"", 12).as_deref(), Some("read_only"));
+        assert_eq!(super::key_at("[keys]\n", 2), None);
     }
 }

@@ -53,7 +53,7 @@ use crate::store::{Mapping, Store, StoreError, connect};
                   database refused or failed (permission, timeout, constraint) · 70 internal error"
 )]
 pub struct Cli {
-    /// PostgreSQL URL (else DATABASE_URL, the config file, a local server, or a private cluster).
+    /// PostgreSQL URL or libpq key=value pairs (else DATABASE_URL, the config file, PG* variables, a local server, or a private cluster).
     #[arg(long, global = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// The operator to act as (an email of a keyfall user).
@@ -538,6 +538,12 @@ The database, as a postgres:// URL or libpq key=value pairs, when \-\-database\-
 \fBPGHOST\fR, \fBPGPORT\fR, \fBPGDATABASE\fR, \fBPGUSER\fR, \fBPGPASSWORD\fR, \fBPGSSLMODE\fR, \fBPGCONNECT_TIMEOUT\fR
 libpq's variables, used as psql uses them when PGHOST, PGPORT or PGDATABASE is set. Without a user, keyfall connects as the operating\-system user.
 .TP
+\fBPGOPTIONS\fR
+Options sent at connection, as libpq sends them; a \-c statement_timeout=... here (or options= in the connection string) replaces keyfall's own bound.
+.TP
+\fBKEYFALL_STATEMENT_TIMEOUT\fR
+How long one statement may run (30s, 2min, 500ms; 0: no bound of keyfall's), over the config file's statement_timeout. Default 30s. Loads, migrations and streamed whole\-database output run without it.
+.TP
 \fBKEYFALL_DATA_DIR\fR
 Where the private cluster lives when no server is configured or answering.
 .TP
@@ -549,7 +555,7 @@ The base directories of the files below.
 .SH FILES
 .TP
 \fI~/.config/keyfall/config.toml\fR
-database_url, operator, [mapping] (the app's tables, written by keyfall attach) and [resolution] (the rules the app resolves by).
+database_url, operator, statement_timeout, [mapping] (the app's tables, written by keyfall attach) and [resolution] (the rules the app resolves by).
 .TP
 \fI~/.local/state/keyfall/keyfall.log\fR
 The log (mode 0600); it never holds a key.

@@ -341,6 +341,11 @@ async fn readme_scripting_examples_run() {
             rest = &body[end..];
         }
     }
+    // The exit codes table: every code but 70 (an internal error) has an example.
+    let codes: Vec<i32> =
+        section.lines().filter_map(|l| l.strip_prefix("| **")?.split("**").next()?.parse().ok()).collect();
+    assert_eq!(codes, [0, 1, 2, 3, 4, 70], "the exit codes table");
+    let mut shown = std::collections::BTreeSet::new();
     let db = TestDb::demo().await;
     let mut ran = 0;
     for line in section.lines().filter(|l| l.starts_with("$ keyfall ")) {
@@ -359,11 +364,21 @@ async fn readme_scripting_examples_run() {
             .map(|a| if a.ends_with(".toml") { dir.path().join(a).display().to_string() } else { a.to_string() })
             .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let run = keyfall(&db, &args, stdin.as_deref());
+        // A line naming its own database runs against that one.
+        let run = if args.contains(&"--database-url") {
+            keyfall_with(&args, stdin.as_deref(), &[])
+        } else {
+            keyfall(&db, &args, stdin.as_deref())
+        };
         assert_eq!(run.code, expected, "{line}\n{}{}", run.stdout, run.stderr);
+        if expected >= 2 {
+            assert_eq!(run.stderr.trim_end().lines().count(), 1, "{line}: one line saying why\n{}", run.stderr);
+        }
+        shown.insert(expected);
         ran += 1;
     }
     assert!(ran >= 5, "the section has its examples");
+    assert_eq!(shown.into_iter().collect::<Vec<_>>(), [0, 1, 2, 3, 4], "an example of every exit code");
 }
 
 mod connection {
@@ -566,7 +581,9 @@ fn completions_and_man_page_need_no_database() {
         assert!(out.status.success(), "{args:?}");
         let page = String::from_utf8_lossy(&out.stdout);
         assert!(page.contains(title), "{args:?}");
-        for section in [".SH ENVIRONMENT", ".SH FILES", ".SH EXIT STATUS", "PGCONNECT_TIMEOUT"] {
+        for section in
+            [".SH ENVIRONMENT", ".SH FILES", ".SH EXIT STATUS", "PGCONNECT_TIMEOUT", "KEYFALL_STATEMENT_TIMEOUT"]
+        {
             assert!(page.contains(section), "{args:?} has {section}");
         }
     }
@@ -937,15 +954,24 @@ async fn reads_are_bounded_by_a_statement_timeout_and_long_work_is_not() {
     assert_eq!(lint.status.code(), Some(1), "L001 found: {}", String::from_utf8_lossy(&lint.stderr));
 }
 
-/// A bound that is not a duration is refused, naming where it came from.
+/// A config error names the key (and a bound that is not a duration where
+/// it came from): exit 2, one line, before any database is looked for.
 #[test]
-fn a_statement_timeout_without_a_unit_is_refused_naming_the_key() {
+fn config_errors_name_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.toml");
-    std::fs::write(&file, "label = \"x\"\nstatement_timeout = \"30\"\n").unwrap();
-    let run = keyfall_with(&["--config", file.to_str().unwrap(), "report"], None, &[]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("statement_timeout") && run.stderr.contains("needs a unit"), "{}", run.stderr);
+    for (text, needles) in [
+        ("label = \"x\"\nstatement_timeout = \"30\"\n", ["statement_timeout", "needs a unit"]),
+        ("read_only = \"yes\"\n", ["line 1, read_only", "expected a boolean"]),
+        ("[resolution]\nmoves_on = 5\n", ["line 2, [resolution] moves_on", "expected a sequence"]),
+        ("color = \"chartreuse\"\n", ["color", "unknown colour"]),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let run = keyfall_with(&["--config", file.to_str().unwrap(), "report"], None, &[]);
+        assert_eq!(run.code, 2, "{text}: {}", run.stderr);
+        assert!(needles.iter().all(|n| run.stderr.contains(n)), "{text}: {}", run.stderr);
+        assert_eq!(run.stderr.trim_end().lines().count(), 1, "{}", run.stderr);
+    }
     let run = keyfall_with(&["report"], None, &[("KEYFALL_STATEMENT_TIMEOUT", "soon")]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("KEYFALL_STATEMENT_TIMEOUT"), "{}", run.stderr);
