@@ -1082,3 +1082,64 @@ async fn every_field_is_trimmed_as_a_key_is_and_said_so() {
     assert_eq!((out[0]["ok"].as_bool(), out[0]["answered_by"].as_str()), (Some(false), Some("aws-admin")), "{out}");
     assert_eq!(out[0]["expected"]["answered_by"], "paid-2");
 }
+
+#[path = "../common/pty.rs"]
+#[allow(dead_code)]
+mod pty_common;
+
+/// Long work shows one line of progress on stderr when stderr is a
+/// terminal, and nothing when it is not; bytes that are not UTF-8 on
+/// `set`'s stdin are refused and nothing is written.
+#[tokio::test]
+async fn progress_on_a_terminal_only_and_input_that_is_not_utf8_is_refused() {
+    use std::time::Duration;
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "INSERT INTO accounts (slug, name) SELECT 'bulk-' || i, 'Bulk ' || i FROM generate_series(1, 1100) i;
+         INSERT INTO integration_settings (account_id, integration_type, config)
+         SELECT id, 'openai', '{\"apiKey\": \"sk-bulk-000000000000\", \"model\": \"gpt-4o\"}'
+           FROM accounts WHERE slug LIKE 'bulk-%';",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    let command = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_keyfall"));
+        c.args(["--database-url", &url, "lint", "--json"])
+            .env_remove("DATABASE_URL")
+            .env("HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"));
+        c
+    };
+    let mut pty = pty_common::Pty::open(24, 120);
+    let mut child = pty.spawn(command());
+    let status = pty.wait_exit(&mut child, Duration::from_secs(120));
+    assert_eq!(status.code(), Some(1), "{}", pty.screen());
+    let seen = String::from_utf8_lossy(&pty.output);
+    assert!(seen.contains("lint: 1024 settings…"), "{seen}");
+    assert!(pty.screen().lines().all(|l| !l.contains("settings…")), "the line is wiped when done");
+    let piped = command().output().unwrap();
+    assert_eq!(piped.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("settings…"), "no progress into a pipe");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyfall"))
+        .args(["--database-url", &url, "--as", "dev@igny8.com", "set", "acme-studio", "openai", "model"])
+        .env_remove("DATABASE_URL")
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"gpt-\xff\xfe4o").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = json(&keyfall(&db, &["get", "acme-studio", "openai", "--json"], None));
+    assert_eq!(got["config"]["model"], "gpt-4o", "nothing written");
+}
