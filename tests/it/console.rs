@@ -795,6 +795,17 @@ async fn rights_follow_a_live_policy_change_and_a_demotion() {
     drive(&db.store, &mut model, cmds).await;
     assert!(model.session.access.read_only.is_none(), "policy B: paid2 may edit its own account now");
     assert!(model.notice.as_deref().unwrap_or_default().contains("rights changed"), "{:?}", model.notice);
+    // The header, the matrix and the editor agree.
+    let text = screen(&model);
+    assert!(!text.lines().next().unwrap().contains("read-only"), "{text}");
+    select(&db, &mut model, "paid-2").await;
+    keys(&db.store, &mut model, &["p"]).await;
+    let text = screen(&model);
+    assert!(text.contains("policy B"), "{text}");
+    assert!(text.contains("modify_settings ALLOWED"), "the matrix follows: {text}");
+    keys(&db.store, &mut model, &["p", "e"]).await;
+    assert_eq!(stage(&model), "editing", "and e opens the editor: {:?}", model.notice);
+    keys(&db.store, &mut model, &["esc"]).await;
     // Demoted (inactive) by another client: read-only again after the reload.
     sqlx::raw_sql("UPDATE users SET is_active = false WHERE email = 'paid2@paid.com'")
         .execute(&mut psql)
@@ -814,6 +825,9 @@ async fn rights_follow_a_live_policy_change_and_a_demotion() {
     drive(&db.store, &mut model, cmds).await;
     let why = model.session.access.read_only.clone().unwrap_or_default();
     assert!(why.contains("IsAuthenticatedAndActive"), "{why}");
+    keys(&db.store, &mut model, &["e"]).await;
+    assert_eq!(stage(&model), "none", "read-only again: e is refused");
+    assert!(screen(&model).lines().next().unwrap().contains("read-only"), "{}", screen(&model));
 }
 
 /// Issue 12, item 2: the seed's wrong image_generation config fixed by
