@@ -1083,8 +1083,10 @@ async fn every_field_is_trimmed_as_a_key_is_and_said_so() {
     assert_eq!(out[0]["expected"]["answered_by"], "paid-2");
 }
 
+// The pseudo-terminal the console's pty test uses (its module is private
+// to tests/it/pty.rs): loaded here a second time, for the progress line.
 #[path = "../common/pty.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 mod pty_common;
 
 /// Long work shows one line of progress on stderr when stderr is a
