@@ -1,15 +1,24 @@
-//! The lint view (DESIGN §8 in the console): every finding, `enter` jumps
-//! to the setting, `f` opens its fix in the editor — so it goes through the
-//! same diff, impact preview and version-checked save as any edit.
+//! The lint view (DESIGN §8 in the console): counts by level and rule,
+//! every finding, the selected one's whole message; `enter` goes to the
+//! setting (or, for a finding about a user, to their permissions), `f`
+//! opens its fix in the editor — so it goes through the same diff, impact
+//! preview and version-checked save as any edit. Its state, keys and view.
 
 use serde_json::Value;
 
 use crate::domain::lint::Finding;
 use crate::domain::registry;
 
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
 use super::editor::Editor;
 use super::keymap::Action;
+use super::view::{Theme, centered, dialog};
 use super::{Cmd, Model, Overlay, may_modify};
+use crate::domain::text::{visible, visible_short};
 
 #[derive(Debug)]
 pub struct LintView {
@@ -53,11 +62,32 @@ pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     Vec::new()
 }
 
-/// Select the finding's account and type in the main view.
+/// The user a finding is about (L007 names them first), if any.
+pub fn user_of(f: &Finding) -> Option<&str> {
+    (f.id == "L007").then(|| f.message.split(" is a ").next()).flatten().filter(|e| e.contains('@'))
+}
+
+/// Select the finding's account and type in the main view; a finding
+/// about a user opens their permissions against the system settings.
 fn jump(model: &mut Model) -> Vec<Cmd> {
     let Some(Overlay::Lint(view)) = &model.overlay else { return Vec::new() };
     let Some(f) = view.findings.get(view.selected).cloned() else { return Vec::new() };
     model.overlay = None;
+    if let Some(email) = user_of(&f) {
+        let head = model.world.chain.first().and_then(|e| e.account.as_ref()).map(|a| a.id);
+        model.accounts.set_filter(String::new());
+        if let Some(id) = head {
+            model.accounts.select_account(id);
+        }
+        model.resolve.email = Some(email.to_string());
+        model.resolve.show_permissions = true;
+        model.resolve.scroll = 0;
+        model.resolve.subject = None;
+        model.resolve.resolution = None;
+        let mut cmds = super::load_visible(model);
+        cmds.extend(super::resolve_cmd(model));
+        return cmds;
+    }
     select(model, &f);
     super::load_visible(model)
 }
@@ -120,4 +150,97 @@ fn fix(model: &mut Model) -> Vec<Cmd> {
         Err(why) => model.notice = Some(why),
     }
     cmds
+}
+
+/// "2 errors, 1 warning · L001 1 · L006 1 · L007 1".
+pub fn counts(findings: &[Finding]) -> String {
+    use crate::domain::lint::Severity;
+    let mut levels = Vec::new();
+    for (severity, one, many) in [
+        (Severity::Error, "error", "errors"),
+        (Severity::Warning, "warning", "warnings"),
+        (Severity::Info, "info", "info"),
+    ] {
+        let n = findings.iter().filter(|f| f.severity == severity).count();
+        if n > 0 {
+            levels.push(format!("{n} {}", if n == 1 { one } else { many }));
+        }
+    }
+    let mut rules: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for f in findings {
+        *rules.entry(f.id).or_default() += 1;
+    }
+    let rules: Vec<String> = rules.into_iter().map(|(id, n)| format!("{id} {n}")).collect();
+    format!("{} · {}", levels.join(", "), rules.join(" · "))
+}
+
+pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
+    use crate::domain::lint::Severity;
+    let inner = dialog(
+        frame,
+        centered(area, area.width.saturating_sub(4).min(120), area.height.saturating_sub(2)),
+        " Lint ".into(),
+        t,
+    );
+    let mut head = Vec::new();
+    if view.loading {
+        head.push(Line::from(Span::styled("checking every setting…", t.dim())));
+    } else if view.findings.is_empty() {
+        head.push(Line::from(Span::styled("✓ no findings", t.ok())));
+    } else {
+        head.push(Line::from(Span::styled(counts(&view.findings), t.heading())));
+    }
+    let head = Paragraph::new(head).wrap(Wrap { trim: false });
+    let head_height = (head.line_count(inner.width) as u16).min(inner.height);
+    frame.render_widget(head, Rect { height: head_height, ..inner });
+    // The selected finding in full, under the list.
+    let detail = view.findings.get(view.selected).map(|f| {
+        let go = match (user_of(f), &f.account) {
+            (Some(_), _) => "enter: this user's permissions",
+            (None, Some(_)) => "enter: go to the setting",
+            (None, None) => "",
+        };
+        let fix = f.fix.as_ref().map(|x| format!(" · f: {}", x.description)).unwrap_or_default();
+        Paragraph::new(vec![
+            Line::from(Span::styled("─".repeat(inner.width as usize), t.dim())),
+            Line::from(vec![
+                Span::styled(format!("{} ", f.id), t.accent()),
+                Span::raw(visible(&f.message).into_owned()),
+            ]),
+            Line::from(Span::styled(format!("{go}{fix}"), t.dim())),
+        ])
+        .wrap(Wrap { trim: false })
+    });
+    let detail_height = detail
+        .as_ref()
+        .map(|d| (d.line_count(inner.width) as u16).min(inner.height.saturating_sub(head_height + 3)))
+        .unwrap_or(0);
+    let list =
+        Rect { y: inner.y + head_height, height: inner.height.saturating_sub(head_height + detail_height), ..inner };
+    let rows = list.height as usize;
+    let scroll = view.selected.saturating_sub(rows.saturating_sub(1) / 2).min(view.findings.len().saturating_sub(rows));
+    // Only the rows on screen are built: there can be thousands of L009.
+    let mut lines = Vec::with_capacity(rows);
+    for (i, f) in view.findings.iter().enumerate().skip(scroll).take(rows) {
+        let (word, style) = match f.severity {
+            Severity::Error => ("error  ", t.bad()),
+            Severity::Warning => ("warning", t.warn()),
+            Severity::Info => ("info   ", t.dim()),
+        };
+        let fix = if f.fix.is_some() { " [f fix]" } else { "        " };
+        let mut line = Line::from(vec![
+            Span::raw(format!("{} ", f.id)),
+            Span::styled(word, style),
+            Span::styled(fix, t.accent()),
+            Span::raw(format!(" {}", visible_short(&f.message, 200))),
+        ]);
+        if i == view.selected {
+            line = line.style(t.selected(true));
+        }
+        lines.push(line);
+    }
+    frame.render_widget(Paragraph::new(lines), list);
+    if let Some(d) = detail {
+        frame.render_widget(d, Rect { y: list.y + list.height, height: detail_height, ..inner });
+    }
 }

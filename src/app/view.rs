@@ -50,7 +50,7 @@ impl Theme {
     pub(crate) fn accent(self) -> Style {
         self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
     }
-    fn selected(self, focused: bool) -> Style {
+    pub(crate) fn selected(self, focused: bool) -> Style {
         if focused {
             Style::new().add_modifier(Modifier::REVERSED)
         } else {
@@ -119,7 +119,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         }
         Some(Overlay::Audit(view)) => audit(view, frame, area, t),
         Some(Overlay::Admin(view)) => admin(model, view, frame, area, t),
-        Some(Overlay::Lint(view)) => lint(view, frame, area, t),
+        Some(Overlay::Lint(view)) => super::lint_view::draw(view, frame, area, t),
         Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request }) => {
             confirm_delete(account, integration_type, *version, *delete_focused, request.is_some(), frame, area, t)
         }
@@ -1503,42 +1503,6 @@ fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], t: Theme) -> Vec
     lines
 }
 
-fn lint(view: &super::lint_view::LintView, frame: &mut Frame, area: Rect, t: Theme) {
-    use crate::domain::lint::Severity;
-    let inner = dialog(
-        frame,
-        centered(area, area.width.saturating_sub(4).min(120), area.height.saturating_sub(2)),
-        " Lint ".into(),
-        t,
-    );
-    let mut lines = Vec::new();
-    if view.loading {
-        lines.push(Line::from(Span::styled("checking every setting…", t.dim())));
-    } else if view.findings.is_empty() {
-        lines.push(Line::from(Span::styled("✓ no findings", t.ok())));
-    }
-    for (i, f) in view.findings.iter().enumerate() {
-        let (word, style) = match f.severity {
-            Severity::Error => ("error  ", t.bad()),
-            Severity::Warning => ("warning", t.warn()),
-            Severity::Info => ("info   ", t.dim()),
-        };
-        let fix = if f.fix.is_some() { " [f fix]" } else { "        " };
-        let mut line = Line::from(vec![
-            Span::raw(format!("{} ", f.id)),
-            Span::styled(word, style),
-            Span::styled(fix, t.accent()),
-            Span::raw(format!(" {}", visible_short(&f.message, 200))),
-        ]);
-        if i == view.selected {
-            line = line.style(t.selected(true));
-        }
-        lines.push(line);
-    }
-    let scroll = view.selected.saturating_sub(inner.height as usize / 2) as u16;
-    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
-}
-
 /// The last connection test, in one line.
 fn test_line(model: &Model, test: &super::LastTest, t: Theme) -> Line<'static> {
     match &test.outcome {
@@ -1562,7 +1526,7 @@ fn test_line(model: &Model, test: &super::LastTest, t: Theme) -> Line<'static> {
 }
 
 /// A dialog box over the screen: cleared, bordered, titled; its inside.
-fn dialog(frame: &mut Frame, box_area: Rect, title: String, t: Theme) -> Rect {
+pub(crate) fn dialog(frame: &mut Frame, box_area: Rect, title: String, t: Theme) -> Rect {
     frame.render_widget(Clear, box_area);
     let block = pane_block(title, true, t);
     let inner = block.inner(box_area);

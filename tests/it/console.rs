@@ -897,3 +897,29 @@ async fn unsaved_edits_ask_first_and_the_preview_says_what_will_be_stored() {
     let kept = db.store.setting("acme-studio", "openai").await.unwrap().setting.unwrap();
     assert_ne!(kept.config["model"], "gpt-9-turbo", "discarded, not saved");
 }
+
+/// Issue 12, item 6: at 80×24 a finding's whole message is on screen (the
+/// selected one, wrapped, under the list), the counts by level and rule
+/// head the view, and enter on a finding about a user opens their
+/// permissions.
+#[tokio::test]
+async fn the_lint_view_shows_whole_messages_counts_and_opens_a_users_permissions() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["L"]).await;
+    let text = screen(&model);
+    assert!(text.contains("2 errors, 1 warning · L001 1 · L006 1 · L007 1"), "{text}");
+    let Some(keyfall::app::Overlay::Lint(view)) = &model.overlay else { panic!("{text}") };
+    let at = view.findings.iter().position(|f| f.id == "L007").expect("the seed's L007");
+    keys(&db.store, &mut model, &vec!["j"; at]).await;
+    let text = screen(&model);
+    let flat: String = text.lines().map(|l| l.trim_matches(|c| c == '│' || c == ' ')).collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("cannot change settings: HasTenantAccess (ops@igny8.com has no account)"), "{text}");
+    assert!(text.contains("enter: this user's permissions"), "{text}");
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert!(model.overlay.is_none());
+    assert!(model.resolve.show_permissions);
+    assert_eq!(model.resolve.email.as_deref(), Some("ops@igny8.com"));
+    let text = screen(&model);
+    assert!(text.contains("Permissions") && text.contains("ops@igny8.com") && text.contains("denied by"), "{text}");
+}
