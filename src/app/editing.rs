@@ -63,8 +63,17 @@ pub(super) fn open_editor(model: &mut Model) -> Vec<Cmd> {
             })
         }
     };
+    let denied = (!account.status.grants_access()).then(|| account.status.as_str());
+    let new = base.is_none();
     match Editor::open(spec, account, base, inherited) {
-        Ok(e) => model.overlay = Some(Overlay::Edit(Box::new(e))),
+        Ok(mut e) => {
+            if let (Some(status), true) = (denied, new) {
+                e.message = Some(format!(
+                    "⚠ this account is {status}: its users are denied (HasTenantAccess), so an override here serves nobody until it is active again"
+                ));
+            }
+            model.overlay = Some(Overlay::Edit(Box::new(e)));
+        }
         Err(why) => model.notice = Some(why),
     }
     Vec::new()

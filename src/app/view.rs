@@ -442,12 +442,20 @@ fn accounts(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
         let index = offset + i;
         let chain = entry.chain.map(circled).unwrap_or_else(|| " ".into());
         let slug_width = width.saturating_sub(2 + 6);
-        let slug = visible_short(&entry.account.slug, slug_width);
+        // A status that denies the account's users is said, after the slug.
+        let status = (!entry.account.status.grants_access()).then(|| entry.account.status.as_str());
+        let status_width = status.map(|s| s.chars().count() + 1).unwrap_or(0);
+        let slug = visible_short(&entry.account.slug, slug_width.saturating_sub(status_width).max(4));
         let mut style = Style::new();
         if !entry.account.status.grants_access() {
             style = t.dim();
         }
-        let mut spans = vec![Span::raw(format!("{chain} ")), Span::styled(format!("{slug:<slug_width$}"), style)];
+        let pad = slug_width.saturating_sub(slug.chars().count() + status_width);
+        let mut spans = vec![Span::raw(format!("{chain} ")), Span::styled(slug, style)];
+        if let Some(word) = status {
+            spans.push(Span::styled(format!(" {word}"), t.warn()));
+        }
+        spans.push(Span::raw(" ".repeat(pad)));
         for spec in &registry::TYPES {
             let m = marker(model, &entry.account, spec.name);
             spans.push(Span::raw(" "));
@@ -528,7 +536,8 @@ fn setting_text(model: &Model, t: Theme) -> Vec<Line<'static>> {
             .as_ref()
             .filter(|x| !x.from_resolve && x.account_id == account.id && x.integration_type == current)
         {
-            lines.insert(1, test_line(model, test, t));
+            let at = if account.status.grants_access() { 2 } else { 3 };
+            lines.insert(at.min(lines.len()), test_line(model, test, t));
         }
         if registry::spec(&current).is_some() {
             lines.push(Line::raw(""));
@@ -560,6 +569,15 @@ fn setting_text(model: &Model, t: Theme) -> Vec<Line<'static>> {
 fn setting_lines(model: &Model, account: &Account, ty: &str, t: Theme) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     let slug = visible(&account.slug).into_owned();
+    // The account itself: its name, and a status that denies its users.
+    let name = format!("{} · {} account", visible_short(&account.name, 40), account.status.as_str());
+    lines.push(Line::from(Span::styled(name, t.dim())));
+    if !account.status.grants_access() {
+        lines.push(Line::from(Span::styled(
+            format!("⚠ {slug} is {}: its users are denied (HasTenantAccess)", account.status.as_str()),
+            t.warn(),
+        )));
+    }
     let own = model.world.settings.get(&(account.id, ty.to_string()));
     let hop = resolve_type(&model.world, Some(account), ty);
     match own {

@@ -923,3 +923,41 @@ async fn the_lint_view_shows_whole_messages_counts_and_opens_a_users_permissions
     let text = screen(&model);
     assert!(text.contains("Permissions") && text.contains("ops@igny8.com") && text.contains("denied by"), "{text}");
 }
+
+/// Issue 12, item 7: an account's status and name are on screen, creating
+/// an override on a cancelled account says what it serves, and an account
+/// another client inserts appears without ctrl-r.
+#[tokio::test]
+async fn accounts_show_status_and_name_and_new_ones_appear_live() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    let text = screen(&model);
+    assert!(text.contains("globex suspended") && text.contains("umbrella cancelled"), "{text}");
+    select(&db, &mut model, "umbrella").await;
+    let text = screen(&model);
+    assert!(text.contains("Umbrella Corp · cancelled account"), "{text}");
+    assert!(text.contains("umbrella is cancelled: its users are denied"), "{text}");
+    keys(&db.store, &mut model, &["e"]).await;
+    assert_eq!(stage(&model), "editing");
+    let Some(keyfall::app::Overlay::Edit(ed)) = &model.overlay else { panic!() };
+    assert!(ed.message.as_deref().unwrap_or_default().contains("this account is cancelled"), "{:?}", ed.message);
+    keys(&db.store, &mut model, &["esc"]).await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql("INSERT INTO accounts (slug, name) VALUES ('zz-newcomer', 'Newcomer Ltd')")
+        .execute(&mut psql)
+        .await
+        .unwrap();
+    let change = keyfall::store::listen::Change {
+        table: "accounts".into(),
+        op: "insert".into(),
+        id: None,
+        account_id: None,
+        audit_id: None,
+        bulk: None,
+    };
+    update(&mut model, Msg::Changed(change));
+    let cmds = update(&mut model, Msg::Tick { now: chrono::Utc::now() });
+    drive(&db.store, &mut model, cmds).await;
+    assert!(model.accounts.entry_by_id(db.store.account("zz-newcomer").await.unwrap().unwrap().id).is_some());
+    assert!(screen(&model).contains("Accounts 9"), "{}", screen(&model));
+}
