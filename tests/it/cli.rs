@@ -874,9 +874,10 @@ fn with_param(url: &str, param: &str) -> String {
 async fn reads_are_bounded_by_a_statement_timeout_and_long_work_is_not() {
     use std::time::{Duration, Instant};
     let db = TestDb::demo().await;
-    // A psql session that locked the settings table and went to lunch.
+    // A psql session that locked the settings (and keyfall's verdicts of
+    // them, which the report reads) and went to lunch.
     let mut holder = db.raw().await;
-    sqlx::raw_sql("BEGIN; LOCK TABLE public.integration_settings IN ACCESS EXCLUSIVE MODE")
+    sqlx::raw_sql("BEGIN; LOCK TABLE public.integration_settings, keyfall.row_verdicts IN ACCESS EXCLUSIVE MODE")
         .execute(&mut holder)
         .await
         .unwrap();
@@ -912,7 +913,8 @@ async fn reads_are_bounded_by_a_statement_timeout_and_long_work_is_not() {
     );
     assert!(run.stderr.contains("KEYFALL_STATEMENT_TIMEOUT"), "{}", run.stderr);
 
-    // A whole export and a whole lint wait for the lock, whatever the bound.
+    // A whole export, a whole lint and the report wait for the lock,
+    // whatever the bound.
     let spawn = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_keyfall"))
             .args(["--database-url", &url])
@@ -930,7 +932,8 @@ async fn reads_are_bounded_by_a_statement_timeout_and_long_work_is_not() {
     };
     let export = spawn(&["export"]);
     let lint = spawn(&["lint", "--json"]);
-    // Both are waiting for the lock, then longer than the bound.
+    let report = spawn(&["report"]);
+    // All three are waiting for the lock; then longer than the bound.
     let mut watcher = db.raw().await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -938,10 +941,10 @@ async fn reads_are_bounded_by_a_statement_timeout_and_long_work_is_not() {
             .fetch_one(&mut watcher)
             .await
             .unwrap();
-        if waiting >= 2 {
+        if waiting >= 3 {
             break;
         }
-        assert!(Instant::now() < deadline, "export and lint never reached the lock");
+        assert!(Instant::now() < deadline, "export, lint and report never reached the lock");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -952,6 +955,9 @@ async fn reads_are_bounded_by_a_statement_timeout_and_long_work_is_not() {
     assert!(doc["settings"].as_array().is_some_and(|s| !s.is_empty()), "{doc}");
     let lint = lint.wait_with_output().unwrap();
     assert_eq!(lint.status.code(), Some(1), "L001 found: {}", String::from_utf8_lossy(&lint.stderr));
+    let report = report.wait_with_output().unwrap();
+    assert_eq!(report.status.code(), Some(0), "{}", String::from_utf8_lossy(&report.stderr));
+    assert!(String::from_utf8_lossy(&report.stdout).contains("aws-admin"));
 }
 
 /// A config error names the key (and a bound that is not a duration where
