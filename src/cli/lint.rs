@@ -54,9 +54,9 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
     scan(store, args.account.as_deref(), &mut |f, _| report.add(f)).await?;
     match report.write(&mut std::io::BufWriter::new(std::io::stdout().lock())) {
         // `keyfall lint | head`: the reader had enough; the answer (any
-        // error-level finding?) is known all the same.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Err(e) => return Err(CliError::Other(e.to_string())),
+        // error-level finding?) is known all the same. Any other write
+        // error is reported by `out` when the command ends.
+        Err(e) => super::out::note(&e),
         Ok(()) => {}
     }
     Ok(if report.errors > 0 { Exit::Negative } else { Exit::Ok })

@@ -215,11 +215,14 @@ pub async fn run(cli: Cli) -> CliResult {
         }
         Some(Command::Man { command }) => {
             return match man_page(command.as_deref(), &mut std::io::stdout()) {
-                // `keyfall man | head`: the reader had enough.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CliError::Usage(e.to_string())),
-                Err(e) => Err(CliError::Other(e.to_string())),
-                Ok(()) => Ok(Exit::Ok),
+                // `keyfall man | head`: the reader had enough; another write
+                // error is said as every command says it.
+                Err(e) => {
+                    out::note(&e);
+                    finish(Ok(Exit::Ok))
+                }
+                Ok(()) => finish(Ok(Exit::Ok)),
             };
         }
         _ => {}

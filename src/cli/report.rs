@@ -8,7 +8,7 @@ use std::io::Write as _;
 use crate::domain::text::visible_short;
 use crate::store::{ReportRow, Store, StoreError};
 
-use super::{CliError, CliResult, Exit};
+use super::{CliResult, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,9 +58,12 @@ async fn json(store: &Store) -> CliResult {
     });
     match finished {
         Ok(()) => Ok(Exit::Ok),
-        // `keyfall report --json | head`: the reader had enough.
-        Err(Stop::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
-        Err(Stop::Write(e)) => Err(CliError::Other(e.to_string())),
+        // `keyfall report --json | head`: the reader had enough (any other
+        // write error is reported by `out` when the command ends).
+        Err(Stop::Write(e)) => {
+            super::out::note(&e);
+            Ok(Exit::Ok)
+        }
         Err(Stop::Store(e)) => Err(e.into()),
     }
 }

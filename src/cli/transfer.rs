@@ -207,9 +207,12 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
     };
     match written.await {
         Ok(()) => Ok(Exit::Ok),
-        // `keyfall export | head`: the reader had enough.
-        Err(Stopped::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Exit::Ok),
-        Err(Stopped::Write(e)) => Err(CliError::Other(e.to_string())),
+        // `keyfall export | head`: the reader had enough (any other write
+        // error is reported by `out` when the command ends).
+        Err(Stopped::Write(e)) => {
+            super::out::note(&e);
+            Ok(Exit::Ok)
+        }
         Err(Stopped::Store(e)) => Err(e.into()),
     }
 }

@@ -1151,3 +1151,31 @@ async fn progress_on_a_terminal_only_and_input_that_is_not_utf8_is_refused() {
     let got = json(&keyfall(&db, &["get", "acme-studio", "openai", "--json"], None));
     assert_eq!(got["config"]["model"], "gpt-4o", "nothing written");
 }
+
+/// A write error that is not a closed pipe (a full disk) fails the command
+/// with one wording, whatever the command.
+#[tokio::test]
+async fn a_full_disk_fails_every_command_the_same_way() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let db = TestDb::demo().await;
+    let url = db.url();
+    let dir = tempfile::tempdir().unwrap();
+    for args in [vec!["chain", "show"], vec!["report", "--json"], vec!["export"], vec!["lint"], vec!["man"]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_keyfall"))
+            .args(["--database-url", &url])
+            .args(&args)
+            .env_remove("DATABASE_URL")
+            .env("HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .stdout(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.starts_with("keyfall: cannot write the output: "), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    }
+}
