@@ -52,12 +52,11 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
     }
     let mut report = Report::new(args.json);
     scan(store, args.account.as_deref(), &mut |f, _| report.add(f)).await?;
-    match report.write(&mut std::io::BufWriter::new(std::io::stdout().lock())) {
-        // `keyfall lint | head`: the reader had enough; the answer (any
-        // error-level finding?) is known all the same. Any other write
-        // error is reported by `out` when the command ends.
-        Err(e) => super::out::note(&e),
-        Ok(()) => {}
+    // `keyfall lint | head`: the reader had enough; the answer (any
+    // error-level finding?) is known all the same. Any other write error is
+    // reported by `out` when the command ends.
+    if let Err(e) = report.write(&mut std::io::BufWriter::new(std::io::stdout().lock())) {
+        super::out::note(&e);
     }
     Ok(if report.errors > 0 { Exit::Negative } else { Exit::Ok })
 }
