@@ -189,6 +189,11 @@ pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -
             Some(Action::Confirm) => {
                 if let Some((config, is_active)) = ed.pending.clone() {
                     ed.stage = Stage::Saving { request };
+                    // A revert is recorded as one, as an overwrite is.
+                    let actor = match ed.revert_of {
+                        Some(id) => format!("{actor} (revert of #{id})"),
+                        None => actor,
+                    };
                     cmds.push(Cmd::Save {
                         request,
                         actor,

@@ -94,6 +94,8 @@ pub struct Editor {
     pub message: Option<String>,
     /// The config being previewed or saved.
     pub pending: Option<(Value, bool)>,
+    /// The audit entry this edit reverts (recorded with the save).
+    pub revert_of: Option<i64>,
     /// The config the form started from: fields not in the form are kept
     /// as they are.
     start: Map<String, Value>,
@@ -205,6 +207,7 @@ impl Editor {
             stage: Stage::Editing,
             message: None,
             pending: None,
+            revert_of: None,
             start,
         })
     }

@@ -175,6 +175,7 @@ pub(super) fn revert(model: &mut Model) -> Vec<Cmd> {
             if let Some(a) = active {
                 ed.is_active = a;
             }
+            ed.revert_of = Some(entry.id);
             ed.message = Some(if kept_key {
                 format!(
                     "reverting entry #{}: the old key cannot be restored (the log keeps fingerprints only); the current key stays",

@@ -1273,6 +1273,10 @@ fn picker_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> 
                 PickerKind::Function => model.resolve.function = Some(choice),
             }
             model.resolve.scroll = 0;
+            // A test result belongs to the trace it was made for.
+            if model.last_test.as_ref().is_some_and(|x| x.from_resolve) {
+                model.last_test = None;
+            }
             resolve_cmd(model)
         }
         Some(a) => {

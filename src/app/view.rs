@@ -1403,15 +1403,29 @@ fn audit(view: &super::AuditView, frame: &mut Frame, area: Rect, t: Theme) {
             selected_line = lines.len();
         }
         let version = e.after.as_ref().or(e.before.as_ref()).and_then(|v| v.get("version")).map(|v| format!(" v{v}"));
+        // What the entry is, in words: a revert and an overwrite say so
+        // (keyfall records them in the actor), a reveal is not a change.
+        let (actor, label) = audit_label(e);
         let mut head = Line::from(vec![
             Span::raw(format!("{} ", e.at.format("%Y-%m-%d %H:%M:%S"))),
-            Span::styled(format!("{:<26} ", crate::domain::text::identity_short(&e.actor, 26)), t.accent()),
-            Span::raw(format!("{}{}", visible_short(&e.action, 8), version.unwrap_or_default())),
+            Span::styled(format!("{:<26} ", crate::domain::text::identity_short(&actor, 26)), t.accent()),
+            Span::raw(format!("{label}{}", version.unwrap_or_default())),
         ]);
         if i == view.selected {
             head = head.style(t.selected(true));
         }
         lines.push(head);
+        if e.action == "reveal" {
+            let fp = e
+                .after
+                .as_ref()
+                .and_then(|a| a.get("config"))
+                .and_then(|c| c.get("apiKey"))
+                .or_else(|| e.after.as_ref().and_then(|a| a.get("apiKey")));
+            let fp = fp.map(|v| diff::shown("apiKey", Some(v))).unwrap_or_else(|| "the key".into());
+            lines.push(Line::from(Span::styled(format!("    key {fp} shown in clear; nothing changed"), t.dim())));
+            continue;
+        }
         for c in diff::changes(e.before.as_ref(), e.after.as_ref()) {
             lines.push(Line::from(vec![
                 Span::styled(format!("    {:<22}", visible_short(&c.field, 22)), t.dim()),
@@ -1507,18 +1521,76 @@ fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], t: Theme) -> Vec
         lines.push(Line::from(Span::styled(format!("{what}: nobody resolves differently"), t.dim())));
     } else {
         lines.push(Line::from(Span::styled(
-            format!("{what}: who resolves differently"),
+            format!("{what}: who resolves differently, or gets the new value"),
             Style::new().add_modifier(Modifier::BOLD),
         )));
     }
+    // One meaning per arrow: "→" is always "before → after".
     for r in impact {
-        lines.push(Line::from(vec![
-            Span::raw(format!("{:<22} {} → ", visible_short(&r.function, 22), r.before)),
-            Span::styled(r.after.to_string(), t.accent()),
-            Span::styled(format!("  {} accounts, {} users", r.accounts, r.users), t.dim()),
-        ]));
+        let who = format!("  {}, {}", count(r.accounts, "account"), count(r.users, "user"));
+        let same = r.before.answered_by == r.after.answered_by
+            && r.before.provider == r.after.provider
+            && r.before.provider_answered_by == r.after.provider_answered_by;
+        let line = if r.value_changed && same {
+            Line::from(vec![
+                Span::raw(format!("{:<22} still {}, ", visible_short(&r.function, 22), answer(&r.after))),
+                Span::styled("new value", t.accent()),
+                Span::styled(format!("{who} now use it"), t.dim()),
+            ])
+        } else {
+            let new = if r.after.new_value { " (new value)" } else { "" };
+            Line::from(vec![
+                Span::raw(format!("{:<22} {} → ", visible_short(&r.function, 22), answer(&r.before))),
+                Span::styled(format!("{}{new}", answer(&r.after)), t.accent()),
+                Span::styled(who, t.dim()),
+            ])
+        };
+        lines.push(line);
     }
     lines
+}
+
+/// (actor, label) of an audit entry: "dev@… (revert of #12)" is dev@…
+/// and "revert of #12"; an overwrite likewise; a reveal is "revealed".
+fn audit_label(e: &crate::store::AuditEntry) -> (String, String) {
+    if e.action == "reveal" {
+        return (e.actor.clone(), "revealed the key".into());
+    }
+    if let Some((who, rest)) = e.actor.rsplit_once(" (")
+        && let Some(what) = rest.strip_suffix(')')
+        && (what == "overwrite" || what.starts_with("revert of #"))
+    {
+        return (who.to_string(), format!("{} ({})", visible_short(&e.action, 8), what));
+    }
+    (e.actor.clone(), visible_short(&e.action, 8))
+}
+
+/// Who answers, the provider hop in words (not another arrow).
+fn answer(a: &crate::store::Answer) -> String {
+    match (&a.answered_by, &a.provider) {
+        (None, _) => "nothing".into(),
+        (Some(by), None) => visible_short(by, 40),
+        (Some(by), Some(p)) => format!(
+            "{} ({} key of {})",
+            visible_short(by, 40),
+            visible_short(p, 20),
+            visible_short(a.provider_answered_by.as_deref().unwrap_or("nobody"), 40)
+        ),
+    }
+}
+
+/// "1 account", "3 users", "97,412 accounts".
+fn count(n: i64, what: &str) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let sign = if n < 0 { "-" } else { "" };
+    if n == 1 { format!("1 {what}") } else { format!("{sign}{grouped} {what}s") }
 }
 
 /// The last connection test, in one line.

@@ -497,7 +497,7 @@ async fn a_pasted_key_is_trimmed_previewed_and_saved_without_ever_showing() {
     keys(&db.store, &mut model, &["ctrl-s"]).await;
     assert_eq!(stage(&model), "confirm");
     let text = screen(&model);
-    assert!(text.contains("aws-admin → paid-2") && text.contains("1 accounts, 3 users"), "{text}");
+    assert!(text.contains("aws-admin → paid-2") && text.contains("1 account, 3 users"), "{text}");
     snapshots(&db, &mut model, "save_preview").await;
 
     keys(&db.store, &mut model, &["enter"]).await;
@@ -641,7 +641,13 @@ async fn audit_view_reverts_an_entry_through_the_save_preview() {
     assert_eq!(setting.config["model"], "gpt-4o-mini");
     assert_eq!(setting.config["apiKey"], "sk-demo-FAKE-aws-admin-openai-not-a-real-key-3fA9", "the key is untouched");
     let last = db.store.audit(Some("aws-admin"), Some("openai"), None, 1).await.unwrap();
-    assert_eq!(last[0].actor, "dev@igny8.com", "a revert is a new audited change");
+    assert!(last[0].actor.starts_with("dev@igny8.com (revert of #"), "a revert is a new audited change: {:?}", last[0]);
+    // The audit view says which entry is the revert and which a reveal.
+    keys(&db.store, &mut model, &["v", "enter", "esc", "a"]).await;
+    let text = screen(&model);
+    assert!(text.contains("update (revert of #"), "{text}");
+    assert!(text.contains("revealed the key") && text.contains("shown in clear; nothing changed"), "{text}");
+    assert!(!text.contains("apiKey — →"), "a reveal does not read as a change: {text}");
 }
 
 #[tokio::test]
@@ -736,6 +742,9 @@ async fn t_on_the_resolve_panel_tests_the_resolved_key() {
     keys(&db.store, &mut model, &["tab", "tab", "t"]).await;
     let text = screen(&model);
     assert!(text.contains("✗ aws-admin's openai key via") && text.contains("rejected the"), "{text}");
+    // Another user: that result is not theirs, and goes.
+    keys(&db.store, &mut model, &["u", "p", "a", "i", "d", "2", "enter"]).await;
+    assert!(!screen(&model).contains("openai key via"), "{}", screen(&model));
 }
 
 #[tokio::test]
@@ -960,4 +969,20 @@ async fn accounts_show_status_and_name_and_new_ones_appear_live() {
     drive(&db.store, &mut model, cmds).await;
     assert!(model.accounts.entry_by_id(db.store.account("zz-newcomer").await.unwrap().unwrap().id).is_some());
     assert!(screen(&model).contains("Accounts 9"), "{}", screen(&model));
+}
+
+/// Issue 12, item 1 in the console: rotating the key every fallback tenant
+/// uses previews who now uses the new key, not "nobody".
+#[tokio::test]
+async fn rotating_a_shared_key_previews_who_now_uses_it() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;
+    keys(&db.store, &mut model, &["e"]).await;
+    update(&mut model, Msg::Paste("sk-rotated-0000000000000000000000".into()));
+    keys(&db.store, &mut model, &["ctrl-s"]).await;
+    assert_eq!(stage(&model), "confirm");
+    let text = screen(&model);
+    assert!(!text.contains("nobody resolves differently"), "{text}");
+    assert!(text.contains("still aws-admin, new value") && text.contains("now use it"), "{text}");
+    assert!(!text.contains(" 1 accounts") && !text.contains(" 1 users"), "{text}");
 }
