@@ -60,10 +60,11 @@ pub enum Action {
     Remove,
     Add,
     CyclePolicy,
+    Copy,
 }
 
 impl Action {
-    pub const ALL: [Action; 51] = [
+    pub const ALL: [Action; 52] = [
         Action::Quit,
         Action::Help,
         Action::Edit,
@@ -115,6 +116,7 @@ impl Action {
         Action::Remove,
         Action::Add,
         Action::CyclePolicy,
+        Action::Copy,
     ];
 
     /// The name used in the keys file.
@@ -171,6 +173,7 @@ impl Action {
             Action::Remove => "remove",
             Action::Add => "add",
             Action::CyclePolicy => "cycle_policy",
+            Action::Copy => "copy",
         }
     }
 
@@ -260,6 +263,7 @@ impl Action {
             (_, Action::Remove) => ("remove", "remove the system account from the chain"),
             (_, Action::Add) => ("add", "add the account selected in the list"),
             (_, Action::CyclePolicy) => ("policy", "next policy (A, B, C)"),
+            (_, Action::Copy) => ("copy", "copy slug, key fingerprint or trace (OSC 52); a revealed key"),
         }
     }
 }
@@ -361,6 +365,7 @@ impl Screen {
                 A::TestConnection,
                 A::Reveal,
                 A::ChainPolicy,
+                A::Copy,
                 A::Filter,
                 A::Tab1,
                 A::Tab2,

@@ -87,6 +87,8 @@ pub enum Msg {
     Linted { request: u64, findings: Vec<crate::domain::lint::Finding> },
     /// A connection test's outcome.
     Tested { request: u64, outcome: crate::connection::Outcome },
+    /// The clipboard escape was written to the terminal.
+    Copied { request: u64 },
 }
 
 /// Work for the runtime. Each carries the request id its reply will bear.
@@ -142,6 +144,9 @@ pub enum Cmd {
     /// Test the key of `account`'s `provider` setting; the runtime asks the
     /// database for it as `actor` (checked and recorded there).
     TestConnection { request: u64, actor: String, account: String, provider: String },
+    /// Put `text` on the operator's clipboard (OSC 52, through the
+    /// terminal, so over SSH too); `what` names it for the notice.
+    Copy { request: u64, what: String, text: crate::domain::Secret },
 }
 
 impl std::fmt::Debug for Cmd {
@@ -189,6 +194,7 @@ fn cmd_name(cmd: &Cmd) -> String {
         Cmd::PreviewAdmin { request, .. } => format!("PreviewAdmin({request})"),
         Cmd::ApplyAdmin { request, .. } => format!("ApplyAdmin({request})"),
         Cmd::Lint { request } => format!("Lint({request})"),
+        Cmd::Copy { request, what, .. } => format!("Copy({request}, {what})"),
         Cmd::Save { .. } | Cmd::TestConnection { .. } | Cmd::Preview { .. } => String::new(),
     }
 }
@@ -210,7 +216,8 @@ impl Cmd {
             | Cmd::PreviewAdmin { request, .. }
             | Cmd::ApplyAdmin { request, .. }
             | Cmd::Lint { request }
-            | Cmd::TestConnection { request, .. } => *request,
+            | Cmd::TestConnection { request, .. }
+            | Cmd::Copy { request, .. } => *request,
         }
     }
 }
@@ -603,8 +610,12 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
     match msg {
         Msg::Key(key) => {
             model.notice = None;
-            if model.revealed.take().is_some() {
-                // Any key hides a revealed key first.
+            if let Some(revealed) = model.revealed.take() {
+                // Any key hides a revealed key first; copy takes it along
+                // (it was confirmed and recorded as a reveal).
+                if model.screen() == Screen::Main && model.keymap.action(Screen::Main, &key) == Some(Action::Copy) {
+                    return copy(model, "the revealed key".into(), revealed.secret);
+                }
                 return Vec::new();
             }
             on_key(model, &key)
@@ -770,6 +781,56 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             }
         }
         Msg::Failed { request, error, unavailable } => on_failed(model, request, &error, unavailable),
+        Msg::Copied { .. } => Vec::new(),
+    }
+}
+
+/// Ask the runtime to put `text` on the clipboard, and say what was copied.
+fn copy(model: &mut Model, what: String, text: crate::domain::Secret) -> Vec<Cmd> {
+    let request = model.request();
+    model.notice = Some(format!("copied {what} to your clipboard (OSC 52; your terminal must allow it)"));
+    vec![Cmd::Copy { request, what, text }]
+}
+
+/// `y` on the main screen: the selected account's slug, the fingerprint of
+/// the key shown in the setting pane, or the resolve-as trace as text.
+fn copy_selection(model: &mut Model) -> Vec<Cmd> {
+    use crate::domain::Secret;
+    match model.focus {
+        Pane::Accounts => match model.selected_account().map(|a| a.slug.clone()) {
+            Some(slug) => {
+                copy(model, format!("the slug {}", crate::domain::text::visible_short(&slug, 40)), Secret::new(slug))
+            }
+            None => Vec::new(),
+        },
+        Pane::Setting => {
+            let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+            let ty = model.current_type();
+            let hop = crate::domain::resolve::resolve_type(&model.world, Some(&account), &ty);
+            let owner = match model.world.settings.get(&(account.id, ty.clone())) {
+                Some(_) => Some(account.id),
+                None => hop.answered_by.as_ref().and_then(|slug| {
+                    model.world.chain.iter().find(|e| &e.slug == slug).and_then(|e| e.account.as_ref()).map(|a| a.id)
+                }),
+            };
+            let key = owner
+                .and_then(|id| model.world.settings.get(&(id, ty.clone())))
+                .and_then(|s| s.config.get("apiKey"))
+                .and_then(serde_json::Value::as_str)
+                .filter(|k| !k.is_empty())
+                .map(crate::domain::secret::fingerprint);
+            match key {
+                Some(fp) => copy(model, format!("the key's fingerprint {fp}"), Secret::new(fp)),
+                None => {
+                    model.notice = Some("no key here to copy the fingerprint of".into());
+                    Vec::new()
+                }
+            }
+        }
+        Pane::Resolve => {
+            let text = view::resolve_plain(model);
+            copy(model, "the resolve-as panel as text".into(), Secret::new(text))
+        }
     }
 }
 
@@ -1164,6 +1225,7 @@ fn main_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
         Action::ChainPolicy => admin::open(model),
         Action::Lint => lint_view::open(model),
         Action::TestConnection => test_connection(model),
+        Action::Copy => copy_selection(model),
         Action::Delete => open_delete(model),
         Action::Cancel => {
             if !model.accounts.filter.is_empty() {

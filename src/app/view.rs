@@ -878,6 +878,16 @@ fn resolve_panel(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     frame.render_widget(text.scroll((scroll, 0)), inner);
 }
 
+/// The resolve-as panel as plain text (for the clipboard): what is on
+/// screen, without styles, not cut to the pane's width.
+pub fn resolve_plain(model: &Model) -> String {
+    resolve_text(model, 200, Theme { color: false })
+        .iter()
+        .map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The resolve pane's inside at the current size.
 fn resolve_inner(model: &Model) -> Rect {
     let (_, _, r) = panes(model.size, model.resolve.show_permissions);

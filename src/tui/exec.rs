@@ -109,6 +109,8 @@ pub async fn run(store: &Store, cmd: Cmd) -> Msg {
                 Err(e) => failed(request, e),
             }
         }
+        // The runtime wrote it to the terminal already (`tui::run`).
+        Cmd::Copy { request, .. } => Msg::Copied { request },
         Cmd::LoadAudit { request, id } => match store.audit_entry(id).await {
             Ok(entry) => Msg::AuditLoaded { request, entry },
             Err(e) => failed(request, e),

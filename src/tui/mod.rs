@@ -109,6 +109,26 @@ pub fn key_name(key: &KeyEvent) -> Option<String> {
     })
 }
 
+/// OSC 52 "set the clipboard" for `text`: base64 inside, so nothing in it
+/// reaches the terminal as a control sequence.
+pub fn osc52(text: &str) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = text.as_bytes();
+    let mut b64 = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n =
+            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                b64.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                b64.push('=');
+            }
+        }
+    }
+    format!("\x1b]52;c;{b64}\x07")
+}
+
 /// Run the console until the user quits.
 pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
     let mut guard = TerminalGuard::enter()?;
@@ -117,6 +137,14 @@ pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let spawn = |cmds: Vec<Cmd>| {
         for cmd in cmds {
+            // The clipboard goes through the terminal: written here, on the
+            // loop, between frames.
+            if let Cmd::Copy { text, .. } = &cmd {
+                use std::io::Write;
+                let mut out = io::stdout();
+                let _ = out.write_all(osc52(text.expose()).as_bytes());
+                let _ = out.flush();
+            }
             let store = store.clone();
             let tx = tx.clone();
             tokio::spawn(async move {

@@ -986,3 +986,38 @@ async fn rotating_a_shared_key_previews_who_now_uses_it() {
     assert!(text.contains("still aws-admin, new value") && text.contains("now use it"), "{text}");
     assert!(!text.contains(" 1 accounts") && !text.contains(" 1 users"), "{text}");
 }
+
+/// DESIGN §6, issue 12 Also: `y` copies what is selected over OSC 52 — a
+/// slug, the key's fingerprint, the trace as text — and the key itself
+/// only once revealed (asked, and recorded as a reveal).
+#[tokio::test]
+async fn y_copies_the_selection_and_the_key_only_once_revealed() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    let copied = |cmds: &[Cmd]| {
+        cmds.iter()
+            .find_map(|c| match c {
+                Cmd::Copy { text, .. } => Some(text.expose().to_string()),
+                _ => None,
+            })
+            .expect("a copy")
+    };
+    let cmds = update(&mut model, Msg::Key("y".into()));
+    assert_eq!(copied(&cmds), "aws-admin");
+    assert!(model.notice.as_deref().unwrap_or_default().contains("copied the slug"), "{:?}", model.notice);
+    keys(&db.store, &mut model, &["tab"]).await;
+    let cmds = update(&mut model, Msg::Key("y".into()));
+    let key = "sk-demo-FAKE-aws-admin-openai-not-a-real-key-3fA9";
+    assert_eq!(copied(&cmds), keyfall::domain::secret::fingerprint(key), "the fingerprint by default");
+    keys(&db.store, &mut model, &["tab"]).await;
+    let cmds = update(&mut model, Msg::Key("y".into()));
+    assert!(copied(&cmds).contains("aws-admin answers"), "{}", copied(&cmds));
+    keys(&db.store, &mut model, &["v", "enter"]).await;
+    let cmds = update(&mut model, Msg::Key("y".into()));
+    assert_eq!(copied(&cmds), key, "the key itself, once revealed");
+    assert!(!format!("{cmds:?}{model:?}").contains(key), "a copy's Debug does not carry the key: {cmds:?}");
+    assert!(model.revealed.is_none(), "and hidden again");
+    let audit = db.store.audit(Some("aws-admin"), Some("openai"), None, 1).await.unwrap();
+    assert_eq!(audit[0].action, "reveal");
+    assert_eq!(keyfall::tui::osc52("hello"), "\u{1b}]52;c;aGVsbG8=\u{7}");
+}
