@@ -1205,7 +1205,7 @@ fn editor(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
                 lines.push(Line::from(Span::styled(format!("⚠ {warning}"), t.warn())));
             }
             lines.push(Line::raw(""));
-            lines.extend(impact_lines("impact", impact, t));
+            lines.extend(impact_lines("impact", impact, inner.width as usize, t));
             frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
         }
         Stage::Discard { quit, .. } => {
@@ -1293,7 +1293,10 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
                 Some(mask) => format!("{mask}  (stored; kept unless you type a new one)"),
                 None => "type or paste the key".to_string(),
             };
-            let shown = if f.extra { format!("{shown} · not in the registry") } else { shown };
+            let shown = match (&f.stored_mask, f.extra) {
+                (Some(mask), true) => format!("{mask}  (not in the registry; kept unless you change it)"),
+                _ => shown,
+            };
             frame.render_widget(Paragraph::new(Span::styled(shown, t.dim())), input_area);
         } else if f.extra && !focused {
             let note = if f.name == "apiKey" { "  (a consumer's leftover)" } else { "  (not in the registry)" };
@@ -1484,7 +1487,7 @@ fn admin(model: &Model, view: &super::admin::AdminView, frame: &mut Frame, area:
         AdminStage::Applying { .. } => lines.push(Line::from(Span::styled("saving…", t.dim()))),
         AdminStage::Confirm { impact, moves } => {
             if view.chain_changed() {
-                lines.extend(impact_lines("chain", impact, t));
+                lines.extend(impact_lines("chain", impact, inner.width as usize, t));
             }
             if view.policy_changed() {
                 lines.push(Line::from(Span::styled(
@@ -1525,7 +1528,7 @@ fn save_warnings(ed: &Editor) -> Vec<String> {
 }
 
 /// The impact preview: per function, old → new answer, with counts.
-fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], t: Theme) -> Vec<Line<'static>> {
+fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], width: usize, t: Theme) -> Vec<Line<'static>> {
     let mut lines = Vec::with_capacity(impact.len() + 1);
     if impact.is_empty() {
         lines.push(Line::from(Span::styled(format!("{what}: nobody resolves differently"), t.dim())));
@@ -1541,21 +1544,34 @@ fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], t: Theme) -> Vec
         let same = r.before.answered_by == r.after.answered_by
             && r.before.provider == r.after.provider
             && r.before.provider_answered_by == r.after.provider_answered_by;
-        let line = if r.value_changed && same {
-            Line::from(vec![
-                Span::raw(format!("{:<22} still {}, ", visible_short(&r.function, 22), answer(&r.after))),
-                Span::styled("new value", t.accent()),
+        let (mut spans, who) = if r.value_changed && same {
+            (
+                vec![
+                    Span::raw(format!("{:<22} still {}, ", visible_short(&r.function, 22), answer(&r.after))),
+                    Span::styled("new value", t.accent()),
+                ],
                 Span::styled(format!("{who} now use it"), t.dim()),
-            ])
+            )
         } else {
             let new = if r.after.new_value { " (new value)" } else { "" };
-            Line::from(vec![
-                Span::raw(format!("{:<22} {} → ", visible_short(&r.function, 22), answer(&r.before))),
-                Span::styled(format!("{}{new}", answer(&r.after)), t.accent()),
+            (
+                vec![
+                    Span::raw(format!("{:<22} {} → ", visible_short(&r.function, 22), answer(&r.before))),
+                    Span::styled(format!("{}{new}", answer(&r.after)), t.accent()),
+                ],
                 Span::styled(who, t.dim()),
-            ])
+            )
         };
-        lines.push(line);
+        // Who, on the same line where it fits, else under the answer,
+        // indented (a wrap would lose the column).
+        let used: usize = spans.iter().map(|s| s.width()).sum();
+        if used + who.width() <= width {
+            spans.push(who);
+            lines.push(Line::from(spans));
+        } else {
+            lines.push(Line::from(spans));
+            lines.push(Line::from(vec![Span::raw(" ".repeat(21)), who]));
+        }
     }
     lines
 }
@@ -1577,14 +1593,16 @@ fn audit_label(e: &crate::store::AuditEntry) -> (String, String) {
 
 /// Who answers, the provider hop in words (not another arrow).
 fn answer(a: &crate::store::Answer) -> String {
+    // The report's "(own)": each account answers for itself.
+    let name = |s: &str| if s == "(own)" { "their own".to_string() } else { visible_short(s, 40) };
     match (&a.answered_by, &a.provider) {
         (None, _) => "nothing".into(),
-        (Some(by), None) => visible_short(by, 40),
+        (Some(by), None) => name(by),
         (Some(by), Some(p)) => format!(
-            "{} ({} key of {})",
-            visible_short(by, 40),
+            "{} ({} key: {})",
+            name(by),
             visible_short(p, 20),
-            visible_short(a.provider_answered_by.as_deref().unwrap_or("nobody"), 40)
+            a.provider_answered_by.as_deref().map(name).unwrap_or_else(|| "nobody".into())
         ),
     }
 }
