@@ -9,6 +9,31 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// A program started in a pty; killed (and reaped) when dropped.
+pub struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 pub struct Pty {
     master: File,
     pub slave: OwnedFd,
@@ -42,8 +67,10 @@ impl Pty {
         Pty { master, slave, rx, parser: vt100::Parser::new(nz(rows), nz(cols), 0), output: Vec::new() }
     }
 
-    /// Start `command` with this terminal as its controlling terminal.
-    pub fn spawn(&self, mut command: Command) -> Child {
+    /// Start `command` with this terminal as its controlling terminal. The
+    /// program is killed when the handle is dropped, so a failed test leaves
+    /// nothing running.
+    pub fn spawn(&self, mut command: Command) -> Running {
         let stdio = || Stdio::from(self.slave.try_clone().expect("clone pty slave"));
         command.stdin(stdio()).stdout(stdio()).stderr(stdio());
         // SAFETY: only async-signal-safe calls between fork and exec.
@@ -54,7 +81,7 @@ impl Pty {
                 Ok(())
             });
         }
-        command.spawn().expect("start the program")
+        Running(command.spawn().expect("start the program"))
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
