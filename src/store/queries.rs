@@ -1,9 +1,9 @@
-//! The queries behind each command. Reads that feed the resolver come back
-//! as one JSON document in one round trip; the report runs the resolution
-//! rules set-based for every account at once.
+//! The queries behind each command. What the resolver needs comes back in
+//! one round trip, one row of columns and arrays; the report runs the
+//! resolution rules set-based for every account at once.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
@@ -27,43 +27,58 @@ impl SubjectData {
     }
 }
 
-#[derive(Deserialize)]
-struct RawSubject {
-    user: Option<User>,
-    function: Option<AiFunction>,
-    policy: Option<String>,
-    chain: Vec<ChainEntry>,
-    accounts: Vec<Account>,
-    settings: Vec<RawSetting>,
-}
+/// What `Store::subject` reads, in one round trip: one row, the user, the
+/// user's account, the function and the policy as columns, the chain and the
+/// settings as one array a column (no JSON built on the server: arrays cost
+/// a fraction of `jsonb_build_object`, and sqlx keeps the statement
+/// prepared, its plan with it). Every setting is read through keyfall's view,
+/// masked as the role must see it; configs travel as text (`parse_config`).
+const SUBJECT_SQL: &str = r#"
+WITH u AS (
+    -- The exact email first (the app's unique index answers it); only when
+    -- no user has it, any case (a scan where the app has no index on
+    -- lower(email), as Django's tables have not).
+    (SELECT id, email, role, is_superuser, is_active, account_id FROM users WHERE email = $1)
+    UNION ALL
+    (SELECT id, email, role, is_superuser, is_active, account_id FROM users
+      WHERE lower(email) = lower($1) AND NOT EXISTS (SELECT 1 FROM users WHERE email = $1)
+      ORDER BY id LIMIT 1)
+    LIMIT 1
+), ch AS (
+    -- A lookup per chain entry (three), whatever the statistics say: a
+    -- join planned without them scanned every account on each resolve.
+    SELECT array_agg(c.position) AS c_position, array_agg(c.account_slug::text) AS c_slug,
+           array_agg(a.id) AS c_id, array_agg(a.slug) AS c_account_slug,
+           array_agg(a.name) AS c_account_name, array_agg(a.status::text) AS c_account_status
+      FROM (SELECT position, account_slug FROM fallback_chain ORDER BY position) c
+      LEFT JOIN LATERAL (SELECT x.id, x.slug, x.name, x.status FROM accounts x
+                          WHERE x.slug = c.account_slug LIMIT 1) a ON true
+)
+SELECT u.id AS u_id, u.email AS u_email, u.role::text AS u_role, u.is_superuser::boolean AS u_superuser,
+       u.is_active::boolean AS u_active, u.account_id AS u_account_id,
+       ua.id AS ua_id, ua.slug AS ua_slug, ua.name AS ua_name, ua.status::text AS ua_status,
+       f.name AS f_name, f.integration_type AS f_type,
+       (SELECT mode FROM policy LIMIT 1) AS policy,
+       ch.*, s.*
+  FROM ch
+  LEFT JOIN u ON true
+  LEFT JOIN accounts ua ON ua.id = u.account_id
+  LEFT JOIN ai_functions f ON f.name = $2
+  CROSS JOIN LATERAL (
+      SELECT array_agg(s.id) AS s_id, array_agg(s.account_id::bigint) AS s_account_id,
+             array_agg(s.integration_type::text) AS s_type, array_agg(s.config::text) AS s_config,
+             array_agg(s.is_active::boolean) AS s_active, array_agg(s.version) AS s_version,
+             array_agg(keyfall_finite(s.updated_at)) AS s_updated_at, array_agg(s.updated_by::text) AS s_updated_by
+        FROM integration_settings s
+       WHERE s.account_id = ANY (array_append(ch.c_id, ua.id))) s
+"#;
 
-/// A setting as shipped inside a JSON document: the config travels as text
-/// so one unreadable config (a number beyond f64, say) spoils only itself.
-#[derive(Deserialize)]
-struct RawSetting {
-    id: i64,
-    account_id: i64,
-    integration_type: String,
-    config_text: String,
-    is_active: bool,
-    version: i64,
-    updated_at: DateTime<Utc>,
-    updated_by: Option<String>,
-}
-
-impl From<RawSetting> for Setting {
-    fn from(r: RawSetting) -> Setting {
-        Setting {
-            id: r.id,
-            account_id: r.account_id,
-            integration_type: r.integration_type,
-            config: parse_config(&r.config_text),
-            is_active: r.is_active,
-            version: r.version,
-            updated_at: r.updated_at,
-            updated_by: r.updated_by,
-        }
-    }
+/// An enumeration from its name in the database; a name keyfall does not
+/// know (or none) is the type's `Other` (`#[serde(other)]`).
+fn named<T: serde::de::DeserializeOwned>(name: Option<&str>) -> Result<T, StoreError> {
+    use serde::de::IntoDeserializer;
+    let name: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = name.unwrap_or("").into_deserializer();
+    T::deserialize(name).map_err(|e| StoreError::Database(format!("unexpected data shape: {e}")))
 }
 
 /// JSON text from the database as a value; text serde cannot read becomes a
@@ -189,68 +204,94 @@ impl Store {
     /// and every setting of the user's account and the chain's accounts.
     #[tracing::instrument(skip_all)]
     pub async fn subject(&self, email: Option<&str>, function: Option<&str>) -> Result<SubjectData, StoreError> {
-        let doc: String = sqlx::query_scalar(
-            r#"
-WITH u AS (
-    -- The exact email first (the app's unique index answers it); only when
-    -- no user has it, any case (a scan where the app has no index on
-    -- lower(email), as Django's tables have not).
-    (SELECT id, email, role, is_superuser, is_active, account_id FROM users WHERE email = $1)
-    UNION ALL
-    (SELECT id, email, role, is_superuser, is_active, account_id FROM users
-      WHERE lower(email) = lower($1) AND NOT EXISTS (SELECT 1 FROM users WHERE email = $1)
-      ORDER BY id LIMIT 1)
-    LIMIT 1
-), f AS (
-    SELECT name, integration_type FROM ai_functions WHERE name = $2
-), ch AS (
-    -- A lookup per chain entry (three), whatever the statistics say: a
-    -- join planned without them scanned every account on each resolve.
-    SELECT c.position, c.account_slug, a.id, a.slug, a.name, a.status
-      FROM fallback_chain c
-      LEFT JOIN LATERAL (SELECT x.id, x.slug, x.name, x.status FROM accounts x
-                          WHERE x.slug = c.account_slug LIMIT 1) a ON true
-), acc AS (
-    SELECT id, slug, name, status FROM accounts WHERE id = (SELECT account_id FROM u)
-    UNION
-    SELECT id, slug, name, status FROM ch WHERE id IS NOT NULL
-)
-SELECT jsonb_build_object(
-    'user', (SELECT to_jsonb(u) FROM u),
-    'function', (SELECT to_jsonb(f) FROM f),
-    'policy', (SELECT mode FROM policy LIMIT 1),
-    'chain', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                 'position', position, 'slug', account_slug,
-                 'account', CASE WHEN id IS NULL THEN NULL ELSE
-                     jsonb_build_object('id', id, 'slug', slug, 'name', name, 'status', status) END)
-                 ORDER BY position) FROM ch), '[]'::jsonb),
-    'accounts', coalesce((SELECT jsonb_agg(to_jsonb(acc)) FROM acc), '[]'::jsonb),
-    'settings', coalesce((SELECT jsonb_agg(jsonb_build_object(
-                 'id', s.id, 'account_id', s.account_id, 'integration_type', s.integration_type,
-                 'config_text', s.config::text, 'is_active', s.is_active, 'version', s.version,
-                 'updated_at', keyfall_finite(s.updated_at), 'updated_by', s.updated_by))
-               FROM integration_settings s WHERE s.account_id IN (SELECT id FROM acc)), '[]'::jsonb)
-)::text
-"#,
-        )
-        .bind(email)
-        .bind(function)
-        .fetch_one(&self.pool)
-        .await?;
-        let raw: RawSubject =
-            serde_json::from_str(&doc).map_err(|e| StoreError::Database(format!("unexpected data shape: {e}")))?;
-        let policy = match raw.policy.as_deref() {
+        let row = sqlx::query(SUBJECT_SQL).bind(email).bind(function).fetch_one(&self.pool).await?;
+        let user = match row.try_get::<Option<i64>, _>("u_id")? {
+            None => None,
+            Some(id) => Some(User {
+                id,
+                email: row.try_get("u_email")?,
+                role: named(row.try_get("u_role")?)?,
+                is_superuser: row.try_get("u_superuser")?,
+                is_active: row.try_get("u_active")?,
+                account_id: row.try_get("u_account_id")?,
+            }),
+        };
+        let function = row
+            .try_get::<Option<String>, _>("f_name")?
+            .zip(row.try_get::<Option<String>, _>("f_type")?)
+            .map(|(name, integration_type)| AiFunction { name, integration_type });
+        let policy = match row.try_get::<Option<&str>, _>("policy")? {
             None => Policy::SystemOnly,
             Some(p) => Policy::parse(p).unwrap_or(Policy::SystemOnly),
         };
+
+        // The user's account, then the chain's accounts (a slug without
+        // one is `None` in every account column).
+        let mut accounts = Vec::new();
+        if let Some(id) = row.try_get::<Option<i64>, _>("ua_id")? {
+            accounts.push(Account {
+                id,
+                slug: row.try_get("ua_slug")?,
+                name: row.try_get::<Option<String>, _>("ua_name")?.unwrap_or_default(),
+                status: named(row.try_get("ua_status")?)?,
+            });
+        }
+        let column = |name: &str| -> Result<Vec<Option<String>>, StoreError> {
+            Ok(row.try_get::<Option<Vec<Option<String>>>, _>(name)?.unwrap_or_default())
+        };
+        let positions = row.try_get::<Option<Vec<i32>>, _>("c_position")?.unwrap_or_default();
+        let slugs = row.try_get::<Option<Vec<String>>, _>("c_slug")?.unwrap_or_default();
+        let ids = row.try_get::<Option<Vec<Option<i64>>>, _>("c_id")?.unwrap_or_default();
+        let (account_slugs, names, statuses) =
+            (column("c_account_slug")?, column("c_account_name")?, column("c_account_status")?);
+        let mut chain = Vec::with_capacity(positions.len());
+        for (i, (position, slug)) in positions.into_iter().zip(slugs).enumerate() {
+            let found = match (ids.get(i).copied().flatten(), account_slugs.get(i).cloned().flatten()) {
+                (Some(id), Some(slug)) => Some(Account {
+                    id,
+                    slug,
+                    name: names.get(i).cloned().flatten().unwrap_or_default(),
+                    status: named(statuses.get(i).and_then(|s| s.as_deref()))?,
+                }),
+                _ => None,
+            };
+            accounts.extend(found.clone());
+            chain.push(ChainEntry { position, slug, account: found });
+        }
+        // The server aggregates them in position order; whatever plan it
+        // picks, the walk must see that order.
+        chain.sort_by_key(|e| e.position);
+
+        // The settings, one array a column.
+        let ids = row.try_get::<Option<Vec<i64>>, _>("s_id")?.unwrap_or_default();
+        let mut account_ids = row.try_get::<Option<Vec<i64>>, _>("s_account_id")?.unwrap_or_default().into_iter();
+        let mut types = row.try_get::<Option<Vec<String>>, _>("s_type")?.unwrap_or_default().into_iter();
+        let mut configs = column("s_config")?.into_iter();
+        let mut active = row.try_get::<Option<Vec<bool>>, _>("s_active")?.unwrap_or_default().into_iter();
+        let mut versions = row.try_get::<Option<Vec<i64>>, _>("s_version")?.unwrap_or_default().into_iter();
+        let mut updated_at =
+            row.try_get::<Option<Vec<DateTime<Utc>>>, _>("s_updated_at")?.unwrap_or_default().into_iter();
+        let mut updated_by = column("s_updated_by")?.into_iter();
+        let mut settings = Vec::with_capacity(ids.len());
+        for id in ids {
+            let short = || StoreError::Database("unexpected data shape: the settings' columns differ in length".into());
+            settings.push(Setting {
+                id,
+                account_id: account_ids.next().ok_or_else(short)?,
+                integration_type: types.next().ok_or_else(short)?,
+                // A JSON null config is SQL's 'null'::jsonb, text "null".
+                config: parse_config(configs.next().ok_or_else(short)?.as_deref().unwrap_or("null")),
+                is_active: active.next().ok_or_else(short)?,
+                version: versions.next().ok_or_else(short)?,
+                updated_at: updated_at.next().ok_or_else(short)?,
+                updated_by: updated_by.next().ok_or_else(short)?,
+            });
+        }
         Ok(SubjectData {
-            user: raw.user,
-            function: raw.function,
+            user,
+            function,
             policy,
-            snapshot: Snapshot {
-                rules: self.rules.clone(),
-                ..Snapshot::new(raw.chain, raw.accounts, raw.settings.into_iter().map(Setting::from).collect())
-            },
+            snapshot: Snapshot { rules: self.rules.clone(), ..Snapshot::new(chain, accounts, settings) },
         })
     }
 
