@@ -36,7 +36,10 @@ pub struct AccountsPane {
     /// The filter `shown` was computed for, to narrow incrementally.
     shown_for: String,
     /// Each entry's slug and name, lowercased once, in `entries` order.
-    keys: Vec<(Box<str>, Box<str>)>,
+    keys: Keys,
+    /// Where each tier ends in `shown` (while a filter is in force): an
+    /// entry's tier for a narrowed filter is no better than it was.
+    tier_ends: [usize; TIERS],
 }
 
 impl AccountsPane {
@@ -56,7 +59,7 @@ impl AccountsPane {
             .collect();
         // Stable: tenants keep the store's slug order.
         entries.sort_by_key(|e| e.chain.unwrap_or(i32::MAX));
-        self.keys = entries.iter().map(|e| (lower(&e.account.slug), lower(&e.account.name))).collect();
+        self.keys = Keys::new(&entries);
         self.entries = entries;
         self.shown_for.clear();
         self.refilter();
@@ -127,7 +130,7 @@ impl AccountsPane {
     /// looks at what already matched, which keeps typing fast at 100,000.
     fn refilter(&mut self) {
         let keep = self.selected().map(|e| e.account.id);
-        let words: Vec<String> = self.filter.split_whitespace().map(|w| w.to_lowercase()).collect();
+        let words: Vec<Word> = self.filter.split_whitespace().map(Word::new).collect();
         if words.is_empty() {
             self.shown = (0..self.entries.len() as u32).collect();
         } else {
@@ -136,20 +139,29 @@ impl AccountsPane {
             let narrowing = !self.shown_for.trim().is_empty() && self.filter.starts_with(&self.shown_for);
             let candidates: Vec<u32> =
                 if narrowing { std::mem::take(&mut self.shown) } else { (0..self.entries.len() as u32).collect() };
+            let ends = if narrowing { self.tier_ends } else { [usize::MAX; TIERS] };
             let mut tiers: [Vec<u32>; TIERS] = Default::default();
-            for i in candidates {
-                let (slug, name) = &self.keys[i as usize];
-                // Every word must match; the entry ranks by its worst word.
-                let tier = words.iter().try_fold(0, |worst, w| tier(w, slug, name).map(|t| t.max(worst)));
-                if let Some(t) = tier {
+            let mut floor = 0;
+            for (at, i) in candidates.into_iter().enumerate() {
+                while floor < TIERS - 1 && at >= ends[floor] {
+                    floor += 1;
+                }
+                // Every word must match; the entry ranks by its worst word,
+                // and no better than it ranked before the filter grew.
+                if let Some(t) = words.iter().try_fold(floor, |worst, w| self.keys.tier(i as usize, w, worst)) {
                     tiers[t].push(i);
                 }
+            }
+            let mut end = 0;
+            for (t, tier) in tiers.iter().enumerate() {
+                end += tier.len();
+                self.tier_ends[t] = end;
             }
             let mut shown = Vec::with_capacity(tiers.iter().map(Vec::len).sum());
             for mut tier in tiers {
                 // Candidates in list order fill each tier in order; narrowed
                 // ones come tier by tier and need putting back in order.
-                if narrowing {
+                if narrowing && !tier.is_sorted() {
                     tier.sort_unstable();
                 }
                 shown.extend(tier);
@@ -185,32 +197,125 @@ impl AccountsPane {
 
 const TIERS: usize = 5;
 
-/// How well `word` (lowercase) matches an entry's lowercase slug and name:
-/// 0 slug prefix, 1 slug substring, 2 name substring, 3 slug letters in
-/// order, 4 name letters in order; None when it does not.
-fn tier(word: &str, slug: &str, name: &str) -> Option<usize> {
-    let in_slug = in_order(word, slug);
-    if !in_slug && !in_order(word, name) {
-        return None;
+/// Every entry's slug and name as the filter reads them: lowercased once,
+/// one after the other in one buffer (a pass over 100,000 entries reads
+/// memory in order rather than chasing a pointer each), with the set of
+/// bytes each holds, so most entries a word cannot match are passed over
+/// without reading their text.
+#[derive(Debug, Default)]
+struct Keys {
+    text: Vec<u8>,
+    keys: Vec<Key>,
+}
+
+#[derive(Debug)]
+struct Key {
+    /// Where the slug starts in `text`; the name follows it.
+    at: usize,
+    slug_len: u32,
+    name_len: u32,
+    slug_bytes: u64,
+    name_bytes: u64,
+}
+
+impl Keys {
+    fn new(entries: &[Entry]) -> Keys {
+        let mut keys = Keys { text: Vec::new(), keys: Vec::with_capacity(entries.len()) };
+        for e in entries {
+            let at = keys.text.len();
+            let (slug, name) = (lower(&e.account.slug), lower(&e.account.name));
+            keys.text.extend_from_slice(slug.as_bytes());
+            keys.text.extend_from_slice(name.as_bytes());
+            keys.keys.push(Key {
+                at,
+                slug_len: slug.len() as u32,
+                name_len: name.len() as u32,
+                slug_bytes: byte_set(slug.as_bytes()),
+                name_bytes: byte_set(name.as_bytes()),
+            });
+        }
+        keys
     }
-    Some(if slug.starts_with(word) {
-        0
-    } else if in_slug && slug.contains(word) {
-        1
-    } else if name.contains(word) {
-        2
-    } else if in_slug {
-        3
-    } else {
-        4
+
+    /// How well `word` matches entry `i`, no better than `floor`: 0 slug
+    /// prefix, 1 slug substring, 2 name substring, 3 slug letters in order,
+    /// 4 name letters in order; None when it does not match. A better match
+    /// only gives `floor` back, so what could only tell one is not asked (a
+    /// prefix or a substring of the slug is also in order in it). A text
+    /// lacking one of the word's bytes cannot match it, so is not read.
+    fn tier(&self, i: usize, word: &Word, floor: usize) -> Option<usize> {
+        let key = &self.keys[i];
+        let w = word.text.as_bytes();
+        let slug = &self.text[key.at..key.at + key.slug_len as usize];
+        let name = &self.text[key.at + key.slug_len as usize..][..key.name_len as usize];
+        let maybe_slug = word.bytes & !key.slug_bytes == 0;
+        let maybe_name = word.bytes & !key.name_bytes == 0;
+        let slug_has = || maybe_slug && contains(slug, w);
+        let name_has = || maybe_name && contains(name, w);
+        let slug_in_order = || maybe_slug && in_order(w, slug);
+        let name_in_order = || maybe_name && in_order(w, name);
+        match floor {
+            0 if maybe_slug && starts_with(slug, w) => Some(0),
+            0 | 1 if slug_has() => Some(1),
+            0 | 1 if name_has() => Some(2),
+            2 if slug_has() || name_has() => Some(2),
+            0..=2 if slug_in_order() => Some(3),
+            3 if slug_in_order() || name_has() => Some(3),
+            0..=3 if name_in_order() => Some(4),
+            4 if slug_in_order() || name_in_order() => Some(4),
+            _ => None,
+        }
+    }
+}
+
+/// One word of the filter, lowercased, with the set of its bytes.
+struct Word {
+    text: String,
+    bytes: u64,
+}
+
+impl Word {
+    fn new(word: &str) -> Word {
+        let text = word.to_lowercase();
+        Word { bytes: byte_set(text.as_bytes()), text }
+    }
+}
+
+/// The bytes of `text` as a set of 64: each of a–z and 0–9 its own, the
+/// rest sharing (a shared one only lets more through to be read).
+fn byte_set(text: &[u8]) -> u64 {
+    text.iter().fold(0, |set, &b| {
+        set | 1
+            << match b {
+                b'a'..=b'z' => b - b'a',
+                b'0'..=b'9' => 26 + b - b'0',
+                _ => 36 + b % 28,
+            }
     })
 }
 
-/// Whether the characters of `word` occur in `text` in order (the fuzzy
-/// match), compared bytewise: both are lowercase UTF-8.
-fn in_order(word: &str, text: &str) -> bool {
-    let mut text = text.as_bytes().iter();
-    word.as_bytes().iter().all(|b| text.any(|t| t == b))
+/// Whether `text` starts with `word`, compared byte by byte (the words
+/// are short: a call to `memcmp` costs more).
+fn starts_with(text: &[u8], word: &[u8]) -> bool {
+    text.len() >= word.len() && text.iter().zip(word).all(|(a, b)| a == b)
+}
+
+/// Whether `word` occurs in `text`, bytewise.
+fn contains(text: &[u8], word: &[u8]) -> bool {
+    match word.split_first() {
+        None => true,
+        Some((&first, rest)) => {
+            text.len() >= word.len()
+                && (0..=text.len() - word.len()).any(|i| text[i] == first && starts_with(&text[i + 1..], rest))
+        }
+    }
+}
+
+/// Whether the bytes of `word` occur in `text` in order (the fuzzy match):
+/// both are lowercase UTF-8.
+fn in_order(word: &[u8], text: &[u8]) -> bool {
+    let mut text = text.iter();
+    word.iter().all(|b| text.any(|t| t == b))
 }
 
 fn lower(text: &str) -> Box<str> {
@@ -318,6 +423,68 @@ mod tests {
         assert_eq!(got, vec!["acme"]);
         p.set_filter("zz".into());
         assert!(p.is_empty());
+    }
+
+    /// The tiers as first written (each question asked in full), against
+    /// the skipping ones: the same tier, and with a floor, the worse of the
+    /// two — for every word cut from a few slugs and names.
+    #[test]
+    fn tiers_with_a_floor_are_the_tiers_asked_in_full() {
+        fn full(word: &str, slug: &str, name: &str) -> Option<usize> {
+            let ordered = |t: &str| {
+                let mut t = t.bytes();
+                word.bytes().all(|b| t.any(|c| c == b))
+            };
+            let in_slug = ordered(slug);
+            if !in_slug && !ordered(name) {
+                return None;
+            }
+            Some(if slug.starts_with(word) {
+                0
+            } else if in_slug && slug.contains(word) {
+                1
+            } else if name.contains(word) {
+                2
+            } else if in_slug {
+                3
+            } else {
+                4
+            })
+        }
+        let entries: Vec<Entry> =
+            [("xl-000420", "XL tenant 420"), ("paid", "Paid Inc"), ("café-x", "Ünïcode Café"), ("a-b", "")]
+                .iter()
+                .enumerate()
+                .map(|(i, (slug, name))| Entry {
+                    account: Account {
+                        id: i as i64,
+                        slug: slug.to_string(),
+                        name: name.to_string(),
+                        status: AccountStatus::Active,
+                    },
+                    chain: None,
+                })
+                .collect();
+        let keys = Keys::new(&entries);
+        let texts = "xl-000420 xl tenant 420 paid inc café-x ünïcode café a-b";
+        let mut words: Vec<String> = vec!["zz".into(), "x0".into(), "l4".into(), "pc".into(), "é".into(), "-".into()];
+        for start in 0..texts.len() {
+            for end in start + 1..=(start + 5).min(texts.len()) {
+                if let Some(w) = texts.get(start..end).filter(|w| !w.contains(' ')) {
+                    words.push(w.to_string());
+                }
+            }
+        }
+        for (i, e) in entries.iter().enumerate() {
+            let (slug, name) = (e.account.slug.to_lowercase(), e.account.name.to_lowercase());
+            for w in &words {
+                let want = full(w, &slug, &name);
+                for floor in 0..TIERS {
+                    let got = keys.tier(i, &Word::new(w), floor);
+                    assert_eq!(got, want.map(|t| t.max(floor)), "{w:?} in {slug:?} / {name:?}, floor {floor}");
+                }
+            }
+        }
     }
 
     #[test]
