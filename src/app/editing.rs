@@ -37,6 +37,28 @@ pub fn may_modify(model: &Model, account: &Account) -> Result<String, String> {
     }
 }
 
+/// Whether the operator may view the settings of the account `slug`
+/// (chain accounts are system settings); if not, the failing checks. With
+/// no operator the database role decides what the session reads.
+pub fn may_view(model: &Model, slug: &str) -> Result<(), String> {
+    let Some(op) = &model.session.access.operator else { return Ok(()) };
+    let op_account = op.account_id.and_then(|id| model.accounts.entry_by_id(id)).map(|e| &e.account);
+    let chain = &model.world.chain;
+    let subject = Subject {
+        user: op,
+        account: op_account,
+        account_chain_position: op_account.and_then(|a| crate::domain::model::chain_position(chain, a.id)),
+    };
+    let system = chain.iter().any(|e| e.slug == slug);
+    let tenant = model.accounts.window(0, usize::MAX).find(|e| e.account.slug == slug).map(|e| e.account.clone());
+    let target = match (&tenant, system) {
+        (Some(a), false) => Target::Tenant { account: a },
+        _ => Target::System { slug },
+    };
+    let d = permissions::evaluate(&subject, model.policy, permissions::Action::ViewSettings, &target);
+    if d.allowed { Ok(()) } else { Err(d.failing().map(|c| c.name.clone()).collect::<Vec<_>>().join(", ")) }
+}
+
 pub(super) fn open_editor(model: &mut Model) -> Vec<Cmd> {
     let Some(account) = model.selected_account().cloned() else { return Vec::new() };
     let ty = model.current_type();

@@ -67,6 +67,10 @@ pub(super) fn reveal_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> 
 
 pub(super) fn open_audit(model: &mut Model) -> Vec<Cmd> {
     let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+    if let Err(why) = super::may_view(model, &account.slug) {
+        model.notice = Some(format!("its history is not yours to view under this policy ({why} fails)"));
+        return Vec::new();
+    }
     let integration_type = model.current_type();
     let request = model.request();
     let cmd = Cmd::LoadAuditList { request, account: account.slug.clone(), integration_type: integration_type.clone() };

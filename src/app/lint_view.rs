@@ -28,7 +28,13 @@ pub struct LintView {
     pub loading: bool,
 }
 
+/// Lint reads every setting: for those who may view the system settings.
 pub fn open(model: &mut Model) -> Vec<Cmd> {
+    let head = model.world.chain.first().map(|e| e.slug.clone()).unwrap_or_default();
+    if let Err(why) = super::may_view(model, &head) {
+        model.notice = Some(format!("lint reads every setting: not yours to view under this policy ({why} fails)"));
+        return Vec::new();
+    }
     let request = model.request();
     model.overlay = Some(Overlay::Lint(LintView { findings: Vec::new(), selected: 0, request, loading: true }));
     vec![Cmd::Lint { request }]

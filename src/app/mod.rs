@@ -27,8 +27,8 @@ use crate::store::listen::Change;
 use crate::store::{AccountRow, AuditEntry, Conflict, ImpactRow, Proposal, SubjectData, UserHit};
 
 use accounts::{AccountsPane, status_of};
-pub use editing::may_modify;
 use editing::{delete_key, editor_key, on_previewed, on_saved, open_delete, open_editor, waiting_key};
+pub use editing::{may_modify, may_view};
 use editor::{Editor, Stage};
 use inspect::{audit_key, open_audit, open_reveal, reveal_key, test_connection};
 use keymap::{Action, Keymap, Screen};
@@ -807,6 +807,11 @@ fn copy_selection(model: &mut Model) -> Vec<Cmd> {
             let Some(account) = model.selected_account().cloned() else { return Vec::new() };
             let ty = model.current_type();
             let hop = crate::domain::resolve::resolve_type(&model.world, Some(&account), &ty);
+            let shown = hop.answered_by.clone().unwrap_or_else(|| account.slug.clone());
+            if [account.slug.as_str(), shown.as_str()].iter().any(|slug| may_view(model, slug).is_err()) {
+                model.notice = Some("not yours to view under this policy".into());
+                return Vec::new();
+            }
             let owner = match model.world.settings.get(&(account.id, ty.clone())) {
                 Some(_) => Some(account.id),
                 None => hop.answered_by.as_ref().and_then(|slug| {

@@ -310,7 +310,8 @@ fn available(model: &Model, screen: Screen, action: Action) -> bool {
                     .is_some_and(|o| o.is_active && (o.is_superuser || o.role == crate::domain::model::Role::Developer))
         }
         Action::TestConnection => model.session.access.operator.is_some(),
-        Action::Audit => account.is_some(),
+        Action::Audit => account.is_some_and(|a| super::may_view(model, &a.slug).is_ok()),
+        Action::Lint => model.world.chain.first().is_none_or(|e| super::may_view(model, &e.slug).is_ok()),
         Action::Cancel => !model.accounts.filter.is_empty(),
         Action::Tab4 => model.tabs().len() > 3,
         _ => true,
@@ -530,6 +531,28 @@ fn setting_text(model: &Model, t: Theme) -> Vec<Line<'static>> {
         return vec![Line::from(Span::styled("no account selected", t.dim()))];
     };
     if model.is_loaded(account.id) {
+        // Only what the policy lets the operator view: the answering
+        // account's settings are theirs to see, or not at all.
+        let hop = resolve_type(&model.world, Some(account), &current);
+        let shown_from = hop.answered_by.clone().unwrap_or_else(|| account.slug.clone());
+        for slug in [account.slug.as_str(), shown_from.as_str()] {
+            if let Err(why) = super::may_view(model, slug) {
+                return vec![
+                    Line::from(Span::styled(
+                        format!("{} · {} account", visible_short(&account.name, 40), account.status.as_str()),
+                        t.dim(),
+                    )),
+                    Line::from(Span::styled(
+                        format!(
+                            "not shown: under policy {} you may not view {}'s settings ({why} fails; p shows why)",
+                            model.policy.letter(),
+                            visible_short(slug, 40)
+                        ),
+                        t.warn(),
+                    )),
+                ];
+            }
+        }
         let mut lines = setting_lines(model, account, &current, t);
         if let Some(test) = model
             .last_test
@@ -948,7 +971,8 @@ fn trace_lines(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
         }
         return out;
     };
-    hop_lines(&res.hop, 0, width, t, &mut out);
+    let hidden = |slug: &str| super::may_view(model, slug).is_err();
+    hop_lines(&res.hop, 0, width, t, &hidden, &mut out);
     for w in &res.warnings {
         out.push(Line::from(Span::styled(format!("⚠ {}", w.message), t.warn())));
     }
@@ -981,7 +1005,14 @@ fn problems(n: usize) -> String {
     if n == 1 { "1 problem".to_string() } else { format!("{n} problems") }
 }
 
-fn hop_lines(hop: &Hop, depth: usize, width: usize, t: Theme, out: &mut Vec<Line<'static>>) {
+fn hop_lines(
+    hop: &Hop,
+    depth: usize,
+    width: usize,
+    t: Theme,
+    hidden: &dyn Fn(&str) -> bool,
+    out: &mut Vec<Line<'static>>,
+) {
     let indent = "  ".repeat(depth);
     let slug_width = width.saturating_sub(indent.len() + 20).clamp(8, 24);
     let last = hop.steps.len().saturating_sub(1);
@@ -991,7 +1022,12 @@ fn hop_lines(hop: &Hop, depth: usize, width: usize, t: Theme, out: &mut Vec<Line
         // only where they fit, so the verdicts stay in one column.
         let room = width.saturating_sub(head.chars().count());
         let failed = i == last && hop.error.is_some();
-        let mut detail = step.detail.clone();
+        // The row's content is for those who may view it (the verdict is not).
+        let mut detail = if step.verdict == Verdict::NoRow || !hidden(&step.account) {
+            step.detail.clone()
+        } else {
+            "(contents hidden by the policy)".to_string()
+        };
         let mut spans = vec![Span::raw(head)];
         match step.verdict {
             Verdict::Answered => {
@@ -1023,7 +1059,7 @@ fn hop_lines(hop: &Hop, depth: usize, width: usize, t: Theme, out: &mut Vec<Line
         // One line per finding, cut to the pane: the setting pane has them
         // in full.
         let finding_width = width.saturating_sub(indent.len() + 4).max(8);
-        for finding in &step.findings {
+        for finding in step.findings.iter().filter(|_| !hidden(&step.account)) {
             out.push(Line::from(Span::styled(
                 format!("{indent}  ⚠ {}", visible_short(finding, finding_width)),
                 t.warn(),
@@ -1035,7 +1071,7 @@ fn hop_lines(hop: &Hop, depth: usize, width: usize, t: Theme, out: &mut Vec<Line
     }
     if let Some(next) = &hop.hop {
         out.push(Line::from(Span::styled(format!("{indent}└ {}", visible(&next.integration_type)), t.accent())));
-        hop_lines(next, depth + 1, width, t, out);
+        hop_lines(next, depth + 1, width, t, hidden, out);
     }
 }
 

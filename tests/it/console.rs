@@ -1021,3 +1021,22 @@ async fn y_copies_the_selection_and_the_key_only_once_revealed() {
     assert_eq!(audit[0].action, "reveal");
     assert_eq!(keyfall::tui::osc52("hello"), "\u{1b}]52;c;aGVsbG8=\u{7}");
 }
+
+/// Issue 12, Also: under policy A a tenant operator (view_settings denied)
+/// sees what the policy allows and no more — no system setting's contents
+/// in the setting pane, the trace, the audit view or lint.
+#[tokio::test]
+async fn a_tenant_operator_sees_only_what_the_policy_lets_them_view() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("paid2@paid.com"), (160, 48)).await;
+    let text = screen(&model);
+    assert!(text.contains("not shown: under policy A you may not view aws-admin's settings"), "{text}");
+    assert!(text.contains("(contents hidden by the policy)"), "{text}");
+    assert!(!text.contains("gpt-4o-mini") && !text.contains("#35c712e1"), "no system contents: {text}");
+    keys(&db.store, &mut model, &["a"]).await;
+    assert!(model.overlay.is_none(), "no audit view of what one may not view");
+    keys(&db.store, &mut model, &["L"]).await;
+    assert!(model.overlay.is_none(), "lint reads every setting");
+    let hints: Vec<String> = view::hints(&model, 160).into_iter().map(|(_, w)| w).collect();
+    assert!(!hints.iter().any(|w| w == "audit" || w == "lint"), "{hints:?}");
+}
