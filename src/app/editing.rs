@@ -113,14 +113,19 @@ pub(super) fn open_delete(model: &mut Model) -> Vec<Cmd> {
         model.notice = Some(format!("read-only here: {why}"));
         return Vec::new();
     }
+    // The impact preview, as for any save: who falls back to what.
+    let preview = model.request();
+    let proposal = Proposal::Delete { account_id: account.id, integration_type: ty.clone() };
     model.overlay = Some(Overlay::ConfirmDelete {
         account: account.slug,
         integration_type: ty,
         version,
         delete_focused: false,
         request: None,
+        preview,
+        impact: None,
     });
-    Vec::new()
+    vec![Cmd::Preview { request: preview, proposal }]
 }
 
 /// A dialog waiting for its reply: cancel stops waiting (the late reply is
@@ -146,7 +151,7 @@ pub(super) fn waiting_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd>
 pub(super) fn delete_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
     let request = model.next_request;
-    let Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request: sent }) =
+    let Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request: sent, .. }) =
         &mut model.overlay
     else {
         return Vec::new();
@@ -285,6 +290,12 @@ pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -
 }
 
 pub(super) fn on_previewed(model: &mut Model, request: u64, impact: Vec<ImpactRow>) -> Vec<Cmd> {
+    if let Some(Overlay::ConfirmDelete { preview, impact: shown, .. }) = &mut model.overlay
+        && *preview == request
+    {
+        *shown = Some(impact);
+        return Vec::new();
+    }
     if let Some(Overlay::Edit(ed)) = &mut model.overlay
         && matches!(ed.stage, Stage::Previewing { request: r } if r == request)
         && let Some((config, is_active)) = ed.pending.clone()

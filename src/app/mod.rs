@@ -264,6 +264,10 @@ pub enum Overlay {
         version: i64,
         delete_focused: bool,
         request: Option<u64>,
+        /// Who resolves differently once it is gone: the preview's request,
+        /// then its answer.
+        preview: u64,
+        impact: Option<Vec<ImpactRow>>,
     },
     /// "Reveal this key? It is recorded." — enter reveals, esc cancels.
     ConfirmReveal {
@@ -853,6 +857,12 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         Some(Overlay::ConfirmDelete { request: sent @ Some(_), .. }) if *sent == Some(request) => {
             *sent = None;
             true
+        }
+        Some(Overlay::ConfirmDelete { preview, .. }) if *preview == request => {
+            // The dialog still works; it says the preview is missing.
+            *preview = 0;
+            model.notice = Some(format!("no impact preview: {}", crate::domain::text::visible_short(error, 120)));
+            return Vec::new();
         }
         Some(Overlay::ConfirmReveal { request: Some(sent), .. }) if *sent == request => {
             model.overlay = None;

@@ -120,8 +120,11 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         Some(Overlay::Audit(view)) => audit(view, frame, area, t),
         Some(Overlay::Admin(view)) => admin(model, view, frame, area, t),
         Some(Overlay::Lint(view)) => super::lint_view::draw(view, frame, area, t),
-        Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request }) => {
-            confirm_delete(account, integration_type, *version, *delete_focused, request.is_some(), frame, area, t)
+        Some(Overlay::ConfirmDelete {
+            account, integration_type, version, delete_focused, request, impact, ..
+        }) => {
+            let what = (account.as_str(), integration_type.as_str(), *version);
+            confirm_delete(what, *delete_focused, request.is_some(), impact.as_deref(), frame, area, t)
         }
         None => {}
     }
@@ -1391,20 +1394,20 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
 
 #[allow(clippy::too_many_arguments)]
 fn confirm_delete(
-    account: &str,
-    integration_type: &str,
-    version: i64,
+    (account, integration_type, version): (&str, &str, i64),
     delete_focused: bool,
     sent: bool,
+    impact: Option<&[crate::store::ImpactRow]>,
     frame: &mut Frame,
     area: Rect,
     t: Theme,
 ) {
-    let inner = dialog(frame, centered(area, 64, 8), " Delete override ".into(), t);
+    let rows = impact.map(|i| i.len() * 2 + 2).unwrap_or(2) as u16;
+    let inner = dialog(frame, centered(area, 76, 7 + rows), " Delete override ".into(), t);
     let button = |label: &str, focused: bool| {
         if focused { Span::styled(format!("[ {label} ]"), t.selected(true)) } else { Span::raw(format!("[ {label} ]")) }
     };
-    let lines = vec![
+    let mut lines = vec![
         Line::from(format!(
             "Delete {}'s own {} setting (v{version})?",
             visible_short(account, 30),
@@ -1412,9 +1415,16 @@ fn confirm_delete(
         )),
         Line::from(Span::styled("Its users fall back to the chain. The audit log keeps the old values.", t.dim())),
         Line::raw(""),
-        Line::from(vec![button("Cancel", !delete_focused), Span::raw("   "), button("Delete", delete_focused)]),
-        Line::from(Span::styled(if sent { "deleting…" } else { "" }, t.dim())),
     ];
+    match impact {
+        Some(rows) => lines.extend(impact_lines("impact", rows, inner.width as usize, t)),
+        None => lines.push(Line::from(Span::styled("computing the impact… (Delete works without it)", t.dim()))),
+    }
+    lines.push(Line::raw(""));
+    lines.push(Line::from(vec![button("Cancel", !delete_focused), Span::raw("   "), button("Delete", delete_focused)]));
+    if sent {
+        lines.push(Line::from(Span::styled("deleting…", t.dim())));
+    }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 

@@ -557,6 +557,11 @@ async fn delete_asks_first_with_cancel_focused() {
     select(&db, &mut model, "acme-studio").await;
     keys(&db.store, &mut model, &["d"]).await;
     assert_eq!(stage(&model), "delete");
+    let text = screen(&model);
+    assert!(
+        text.contains("impact:") && text.contains("acme-studio → aws-admin"),
+        "deleting previews its impact: {text}"
+    );
     snapshots(&db, &mut model, "confirm_delete").await;
     keys(&db.store, &mut model, &["enter"]).await;
     assert_eq!(stage(&model), "none");
