@@ -68,9 +68,9 @@ pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     Vec::new()
 }
 
-/// The user a finding is about (L007 names them first), if any.
+/// The user a finding is about (L007), if any.
 pub fn user_of(f: &Finding) -> Option<&str> {
-    (f.id == "L007").then(|| f.message.split(" is a ").next()).flatten().filter(|e| e.contains('@'))
+    f.user.as_deref()
 }
 
 /// Select the finding's account and type in the main view; a finding

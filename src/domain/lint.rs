@@ -58,6 +58,10 @@ pub struct Finding {
     pub severity: Severity,
     pub account: Option<String>,
     pub integration_type: Option<String>,
+    /// The user the finding is about (L007), as stored: the message shows
+    /// the address made visible and shortened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub message: String,
     pub fix: Option<Fix>,
 }
@@ -166,6 +170,7 @@ fn finding(id: &'static str, severity: Severity, account: Option<&str>, ty: Opti
         severity,
         account: account.map(str::to_string),
         integration_type: ty.map(str::to_string),
+        user: None,
         message,
         fix: None,
     }
@@ -509,7 +514,7 @@ pub fn privileged_finding(
         return None;
     }
     let why: Vec<String> = d.failing().map(|c| format!("{} ({})", c.name, c.reason)).collect();
-    Some(finding(
+    let mut f = finding(
         "L007",
         Severity::Warning,
         account.map(|a| a.slug.as_str()),
@@ -520,5 +525,7 @@ pub fn privileged_finding(
             if user.is_superuser { "superuser" } else { "developer" },
             why.join("; ")
         ),
-    ))
+    );
+    f.user = Some(user.email.clone());
+    Some(f)
 }

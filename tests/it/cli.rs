@@ -300,6 +300,10 @@ async fn lint_finds_the_seeds_wrong_config_and_fixes_it_in_one_transaction() {
             .iter()
             .any(|f| f["id"] == "L007" && f["message"].as_str().unwrap().contains("ops@igny8.com"))
     );
+    // The user a finding is about is a field of its own, for scripts and
+    // for the console's enter (never parsed out of the message).
+    let users: Vec<&Value> = findings.as_array().unwrap().iter().filter_map(|f| f.get("user")).collect();
+    assert_eq!(users, [&Value::from("ops@igny8.com")], "only L007 names a user");
 
     let denied = keyfall(&db, &["--as", "paid2@paid.com", "lint", "--fix", "--yes"], None);
     assert_eq!(denied.code, 1, "{}", denied.stderr);
