@@ -2,8 +2,9 @@
 //! a console view, human text by default and `--json` for scripts. Uses
 //! `domain` and `store`, never the console. Exit codes: 0 ok, 1 a negative
 //! answer (unresolved, denied, conflict), 2 usage or input error, 3 database
-//! unreachable, 4 the database refused or failed, 70 an internal error;
-//! writing to a closed pipe ends quietly with 0.
+//! unreachable, 4 the database refused or failed, 70 an internal error, 74
+//! the output could not be written; writing to a closed pipe ends quietly
+//! with the code the command would have had.
 
 /// `print!` for commands: to stdout through `out`, where a closed pipe is
 /// not a panic.
@@ -50,7 +51,8 @@ use crate::store::{Mapping, Store, StoreError, connect};
     about = "See which AI key every tenant really uses, and why",
     after_help = "Exit codes: 0 ok · 1 a negative answer (unresolved, denied, findings, conflict) · 2 bad input \
                   (unknown account, user, type; no keyfall objects) · 3 the database cannot be reached · 4 the \
-                  database refused or failed (permission, timeout, constraint) · 70 internal error"
+                  database refused or failed (permission, timeout, constraint) · 70 internal error · 74 the \
+                  output could not be written (a full disk)"
 )]
 pub struct Cli {
     /// PostgreSQL URL or libpq key=value pairs (else DATABASE_URL, the config file, PG* variables, a local server, or a private cluster).
@@ -155,6 +157,8 @@ pub enum Exit {
     /// The database refused or failed: a permission, a timeout, a
     /// constraint, a failed migration.
     Refused = 4,
+    /// stdout could not be written (not a closed pipe): EX_IOERR.
+    Output = 74,
 }
 
 /// A command's failure, mapped to one line and an exit code.
@@ -168,6 +172,9 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Other(String),
+    /// Writing stdout failed (a full disk; a closed pipe is not an error).
+    #[error("{0}")]
+    Output(String),
 }
 
 impl CliError {
@@ -181,6 +188,7 @@ impl CliError {
             CliError::Store(StoreError::Database(_) | StoreError::Refused(_)) => Exit::Refused,
             CliError::Store(StoreError::NotInstalled(_)) => Exit::Usage,
             CliError::Other(_) => Exit::Usage,
+            CliError::Output(_) => Exit::Output,
         }
     }
 }
@@ -305,7 +313,7 @@ fn explain_timeout(e: CliError, config: &Config) -> CliError {
 /// succeeded.
 fn finish(result: CliResult) -> CliResult {
     match (out::finish(), result) {
-        (Err(e), Ok(_)) => Err(CliError::Other(e)),
+        (Err(e), Ok(_)) => Err(CliError::Output(e)),
         (_, result) => result,
     }
 }
@@ -584,6 +592,10 @@ The database refused or failed: a permission, a timeout, a constraint.
 .TP
 \fB70\fR
 An internal error (its message, without data, is in the log).
+.TP
+\fB74\fR
+The output could not be written (a full disk); what the command was asked
+to write to the database was still done.
 .PP
 Writing to a closed pipe ends quietly with 0.
 "#;

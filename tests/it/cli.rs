@@ -345,10 +345,11 @@ async fn readme_scripting_examples_run() {
             rest = &body[end..];
         }
     }
-    // The exit codes table: every code but 70 (an internal error) has an example.
+    // The exit codes table: every code but 70 (an internal error) and 74 (a
+    // full disk: a_full_disk_fails_every_command_the_same_way) has an example.
     let codes: Vec<i32> =
         section.lines().filter_map(|l| l.strip_prefix("| **")?.split("**").next()?.parse().ok()).collect();
-    assert_eq!(codes, [0, 1, 2, 3, 4, 70], "the exit codes table");
+    assert_eq!(codes, [0, 1, 2, 3, 4, 70, 74], "the exit codes table");
     let mut shown = std::collections::BTreeSet::new();
     let db = TestDb::demo().await;
     let mut ran = 0;
@@ -1178,7 +1179,7 @@ async fn a_full_disk_fails_every_command_the_same_way() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(out.status.code(), Some(74), "{args:?}: EX_IOERR, not bad input: {stderr}");
         assert!(stderr.starts_with("keyfall: cannot write the output: "), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
     }
