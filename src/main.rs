@@ -23,7 +23,15 @@ fn main() -> ExitCode {
     // A panic unwinds out of the command (the console's terminal guard
     // restores the screen on the way) and ends the process with 70
     // (EX_SOFTWARE), its message in the log.
-    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(cli::run(cli)))) {
+    let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // A panic on purpose, so a test can hold the hook to its word;
+        // debug builds only (what the tests run), never in a release.
+        #[cfg(debug_assertions)]
+        if let Some(text) = std::env::var_os("KEYFALL_TEST_PANIC") {
+            panic!("{}", text.to_string_lossy());
+        }
+        runtime.block_on(cli::run(cli))
+    })) {
         Ok(outcome) => outcome,
         Err(_) => return ExitCode::from(70),
     };

@@ -1184,3 +1184,34 @@ async fn a_full_disk_fails_every_command_the_same_way() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
     }
 }
+
+/// A panic (one made on purpose: debug builds only) ends with 70 and one
+/// line pointing at the log; the log has the message, a key in it masked,
+/// and neither stream ever shows the key.
+#[test]
+fn a_panic_exits_70_with_its_message_in_the_log_and_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keyfall"))
+        .args(["chain", "show"])
+        .env("KEYFALL_TEST_PANIC", format!("the walk met an impossible row {CANARY}"))
+        .env("DATABASE_URL", "postgres://127.0.0.1:1/nothing")
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(70), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.starts_with("keyfall: internal error at src/main.rs:"), "{stderr}");
+    assert!(stderr.contains("details in") && stderr.contains("keyfall.log"), "{stderr}");
+    assert!(!stderr.contains("impossible row"), "the payload stays out of the terminal: {stderr}");
+    let log_dir = dir.path().join("state/keyfall");
+    let log: String = std::fs::read_dir(&log_dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", log_dir.display()))
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .collect();
+    assert!(log.contains("panic") && log.contains("the walk met an impossible row"), "the message is logged: {log}");
+    assert!(!log.contains(CANARY) && !stderr.contains(CANARY), "the key never: {log}");
+}
