@@ -21,7 +21,18 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     if args.json {
         return json(store).await;
     }
-    let rows = store.report().await?;
+    // The text report aligns its columns, so it reads every row first: a
+    // progress line meanwhile, on a terminal.
+    let mut progress = super::progress::Progress::new("report", "rows", false);
+    let mut rows = Vec::new();
+    store
+        .report_each(|row: ReportRow| {
+            progress.tick();
+            rows.push(row);
+            Ok::<(), StoreError>(())
+        })
+        .await?;
+    progress.done();
     out!("{}", render(&rows));
     Ok(Exit::Ok)
 }
@@ -45,8 +56,10 @@ async fn json(store: &Store) -> CliResult {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut rows = 0usize;
+    let mut progress = super::progress::Progress::new("report", "rows", true);
     let written = store
         .report_each(|row: ReportRow| {
+            progress.tick();
             out.write_all(if rows == 0 { b"[\n" } else { b",\n" }).map_err(Stop::Write)?;
             rows += 1;
             write_row(&mut out, &row).map_err(Stop::Write)

@@ -287,7 +287,11 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
     let by_slug: HashMap<&str, &Account> = accounts.iter().map(|a| (a.slug.as_str(), a)).collect();
     let stored_by: HashMap<(i64, &str), &Setting> =
         settings.iter().map(|s| ((s.account_id, s.integration_type.as_str()), s)).collect();
-    // Validate everything before writing anything.
+    // Validate everything before writing anything. A line on a terminal
+    // says which of the three phases runs (none while stdout is one too:
+    // the changes are printed as they are found).
+    let mut progress = super::progress::Progress::new("import", "settings", true);
+    progress.step(1, 3, &format!("checking {} settings", doc.settings.len()));
     let mut items = Vec::new();
     let mut proposals = Vec::new();
     let mut problems = Vec::new();
@@ -347,12 +351,17 @@ pub async fn import(store: &Store, config: &Config, args: ImportArgs) -> CliResu
         outln!("nothing to import: every setting is already as the file says");
         return Ok(Exit::Ok);
     }
-    out!("{}", super::admin::render_impact(&store.impact(&Proposal::Many(proposals)).await?));
+    progress.step(2, 3, "previewing who resolves differently");
+    let impact = store.impact(&Proposal::Many(proposals)).await?;
+    progress.done();
+    out!("{}", super::admin::render_impact(&impact));
     if args.dry_run || !super::admin::confirm("import?", args.yes)? {
         outln!("not applied");
         return Ok(Exit::Ok);
     }
+    progress.step(3, 3, &format!("writing {} settings in one transaction", items.len()));
     store.write_many(&operator, &items).await?;
+    progress.done();
     outln!("imported {} settings in one transaction (as {})", items.len(), visible(&operator));
     Ok(Exit::Ok)
 }

@@ -1119,15 +1119,17 @@ async fn progress_on_a_terminal_only_and_input_that_is_not_utf8_is_refused() {
     .unwrap();
     let url = db.url();
     let dir = tempfile::tempdir().unwrap();
-    let command = || {
+    let command_of = |args: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_keyfall"));
-        c.args(["--database-url", &url, "lint", "--json"])
+        c.args(["--database-url", &url])
+            .args(args)
             .env_remove("DATABASE_URL")
             .env("HOME", dir.path())
             .env("XDG_STATE_HOME", dir.path().join("state"))
             .env("XDG_CONFIG_HOME", dir.path().join("config"));
         c
     };
+    let command = || command_of(&["lint", "--json"]);
     let mut pty = pty_common::Pty::open(24, 120);
     let mut child = pty.spawn(command());
     let status = pty.wait_exit(&mut child, Duration::from_secs(120));
@@ -1138,6 +1140,19 @@ async fn progress_on_a_terminal_only_and_input_that_is_not_utf8_is_refused() {
     let piped = command().output().unwrap();
     assert_eq!(piped.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&piped.stderr).contains("settings…"), "no progress into a pipe");
+
+    // The text report reads every row before it aligns them: a line
+    // meanwhile (1,108 accounts × 3 types), wiped before the report.
+    let mut pty = pty_common::Pty::open(24, 120);
+    let mut child = pty.spawn(command_of(&["report"]));
+    let status = pty.wait_exit(&mut child, Duration::from_secs(120));
+    assert_eq!(status.code(), Some(0), "{}", pty.screen());
+    let seen = String::from_utf8_lossy(&pty.output);
+    assert!(seen.contains("report: 1024 rows…"), "{seen}");
+    assert!(pty.screen().lines().all(|l| !l.contains("rows…")), "the line is wiped when done");
+    let piped = command_of(&["report"]).output().unwrap();
+    assert_eq!(piped.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("rows…"), "no progress into a pipe");
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyfall"))
         .args(["--database-url", &url, "--as", "dev@igny8.com", "set", "acme-studio", "openai", "model"])
