@@ -12,18 +12,23 @@ use crate::store::{Conflict, ImpactRow, Proposal};
 
 /// Whether the operator may modify `account`'s settings; if not, the
 /// failing checks (DESIGN §4: shown read-only, the check named).
+/// The operator as the permission checks see them: their account and its
+/// place in the chain, from what the console holds.
+fn operator_subject<'a>(model: &'a Model, op: &'a crate::domain::User) -> Subject<'a> {
+    let account = op.account_id.and_then(|id| model.accounts.entry_by_id(id)).map(|e| &e.account);
+    Subject {
+        user: op,
+        account,
+        account_chain_position: account.and_then(|a| crate::domain::model::chain_position(&model.world.chain, a.id)),
+    }
+}
+
 pub fn may_modify(model: &Model, account: &Account) -> Result<String, String> {
     if let Some(why) = &model.session.access.read_only {
         return Err(format!("read-only session: {why}"));
     }
     let Some(op) = &model.session.access.operator else { return Err("no operator".into()) };
-    let op_account = op.account_id.and_then(|id| model.accounts.entry_by_id(id)).map(|e| &e.account);
-    let chain = &model.world.chain;
-    let subject = Subject {
-        user: op,
-        account: op_account,
-        account_chain_position: op_account.and_then(|a| crate::domain::model::chain_position(chain, a.id)),
-    };
+    let subject = operator_subject(model, op);
     let target = if model.world.is_system(account.id) {
         Target::System { slug: &account.slug }
     } else {
@@ -42,13 +47,8 @@ pub fn may_modify(model: &Model, account: &Account) -> Result<String, String> {
 /// no operator the database role decides what the session reads.
 pub fn may_view(model: &Model, slug: &str) -> Result<(), String> {
     let Some(op) = &model.session.access.operator else { return Ok(()) };
-    let op_account = op.account_id.and_then(|id| model.accounts.entry_by_id(id)).map(|e| &e.account);
+    let subject = operator_subject(model, op);
     let chain = &model.world.chain;
-    let subject = Subject {
-        user: op,
-        account: op_account,
-        account_chain_position: op_account.and_then(|a| crate::domain::model::chain_position(chain, a.id)),
-    };
     let system = chain.iter().any(|e| e.slug == slug);
     let tenant = model.accounts.window(0, usize::MAX).find(|e| e.account.slug == slug).map(|e| e.account.clone());
     let target = match (&tenant, system) {
