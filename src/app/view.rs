@@ -19,7 +19,7 @@ use crate::domain::permissions::Action as Perm;
 use crate::domain::registry::{self, FieldKind, Issue, Kind};
 use crate::domain::resolve::{Hop, Outcome, Rules, Verdict, resolve_type};
 use crate::domain::secret::{Secret, is_secret_field};
-use crate::domain::text::{visible, visible_short};
+use crate::domain::text::{accounts_named, count, visible, visible_short};
 use crate::domain::{Account, Policy, Setting};
 
 /// Styles, with or without colour (`NO_COLOR`).
@@ -1573,9 +1573,12 @@ fn save_warnings(ed: &Editor) -> Vec<String> {
     out
 }
 
-/// The impact preview: per function, old → new answer, with counts.
+/// The impact preview: per function, old → new answer, then who: the
+/// accounts (the first few named) and users. Functions of one type that
+/// move the same accounts the same way share one "who" line.
 fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], width: usize, t: Theme) -> Vec<Line<'static>> {
-    let mut lines = Vec::with_capacity(impact.len() + 1);
+    const INDENT: usize = 23;
+    let mut lines = Vec::with_capacity(impact.len() * 2 + 1);
     if impact.is_empty() {
         lines.push(Line::from(Span::styled(format!("{what}: nobody resolves differently"), t.dim())));
     } else {
@@ -1584,42 +1587,80 @@ fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], width: usize, t:
             Style::new().add_modifier(Modifier::BOLD),
         )));
     }
+    let same_group = |a: &crate::store::ImpactRow, b: &crate::store::ImpactRow| {
+        (&a.integration_type, &a.before, &a.after, a.value_changed, a.accounts, a.users, &a.examples)
+            == (&b.integration_type, &b.before, &b.after, b.value_changed, b.accounts, b.users, &b.examples)
+    };
     // One meaning per arrow: "→" is always "before → after".
-    for r in impact {
-        let who = format!("  {}, {}", count(r.accounts, "account"), count(r.users, "user"));
-        let same = r.before.answered_by == r.after.answered_by
-            && r.before.provider == r.after.provider
-            && r.before.provider_answered_by == r.after.provider_answered_by;
-        let (mut spans, who) = if r.value_changed && same {
-            (
+    let mut rest = impact;
+    while let Some(first) = rest.first() {
+        let run = rest.iter().take_while(|r| same_group(first, r)).count();
+        let (group, tail) = rest.split_at(run);
+        rest = tail;
+        let same = first.before.answered_by == first.after.answered_by
+            && first.before.provider == first.after.provider
+            && first.before.provider_answered_by == first.after.provider_answered_by;
+        let keeps = first.value_changed && same;
+        let mut who =
+            format!("{}, {}", accounts_named(first.accounts, &first.examples, 20), count(first.users, "user"));
+        if keeps {
+            who.push_str(" now use it");
+        }
+        let mut last = Vec::new();
+        for (k, r) in group.iter().enumerate() {
+            last = if keeps {
                 vec![
                     Span::raw(format!("{:<22} still {}, ", visible_short(&r.function, 22), answer(&r.after))),
                     Span::styled("new value", t.accent()),
-                ],
-                Span::styled(format!("{who} now use it"), t.dim()),
-            )
-        } else {
-            let new = if r.after.new_value { " (new value)" } else { "" };
-            (
+                ]
+            } else {
+                let new = if r.after.new_value { " (new value)" } else { "" };
                 vec![
                     Span::raw(format!("{:<22} {} → ", visible_short(&r.function, 22), answer(&r.before))),
                     Span::styled(format!("{}{new}", answer(&r.after)), t.accent()),
-                ],
-                Span::styled(who, t.dim()),
-            )
-        };
-        // Who, on the same line where it fits, else under the answer,
-        // indented (a wrap would lose the column).
-        let used: usize = spans.iter().map(|s| s.width()).sum();
-        if used + who.width() <= width {
-            spans.push(who);
-            lines.push(Line::from(spans));
+                ]
+            };
+            if k + 1 < group.len() {
+                lines.push(Line::from(std::mem::take(&mut last)));
+            }
+        }
+        // Who, on the answer's line where there is one answer and room,
+        // else under the answers, indented, wrapped at words and keeping
+        // the indent.
+        let used: usize = last.iter().map(|s| s.width()).sum();
+        if group.len() == 1 && used + 2 + who.chars().count() <= width {
+            last.push(Span::styled(format!("  {who}"), t.dim()));
+            lines.push(Line::from(last));
         } else {
-            lines.push(Line::from(spans));
-            lines.push(Line::from(vec![Span::raw(" ".repeat(21)), who]));
+            lines.push(Line::from(last));
+            for part in wrap_words(&who, width.saturating_sub(INDENT).max(20)) {
+                lines.push(Line::from(vec![Span::raw(" ".repeat(INDENT)), Span::styled(part, t.dim())]));
+            }
         }
     }
     lines
+}
+
+/// `text` cut at spaces into lines of at most `room` characters (a word
+/// longer than that gets a line of its own).
+fn wrap_words(text: &str, room: usize) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let needed =
+            if line.is_empty() { word.chars().count() } else { line.chars().count() + 1 + word.chars().count() };
+        if !line.is_empty() && needed > room {
+            out.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        out.push(line);
+    }
+    out
 }
 
 /// (actor, label) of an audit entry: "dev@… (revert of #12)" is dev@…
@@ -1651,20 +1692,6 @@ fn answer(a: &crate::store::Answer) -> String {
             a.provider_answered_by.as_deref().map(name).unwrap_or_else(|| "nobody".into())
         ),
     }
-}
-
-/// "1 account", "3 users", "97,412 accounts".
-fn count(n: i64, what: &str) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let sign = if n < 0 { "-" } else { "" };
-    if n == 1 { format!("1 {what}") } else { format!("{sign}{grouped} {what}s") }
 }
 
 /// The last connection test, in one line.

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::domain::Policy;
 use crate::domain::model::Role;
 use crate::domain::permissions::{self, UserKind};
-use crate::domain::text::{visible, visible_short};
+use crate::domain::text::{accounts_named, count, visible, visible_short};
 use crate::store::{ImpactRow, Proposal, Store};
 
 use super::{CliError, CliResult, Exit};
@@ -103,21 +103,21 @@ pub fn render_impact(rows: &[ImpactRow]) -> String {
         if r.value_changed {
             let _ = writeln!(
                 out,
-                "  {:<24} {}: answering account unchanged; {} accounts, {} users now use the new value",
+                "  {:<24} {}: answering account unchanged; {}, {} now use the new value",
                 visible_short(&r.function, 24),
                 r.before,
-                r.accounts,
-                r.users
+                accounts_named(r.accounts, &r.examples, 40),
+                count(r.users, "user")
             );
         } else {
             let _ = writeln!(
                 out,
-                "  {:<24} {} → {}   {} accounts, {} users",
+                "  {:<24} {} → {}   {}, {}",
                 visible_short(&r.function, 24),
                 r.before,
                 r.after,
-                r.accounts,
-                r.users
+                accounts_named(r.accounts, &r.examples, 40),
+                count(r.users, "user")
             );
         }
     }

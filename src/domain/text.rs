@@ -73,8 +73,58 @@ pub fn is_lookalike(s: &str) -> bool {
     !s.chars().all(|c| c.is_ascii_graphic() || c == ' ')
 }
 
+/// "97,412": thousands grouped by commas.
+pub fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::from(if n < 0 { "-" } else { "" });
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "1 account", "3 users", "97,412 accounts".
+pub fn count(n: i64, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{} {what}s", grouped(n)) }
+}
+
+/// `n` accounts with the first few named: "1 account (acme)",
+/// "97,412 accounts (a1, a2, a3 and 97,409 more)"; each slug made visible
+/// and cut to `max` characters.
+pub fn accounts_named(n: i64, examples: &[String], max: usize) -> String {
+    let mut out = count(n, "account");
+    if examples.is_empty() {
+        return out;
+    }
+    let names: Vec<String> = examples.iter().map(|s| visible_short(s, max)).collect();
+    out.push_str(" (");
+    out.push_str(&names.join(", "));
+    let more = n - examples.len() as i64;
+    if more > 0 {
+        out.push_str(&format!(" and {} more", grouped(more)));
+    }
+    out.push(')');
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn accounts_are_counted_and_the_first_named() {
+        use super::accounts_named;
+        assert_eq!(accounts_named(1, &["acme".into()], 20), "1 account (acme)");
+        assert_eq!(accounts_named(2, &["a".into(), "b".into()], 20), "2 accounts (a, b)");
+        assert_eq!(
+            accounts_named(97_412, &["a1".into(), "a2".into(), "a3".into()], 20),
+            "97,412 accounts (a1, a2, a3 and 97,409 more)"
+        );
+        assert_eq!(accounts_named(4, &["x\u{1b}[2J".into()], 20), "4 accounts (x\\x1b[2J and 3 more)");
+        assert_eq!(accounts_named(0, &[], 20), "0 accounts");
+    }
+
     use super::*;
 
     #[test]

@@ -174,7 +174,7 @@ WITH sysx AS MATERIALIZED (
            r.verdict <> ALL($5::text[]) AS stops, r.verdict = ANY($6::text[]) AS fails
       FROM row_verdicts r
 ), moving AS MATERIALIZED (
-    SELECT DISTINCT a.id
+    SELECT DISTINCT a.id, a.slug
       FROM accounts a CROSS JOIN unnest($4::text[]) AS d(t)
      WHERE a.id <> ALL($3::bigint[])
        AND NOT EXISTS (SELECT 1 FROM judged j
@@ -193,7 +193,7 @@ WITH sysx AS MATERIALIZED (
                 WHEN jsonb_typeof(f.a_p) = 'string' THEN f.a_p #>> '{}'
                 ELSE f.a_p::text END AS a_text
       FROM (
-        SELECT m.id, ty.t,
+        SELECT m.id, m.slug, ty.t,
                CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE '(own)' END ELSE sx.b_slug END AS b_by,
                CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE '(own)' END ELSE sx.a_slug END AS a_by,
                CASE WHEN ty.t = ANY($2::text[]) THEN
@@ -209,7 +209,7 @@ WITH sysx AS MATERIALIZED (
                               WHERE j.account_id = m.id AND j.integration_type = ty.t OFFSET 0) own ON true
       ) f
 ), answered AS (
-    SELECT n.id, n.t,
+    SELECT n.id, n.slug, n.t,
            n.b_by, CASE WHEN n.b_by IS NOT NULL THEN n.b_text END AS b_provider,
            CASE WHEN n.b_by IS NOT NULL AND n.b_hop IS NOT NULL THEN
                 CASE WHEN bp.stops THEN CASE WHEN bp.fails THEN NULL ELSE '(own)' END ELSE bs.b_slug END
@@ -234,7 +234,8 @@ WITH sysx AS MATERIALIZED (
       FROM answered a
 )
 SELECT c.t AS integration_type, c.b_by, c.b_provider, c.b_pby, c.a_by, c.a_provider, c.a_pby,
-       c.same AS value_changed, count(*) AS accounts, sum(uc.n)::bigint AS users
+       c.same AS value_changed, count(*) AS accounts, sum(uc.n)::bigint AS users,
+       (array_agg(c.slug ORDER BY c.slug COLLATE "C"))[1:3] AS examples
   FROM compared c
   -- Users per moved account, from the users_account index alone.
  CROSS JOIN LATERAL (SELECT count(*) AS n FROM users u WHERE u.account_id = c.id) uc
@@ -355,7 +356,14 @@ pub struct ImpactRow {
     pub users: i64,
     /// The answer stays at the same account(s); its content changes.
     pub value_changed: bool,
+    /// The first few accounts of the group by slug (bytes), at most
+    /// [`IMPACT_EXAMPLES`]: who "97,412 accounts" are, "acme, beta … and
+    /// 97,410 more".
+    pub examples: Vec<String>,
 }
+
+/// How many accounts an impact group names.
+pub const IMPACT_EXAMPLES: usize = 3;
 
 impl ImpactRow {
     /// Replace the "(own)" label by the account's slug.
@@ -620,7 +628,7 @@ impl Store {
         let sys_after = sys_answers(&mut tx, &moves_on, &fails).await?;
         let after = self.scoped_report(&mut tx, &special, &types).await?;
 
-        let mut groups: HashMap<ImpactKey, (i64, i64)> = HashMap::new();
+        let mut groups: HashMap<ImpactKey, (i64, i64, Vec<String>)> = HashMap::new();
         // The accounts looked at one by one, row by row.
         let users: HashMap<Option<i64>, i64> = sqlx::query_as::<_, (Option<i64>, i64)>(
             "SELECT q.id, (SELECT count(*) FROM users u WHERE u.account_id = q.id) FROM unnest($1::bigint[]) AS q(id)
@@ -644,6 +652,9 @@ impl Store {
             let entry = groups.entry((a.integration_type.clone(), was, is, value_changed)).or_default();
             entry.0 += i64::from(a.account_id.is_some());
             entry.1 += users.get(&a.account_id).copied().unwrap_or(0);
+            if a.account_id.is_some() {
+                entry.2.push(a.account.clone());
+            }
         }
 
         // Every other account: only where the chain's answer changes.
@@ -698,6 +709,7 @@ impl Store {
                 let entry = groups.entry(key).or_default();
                 entry.0 += r.try_get::<i64, _>("accounts")?;
                 entry.1 += r.try_get::<i64, _>("users")?;
+                entry.2.extend(r.try_get::<Vec<String>, _>("examples")?);
             }
         }
         let functions: Vec<(String, String)> =
@@ -716,8 +728,11 @@ impl Store {
             _ => None,
         };
         let mut out: Vec<ImpactRow> = Vec::new();
-        for ((integration_type, before, mut after, value_changed), (accounts, users)) in groups {
+        for ((integration_type, before, mut after, value_changed), (accounts, users, mut examples)) in groups {
             after.new_value = value_changed;
+            examples.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            examples.dedup();
+            examples.truncate(IMPACT_EXAMPLES);
             for (function, _) in functions.iter().filter(|(_, t)| *t == integration_type) {
                 let row = ImpactRow {
                     function: function.clone(),
@@ -727,6 +742,7 @@ impl Store {
                     accounts,
                     users,
                     value_changed,
+                    examples: examples.clone(),
                 };
                 out.push(match &own_name {
                     Some(slug) => row.naming_own(slug),

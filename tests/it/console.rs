@@ -497,7 +497,7 @@ async fn a_pasted_key_is_trimmed_previewed_and_saved_without_ever_showing() {
     keys(&db.store, &mut model, &["ctrl-s"]).await;
     assert_eq!(stage(&model), "confirm");
     let text = screen(&model);
-    assert!(text.contains("aws-admin → paid-2") && text.contains("1 account, 3 users"), "{text}");
+    assert!(text.contains("aws-admin → paid-2") && text.contains("1 account (paid-2), 3 users"), "{text}");
     snapshots(&db, &mut model, "save_preview").await;
 
     keys(&db.store, &mut model, &["enter"]).await;

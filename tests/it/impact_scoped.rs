@@ -254,7 +254,7 @@ async fn straightforward(
     };
     let before_rows: HashMap<(&str, &str), &ReportRow> =
         before.iter().map(|r| ((r.account.as_str(), r.integration_type.as_str()), r)).collect();
-    let mut groups: HashMap<(String, Answer, Answer, bool), (i64, i64)> = HashMap::new();
+    let mut groups: HashMap<(String, Answer, Answer, bool), (i64, i64, Vec<String>)> = HashMap::new();
     for a in &after {
         // A type no row had before (the change brings it): nobody answered.
         let was = before_rows
@@ -274,6 +274,9 @@ async fn straightforward(
         let g = groups.entry((a.integration_type.clone(), was, is, value_changed)).or_default();
         g.0 += i64::from(!a.account.is_empty());
         g.1 += users(&a.account);
+        if !a.account.is_empty() {
+            g.2.push(a.account.clone());
+        }
     }
     // A tenant's single change names the tenant rather than "(own)".
     let own_name = match changes {
@@ -289,8 +292,11 @@ async fn straightforward(
         .await
         .unwrap();
     let mut out = Vec::new();
-    for ((t, before, mut after, value_changed), (accounts, users)) in groups {
+    for ((t, before, mut after, value_changed), (accounts, users, mut examples)) in groups {
         after.new_value = value_changed;
+        // The first three by slug (bytes).
+        examples.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        examples.truncate(3);
         for (function, _) in functions.iter().filter(|(_, ft)| *ft == t) {
             let mut row = ImpactRow {
                 function: function.clone(),
@@ -300,6 +306,7 @@ async fn straightforward(
                 accounts,
                 users,
                 value_changed,
+                examples: examples.clone(),
             };
             if let Some(slug) = &own_name {
                 for answer in [&mut row.before, &mut row.after] {
@@ -390,6 +397,7 @@ async fn deleting_an_override_previews_who_falls_back() {
     let auto = rows.iter().find(|r| r.function == "auto_cluster").unwrap();
     assert_eq!((auto.before.to_string().as_str(), auto.after.to_string().as_str()), ("acme-studio", "aws-admin"));
     assert_eq!(auto.accounts, 1);
+    assert_eq!(auto.examples, ["acme-studio"], "the one account is named");
     assert!(!auto.value_changed);
 }
 
@@ -404,6 +412,14 @@ async fn set_dry_run_shows_the_change_and_its_impact_and_writes_nothing() {
     assert!(dry.stdout.contains("config.apiKey:") && dry.stdout.contains(&fingerprint), "{}", dry.stdout);
     assert!(dry.stdout.contains("aws-admin: answering account unchanged; "), "{}", dry.stdout);
     assert!(dry.stdout.contains("users now use the new value"), "{}", dry.stdout);
+    // Who: the first three accounts by name, then how many more.
+    assert!(
+        dry.stdout.lines().any(|l| l.contains("answering account unchanged; ")
+            && l.contains(" accounts (")
+            && l.contains(" more), ")),
+        "{}",
+        dry.stdout
+    );
     assert!(dry.stdout.contains("not applied"), "{}", dry.stdout);
     assert!(!dry.stdout.contains(key) && !dry.stderr.contains(key), "the key never shows");
     let stored = db.store.setting("aws-admin", "openai").await.unwrap().setting.unwrap();
