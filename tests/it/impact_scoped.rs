@@ -254,7 +254,9 @@ async fn straightforward(
     };
     let before_rows: HashMap<(&str, &str), &ReportRow> =
         before.iter().map(|r| ((r.account.as_str(), r.integration_type.as_str()), r)).collect();
-    let mut groups: HashMap<(String, Answer, Answer, bool), (i64, i64, Vec<String>)> = HashMap::new();
+    // (type, before, after, value changed) → (accounts, users, account slugs)
+    type Groups = HashMap<(String, Answer, Answer, bool), (i64, i64, Vec<String>)>;
+    let mut groups = Groups::new();
     for a in &after {
         // A type no row had before (the change brings it): nobody answered.
         let was = before_rows
