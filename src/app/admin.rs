@@ -72,7 +72,7 @@ pub fn open(model: &mut Model) -> Vec<Cmd> {
 pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone()).unwrap_or_default();
     let account_here = model.selected_account().map(|a| a.slug.clone());
-    let request = model.next_request;
+    let request = model.requests.issue();
     let Some(Overlay::Admin(view)) = &mut model.overlay else { return Vec::new() };
     let Some(action) = action else { return Vec::new() };
     let mut cmds = Vec::new();
@@ -137,9 +137,6 @@ pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
         },
         AdminStage::Previewing { .. } | AdminStage::Applying { .. } => {}
     }
-    if !cmds.is_empty() {
-        model.next_request += 1;
-    }
     cmds
 }
 
@@ -158,7 +155,7 @@ pub fn applied(model: &mut Model, request: u64) -> Vec<Cmd> {
     {
         model.overlay = None;
         model.notice = Some("chain and policy saved".into());
-        model.epoch = model.next_request;
+        model.requests.refresh();
         return model.start();
     }
     Vec::new()

@@ -150,7 +150,7 @@ pub(super) fn waiting_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd>
 
 pub(super) fn delete_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
-    let request = model.next_request;
+    let request = model.requests.issue();
     let Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request: sent, .. }) =
         &mut model.overlay
     else {
@@ -170,7 +170,6 @@ pub(super) fn delete_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> 
                 expected_version: *version,
             };
             *sent = Some(request);
-            model.next_request += 1;
             return vec![cmd];
         }
         _ => {}
@@ -180,7 +179,7 @@ pub(super) fn delete_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> 
 
 pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone()).unwrap_or_default();
-    let request = model.next_request;
+    let request = model.requests.issue();
     let Some(Overlay::Edit(ed)) = &mut model.overlay else { return Vec::new() };
     let mut cmds = Vec::new();
     match &mut ed.stage {
@@ -282,9 +281,6 @@ pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -
             _ => {}
         },
         Stage::Previewing { .. } | Stage::Saving { .. } => return waiting_key(model, action),
-    }
-    if !cmds.is_empty() {
-        model.next_request += 1;
     }
     cmds
 }

@@ -41,7 +41,7 @@ pub(super) fn open_reveal(model: &mut Model) -> Vec<Cmd> {
 /// key cancels, as the dialog says.
 pub(super) fn reveal_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
-    let next = model.next_request;
+    let next = model.requests.issue();
     let Some(Overlay::ConfirmReveal { account, integration_type, request, .. }) = &mut model.overlay else {
         return Vec::new();
     };
@@ -55,7 +55,6 @@ pub(super) fn reveal_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> 
                 integration_type: integration_type.clone(),
             };
             *request = Some(next);
-            model.next_request += 1;
             vec![cmd]
         }
         _ => {
@@ -224,8 +223,7 @@ pub(super) fn test_connection(model: &mut Model) -> Vec<Cmd> {
         return Vec::new();
     };
     let by_slug = by.clone();
-    let request = model.request();
-    model.test_request = request;
+    let request = model.requests.start(super::request::Kind::ConnectionTest);
     model.last_test = Some(LastTest {
         account_id: account.id,
         integration_type: ty,
@@ -259,8 +257,7 @@ pub(super) fn test_resolved(model: &mut Model) -> Vec<Cmd> {
         model.notice = Some("a connection test sends the key: it needs an operator (--as)".into());
         return Vec::new();
     };
-    let request = model.request();
-    model.test_request = request;
+    let request = model.requests.start(super::request::Kind::ConnectionTest);
     model.last_test = Some(LastTest {
         account_id: account.id,
         integration_type: provider.clone(),

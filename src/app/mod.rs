@@ -13,6 +13,7 @@ mod inspect;
 pub mod keymap;
 pub mod lint_view;
 pub mod picker;
+pub mod request;
 pub mod view;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -32,7 +33,7 @@ pub use editing::{may_modify, may_view};
 use editor::{Editor, Stage};
 use inspect::{audit_key, open_audit, open_reveal, reveal_key, test_connection};
 use keymap::{Action, Keymap, Screen};
-use picker::{Item, Picker, PickerKind};
+use picker::Picker;
 
 /// Keep at most this many accounts' settings in memory; beyond it, rows far
 /// from the screen are forgotten and fetched again when seen.
@@ -447,7 +448,6 @@ pub struct Model {
     pub revealed: Option<Revealed>,
     /// The last connection test: which setting, when, and how it went.
     pub last_test: Option<LastTest>,
-    test_request: u64,
     pub quit: bool,
     pending: Pending,
     loaded: HashSet<i64>,
@@ -456,17 +456,10 @@ pub struct Model {
     settings_requests: HashMap<u64, Vec<i64>>,
     /// When to try booting again after a failed boot, and how often it failed.
     boot_retry: Option<(DateTime<Utc>, u32)>,
-    next_request: u64,
-    /// Replies to requests older than this are from before a refresh.
-    epoch: u64,
-    boot_request: u64,
-    resolve_request: u64,
-    users_request: u64,
-    /// The user search in flight, and the newest query typed meanwhile:
-    /// one search at a time, so fast typing never queues scans of
-    /// 1,000,000 users behind each other.
-    users_inflight: Option<String>,
-    users_queued: Option<String>,
+    /// Request ids, and the newest of each kind (latest reply wins).
+    requests: request::Tracker,
+    /// The user picker's search in flight and the query typed meanwhile.
+    user_search: picker::UserSearch,
 }
 
 impl Model {
@@ -491,35 +484,26 @@ impl Model {
             notice: None,
             revealed: None,
             last_test: None,
-            test_request: 0,
             quit: false,
             pending: Pending::default(),
             loaded: HashSet::new(),
             requested: HashSet::new(),
             settings_requests: HashMap::new(),
             boot_retry: None,
-            next_request: 1,
-            epoch: 0,
-            boot_request: 0,
-            resolve_request: 0,
-            users_request: 0,
-            users_inflight: None,
-            users_queued: None,
+            requests: request::Tracker::default(),
+            user_search: picker::UserSearch::default(),
         }
     }
 
     /// The commands to run at start.
     pub fn start(&mut self) -> Vec<Cmd> {
-        let request = self.request();
-        self.boot_request = request;
+        let request = self.requests.start(request::Kind::Boot);
         let operator = self.session.access.operator.as_ref().map(|u| u.email.clone());
         vec![Cmd::Boot { request, operator }]
     }
 
     fn request(&mut self) -> u64 {
-        let r = self.next_request;
-        self.next_request += 1;
-        r
+        self.requests.issue()
     }
 
     /// Integration types with a tab: the registry's, then unknown types
@@ -638,7 +622,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
                 && now >= at
             {
                 model.boot_retry = None;
-                model.epoch = model.next_request;
+                model.requests.refresh();
                 return model.start();
             }
             apply_pending(model)
@@ -658,7 +642,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         Msg::ListenerResumed => {
             // Notices sent while we were away are gone: reload what we show.
             model.notice = Some("database connection back; reloaded".into());
-            model.epoch = model.next_request;
+            model.requests.refresh();
             model.start()
         }
         Msg::Previewed { request, impact } => on_previewed(model, request, impact),
@@ -687,7 +671,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         Msg::AdminApplied { request } => admin::applied(model, request),
         Msg::Linted { request, findings } => lint_view::loaded(model, request, findings),
         Msg::Tested { request, outcome } => {
-            if request == model.test_request
+            if model.requests.is_latest(request::Kind::ConnectionTest, request)
                 && let Some(t) = &mut model.last_test
             {
                 t.outcome = Some(outcome);
@@ -708,7 +692,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         }
         Msg::Saved { request, result } => on_saved(model, request, result),
         Msg::AuditLoaded { request, entry } => {
-            if request < model.epoch {
+            if model.requests.is_stale(request) {
                 return Vec::new();
             }
             if let Some(e) = entry {
@@ -717,7 +701,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             Vec::new()
         }
         Msg::Booted { request, boot } => {
-            if request != model.boot_request {
+            if !model.requests.is_latest(request::Kind::Boot, request) {
                 return Vec::new();
             }
             on_boot(model, *boot)
@@ -727,7 +711,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             for id in &account_ids {
                 model.requested.remove(id);
             }
-            if request < model.epoch {
+            if model.requests.is_stale(request) {
                 return Vec::new();
             }
             model.connection = Connection::Up;
@@ -751,7 +735,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             Vec::new()
         }
         Msg::Resolved { request, subject } => {
-            if request != model.resolve_request {
+            if !model.requests.is_latest(request::Kind::Resolve, request) {
                 return Vec::new();
             }
             model.connection = Connection::Up;
@@ -767,23 +751,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             model.resolve.subject = Some(*subject);
             Vec::new()
         }
-        Msg::UsersFound { request, hits } => {
-            if request != model.users_request {
-                return Vec::new();
-            }
-            let asked = model.users_inflight.take();
-            if let Some(Overlay::Picker(p)) = &mut model.overlay
-                && p.kind == PickerKind::User
-            {
-                let complete = (hits.len() as i64) < USER_PAGE;
-                p.set_items(hits.into_iter().map(user_item).collect());
-                p.complete_for = asked.filter(|_| complete);
-            }
-            match model.users_queued.take() {
-                Some(query) => search_users(model, query),
-                None => Vec::new(),
-            }
-        }
+        Msg::UsersFound { request, hits } => picker::found(model, request, hits),
         Msg::Failed { request, error, unavailable } => on_failed(model, request, &error, unavailable),
         Msg::Copied { .. } => Vec::new(),
     }
@@ -883,29 +851,25 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         for id in ids {
             model.requested.remove(&id);
         }
-    } else if request == model.boot_request {
+    } else if model.requests.is_latest(request::Kind::Boot, request) {
         let attempt = model.boot_retry.map(|(_, n)| n + 1).unwrap_or(0);
         let wait = chrono::Duration::seconds(1i64 << attempt.min(5)).min(chrono::Duration::seconds(30));
         model.boot_retry = Some((model.now + wait, attempt));
-    } else if request == model.users_request {
-        model.users_inflight = None;
-        if let Some(Overlay::Picker(p)) = &mut model.overlay {
-            p.searching = false;
-        }
+    } else if model.requests.is_latest(request::Kind::UserSearch, request) {
         // A query typed meanwhile is still wanted.
-        retry = model.users_queued.take();
-    } else if request != model.resolve_request {
+        retry = picker::search_failed(model);
+    } else if !model.requests.is_latest(request::Kind::Resolve, request) {
         // An answer nobody waits for any more.
         return Vec::new();
     }
-    if request < model.epoch {
+    if model.requests.is_stale(request) {
         return Vec::new();
     }
     if unavailable {
         model.connection = Connection::Lost;
     }
     model.notice = Some(crate::domain::text::visible_short(error, 200));
-    retry.map(|query| search_users(model, query)).unwrap_or_default()
+    retry.map(|query| picker::search_users(model, query)).unwrap_or_default()
 }
 
 fn note_change(model: &mut Model, change: Change) {
@@ -930,7 +894,7 @@ fn apply_pending(model: &mut Model) -> Vec<Cmd> {
     let pending = std::mem::take(&mut model.pending);
     let mut cmds = Vec::new();
     if pending.everything {
-        model.epoch = model.next_request;
+        model.requests.refresh();
         cmds.extend(model.start());
     } else {
         // In memory, or on its way: a reply read before the change
@@ -970,19 +934,6 @@ fn change_notice(e: &AuditEntry) -> String {
         crate::domain::text::identity_short(&e.actor, 60),
         e.at.format("at %H:%M:%S UTC")
     )
-}
-
-fn user_item(hit: UserHit) -> Item {
-    let account = hit.account.as_deref().unwrap_or("no account");
-    let inactive = if hit.is_active { "" } else { ", inactive" };
-    // A look-alike (a Cyrillic letter, a zero-width space) is flagged and
-    // spelled out, so it is never picked for the real one.
-    let lookalike = if crate::domain::text::is_lookalike(&hit.email) {
-        format!("⚠ look-alike: {} · ", crate::domain::text::identity_short(&hit.email, 60))
-    } else {
-        String::new()
-    };
-    Item { detail: format!("{lookalike}{} · {account}{inactive}", hit.role), value: hit.email }
 }
 
 fn on_boot(model: &mut Model, boot: Boot) -> Vec<Cmd> {
@@ -1055,8 +1006,7 @@ fn resolve_cmd(model: &mut Model) -> Vec<Cmd> {
     let (Some(email), Some(function)) = (model.resolve.email.clone(), model.resolve.function.clone()) else {
         return Vec::new();
     };
-    let request = model.request();
-    model.resolve_request = request;
+    let request = model.requests.start(request::Kind::Resolve);
     vec![Cmd::Resolve { request, email, function }]
 }
 
@@ -1071,7 +1021,7 @@ fn on_paste(model: &mut Model, text: &str) -> Vec<Cmd> {
     let clean: String = text.chars().filter(|c| !c.is_control()).collect();
     if let Some(Overlay::Picker(p)) = &mut model.overlay {
         let query = format!("{}{clean}", p.query);
-        return set_picker_query(model, query);
+        return picker::set_query(model, query);
     }
     if model.accounts.filtering {
         let filter = format!("{}{clean}", model.accounts.filter);
@@ -1096,7 +1046,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Screen::Help => help::key(model, action),
         Screen::Main => main_key(model, action),
         Screen::Filter => filter_key(model, key, action),
-        Screen::Picker => picker_key(model, key, action),
+        Screen::Picker => picker::key(model, key, action),
         Screen::Editor | Screen::SavePreview | Screen::Conflict => editor_key(model, key, action),
         Screen::Confirm => match &model.overlay {
             Some(Overlay::ConfirmReveal { .. }) => reveal_key(model, action),
@@ -1212,13 +1162,8 @@ fn main_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
             }
             Vec::new()
         }
-        Action::PickUser => open_user_picker(model),
-        Action::PickFunction => {
-            let items =
-                model.functions.iter().map(|(f, t)| Item { value: f.clone(), detail: format!("→ {t}") }).collect();
-            model.overlay = Some(Overlay::Picker(Picker::new(PickerKind::Function, items)));
-            Vec::new()
-        }
+        Action::PickUser => picker::open_users(model),
+        Action::PickFunction => picker::open_functions(model),
         Action::Permissions => {
             model.resolve.show_permissions = !model.resolve.show_permissions;
             model.resolve.scroll = 0;
@@ -1229,7 +1174,7 @@ fn main_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
             Vec::new()
         }
         Action::Refresh => {
-            model.epoch = model.next_request;
+            model.requests.refresh();
             let cmds = model.start();
             model.notice = Some("reloading…".into());
             cmds
@@ -1293,86 +1238,4 @@ fn filter_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> 
         }
     }
     load_visible(model)
-}
-
-fn open_user_picker(model: &mut Model) -> Vec<Cmd> {
-    let mut picker = Picker::new(PickerKind::User, Vec::new());
-    picker.searching = true;
-    model.overlay = Some(Overlay::Picker(picker));
-    model.users_inflight = None;
-    model.users_queued = None;
-    search_users(model, String::new())
-}
-
-fn set_picker_query(model: &mut Model, query: String) -> Vec<Cmd> {
-    let Some(Overlay::Picker(p)) = &mut model.overlay else { return Vec::new() };
-    p.set_query(query.clone());
-    if p.kind != PickerKind::User {
-        return Vec::new();
-    }
-    search_users(model, query)
-}
-
-/// Find users for the picker's `query`: from what it holds when that is
-/// every match of a query this one narrows; else from the database, one
-/// search at a time (a query typed meanwhile waits, replacing any other).
-fn search_users(model: &mut Model, query: String) -> Vec<Cmd> {
-    let Some(Overlay::Picker(p)) = &mut model.overlay else { return Vec::new() };
-    if p.answers_locally(&query) {
-        p.narrow_to(&query);
-        model.users_queued = None;
-        return Vec::new();
-    }
-    p.searching = true;
-    if model.users_inflight.is_some() {
-        model.users_queued = Some(query);
-        return Vec::new();
-    }
-    let request = model.request();
-    model.users_request = request;
-    model.users_inflight = Some(query.clone());
-    vec![Cmd::FindUsers { request, query }]
-}
-
-fn picker_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
-    let Some(Overlay::Picker(p)) = &mut model.overlay else { return Vec::new() };
-    match action {
-        Some(Action::Cancel) => {
-            model.overlay = None;
-            Vec::new()
-        }
-        Some(Action::Accept) => {
-            let Some(choice) = p.current().map(|i| i.value.clone()) else { return Vec::new() };
-            let kind = p.kind;
-            model.overlay = None;
-            match kind {
-                PickerKind::User => model.resolve.email = Some(choice),
-                PickerKind::Function => model.resolve.function = Some(choice),
-            }
-            model.resolve.scroll = 0;
-            // A test result belongs to the trace it was made for.
-            if model.last_test.as_ref().is_some_and(|x| x.from_resolve) {
-                model.last_test = None;
-            }
-            resolve_cmd(model)
-        }
-        Some(a) => {
-            if let Some(delta) = movement(a, 10) {
-                p.move_by(delta);
-            }
-            Vec::new()
-        }
-        None if key == "backspace" => {
-            let mut q = p.query.clone();
-            q.pop();
-            set_picker_query(model, q)
-        }
-        None => match typed_char(key) {
-            Some(c) => {
-                let q = format!("{}{c}", p.query);
-                set_picker_query(model, q)
-            }
-            None => Vec::new(),
-        },
-    }
 }

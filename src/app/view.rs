@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use super::editor::{Editor, Stage};
 use super::keymap::{Action, Screen};
-use super::picker::PickerKind;
 use super::{Connection, Model, Overlay, Pane};
 use crate::domain::diff;
 use crate::domain::permissions::Action as Perm;
@@ -112,7 +111,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
     resolve_panel(model, frame, r, t);
     footer(model, frame, Rect::new(0, area.height - 1, area.width, 1), t);
     match &model.overlay {
-        Some(Overlay::Picker(_)) => picker(model, frame, area, t),
+        Some(Overlay::Picker(_)) => super::picker::draw(model, frame, area, t),
         Some(Overlay::Edit(ed)) => editor(ed, frame, area, t),
         Some(Overlay::ConfirmReveal { account, integration_type, .. }) => {
             confirm_reveal(account, integration_type, frame, area, t)
@@ -1158,38 +1157,6 @@ pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width.saturating_sub(2));
     let h = height.min(area.height.saturating_sub(2));
     Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
-}
-
-fn picker(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
-    let Some(Overlay::Picker(p)) = &model.overlay else { return };
-    let title = match p.kind {
-        PickerKind::User => " Resolve as user (type to search) ",
-        PickerKind::Function => " AI function ",
-    };
-    let inner = dialog(frame, centered(area, 64, area.height.saturating_sub(4).min(20)), title.into(), t);
-    let searching = if p.searching { "  searching…" } else { "" };
-    let mut lines = vec![Line::from(vec![
-        Span::styled("> ", t.accent()),
-        Span::raw(visible(&p.query).into_owned()),
-        Span::raw("▏"),
-        Span::styled(searching, t.dim()),
-    ])];
-    let rows = inner.height.saturating_sub(1) as usize;
-    let offset = p.selected.saturating_sub(rows.saturating_sub(1));
-    for (i, item) in p.shown().enumerate().skip(offset).take(rows) {
-        let mut line = Line::from(vec![
-            Span::raw(format!("{:<36} ", visible_short(&item.value, 36))),
-            Span::styled(visible_short(&item.detail, 40), t.dim()),
-        ]);
-        if i == p.selected {
-            line = line.style(t.selected(true));
-        }
-        lines.push(line);
-    }
-    if p.is_empty() && !p.searching {
-        lines.push(Line::from(Span::styled("no match", t.dim())));
-    }
-    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn parse_color(name: &str) -> Option<Color> {
