@@ -1,12 +1,9 @@
 //! Looking closer from the console: revealing a key (asked, audited,
-//! hidden again), the audit view with revert, and testing the key that
-//! answers.
+//! hidden again) and testing the key that answers.
 
-use super::editing::{may_modify, open_delete};
-use super::editor::Editor;
+use super::editing::may_modify;
 use super::keymap::Action;
-use super::{AuditView, Cmd, LastTest, Model, Overlay, Pane};
-use crate::domain::registry;
+use super::{Cmd, LastTest, Model, Overlay, Pane};
 
 pub(super) fn open_reveal(model: &mut Model) -> Vec<Cmd> {
     let Some(account) = model.selected_account().cloned() else { return Vec::new() };
@@ -62,136 +59,6 @@ pub(super) fn reveal_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> 
             Vec::new()
         }
     }
-}
-
-pub(super) fn open_audit(model: &mut Model) -> Vec<Cmd> {
-    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
-    if let Err(why) = super::may_view(model, &account.slug) {
-        model.notice = Some(format!("its history is not yours to view under this policy ({why} fails)"));
-        return Vec::new();
-    }
-    let integration_type = model.current_type();
-    let request = model.request();
-    let cmd = Cmd::LoadAuditList { request, account: account.slug.clone(), integration_type: integration_type.clone() };
-    model.overlay = Some(Overlay::Audit(AuditView {
-        account,
-        integration_type,
-        entries: Vec::new(),
-        selected: 0,
-        request,
-        loading: true,
-        error: None,
-    }));
-    vec![cmd]
-}
-
-/// The audit view's request failed: it says so instead of waiting forever.
-pub(super) fn audit_failed(model: &mut Model, request: u64, error: &str) -> bool {
-    match &mut model.overlay {
-        Some(Overlay::Audit(view)) if view.request == request && view.loading => {
-            view.loading = false;
-            view.error = Some(crate::domain::text::visible_short(error, 200));
-            true
-        }
-        _ => false,
-    }
-}
-
-pub(super) fn audit_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
-    let page = (model.size.1 as usize).saturating_sub(6) / 2;
-    let Some(Overlay::Audit(view)) = &mut model.overlay else { return Vec::new() };
-    match action {
-        Some(Action::Close) => model.overlay = None,
-        Some(Action::Revert) => return revert(model),
-        Some(a) => {
-            if let Some(delta) = super::movement(a, page) {
-                view.selected = super::moved(view.selected, delta, view.entries.len());
-            }
-        }
-        None => {}
-    }
-    Vec::new()
-}
-
-/// Revert the selected audit entry: a new change, through the editor (so
-/// with its diff, impact preview and version check), that puts back the
-/// fields the entry changed. Keys are kept only as fingerprints, so an old
-/// key cannot be restored: the current one stays, and the form says so.
-pub(super) fn revert(model: &mut Model) -> Vec<Cmd> {
-    use crate::domain::secret::{fingerprint, is_secret_field};
-    let Some(Overlay::Audit(view)) = &model.overlay else { return Vec::new() };
-    let Some(entry) = view.entries.get(view.selected).cloned() else { return Vec::new() };
-    let account = view.account.clone();
-    let ty = view.integration_type.clone();
-    let Some(spec) = registry::spec(&ty) else { return Vec::new() };
-    if let Err(why) = may_modify(model, &account) {
-        model.notice = Some(format!("read-only here: {why}"));
-        return Vec::new();
-    }
-    if entry.action == "reveal" {
-        model.notice = Some("a reveal changed nothing; there is nothing to revert".into());
-        return Vec::new();
-    }
-    let current = model.world.settings.get(&(account.id, ty.clone())).cloned();
-    let Some(before) = entry.before.as_ref() else {
-        // Reverting a creation is a deletion.
-        model.overlay = None;
-        return open_delete(model);
-    };
-    let old_config = before.get("config").and_then(|c| c.as_object()).cloned().unwrap_or_default();
-    let mut target = current.as_ref().and_then(|s| s.config.as_object().cloned()).unwrap_or_default();
-    let mut kept_key = false;
-    for change in crate::domain::diff::changes(entry.before.as_ref(), entry.after.as_ref()) {
-        let Some(path) = change.field.strip_prefix("config.") else { continue };
-        let field = path.split('.').next().unwrap_or(path).to_string();
-        match old_config.get(&field) {
-            Some(serde_json::Value::String(old)) if is_secret_field(&field) && old.starts_with('#') => {
-                let now = target.get(&field).and_then(|v| v.as_str()).map(fingerprint);
-                kept_key |= now.as_deref() != Some(old.as_str());
-            }
-            // The log holds fingerprints (of secrets by name or by shape,
-            // at any depth): restoring would write them as values. Keep
-            // what is there.
-            Some(old)
-                if is_secret_field(&field)
-                    || crate::domain::secret::contains_secret(old)
-                    || crate::domain::secret::contains_fingerprint(old) =>
-            {
-                kept_key = true;
-            }
-            Some(old) => {
-                target.insert(field, old.clone());
-            }
-            None => {
-                target.remove(&field);
-            }
-        }
-    }
-    // Only what the entry changed is put back.
-    let active = crate::domain::diff::changes(entry.before.as_ref(), entry.after.as_ref())
-        .iter()
-        .any(|c| c.field == "is_active")
-        .then(|| before.get("is_active").and_then(|v| v.as_bool()))
-        .flatten();
-    match Editor::open_with(spec, account, current, None, Some(target)) {
-        Ok(mut ed) => {
-            if let Some(a) = active {
-                ed.is_active = a;
-            }
-            ed.revert_of = Some(entry.id);
-            ed.message = Some(if kept_key {
-                format!(
-                    "reverting entry #{}: the old key cannot be restored (the log keeps fingerprints only); the current key stays",
-                    entry.id
-                )
-            } else {
-                format!("reverting entry #{}: review, then ctrl-s", entry.id)
-            });
-            model.overlay = Some(Overlay::Edit(Box::new(ed)));
-        }
-        Err(why) => model.notice = Some(why),
-    }
-    Vec::new()
 }
 
 /// Test the key that answers for the selected account and type (following

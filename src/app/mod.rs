@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod editing;
 pub mod editor;
 pub mod help;
@@ -31,7 +32,7 @@ use accounts::{AccountsPane, status_of};
 use editing::{delete_key, editor_key, on_previewed, on_saved, open_delete, open_editor, waiting_key};
 pub use editing::{may_modify, may_view};
 use editor::{Editor, Stage};
-use inspect::{audit_key, open_audit, open_reveal, reveal_key, test_connection};
+use inspect::{open_reveal, reveal_key, test_connection};
 use keymap::{Action, Keymap, Screen};
 use picker::Picker;
 
@@ -278,23 +279,11 @@ pub enum Overlay {
         request: Option<u64>,
     },
     /// The audit log of one setting; enter reverts the selected entry.
-    Audit(AuditView),
+    Audit(audit::AuditView),
     /// The chain and the policy.
     Admin(admin::AdminView),
     /// The lint findings.
     Lint(lint_view::LintView),
-}
-
-#[derive(Debug)]
-pub struct AuditView {
-    pub account: Account,
-    pub integration_type: String,
-    pub entries: Vec<AuditEntry>,
-    pub selected: usize,
-    pub request: u64,
-    pub loading: bool,
-    /// Why the entries could not be loaded (shown instead of "loading…").
-    pub error: Option<String>,
 }
 
 /// The outcome of a connection test, for the setting pane.
@@ -679,17 +668,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             }
             Vec::new()
         }
-        Msg::AuditList { request, entries } => {
-            if let Some(Overlay::Audit(view)) = &mut model.overlay
-                && view.request == request
-            {
-                view.entries = entries;
-                view.loading = false;
-                view.error = None;
-                view.selected = 0;
-            }
-            Vec::new()
-        }
+        Msg::AuditList { request, entries } => audit::loaded(model, request, entries),
         Msg::Saved { request, result } => on_saved(model, request, result),
         Msg::AuditLoaded { request, entry } => {
             if model.requests.is_stale(request) {
@@ -839,7 +818,7 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         }
         _ => false,
     };
-    let editing = editing || admin::failed(model, request, error) || inspect::audit_failed(model, request, error);
+    let editing = editing || admin::failed(model, request, error) || audit::failed(model, request, error);
     if editing {
         if unavailable {
             model.connection = Connection::Lost;
@@ -1054,7 +1033,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         },
         Screen::Delete => delete_key(model, action),
         Screen::Waiting => waiting_key(model, action),
-        Screen::Audit => audit_key(model, action),
+        Screen::Audit => audit::key(model, action),
         Screen::Lint => lint_view::key(model, action),
         Screen::ChainPolicy | Screen::ChainPolicyPreview => admin::key(model, action),
     }
@@ -1181,7 +1160,7 @@ fn main_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
         }
         Action::Edit => open_editor(model),
         Action::Reveal => open_reveal(model),
-        Action::Audit => open_audit(model),
+        Action::Audit => audit::open(model),
         Action::ChainPolicy => admin::open(model),
         Action::Lint => lint_view::open(model),
         Action::TestConnection => test_connection(model),

@@ -116,7 +116,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         Some(Overlay::ConfirmReveal { account, integration_type, .. }) => {
             confirm_reveal(account, integration_type, frame, area, t)
         }
-        Some(Overlay::Audit(view)) => audit(view, frame, area, t),
+        Some(Overlay::Audit(view)) => super::audit::draw(view, frame, area, t),
         Some(Overlay::Admin(view)) => admin(model, view, frame, area, t),
         Some(Overlay::Lint(view)) => super::lint_view::draw(view, frame, area, t),
         Some(Overlay::ConfirmDelete {
@@ -1410,62 +1410,6 @@ fn confirm_reveal(account: &str, integration_type: &str, frame: &mut Frame, area
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
-fn audit(view: &super::AuditView, frame: &mut Frame, area: Rect, t: Theme) {
-    let title =
-        format!(" Audit · {} · {} ", visible_short(&view.account.slug, 30), visible_short(&view.integration_type, 20));
-    let inner =
-        dialog(frame, centered(area, area.width.saturating_sub(4).min(110), area.height.saturating_sub(2)), title, t);
-    let mut lines = Vec::new();
-    if let Some(error) = &view.error {
-        lines.push(Line::from(Span::styled(format!("the audit log could not be read: {error}"), t.bad())));
-    } else if view.loading {
-        lines.push(Line::from(Span::styled("loading…", t.dim())));
-    } else if view.entries.is_empty() {
-        lines.push(Line::from(Span::styled("no audit entries for this setting", t.dim())));
-    }
-    let mut selected_line = 0;
-    for (i, e) in view.entries.iter().enumerate() {
-        if i == view.selected {
-            selected_line = lines.len();
-        }
-        let version = e.after.as_ref().or(e.before.as_ref()).and_then(|v| v.get("version")).map(|v| format!(" v{v}"));
-        // What the entry is, in words: a revert and an overwrite say so
-        // (keyfall records them in the actor), a reveal is not a change.
-        let (actor, label) = audit_label(e);
-        let mut head = Line::from(vec![
-            Span::raw(format!("{} ", e.at.format("%Y-%m-%d %H:%M:%S"))),
-            Span::styled(format!("{:<26} ", crate::domain::text::identity_short(&actor, 26)), t.accent()),
-            Span::raw(format!("{label}{}", version.unwrap_or_default())),
-        ]);
-        if i == view.selected {
-            head = head.style(t.selected(true));
-        }
-        lines.push(head);
-        if e.action == "reveal" {
-            let fp = e
-                .after
-                .as_ref()
-                .and_then(|a| a.get("config"))
-                .and_then(|c| c.get("apiKey"))
-                .or_else(|| e.after.as_ref().and_then(|a| a.get("apiKey")));
-            let fp = fp.map(|v| diff::shown("apiKey", Some(v))).unwrap_or_else(|| "the key".into());
-            lines.push(Line::from(Span::styled(format!("    key {fp} shown in clear; nothing changed"), t.dim())));
-            continue;
-        }
-        for c in diff::changes(e.before.as_ref(), e.after.as_ref()) {
-            lines.push(Line::from(vec![
-                Span::styled(format!("    {:<22}", visible_short(&c.field, 22)), t.dim()),
-                Span::raw(diff::shown(&c.field, c.before.as_ref())),
-                Span::styled(" → ", t.dim()),
-                Span::raw(diff::shown(&c.field, c.after.as_ref())),
-            ]));
-        }
-    }
-    let height = inner.height as usize;
-    let scroll = selected_line.saturating_sub(height / 3) as u16;
-    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
-}
-
 fn admin(model: &Model, view: &super::admin::AdminView, frame: &mut Frame, area: Rect, t: Theme) {
     use super::admin::AdminStage;
     let inner = dialog(frame, centered(area, 84, area.height.saturating_sub(2)), " Chain and policy ".into(), t);
@@ -1628,21 +1572,6 @@ fn wrap_words(text: &str, room: usize) -> Vec<String> {
         out.push(line);
     }
     out
-}
-
-/// (actor, label) of an audit entry: "dev@… (revert of #12)" is dev@…
-/// and "revert of #12"; an overwrite likewise; a reveal is "revealed".
-fn audit_label(e: &crate::store::AuditEntry) -> (String, String) {
-    if e.action == "reveal" {
-        return (e.actor.clone(), "revealed the key".into());
-    }
-    if let Some((who, rest)) = e.actor.rsplit_once(" (")
-        && let Some(what) = rest.strip_suffix(')')
-        && (what == "overwrite" || what.starts_with("revert of #"))
-    {
-        return (who.to_string(), format!("{} ({})", visible_short(&e.action, 8), what));
-    }
-    (e.actor.clone(), visible_short(&e.action, 8))
 }
 
 /// Who answers, the provider hop in words (not another arrow).

@@ -1,0 +1,246 @@
+//! The audit screen: the history of one setting, newest first, each entry
+//! labelled (a revert and an overwrite say so, a reveal is not a change);
+//! `enter` reverts the selected entry through the editor. Its state, its
+//! keys and its view.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::editing::{may_modify, open_delete};
+use super::editor::Editor;
+use super::keymap::Action;
+use super::view::{Theme, centered, dialog};
+use super::{Cmd, Model, Overlay};
+use crate::domain::Account;
+use crate::domain::diff;
+use crate::domain::registry;
+use crate::domain::text::visible_short;
+use crate::store::AuditEntry;
+
+#[derive(Debug)]
+pub struct AuditView {
+    pub account: Account,
+    pub integration_type: String,
+    pub entries: Vec<AuditEntry>,
+    pub selected: usize,
+    pub request: u64,
+    pub loading: bool,
+    /// Why the entries could not be loaded (shown instead of "loading…").
+    pub error: Option<String>,
+}
+
+pub(super) fn open(model: &mut Model) -> Vec<Cmd> {
+    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+    if let Err(why) = super::may_view(model, &account.slug) {
+        model.notice = Some(format!("its history is not yours to view under this policy ({why} fails)"));
+        return Vec::new();
+    }
+    let integration_type = model.current_type();
+    let request = model.request();
+    let cmd = Cmd::LoadAuditList { request, account: account.slug.clone(), integration_type: integration_type.clone() };
+    model.overlay = Some(Overlay::Audit(AuditView {
+        account,
+        integration_type,
+        entries: Vec::new(),
+        selected: 0,
+        request,
+        loading: true,
+        error: None,
+    }));
+    vec![cmd]
+}
+
+/// The audit view's request failed: it says so instead of waiting forever.
+/// The entries arrived (for the view still open).
+pub(super) fn loaded(model: &mut Model, request: u64, entries: Vec<AuditEntry>) -> Vec<Cmd> {
+    if let Some(Overlay::Audit(view)) = &mut model.overlay
+        && view.request == request
+    {
+        view.entries = entries;
+        view.loading = false;
+        view.error = None;
+        view.selected = 0;
+    }
+    Vec::new()
+}
+
+pub(super) fn failed(model: &mut Model, request: u64, error: &str) -> bool {
+    match &mut model.overlay {
+        Some(Overlay::Audit(view)) if view.request == request && view.loading => {
+            view.loading = false;
+            view.error = Some(crate::domain::text::visible_short(error, 200));
+            true
+        }
+        _ => false,
+    }
+}
+
+pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
+    let page = (model.size.1 as usize).saturating_sub(6) / 2;
+    let Some(Overlay::Audit(view)) = &mut model.overlay else { return Vec::new() };
+    match action {
+        Some(Action::Close) => model.overlay = None,
+        Some(Action::Revert) => return revert(model),
+        Some(a) => {
+            if let Some(delta) = super::movement(a, page) {
+                view.selected = super::moved(view.selected, delta, view.entries.len());
+            }
+        }
+        None => {}
+    }
+    Vec::new()
+}
+
+/// Revert the selected audit entry: a new change, through the editor (so
+/// with its diff, impact preview and version check), that puts back the
+/// fields the entry changed. Keys are kept only as fingerprints, so an old
+/// key cannot be restored: the current one stays, and the form says so.
+fn revert(model: &mut Model) -> Vec<Cmd> {
+    use crate::domain::secret::{fingerprint, is_secret_field};
+    let Some(Overlay::Audit(view)) = &model.overlay else { return Vec::new() };
+    let Some(entry) = view.entries.get(view.selected).cloned() else { return Vec::new() };
+    let account = view.account.clone();
+    let ty = view.integration_type.clone();
+    let Some(spec) = registry::spec(&ty) else { return Vec::new() };
+    if let Err(why) = may_modify(model, &account) {
+        model.notice = Some(format!("read-only here: {why}"));
+        return Vec::new();
+    }
+    if entry.action == "reveal" {
+        model.notice = Some("a reveal changed nothing; there is nothing to revert".into());
+        return Vec::new();
+    }
+    let current = model.world.settings.get(&(account.id, ty.clone())).cloned();
+    let Some(before) = entry.before.as_ref() else {
+        // Reverting a creation is a deletion.
+        model.overlay = None;
+        return open_delete(model);
+    };
+    let old_config = before.get("config").and_then(|c| c.as_object()).cloned().unwrap_or_default();
+    let mut target = current.as_ref().and_then(|s| s.config.as_object().cloned()).unwrap_or_default();
+    let mut kept_key = false;
+    for change in crate::domain::diff::changes(entry.before.as_ref(), entry.after.as_ref()) {
+        let Some(path) = change.field.strip_prefix("config.") else { continue };
+        let field = path.split('.').next().unwrap_or(path).to_string();
+        match old_config.get(&field) {
+            Some(serde_json::Value::String(old)) if is_secret_field(&field) && old.starts_with('#') => {
+                let now = target.get(&field).and_then(|v| v.as_str()).map(fingerprint);
+                kept_key |= now.as_deref() != Some(old.as_str());
+            }
+            // The log holds fingerprints (of secrets by name or by shape,
+            // at any depth): restoring would write them as values. Keep
+            // what is there.
+            Some(old)
+                if is_secret_field(&field)
+                    || crate::domain::secret::contains_secret(old)
+                    || crate::domain::secret::contains_fingerprint(old) =>
+            {
+                kept_key = true;
+            }
+            Some(old) => {
+                target.insert(field, old.clone());
+            }
+            None => {
+                target.remove(&field);
+            }
+        }
+    }
+    // Only what the entry changed is put back.
+    let active = crate::domain::diff::changes(entry.before.as_ref(), entry.after.as_ref())
+        .iter()
+        .any(|c| c.field == "is_active")
+        .then(|| before.get("is_active").and_then(|v| v.as_bool()))
+        .flatten();
+    match Editor::open_with(spec, account, current, None, Some(target)) {
+        Ok(mut ed) => {
+            if let Some(a) = active {
+                ed.is_active = a;
+            }
+            ed.revert_of = Some(entry.id);
+            ed.message = Some(if kept_key {
+                format!(
+                    "reverting entry #{}: the old key cannot be restored (the log keeps fingerprints only); the current key stays",
+                    entry.id
+                )
+            } else {
+                format!("reverting entry #{}: review, then ctrl-s", entry.id)
+            });
+            model.overlay = Some(Overlay::Edit(Box::new(ed)));
+        }
+        Err(why) => model.notice = Some(why),
+    }
+    Vec::new()
+}
+
+pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
+    let title =
+        format!(" Audit · {} · {} ", visible_short(&view.account.slug, 30), visible_short(&view.integration_type, 20));
+    let inner =
+        dialog(frame, centered(area, area.width.saturating_sub(4).min(110), area.height.saturating_sub(2)), title, t);
+    let mut lines = Vec::new();
+    if let Some(error) = &view.error {
+        lines.push(Line::from(Span::styled(format!("the audit log could not be read: {error}"), t.bad())));
+    } else if view.loading {
+        lines.push(Line::from(Span::styled("loading…", t.dim())));
+    } else if view.entries.is_empty() {
+        lines.push(Line::from(Span::styled("no audit entries for this setting", t.dim())));
+    }
+    let mut selected_line = 0;
+    for (i, e) in view.entries.iter().enumerate() {
+        if i == view.selected {
+            selected_line = lines.len();
+        }
+        let version = e.after.as_ref().or(e.before.as_ref()).and_then(|v| v.get("version")).map(|v| format!(" v{v}"));
+        // What the entry is, in words: a revert and an overwrite say so
+        // (keyfall records them in the actor), a reveal is not a change.
+        let (actor, label) = audit_label(e);
+        let mut head = Line::from(vec![
+            Span::raw(format!("{} ", e.at.format("%Y-%m-%d %H:%M:%S"))),
+            Span::styled(format!("{:<26} ", crate::domain::text::identity_short(&actor, 26)), t.accent()),
+            Span::raw(format!("{label}{}", version.unwrap_or_default())),
+        ]);
+        if i == view.selected {
+            head = head.style(t.selected(true));
+        }
+        lines.push(head);
+        if e.action == "reveal" {
+            let fp = e
+                .after
+                .as_ref()
+                .and_then(|a| a.get("config"))
+                .and_then(|c| c.get("apiKey"))
+                .or_else(|| e.after.as_ref().and_then(|a| a.get("apiKey")));
+            let fp = fp.map(|v| diff::shown("apiKey", Some(v))).unwrap_or_else(|| "the key".into());
+            lines.push(Line::from(Span::styled(format!("    key {fp} shown in clear; nothing changed"), t.dim())));
+            continue;
+        }
+        for c in diff::changes(e.before.as_ref(), e.after.as_ref()) {
+            lines.push(Line::from(vec![
+                Span::styled(format!("    {:<22}", visible_short(&c.field, 22)), t.dim()),
+                Span::raw(diff::shown(&c.field, c.before.as_ref())),
+                Span::styled(" → ", t.dim()),
+                Span::raw(diff::shown(&c.field, c.after.as_ref())),
+            ]));
+        }
+    }
+    let height = inner.height as usize;
+    let scroll = selected_line.saturating_sub(height / 3) as u16;
+    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
+}
+
+/// (actor, label) of an audit entry: "dev@… (revert of #12)" is dev@…
+/// and "revert of #12"; an overwrite likewise; a reveal is "revealed".
+fn audit_label(e: &AuditEntry) -> (String, String) {
+    if e.action == "reveal" {
+        return (e.actor.clone(), "revealed the key".into());
+    }
+    if let Some((who, rest)) = e.actor.rsplit_once(" (")
+        && let Some(what) = rest.strip_suffix(')')
+        && (what == "overwrite" || what.starts_with("revert of #"))
+    {
+        return (who.to_string(), format!("{} ({})", visible_short(&e.action, 8), what));
+    }
+    (e.actor.clone(), visible_short(&e.action, 8))
+}
