@@ -1,65 +1,7 @@
-//! Looking closer from the console: revealing a key (asked, audited,
-//! hidden again) and testing the key that answers.
+//! Testing the key that answers from the console (DESIGN §9): for the
+//! selected setting, or for the resolve-as panel's user and function.
 
-use super::editing::may_modify;
-use super::keymap::Action;
-use super::{Cmd, LastTest, Model, Overlay, Pane};
-
-pub(super) fn open_reveal(model: &mut Model) -> Vec<Cmd> {
-    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
-    let ty = model.current_type();
-    let has_key = model
-        .world
-        .settings
-        .get(&(account.id, ty.clone()))
-        .and_then(|s| s.config.get("apiKey"))
-        .and_then(serde_json::Value::as_str)
-        .is_some_and(|k| !k.is_empty());
-    if !has_key {
-        model.notice = Some("this account has no own key of this type to reveal".into());
-        return Vec::new();
-    }
-    // Seeing a key in clear is for those who may change it (and needs an
-    // operator to record the reveal under).
-    if let Err(why) = may_modify(model, &account) {
-        model.notice = Some(format!("revealing needs the right to modify this setting: {why}"));
-        return Vec::new();
-    }
-    model.overlay = Some(Overlay::ConfirmReveal {
-        account: account.slug,
-        account_id: account.id,
-        integration_type: ty,
-        request: None,
-    });
-    Vec::new()
-}
-
-/// "Reveal this key?": yes reveals (audited by the database); any other
-/// key cancels, as the dialog says.
-pub(super) fn reveal_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
-    let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
-    let next = model.requests.issue();
-    let Some(Overlay::ConfirmReveal { account, integration_type, request, .. }) = &mut model.overlay else {
-        return Vec::new();
-    };
-    match action {
-        Some(Action::Confirm) => {
-            let Some(actor) = actor else { return Vec::new() };
-            let cmd = Cmd::Reveal {
-                request: next,
-                actor,
-                account: account.clone(),
-                integration_type: integration_type.clone(),
-            };
-            *request = Some(next);
-            vec![cmd]
-        }
-        _ => {
-            model.overlay = None;
-            Vec::new()
-        }
-    }
-}
+use super::{Cmd, LastTest, Model, Pane};
 
 /// Test the key that answers for the selected account and type (following
 /// a consumer's second hop): the raw config is in memory, so the test goes

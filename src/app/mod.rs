@@ -15,6 +15,7 @@ pub mod keymap;
 pub mod lint_view;
 pub mod picker;
 pub mod request;
+pub mod reveal;
 pub mod view;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -32,7 +33,7 @@ use accounts::{AccountsPane, status_of};
 use editing::{delete_key, editor_key, on_previewed, on_saved, open_delete, open_editor, waiting_key};
 pub use editing::{may_modify, may_view};
 use editor::{Editor, Stage};
-use inspect::{open_reveal, reveal_key, test_connection};
+use inspect::test_connection;
 use keymap::{Action, Keymap, Screen};
 use picker::Picker;
 
@@ -271,13 +272,8 @@ pub enum Overlay {
         preview: u64,
         impact: Option<Vec<ImpactRow>>,
     },
-    /// "Reveal this key? It is recorded." — enter reveals, esc cancels.
-    ConfirmReveal {
-        account: String,
-        account_id: i64,
-        integration_type: String,
-        request: Option<u64>,
-    },
+    /// "Reveal this key? It is recorded." — yes reveals, any other key cancels.
+    ConfirmReveal(reveal::RevealDialog),
     /// The audit log of one setting; enter reverts the selected entry.
     Audit(audit::AuditView),
     /// The chain and the policy.
@@ -299,15 +295,6 @@ pub struct LastTest {
     pub outcome: Option<crate::connection::Outcome>,
     /// Started from the resolve-as panel (shown there).
     pub from_resolve: bool,
-}
-
-/// A key on screen: for one setting, until a deadline or the next key.
-#[derive(Debug)]
-pub struct Revealed {
-    pub account_id: i64,
-    pub integration_type: String,
-    pub secret: crate::domain::Secret,
-    pub until: DateTime<Utc>,
 }
 
 /// Who the console runs as and whether it may write; decided at start and
@@ -434,7 +421,7 @@ pub struct Model {
     /// One line for the footer; cleared by the next key.
     pub notice: Option<String>,
     /// A key revealed on purpose; hidden again by the next key or in 10 s.
-    pub revealed: Option<Revealed>,
+    pub revealed: Option<reveal::Revealed>,
     /// The last connection test: which setting, when, and how it went.
     pub last_test: Option<LastTest>,
     pub quit: bool,
@@ -559,9 +546,8 @@ impl Model {
                 Stage::Conflict { asking: true, .. } | Stage::Discard { .. } => Screen::Confirm,
                 Stage::Previewing { .. } | Stage::Saving { .. } => Screen::Waiting,
             },
-            Some(Overlay::ConfirmDelete { request: Some(_), .. } | Overlay::ConfirmReveal { request: Some(_), .. }) => {
-                Screen::Waiting
-            }
+            Some(Overlay::ConfirmDelete { request: Some(_), .. }) => Screen::Waiting,
+            Some(Overlay::ConfirmReveal(dialog)) if dialog.request.is_some() => Screen::Waiting,
             Some(Overlay::ConfirmDelete { .. }) => Screen::Delete,
             Some(Overlay::ConfirmReveal { .. }) => Screen::Confirm,
             Some(Overlay::Audit(_)) => Screen::Audit,
@@ -635,27 +621,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             model.start()
         }
         Msg::Previewed { request, impact } => on_previewed(model, request, impact),
-        Msg::Revealed { request, secret } => {
-            if let Some(Overlay::ConfirmReveal { account_id, integration_type, request: Some(sent), .. }) =
-                &model.overlay
-                && *sent == request
-            {
-                let (account_id, integration_type) = (*account_id, integration_type.clone());
-                model.overlay = None;
-                match secret {
-                    Some(secret) => {
-                        model.revealed = Some(Revealed {
-                            account_id,
-                            integration_type,
-                            secret,
-                            until: model.now + chrono::Duration::seconds(10),
-                        })
-                    }
-                    None => model.notice = Some("no key to reveal".into()),
-                }
-            }
-            Vec::new()
-        }
+        Msg::Revealed { request, secret } => reveal::revealed(model, request, secret),
         Msg::AdminPreviewed { request, impact, moves } => admin::previewed(model, request, impact, moves),
         Msg::AdminApplied { request } => admin::applied(model, request),
         Msg::Linted { request, findings } => lint_view::loaded(model, request, findings),
@@ -811,14 +777,12 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
             model.notice = Some(format!("no impact preview: {}", crate::domain::text::visible_short(error, 120)));
             return Vec::new();
         }
-        Some(Overlay::ConfirmReveal { request: Some(sent), .. }) if *sent == request => {
-            model.overlay = None;
-            model.notice = Some(format!("not revealed: {}", crate::domain::text::visible_short(error, 120)));
-            return Vec::new();
-        }
         _ => false,
     };
-    let editing = editing || admin::failed(model, request, error) || audit::failed(model, request, error);
+    let editing = editing
+        || admin::failed(model, request, error)
+        || audit::failed(model, request, error)
+        || reveal::failed(model, request, error);
     if editing {
         if unavailable {
             model.connection = Connection::Lost;
@@ -1028,7 +992,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Screen::Picker => picker::key(model, key, action),
         Screen::Editor | Screen::SavePreview | Screen::Conflict => editor_key(model, key, action),
         Screen::Confirm => match &model.overlay {
-            Some(Overlay::ConfirmReveal { .. }) => reveal_key(model, action),
+            Some(Overlay::ConfirmReveal(_)) => reveal::key(model, action),
             _ => editor_key(model, key, action),
         },
         Screen::Delete => delete_key(model, action),
@@ -1159,7 +1123,7 @@ fn main_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
             cmds
         }
         Action::Edit => open_editor(model),
-        Action::Reveal => open_reveal(model),
+        Action::Reveal => reveal::open(model),
         Action::Audit => audit::open(model),
         Action::ChainPolicy => admin::open(model),
         Action::Lint => lint_view::open(model),

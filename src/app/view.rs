@@ -113,9 +113,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
     match &model.overlay {
         Some(Overlay::Picker(_)) => super::picker::draw(model, frame, area, t),
         Some(Overlay::Edit(ed)) => editor(ed, frame, area, t),
-        Some(Overlay::ConfirmReveal { account, integration_type, .. }) => {
-            confirm_reveal(account, integration_type, frame, area, t)
-        }
+        Some(Overlay::ConfirmReveal(dialog)) => super::reveal::draw(dialog, frame, area, t),
         Some(Overlay::Audit(view)) => super::audit::draw(view, frame, area, t),
         Some(Overlay::Admin(view)) => admin(model, view, frame, area, t),
         Some(Overlay::Lint(view)) => super::lint_view::draw(view, frame, area, t),
@@ -1392,21 +1390,6 @@ fn confirm_delete(
     if sent {
         lines.push(Line::from(Span::styled("deleting…", t.dim())));
     }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
-}
-
-fn confirm_reveal(account: &str, integration_type: &str, frame: &mut Frame, area: Rect, t: Theme) {
-    let inner = dialog(frame, centered(area, 64, 7), " Reveal key ".into(), t);
-    let lines = vec![
-        Line::from(format!(
-            "Show {}'s {} key in clear?",
-            visible_short(account, 30),
-            visible_short(integration_type, 20)
-        )),
-        Line::from(Span::styled("The reveal is recorded in the audit log under your name.", t.warn())),
-        Line::from(Span::styled("It hides again on the next key or after 10 seconds.", t.dim())),
-        Line::from(Span::styled("Any key but yes cancels.", t.dim())),
-    ];
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
