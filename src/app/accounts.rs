@@ -11,6 +11,7 @@
 //! terminal rather than every row again).
 
 use std::cell::Cell;
+use std::sync::Arc;
 
 use crate::domain::{Account, AccountStatus, ChainEntry};
 
@@ -23,8 +24,11 @@ pub struct Entry {
 
 #[derive(Debug, Default)]
 pub struct AccountsPane {
-    entries: Vec<Entry>,
-    /// Indices into `entries` that pass the filter, best match first.
+    /// Every account and its filter keys; shared with a filter running off
+    /// the UI task, replaced whole when the accounts change.
+    index: Arc<Index>,
+    /// Indices into the index's entries that pass the filter, best match
+    /// first.
     shown: Vec<u32>,
     pub filter: String,
     /// Typing goes to the filter.
@@ -35,11 +39,53 @@ pub struct AccountsPane {
     pub offset: Cell<usize>,
     /// The filter `shown` was computed for, to narrow incrementally.
     shown_for: String,
-    /// Each entry's slug and name, lowercased once, in `entries` order.
-    keys: Keys,
     /// Where each tier ends in `shown` (while a filter is in force): an
     /// entry's tier for a narrowed filter is no better than it was.
     tier_ends: [usize; TIERS],
+    /// A filter to run off the UI task, not yet handed out (`take_job`).
+    job: Option<FilterJob>,
+    /// Above this many accounts a filter runs off the UI task; `None`, the
+    /// default, [`INLINE_FILTER_LIMIT`].
+    inline_limit: Option<usize>,
+}
+
+/// Up to this many accounts a keystroke filters on the spot (at 100,000 a
+/// pass costs about a millisecond); above it the pass runs off the UI task
+/// and the list follows when it is done, so a keystroke's frame never waits
+/// for a pass over a million accounts.
+pub const INLINE_FILTER_LIMIT: usize = 250_000;
+
+/// The accounts and their filter keys, built once per set of accounts.
+#[derive(Debug, Default)]
+pub struct Index {
+    entries: Vec<Entry>,
+    keys: Keys,
+}
+
+/// A filter pass to run off the UI task: the index it reads, the filter,
+/// and the result it may narrow.
+#[derive(Debug)]
+pub struct FilterJob {
+    index: Arc<Index>,
+    filter: String,
+    narrow: Option<(String, Vec<u32>, [usize; TIERS])>,
+}
+
+/// What a [`FilterJob`] found, for [`AccountsPane::apply`].
+#[derive(Debug)]
+pub struct Filtered {
+    index: Arc<Index>,
+    filter: String,
+    shown: Vec<u32>,
+    tier_ends: [usize; TIERS],
+}
+
+impl FilterJob {
+    pub fn run(self) -> Filtered {
+        let narrow = self.narrow.as_ref().map(|(f, shown, ends)| (f.as_str(), shown.clone(), *ends));
+        let (shown, tier_ends) = filter_entries(&self.index, &self.filter, narrow);
+        Filtered { index: self.index, filter: self.filter, shown, tier_ends }
+    }
 }
 
 impl AccountsPane {
@@ -59,13 +105,17 @@ impl AccountsPane {
             .collect();
         // Stable: tenants keep the store's slug order.
         entries.sort_by_key(|e| e.chain.unwrap_or(i32::MAX));
-        self.keys = Keys::new(&entries);
-        self.entries = entries;
+        self.index = Arc::new(Index { keys: Keys::new(&entries), entries });
         self.shown_for.clear();
         self.refilter();
         if let Some(id) = keep {
             self.select_account(id);
         }
+    }
+
+    /// Filter off the UI task above `limit` accounts (tests use a small one).
+    pub fn set_inline_limit(&mut self, limit: usize) {
+        self.inline_limit = Some(limit);
     }
 
     pub fn len(&self) -> usize {
@@ -77,7 +127,13 @@ impl AccountsPane {
     }
 
     pub fn total(&self) -> usize {
-        self.entries.len()
+        self.index.entries.len()
+    }
+
+    /// Whether the list shown is still that of an earlier filter (a pass
+    /// is running off the UI task).
+    pub fn matching(&self) -> bool {
+        self.shown_for != self.filter
     }
 
     pub fn selected_index(&self) -> usize {
@@ -85,20 +141,21 @@ impl AccountsPane {
     }
 
     pub fn selected(&self) -> Option<&Entry> {
-        self.shown.get(self.selected).map(|&i| &self.entries[i as usize])
+        self.shown.get(self.selected).map(|&i| &self.index.entries[i as usize])
     }
 
     /// The entries shown at rows `from..from+count`.
     pub fn window(&self, from: usize, count: usize) -> impl Iterator<Item = &Entry> {
-        self.shown.iter().skip(from).take(count).map(|&i| &self.entries[i as usize])
+        self.shown.iter().skip(from).take(count).map(|&i| &self.index.entries[i as usize])
     }
 
     pub fn entry_by_id(&self, id: i64) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.account.id == id)
+        self.index.entries.iter().find(|e| e.account.id == id)
     }
 
     pub fn select_account(&mut self, id: i64) -> bool {
-        match self.shown.iter().position(|&i| self.entries[i as usize].account.id == id) {
+        let entries = &self.index.entries;
+        match self.shown.iter().position(|&i| entries[i as usize].account.id == id) {
             Some(pos) => {
                 self.selected = pos;
                 true
@@ -126,49 +183,48 @@ impl AccountsPane {
         self.refilter();
     }
 
-    /// Recompute `shown`. A filter that extends the previous one only
-    /// looks at what already matched, which keeps typing fast at 100,000.
-    fn refilter(&mut self) {
-        let keep = self.selected().map(|e| e.account.id);
-        let words: Vec<Word> = self.filter.split_whitespace().map(Word::new).collect();
-        if words.is_empty() {
-            self.shown = (0..self.entries.len() as u32).collect();
-        } else {
-            // Extending a filter can only drop matches: every word of the
-            // new filter contains (letters in order, at least) one of the old.
-            let narrowing = !self.shown_for.trim().is_empty() && self.filter.starts_with(&self.shown_for);
-            let candidates: Vec<u32> =
-                if narrowing { std::mem::take(&mut self.shown) } else { (0..self.entries.len() as u32).collect() };
-            let ends = if narrowing { self.tier_ends } else { [usize::MAX; TIERS] };
-            let mut tiers: [Vec<u32>; TIERS] = Default::default();
-            let mut floor = 0;
-            for (at, i) in candidates.into_iter().enumerate() {
-                while floor < TIERS - 1 && at >= ends[floor] {
-                    floor += 1;
-                }
-                // Every word must match; the entry ranks by its worst word,
-                // and no better than it ranked before the filter grew.
-                if let Some(t) = words.iter().try_fold(floor, |worst, w| self.keys.tier(i as usize, w, worst)) {
-                    tiers[t].push(i);
-                }
-            }
-            let mut end = 0;
-            for (t, tier) in tiers.iter().enumerate() {
-                end += tier.len();
-                self.tier_ends[t] = end;
-            }
-            let mut shown = Vec::with_capacity(tiers.iter().map(Vec::len).sum());
-            for mut tier in tiers {
-                // Candidates in list order fill each tier in order; narrowed
-                // ones come tier by tier and need putting back in order.
-                if narrowing && !tier.is_sorted() {
-                    tier.sort_unstable();
-                }
-                shown.extend(tier);
-            }
-            self.shown = shown;
+    /// The filter pass waiting to run off the UI task, if any: the caller
+    /// runs it (`FilterJob::run`) and hands the result to `apply`.
+    pub fn take_job(&mut self) -> Option<FilterJob> {
+        self.job.take()
+    }
+
+    /// Install a pass's result if it is for the filter and the index in
+    /// force (a later keystroke or a new index makes it stale: dropped).
+    pub fn apply(&mut self, filtered: Filtered) -> bool {
+        if filtered.filter != self.filter || !Arc::ptr_eq(&filtered.index, &self.index) {
+            return false;
         }
-        self.shown_for = self.filter.clone();
+        self.install(filtered.filter, filtered.shown, filtered.tier_ends);
+        true
+    }
+
+    /// Recompute `shown`, here or (a big index and a filter) off the UI
+    /// task. A filter that extends the previous one only looks at what
+    /// already matched, which keeps typing fast.
+    fn refilter(&mut self) {
+        let big = self.index.entries.len() > self.inline_limit.unwrap_or(INLINE_FILTER_LIMIT);
+        let narrowing = !self.shown_for.trim().is_empty() && self.filter.starts_with(&self.shown_for);
+        if big && !self.filter.trim().is_empty() {
+            self.job = Some(FilterJob {
+                index: Arc::clone(&self.index),
+                filter: self.filter.clone(),
+                narrow: narrowing.then(|| (self.shown_for.clone(), self.shown.clone(), self.tier_ends)),
+            });
+            return;
+        }
+        self.job = None;
+        let narrow = narrowing.then(|| (self.shown_for.as_str(), std::mem::take(&mut self.shown), self.tier_ends));
+        let (shown, tier_ends) = filter_entries(&self.index, &self.filter, narrow);
+        let filter = self.filter.clone();
+        self.install(filter, shown, tier_ends);
+    }
+
+    fn install(&mut self, filter: String, shown: Vec<u32>, tier_ends: [usize; TIERS]) {
+        let keep = self.selected().map(|e| e.account.id);
+        self.shown = shown;
+        self.tier_ends = tier_ends;
+        self.shown_for = filter;
         self.selected = 0;
         self.offset.set(0);
         if let Some(id) = keep
@@ -196,6 +252,58 @@ impl AccountsPane {
 }
 
 const TIERS: usize = 5;
+
+/// The entries of `index` that pass `filter`, best tier first and in list
+/// order within a tier, with where each tier ends. `narrow`: the result of
+/// a filter this one extends (only its matches are looked at, each no
+/// better than it ranked).
+fn filter_entries(
+    index: &Index,
+    filter: &str,
+    narrow: Option<(&str, Vec<u32>, [usize; TIERS])>,
+) -> (Vec<u32>, [usize; TIERS]) {
+    let words: Vec<Word> = filter.split_whitespace().map(Word::new).collect();
+    let all = || (0..index.entries.len() as u32).collect::<Vec<u32>>();
+    if words.is_empty() {
+        return (all(), [0; TIERS]);
+    }
+    // Extending a filter can only drop matches: every word of the new
+    // filter contains (letters in order, at least) one of the old.
+    let narrow = narrow.filter(|(before, _, _)| !before.trim().is_empty() && filter.starts_with(before));
+    let narrowing = narrow.is_some();
+    let (candidates, ends) = match narrow {
+        Some((_, shown, ends)) => (shown, ends),
+        None => (all(), [usize::MAX; TIERS]),
+    };
+    let mut tiers: [Vec<u32>; TIERS] = Default::default();
+    let mut floor = 0;
+    for (at, i) in candidates.into_iter().enumerate() {
+        while floor < TIERS - 1 && at >= ends[floor] {
+            floor += 1;
+        }
+        // Every word must match; the entry ranks by its worst word, and no
+        // better than it ranked before the filter grew.
+        if let Some(t) = words.iter().try_fold(floor, |worst, w| index.keys.tier(i as usize, w, worst)) {
+            tiers[t].push(i);
+        }
+    }
+    let mut tier_ends = [0; TIERS];
+    let mut end = 0;
+    for (t, tier) in tiers.iter().enumerate() {
+        end += tier.len();
+        tier_ends[t] = end;
+    }
+    let mut shown = Vec::with_capacity(end);
+    for mut tier in tiers {
+        // Candidates in list order fill each tier in order; narrowed ones
+        // come tier by tier and need putting back in order.
+        if narrowing && !tier.is_sorted() {
+            tier.sort_unstable();
+        }
+        shown.extend(tier);
+    }
+    (shown, tier_ends)
+}
 
 /// Every entry's slug and name as the filter reads them: lowercased once,
 /// one after the other in one buffer (a pass over 100,000 entries reads
@@ -485,6 +593,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Above the inline limit a keystroke only queues a pass: the list is
+    /// the old one until the pass's result is applied, and a result for an
+    /// earlier keystroke or an older index is dropped.
+    #[test]
+    fn a_big_index_filters_off_the_ui_task_and_the_latest_pass_wins() {
+        let mut p = pane(&["acme", "aws-admin", "paid-2", "paid-20"]);
+        p.set_inline_limit(2);
+        p.set_filter("pai".into());
+        assert!(p.matching() && p.len() == 4, "the old list until the pass is done");
+        let first = p.take_job().expect("a pass to run");
+        p.set_filter("paid-20".into());
+        let second = p.take_job().expect("a pass to run");
+        assert!(!p.apply(first.run()), "a pass for an earlier keystroke is dropped");
+        assert!(p.apply(second.run()));
+        assert!(!p.matching());
+        let got: Vec<&str> = p.window(0, 10).map(|e| e.account.slug.as_str()).collect();
+        assert_eq!(got, vec!["paid-20"]);
+        // Narrowing, then clearing, off the task and on it.
+        p.set_filter("paid-2".into());
+        let job = p.take_job().unwrap();
+        assert!(p.apply(job.run()));
+        assert_eq!(p.len(), 2);
+        p.set_filter(String::new());
+        assert!(p.take_job().is_none(), "no filter: every account, on the spot");
+        assert_eq!(p.len(), 4);
+        // A new index makes a running pass stale.
+        p.set_filter("acme".into());
+        let job = p.take_job().unwrap();
+        let accounts = vec![Account { id: 9, slug: "acme".into(), name: "A".into(), status: AccountStatus::Active }];
+        p.set_accounts(accounts, &[]);
+        assert!(!p.apply(job.run()));
+        assert!(p.take_job().is_none(), "one account: filtered on the spot");
+        assert_eq!(p.len(), 1);
     }
 
     #[test]
