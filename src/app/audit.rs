@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::editing::{may_modify, open_delete};
+use super::editing::may_modify;
 use super::editor::Editor;
 use super::keymap::Action;
 use super::view::{Theme, centered, dialog};
@@ -116,7 +116,7 @@ fn revert(model: &mut Model) -> Vec<Cmd> {
     let Some(before) = entry.before.as_ref() else {
         // Reverting a creation is a deletion.
         model.overlay = None;
-        return open_delete(model);
+        return super::delete::open(model);
     };
     let old_config = before.get("config").and_then(|c| c.as_object()).cloned().unwrap_or_default();
     let mut target = current.as_ref().and_then(|s| s.config.as_object().cloned()).unwrap_or_default();

@@ -101,33 +101,6 @@ pub(super) fn open_editor(model: &mut Model) -> Vec<Cmd> {
     Vec::new()
 }
 
-pub(super) fn open_delete(model: &mut Model) -> Vec<Cmd> {
-    let Some(account) = model.selected_account().cloned() else { return Vec::new() };
-    let ty = model.current_type();
-    let Some(own) = model.world.settings.get(&(account.id, ty.clone())) else {
-        model.notice = Some("nothing to delete: this account has no own setting of this type".into());
-        return Vec::new();
-    };
-    let version = own.version;
-    if let Err(why) = may_modify(model, &account) {
-        model.notice = Some(format!("read-only here: {why}"));
-        return Vec::new();
-    }
-    // The impact preview, as for any save: who falls back to what.
-    let preview = model.request();
-    let proposal = Proposal::Delete { account_id: account.id, integration_type: ty.clone() };
-    model.overlay = Some(Overlay::ConfirmDelete {
-        account: account.slug,
-        integration_type: ty,
-        version,
-        delete_focused: false,
-        request: None,
-        preview,
-        impact: None,
-    });
-    vec![Cmd::Preview { request: preview, proposal }]
-}
-
 /// A dialog waiting for its reply: cancel stops waiting (the late reply is
 /// dropped by its request id; a save that did commit shows up live).
 pub(super) fn waiting_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
@@ -144,35 +117,6 @@ pub(super) fn waiting_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd>
             view.message = Some("stopped waiting; if it went through, the change will show".into());
         }
         _ => model.overlay = None,
-    }
-    Vec::new()
-}
-
-pub(super) fn delete_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
-    let actor = model.session.access.operator.as_ref().map(|o| o.email.clone());
-    let request = model.requests.issue();
-    let Some(Overlay::ConfirmDelete { account, integration_type, version, delete_focused, request: sent, .. }) =
-        &mut model.overlay
-    else {
-        return Vec::new();
-    };
-    match action {
-        Some(Action::Cancel) => model.overlay = None,
-        Some(Action::Switch) => *delete_focused = !*delete_focused,
-        Some(Action::Accept) if !*delete_focused => model.overlay = None,
-        Some(Action::Accept) => {
-            let Some(actor) = actor else { return Vec::new() };
-            let cmd = Cmd::Delete {
-                request,
-                actor,
-                account: account.clone(),
-                integration_type: integration_type.clone(),
-                expected_version: *version,
-            };
-            *sent = Some(request);
-            return vec![cmd];
-        }
-        _ => {}
     }
     Vec::new()
 }
@@ -286,12 +230,6 @@ pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -
 }
 
 pub(super) fn on_previewed(model: &mut Model, request: u64, impact: Vec<ImpactRow>) -> Vec<Cmd> {
-    if let Some(Overlay::ConfirmDelete { preview, impact: shown, .. }) = &mut model.overlay
-        && *preview == request
-    {
-        *shown = Some(impact);
-        return Vec::new();
-    }
     if let Some(Overlay::Edit(ed)) = &mut model.overlay
         && matches!(ed.stage, Stage::Previewing { request: r } if r == request)
         && let Some((config, is_active)) = ed.pending.clone()
@@ -327,18 +265,6 @@ pub(super) fn on_saved(model: &mut Model, request: u64, result: Result<Option<Se
                 vec![load_settings(model, vec![id])]
             }
         },
-        Some(Overlay::ConfirmDelete { account, integration_type, request: Some(r), .. }) if *r == request => {
-            let slug = account.clone();
-            model.notice = Some(match &result {
-                Ok(_) => format!("deleted {} {}", visible_short(&slug, 40), integration_type),
-                Err(c) => format!("not deleted: {c}"),
-            });
-            model.overlay = None;
-            let id = model.accounts.selected().filter(|e| e.account.slug == slug).map(|e| e.account.id);
-            let mut cmds: Vec<Cmd> = id.map(|id| load_settings(model, vec![id])).into_iter().collect();
-            cmds.extend(resolve_cmd(model));
-            cmds
-        }
         _ => Vec::new(),
     }
 }

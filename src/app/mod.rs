@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod delete;
 pub mod editing;
 pub mod editor;
 pub mod help;
@@ -30,7 +31,7 @@ use crate::store::listen::Change;
 use crate::store::{AccountRow, AuditEntry, Conflict, ImpactRow, Proposal, SubjectData, UserHit};
 
 use accounts::{AccountsPane, status_of};
-use editing::{delete_key, editor_key, on_previewed, on_saved, open_delete, open_editor, waiting_key};
+use editing::{editor_key, on_previewed, on_saved, open_editor, waiting_key};
 pub use editing::{may_modify, may_view};
 use editor::{Editor, Stage};
 use inspect::test_connection;
@@ -54,6 +55,8 @@ pub enum Msg {
     Resize { width: u16, height: u16 },
     /// The clock, once a second.
     Tick { now: DateTime<Utc> },
+    /// A filter pass run off the UI task (a big account index).
+    Filtered(Box<accounts::Filtered>),
     /// The accounts index, the chain with its settings, the policy, the
     /// functions.
     Booted { request: u64, boot: Box<Boot> },
@@ -261,17 +264,7 @@ pub enum Overlay {
     /// Editing a setting, through preview and save.
     Edit(Box<Editor>),
     /// "Delete this override?" — Cancel is focused until moved.
-    ConfirmDelete {
-        account: String,
-        integration_type: String,
-        version: i64,
-        delete_focused: bool,
-        request: Option<u64>,
-        /// Who resolves differently once it is gone: the preview's request,
-        /// then its answer.
-        preview: u64,
-        impact: Option<Vec<ImpactRow>>,
-    },
+    ConfirmDelete(delete::DeleteDialog),
     /// "Reveal this key? It is recorded." — yes reveals, any other key cancels.
     ConfirmReveal(reveal::RevealDialog),
     /// The audit log of one setting; enter reverts the selected entry.
@@ -546,9 +539,9 @@ impl Model {
                 Stage::Conflict { asking: true, .. } | Stage::Discard { .. } => Screen::Confirm,
                 Stage::Previewing { .. } | Stage::Saving { .. } => Screen::Waiting,
             },
-            Some(Overlay::ConfirmDelete { request: Some(_), .. }) => Screen::Waiting,
+            Some(Overlay::ConfirmDelete(dialog)) if dialog.request.is_some() => Screen::Waiting,
             Some(Overlay::ConfirmReveal(dialog)) if dialog.request.is_some() => Screen::Waiting,
-            Some(Overlay::ConfirmDelete { .. }) => Screen::Delete,
+            Some(Overlay::ConfirmDelete(_)) => Screen::Delete,
             Some(Overlay::ConfirmReveal { .. }) => Screen::Confirm,
             Some(Overlay::Audit(_)) => Screen::Audit,
             Some(Overlay::Lint(_)) => Screen::Lint,
@@ -588,6 +581,13 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             model.size = (width, height);
             load_visible(model)
         }
+        Msg::Filtered(filtered) => {
+            if model.accounts.apply(*filtered) {
+                load_visible(model)
+            } else {
+                Vec::new()
+            }
+        }
         Msg::Tick { now } => {
             model.now = now;
             if model.revealed.as_ref().is_some_and(|r| now >= r.until) {
@@ -620,7 +620,10 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             model.requests.refresh();
             model.start()
         }
-        Msg::Previewed { request, impact } => on_previewed(model, request, impact),
+        Msg::Previewed { request, impact } => match &model.overlay {
+            Some(Overlay::ConfirmDelete(_)) => delete::previewed(model, request, impact),
+            _ => on_previewed(model, request, impact),
+        },
         Msg::Revealed { request, secret } => reveal::revealed(model, request, secret),
         Msg::AdminPreviewed { request, impact, moves } => admin::previewed(model, request, impact, moves),
         Msg::AdminApplied { request } => admin::applied(model, request),
@@ -635,7 +638,10 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             Vec::new()
         }
         Msg::AuditList { request, entries } => audit::loaded(model, request, entries),
-        Msg::Saved { request, result } => on_saved(model, request, result),
+        Msg::Saved { request, result } => match &model.overlay {
+            Some(Overlay::ConfirmDelete(_)) => delete::deleted(model, request, result),
+            _ => on_saved(model, request, result),
+        },
         Msg::AuditLoaded { request, entry } => {
             if model.requests.is_stale(request) {
                 return Vec::new();
@@ -767,16 +773,12 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
             ed.message = Some(format!("not saved: {}", crate::domain::text::visible_short(error, 120)));
             true
         }
-        Some(Overlay::ConfirmDelete { request: sent @ Some(_), .. }) if *sent == Some(request) => {
-            *sent = None;
-            true
-        }
-        Some(Overlay::ConfirmDelete { preview, .. }) if *preview == request => {
-            // The dialog still works; it says the preview is missing.
-            *preview = 0;
-            model.notice = Some(format!("no impact preview: {}", crate::domain::text::visible_short(error, 120)));
-            return Vec::new();
-        }
+        Some(Overlay::ConfirmDelete(_)) => match delete::failed(model, request, error) {
+            Some(true) => true,
+            // The preview: the dialog still works and says so.
+            Some(false) => return Vec::new(),
+            None => false,
+        },
         _ => false,
     };
     let editing = editing
@@ -995,7 +997,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
             Some(Overlay::ConfirmReveal(_)) => reveal::key(model, action),
             _ => editor_key(model, key, action),
         },
-        Screen::Delete => delete_key(model, action),
+        Screen::Delete => delete::key(model, action),
         Screen::Waiting => waiting_key(model, action),
         Screen::Audit => audit::key(model, action),
         Screen::Lint => lint_view::key(model, action),
@@ -1129,7 +1131,7 @@ fn main_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
         Action::Lint => lint_view::open(model),
         Action::TestConnection => test_connection(model),
         Action::Copy => copy_selection(model),
-        Action::Delete => open_delete(model),
+        Action::Delete => delete::open(model),
         Action::Cancel => {
             if !model.accounts.filter.is_empty() {
                 model.accounts.set_filter(String::new());

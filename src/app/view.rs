@@ -117,12 +117,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         Some(Overlay::Audit(view)) => super::audit::draw(view, frame, area, t),
         Some(Overlay::Admin(view)) => admin(model, view, frame, area, t),
         Some(Overlay::Lint(view)) => super::lint_view::draw(view, frame, area, t),
-        Some(Overlay::ConfirmDelete {
-            account, integration_type, version, delete_focused, request, impact, ..
-        }) => {
-            let what = (account.as_str(), integration_type.as_str(), *version);
-            confirm_delete(what, *delete_focused, request.is_some(), impact.as_deref(), frame, area, t)
-        }
+        Some(Overlay::ConfirmDelete(dialog)) => super::delete::draw(dialog, frame, area, t),
         None => {}
     }
     if let Some(view) = &model.help {
@@ -417,6 +412,8 @@ fn accounts(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let pane = &model.accounts;
     let title = if pane.filter.is_empty() {
         format!(" Accounts {} ", pane.total())
+    } else if pane.matching() {
+        format!(" Accounts …/{} ", pane.total())
     } else {
         format!(" Accounts {}/{} ", pane.len(), pane.total())
     };
@@ -1357,42 +1354,6 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn confirm_delete(
-    (account, integration_type, version): (&str, &str, i64),
-    delete_focused: bool,
-    sent: bool,
-    impact: Option<&[crate::store::ImpactRow]>,
-    frame: &mut Frame,
-    area: Rect,
-    t: Theme,
-) {
-    let rows = impact.map(|i| i.len() * 2 + 2).unwrap_or(2) as u16;
-    let inner = dialog(frame, centered(area, 76, 7 + rows), " Delete override ".into(), t);
-    let button = |label: &str, focused: bool| {
-        if focused { Span::styled(format!("[ {label} ]"), t.selected(true)) } else { Span::raw(format!("[ {label} ]")) }
-    };
-    let mut lines = vec![
-        Line::from(format!(
-            "Delete {}'s own {} setting (v{version})?",
-            visible_short(account, 30),
-            visible_short(integration_type, 20)
-        )),
-        Line::from(Span::styled("Its users fall back to the chain. The audit log keeps the old values.", t.dim())),
-        Line::raw(""),
-    ];
-    match impact {
-        Some(rows) => lines.extend(impact_lines("impact", rows, inner.width as usize, t)),
-        None => lines.push(Line::from(Span::styled("computing the impact… (Delete works without it)", t.dim()))),
-    }
-    lines.push(Line::raw(""));
-    lines.push(Line::from(vec![button("Cancel", !delete_focused), Span::raw("   "), button("Delete", delete_focused)]));
-    if sent {
-        lines.push(Line::from(Span::styled("deleting…", t.dim())));
-    }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
-}
-
 fn admin(model: &Model, view: &super::admin::AdminView, frame: &mut Frame, area: Rect, t: Theme) {
     use super::admin::AdminStage;
     let inner = dialog(frame, centered(area, 84, area.height.saturating_sub(2)), " Chain and policy ".into(), t);
@@ -1470,7 +1431,12 @@ fn save_warnings(ed: &Editor) -> Vec<String> {
 /// The impact preview: per function, old → new answer, then who: the
 /// accounts (the first few named) and users. Functions of one type that
 /// move the same accounts the same way share one "who" line.
-fn impact_lines(what: &str, impact: &[crate::store::ImpactRow], width: usize, t: Theme) -> Vec<Line<'static>> {
+pub(crate) fn impact_lines(
+    what: &str,
+    impact: &[crate::store::ImpactRow],
+    width: usize,
+    t: Theme,
+) -> Vec<Line<'static>> {
     const INDENT: usize = 23;
     let mut lines = Vec::with_capacity(impact.len() * 2 + 1);
     if impact.is_empty() {
