@@ -1,15 +1,23 @@
-//! The chain and the policy from the console: reorder, add or remove system
-//! accounts, switch the policy — superuser or developer only, previewed
-//! (who resolves differently; who gains or loses which action) before the
-//! audited write.
+//! The chain and policy screen: reorder, add or remove system accounts,
+//! switch the policy — superuser or developer only, previewed (who
+//! resolves differently; who gains or loses which action) before the
+//! audited write. Its state, its keys, its replies and its view.
 
 use crate::domain::Policy;
 use crate::domain::model::Role;
 use crate::domain::permissions::PolicyMove;
 use crate::store::ImpactRow;
 
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
 use super::keymap::Action;
+use super::view::{Theme, centered, circled, dialog, impact_lines};
 use super::{Cmd, Model, Overlay};
+use crate::domain::text::visible_short;
 
 #[derive(Debug)]
 pub enum AdminStage {
@@ -171,4 +179,61 @@ pub fn failed(model: &mut Model, request: u64, error: &str) -> bool {
         return true;
     }
     false
+}
+
+pub fn draw(model: &Model, view: &AdminView, frame: &mut Frame, area: Rect, t: Theme) {
+    let inner = dialog(frame, centered(area, 84, area.height.saturating_sub(2)), " Chain and policy ".into(), t);
+    let mut lines = vec![Line::from(Span::styled("system fallback chain (tenants fall back in this order):", t.dim()))];
+    for (i, slug) in view.chain.iter().enumerate() {
+        let exists = model.accounts.window(0, usize::MAX).any(|e| &e.account.slug == slug);
+        let missing = if exists { "" } else { "   (no such account: L005)" };
+        let mut line = Line::from(format!("{} {}{missing}", circled(i as i32 + 1), visible_short(slug, 40)));
+        if i == view.selected && matches!(view.stage, AdminStage::Editing) {
+            line = line.style(t.selected(true));
+        }
+        lines.push(line);
+    }
+    if view.chain.is_empty() {
+        lines.push(Line::from(Span::styled("(empty: tenants without settings resolve to nothing)", t.bad())));
+    }
+    lines.push(Line::raw(""));
+    let changed =
+        if view.policy_changed() { format!("  (was {})", view.original_policy.as_str()) } else { String::new() };
+    lines.push(Line::from(vec![
+        Span::styled("policy  ", t.dim()),
+        Span::raw(format!("{} ({}){changed}", view.policy.as_str(), view.policy.letter())),
+    ]));
+    lines.push(Line::raw(""));
+    match &view.stage {
+        AdminStage::Editing => {
+            if let Some(m) = &view.message {
+                lines.push(Line::from(Span::styled(m.clone(), t.warn())));
+            }
+        }
+        AdminStage::Previewing { .. } => lines.push(Line::from(Span::styled("computing the preview…", t.dim()))),
+        AdminStage::Applying { .. } => lines.push(Line::from(Span::styled("saving…", t.dim()))),
+        AdminStage::Confirm { impact, moves } => {
+            if view.chain_changed() {
+                lines.extend(impact_lines("chain", impact, inner.width as usize, t));
+            }
+            if view.policy_changed() {
+                lines.push(Line::from(Span::styled(
+                    "policy: who gains or loses what",
+                    Style::new().add_modifier(Modifier::BOLD),
+                )));
+                if moves.is_empty() {
+                    lines.push(Line::from(Span::styled("nobody gains or loses any action", t.dim())));
+                }
+                for m in moves {
+                    let (verb, style) = if m.gains { ("gain", t.ok()) } else { ("lose", t.bad()) };
+                    lines.push(Line::from(vec![
+                        Span::raw(format!("{} users ", m.users)),
+                        Span::styled(verb, style),
+                        Span::raw(format!(" {} on {}", m.action.as_str(), m.scope)),
+                    ]));
+                }
+            }
+        }
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }

@@ -115,7 +115,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         Some(Overlay::Edit(ed)) => editor(ed, frame, area, t),
         Some(Overlay::ConfirmReveal(dialog)) => super::reveal::draw(dialog, frame, area, t),
         Some(Overlay::Audit(view)) => super::audit::draw(view, frame, area, t),
-        Some(Overlay::Admin(view)) => admin(model, view, frame, area, t),
+        Some(Overlay::Admin(view)) => super::admin::draw(model, view, frame, area, t),
         Some(Overlay::Lint(view)) => super::lint_view::draw(view, frame, area, t),
         Some(Overlay::ConfirmDelete(dialog)) => super::delete::draw(dialog, frame, area, t),
         None => {}
@@ -349,7 +349,7 @@ pub(crate) fn pane_block(title: String, focused: bool, t: Theme) -> Block<'stati
 }
 
 /// `①`…`⑳` for chain positions.
-fn circled(position: i32) -> String {
+pub(crate) fn circled(position: i32) -> String {
     match position {
         1..=20 => char::from_u32(0x2460 + position as u32 - 1).map(String::from).unwrap_or_default(),
         _ => format!("#{position}"),
@@ -1352,64 +1352,6 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
             Rect::new(inner.x, y + 1, inner.width, bottom.saturating_sub(y + 1)),
         );
     }
-}
-
-fn admin(model: &Model, view: &super::admin::AdminView, frame: &mut Frame, area: Rect, t: Theme) {
-    use super::admin::AdminStage;
-    let inner = dialog(frame, centered(area, 84, area.height.saturating_sub(2)), " Chain and policy ".into(), t);
-    let mut lines = vec![Line::from(Span::styled("system fallback chain (tenants fall back in this order):", t.dim()))];
-    for (i, slug) in view.chain.iter().enumerate() {
-        let exists = model.accounts.window(0, usize::MAX).any(|e| &e.account.slug == slug);
-        let missing = if exists { "" } else { "   (no such account: L005)" };
-        let mut line = Line::from(format!("{} {}{missing}", circled(i as i32 + 1), visible_short(slug, 40)));
-        if i == view.selected && matches!(view.stage, AdminStage::Editing) {
-            line = line.style(t.selected(true));
-        }
-        lines.push(line);
-    }
-    if view.chain.is_empty() {
-        lines.push(Line::from(Span::styled("(empty: tenants without settings resolve to nothing)", t.bad())));
-    }
-    lines.push(Line::raw(""));
-    let changed =
-        if view.policy_changed() { format!("  (was {})", view.original_policy.as_str()) } else { String::new() };
-    lines.push(Line::from(vec![
-        Span::styled("policy  ", t.dim()),
-        Span::raw(format!("{} ({}){changed}", view.policy.as_str(), view.policy.letter())),
-    ]));
-    lines.push(Line::raw(""));
-    match &view.stage {
-        AdminStage::Editing => {
-            if let Some(m) = &view.message {
-                lines.push(Line::from(Span::styled(m.clone(), t.warn())));
-            }
-        }
-        AdminStage::Previewing { .. } => lines.push(Line::from(Span::styled("computing the preview…", t.dim()))),
-        AdminStage::Applying { .. } => lines.push(Line::from(Span::styled("saving…", t.dim()))),
-        AdminStage::Confirm { impact, moves } => {
-            if view.chain_changed() {
-                lines.extend(impact_lines("chain", impact, inner.width as usize, t));
-            }
-            if view.policy_changed() {
-                lines.push(Line::from(Span::styled(
-                    "policy: who gains or loses what",
-                    Style::new().add_modifier(Modifier::BOLD),
-                )));
-                if moves.is_empty() {
-                    lines.push(Line::from(Span::styled("nobody gains or loses any action", t.dim())));
-                }
-                for m in moves {
-                    let (verb, style) = if m.gains { ("gain", t.ok()) } else { ("lose", t.bad()) };
-                    lines.push(Line::from(vec![
-                        Span::raw(format!("{} users ", m.users)),
-                        Span::styled(verb, style),
-                        Span::raw(format!(" {} on {}", m.action.as_str(), m.scope)),
-                    ]));
-                }
-            }
-        }
-    }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }
 
 /// What the save preview warns about: a model keyfall does not know.
