@@ -134,6 +134,11 @@ pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
     let mut guard = TerminalGuard::enter()?;
     let size = guard.terminal.size()?;
     model.size = (size.width, size.height);
+    // Tests drive the off-task filter on the small demo (debug builds only).
+    #[cfg(debug_assertions)]
+    if let Some(limit) = std::env::var("KEYFALL_TEST_INLINE_FILTER_LIMIT").ok().and_then(|v| v.parse().ok()) {
+        model.accounts.set_inline_limit(limit);
+    }
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let spawn = |cmds: Vec<Cmd>| {
         for cmd in cmds {
@@ -196,6 +201,14 @@ pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
         };
         let cmds = app::update(&mut model, msg);
         spawn(cmds);
+        // A keystroke's filter pass over a big account index runs on a
+        // blocking thread; its result comes back as a message.
+        if let Some(job) = model.accounts.take_job() {
+            let tx = tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let _ = tx.send(Msg::Filtered(Box::new(job.run())));
+            });
+        }
         if model.quit {
             break;
         }

@@ -47,6 +47,36 @@ async fn the_real_console_draws_takes_keys_and_restores_the_terminal() {
     assert!(text.contains("\x1b[?25h"), "cursor shown again");
 }
 
+/// Above the inline limit (a million accounts; here forced to none) the
+/// filter pass runs off the UI task: typing still filters, the list and
+/// the settings of what it shows follow, and a miss says so.
+#[tokio::test]
+async fn the_filter_runs_off_the_ui_task_for_a_big_index() {
+    let db = TestDb::demo().await;
+    let mut pty = common::Pty::open(24, 80);
+    let home = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
+    command
+        .args(["--database-url", &db.url(), "--as", "dev@igny8.com"])
+        .env("TERM", "xterm-256color")
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("KEYFALL_TEST_INLINE_FILTER_LIMIT", "0");
+    let mut child = pty.spawn(command);
+    let wait = Duration::from_secs(30);
+    pty.wait_for(wait, |s| s.contains("① aws-admin") && s.contains("gpt-4o-mini"));
+    pty.send(b"/paid\r");
+    pty.wait_for(wait, |s| s.contains("paid-2 · inherited from aws-admin") && !s.contains("① aws-admin"));
+    pty.send(b"/zzqx");
+    pty.wait_for(wait, |s| s.contains("no account matches"));
+    pty.send(b"\x1b");
+    pty.wait_for(wait, |s| s.contains("① aws-admin") && !s.contains("no account matches"));
+    pty.send(b"q");
+    let status = pty.wait_exit(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "exit status {status:?}");
+}
+
 /// DESIGN §11's canary, through the real console: a key pasted into the
 /// editor and saved reaches neither the terminal, nor the log, nor the audit
 /// log — only its mask and fingerprint do.
