@@ -9,8 +9,8 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::editing::may_modify;
 use super::keymap::Action;
+use super::may_modify;
 use super::view::{Theme, centered, dialog, impact_lines};
 use super::{Cmd, Model, Overlay, load_settings, resolve_cmd};
 use crate::domain::Setting;

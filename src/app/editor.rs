@@ -4,6 +4,9 @@
 //! the version-checked write, then done or a conflict — all driven by
 //! `update`; the edits survive a failed save or a lost database.
 
+pub(super) mod keys;
+pub mod view;
+
 use ratatui_textarea::{Input, Key, TextArea};
 use serde_json::{Map, Value};
 

@@ -4,11 +4,11 @@
 //! background tasks whose replies come back as `Msg`s carrying the request
 //! id they answer — a stale reply is dropped (latest wins).
 
+mod access;
 pub mod accounts;
 pub mod admin;
 pub mod audit;
 pub mod delete;
-pub mod editing;
 pub mod editor;
 pub mod help;
 mod inspect;
@@ -26,13 +26,13 @@ use chrono::{DateTime, Utc};
 use crate::domain::permissions::{self, Permissions, Subject, Target};
 use crate::domain::registry;
 use crate::domain::resolve::{Resolution, Snapshot, resolve};
-use crate::domain::{Account, Policy, Setting, User};
+use crate::domain::{Account, Policy, Setting};
 use crate::store::listen::Change;
 use crate::store::{AccountRow, AuditEntry, Conflict, ImpactRow, Proposal, SubjectData, UserHit};
 
+pub use access::{Access, decide_access, may_modify, may_view};
 use accounts::{AccountsPane, status_of};
-use editing::{editor_key, on_previewed, on_saved, open_editor, waiting_key};
-pub use editing::{may_modify, may_view};
+use editor::keys::{editor_key, on_previewed, on_saved, open_editor, waiting_key};
 use editor::{Editor, Stage};
 use inspect::test_connection;
 use keymap::{Action, Keymap, Screen};
@@ -288,55 +288,6 @@ pub struct LastTest {
     pub outcome: Option<crate::connection::Outcome>,
     /// Started from the resolve-as panel (shown there).
     pub from_resolve: bool,
-}
-
-/// Who the console runs as and whether it may write; decided at start and
-/// again on every reload, so it follows changes to the operator, the
-/// policy and the chain.
-#[derive(Debug, Clone)]
-pub struct Access {
-    pub operator: Option<User>,
-    /// Why the session is read-only, if it is.
-    pub read_only: Option<String>,
-    /// Read-only whatever the rights (`--read-only`, no operator): the
-    /// database session itself is read-only.
-    pub forced: bool,
-}
-
-/// The operator's access from fresh data (`data.user` is the operator):
-/// read-only unless they may modify the system settings or their own
-/// account's under the policy in force. `forced` keeps a session read-only.
-pub fn decide_access(data: &crate::store::SubjectData, forced: Option<String>) -> Access {
-    use crate::domain::model::chain_position;
-    use crate::domain::permissions::{self, Action, Subject, Target as PermTarget};
-    let Some(user) = data.user.clone() else {
-        return Access {
-            operator: None,
-            read_only: Some(forced.unwrap_or_else(|| "no operator".into())),
-            forced: true,
-        };
-    };
-    if let Some(why) = forced {
-        return Access { operator: Some(user), read_only: Some(why), forced: true };
-    }
-    let chain = &data.snapshot.chain;
-    let account = data.user_account();
-    let subject =
-        Subject { user: &user, account, account_chain_position: account.and_then(|a| chain_position(chain, a.id)) };
-    let head = chain.first().map(|e| e.slug.clone()).unwrap_or_default();
-    let system =
-        permissions::evaluate(&subject, data.policy, Action::ModifySettings, &PermTarget::System { slug: &head });
-    let own = account.filter(|a| chain_position(chain, a.id).is_none()).map(|a| {
-        permissions::evaluate(&subject, data.policy, Action::ModifySettings, &PermTarget::Tenant { account: a })
-    });
-    let may_write = system.allowed || own.as_ref().is_some_and(|d| d.allowed);
-    let read_only = if may_write {
-        None
-    } else {
-        let failing: Vec<String> = system.failing().map(|c| c.name.clone()).collect();
-        Some(format!("{} fails for {}", failing.join(", "), crate::domain::text::visible_short(&user.email, 60)))
-    };
-    Access { operator: Some(user), read_only, forced: false }
 }
 
 /// Static facts for the header.
@@ -676,13 +627,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             for s in settings {
                 model.world.settings.insert((s.account_id, s.integration_type.clone()), s);
             }
-            // A conflict shows, and overwrites, the newest stored version.
-            if let Some(Overlay::Edit(ed)) = &mut model.overlay
-                && let Stage::Conflict { theirs, .. } = &mut ed.stage
-                && account_ids.contains(&ed.account.id)
-            {
-                *theirs = model.world.settings.get(&(ed.account.id, ed.integration_type.clone())).cloned();
-            }
+            editor::keys::settings_loaded(model, &account_ids);
             Vec::new()
         }
         Msg::Resolved { request, subject } => {
@@ -766,13 +711,7 @@ fn copy_selection(model: &mut Model) -> Vec<Cmd> {
 /// a failed boot is retried with backoff (1 s doubling to 30 s).
 fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) -> Vec<Cmd> {
     let editing = match &mut model.overlay {
-        Some(Overlay::Edit(ed)) if matches!(ed.stage, Stage::Previewing { request: r } | Stage::Saving { request: r } if r == request) =>
-        {
-            // Nothing is lost: back to the form, edits intact, save again later.
-            ed.stage = Stage::Editing;
-            ed.message = Some(format!("not saved: {}", crate::domain::text::visible_short(error, 120)));
-            true
-        }
+        Some(Overlay::Edit(_)) => editor::keys::failed(model, request, error),
         Some(Overlay::ConfirmDelete(_)) => match delete::failed(model, request, error) {
             Some(true) => true,
             // The preview: the dialog still works and says so.

@@ -1,65 +1,15 @@
-//! Editing from the console: who may modify what, the editor's key
-//! handling and save stages, and deleting an override — each step a `Cmd`
+//! The editor screen's keys and replies: opening the form, its save
+//! stages (preview, confirm, save, conflict, discard) — each step a `Cmd`
 //! and its reply, the edits kept whatever happens.
 
-use super::editor::{Editor, Stage};
-use super::keymap::Action;
-use super::{Cmd, Model, Overlay, load_settings, resolve_cmd};
-use crate::domain::permissions::{self, Subject, Target};
+use super::{Editor, Stage};
+use crate::app::keymap::Action;
+use crate::app::{Cmd, Model, Overlay, load_settings, may_modify, resolve_cmd};
+use crate::domain::Setting;
 use crate::domain::registry;
-use crate::domain::{Account, Setting};
 use crate::store::{Conflict, ImpactRow, Proposal};
 
-/// Whether the operator may modify `account`'s settings; if not, the
-/// failing checks (DESIGN §4: shown read-only, the check named).
-/// The operator as the permission checks see them: their account and its
-/// place in the chain, from what the console holds.
-fn operator_subject<'a>(model: &'a Model, op: &'a crate::domain::User) -> Subject<'a> {
-    let account = op.account_id.and_then(|id| model.accounts.entry_by_id(id)).map(|e| &e.account);
-    Subject {
-        user: op,
-        account,
-        account_chain_position: account.and_then(|a| crate::domain::model::chain_position(&model.world.chain, a.id)),
-    }
-}
-
-pub fn may_modify(model: &Model, account: &Account) -> Result<String, String> {
-    if let Some(why) = &model.session.access.read_only {
-        return Err(format!("read-only session: {why}"));
-    }
-    let Some(op) = &model.session.access.operator else { return Err("no operator".into()) };
-    let subject = operator_subject(model, op);
-    let target = if model.world.is_system(account.id) {
-        Target::System { slug: &account.slug }
-    } else {
-        Target::Tenant { account }
-    };
-    let d = permissions::evaluate(&subject, model.policy, permissions::Action::ModifySettings, &target);
-    if d.allowed {
-        Ok(op.email.clone())
-    } else {
-        Err(d.failing().map(|c| format!("{} failed ({})", c.name, c.reason)).collect::<Vec<_>>().join("; "))
-    }
-}
-
-/// Whether the operator may view the settings of the account `slug`
-/// (chain accounts are system settings); if not, the failing checks. With
-/// no operator the database role decides what the session reads.
-pub fn may_view(model: &Model, slug: &str) -> Result<(), String> {
-    let Some(op) = &model.session.access.operator else { return Ok(()) };
-    let subject = operator_subject(model, op);
-    let chain = &model.world.chain;
-    let system = chain.iter().any(|e| e.slug == slug);
-    let tenant = model.accounts.window(0, usize::MAX).find(|e| e.account.slug == slug).map(|e| e.account.clone());
-    let target = match (&tenant, system) {
-        (Some(a), false) => Target::Tenant { account: a },
-        _ => Target::System { slug },
-    };
-    let d = permissions::evaluate(&subject, model.policy, permissions::Action::ViewSettings, &target);
-    if d.allowed { Ok(()) } else { Err(d.failing().map(|c| c.name.clone()).collect::<Vec<_>>().join(", ")) }
-}
-
-pub(super) fn open_editor(model: &mut Model) -> Vec<Cmd> {
+pub(in crate::app) fn open_editor(model: &mut Model) -> Vec<Cmd> {
     let Some(account) = model.selected_account().cloned() else { return Vec::new() };
     let ty = model.current_type();
     let Some(spec) = registry::spec(&ty) else {
@@ -103,7 +53,7 @@ pub(super) fn open_editor(model: &mut Model) -> Vec<Cmd> {
 
 /// A dialog waiting for its reply: cancel stops waiting (the late reply is
 /// dropped by its request id; a save that did commit shows up live).
-pub(super) fn waiting_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
+pub(in crate::app) fn waiting_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     if action != Some(Action::Cancel) {
         return Vec::new();
     }
@@ -113,7 +63,7 @@ pub(super) fn waiting_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd>
             ed.message = Some("stopped waiting; if the save went through, the change will show".into());
         }
         Some(Overlay::Admin(view)) => {
-            view.stage = super::admin::AdminStage::Editing;
+            view.stage = crate::app::admin::AdminStage::Editing;
             view.message = Some("stopped waiting; if it went through, the change will show".into());
         }
         _ => model.overlay = None,
@@ -121,7 +71,7 @@ pub(super) fn waiting_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd>
     Vec::new()
 }
 
-pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+pub(in crate::app) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
     let actor = model.session.access.operator.as_ref().map(|o| o.email.clone()).unwrap_or_default();
     let request = model.requests.issue();
     let Some(Overlay::Edit(ed)) = &mut model.overlay else { return Vec::new() };
@@ -229,7 +179,7 @@ pub(super) fn editor_key(model: &mut Model, key: &str, action: Option<Action>) -
     cmds
 }
 
-pub(super) fn on_previewed(model: &mut Model, request: u64, impact: Vec<ImpactRow>) -> Vec<Cmd> {
+pub(in crate::app) fn on_previewed(model: &mut Model, request: u64, impact: Vec<ImpactRow>) -> Vec<Cmd> {
     if let Some(Overlay::Edit(ed)) = &mut model.overlay
         && matches!(ed.stage, Stage::Previewing { request: r } if r == request)
         && let Some((config, is_active)) = ed.pending.clone()
@@ -240,7 +190,11 @@ pub(super) fn on_previewed(model: &mut Model, request: u64, impact: Vec<ImpactRo
     Vec::new()
 }
 
-pub(super) fn on_saved(model: &mut Model, request: u64, result: Result<Option<Setting>, Box<Conflict>>) -> Vec<Cmd> {
+pub(in crate::app) fn on_saved(
+    model: &mut Model,
+    request: u64,
+    result: Result<Option<Setting>, Box<Conflict>>,
+) -> Vec<Cmd> {
     use crate::domain::text::visible_short;
     match &mut model.overlay {
         Some(Overlay::Edit(ed)) if matches!(ed.stage, Stage::Saving { request: r } if r == request) => match result {
@@ -266,5 +220,30 @@ pub(super) fn on_saved(model: &mut Model, request: u64, result: Result<Option<Se
             }
         },
         _ => Vec::new(),
+    }
+}
+
+/// Settings arrived: a conflict shows, and overwrites, the newest stored
+/// version.
+pub(in crate::app) fn settings_loaded(model: &mut Model, account_ids: &[i64]) {
+    if let Some(Overlay::Edit(ed)) = &mut model.overlay
+        && let Stage::Conflict { theirs, .. } = &mut ed.stage
+        && account_ids.contains(&ed.account.id)
+    {
+        *theirs = model.world.settings.get(&(ed.account.id, ed.integration_type.clone())).cloned();
+    }
+}
+
+/// A preview or save failed: back to the form, edits intact, to save again
+/// later. True when the request was the editor's.
+pub(in crate::app) fn failed(model: &mut Model, request: u64, error: &str) -> bool {
+    match &mut model.overlay {
+        Some(Overlay::Edit(ed)) if matches!(ed.stage, Stage::Previewing { request: r } | Stage::Saving { request: r } if r == request) =>
+        {
+            ed.stage = Stage::Editing;
+            ed.message = Some(format!("not saved: {}", crate::domain::text::visible_short(error, 120)));
+            true
+        }
+        _ => false,
     }
 }

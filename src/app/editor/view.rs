@@ -1,0 +1,218 @@
+//! The editor screen's view: the form, the save preview (field diff,
+//! warnings, impact), the discard question and the conflict view.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+use serde_json::Value;
+
+use super::{Editor, Stage};
+use crate::app::view::{Theme, centered, dialog, impact_lines};
+use crate::domain::diff;
+use crate::domain::registry::{self, FieldKind};
+use crate::domain::text::visible_short;
+
+pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
+    let spec = ed.spec();
+    let slug = visible_short(&ed.account.slug, 30);
+    let title = match (&ed.base, &ed.inherited_from) {
+        (Some(b), _) => format!(" Edit {slug} · {} · v{} ", spec.label, b.version),
+        (None, Some(from)) => {
+            format!(" New {} override for {slug} (prefilled from {}) ", spec.label, visible_short(from, 20))
+        }
+        (None, None) => format!(" New {} setting for {slug} ", spec.label),
+    };
+    let height = (ed.fields.len() as u16 + 12).min(area.height.saturating_sub(2));
+    let inner = dialog(frame, centered(area, 84, height), title, t);
+    match &ed.stage {
+        Stage::Editing | Stage::Previewing { .. } | Stage::Saving { .. } => editor_form(ed, frame, inner, t),
+        Stage::Confirm { changes, impact } => {
+            let mut lines = vec![Line::from(Span::styled(
+                format!(
+                    "Save {slug} {}{}?",
+                    ed.integration_type,
+                    ed.base.as_ref().map(|b| format!(" (v{} → v{})", b.version, b.version + 1)).unwrap_or_default()
+                ),
+                Style::new().add_modifier(Modifier::BOLD),
+            ))];
+            lines.push(Line::raw(""));
+            if changes.is_empty() {
+                lines.push(Line::from(Span::styled("no field changes", t.dim())));
+            }
+            for c in changes {
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{:<22}", visible_short(&c.field, 22)), t.dim()),
+                    Span::raw(diff::shown(&c.field, c.before.as_ref())),
+                    Span::styled(" → ", t.dim()),
+                    Span::styled(diff::shown(&c.field, c.after.as_ref()), t.accent()),
+                ]));
+            }
+            for warning in save_warnings(ed) {
+                lines.push(Line::from(Span::styled(format!("⚠ {warning}"), t.warn())));
+            }
+            lines.push(Line::raw(""));
+            lines.extend(impact_lines("impact", impact, inner.width as usize, t));
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+        }
+        Stage::Discard { quit, .. } => {
+            let what = if *quit { "quit keyfall" } else { "close the form" };
+            let lines = vec![
+                Line::from(Span::styled(
+                    format!("Discard your edits to {slug} {} and {what}?", ed.integration_type),
+                    t.warn().add_modifier(Modifier::BOLD),
+                )),
+                Line::raw(""),
+                Line::from(Span::styled("Nothing has been saved. No goes back to the form, edits intact.", t.dim())),
+            ];
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+        }
+        Stage::Conflict { conflict, theirs, asking } => {
+            let mut lines = vec![
+                Line::from(Span::styled("Not saved: someone changed it first", t.bad().add_modifier(Modifier::BOLD))),
+                Line::from(visible_short(&conflict.to_string(), 200)),
+                Line::raw(""),
+            ];
+            if let (Some(base), Some(theirs)) = (&ed.base, theirs) {
+                lines.push(Line::from(Span::styled("their change:", t.dim())));
+                let before = serde_json::json!({"config": base.config, "is_active": base.is_active});
+                let after = serde_json::json!({"config": theirs.config, "is_active": theirs.is_active});
+                for c in diff::changes(Some(&before), Some(&after)) {
+                    lines.push(Line::from(format!(
+                        "  {}: {} → {}",
+                        visible_short(&c.field, 30),
+                        diff::shown(&c.field, c.before.as_ref()),
+                        diff::shown(&c.field, c.after.as_ref())
+                    )));
+                }
+            }
+            if let (Some((config, active)), Some(theirs)) = (&ed.pending, theirs) {
+                lines.push(Line::from(Span::styled("yours, against theirs:", t.dim())));
+                let before = serde_json::json!({"config": theirs.config, "is_active": theirs.is_active});
+                let after = serde_json::json!({"config": config, "is_active": active});
+                for c in diff::changes(Some(&before), Some(&after)) {
+                    lines.push(Line::from(format!(
+                        "  {}: {} → {}",
+                        visible_short(&c.field, 30),
+                        diff::shown(&c.field, c.before.as_ref()),
+                        diff::shown(&c.field, c.after.as_ref())
+                    )));
+                }
+            }
+            if *asking {
+                lines.push(Line::raw(""));
+                lines.push(Line::from(Span::styled(
+                    "Overwrite their change with yours? It is recorded as an overwrite.",
+                    t.warn().add_modifier(Modifier::BOLD),
+                )));
+            }
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+        }
+    }
+}
+
+fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
+    let label_width = 14u16;
+    let mut y = inner.y;
+    let bottom = inner.y + inner.height;
+    for (i, f) in ed.fields.iter().enumerate() {
+        if y >= bottom {
+            return;
+        }
+        let focused = i == ed.focus;
+        let marker = if focused { "▶ " } else { "  " };
+        let label_style = if focused { t.accent() } else { t.dim() };
+        frame.render_widget(
+            Paragraph::new(Line::from(Span::styled(
+                format!("{marker}{:<12}", visible_short(&f.label, 12)),
+                label_style,
+            ))),
+            Rect::new(inner.x, y, label_width.min(inner.width), 1),
+        );
+        let input_area = Rect::new(inner.x + label_width, y, inner.width.saturating_sub(label_width), 1);
+        if f.removed {
+            frame.render_widget(
+                Paragraph::new(Span::styled("— removed on save (remove again to keep it)", t.warn())),
+                input_area,
+            );
+        } else if f.is_secret() && f.text().is_empty() {
+            let shown = match &f.stored_mask {
+                Some(mask) => format!("{mask}  (stored; kept unless you type a new one)"),
+                None => "type or paste the key".to_string(),
+            };
+            let shown = match (&f.stored_mask, f.extra) {
+                (Some(mask), true) => format!("{mask}  (not in the registry; kept unless you change it)"),
+                _ => shown,
+            };
+            frame.render_widget(Paragraph::new(Span::styled(shown, t.dim())), input_area);
+        } else if f.extra && !focused {
+            let note = if f.name == "apiKey" { "  (a consumer's leftover)" } else { "  (not in the registry)" };
+            frame.render_widget(
+                Paragraph::new(Line::from(vec![Span::raw(visible_short(&f.text(), 60)), Span::styled(note, t.dim())])),
+                input_area,
+            );
+        } else {
+            frame.render_widget(&f.input, input_area);
+        }
+        y += 1;
+    }
+    let mut lines = vec![Line::from(vec![
+        Span::styled(format!("  {:<12}", "Active"), t.dim()),
+        Span::raw(if ed.is_active { "[x] active" } else { "[ ] inactive" }),
+    ])];
+    if let Some((mask, warning)) = ed.key_feedback() {
+        lines.push(Line::from(vec![Span::styled("  new key     ", t.dim()), Span::styled(mask, t.accent())]));
+        if let Some(w) = warning {
+            lines.push(Line::from(Span::styled(format!("  ⚠ {w}"), t.warn())));
+        }
+    }
+    if ed.fields.get(ed.focus).is_some_and(|f| f.name == "model" && !f.extra)
+        && let Some((suggestions, unknown)) = ed.model_hint()
+    {
+        if unknown {
+            lines.push(Line::from(Span::styled("  ⚠ not a model keyfall knows (allowed; lint L004)", t.warn())));
+        }
+        if !suggestions.is_empty() {
+            lines.push(Line::from(Span::styled(format!("  known: {}", suggestions.join(", ")), t.dim())));
+        }
+    }
+    if ed.fields.get(ed.focus).is_some_and(|f| f.kind == FieldKind::ProviderRef) {
+        let typed = ed.fields[ed.focus].text();
+        let choices: Vec<&str> = registry::provider_names().collect();
+        if !typed.is_empty() && !choices.contains(&typed.trim()) {
+            lines.push(Line::from(Span::styled("  ⚠ not a provider type: saving will refuse it", t.warn())));
+        }
+        lines.push(Line::from(Span::styled(format!("  choose one of: {}", choices.join(", ")), t.dim())));
+    }
+    let status = match &ed.stage {
+        Stage::Previewing { .. } => Some(Span::styled("  computing the impact…", t.dim())),
+        Stage::Saving { .. } => Some(Span::styled("  saving…", t.dim())),
+        _ => ed.message.as_ref().map(|m| Span::styled(format!("  {m}"), t.warn())),
+    };
+    if let Some(s) = status {
+        lines.push(Line::from(s));
+    }
+    if y < bottom {
+        frame.render_widget(
+            Paragraph::new(lines).wrap(Wrap { trim: false }),
+            Rect::new(inner.x, y + 1, inner.width, bottom.saturating_sub(y + 1)),
+        );
+    }
+}
+
+/// What the save preview warns about: a model keyfall does not know.
+fn save_warnings(ed: &Editor) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some((config, _)) = &ed.pending
+        && let Some(model) = config.get("model").and_then(Value::as_str)
+        && !registry::is_known_model(ed.spec(), model)
+    {
+        out.push(format!(
+            "model {:?} is not one keyfall knows for {} (allowed; lint L004)",
+            visible_short(model, 40),
+            ed.spec().label
+        ));
+    }
+    out
+}
