@@ -8,15 +8,19 @@ mod access;
 pub mod accounts;
 pub mod admin;
 pub mod audit;
+pub mod connection_test;
 pub mod delete;
 pub mod editor;
 pub mod help;
-mod inspect;
 pub mod keymap;
 pub mod lint_view;
+pub mod main_screen;
+pub mod permissions_view;
 pub mod picker;
 pub mod request;
+pub mod resolve_panel;
 pub mod reveal;
+pub mod setting_pane;
 pub mod view;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -25,18 +29,20 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::permissions::{self, Permissions, Subject, Target};
 use crate::domain::registry;
-use crate::domain::resolve::{Resolution, Snapshot, resolve};
+use crate::domain::resolve::Snapshot;
 use crate::domain::{Account, Policy, Setting};
 use crate::store::listen::Change;
 use crate::store::{AccountRow, AuditEntry, Conflict, ImpactRow, Proposal, SubjectData, UserHit};
 
 pub use access::{Access, decide_access, may_modify, may_view};
 use accounts::{AccountsPane, status_of};
-use editor::keys::{editor_key, on_previewed, on_saved, open_editor, waiting_key};
+pub use connection_test::LastTest;
+use editor::keys::{editor_key, on_previewed, on_saved, waiting_key};
 use editor::{Editor, Stage};
-use inspect::test_connection;
 use keymap::{Action, Keymap, Screen};
 use picker::Picker;
+pub use resolve_panel::ResolvePanel;
+use resolve_panel::resolve_cmd;
 
 /// Keep at most this many accounts' settings in memory; beyond it, rows far
 /// from the screen are forgotten and fetched again when seen.
@@ -275,21 +281,6 @@ pub enum Overlay {
     Lint(lint_view::LintView),
 }
 
-/// The outcome of a connection test, for the setting pane.
-#[derive(Debug, Clone)]
-pub struct LastTest {
-    pub account_id: i64,
-    pub integration_type: String,
-    /// The provider tested and whose key it was.
-    pub provider: String,
-    pub key_of: String,
-    pub at: DateTime<Utc>,
-    /// None while the call is in flight.
-    pub outcome: Option<crate::connection::Outcome>,
-    /// Started from the resolve-as panel (shown there).
-    pub from_resolve: bool,
-}
-
 /// Static facts for the header.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -309,18 +300,6 @@ pub enum Connection {
     Connecting,
     Up,
     Lost,
-}
-
-/// The resolve-as panel.
-#[derive(Debug, Default)]
-pub struct ResolvePanel {
-    pub email: Option<String>,
-    pub function: Option<String>,
-    pub subject: Option<SubjectData>,
-    pub resolution: Option<Resolution>,
-    /// Show the permission checks instead of the trace.
-    pub show_permissions: bool,
-    pub scroll: u16,
 }
 
 /// Changes heard since the last tick, applied together (at most one reload
@@ -521,7 +500,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
                 // Any key hides a revealed key first; copy takes it along
                 // (it was confirmed and recorded as a reveal).
                 if model.screen() == Screen::Main && model.keymap.action(Screen::Main, &key) == Some(Action::Copy) {
-                    return copy(model, "the revealed key".into(), revealed.secret);
+                    return main_screen::copy(model, "the revealed key".into(), revealed.secret);
                 }
                 return Vec::new();
             }
@@ -579,15 +558,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         Msg::AdminPreviewed { request, impact, moves } => admin::previewed(model, request, impact, moves),
         Msg::AdminApplied { request } => admin::applied(model, request),
         Msg::Linted { request, findings } => lint_view::loaded(model, request, findings),
-        Msg::Tested { request, outcome } => {
-            if model.requests.is_latest(request::Kind::ConnectionTest, request)
-                && let Some(t) = &mut model.last_test
-            {
-                t.outcome = Some(outcome);
-                t.at = model.now;
-            }
-            Vec::new()
-        }
+        Msg::Tested { request, outcome } => connection_test::tested(model, request, outcome),
         Msg::AuditList { request, entries } => audit::loaded(model, request, entries),
         Msg::Saved { request, result } => match &model.overlay {
             Some(Overlay::ConfirmDelete(_)) => delete::deleted(model, request, result),
@@ -630,80 +601,10 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             editor::keys::settings_loaded(model, &account_ids);
             Vec::new()
         }
-        Msg::Resolved { request, subject } => {
-            if !model.requests.is_latest(request::Kind::Resolve, request) {
-                return Vec::new();
-            }
-            model.connection = Connection::Up;
-            let resolution = match (&subject.user, &subject.function) {
-                (Some(user), Some(function)) => Some(resolve(&subject.snapshot, user, function)),
-                _ => None,
-            };
-            if subject.user.is_none() {
-                model.notice = Some("that user no longer exists".into());
-            }
-            model.policy = subject.policy;
-            model.resolve.resolution = resolution;
-            model.resolve.subject = Some(*subject);
-            Vec::new()
-        }
+        Msg::Resolved { request, subject } => resolve_panel::resolved(model, request, *subject),
         Msg::UsersFound { request, hits } => picker::found(model, request, hits),
         Msg::Failed { request, error, unavailable } => on_failed(model, request, &error, unavailable),
         Msg::Copied { .. } => Vec::new(),
-    }
-}
-
-/// Ask the runtime to put `text` on the clipboard, and say what was copied.
-fn copy(model: &mut Model, what: String, text: crate::domain::Secret) -> Vec<Cmd> {
-    let request = model.request();
-    model.notice = Some(format!("copied {what} to your clipboard (OSC 52; your terminal must allow it)"));
-    vec![Cmd::Copy { request, what, text }]
-}
-
-/// `y` on the main screen: the selected account's slug, the fingerprint of
-/// the key shown in the setting pane, or the resolve-as trace as text.
-fn copy_selection(model: &mut Model) -> Vec<Cmd> {
-    use crate::domain::Secret;
-    match model.focus {
-        Pane::Accounts => match model.selected_account().map(|a| a.slug.clone()) {
-            Some(slug) => {
-                copy(model, format!("the slug {}", crate::domain::text::visible_short(&slug, 40)), Secret::new(slug))
-            }
-            None => Vec::new(),
-        },
-        Pane::Setting => {
-            let Some(account) = model.selected_account().cloned() else { return Vec::new() };
-            let ty = model.current_type();
-            let hop = crate::domain::resolve::resolve_type(&model.world, Some(&account), &ty);
-            let shown = hop.answered_by.clone().unwrap_or_else(|| account.slug.clone());
-            if [account.slug.as_str(), shown.as_str()].iter().any(|slug| may_view(model, slug).is_err()) {
-                model.notice = Some("not yours to view under this policy".into());
-                return Vec::new();
-            }
-            let owner = match model.world.settings.get(&(account.id, ty.clone())) {
-                Some(_) => Some(account.id),
-                None => hop.answered_by.as_ref().and_then(|slug| {
-                    model.world.chain.iter().find(|e| &e.slug == slug).and_then(|e| e.account.as_ref()).map(|a| a.id)
-                }),
-            };
-            let key = owner
-                .and_then(|id| model.world.settings.get(&(id, ty.clone())))
-                .and_then(|s| s.config.get("apiKey"))
-                .and_then(serde_json::Value::as_str)
-                .filter(|k| !k.is_empty())
-                .map(crate::domain::secret::fingerprint);
-            match key {
-                Some(fp) => copy(model, format!("the key's fingerprint {fp}"), Secret::new(fp)),
-                None => {
-                    model.notice = Some("no key here to copy the fingerprint of".into());
-                    Vec::new()
-                }
-            }
-        }
-        Pane::Resolve => {
-            let text = view::resolve_plain(model);
-            copy(model, "the resolve-as panel as text".into(), Secret::new(text))
-        }
     }
 }
 
@@ -886,14 +787,6 @@ fn load_settings(model: &mut Model, account_ids: Vec<i64>) -> Cmd {
     Cmd::LoadSettings { request, account_ids }
 }
 
-fn resolve_cmd(model: &mut Model) -> Vec<Cmd> {
-    let (Some(email), Some(function)) = (model.resolve.email.clone(), model.resolve.function.clone()) else {
-        return Vec::new();
-    };
-    let request = model.requests.start(request::Kind::Resolve);
-    vec![Cmd::Resolve { request, email, function }]
-}
-
 fn on_paste(model: &mut Model, text: &str) -> Vec<Cmd> {
     if let Some(Overlay::Edit(ed)) = &mut model.overlay {
         if matches!(ed.stage, Stage::Editing) {
@@ -928,8 +821,8 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
     }
     match screen {
         Screen::Help => help::key(model, action),
-        Screen::Main => main_key(model, action),
-        Screen::Filter => filter_key(model, key, action),
+        Screen::Main => main_screen::key(model, action),
+        Screen::Filter => main_screen::filter_key(model, key, action),
         Screen::Picker => picker::key(model, key, action),
         Screen::Editor | Screen::SavePreview | Screen::Conflict => editor_key(model, key, action),
         Screen::Confirm => match &model.overlay {
@@ -977,117 +870,6 @@ pub(crate) fn moved(index: usize, delta: isize, len: usize) -> usize {
     (index as isize).saturating_add(delta).clamp(0, len.saturating_sub(1) as isize) as usize
 }
 
-fn main_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
-    let Some(action) = action else {
-        return Vec::new();
-    };
-    let page = model.account_rows();
-    if let Some(delta) = movement(action, page) {
-        return match model.focus {
-            Pane::Resolve => {
-                let len = view::resolve_lines(model) as usize;
-                let rows = view::resolve_rows(model) as usize;
-                let max = len.saturating_sub(rows);
-                model.resolve.scroll = moved(model.resolve.scroll as usize, delta, max + 1) as u16;
-                Vec::new()
-            }
-            Pane::Setting => {
-                let len = view::setting_lines_count(model) as usize;
-                let rows = view::setting_rows(model) as usize;
-                let max = len.saturating_sub(rows);
-                model.setting_scroll = moved(model.setting_scroll as usize, delta, max + 1) as u16;
-                Vec::new()
-            }
-            Pane::Accounts => {
-                let before = model.accounts.selected_index();
-                model.accounts.move_by(delta);
-                if model.accounts.selected_index() != before {
-                    model.setting_scroll = 0;
-                }
-                load_visible(model)
-            }
-        };
-    }
-    match action {
-        Action::NextPane => {
-            model.focus = model.focus.next();
-            Vec::new()
-        }
-        Action::PrevPane => {
-            model.focus = model.focus.prev();
-            Vec::new()
-        }
-        Action::Filter => {
-            model.accounts.filtering = true;
-            model.focus = Pane::Accounts;
-            Vec::new()
-        }
-        Action::NextTab => {
-            model.tab = (model.tab + 1) % model.tabs().len();
-            model.setting_scroll = 0;
-            Vec::new()
-        }
-        Action::PrevTab => {
-            let n = model.tabs().len();
-            model.tab = (model.tab + n - 1) % n;
-            model.setting_scroll = 0;
-            Vec::new()
-        }
-        Action::Tab1 | Action::Tab2 | Action::Tab3 | Action::Tab4 => {
-            let index = match action {
-                Action::Tab1 => 0,
-                Action::Tab2 => 1,
-                Action::Tab3 => 2,
-                _ => 3,
-            };
-            if index < model.tabs().len() {
-                model.tab = index;
-                model.setting_scroll = 0;
-            }
-            Vec::new()
-        }
-        Action::PickUser => picker::open_users(model),
-        Action::PickFunction => picker::open_functions(model),
-        Action::Permissions => {
-            model.resolve.show_permissions = !model.resolve.show_permissions;
-            model.resolve.scroll = 0;
-            if model.resolve.email.is_none() {
-                let key = model.keymap.first_key(Screen::Main, Action::PickUser).unwrap_or("u").to_string();
-                model.notice = Some(format!("pick a user first ({key})"));
-            }
-            Vec::new()
-        }
-        Action::Refresh => {
-            model.requests.refresh();
-            let cmds = model.start();
-            model.notice = Some("reloading…".into());
-            cmds
-        }
-        Action::Edit => open_editor(model),
-        Action::Reveal => reveal::open(model),
-        Action::Audit => audit::open(model),
-        Action::ChainPolicy => admin::open(model),
-        Action::Lint => lint_view::open(model),
-        Action::TestConnection => test_connection(model),
-        Action::Copy => copy_selection(model),
-        Action::Delete => delete::open(model),
-        Action::Cancel => {
-            if !model.accounts.filter.is_empty() {
-                model.accounts.set_filter(String::new());
-                return load_visible(model);
-            }
-            Vec::new()
-        }
-        Action::Accept => {
-            if model.focus == Pane::Accounts {
-                model.focus = Pane::Setting;
-            }
-            Vec::new()
-        }
-        _ => Vec::new(),
-    }
-}
-
 /// Typing in a text input: the character a key stands for, if any.
 pub(crate) fn typed_char(key: &str) -> Option<char> {
     match key {
@@ -1095,31 +877,4 @@ pub(crate) fn typed_char(key: &str) -> Option<char> {
         k if k.chars().count() == 1 => k.chars().next(),
         _ => None,
     }
-}
-
-fn filter_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
-    match action {
-        Some(Action::Cancel) => {
-            model.accounts.filtering = false;
-            model.accounts.set_filter(String::new());
-        }
-        Some(Action::Accept) => model.accounts.filtering = false,
-        Some(a) => {
-            if let Some(delta) = movement(a, model.account_rows()) {
-                model.accounts.move_by(delta);
-            }
-        }
-        None if key == "backspace" => {
-            let mut f = model.accounts.filter.clone();
-            f.pop();
-            model.accounts.set_filter(f);
-        }
-        None => {
-            if let Some(c) = typed_char(key) {
-                let f = format!("{}{c}", model.accounts.filter);
-                model.accounts.set_filter(f);
-            }
-        }
-    }
-    load_visible(model)
 }

@@ -1,7 +1,13 @@
 //! Testing the key that answers from the console (DESIGN §9): for the
 //! selected setting, or for the resolve-as panel's user and function.
 
-use super::{Cmd, LastTest, Model, Pane};
+use chrono::{DateTime, Utc};
+use ratatui::text::{Line, Span};
+
+use super::request::Kind;
+use super::view::{Theme, ago};
+use super::{Cmd, Model, Pane};
+use crate::domain::text::visible_short;
 
 /// Test the key that answers for the selected account and type (following
 /// a consumer's second hop): the raw config is in memory, so the test goes
@@ -32,7 +38,7 @@ pub(super) fn test_connection(model: &mut Model) -> Vec<Cmd> {
         return Vec::new();
     };
     let by_slug = by.clone();
-    let request = model.requests.start(super::request::Kind::ConnectionTest);
+    let request = model.requests.start(Kind::ConnectionTest);
     model.last_test = Some(LastTest {
         account_id: account.id,
         integration_type: ty,
@@ -66,7 +72,7 @@ pub(super) fn test_resolved(model: &mut Model) -> Vec<Cmd> {
         model.notice = Some("a connection test sends the key: it needs an operator (--as)".into());
         return Vec::new();
     };
-    let request = model.requests.start(super::request::Kind::ConnectionTest);
+    let request = model.requests.start(Kind::ConnectionTest);
     model.last_test = Some(LastTest {
         account_id: account.id,
         integration_type: provider.clone(),
@@ -77,4 +83,52 @@ pub(super) fn test_resolved(model: &mut Model) -> Vec<Cmd> {
         from_resolve: true,
     });
     vec![Cmd::TestConnection { request, actor, account: account.slug.clone(), provider }]
+}
+
+/// The outcome of a connection test, for the setting pane.
+#[derive(Debug, Clone)]
+pub struct LastTest {
+    pub account_id: i64,
+    pub integration_type: String,
+    /// The provider tested and whose key it was.
+    pub provider: String,
+    pub key_of: String,
+    pub at: DateTime<Utc>,
+    /// None while the call is in flight.
+    pub outcome: Option<crate::connection::Outcome>,
+    /// Started from the resolve-as panel (shown there).
+    pub from_resolve: bool,
+}
+
+/// The last connection test, in one line.
+pub(super) fn line(model: &Model, test: &LastTest, t: Theme) -> Line<'static> {
+    match &test.outcome {
+        None => Line::from(Span::styled(
+            format!("testing {}'s {} key…", visible_short(&test.key_of, 30), test.provider),
+            t.dim(),
+        )),
+        Some(o) => Line::from(vec![
+            Span::styled(if o.ok { "✓ " } else { "✗ " }, if o.ok { t.ok() } else { t.bad() }),
+            Span::raw(format!(
+                "{}'s {} key via {}: {} ({} ms, {})",
+                visible_short(&test.key_of, 30),
+                test.provider,
+                visible_short(&o.host, 40),
+                o.message,
+                o.elapsed_ms,
+                ago(model.now, test.at)
+            )),
+        ]),
+    }
+}
+
+/// The outcome arrived: shown with the time it came.
+pub(super) fn tested(model: &mut Model, request: u64, outcome: crate::connection::Outcome) -> Vec<Cmd> {
+    if model.requests.is_latest(Kind::ConnectionTest, request)
+        && let Some(t) = &mut model.last_test
+    {
+        t.outcome = Some(outcome);
+        t.at = model.now;
+    }
+    Vec::new()
 }

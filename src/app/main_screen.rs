@@ -1,0 +1,331 @@
+//! The main screen: the accounts list (every account with its place in the
+//! chain, its status and one marker per integration type), the setting
+//! pane (`setting_pane`) and the resolve-as panel (`resolve_panel`), with
+//! the filter typed into the list. Its keys — moving, tabs, opening the
+//! other screens, copying — and the accounts list's view.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::keymap::{Action, Screen};
+use super::view::{Theme, circled, pane_block};
+use super::{
+    Cmd, Model, Pane, admin, audit, delete, lint_view, load_visible, may_view, moved, movement, picker, resolve_panel,
+    reveal, setting_pane, typed_char,
+};
+use crate::domain::Account;
+use crate::domain::registry;
+use crate::domain::resolve::resolve_type;
+use crate::domain::text::{visible, visible_short};
+
+pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
+    let Some(action) = action else {
+        return Vec::new();
+    };
+    let page = model.account_rows();
+    if let Some(delta) = movement(action, page) {
+        return match model.focus {
+            Pane::Resolve => {
+                let len = resolve_panel::resolve_lines(model) as usize;
+                let rows = resolve_panel::resolve_rows(model) as usize;
+                let max = len.saturating_sub(rows);
+                model.resolve.scroll = moved(model.resolve.scroll as usize, delta, max + 1) as u16;
+                Vec::new()
+            }
+            Pane::Setting => {
+                let len = setting_pane::setting_lines_count(model) as usize;
+                let rows = setting_pane::setting_rows(model) as usize;
+                let max = len.saturating_sub(rows);
+                model.setting_scroll = moved(model.setting_scroll as usize, delta, max + 1) as u16;
+                Vec::new()
+            }
+            Pane::Accounts => {
+                let before = model.accounts.selected_index();
+                model.accounts.move_by(delta);
+                if model.accounts.selected_index() != before {
+                    model.setting_scroll = 0;
+                }
+                load_visible(model)
+            }
+        };
+    }
+    match action {
+        Action::NextPane => {
+            model.focus = model.focus.next();
+            Vec::new()
+        }
+        Action::PrevPane => {
+            model.focus = model.focus.prev();
+            Vec::new()
+        }
+        Action::Filter => {
+            model.accounts.filtering = true;
+            model.focus = Pane::Accounts;
+            Vec::new()
+        }
+        Action::NextTab => {
+            model.tab = (model.tab + 1) % model.tabs().len();
+            model.setting_scroll = 0;
+            Vec::new()
+        }
+        Action::PrevTab => {
+            let n = model.tabs().len();
+            model.tab = (model.tab + n - 1) % n;
+            model.setting_scroll = 0;
+            Vec::new()
+        }
+        Action::Tab1 | Action::Tab2 | Action::Tab3 | Action::Tab4 => {
+            let index = match action {
+                Action::Tab1 => 0,
+                Action::Tab2 => 1,
+                Action::Tab3 => 2,
+                _ => 3,
+            };
+            if index < model.tabs().len() {
+                model.tab = index;
+                model.setting_scroll = 0;
+            }
+            Vec::new()
+        }
+        Action::PickUser => picker::open_users(model),
+        Action::PickFunction => picker::open_functions(model),
+        Action::Permissions => {
+            model.resolve.show_permissions = !model.resolve.show_permissions;
+            model.resolve.scroll = 0;
+            if model.resolve.email.is_none() {
+                let key = model.keymap.first_key(Screen::Main, Action::PickUser).unwrap_or("u").to_string();
+                model.notice = Some(format!("pick a user first ({key})"));
+            }
+            Vec::new()
+        }
+        Action::Refresh => {
+            model.requests.refresh();
+            let cmds = model.start();
+            model.notice = Some("reloading…".into());
+            cmds
+        }
+        Action::Edit => super::editor::keys::open_editor(model),
+        Action::Reveal => reveal::open(model),
+        Action::Audit => audit::open(model),
+        Action::ChainPolicy => admin::open(model),
+        Action::Lint => lint_view::open(model),
+        Action::TestConnection => super::connection_test::test_connection(model),
+        Action::Copy => copy_selection(model),
+        Action::Delete => delete::open(model),
+        Action::Cancel => {
+            if !model.accounts.filter.is_empty() {
+                model.accounts.set_filter(String::new());
+                return load_visible(model);
+            }
+            Vec::new()
+        }
+        Action::Accept => {
+            if model.focus == Pane::Accounts {
+                model.focus = Pane::Setting;
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+pub(super) fn filter_key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
+    match action {
+        Some(Action::Cancel) => {
+            model.accounts.filtering = false;
+            model.accounts.set_filter(String::new());
+        }
+        Some(Action::Accept) => model.accounts.filtering = false,
+        Some(a) => {
+            if let Some(delta) = movement(a, model.account_rows()) {
+                model.accounts.move_by(delta);
+            }
+        }
+        None if key == "backspace" => {
+            let mut f = model.accounts.filter.clone();
+            f.pop();
+            model.accounts.set_filter(f);
+        }
+        None => {
+            if let Some(c) = typed_char(key) {
+                let f = format!("{}{c}", model.accounts.filter);
+                model.accounts.set_filter(f);
+            }
+        }
+    }
+    load_visible(model)
+}
+
+/// Ask the runtime to put `text` on the clipboard, and say what was copied.
+pub(super) fn copy(model: &mut Model, what: String, text: crate::domain::Secret) -> Vec<Cmd> {
+    let request = model.request();
+    model.notice = Some(format!("copied {what} to your clipboard (OSC 52; your terminal must allow it)"));
+    vec![Cmd::Copy { request, what, text }]
+}
+
+/// `y` on the main screen: the selected account's slug, the fingerprint of
+/// the key shown in the setting pane, or the resolve-as trace as text.
+fn copy_selection(model: &mut Model) -> Vec<Cmd> {
+    use crate::domain::Secret;
+    match model.focus {
+        Pane::Accounts => match model.selected_account().map(|a| a.slug.clone()) {
+            Some(slug) => {
+                copy(model, format!("the slug {}", crate::domain::text::visible_short(&slug, 40)), Secret::new(slug))
+            }
+            None => Vec::new(),
+        },
+        Pane::Setting => {
+            let Some(account) = model.selected_account().cloned() else { return Vec::new() };
+            let ty = model.current_type();
+            let hop = crate::domain::resolve::resolve_type(&model.world, Some(&account), &ty);
+            let shown = hop.answered_by.clone().unwrap_or_else(|| account.slug.clone());
+            if [account.slug.as_str(), shown.as_str()].iter().any(|slug| may_view(model, slug).is_err()) {
+                model.notice = Some("not yours to view under this policy".into());
+                return Vec::new();
+            }
+            let owner = match model.world.settings.get(&(account.id, ty.clone())) {
+                Some(_) => Some(account.id),
+                None => hop.answered_by.as_ref().and_then(|slug| {
+                    model.world.chain.iter().find(|e| &e.slug == slug).and_then(|e| e.account.as_ref()).map(|a| a.id)
+                }),
+            };
+            let key = owner
+                .and_then(|id| model.world.settings.get(&(id, ty.clone())))
+                .and_then(|s| s.config.get("apiKey"))
+                .and_then(serde_json::Value::as_str)
+                .filter(|k| !k.is_empty())
+                .map(crate::domain::secret::fingerprint);
+            match key {
+                Some(fp) => copy(model, format!("the key's fingerprint {fp}"), Secret::new(fp)),
+                None => {
+                    model.notice = Some("no key here to copy the fingerprint of".into());
+                    Vec::new()
+                }
+            }
+        }
+        Pane::Resolve => {
+            let text = resolve_panel::resolve_plain(model);
+            copy(model, "the resolve-as panel as text".into(), Secret::new(text))
+        }
+    }
+}
+
+/// One symbol per registry type: how an account stands for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// Its own setting answers.
+    Own,
+    /// It has a setting, but it is skipped and something else answers.
+    OwnSkipped,
+    /// No own setting; inherits from the chain.
+    Inherits,
+    /// Nothing answers (including a second hop that finds nothing).
+    Nothing,
+    /// Not loaded yet.
+    Unknown,
+}
+
+pub fn marker(model: &Model, account: &Account, integration_type: &str) -> Marker {
+    if !model.is_loaded(account.id) {
+        return Marker::Unknown;
+    }
+    let hop = resolve_type(&model.world, Some(account), integration_type);
+    let has_own = model.world.settings.contains_key(&(account.id, integration_type.to_string()));
+    match (hop.is_resolved(), hop.answered_by.as_deref() == Some(account.slug.as_str()), has_own) {
+        (false, _, _) => Marker::Nothing,
+        (true, true, _) => Marker::Own,
+        (true, false, true) => Marker::OwnSkipped,
+        (true, false, false) => Marker::Inherits,
+    }
+}
+
+/// The accounts list.
+pub fn draw_accounts(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
+    let focused = model.focus == Pane::Accounts;
+    let pane = &model.accounts;
+    let title = if pane.filter.is_empty() {
+        format!(" Accounts {} ", pane.total())
+    } else if pane.matching() {
+        format!(" Accounts …/{} ", pane.total())
+    } else {
+        format!(" Accounts {}/{} ", pane.len(), pane.total())
+    };
+    let block = pane_block(title, focused, t);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.height == 0 {
+        return;
+    }
+    let filter_line = if pane.filtering {
+        Line::from(vec![Span::styled("/", t.accent()), Span::raw(visible(&pane.filter).into_owned()), Span::raw("▏")])
+    } else if !pane.filter.is_empty() {
+        Line::from(vec![Span::styled("/", t.accent()), Span::raw(visible(&pane.filter).into_owned())])
+    } else {
+        let types: Vec<&str> = registry::TYPES.iter().map(|s| &s.label[..1]).collect();
+        Line::from(Span::styled(format!("{:>w$}", types.join(" "), w = inner.width as usize - 1), t.dim()))
+    };
+    frame.render_widget(Paragraph::new(filter_line), Rect { height: 1, ..inner });
+    let rows = inner.height.saturating_sub(1) as usize;
+    let offset = pane.scroll_for(rows);
+    let width = inner.width as usize;
+    let mut lines = Vec::with_capacity(rows);
+    for (i, entry) in pane.window(offset, rows).enumerate() {
+        let index = offset + i;
+        let chain = entry.chain.map(circled).unwrap_or_else(|| " ".into());
+        let slug_width = width.saturating_sub(2 + 6);
+        // A status that denies the account's users is said, after the slug.
+        let status = (!entry.account.status.grants_access()).then(|| entry.account.status.as_str());
+        let status_width = status.map(|s| s.chars().count() + 1).unwrap_or(0);
+        let slug = visible_short(&entry.account.slug, slug_width.saturating_sub(status_width).max(4));
+        let mut style = Style::new();
+        if !entry.account.status.grants_access() {
+            style = t.dim();
+        }
+        let pad = slug_width.saturating_sub(slug.chars().count() + status_width);
+        let mut spans = vec![Span::raw(format!("{chain} ")), Span::styled(slug, style)];
+        if let Some(word) = status {
+            spans.push(Span::styled(format!(" {word}"), t.warn()));
+        }
+        spans.push(Span::raw(" ".repeat(pad)));
+        for spec in &registry::TYPES {
+            let m = marker(model, &entry.account, spec.name);
+            spans.push(Span::raw(" "));
+            spans.push(Span::styled(m.symbol(), m.style(t)));
+        }
+        let mut line = Line::from(spans);
+        if index == pane.selected_index() {
+            line = line.style(t.selected(focused));
+        }
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        lines
+            .push(Line::from(Span::styled(if pane.total() == 0 { "loading…" } else { "no account matches" }, t.dim())));
+    }
+    frame.render_widget(Paragraph::new(lines), Rect { y: inner.y + 1, height: inner.height - 1, ..inner });
+}
+
+impl Marker {
+    fn symbol(self) -> &'static str {
+        match self {
+            Marker::Own => "●",
+            Marker::OwnSkipped => "!",
+            Marker::Inherits => "○",
+            Marker::Nothing => "✗",
+            Marker::Unknown => "·",
+        }
+    }
+
+    fn style(self, t: Theme) -> Style {
+        match self {
+            Marker::Own => t.ok(),
+            Marker::OwnSkipped => t.warn(),
+            Marker::Inherits => Style::new(),
+            Marker::Nothing => t.bad(),
+            Marker::Unknown => t.dim(),
+        }
+    }
+}
