@@ -47,6 +47,8 @@ pub struct AccountsPane {
     /// Above this many accounts a filter runs off the UI task; `None`, the
     /// default, [`INLINE_FILTER_LIMIT`].
     inline_limit: Option<usize>,
+    /// The index holds only the first page; the rest is on its way.
+    pub partial: bool,
 }
 
 /// Up to this many accounts a keystroke filters on the spot (at 100,000 a

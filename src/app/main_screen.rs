@@ -246,12 +246,14 @@ pub fn marker(model: &Model, account: &Account, integration_type: &str) -> Marke
 pub fn draw_accounts(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let focused = model.focus == Pane::Accounts;
     let pane = &model.accounts;
+    // While only the first page is in, the total is "300+".
+    let more = if pane.partial { "+" } else { "" };
     let title = if pane.filter.is_empty() {
-        format!(" Accounts {} ", pane.total())
+        format!(" Accounts {}{more} ", pane.total())
     } else if pane.matching() {
-        format!(" Accounts …/{} ", pane.total())
+        format!(" Accounts …/{}{more} ", pane.total())
     } else {
-        format!(" Accounts {}/{} ", pane.len(), pane.total())
+        format!(" Accounts {}/{}{more} ", pane.len(), pane.total())
     };
     let block = pane_block(title, focused, t);
     let inner = block.inner(area);
@@ -264,7 +266,7 @@ pub fn draw_accounts(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     } else if !pane.filter.is_empty() {
         Line::from(vec![Span::styled("/", t.accent()), Span::raw(visible(&pane.filter).into_owned())])
     } else {
-        let types: Vec<&str> = registry::TYPES.iter().map(|s| &s.label[..1]).collect();
+        let types: Vec<&str> = registry::TYPES.iter().map(|s| s.column).collect();
         Line::from(Span::styled(format!("{:>w$}", types.join(" "), w = inner.width as usize - 1), t.dim()))
     };
     frame.render_widget(Paragraph::new(filter_line), Rect { height: 1, ..inner });
@@ -275,7 +277,8 @@ pub fn draw_accounts(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     for (i, entry) in pane.window(offset, rows).enumerate() {
         let index = offset + i;
         let chain = entry.chain.map(circled).unwrap_or_else(|| " ".into());
-        let slug_width = width.saturating_sub(2 + 6);
+        // The chain mark, then the slug, then a marker column per type.
+        let slug_width = width.saturating_sub(2 + 2 * registry::TYPES.len());
         // A status that denies the account's users is said, after the slug.
         let status = (!entry.account.status.grants_access()).then(|| entry.account.status.as_str());
         let status_width = status.map(|s| s.chars().count() + 1).unwrap_or(0);

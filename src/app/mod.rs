@@ -66,6 +66,8 @@ pub enum Msg {
     /// The accounts index, the chain with its settings, the policy, the
     /// functions.
     Booted { request: u64, boot: Box<Boot> },
+    /// The whole account index, after a first page (`request`: the boot).
+    IndexLoaded { request: u64, accounts: Vec<AccountRow> },
     /// The settings of some accounts (all their rows; none is an answer too).
     Settings { request: u64, account_ids: Vec<i64>, settings: Vec<Setting> },
     /// The gathered data of a resolve-as request.
@@ -111,6 +113,9 @@ pub enum Cmd {
     /// Load the index, the chain and policy, the functions, and the
     /// operator as they are now.
     Boot { request: u64, operator: Option<String> },
+    /// Load the whole account index after a first frame drawn from its
+    /// first page (`request`: the boot it completes).
+    LoadIndex { request: u64 },
     /// Load every setting of these accounts.
     LoadSettings { request: u64, account_ids: Vec<i64> },
     /// Gather what resolving `function` for `email` needs (one round trip).
@@ -192,6 +197,7 @@ impl std::fmt::Debug for Cmd {
 fn cmd_name(cmd: &Cmd) -> String {
     match cmd {
         Cmd::Boot { request, .. } => format!("Boot({request})"),
+        Cmd::LoadIndex { request } => format!("LoadIndex({request})"),
         Cmd::LoadSettings { request, account_ids } => format!("LoadSettings({request}, {account_ids:?})"),
         Cmd::Resolve { request, email, function } => format!("Resolve({request}, {email:?}, {function:?})"),
         Cmd::FindUsers { request, query } => format!("FindUsers({request}, {query:?})"),
@@ -216,6 +222,7 @@ impl Cmd {
     pub fn request(&self) -> u64 {
         match self {
             Cmd::Boot { request, .. }
+            | Cmd::LoadIndex { request }
             | Cmd::LoadSettings { request, .. }
             | Cmd::Resolve { request, .. }
             | Cmd::FindUsers { request, .. }
@@ -237,7 +244,12 @@ impl Cmd {
 /// What the console loads first.
 #[derive(Debug, Clone)]
 pub struct Boot {
+    /// The account index, or its first page (the chain's accounts, then
+    /// the first tenants by slug) when `complete` is false: the whole
+    /// index follows (`Cmd::LoadIndex`), so a first frame never waits for
+    /// a million rows.
     pub accounts: Vec<AccountRow>,
+    pub complete: bool,
     /// The chain, its accounts and their settings, and the policy.
     pub base: SubjectData,
     pub functions: Vec<(String, String)>,
@@ -577,7 +589,16 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             if !model.requests.is_latest(request::Kind::Boot, request) {
                 return Vec::new();
             }
-            on_boot(model, *boot)
+            on_boot(model, request, *boot)
+        }
+        Msg::IndexLoaded { request, accounts } => {
+            if !model.requests.is_latest(request::Kind::Boot, request) {
+                return Vec::new();
+            }
+            let chain = model.world.chain.clone();
+            model.accounts.set_accounts(accounts.into_iter().map(account_of).collect(), &chain);
+            model.accounts.partial = false;
+            load_visible(model)
         }
         Msg::Settings { request, account_ids, settings } => {
             model.settings_requests.remove(&request);
@@ -721,7 +742,11 @@ fn change_notice(e: &AuditEntry) -> String {
     )
 }
 
-fn on_boot(model: &mut Model, boot: Boot) -> Vec<Cmd> {
+fn account_of(r: AccountRow) -> Account {
+    Account { id: r.id, status: status_of(&r.status), slug: r.slug, name: r.name }
+}
+
+fn on_boot(model: &mut Model, request: u64, boot: Boot) -> Vec<Cmd> {
     model.connection = Connection::Up;
     // Rights follow the operator, the policy and the chain as they are now.
     if model.session.access.operator.is_some() {
@@ -738,12 +763,8 @@ fn on_boot(model: &mut Model, boot: Boot) -> Vec<Cmd> {
     model.policy = boot.base.policy;
     model.functions = boot.functions;
     let chain = boot.base.snapshot.chain.clone();
-    let accounts = boot
-        .accounts
-        .into_iter()
-        .map(|r| Account { id: r.id, status: status_of(&r.status), slug: r.slug, name: r.name })
-        .collect();
-    model.accounts.set_accounts(accounts, &chain);
+    model.accounts.set_accounts(boot.accounts.into_iter().map(account_of).collect(), &chain);
+    model.accounts.partial = !boot.complete;
     model.world = boot.base.snapshot;
     model.loaded.clear();
     model.requested.clear();
@@ -754,6 +775,9 @@ fn on_boot(model: &mut Model, boot: Boot) -> Vec<Cmd> {
     }
     let mut cmds = load_visible(model);
     cmds.extend(resolve_cmd(model));
+    if !boot.complete {
+        cmds.push(Cmd::LoadIndex { request });
+    }
     cmds
 }
 

@@ -307,6 +307,28 @@ impl Store {
             .transpose()
     }
 
+    /// The first `limit` accounts in the index's order (slug bytes), plus
+    /// the chain's accounts wherever they fall, and whether that is every
+    /// account: the console's first frame, before the whole index. The
+    /// server keeps only the first `limit` of its scan (a top-N sort in
+    /// memory), so this costs a scan, not the transfer of every row.
+    #[tracing::instrument(skip_all)]
+    pub async fn account_page(&self, limit: i64) -> Result<(Vec<AccountRow>, bool), StoreError> {
+        let mut rows: Vec<AccountRow> = sqlx::query_as(
+            "(SELECT id, slug, name, status FROM accounts ORDER BY slug COLLATE \"C\", id LIMIT $1)
+             UNION
+             SELECT id, slug, name, status FROM accounts WHERE slug IN (SELECT account_slug FROM fallback_chain)",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        // Fewer than asked for: there is no more (the chain's accounts are
+        // among the first ones or extra).
+        let complete = rows.len() < limit as usize;
+        rows.sort_unstable_by(|a, b| a.slug.as_bytes().cmp(b.slug.as_bytes()).then(a.id.cmp(&b.id)));
+        Ok((rows, complete))
+    }
+
     /// Every account, system or tenant, in slug order (bytewise, as
     /// `COLLATE "C"`): the console's index. Sorted here, not by the server:
     /// at 100,000 accounts the server's sort spills to disk (80 ms against

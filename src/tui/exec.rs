@@ -5,18 +5,32 @@
 use crate::app::{Boot, Cmd, Msg, USER_PAGE};
 use crate::store::{Store, StoreError, WriteOutcome};
 
+/// How many tenants the console's first frame is drawn from (more than any
+/// screen's rows and a page around them).
+pub const ACCOUNT_PAGE: i64 = 300;
+
 pub async fn run(store: &Store, cmd: Cmd) -> Msg {
     match cmd {
         Cmd::Boot { request, operator } => {
-            let (accounts, base, functions) =
-                tokio::join!(store.account_index(), store.subject(operator.as_deref(), None), store.functions());
+            // The first page, not the whole index: a first frame at a
+            // million accounts waits for a few hundred rows; the rest
+            // follows (Cmd::LoadIndex).
+            let (accounts, base, functions) = tokio::join!(
+                store.account_page(ACCOUNT_PAGE),
+                store.subject(operator.as_deref(), None),
+                store.functions()
+            );
             match (accounts, base, functions) {
-                (Ok(accounts), Ok(base), Ok(functions)) => {
-                    Msg::Booted { request, boot: Box::new(Boot { accounts, base, functions }) }
+                (Ok((accounts, complete)), Ok(base), Ok(functions)) => {
+                    Msg::Booted { request, boot: Box::new(Boot { accounts, complete, base, functions }) }
                 }
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => failed(request, e),
             }
         }
+        Cmd::LoadIndex { request } => match store.account_index().await {
+            Ok(accounts) => Msg::IndexLoaded { request, accounts },
+            Err(e) => failed(request, e),
+        },
         Cmd::LoadSettings { request, account_ids } => match store.settings_of(&account_ids).await {
             Ok(settings) => Msg::Settings { request, account_ids, settings },
             Err(e) => failed(request, e),

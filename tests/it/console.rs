@@ -1045,3 +1045,50 @@ async fn a_tenant_operator_sees_only_what_the_policy_lets_them_view() {
     let hints: Vec<String> = view::hints(&model, 160).into_iter().map(|(_, w)| w).collect();
     assert!(!hints.iter().any(|w| w == "audit" || w == "lint"), "{hints:?}");
 }
+
+/// The first frame is drawn from the index's first page (the chain's
+/// accounts and the first tenants by slug); the whole index follows and
+/// replaces it, keeping the selection, and until then the title says the
+/// count is a floor.
+#[tokio::test]
+async fn the_first_frame_comes_from_the_first_page_and_the_index_follows() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "INSERT INTO accounts (slug, name) SELECT 'bulk-' || lpad(i::text, 4, '0'), 'Bulk ' || i FROM generate_series(1, 400) i;
+         INSERT INTO accounts (slug, name) VALUES ('zz-last', 'Last');",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(&mut psql).await.unwrap();
+    let session = Session {
+        database: "localhost/keyfall".into(),
+        label: None,
+        color: None,
+        access: Access { operator: None, read_only: Some("no operator".into()), forced: true },
+        no_color: true,
+    };
+    let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());
+    update(&mut model, Msg::Resize { width: 80, height: 24 });
+    let boot = model.start();
+    assert!(matches!(boot[..], [Cmd::Boot { .. }]));
+    let booted = keyfall::tui::exec::run(&db.store, boot[0].clone()).await;
+    let cmds = update(&mut model, booted);
+    let text = screen(&model);
+    // 300 tenants by slug, and the chain's default and default-account
+    // that sort after them.
+    assert!(text.contains("Accounts 302+"), "{text}");
+    assert!(text.contains("① aws-admin"), "the chain comes first: {text}");
+    let index: Vec<Cmd> = cmds.iter().filter(|c| matches!(c, Cmd::LoadIndex { .. })).cloned().collect();
+    assert_eq!(index.len(), 1, "the whole index is asked for: {cmds:?}");
+    // Move off the first row: the selection survives the index's arrival.
+    keys(&db.store, &mut model, &["j", "j"]).await;
+    let selected = model.selected_account().map(|a| a.slug.clone());
+    drive(&db.store, &mut model, cmds).await;
+    let text = screen(&model);
+    assert!(text.contains(&format!("Accounts {total} ")), "{text}");
+    assert_eq!(model.selected_account().map(|a| a.slug.clone()), selected);
+    keys(&db.store, &mut model, &["/", "z", "z", "-", "l"]).await;
+    assert!(screen(&model).contains("zz-last"), "the whole index is searched");
+}
