@@ -171,16 +171,16 @@ impl Editor {
                 (false, Some(other)) => (other.to_string(), None, true),
             };
             let placeholder = match (&stored_mask, kind) {
-                (Some(_), FieldKind::Secret) => Some("stored key kept unless you type a new one"),
-                (None, FieldKind::Secret) => Some("type or paste the key"),
-                (_, FieldKind::ProviderRef) => Some("openai or runware"),
+                (Some(_), FieldKind::Secret) => Some("stored key kept unless you type a new one".to_string()),
+                (None, FieldKind::Secret) => Some("type or paste the key".to_string()),
+                (_, FieldKind::ProviderRef) => Some(registry::provider_choices()),
                 _ => None,
             };
             FieldInput {
                 name: name.to_string(),
                 label: label.to_string(),
                 kind,
-                input: single_line(&value, secret, placeholder),
+                input: single_line(&value, secret, placeholder.as_deref()),
                 stored_mask,
                 extra,
                 json,

@@ -21,6 +21,10 @@ use crate::domain::registry;
 use crate::domain::resolve::resolve_type;
 use crate::domain::text::{visible, visible_short};
 
+/// The keys that go straight to a tab, first to last; tabs beyond them
+/// are reached with the next and previous tab keys.
+pub(super) const TAB_KEYS: [Action; 4] = [Action::Tab1, Action::Tab2, Action::Tab3, Action::Tab4];
+
 pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let Some(action) = action else {
         return Vec::new();
@@ -78,12 +82,7 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
             Vec::new()
         }
         Action::Tab1 | Action::Tab2 | Action::Tab3 | Action::Tab4 => {
-            let index = match action {
-                Action::Tab1 => 0,
-                Action::Tab2 => 1,
-                Action::Tab3 => 2,
-                _ => 3,
-            };
+            let index = TAB_KEYS.iter().position(|a| *a == action).unwrap_or(0);
             if index < model.tabs().len() {
                 model.tab = index;
                 model.setting_scroll = 0;

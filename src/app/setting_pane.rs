@@ -353,7 +353,8 @@ fn config_lines(ty: &str, s: &Setting, t: Theme) -> Vec<Line<'static>> {
         out.extend(pretty.lines().take(200).map(|l| Line::from(visible_short(l, 400))));
         return out;
     };
-    let width = 12;
+    // Room for every registry field's name, and at least 12 for others.
+    let width = registry::widest_field().0.max(12);
     for field in spec.fields {
         let value = map.get(field.name);
         let shown = match (value, field.kind) {

@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use serde_json::Value;
 
 use super::keymap::{Action, Screen};
+use super::main_screen::TAB_KEYS;
 use super::{Connection, Model, Overlay};
 use crate::domain::registry;
 use crate::domain::text::{accounts_named, count, visible_short};
@@ -222,7 +223,8 @@ pub fn hints(model: &Model, width: usize) -> Vec<(String, String)> {
         let Some(key) = keymap.first_key(screen, action) else { continue };
         let (key, word) = match (screen, action) {
             (Screen::Main, Action::Tab1) => {
-                let last = if model.tabs().len() > 3 { Action::Tab4 } else { Action::Tab3 };
+                let tabs = model.tabs().len().clamp(1, TAB_KEYS.len());
+                let last = TAB_KEYS[tabs - 1];
                 match keymap.first_key(screen, last) {
                     Some(l) => (format!("{key}-{l}"), word.to_string()),
                     None => (key.to_string(), word.to_string()),
@@ -302,7 +304,9 @@ fn available(model: &Model, screen: Screen, action: Action) -> bool {
         Action::Audit => account.is_some_and(|a| super::may_view(model, &a.slug).is_ok()),
         Action::Lint => model.world.chain.first().is_none_or(|e| super::may_view(model, &e.slug).is_ok()),
         Action::Cancel => !model.accounts.filter.is_empty(),
-        Action::Tab4 => model.tabs().len() > 3,
+        Action::Tab2 | Action::Tab3 | Action::Tab4 => {
+            TAB_KEYS.iter().position(|a| *a == action).is_some_and(|i| i < model.tabs().len())
+        }
         _ => true,
     }
 }

@@ -48,6 +48,9 @@ pub struct Field {
 pub struct TypeSpec {
     pub name: &'static str,
     pub label: &'static str,
+    /// One character heading the type's marker column in the console's
+    /// accounts list.
+    pub column: &'static str,
     pub kind: Kind,
     pub fields: &'static [Field],
     pub known_models: &'static [&'static str],
@@ -62,6 +65,7 @@ const fn field(name: &'static str, kind: FieldKind, required: bool, label: &'sta
 pub static TYPES: [TypeSpec; 3] = [
     TypeSpec {
         name: "openai",
+        column: "O",
         label: "OpenAI",
         kind: Kind::Provider,
         fields: &[
@@ -92,6 +96,7 @@ pub static TYPES: [TypeSpec; 3] = [
     },
     TypeSpec {
         name: "runware",
+        column: "R",
         label: "Runware",
         kind: Kind::Provider,
         fields: &[
@@ -104,6 +109,7 @@ pub static TYPES: [TypeSpec; 3] = [
     },
     TypeSpec {
         name: "image_generation",
+        column: "I",
         label: "Image generation",
         kind: Kind::Consumer,
         fields: &[
@@ -130,10 +136,22 @@ pub fn provider_names() -> impl Iterator<Item = &'static str> {
     TYPES.iter().filter(|t| t.kind == Kind::Provider).map(|t| t.name)
 }
 
+/// The provider types as a reader would list them: "openai or runware".
+pub fn provider_choices() -> String {
+    provider_names().collect::<Vec<_>>().join(" or ")
+}
+
 impl TypeSpec {
     pub fn field(&self, name: &str) -> Option<&'static Field> {
         self.fields.iter().find(|f| f.name == name)
     }
+}
+
+/// The widest field name and the widest field label of any type, in
+/// characters, so columns of fields line up whatever the registry holds.
+pub fn widest_field() -> (usize, usize) {
+    let fields = TYPES.iter().flat_map(|t| t.fields.iter());
+    fields.fold((0, 0), |(name, label), f| (name.max(f.name.chars().count()), label.max(f.label.chars().count())))
 }
 
 /// The raw verdict of one position of a walk: the **first** of these checks
@@ -516,6 +534,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn every_type_has_a_column_of_its_own_and_consumers_name_providers() {
+        let columns: std::collections::HashSet<&str> = TYPES.iter().map(|t| t.column).collect();
+        assert_eq!(columns.len(), TYPES.len(), "two types share a marker column heading");
+        assert!(TYPES.iter().all(|t| t.column.chars().count() == 1), "a column heading is one character");
+        assert!(provider_names().count() > 0);
+        for t in TYPES.iter().filter(|t| t.kind == Kind::Consumer) {
+            assert!(t.fields.iter().any(|f| f.kind == FieldKind::ProviderRef), "{} names no provider", t.name);
+        }
+        assert_eq!(provider_choices(), "openai or runware");
+    }
 
     #[test]
     fn python_whitespace_is_rusts_plus_the_separators() {

@@ -14,6 +14,7 @@ mod impact_scoped;
 mod permissions_sql;
 mod pictures;
 mod pty;
+mod registry_sql;
 mod report_prop;
 mod scoped;
 mod secrets;

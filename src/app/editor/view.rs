@@ -113,7 +113,9 @@ pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
 }
 
 fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
-    let label_width = 14u16;
+    // Room for every registry field's label (at least 12), after the marker.
+    let label = registry::widest_field().1.max(12);
+    let label_width = label as u16 + 2;
     let mut y = inner.y;
     let bottom = inner.y + inner.height;
     for (i, f) in ed.fields.iter().enumerate() {
@@ -125,7 +127,7 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
         let label_style = if focused { t.accent() } else { t.dim() };
         frame.render_widget(
             Paragraph::new(Line::from(Span::styled(
-                format!("{marker}{:<12}", visible_short(&f.label, 12)),
+                format!("{marker}{:<label$}", visible_short(&f.label, label)),
                 label_style,
             ))),
             Rect::new(inner.x, y, label_width.min(inner.width), 1),
@@ -158,11 +160,14 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
         y += 1;
     }
     let mut lines = vec![Line::from(vec![
-        Span::styled(format!("  {:<12}", "Active"), t.dim()),
+        Span::styled(format!("  {:<label$}", "Active"), t.dim()),
         Span::raw(if ed.is_active { "[x] active" } else { "[ ] inactive" }),
     ])];
     if let Some((mask, warning)) = ed.key_feedback() {
-        lines.push(Line::from(vec![Span::styled("  new key     ", t.dim()), Span::styled(mask, t.accent())]));
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<label$}", "new key"), t.dim()),
+            Span::styled(mask, t.accent()),
+        ]));
         if let Some(w) = warning {
             lines.push(Line::from(Span::styled(format!("  ⚠ {w}"), t.warn())));
         }
