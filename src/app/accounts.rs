@@ -60,8 +60,31 @@ pub const INLINE_FILTER_LIMIT: usize = 250_000;
 /// The accounts and their filter keys, built once per set of accounts.
 #[derive(Debug, Default)]
 pub struct Index {
+    /// The chain's accounts in chain order, then tenants by slug (bytes)
+    /// and id.
     entries: Vec<Entry>,
     keys: Keys,
+    /// Where the tenants start in `entries`.
+    tenants_from: usize,
+    /// (id, position in `entries`), by id: a lookup is a binary search,
+    /// not a pass over a million entries.
+    by_id: Vec<(i64, u32)>,
+}
+
+impl Index {
+    fn new(mut entries: Vec<Entry>) -> Index {
+        entries.sort_by(|a, b| {
+            (a.chain.unwrap_or(i32::MAX), a.account.slug.as_bytes(), a.account.id).cmp(&(
+                b.chain.unwrap_or(i32::MAX),
+                b.account.slug.as_bytes(),
+                b.account.id,
+            ))
+        });
+        let tenants_from = entries.iter().take_while(|e| e.chain.is_some()).count();
+        let mut by_id: Vec<(i64, u32)> = entries.iter().enumerate().map(|(i, e)| (e.account.id, i as u32)).collect();
+        by_id.sort_unstable();
+        Index { keys: Keys::new(&entries), entries, tenants_from, by_id }
+    }
 }
 
 /// A filter pass to run off the UI task: the index it reads, the filter,
@@ -98,16 +121,14 @@ impl AccountsPane {
         // `shown` indexes the old entries: forget it before replacing them.
         self.shown.clear();
         self.selected = 0;
-        let mut entries: Vec<Entry> = accounts
+        let entries: Vec<Entry> = accounts
             .into_iter()
             .map(|account| {
                 let chain = chain.iter().find(|c| c.slug == account.slug).map(|c| c.position);
                 Entry { account, chain }
             })
             .collect();
-        // Stable: tenants keep the store's slug order.
-        entries.sort_by_key(|e| e.chain.unwrap_or(i32::MAX));
-        self.index = Arc::new(Index { keys: Keys::new(&entries), entries });
+        self.index = Arc::new(Index::new(entries));
         self.shown_for.clear();
         self.refilter();
         if let Some(id) = keep {
@@ -151,8 +172,22 @@ impl AccountsPane {
         self.shown.iter().skip(from).take(count).map(|&i| &self.index.entries[i as usize])
     }
 
+    /// Any account of the index, shown or not, by id.
     pub fn entry_by_id(&self, id: i64) -> Option<&Entry> {
-        self.index.entries.iter().find(|e| e.account.id == id)
+        let by_id = &self.index.by_id;
+        let at = by_id.binary_search_by_key(&id, |&(id, _)| id).ok()?;
+        self.index.entries.get(by_id[at].1 as usize)
+    }
+
+    /// Any account of the index, shown or not, by slug (a binary search
+    /// among tenants).
+    pub fn entry_by_slug(&self, slug: &str) -> Option<&Entry> {
+        let (chain, tenants) = self.index.entries.split_at(self.index.tenants_from);
+        if let Some(e) = chain.iter().find(|e| e.account.slug == slug) {
+            return Some(e);
+        }
+        let at = tenants.partition_point(|e| e.account.slug.as_bytes() < slug.as_bytes());
+        tenants.get(at).filter(|e| e.account.slug == slug)
     }
 
     pub fn select_account(&mut self, id: i64) -> bool {
@@ -630,6 +665,18 @@ mod tests {
         assert!(!p.apply(job.run()));
         assert!(p.take_job().is_none(), "one account: filtered on the spot");
         assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn accounts_are_found_by_id_and_slug_whether_shown_or_not() {
+        let mut p = pane(&["zeta", "acme", "aws-admin", "paid-2", "paid-20"]);
+        p.set_filter("paid".into());
+        for (i, slug) in ["zeta", "acme", "aws-admin", "paid-2", "paid-20"].iter().enumerate() {
+            assert_eq!(p.entry_by_slug(slug).map(|e| e.account.id), Some(i as i64 + 1), "{slug}");
+            assert_eq!(p.entry_by_id(i as i64 + 1).map(|e| e.account.slug.as_str()), Some(*slug));
+        }
+        assert!(p.entry_by_slug("paid").is_none() && p.entry_by_slug("zz").is_none());
+        assert!(p.entry_by_id(99).is_none());
     }
 
     #[test]
