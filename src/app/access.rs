@@ -94,15 +94,37 @@ pub fn may_modify(model: &Model, account: &Account) -> Result<String, String> {
 /// (chain accounts are system settings); if not, the failing checks. With
 /// no operator the database role decides what the session reads.
 pub fn may_view(model: &Model, slug: &str) -> Result<(), String> {
-    let Some(op) = &model.session.access.operator else { return Ok(()) };
-    let subject = operator_subject(model, op);
-    let chain = &model.world.chain;
-    let system = chain.iter().any(|e| e.slug == slug);
-    let tenant = model.accounts.window(0, usize::MAX).find(|e| e.account.slug == slug).map(|e| e.account.clone());
+    if model.session.access.operator.is_none() {
+        return Ok(());
+    }
+    let system = model.world.chain.iter().any(|e| e.slug == slug);
+    // The account in hand is usually the selected one: no scan for it.
+    let tenant = match model.selected_account() {
+        Some(a) if a.slug == slug => Some(a.clone()),
+        _ if system => None,
+        _ => model.accounts.window(0, usize::MAX).find(|e| e.account.slug == slug).map(|e| e.account.clone()),
+    };
     let target = match (&tenant, system) {
         (Some(a), false) => Target::Tenant { account: a },
         _ => Target::System { slug },
     };
-    let d = permissions::evaluate(&subject, model.policy, permissions::Action::ViewSettings, &target);
+    may_view_target(model, &target)
+}
+
+/// `may_view` for an account in hand (no lookup by slug: cheap enough for
+/// every row on screen).
+pub fn may_view_account(model: &Model, account: &Account) -> Result<(), String> {
+    let target = if model.world.is_system(account.id) {
+        Target::System { slug: &account.slug }
+    } else {
+        Target::Tenant { account }
+    };
+    may_view_target(model, &target)
+}
+
+fn may_view_target(model: &Model, target: &Target) -> Result<(), String> {
+    let Some(op) = &model.session.access.operator else { return Ok(()) };
+    let subject = operator_subject(model, op);
+    let d = permissions::evaluate(&subject, model.policy, permissions::Action::ViewSettings, target);
     if d.allowed { Ok(()) } else { Err(d.failing().map(|c| c.name.clone()).collect::<Vec<_>>().join(", ")) }
 }

@@ -13,8 +13,8 @@ use ratatui::widgets::Paragraph;
 use super::keymap::{Action, Screen};
 use super::view::{Theme, circled, pane_block};
 use super::{
-    Cmd, Model, Pane, admin, audit, delete, lint_view, load_visible, may_view, moved, movement, picker, resolve_panel,
-    reveal, setting_pane, typed_char,
+    Cmd, Model, Pane, admin, audit, delete, lint_view, load_visible, may_view, may_view_account, moved, movement,
+    picker, resolve_panel, reveal, setting_pane, typed_char,
 };
 use crate::domain::Account;
 use crate::domain::registry;
@@ -225,13 +225,27 @@ pub enum Marker {
     Nothing,
     /// Not loaded yet.
     Unknown,
+    /// The policy does not let the operator view this account's settings,
+    /// or those of the account that answers for it: nothing is said.
+    Hidden,
 }
 
 pub fn marker(model: &Model, account: &Account, integration_type: &str) -> Marker {
+    // Only what the policy lets the operator view, as in the setting pane:
+    // not even whether a system account has settings.
+    if may_view_account(model, account).is_err() {
+        return Marker::Hidden;
+    }
     if !model.is_loaded(account.id) {
         return Marker::Unknown;
     }
     let hop = resolve_type(&model.world, Some(account), integration_type);
+    if let Some(by) = hop.answered_by.as_deref()
+        && by != account.slug
+        && may_view(model, by).is_err()
+    {
+        return Marker::Hidden;
+    }
     let has_own = model.world.settings.contains_key(&(account.id, integration_type.to_string()));
     match (hop.is_resolved(), hop.answered_by.as_deref() == Some(account.slug.as_str()), has_own) {
         (false, _, _) => Marker::Nothing,
@@ -318,6 +332,7 @@ impl Marker {
             Marker::Inherits => "○",
             Marker::Nothing => "✗",
             Marker::Unknown => "·",
+            Marker::Hidden => "-",
         }
     }
 
@@ -327,7 +342,7 @@ impl Marker {
             Marker::OwnSkipped => t.warn(),
             Marker::Inherits => Style::new(),
             Marker::Nothing => t.bad(),
-            Marker::Unknown => t.dim(),
+            Marker::Unknown | Marker::Hidden => t.dim(),
         }
     }
 }

@@ -34,7 +34,7 @@ use crate::domain::{Account, Policy, Setting};
 use crate::store::listen::Change;
 use crate::store::{AccountRow, AuditEntry, Conflict, ImpactRow, Proposal, SubjectData, UserHit};
 
-pub use access::{Access, decide_access, may_modify, may_view};
+pub use access::{Access, decide_access, may_modify, may_view, may_view_account};
 use accounts::{AccountsPane, status_of};
 pub use connection_test::LastTest;
 use editor::keys::{editor_key, on_previewed, on_saved, waiting_key};

@@ -1038,6 +1038,19 @@ async fn a_tenant_operator_sees_only_what_the_policy_lets_them_view() {
     assert!(text.contains("not shown: under policy A you may not view aws-admin's settings"), "{text}");
     assert!(text.contains("(contents hidden by the policy)"), "{text}");
     assert!(!text.contains("gpt-4o-mini") && !text.contains("#35c712e1"), "no system contents: {text}");
+    // The accounts list says nothing of settings they may not view: not
+    // that aws-admin has its own, nor that a tenant inherits it.
+    // (The accounts pane is the first 32 columns at 160×48.)
+    let pane: Vec<String> = text.lines().map(|l| l.chars().skip(1).take(30).collect()).collect();
+    for slug in ["aws-admin", "default-account", "paid-2", "acme-studio"] {
+        let row = pane
+            .iter()
+            .find(|l| l.trim_start_matches(['①', '②', '③', ' ']).starts_with(&format!("{slug} ")))
+            .unwrap_or_else(|| panic!("{slug} not in the list: {text}"));
+        let marks: String =
+            row.split_whitespace().filter(|w| w.chars().count() == 1 && !w.starts_with(['①', '②', '③'])).collect();
+        assert_eq!(marks, "---", "{slug}'s markers say what the policy hides: {row:?}");
+    }
     keys(&db.store, &mut model, &["a"]).await;
     assert!(model.overlay.is_none(), "no audit view of what one may not view");
     keys(&db.store, &mut model, &["L"]).await;
