@@ -15,7 +15,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::keymap::Action;
-use super::view::{Theme, centered, circled, dialog, impact_lines};
+use super::view::{Theme, centered, circled, dialog, impact_lines, wrap_lines};
 use super::{Cmd, Model, Overlay};
 use crate::domain::text::visible_short;
 
@@ -235,5 +235,5 @@ pub fn draw(model: &Model, view: &AdminView, frame: &mut Frame, area: Rect, t: T
             }
         }
     }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
 }

@@ -11,7 +11,7 @@ use ratatui::widgets::Paragraph;
 use super::editor::Editor;
 use super::keymap::Action;
 use super::may_modify;
-use super::view::{Theme, centered, dialog};
+use super::view::{Theme, centered, dialog, wrap_line};
 use super::{Cmd, Model, Overlay};
 use crate::domain::Account;
 use crate::domain::diff;
@@ -187,6 +187,7 @@ pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
     } else if view.entries.is_empty() {
         lines.push(Line::from(Span::styled("no audit entries for this setting", t.dim())));
     }
+    let width = inner.width as usize;
     let mut selected_line = 0;
     for (i, e) in view.entries.iter().enumerate() {
         if i == view.selected {
@@ -204,7 +205,8 @@ pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
         if i == view.selected {
             head = head.style(t.selected(true));
         }
-        lines.push(head);
+        // Wrapped lines keep their column: under the actor, under the value.
+        lines.extend(wrap_line(head, width, 20));
         if e.action == "reveal" {
             let fp = e
                 .after
@@ -213,16 +215,18 @@ pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
                 .and_then(|c| c.get("apiKey"))
                 .or_else(|| e.after.as_ref().and_then(|a| a.get("apiKey")));
             let fp = fp.map(|v| diff::shown("apiKey", Some(v))).unwrap_or_else(|| "the key".into());
-            lines.push(Line::from(Span::styled(format!("    key {fp} shown in clear; nothing changed"), t.dim())));
+            let line = Line::from(Span::styled(format!("    key {fp} shown in clear; nothing changed"), t.dim()));
+            lines.extend(wrap_line(line, width, 8));
             continue;
         }
         for c in diff::changes(e.before.as_ref(), e.after.as_ref()) {
-            lines.push(Line::from(vec![
+            let line = Line::from(vec![
                 Span::styled(format!("    {:<22}", visible_short(&c.field, 22)), t.dim()),
                 Span::raw(diff::shown(&c.field, c.before.as_ref())),
                 Span::styled(" → ", t.dim()),
                 Span::raw(diff::shown(&c.field, c.after.as_ref())),
-            ]));
+            ]);
+            lines.extend(wrap_line(line, width, 26));
         }
     }
     let height = inner.height as usize;

@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::keymap::Action;
 use super::may_modify;
-use super::view::{Theme, centered, dialog, impact_lines};
+use super::view::{Theme, centered, dialog, impact_lines, wrap_lines};
 use super::{Cmd, Model, Overlay, load_settings, resolve_cmd};
 use crate::domain::Setting;
 use crate::domain::text::visible_short;
@@ -160,5 +160,5 @@ pub fn draw(d: &DeleteDialog, frame: &mut Frame, area: Rect, t: Theme) {
     if d.request.is_some() {
         lines.push(Line::from(Span::styled("deleting…", t.dim())));
     }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
 }

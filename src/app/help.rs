@@ -41,9 +41,7 @@ pub fn lines(model: &Model) -> Vec<HelpLine> {
             out.push(HelpLine::Key(keys, what));
         }
         if screen == Screen::Main {
-            out.push(HelpLine::Text(
-                "markers: ● own answers  ○ inherits  ! own skipped  ✗ nothing  · loading",
-            ));
+            out.push(HelpLine::Text("markers: ● own answers  ○ inherits  ! own skipped  ✗ nothing  · loading"));
             out.push(HelpLine::Text("         - the policy does not let you view its settings"));
             out.push(HelpLine::Text("①②③ the account's place in the fallback chain"));
         }

@@ -16,7 +16,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::editor::Editor;
 use super::keymap::Action;
-use super::view::{Theme, centered, dialog};
+use super::view::{Theme, centered, dialog, wrap_line, wrap_lines};
 use super::{Cmd, Model, Overlay, may_modify};
 use crate::domain::text::{visible, visible_short};
 
@@ -207,15 +207,14 @@ pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
             (None, None) => "",
         };
         let fix = f.fix.as_ref().map(|x| format!(" · f: {}", x.description)).unwrap_or_default();
-        Paragraph::new(vec![
-            Line::from(Span::styled("─".repeat(inner.width as usize), t.dim())),
-            Line::from(vec![
-                Span::styled(format!("{} ", f.id), t.accent()),
-                Span::raw(visible(&f.message).into_owned()),
-            ]),
-            Line::from(Span::styled(format!("{go}{fix}"), t.dim())),
-        ])
-        .wrap(Wrap { trim: false })
+        // The message wraps under itself, past the rule's id.
+        let id = format!("{} ", f.id);
+        let hang = Span::raw(id.as_str()).width();
+        let message = Line::from(vec![Span::styled(id, t.accent()), Span::raw(visible(&f.message).into_owned())]);
+        let mut lines = vec![Line::from(Span::styled("─".repeat(inner.width as usize), t.dim()))];
+        lines.extend(wrap_line(message, inner.width as usize, hang));
+        lines.push(Line::from(Span::styled(format!("{go}{fix}"), t.dim())));
+        Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false })
     });
     let detail_height = detail
         .as_ref()

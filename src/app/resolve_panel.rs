@@ -14,7 +14,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use super::keymap::{Action, Screen};
 use super::request::Kind;
 use super::setting_pane::problems;
-use super::view::{Theme, pane_block, panes};
+use super::view::{Theme, pane_block, panes, wrap_lines};
 use super::{Cmd, Connection, Model, Pane};
 use crate::domain::resolve::{Hop, Resolution, Rules, Verdict, resolve};
 use crate::domain::text::{visible, visible_short};
@@ -58,7 +58,8 @@ pub fn draw(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let block = pane_block(title, focused, t);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let text = Paragraph::new(Text::from(resolve_text(model, inner.width as usize, t))).wrap(Wrap { trim: false });
+    let lines = wrap_lines(resolve_text(model, inner.width as usize, t), inner.width);
+    let text = Paragraph::new(Text::from(lines)).wrap(Wrap { trim: false });
     let scroll = model.resolve.scroll.min((text.line_count(inner.width) as u16).saturating_sub(inner.height));
     frame.render_widget(text.scroll((scroll, 0)), inner);
 }
@@ -87,7 +88,7 @@ pub fn resolve_rows(model: &Model) -> u16 {
 /// Lines the resolve pane has, wrapped to its width.
 pub fn resolve_lines(model: &Model) -> u16 {
     let inner = resolve_inner(model);
-    let text = resolve_text(model, inner.width as usize, Theme { color: false });
+    let text = wrap_lines(resolve_text(model, inner.width as usize, Theme { color: false }), inner.width);
     Paragraph::new(text).wrap(Wrap { trim: false }).line_count(inner.width) as u16
 }
 

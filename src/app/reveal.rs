@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::keymap::Action;
 use super::may_modify;
-use super::view::{Theme, centered, dialog};
+use super::view::{Theme, centered, dialog, wrap_lines};
 use super::{Cmd, Model, Overlay};
 use crate::domain::Secret;
 use crate::domain::text::visible_short;
@@ -137,5 +137,5 @@ pub fn draw(view: &RevealDialog, frame: &mut Frame, area: Rect, t: Theme) {
         Line::from(Span::styled("It hides again on the next key or after 10 seconds.", t.dim())),
         Line::from(Span::styled("Any key but yes cancels.", t.dim())),
     ];
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+    frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
 }

@@ -12,7 +12,7 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use serde_json::Value;
 
 use super::keymap::{Action, Screen};
-use super::view::{Theme, ago, panes};
+use super::view::{Theme, ago, panes, wrap_lines};
 use super::{Model, Pane};
 use crate::domain::registry::{self, FieldKind, Issue, Kind};
 use crate::domain::resolve::{Hop, Outcome, Verdict, resolve_type};
@@ -37,7 +37,7 @@ pub fn draw(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let block = Block::bordered().title(Line::from(title)).border_style(t.border(focused));
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let text = Paragraph::new(setting_text(model, t)).wrap(Wrap { trim: false });
+    let text = Paragraph::new(wrap_lines(setting_text(model, t), inner.width)).wrap(Wrap { trim: false });
     let scroll = model.setting_scroll.min((text.line_count(inner.width) as u16).saturating_sub(inner.height));
     frame.render_widget(text.scroll((scroll, 0)), inner);
 }
@@ -56,7 +56,9 @@ pub fn setting_rows(model: &Model) -> u16 {
 /// Lines the setting pane has, wrapped to its width.
 pub fn setting_lines_count(model: &Model) -> u16 {
     let width = setting_inner(model).width;
-    Paragraph::new(setting_text(model, Theme { color: false })).wrap(Wrap { trim: false }).line_count(width) as u16
+    Paragraph::new(wrap_lines(setting_text(model, Theme { color: false }), width))
+        .wrap(Wrap { trim: false })
+        .line_count(width) as u16
 }
 
 fn setting_text(model: &Model, t: Theme) -> Vec<Line<'static>> {

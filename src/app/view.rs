@@ -503,3 +503,164 @@ pub(crate) fn dialog(frame: &mut Frame, box_area: Rect, title: String, t: Theme)
     frame.render_widget(block, box_area);
     inner
 }
+
+/// Lines cut at spaces to `width` cells, each continuation indented like
+/// the text it continues (`hang`): wrapped text keeps its column, where
+/// ratatui's own wrapping would start it again at the left edge. Styles
+/// are kept; a word wider than the room is cut.
+pub(crate) fn wrap_lines(lines: Vec<Line<'static>>, width: u16) -> Vec<Line<'static>> {
+    let width = width as usize;
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        if width == 0 || line.width() <= width {
+            out.push(line);
+        } else {
+            let hang = hang(&line);
+            out.extend(wrap_line(line, width, hang));
+        }
+    }
+    out
+}
+
+/// Where a line's continuations start: under its text, past its leading
+/// spaces and a leading mark such as `⚠ `, `✗ ` or `└ ` (at most half the
+/// width, so something still fits).
+pub(crate) fn hang(line: &Line) -> usize {
+    let text: String = line.spans.iter().map(|s| s.content.as_ref()).collect();
+    let spaces = text.chars().take_while(|c| *c == ' ').count();
+    let mut rest = text.chars().skip(spaces);
+    let marked = matches!(rest.next(), Some('⚠' | '✗' | '✓' | '└' | '●' | '○' | '!' | '·' | '>' | '-'))
+        && rest.next() == Some(' ');
+    let hang = spaces + if marked { 2 } else { 0 };
+    hang.min(line.width() / 2)
+}
+
+/// One line cut at spaces to `width`, continuations indented by `hang`.
+pub(crate) fn wrap_line(line: Line<'static>, width: usize, hang: usize) -> Vec<Line<'static>> {
+    if width == 0 || line.width() <= width {
+        return vec![line];
+    }
+    let hang = hang.min(width.saturating_sub(1));
+    let style = line.style;
+    let alignment = line.alignment;
+    // Words and the spaces between them, each with its span's style.
+    let mut tokens: Vec<(String, Style, bool)> = Vec::new();
+    for span in &line.spans {
+        let mut word = String::new();
+        let mut space = false;
+        for c in span.content.chars() {
+            if (c == ' ') != space && !word.is_empty() {
+                tokens.push((std::mem::take(&mut word), span.style, space));
+            }
+            space = c == ' ';
+            word.push(c);
+        }
+        if !word.is_empty() {
+            tokens.push((word, span.style, space));
+        }
+    }
+    let cells = |s: &str| Span::raw(s).width();
+    let mut out: Vec<Line<'static>> = Vec::new();
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    let mut used = 0;
+    let mut first = true;
+    let finish = |spans: &mut Vec<Span<'static>>, out: &mut Vec<Line<'static>>| {
+        // Spaces at the end of a cut line are dropped.
+        while spans.last().is_some_and(|s| s.content.trim().is_empty()) && spans.len() > 1 {
+            spans.pop();
+        }
+        let mut l = Line::from(std::mem::take(spans)).style(style);
+        l.alignment = alignment;
+        out.push(l);
+    };
+    for (text, span_style, space) in tokens {
+        let w = cells(&text);
+        // The indent a continuation starts with, once per line.
+        let start = |spans: &mut Vec<Span<'static>>, used: &mut usize, first: bool| {
+            if spans.is_empty() && !first && hang > 0 {
+                spans.push(Span::raw(" ".repeat(hang)));
+                *used = hang;
+            }
+        };
+        if space {
+            let at_start = spans.is_empty() || (!first && used == hang);
+            if at_start && !first {
+                continue;
+            }
+            if used + w > width {
+                finish(&mut spans, &mut out);
+                first = false;
+                used = 0;
+                continue;
+            }
+            spans.push(Span::styled(text, span_style));
+            used += w;
+            continue;
+        }
+        // A word that fits on a line of its own goes to the next one; a
+        // longer one is cut where it stands.
+        if used + w > width && used > if first { 0 } else { hang } && w <= width - hang {
+            finish(&mut spans, &mut out);
+            first = false;
+            used = 0;
+        }
+        start(&mut spans, &mut used, first);
+        // A word wider than the room is cut.
+        let mut rest = text.as_str();
+        while used + cells(rest) > width {
+            let room = width.saturating_sub(used).max(1);
+            let cut: usize = rest
+                .char_indices()
+                .scan(0, |acc, (i, c)| {
+                    *acc += cells(&c.to_string());
+                    Some((i + c.len_utf8(), *acc))
+                })
+                .take_while(|(_, acc)| *acc <= room)
+                .last()
+                .map(|(i, _)| i)
+                .unwrap_or_else(|| rest.chars().next().map(char::len_utf8).unwrap_or(rest.len()));
+            spans.push(Span::styled(rest[..cut].to_string(), span_style));
+            rest = &rest[cut..];
+            finish(&mut spans, &mut out);
+            first = false;
+            used = 0;
+            start(&mut spans, &mut used, first);
+        }
+        if !rest.is_empty() {
+            used += cells(rest);
+            spans.push(Span::styled(rest.to_string(), span_style));
+        }
+    }
+    if !spans.is_empty() {
+        finish(&mut spans, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(lines: &[Line]) -> Vec<String> {
+        lines.iter().map(|l| l.spans.iter().map(|s| s.content.as_ref()).collect()).collect()
+    }
+
+    #[test]
+    fn wrapped_lines_keep_their_indent_and_styles() {
+        let warn = Style::new().add_modifier(Modifier::BOLD);
+        let line = Line::from(vec![Span::raw("  ⚠ "), Span::styled("aaa bbb ccc", warn)]);
+        let out = wrap_lines(vec![line], 10);
+        assert_eq!(text(&out), ["  ⚠ aaa", "    bbb", "    ccc"]);
+        assert!(out[1].spans.iter().any(|s| s.content == "bbb" && s.style == warn));
+        // A line that fits is left alone; a plain one hangs at its spaces.
+        let fits = Line::raw("  short");
+        assert_eq!(text(&wrap_lines(vec![fits], 10)), ["  short"]);
+        let plain = Line::raw("    one two three");
+        assert_eq!(text(&wrap_lines(vec![plain], 12)), ["    one two", "    three"]);
+        // A word wider than the room is cut, the rest still indented.
+        let long = Line::raw("  ✗ abcdefghijklmnop");
+        let out = text(&wrap_lines(vec![long], 10));
+        assert_eq!(out, ["  ✗ abcdef", "    ghijkl", "    mnop"]);
+        assert!(out.iter().all(|l| Span::raw(l.as_str()).width() <= 10));
+    }
+}

@@ -724,7 +724,9 @@ async fn t_tests_the_key_that_answers_and_shows_the_result() {
     keys(&db.store, &mut model, &["t"]).await;
     let text = screen(&model);
     assert!(text.contains("✓ aws-admin's openai key via"), "paid-2 inherits aws-admin's key: {text}");
-    assert!(text.contains("1 models") && text.contains("listed ("), "{text}");
+    let outcome = model.last_test.as_ref().and_then(|t| t.outcome.as_ref()).expect("a result");
+    assert!(outcome.ok && outcome.message.contains("1 models listed"), "{outcome:?}");
+    assert!(text.contains("key accepted") && text.contains("listed ("), "{text}");
 }
 
 #[tokio::test]
@@ -1104,4 +1106,33 @@ async fn the_first_frame_comes_from_the_first_page_and_the_index_follows() {
     assert_eq!(model.selected_account().map(|a| a.slug.clone()), selected);
     keys(&db.store, &mut model, &["/", "z", "z", "-", "l"]).await;
     assert!(screen(&model).contains("zz-last"), "the whole index is searched");
+}
+
+/// Issue 12, Also: wrapped lines keep their indent wherever the console
+/// wraps text (`view::wrap_lines`) — here the lint detail under its
+/// message and the permission checks under their text at 80×24; the
+/// trace's, the setting pane's and the audit view's are in the snapshots.
+#[tokio::test]
+async fn wrapped_lines_keep_their_indent_at_80x24() {
+    let db = TestDb::demo().await;
+    // The right-hand pane of a line: what follows the second border.
+    let right = |line: &str| -> String { line.split('│').nth(3).unwrap_or("").to_string() };
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["L"]).await;
+    let text = screen(&model);
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines.iter().position(|l| l.contains("│L001 aws-admin image_generation")).expect(&text);
+    let next = lines[at + 1].split('│').nth(2).unwrap_or("");
+    assert!(next.starts_with("     the app skips it"), "the message wraps under itself: {next:?}\n{text}");
+
+    let mut model = console(&db, Some("paid2@paid.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["p"]).await;
+    let text = screen(&model);
+    let lines: Vec<String> = text.lines().map(right).collect();
+    let at = lines.iter().position(|l| l.starts_with("✗ view_settings")).expect(&text);
+    assert!(lines[at + 1].starts_with("  denied by"), "{:?}\n{text}", lines[at + 1]);
+    assert!(lines[at + 2].starts_with("  "), "{:?}\n{text}", lines[at + 2]);
+    // No line of the pane that continues a wrapped check starts at its edge.
+    let check = lines.iter().position(|l| l.starts_with(" ✓ IsAuthenticatedAndActive")).expect(&text);
+    assert!(lines[check + 1].starts_with("   "), "a check's reason wraps under it: {:?}\n{text}", lines[check + 1]);
 }

@@ -9,7 +9,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use serde_json::Value;
 
 use super::{Editor, Stage};
-use crate::app::view::{Theme, centered, dialog, impact_lines};
+use crate::app::view::{Theme, centered, dialog, impact_lines, wrap_line, wrap_lines};
 use crate::domain::diff;
 use crate::domain::registry::{self, FieldKind};
 use crate::domain::text::visible_short;
@@ -41,20 +41,22 @@ pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
             if changes.is_empty() {
                 lines.push(Line::from(Span::styled("no field changes", t.dim())));
             }
+            // A long value wraps under the values, not under the field.
             for c in changes {
-                lines.push(Line::from(vec![
+                let line = Line::from(vec![
                     Span::styled(format!("{:<22}", visible_short(&c.field, 22)), t.dim()),
                     Span::raw(diff::shown(&c.field, c.before.as_ref())),
                     Span::styled(" → ", t.dim()),
                     Span::styled(diff::shown(&c.field, c.after.as_ref()), t.accent()),
-                ]));
+                ]);
+                lines.extend(wrap_line(line, inner.width as usize, 22));
             }
             for warning in save_warnings(ed) {
                 lines.push(Line::from(Span::styled(format!("⚠ {warning}"), t.warn())));
             }
             lines.push(Line::raw(""));
             lines.extend(impact_lines("impact", impact, inner.width as usize, t));
-            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+            frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
         }
         Stage::Discard { quit, .. } => {
             let what = if *quit { "quit keyfall" } else { "close the form" };
@@ -66,7 +68,7 @@ pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
                 Line::raw(""),
                 Line::from(Span::styled("Nothing has been saved. No goes back to the form, edits intact.", t.dim())),
             ];
-            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+            frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
         }
         Stage::Conflict { conflict, theirs, asking } => {
             let mut lines = vec![
@@ -107,7 +109,7 @@ pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
                     t.warn().add_modifier(Modifier::BOLD),
                 )));
             }
-            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+            frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
         }
     }
 }
@@ -200,7 +202,7 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
     }
     if y < bottom {
         frame.render_widget(
-            Paragraph::new(lines).wrap(Wrap { trim: false }),
+            Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }),
             Rect::new(inner.x, y + 1, inner.width, bottom.saturating_sub(y + 1)),
         );
     }
