@@ -406,9 +406,12 @@ async fn a_write_from_psql_reaches_the_console_live_naming_the_actor() {
     select(&db, &mut model, "acme-studio").await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let listener = tokio::spawn(keyfall::store::listen::listen(db.store.clone(), move |e| tx.send(e).is_ok()));
-    // Wait until the listener is subscribed: a first write is heard.
+    // Wait until the listener is subscribed: a first write is heard (for
+    // 20 s at most: a listener that never hears fails the test).
     let mut psql = db.raw().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     let heard = loop {
+        assert!(std::time::Instant::now() < deadline, "the listener never heard a write");
         sqlx::raw_sql(
             "BEGIN; SET LOCAL keyfall.actor = 'ops-script@igny8.com';
              UPDATE integration_settings SET config = jsonb_set(config, '{model}', '\"gpt-4.1\"')

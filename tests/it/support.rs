@@ -109,11 +109,20 @@ impl Drop for TestDb {
 }
 
 /// Run console commands through the runtime's executor, and the commands
-/// their replies call for, until none are left.
+/// their replies call for, until none are left. Bounded: a command that
+/// takes longer than a minute, or replies that keep asking for more work
+/// (a loop), fail the test instead of hanging it.
 pub async fn drive(store: &Store, model: &mut keyfall::app::Model, cmds: Vec<keyfall::app::Cmd>) {
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
     let mut queue = std::collections::VecDeque::from(cmds);
+    let mut ran = 0;
     while let Some(cmd) = queue.pop_front() {
-        let msg = keyfall::tui::exec::run(store, cmd).await;
+        ran += 1;
+        assert!(ran <= 10_000, "the console keeps asking for work: {cmd:?}");
+        let what = format!("{cmd:?}");
+        let msg = tokio::time::timeout(LIMIT, keyfall::tui::exec::run(store, cmd))
+            .await
+            .unwrap_or_else(|_| panic!("{what} took longer than {LIMIT:?}"));
         queue.extend(keyfall::app::update(model, msg));
     }
 }
