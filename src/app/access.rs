@@ -102,7 +102,7 @@ pub fn may_view(model: &Model, slug: &str) -> Result<(), String> {
     let tenant = match model.selected_account() {
         Some(a) if a.slug == slug => Some(a.clone()),
         _ if system => None,
-        _ => model.accounts.window(0, usize::MAX).find(|e| e.account.slug == slug).map(|e| e.account.clone()),
+        _ => model.accounts.entry_by_slug(slug).map(|e| e.account.clone()),
     };
     let target = match (&tenant, system) {
         (Some(a), false) => Target::Tenant { account: a },

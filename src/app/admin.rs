@@ -185,7 +185,7 @@ pub fn draw(model: &Model, view: &AdminView, frame: &mut Frame, area: Rect, t: T
     let inner = dialog(frame, centered(area, 84, area.height.saturating_sub(2)), " Chain and policy ".into(), t);
     let mut lines = vec![Line::from(Span::styled("system fallback chain (tenants fall back in this order):", t.dim()))];
     for (i, slug) in view.chain.iter().enumerate() {
-        let exists = model.accounts.window(0, usize::MAX).any(|e| &e.account.slug == slug);
+        let exists = model.accounts.entry_by_slug(slug).is_some();
         let missing = if exists { "" } else { "   (no such account: L005)" };
         let mut line = Line::from(format!("{} {}{missing}", circled(i as i32 + 1), visible_short(slug, 40)));
         if i == view.selected && matches!(view.stage, AdminStage::Editing) {

@@ -101,7 +101,7 @@ fn jump(model: &mut Model) -> Vec<Cmd> {
 fn select(model: &mut Model, f: &Finding) {
     if let Some(slug) = &f.account {
         model.accounts.set_filter(String::new());
-        let id = model.accounts.window(0, usize::MAX).find(|e| &e.account.slug == slug).map(|e| e.account.id);
+        let id = model.accounts.entry_by_slug(slug).map(|e| e.account.id);
         if let Some(id) = id {
             model.accounts.select_account(id);
         }
