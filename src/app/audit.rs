@@ -248,3 +248,11 @@ fn audit_label(e: &AuditEntry) -> (String, String) {
     }
     (e.actor.clone(), visible_short(&e.action, 8))
 }
+
+/// Whether an audit-view action can do something now (for the footer).
+pub(super) fn available(view: &AuditView, action: Action) -> bool {
+    match action {
+        Action::Revert => view.entries.get(view.selected).is_some_and(|e| e.action != "reveal"),
+        _ => true,
+    }
+}

@@ -249,3 +249,11 @@ pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
         frame.render_widget(d, Rect { y: list.y + list.height, height: detail_height, ..inner });
     }
 }
+
+/// Whether a lint-view action can do something now (for the footer).
+pub(super) fn available(view: &LintView, action: Action) -> bool {
+    match action {
+        Action::Fix => view.findings.get(view.selected).is_some_and(|f| f.fix.is_some()),
+        _ => true,
+    }
+}

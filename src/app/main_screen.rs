@@ -13,13 +13,48 @@ use ratatui::widgets::Paragraph;
 use super::keymap::{Action, Screen};
 use super::view::{Theme, circled, pane_block};
 use super::{
-    Cmd, Model, Pane, admin, audit, delete, lint_view, load_visible, may_view, may_view_account, moved, movement,
-    picker, resolve_panel, reveal, setting_pane, typed_char,
+    Cmd, Model, Pane, admin, audit, delete, lint_view, load_visible, may_modify, may_view, may_view_account, moved,
+    movement, picker, resolve_panel, reveal, setting_pane, typed_char,
 };
 use crate::domain::Account;
 use crate::domain::registry;
 use crate::domain::resolve::resolve_type;
 use crate::domain::text::{visible, visible_short};
+use serde_json::Value;
+
+/// Whether a main-screen action can do something here and now (the footer
+/// offers only those; help lists every key).
+pub(super) fn available(model: &Model, action: Action) -> bool {
+    let account = model.selected_account();
+    let ty = model.current_type();
+    let own = account.and_then(|a| model.world.settings.get(&(a.id, ty.clone())));
+    let writable = || account.is_some_and(|a| may_modify(model, a).is_ok()) && registry::spec(&ty).is_some();
+    match action {
+        Action::Edit => writable(),
+        Action::Delete => own.is_some() && writable(),
+        Action::Reveal => {
+            own.and_then(|s| s.config.get("apiKey")).and_then(Value::as_str).is_some_and(|k| !k.is_empty())
+                && writable()
+        }
+        Action::ChainPolicy => {
+            model.session.access.read_only.is_none()
+                && model
+                    .session
+                    .access
+                    .operator
+                    .as_ref()
+                    .is_some_and(|o| o.is_active && (o.is_superuser || o.role == crate::domain::model::Role::Developer))
+        }
+        Action::TestConnection => model.session.access.operator.is_some(),
+        Action::Audit => account.is_some_and(|a| may_view(model, &a.slug).is_ok()),
+        Action::Lint => model.world.chain.first().is_none_or(|e| may_view(model, &e.slug).is_ok()),
+        Action::Cancel => !model.accounts.filter.is_empty(),
+        Action::Tab2 | Action::Tab3 | Action::Tab4 => {
+            TAB_KEYS.iter().position(|a| *a == action).is_some_and(|i| i < model.tabs().len())
+        }
+        _ => true,
+    }
+}
 
 /// The keys that go straight to a tab, first to last; tabs beyond them
 /// are reached with the next and previous tab keys.

@@ -8,12 +8,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
-use serde_json::Value;
 
 use super::keymap::{Action, Screen};
 use super::main_screen::TAB_KEYS;
 use super::{Connection, Model, Overlay};
-use crate::domain::registry;
 use crate::domain::text::{accounts_named, count, visible_short};
 
 /// Styles, with or without colour (`NO_COLOR`).
@@ -263,50 +261,12 @@ pub fn hints(model: &Model, width: usize) -> Vec<(String, String)> {
 /// Whether an action can do something here and now (the footer offers
 /// only those; help lists every key).
 fn available(model: &Model, screen: Screen, action: Action) -> bool {
-    if screen != Screen::Main {
-        return match (screen, action) {
-            (Screen::Editor, Action::RemoveField) => match &model.overlay {
-                Some(Overlay::Edit(ed)) => ed.fields.get(ed.focus).is_some_and(|f| f.stored() || !f.text().is_empty()),
-                _ => false,
-            },
-            (Screen::Lint, Action::Fix) => match &model.overlay {
-                Some(Overlay::Lint(v)) => v.findings.get(v.selected).is_some_and(|f| f.fix.is_some()),
-                _ => false,
-            },
-            (Screen::Audit, Action::Revert) => match &model.overlay {
-                Some(Overlay::Audit(v)) => v.entries.get(v.selected).is_some_and(|e| e.action != "reveal"),
-                _ => false,
-            },
-            _ => true,
-        };
-    }
-    let account = model.selected_account();
-    let ty = model.current_type();
-    let own = account.and_then(|a| model.world.settings.get(&(a.id, ty.clone())));
-    let writable = || account.is_some_and(|a| super::may_modify(model, a).is_ok()) && registry::spec(&ty).is_some();
-    match action {
-        Action::Edit => writable(),
-        Action::Delete => own.is_some() && writable(),
-        Action::Reveal => {
-            own.and_then(|s| s.config.get("apiKey")).and_then(Value::as_str).is_some_and(|k| !k.is_empty())
-                && writable()
-        }
-        Action::ChainPolicy => {
-            model.session.access.read_only.is_none()
-                && model
-                    .session
-                    .access
-                    .operator
-                    .as_ref()
-                    .is_some_and(|o| o.is_active && (o.is_superuser || o.role == crate::domain::model::Role::Developer))
-        }
-        Action::TestConnection => model.session.access.operator.is_some(),
-        Action::Audit => account.is_some_and(|a| super::may_view(model, &a.slug).is_ok()),
-        Action::Lint => model.world.chain.first().is_none_or(|e| super::may_view(model, &e.slug).is_ok()),
-        Action::Cancel => !model.accounts.filter.is_empty(),
-        Action::Tab2 | Action::Tab3 | Action::Tab4 => {
-            TAB_KEYS.iter().position(|a| *a == action).is_some_and(|i| i < model.tabs().len())
-        }
+    // Each screen says.
+    match (screen, &model.overlay) {
+        (Screen::Main, _) => super::main_screen::available(model, action),
+        (Screen::Editor, Some(Overlay::Edit(ed))) => super::editor::keys::available(ed, action),
+        (Screen::Lint, Some(Overlay::Lint(view))) => super::lint_view::available(view, action),
+        (Screen::Audit, Some(Overlay::Audit(view))) => super::audit::available(view, action),
         _ => true,
     }
 }

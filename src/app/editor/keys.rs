@@ -247,3 +247,11 @@ pub(in crate::app) fn failed(model: &mut Model, request: u64, error: &str) -> bo
         _ => false,
     }
 }
+
+/// Whether an editor action can do something now (for the footer).
+pub(in crate::app) fn available(ed: &Editor, action: Action) -> bool {
+    match action {
+        Action::RemoveField => ed.fields.get(ed.focus).is_some_and(|f| f.stored() || !f.text().is_empty()),
+        _ => true,
+    }
+}
