@@ -255,7 +255,7 @@ async fn straightforward(
     let before_rows: HashMap<(&str, &str), &ReportRow> =
         before.iter().map(|r| ((r.account.as_str(), r.integration_type.as_str()), r)).collect();
     // (type, before, after, value changed) → (accounts, users, account slugs)
-    type Groups = HashMap<(String, Answer, Answer, bool), (i64, i64, Vec<String>)>;
+    type Groups = HashMap<(String, Answer, Answer, bool), (i64, i64, Vec<(i64, String)>)>;
     let mut groups = Groups::new();
     for a in &after {
         // A type no row had before (the change brings it): nobody answered.
@@ -276,8 +276,8 @@ async fn straightforward(
         let g = groups.entry((a.integration_type.clone(), was, is, value_changed)).or_default();
         g.0 += i64::from(!a.account.is_empty());
         g.1 += users(&a.account);
-        if !a.account.is_empty() {
-            g.2.push(a.account.clone());
+        if let Some(id) = a.account_id {
+            g.2.push((id, a.account.clone()));
         }
     }
     // A tenant's single change names the tenant rather than "(own)".
@@ -296,9 +296,13 @@ async fn straightforward(
     let mut out = Vec::new();
     for ((t, before, mut after, value_changed), (accounts, users, mut examples)) in groups {
         after.new_value = value_changed;
-        // The first three by slug (bytes).
-        examples.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        examples.truncate(3);
+        // Per class of id modulo 3, the first slug (bytes); those, in order.
+        examples.sort_unstable_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
+        let mut firsts: Vec<String> = (0..3)
+            .filter_map(|class| examples.iter().find(|(id, _)| id.rem_euclid(3) == class).map(|(_, s)| s.clone()))
+            .collect();
+        firsts.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let examples = firsts;
         for (function, _) in functions.iter().filter(|(_, ft)| *ft == t) {
             let mut row = ImpactRow {
                 function: function.clone(),
