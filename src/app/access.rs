@@ -98,9 +98,12 @@ pub fn may_view(model: &Model, slug: &str) -> Result<(), String> {
         return Ok(());
     }
     let system = model.world.chain.iter().any(|e| e.slug == slug);
-    // The account in hand is usually the selected one: no scan for it.
-    let tenant = match model.selected_account() {
-        Some(a) if a.slug == slug => Some(a.clone()),
+    // The account in hand is usually the selected one or the resolve-as
+    // user's: no scan of the index for those.
+    let user_account = model.resolve.subject.as_ref().and_then(|s| s.user_account());
+    let tenant = match (model.selected_account(), user_account) {
+        (Some(a), _) if a.slug == slug => Some(a.clone()),
+        (_, Some(a)) if a.slug == slug => Some(a.clone()),
         _ if system => None,
         _ => model.accounts.entry_by_slug(slug).map(|e| e.account.clone()),
     };

@@ -331,6 +331,43 @@ impl Pending {
     }
 }
 
+/// Which accounts' settings are in memory and which are on their way (the
+/// chain's are always in memory, with the snapshot).
+#[derive(Debug, Default)]
+struct SettingsCache {
+    loaded: HashSet<i64>,
+    requested: HashSet<i64>,
+    /// In-flight settings requests and the accounts each asked for.
+    in_flight: HashMap<u64, Vec<i64>>,
+}
+
+impl SettingsCache {
+    /// `request` asks for these accounts.
+    fn asked(&mut self, request: u64, account_ids: &[i64]) {
+        self.requested.extend(account_ids.iter().copied());
+        self.in_flight.insert(request, account_ids.to_vec());
+    }
+
+    /// `request` is answered or failed: its accounts are no longer on
+    /// their way. False when it was not a settings request.
+    fn settled(&mut self, request: u64) -> bool {
+        let Some(ids) = self.in_flight.remove(&request) else { return false };
+        for id in ids {
+            self.requested.remove(&id);
+        }
+        true
+    }
+
+    /// In memory, or on its way.
+    fn holds(&self, account_id: i64) -> bool {
+        self.loaded.contains(&account_id) || self.requested.contains(&account_id)
+    }
+
+    fn clear(&mut self) {
+        *self = SettingsCache::default();
+    }
+}
+
 /// The whole console state. Panes own their state; the model wires them.
 #[derive(Debug)]
 pub struct Model {
@@ -361,10 +398,8 @@ pub struct Model {
     pub last_test: Option<LastTest>,
     pub quit: bool,
     pending: Pending,
-    loaded: HashSet<i64>,
-    requested: HashSet<i64>,
-    /// In-flight settings requests and the accounts each asked for.
-    settings_requests: HashMap<u64, Vec<i64>>,
+    /// Whose settings are in memory, and whose are on their way.
+    cache: SettingsCache,
     /// When to try booting again after a failed boot, and how often it failed.
     boot_retry: Option<(DateTime<Utc>, u32)>,
     /// Request ids, and the newest of each kind (latest reply wins).
@@ -397,9 +432,7 @@ impl Model {
             last_test: None,
             quit: false,
             pending: Pending::default(),
-            loaded: HashSet::new(),
-            requested: HashSet::new(),
-            settings_requests: HashMap::new(),
+            cache: SettingsCache::default(),
             boot_retry: None,
             requests: request::Tracker::default(),
             user_search: picker::UserSearch::default(),
@@ -438,7 +471,7 @@ impl Model {
 
     /// Whether an account's settings are in memory.
     pub fn is_loaded(&self, account_id: i64) -> bool {
-        self.loaded.contains(&account_id) || self.world.is_system(account_id)
+        self.cache.loaded.contains(&account_id) || self.world.is_system(account_id)
     }
 
     /// The permission checks for the resolve-as user (or the operator)
@@ -601,17 +634,14 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             load_visible(model)
         }
         Msg::Settings { request, account_ids, settings } => {
-            model.settings_requests.remove(&request);
-            for id in &account_ids {
-                model.requested.remove(id);
-            }
+            model.cache.settled(request);
             if model.requests.is_stale(request) {
                 return Vec::new();
             }
             model.connection = Connection::Up;
             for id in &account_ids {
                 model.world.settings.retain(|(a, _), _| a != id);
-                model.loaded.insert(*id);
+                model.cache.loaded.insert(*id);
                 if let Some(e) = model.accounts.entry_by_id(*id) {
                     model.world.accounts.insert(*id, e.account.clone());
                 }
@@ -653,10 +683,11 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         return Vec::new();
     }
     let mut retry = None;
-    if let Some(ids) = model.settings_requests.remove(&request) {
-        for id in ids {
-            model.requested.remove(&id);
-        }
+    // Settings requests settle (their accounts may be asked again); then
+    // only the newest request of each kind may report.
+    let settings = model.cache.settled(request);
+    if settings {
+        // Said below, unless from before a refresh.
     } else if model.requests.is_latest(request::Kind::Boot, request) {
         let attempt = model.boot_retry.map(|(_, n)| n + 1).unwrap_or(0);
         let wait = chrono::Duration::seconds(1i64 << attempt.min(5)).min(chrono::Duration::seconds(30));
@@ -705,11 +736,7 @@ fn apply_pending(model: &mut Model) -> Vec<Cmd> {
     } else {
         // In memory, or on its way: a reply read before the change
         // committed would be stale too.
-        let stale: Vec<i64> = pending
-            .accounts
-            .into_iter()
-            .filter(|id| model.loaded.contains(id) || model.requested.contains(id))
-            .collect();
+        let stale: Vec<i64> = pending.accounts.into_iter().filter(|id| model.cache.holds(*id)).collect();
         if !stale.is_empty() {
             cmds.push(load_settings(model, stale));
         }
@@ -766,9 +793,7 @@ fn on_boot(model: &mut Model, request: u64, boot: Boot) -> Vec<Cmd> {
     model.accounts.set_accounts(boot.accounts.into_iter().map(account_of).collect(), &chain);
     model.accounts.partial = !boot.complete;
     model.world = boot.base.snapshot;
-    model.loaded.clear();
-    model.requested.clear();
-    model.settings_requests.clear();
+    model.cache.clear();
     model.boot_retry = None;
     if model.resolve.function.is_none() {
         model.resolve.function = model.functions.first().map(|(f, _)| f.clone());
@@ -789,15 +814,15 @@ pub(crate) fn load_visible(model: &mut Model) -> Vec<Cmd> {
     // A page above and below, so scrolling a little needs no round trip.
     let from = offset.saturating_sub(height);
     let visible: Vec<i64> = model.accounts.window(from, height * 3).map(|e| e.account.id).collect();
-    if model.loaded.len() > SETTINGS_CACHE_ACCOUNTS {
+    if model.cache.loaded.len() > SETTINGS_CACHE_ACCOUNTS {
         let keep: HashSet<i64> = visible.iter().copied().collect();
         let world = &mut model.world;
-        model.loaded.retain(|id| keep.contains(id));
+        model.cache.loaded.retain(|id| keep.contains(id));
         let chain_ids: HashSet<i64> = world.chain.iter().filter_map(|e| e.account.as_ref().map(|a| a.id)).collect();
         world.settings.retain(|(a, _), _| keep.contains(a) || chain_ids.contains(a));
     }
     let missing: Vec<i64> =
-        visible.into_iter().filter(|id| !model.is_loaded(*id) && !model.requested.contains(id)).collect();
+        visible.into_iter().filter(|id| !model.is_loaded(*id) && !model.cache.requested.contains(id)).collect();
     if missing.is_empty() {
         return Vec::new();
     }
@@ -805,9 +830,8 @@ pub(crate) fn load_visible(model: &mut Model) -> Vec<Cmd> {
 }
 
 fn load_settings(model: &mut Model, account_ids: Vec<i64>) -> Cmd {
-    model.requested.extend(account_ids.iter().copied());
     let request = model.request();
-    model.settings_requests.insert(request, account_ids.clone());
+    model.cache.asked(request, &account_ids);
     Cmd::LoadSettings { request, account_ids }
 }
 
