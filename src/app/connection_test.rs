@@ -13,7 +13,7 @@ use crate::domain::text::visible_short;
 /// a consumer's second hop): the raw config is in memory, so the test goes
 /// straight to the provider.
 pub(super) fn test_connection(model: &mut Model) -> Vec<Cmd> {
-    if model.focus == Pane::Resolve {
+    if model.main.focus == Pane::Resolve {
         return test_resolved(model);
     }
     let Some(account) = model.selected_account().cloned() else { return Vec::new() };

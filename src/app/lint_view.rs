@@ -109,7 +109,7 @@ fn select(model: &mut Model, f: &Finding) {
     if let Some(ty) = &f.integration_type
         && let Some(i) = model.tabs().iter().position(|t| t == ty)
     {
-        model.tab = i;
+        model.main.tab = i;
     }
 }
 

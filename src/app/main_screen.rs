@@ -13,8 +13,8 @@ use ratatui::widgets::Paragraph;
 use super::keymap::{Action, Screen};
 use super::view::{Theme, circled, pane_block};
 use super::{
-    Cmd, Model, Pane, admin, audit, delete, lint_view, load_visible, may_modify, may_view, may_view_account, moved,
-    movement, picker, resolve_panel, reveal, setting_pane, typed_char,
+    Cmd, Model, admin, audit, delete, lint_view, load_visible, may_modify, may_view, may_view_account, moved, movement,
+    picker, resolve_panel, reveal, setting_pane, typed_char,
 };
 use crate::domain::Account;
 use crate::domain::registry;
@@ -66,7 +66,7 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     };
     let page = model.account_rows();
     if let Some(delta) = movement(action, page) {
-        return match model.focus {
+        return match model.main.focus {
             Pane::Resolve => {
                 let len = resolve_panel::resolve_lines(model) as usize;
                 let rows = resolve_panel::resolve_rows(model) as usize;
@@ -78,14 +78,14 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
                 let len = setting_pane::setting_lines_count(model) as usize;
                 let rows = setting_pane::setting_rows(model) as usize;
                 let max = len.saturating_sub(rows);
-                model.setting_scroll = moved(model.setting_scroll as usize, delta, max + 1) as u16;
+                model.main.setting_scroll = moved(model.main.setting_scroll as usize, delta, max + 1) as u16;
                 Vec::new()
             }
             Pane::Accounts => {
                 let before = model.accounts.selected_index();
                 model.accounts.move_by(delta);
                 if model.accounts.selected_index() != before {
-                    model.setting_scroll = 0;
+                    model.main.setting_scroll = 0;
                 }
                 load_visible(model)
             }
@@ -93,34 +93,34 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     }
     match action {
         Action::NextPane => {
-            model.focus = model.focus.next();
+            model.main.focus = model.main.focus.next();
             Vec::new()
         }
         Action::PrevPane => {
-            model.focus = model.focus.prev();
+            model.main.focus = model.main.focus.prev();
             Vec::new()
         }
         Action::Filter => {
             model.accounts.filtering = true;
-            model.focus = Pane::Accounts;
+            model.main.focus = Pane::Accounts;
             Vec::new()
         }
         Action::NextTab => {
-            model.tab = (model.tab + 1) % model.tabs().len();
-            model.setting_scroll = 0;
+            model.main.tab = (model.main.tab + 1) % model.tabs().len();
+            model.main.setting_scroll = 0;
             Vec::new()
         }
         Action::PrevTab => {
             let n = model.tabs().len();
-            model.tab = (model.tab + n - 1) % n;
-            model.setting_scroll = 0;
+            model.main.tab = (model.main.tab + n - 1) % n;
+            model.main.setting_scroll = 0;
             Vec::new()
         }
         Action::Tab1 | Action::Tab2 | Action::Tab3 | Action::Tab4 => {
             let index = TAB_KEYS.iter().position(|a| *a == action).unwrap_or(0);
             if index < model.tabs().len() {
-                model.tab = index;
-                model.setting_scroll = 0;
+                model.main.tab = index;
+                model.main.setting_scroll = 0;
             }
             Vec::new()
         }
@@ -157,8 +157,8 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
             Vec::new()
         }
         Action::Accept => {
-            if model.focus == Pane::Accounts {
-                model.focus = Pane::Setting;
+            if model.main.focus == Pane::Accounts {
+                model.main.focus = Pane::Setting;
             }
             Vec::new()
         }
@@ -204,7 +204,7 @@ pub(super) fn copy(model: &mut Model, what: String, text: crate::domain::Secret)
 /// the key shown in the setting pane, or the resolve-as trace as text.
 fn copy_selection(model: &mut Model) -> Vec<Cmd> {
     use crate::domain::Secret;
-    match model.focus {
+    match model.main.focus {
         Pane::Accounts => match model.selected_account().map(|a| a.slug.clone()) {
             Some(slug) => {
                 copy(model, format!("the slug {}", crate::domain::text::visible_short(&slug, 40)), Secret::new(slug))
@@ -292,7 +292,7 @@ pub fn marker(model: &Model, account: &Account, integration_type: &str) -> Marke
 
 /// The accounts list.
 pub fn draw_accounts(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
-    let focused = model.focus == Pane::Accounts;
+    let focused = model.main.focus == Pane::Accounts;
     let pane = &model.accounts;
     // While only the first page is in, the total is "300+".
     let more = if pane.partial { "+" } else { "" };
@@ -379,5 +379,44 @@ impl Marker {
             Marker::Nothing => t.bad(),
             Marker::Unknown | Marker::Hidden => t.dim(),
         }
+    }
+}
+
+/// The main screen's own state: which pane has the keys, the tab shown,
+/// the setting pane's scroll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MainState {
+    pub focus: Pane,
+    /// The integration-type tab shown.
+    pub tab: usize,
+    /// First line of the setting pane shown.
+    pub setting_scroll: u16,
+}
+
+impl Default for MainState {
+    fn default() -> Self {
+        MainState { focus: Pane::Accounts, tab: 0, setting_scroll: 0 }
+    }
+}
+
+/// The main screen's panes, in the order tab visits them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Accounts,
+    Setting,
+    Resolve,
+}
+
+impl Pane {
+    fn next(self) -> Pane {
+        match self {
+            Pane::Accounts => Pane::Setting,
+            Pane::Setting => Pane::Resolve,
+            Pane::Resolve => Pane::Accounts,
+        }
+    }
+
+    fn prev(self) -> Pane {
+        self.next().next()
     }
 }

@@ -40,6 +40,7 @@ pub use connection_test::LastTest;
 use editor::keys::{editor_key, on_previewed, on_saved, waiting_key};
 use editor::{Editor, Stage};
 use keymap::{Action, Keymap, Screen};
+pub use main_screen::Pane;
 use picker::Picker;
 pub use resolve_panel::ResolvePanel;
 use resolve_panel::resolve_cmd;
@@ -255,27 +256,6 @@ pub struct Boot {
     pub functions: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pane {
-    Accounts,
-    Setting,
-    Resolve,
-}
-
-impl Pane {
-    fn next(self) -> Pane {
-        match self {
-            Pane::Accounts => Pane::Setting,
-            Pane::Setting => Pane::Resolve,
-            Pane::Resolve => Pane::Accounts,
-        }
-    }
-
-    fn prev(self) -> Pane {
-        self.next().next()
-    }
-}
-
 #[derive(Debug)]
 pub enum Overlay {
     Picker(Picker),
@@ -376,16 +356,13 @@ pub struct Model {
     pub connection: Connection,
     pub size: (u16, u16),
     pub now: DateTime<Utc>,
-    pub focus: Pane,
+    /// The main screen: focused pane, tab, setting scroll.
+    pub main: main_screen::MainState,
     pub accounts: AccountsPane,
     /// The chain's accounts and settings plus every loaded account's rows.
     pub world: Snapshot,
     pub policy: Policy,
     pub functions: Vec<(String, String)>,
-    /// The integration-type tab shown.
-    pub tab: usize,
-    /// First line of the setting pane shown.
-    pub setting_scroll: u16,
     pub resolve: ResolvePanel,
     pub overlay: Option<Overlay>,
     /// The keys of the screen below, over everything while open.
@@ -417,13 +394,11 @@ impl Model {
             connection: Connection::Connecting,
             size: (80, 24),
             now,
-            focus: Pane::Accounts,
+            main: main_screen::MainState::default(),
             accounts: AccountsPane::default(),
             world: Snapshot::default(),
             policy: Policy::SystemOnly,
             functions: Vec::new(),
-            tab: 0,
-            setting_scroll: 0,
             resolve: ResolvePanel { email, ..ResolvePanel::default() },
             overlay: None,
             help: None,
@@ -462,7 +437,7 @@ impl Model {
 
     pub fn current_type(&self) -> String {
         let tabs = self.tabs();
-        tabs.get(self.tab).cloned().unwrap_or_else(|| tabs[0].clone())
+        tabs.get(self.main.tab).cloned().unwrap_or_else(|| tabs[0].clone())
     }
 
     pub fn selected_account(&self) -> Option<&Account> {

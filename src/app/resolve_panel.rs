@@ -41,7 +41,7 @@ pub(super) fn resolve_cmd(model: &mut Model) -> Vec<Cmd> {
 }
 
 pub fn draw(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
-    let focused = model.focus == Pane::Resolve;
+    let focused = model.main.focus == Pane::Resolve;
     let title = if model.resolve.show_permissions {
         " Permissions ".to_string()
     } else {

@@ -21,7 +21,7 @@ use crate::domain::text::{visible, visible_short};
 use crate::domain::{Account, Setting};
 
 pub fn draw(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
-    let focused = model.focus == Pane::Setting;
+    let focused = model.main.focus == Pane::Setting;
     let tabs = model.tabs();
     let current = model.current_type();
     let mut title = vec![Span::raw(" ")];
@@ -38,7 +38,7 @@ pub fn draw(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let text = Paragraph::new(wrap_lines(setting_text(model, t), inner.width)).wrap(Wrap { trim: false });
-    let scroll = model.setting_scroll.min((text.line_count(inner.width) as u16).saturating_sub(inner.height));
+    let scroll = model.main.setting_scroll.min((text.line_count(inner.width) as u16).saturating_sub(inner.height));
     frame.render_widget(text.scroll((scroll, 0)), inner);
 }
 

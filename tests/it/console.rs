@@ -340,7 +340,7 @@ fn navigation_is_pure() {
     let cmds = model.start();
     assert!(matches!(cmds[..], [Cmd::Boot { .. }]));
     assert!(update(&mut model, Msg::Key("tab".into())).is_empty());
-    assert_eq!(model.focus, keyfall::app::Pane::Setting);
+    assert_eq!(model.main.focus, keyfall::app::Pane::Setting);
     update(&mut model, Msg::Key("2".into()));
     assert_eq!(model.current_type(), "runware");
     update(&mut model, Msg::Key("]".into()));
