@@ -14,6 +14,7 @@ pub mod editor;
 pub mod help;
 pub mod keymap;
 pub mod lint_view;
+mod live;
 pub mod main_screen;
 pub mod permissions_view;
 pub mod picker;
@@ -294,23 +295,6 @@ pub enum Connection {
     Lost,
 }
 
-/// Changes heard since the last tick, applied together (at most one reload
-/// per tick, however many notices arrive).
-#[derive(Debug, Default)]
-pub struct Pending {
-    accounts: HashSet<i64>,
-    /// The chain, the policy, the functions, or a bulk write: reload all.
-    everything: bool,
-    /// The newest audit entry, to name its actor.
-    audit: Option<i64>,
-}
-
-impl Pending {
-    fn is_empty(&self) -> bool {
-        self.accounts.is_empty() && !self.everything && self.audit.is_none()
-    }
-}
-
 /// Which accounts' settings are in memory and which are on their way (the
 /// chain's are always in memory, with the snapshot).
 #[derive(Debug, Default)]
@@ -374,7 +358,7 @@ pub struct Model {
     /// The last connection test: which setting, when, and how it went.
     pub last_test: Option<LastTest>,
     pub quit: bool,
-    pending: Pending,
+    pending: live::Pending,
     /// Whose settings are in memory, and whose are on their way.
     cache: SettingsCache,
     /// When to try booting again after a failed boot, and how often it failed.
@@ -406,7 +390,7 @@ impl Model {
             revealed: None,
             last_test: None,
             quit: false,
-            pending: Pending::default(),
+            pending: live::Pending::default(),
             cache: SettingsCache::default(),
             boot_retry: None,
             requests: request::Tracker::default(),
@@ -550,10 +534,10 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
                 model.requests.refresh();
                 return model.start();
             }
-            apply_pending(model)
+            live::apply_pending(model)
         }
         Msg::Changed(change) => {
-            note_change(model, change);
+            live::note_change(model, change);
             Vec::new()
         }
         Msg::ListenerLost { error } => {
@@ -589,7 +573,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
                 return Vec::new();
             }
             if let Some(e) = entry {
-                model.notice = Some(change_notice(&e));
+                model.notice = Some(live::change_notice(&e));
             }
             Vec::new()
         }
@@ -682,66 +666,6 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
     }
     model.notice = Some(crate::domain::text::visible_short(error, 200));
     retry.map(|query| picker::search_users(model, query)).unwrap_or_default()
-}
-
-fn note_change(model: &mut Model, change: Change) {
-    let chain_ids: HashSet<i64> = model.world.chain.iter().filter_map(|e| e.account.as_ref().map(|a| a.id)).collect();
-    match (change.table.as_str(), change.account_id, change.bulk) {
-        ("integration_settings", Some(id), None) if !chain_ids.contains(&id) => {
-            model.pending.accounts.insert(id);
-        }
-        _ => model.pending.everything = true,
-    }
-    if change.audit_id.is_some() {
-        model.pending.audit = change.audit_id;
-    }
-}
-
-/// Reload what the pending changes touched that is in memory, re-resolve,
-/// and fetch the audit entry that names the actor.
-fn apply_pending(model: &mut Model) -> Vec<Cmd> {
-    if model.pending.is_empty() {
-        return Vec::new();
-    }
-    let pending = std::mem::take(&mut model.pending);
-    let mut cmds = Vec::new();
-    if pending.everything {
-        model.requests.refresh();
-        cmds.extend(model.start());
-    } else {
-        // In memory, or on its way: a reply read before the change
-        // committed would be stale too.
-        let stale: Vec<i64> = pending.accounts.into_iter().filter(|id| model.cache.holds(*id)).collect();
-        if !stale.is_empty() {
-            cmds.push(load_settings(model, stale));
-        }
-        cmds.extend(resolve_cmd(model));
-    }
-    if let Some(id) = pending.audit {
-        let request = model.request();
-        cmds.push(Cmd::LoadAudit { request, id });
-    }
-    cmds
-}
-
-fn change_notice(e: &AuditEntry) -> String {
-    use crate::domain::text::visible_short;
-    let what = match (&e.account, &e.integration_type) {
-        (Some(a), Some(t)) => format!("{} {}", visible_short(a, 40), visible_short(t, 30)),
-        _ => e.table_name.replace('_', " "),
-    };
-    let version = e.after.as_ref().and_then(|a| a.get("version")).map(|v| format!(" (v{v})")).unwrap_or_default();
-    let did = match e.action.as_str() {
-        "insert" => "created",
-        "update" => "updated",
-        "delete" => "deleted",
-        other => other,
-    };
-    format!(
-        "{} {did} {what}{version} {}",
-        crate::domain::text::identity_short(&e.actor, 60),
-        e.at.format("at %H:%M:%S UTC")
-    )
 }
 
 fn account_of(r: AccountRow) -> Account {
