@@ -1,6 +1,8 @@
-//! Testing a key for real (DESIGN §9): one HTTP call to the provider — OpenAI
-//! lists models, Runware runs its authentication task — with a timeout, the
-//! base URL overridable by the setting's `base_url`. The key is sent only
+//! Testing a key for real (DESIGN §9): one HTTP call to the provider, with a
+//! timeout. Which call, and its default base URL, is the registry's
+//! (`TypeSpec::test`: list the models, or run an authentication task); how
+//! each is spoken is here. The base URL is overridable by the setting's
+//! `base_url`. The key is sent only
 //! there, in a header or the request body, and never appears in what this
 //! returns: responses are summarised, never echoed (providers quote keys in
 //! their error messages). Redirects are not followed: the key goes to the
@@ -12,10 +14,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::domain::registry::{self, KeyTest};
 use crate::domain::secret::Secret;
-
-pub const OPENAI_BASE: &str = "https://api.openai.com/v1";
-pub const RUNWARE_BASE: &str = "https://api.runware.ai/v1";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
@@ -43,23 +43,23 @@ pub async fn test(provider: &str, config: &Value, timeout: Duration) -> Outcome 
         return fail("", None, "no key to test".into());
     };
     // Never follow a redirect: it would carry the key (the Authorization
-    // header on the same host, Runware's body anywhere) to another URL.
+    // header on the same host, an authentication task's body anywhere) to
+    // another URL.
     let client = match reqwest::Client::builder().timeout(timeout).redirect(reqwest::redirect::Policy::none()).build() {
         Ok(c) => c,
         Err(_) => return fail("", None, "cannot start an HTTP client".into()),
     };
-    let (request, host) = match provider {
-        "openai" => {
-            let base = base.unwrap_or_else(|| OPENAI_BASE.to_string());
-            let url = format!("{base}/models");
-            (client.get(&url).bearer_auth(key.expose()), host_of(&base))
-        }
-        "runware" => {
-            let base = base.unwrap_or_else(|| RUNWARE_BASE.to_string());
+    let Some(test) = registry::spec(provider).and_then(|t| t.test) else {
+        return fail("", None, format!("no connection test for {provider:?}"));
+    };
+    let base = base.unwrap_or_else(|| test.base().to_string());
+    let host = host_of(&base);
+    let request = match test {
+        KeyTest::ListModels { .. } => client.get(format!("{base}/models")).bearer_auth(key.expose()),
+        KeyTest::AuthTask { .. } => {
             let body = json!([{ "taskType": "authentication", "apiKey": key.expose(), "taskUUID": uuidish() }]);
-            (client.post(&base).json(&body), host_of(&base))
+            client.post(&base).json(&body)
         }
-        other => return fail("", None, format!("no connection test for {other:?}")),
     };
     let response = match request.send().await {
         Ok(r) => r,
@@ -79,15 +79,15 @@ pub async fn test(provider: &str, config: &Value, timeout: Duration) -> Outcome 
     let elapsed_ms = started.elapsed().as_millis();
     let outcome =
         |ok: bool, message: String| Outcome { ok, host: host.clone(), status: Some(status), message, elapsed_ms };
-    match (status, provider, &body) {
+    match (status, test, &body) {
         (401 | 403, _, _) => outcome(false, format!("the provider rejected the key ({status})")),
         (429, _, _) => outcome(false, "rate limited (429): the key works but is throttled".into()),
         (200..=299, _, None) => outcome(false, format!("unexpected response ({status}): not JSON")),
-        (200..=299, "openai", Some(b)) => match b.get("data").and_then(Value::as_array) {
+        (200..=299, KeyTest::ListModels { .. }, Some(b)) => match b.get("data").and_then(Value::as_array) {
             Some(models) => outcome(true, format!("key accepted: {} models listed", models.len())),
             None => outcome(false, format!("unexpected response ({status}): no model list")),
         },
-        (200..=299, _, Some(b)) => {
+        (200..=299, KeyTest::AuthTask { .. }, Some(b)) => {
             if b.get("errors").is_some() {
                 outcome(false, "the provider rejected the key".into())
             } else {
@@ -120,9 +120,28 @@ fn host_of(base: &str) -> String {
     rest.split('/').next().unwrap_or(rest).to_string()
 }
 
-/// A request id for Runware's task (uniqueness, not secrecy, is all it needs).
+/// A request id for an authentication task (uniqueness, not secrecy, is all it needs).
 fn uuidish() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let hex = format!("{nanos:032x}");
     format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A type the registry gives no key test is refused before any call,
+    /// however it is configured.
+    #[tokio::test]
+    async fn a_type_without_a_key_test_is_not_called() {
+        let config = json!({"apiKey": "sk-0123456789abcdef", "base_url": "http://127.0.0.1:9"});
+        for ty in ["image_generation", "anthropic"] {
+            let outcome = test(ty, &config, Duration::from_millis(100)).await;
+            assert!(!outcome.ok && outcome.status.is_none() && outcome.host.is_empty(), "{outcome:?}");
+            assert_eq!(outcome.message, format!("no connection test for {ty:?}"));
+        }
+    }
 }

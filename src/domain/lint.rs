@@ -176,18 +176,6 @@ fn finding(id: &'static str, severity: Severity, account: Option<&str>, ty: Opti
     }
 }
 
-/// The provider an image model belongs to, when its name says so.
-pub fn provider_for_model(model: &str) -> Option<&'static str> {
-    let m = model.to_ascii_lowercase();
-    if m.starts_with("dall-e") || m.starts_with("gpt-image") {
-        Some("openai")
-    } else if m.starts_with("runware:") || m.starts_with("civitai:") {
-        Some("runware")
-    } else {
-        None
-    }
-}
-
 /// Findings of one row. `rows` are all of the account's own settings: the
 /// second hop of a consumer resolves from the account itself first.
 fn setting_findings(snapshot: &Snapshot, account: &Account, rows: &[&Setting], s: &Setting, out: &mut Vec<Finding>) {
@@ -476,7 +464,7 @@ fn l001(severity: Severity, slug: &str, ty: &str, message: String, map: &Map<Str
 /// A fix that sets `provider` in `fixed`: from the model when its name
 /// tells, else a choice for the operator.
 fn provider_fix(mut fixed: Map<String, Value>, verb: &str, map: &Map<String, Value>, version: i64) -> Fix {
-    match map.get("model").and_then(Value::as_str).and_then(provider_for_model) {
+    match map.get("model").and_then(Value::as_str).and_then(registry::provider_for_model) {
         Some(p) => {
             fixed.insert("provider".into(), Value::String(p.into()));
             Fix {

@@ -56,6 +56,36 @@ pub struct TypeSpec {
     pub known_models: &'static [&'static str],
     /// The prefix a well-formed key starts with, if the provider has one.
     pub key_prefix: Option<&'static str>,
+    /// How a provider's key is tested for real, if it can be; `None` for a
+    /// consumer (it holds no key) and for a provider without a test.
+    pub test: Option<KeyTest>,
+    /// Lowercase prefixes of model names that say a model is this
+    /// provider's (`dall-e` → openai), so a consumer without a provider can
+    /// be given one from its model ([`provider_for_model`]). No prefix
+    /// starts another type's.
+    pub model_prefixes: &'static [&'static str],
+}
+
+/// Which call tests a provider's key (DESIGN §9), and where it goes when
+/// the setting has no `base_url`. `connection` speaks each protocol; the
+/// registry says which one a provider uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTest {
+    /// `GET {base}/models` with the key as a bearer token; a `data` array
+    /// in the answer means the key works (OpenAI).
+    ListModels { base: &'static str },
+    /// `POST {base}` one authentication task with the key in the body; an
+    /// answer without `errors` means the key works (Runware).
+    AuthTask { base: &'static str },
+}
+
+impl KeyTest {
+    /// The default base URL, used when the setting has no `base_url`.
+    pub fn base(self) -> &'static str {
+        match self {
+            KeyTest::ListModels { base } | KeyTest::AuthTask { base } => base,
+        }
+    }
 }
 
 const fn field(name: &'static str, kind: FieldKind, required: bool, label: &'static str) -> Field {
@@ -93,6 +123,8 @@ pub static TYPES: [TypeSpec; 3] = [
             "gpt-5-nano",
         ],
         key_prefix: Some("sk-"),
+        test: Some(KeyTest::ListModels { base: "https://api.openai.com/v1" }),
+        model_prefixes: &["dall-e", "gpt-image"],
     },
     TypeSpec {
         name: "runware",
@@ -106,6 +138,8 @@ pub static TYPES: [TypeSpec; 3] = [
         ],
         known_models: &["runware:100@1", "runware:101@1", "civitai:4384@128713"],
         key_prefix: None,
+        test: Some(KeyTest::AuthTask { base: "https://api.runware.ai/v1" }),
+        model_prefixes: &["runware:", "civitai:"],
     },
     TypeSpec {
         name: "image_generation",
@@ -121,6 +155,8 @@ pub static TYPES: [TypeSpec; 3] = [
         ],
         known_models: &["dall-e-3", "dall-e-2", "gpt-image-1", "runware:100@1", "runware:101@1"],
         key_prefix: None,
+        test: None,
+        model_prefixes: &[],
     },
 ];
 
@@ -134,6 +170,18 @@ pub fn type_names() -> impl Iterator<Item = &'static str> {
 
 pub fn provider_names() -> impl Iterator<Item = &'static str> {
     TYPES.iter().filter(|t| t.kind == Kind::Provider).map(|t| t.name)
+}
+
+/// The provider an image model belongs to, when its name says so: the
+/// provider type one of whose [`TypeSpec::model_prefixes`] starts the
+/// model's name, in any ASCII case.
+pub fn provider_for_model(model: &str) -> Option<&'static str> {
+    let m = model.to_ascii_lowercase();
+    TYPES
+        .iter()
+        .filter(|t| t.kind == Kind::Provider)
+        .find(|t| t.model_prefixes.iter().any(|p| m.starts_with(p)))
+        .map(|t| t.name)
 }
 
 /// The provider types as a reader would list them: "openai or runware".
@@ -545,6 +593,59 @@ mod tests {
             assert!(t.fields.iter().any(|f| f.kind == FieldKind::ProviderRef), "{} names no provider", t.name);
         }
         assert_eq!(provider_choices(), "openai or runware");
+    }
+
+    /// A provider's specifics are the registry's: every provider has a key
+    /// test with a base URL of its own, and a model is given to the provider
+    /// whose prefix starts it, whatever the case — and only then.
+    #[test]
+    fn providers_say_how_their_key_is_tested_and_which_models_are_theirs() {
+        for t in &TYPES {
+            match t.kind {
+                Kind::Provider => {
+                    let test = t.test.unwrap_or_else(|| panic!("{} has no key test", t.name));
+                    assert!(test.base().starts_with("https://"), "{}: {}", t.name, test.base());
+                    assert!(!test.base().ends_with('/'), "{}: the base URL has no trailing slash", t.name);
+                }
+                Kind::Consumer => {
+                    assert!(t.test.is_none(), "{} holds no key to test", t.name);
+                    assert!(t.model_prefixes.is_empty(), "{} is no provider to give a model to", t.name);
+                }
+            }
+            for prefix in t.model_prefixes {
+                assert_eq!(*prefix, prefix.to_ascii_lowercase(), "{}: prefixes are lowercase", t.name);
+                for other in TYPES.iter().filter(|o| o.name != t.name) {
+                    assert!(
+                        other.model_prefixes.iter().all(|p| !p.starts_with(prefix) && !prefix.starts_with(p)),
+                        "{} and {} both claim {prefix}",
+                        t.name,
+                        other.name
+                    );
+                }
+                assert_eq!(provider_for_model(&format!("{prefix}x")), Some(t.name));
+                assert_eq!(provider_for_model(&format!("{}x", prefix.to_ascii_uppercase())), Some(t.name));
+            }
+        }
+        let bases: std::collections::HashSet<&str> = TYPES.iter().filter_map(|t| t.test).map(|k| k.base()).collect();
+        assert_eq!(bases.len(), provider_names().count(), "two providers share a base URL");
+        // The names the seed's data uses, and one no prefix claims.
+        for (model, provider) in [
+            ("dall-e-3", Some("openai")),
+            ("GPT-Image-1", Some("openai")),
+            ("runware:100@1", Some("runware")),
+            ("civitai:4384@128713", Some("runware")),
+            ("gpt-4o", None),
+            ("", None),
+        ] {
+            assert_eq!(provider_for_model(model), provider, "{model}");
+        }
+        // Every model a consumer knows tells its provider, so lint can fix a
+        // consumer without one from its model.
+        for t in TYPES.iter().filter(|t| t.kind == Kind::Consumer) {
+            for model in t.known_models {
+                assert!(provider_for_model(model).is_some(), "{}: {model} tells no provider", t.name);
+            }
+        }
     }
 
     #[test]
