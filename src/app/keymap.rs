@@ -6,6 +6,18 @@
 
 use std::collections::BTreeMap;
 
+/// The help line of the key to the `index`th tab: the registry's types come
+/// first ("OpenAI tab"), then any unknown type found in the data.
+fn tab_line(index: usize) -> &'static str {
+    static LINES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let ordinals = ["first", "second", "third", "fourth"];
+        let types = crate::domain::registry::TYPES.iter().map(|t| format!("{} tab", t.label));
+        let unknown = ordinals.iter().map(|o| format!("{o} tab (an unknown type, if any)"));
+        types.chain(unknown.skip(crate::domain::registry::TYPES.len())).collect()
+    });
+    LINES.get(index).map_or("a tab", String::as_str)
+}
+
 /// What a key does. Which screens take an action is `Screen::actions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Action {
@@ -213,10 +225,10 @@ impl Action {
             (_, Action::Reveal) => ("reveal", "reveal the key (asks; audited; hides in 10 s)"),
             (_, Action::ChainPolicy) => ("chain", "the fallback chain and the policy"),
             (_, Action::Filter) => ("filter", "filter accounts by slug or name (fuzzy)"),
-            (_, Action::Tab1) => ("type", "OpenAI tab"),
-            (_, Action::Tab2) => ("", "Runware tab"),
-            (_, Action::Tab3) => ("", "Image generation tab"),
-            (_, Action::Tab4) => ("", "fourth tab (an unknown type, if any)"),
+            (_, Action::Tab1) => ("type", tab_line(0)),
+            (_, Action::Tab2) => ("", tab_line(1)),
+            (_, Action::Tab3) => ("", tab_line(2)),
+            (_, Action::Tab4) => ("", tab_line(3)),
             (_, Action::NextPane) => ("pane", "next pane"),
             (_, Action::PrevPane) => ("", "previous pane"),
             (_, Action::NextTab) => ("", "next integration type"),
@@ -634,6 +646,19 @@ mod tests {
         assert_eq!(keymap.action(Screen::Editor, "q"), None, "a character is text in the editor");
         assert_eq!(keymap.action(Screen::Lint, "q"), Some(Action::Close));
         assert_eq!(keymap.action(Screen::Lint, "enter"), Some(Action::Jump));
+    }
+
+    #[test]
+    fn the_tab_keys_are_named_after_the_registry() {
+        let lines: Vec<&str> = [Action::Tab1, Action::Tab2, Action::Tab3, Action::Tab4]
+            .into_iter()
+            .map(|a| a.text(Screen::Main).1)
+            .collect();
+        for (line, t) in lines.iter().zip(crate::domain::registry::TYPES.iter()) {
+            assert_eq!(*line, format!("{} tab", t.label));
+        }
+        assert_eq!(lines[0], "OpenAI tab");
+        assert_eq!(lines[3], "fourth tab (an unknown type, if any)");
     }
 
     #[test]
