@@ -689,8 +689,14 @@ fn on_boot(model: &mut Model, request: u64, boot: Boot) -> Vec<Cmd> {
     model.policy = boot.base.policy;
     model.functions = boot.functions;
     let chain = boot.base.snapshot.chain.clone();
-    model.accounts.set_accounts(boot.accounts.into_iter().map(account_of).collect(), &chain);
-    model.accounts.partial = !boot.complete;
+    // A reload (a live change, a reconnect) keeps the whole index it has
+    // until the new one is in: the first page would shrink the list and
+    // lose a selection or a filter's matches beyond it.
+    let have_whole = model.accounts.total() > 0 && !model.accounts.partial;
+    if boot.complete || !have_whole {
+        model.accounts.set_accounts(boot.accounts.into_iter().map(account_of).collect(), &chain);
+        model.accounts.partial = !boot.complete;
+    }
     model.world = boot.base.snapshot;
     model.cache.clear();
     model.boot_retry = None;

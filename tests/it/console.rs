@@ -1107,8 +1107,19 @@ async fn the_first_frame_comes_from_the_first_page_and_the_index_follows() {
     let text = screen(&model);
     assert!(text.contains(&format!("Accounts {total} ")), "{text}");
     assert_eq!(model.selected_account().map(|a| a.slug.clone()), selected);
-    keys(&db.store, &mut model, &["/", "z", "z", "-", "l"]).await;
+    keys(&db.store, &mut model, &["/", "z", "z", "-", "l", "enter"]).await;
     assert!(screen(&model).contains("zz-last"), "the whole index is searched");
+
+    // A reload (as a live change to the accounts makes) keeps the whole
+    // index, the filter's match and the selection until the new index is in.
+    let boot = model.start();
+    let booted = keyfall::tui::exec::run(&db.store, boot[0].clone()).await;
+    let cmds = update(&mut model, booted);
+    let text = screen(&model);
+    assert!(text.contains("zz-last") && !text.contains("302+"), "{text}");
+    assert_eq!(model.selected_account().map(|a| a.slug.as_str()), Some("zz-last"));
+    drive(&db.store, &mut model, cmds).await;
+    assert_eq!(model.selected_account().map(|a| a.slug.as_str()), Some("zz-last"));
 }
 
 /// Issue 12, Also: wrapped lines keep their indent wherever the console
