@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::domain::diff::{self, FieldChange};
 use crate::domain::secret::Secret;
 use crate::domain::text::{visible, visible_short};
-use crate::store::{AuditEntry, Store};
+use crate::store::{AuditEntry, AuditFilter, Store};
 
 use super::{CliError, CliResult, Exit};
 
@@ -22,6 +22,10 @@ pub struct Args {
     /// Only this integration type's entries.
     #[arg(long = "type", value_name = "TYPE")]
     pub integration_type: Option<String>,
+    /// Only what this actor did (any case): an operator's email, a database
+    /// login, "keyfall demo"; their reverts and overwrites included.
+    #[arg(long, value_name = "WHO")]
+    pub actor: Option<String>,
     /// Read a key from stdin (or a hidden prompt) and list the entries holding its fingerprint.
     #[arg(long)]
     pub find_key: bool,
@@ -55,9 +59,13 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     } else {
         None
     };
-    let entries = store
-        .audit(args.account.as_deref(), args.integration_type.as_deref(), fingerprint.as_deref(), args.limit.max(1))
-        .await?;
+    let filter = AuditFilter {
+        account: args.account.as_deref(),
+        integration_type: args.integration_type.as_deref(),
+        fingerprint: fingerprint.as_deref(),
+        actor: args.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()),
+    };
+    let entries = store.audit_where(filter, args.limit.max(1)).await?;
     // A deleted account's history is still history; a name that never had
     // any, and names no account, is a typo.
     if entries.is_empty()

@@ -21,7 +21,9 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 pub use connect::{Source, Target};
 pub use mapping::Mapping;
-pub use queries::{AccountRow, AuditEntry, ImportItem, LintData, SettingRef, SubjectData, UserHit, WriteOutcome};
+pub use queries::{
+    AccountRow, AuditEntry, AuditFilter, ImportItem, LintData, SettingRef, SubjectData, UserHit, WriteOutcome,
+};
 pub use report::{Answer, ImpactRow, Proposal, ReportRow};
 
 /// Connections of the console's (and the tests') pool.

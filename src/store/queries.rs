@@ -105,6 +105,20 @@ pub struct UserHit {
     pub is_active: bool,
 }
 
+/// Which audit entries to list (`Store::audit_where`); `None` is "any".
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AuditFilter<'a> {
+    /// The account's slug.
+    pub account: Option<&'a str>,
+    pub integration_type: Option<&'a str>,
+    /// A key's fingerprint (`#1a2b3c4d`) in the entry's before or after.
+    pub fingerprint: Option<&'a str>,
+    /// Who acted, in any case: the whole actor, or what comes before its
+    /// " (…)" — "dev@… (revert of #12)", "dev@… (overwrite)" are dev@…'s;
+    /// "postgres (claimed dev@…)" is postgres's, the claim unverified.
+    pub actor: Option<&'a str>,
+}
+
 /// One audit row, secrets already fingerprinted by the trigger (and again
 /// on the way out, for rows written before secrets were known by shape).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -408,7 +422,6 @@ impl Store {
 
     /// Audit entries, newest first: for one account and/or type, or only
     /// those whose before or after holds `fingerprint` (`#1a2b3c4d`).
-    #[tracing::instrument(skip_all)]
     pub async fn audit(
         &self,
         account: Option<&str>,
@@ -416,6 +429,12 @@ impl Store {
         fingerprint: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit_where(AuditFilter { account, integration_type, fingerprint, actor: None }, limit).await
+    }
+
+    /// Audit entries matching every filter given, newest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn audit_where(&self, filter: AuditFilter<'_>, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT id, keyfall_finite(at) AS at, actor, action, table_name, account_slug AS account,
                     integration_type, before::text AS before_text, after::text AS after_text
@@ -423,12 +442,15 @@ impl Store {
               WHERE ($1::text IS NULL OR account_slug = $1)
                 AND ($2::text IS NULL OR integration_type = $2)
                 AND ($3::text IS NULL OR strpos(coalesce(before::text, '') || coalesce(after::text, ''), $3) > 0)
+                AND ($5::text IS NULL OR lower(actor) = lower($5)
+                     OR left(lower(actor), length($5) + 2) = lower($5) || ' (')
               ORDER BY id DESC LIMIT $4",
         )
-        .bind(account)
-        .bind(integration_type)
-        .bind(fingerprint)
+        .bind(filter.account)
+        .bind(filter.integration_type)
+        .bind(filter.fingerprint)
         .bind(limit)
+        .bind(filter.actor)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -256,6 +256,41 @@ async fn audit_lists_changes_and_finds_a_key_by_fingerprint() {
     }
 }
 
+/// `audit --actor`: what one operator did, in any case, their reverts and
+/// overwrites included; a claim nobody verified stays the login's.
+#[tokio::test]
+async fn audit_lists_what_one_actor_did() {
+    let db = TestDb::demo().await;
+    let set = keyfall(&db, &["--as", "dev@igny8.com", "set", "paid-2", "openai", "model"], Some("gpt-4o"));
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    // A revert as the console records it, written by a superuser acting
+    // for dev@ (keyfall_actor accepts the claim); and a plain psql write.
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "BEGIN;
+         SELECT set_config('keyfall.actor', 'dev@igny8.com (revert of #1)', true);
+         UPDATE integration_settings SET config = config || '{\"model\": \"gpt-4o-mini\"}'
+          WHERE account_id = (SELECT id FROM accounts WHERE slug = 'paid-2') AND integration_type = 'openai';
+         COMMIT;
+         UPDATE integration_settings SET is_active = false
+          WHERE account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio') AND integration_type = 'openai';",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let actors = |who: &str| -> Vec<String> {
+        let j = json(&keyfall(&db, &["audit", "--actor", who, "--json"], None));
+        j.as_array().unwrap().iter().map(|e| e["actor"].as_str().unwrap().to_string()).collect()
+    };
+    let dev = actors("DEV@igny8.com");
+    assert_eq!(dev, ["dev@igny8.com (revert of #1)", "dev@igny8.com"], "newest first, any case");
+    let login: String = sqlx::query_scalar("SELECT session_user::text").fetch_one(&mut psql).await.unwrap();
+    let theirs = actors(&login);
+    assert!(!theirs.is_empty() && theirs.iter().all(|a| a == &login), "{theirs:?}");
+    assert!(actors("dev@igny8").is_empty(), "a prefix of an email is not the email");
+    assert!(actors("nobody@nowhere.test").is_empty());
+}
+
 #[tokio::test]
 async fn chain_and_policy_are_previewed_and_guarded() {
     let db = TestDb::demo().await;
