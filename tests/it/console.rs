@@ -45,6 +45,17 @@ async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model
     model
 }
 
+/// A session with no operator: read-only, as the database decides.
+fn read_only_session(database: &str) -> Session {
+    Session {
+        database: database.into(),
+        label: None,
+        color: None,
+        access: Access { operator: None, read_only: Some("no operator".into()), forced: true },
+        no_color: true,
+    }
+}
+
 /// Dates and times (of writes made by the test) vary run to run.
 pub(crate) fn scrub(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
@@ -329,13 +340,7 @@ async fn a_narrowing_user_query_is_answered_without_the_database() {
 
 #[test]
 fn navigation_is_pure() {
-    let session = Session {
-        database: "x".into(),
-        label: None,
-        color: None,
-        access: Access { operator: None, read_only: Some("no operator".into()), forced: true },
-        no_color: true,
-    };
+    let session = read_only_session("x");
     let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());
     let cmds = model.start();
     assert!(matches!(cmds[..], [Cmd::Boot { .. }]));
@@ -356,13 +361,7 @@ fn navigation_is_pure() {
 #[test]
 fn footer_hints_and_help_are_generated_from_the_keymap() {
     use keyfall::app::keymap::Screen;
-    let session = Session {
-        database: "x".into(),
-        label: None,
-        color: None,
-        access: Access { operator: None, read_only: Some("no operator".into()), forced: true },
-        no_color: true,
-    };
+    let session = read_only_session("x");
     let mut o = std::collections::BTreeMap::new();
     o.insert("main.filter".to_string(), vec!["F".to_string()]);
     o.insert("quit".to_string(), vec!["ctrl-q".to_string()]);
@@ -1080,13 +1079,7 @@ async fn the_first_frame_comes_from_the_first_page_and_the_index_follows() {
     .await
     .unwrap();
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(&mut psql).await.unwrap();
-    let session = Session {
-        database: "localhost/keyfall".into(),
-        label: None,
-        color: None,
-        access: Access { operator: None, read_only: Some("no operator".into()), forced: true },
-        no_color: true,
-    };
+    let session = read_only_session("localhost/keyfall");
     let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());
     update(&mut model, Msg::Resize { width: 80, height: 24 });
     let boot = model.start();

@@ -10,20 +10,27 @@ use crate::support::TestDb;
 #[path = "../common/pty.rs"]
 mod common;
 
+/// The real binary as dev@ on `db`, for a terminal, its home, state and
+/// config under `home`.
+fn console(db: &TestDb, home: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
+    command
+        .args(["--database-url", &db.url(), "--as", "dev@igny8.com"])
+        .env("TERM", "xterm-256color")
+        .env("HOME", home)
+        .env("XDG_STATE_HOME", home)
+        .env("XDG_CONFIG_HOME", home);
+    command
+}
+
 #[tokio::test]
 async fn the_real_console_draws_takes_keys_and_restores_the_terminal() {
     let db = TestDb::demo().await;
     let mut pty = common::Pty::open(24, 80);
     let before = pty.local_modes();
     let home = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
-    command
-        .args(["--database-url", &db.url(), "--as", "dev@igny8.com"])
-        .env("TERM", "xterm-256color")
-        .env("HOME", home.path())
-        .env("XDG_STATE_HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path())
-        .env_remove("NO_COLOR");
+    let mut command = console(&db, home.path());
+    command.env_remove("NO_COLOR");
     let mut child = pty.spawn(command);
     let wait = Duration::from_secs(30);
 
@@ -55,14 +62,8 @@ async fn the_filter_runs_off_the_ui_task_for_a_big_index() {
     let db = TestDb::demo().await;
     let mut pty = common::Pty::open(24, 80);
     let home = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
-    command
-        .args(["--database-url", &db.url(), "--as", "dev@igny8.com"])
-        .env("TERM", "xterm-256color")
-        .env("HOME", home.path())
-        .env("XDG_STATE_HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path())
-        .env("KEYFALL_TEST_INLINE_FILTER_LIMIT", "0");
+    let mut command = console(&db, home.path());
+    command.env("KEYFALL_TEST_INLINE_FILTER_LIMIT", "0");
     let mut child = pty.spawn(command);
     let wait = Duration::from_secs(30);
     pty.wait_for(wait, |s| s.contains("① aws-admin") && s.contains("gpt-4o-mini"));
@@ -86,14 +87,8 @@ async fn a_canary_key_saved_through_the_console_is_never_shown_or_logged() {
     let db = TestDb::demo().await;
     let mut pty = common::Pty::open(30, 100);
     let home = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
-    command
-        .args(["--database-url", &db.url(), "--as", "dev@igny8.com"])
-        .env("TERM", "xterm-256color")
-        .env("KEYFALL_LOG", "debug")
-        .env("HOME", home.path())
-        .env("XDG_STATE_HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path());
+    let mut command = console(&db, home.path());
+    command.env("KEYFALL_LOG", "debug");
     let mut child = pty.spawn(command);
     let wait = Duration::from_secs(30);
     pty.wait_for(wait, |s| s.contains("① aws-admin") && s.contains("gpt-4o-mini"));
@@ -136,14 +131,8 @@ async fn the_idle_console_writes_nothing_to_the_terminal() {
     let db = TestDb::demo().await;
     let mut pty = common::Pty::open(48, 160);
     let home = tempfile::tempdir().unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
-    command
-        .args(["--database-url", &db.url(), "--as", "dev@igny8.com"])
-        .env("TERM", "xterm-256color")
-        .env("HOME", home.path())
-        .env("XDG_STATE_HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path())
-        .env_remove("NO_COLOR");
+    let mut command = console(&db, home.path());
+    command.env_remove("NO_COLOR");
     let mut child = pty.spawn(command);
     let wait = Duration::from_secs(30);
     // The first full frame: accounts marked, the setting and the trace drawn.

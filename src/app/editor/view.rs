@@ -80,27 +80,13 @@ pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
                 lines.push(Line::from(Span::styled("their change:", t.dim())));
                 let before = serde_json::json!({"config": base.config, "is_active": base.is_active});
                 let after = serde_json::json!({"config": theirs.config, "is_active": theirs.is_active});
-                for c in diff::changes(Some(&before), Some(&after)) {
-                    lines.push(Line::from(format!(
-                        "  {}: {} → {}",
-                        visible_short(&c.field, 30),
-                        diff::shown(&c.field, c.before.as_ref()),
-                        diff::shown(&c.field, c.after.as_ref())
-                    )));
-                }
+                lines.extend(change_lines(&before, &after));
             }
             if let (Some((config, active)), Some(theirs)) = (&ed.pending, theirs) {
                 lines.push(Line::from(Span::styled("yours, against theirs:", t.dim())));
                 let before = serde_json::json!({"config": theirs.config, "is_active": theirs.is_active});
                 let after = serde_json::json!({"config": config, "is_active": active});
-                for c in diff::changes(Some(&before), Some(&after)) {
-                    lines.push(Line::from(format!(
-                        "  {}: {} → {}",
-                        visible_short(&c.field, 30),
-                        diff::shown(&c.field, c.before.as_ref()),
-                        diff::shown(&c.field, c.after.as_ref())
-                    )));
-                }
+                lines.extend(change_lines(&before, &after));
             }
             if *asking {
                 lines.push(Line::raw(""));
@@ -222,4 +208,20 @@ fn save_warnings(ed: &Editor) -> Vec<String> {
         ));
     }
     out
+}
+
+/// "  field: before → after", one line per changed field (keys as
+/// fingerprints).
+fn change_lines(before: &serde_json::Value, after: &serde_json::Value) -> Vec<Line<'static>> {
+    diff::changes(Some(before), Some(after))
+        .into_iter()
+        .map(|c| {
+            Line::from(format!(
+                "  {}: {} → {}",
+                visible_short(&c.field, 30),
+                diff::shown(&c.field, c.before.as_ref()),
+                diff::shown(&c.field, c.after.as_ref())
+            ))
+        })
+        .collect()
 }
