@@ -238,7 +238,10 @@ pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
 /// and "revert of #12"; an overwrite likewise; a reveal is "revealed".
 fn audit_label(e: &AuditEntry) -> (String, String) {
     if e.action == "reveal" {
-        return (e.actor.clone(), "revealed the key".into());
+        let for_test =
+            e.after.as_ref().and_then(|a| a.get("purpose")).and_then(|p| p.as_str()) == Some("test_connection");
+        let what = if for_test { "read the key for a connection test" } else { "revealed the key" };
+        return (e.actor.clone(), what.into());
     }
     if let Some((who, rest)) = e.actor.rsplit_once(" (")
         && let Some(what) = rest.strip_suffix(')')

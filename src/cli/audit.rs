@@ -129,10 +129,65 @@ pub fn render(entries: &[AuditEntry], fingerprint: Option<&str>) -> String {
             visible_short(&e.action, 7),
             version.unwrap_or_default()
         );
-        out.push_str(&super::changes_text(e.before.as_ref(), e.after.as_ref()));
+        match gap_line(e, entries) {
+            Some(line) => {
+                let _ = writeln!(out, "    {line}");
+            }
+            None => out.push_str(&super::changes_text(e.before.as_ref(), e.after.as_ref())),
+        }
     }
     if entries.is_empty() && fingerprint.is_none() {
         out.push_str("no audit entries\n");
     }
     out
+}
+
+/// What an entry about the log itself says, in words: capture switched off
+/// or on (by whom is the entry's actor), a change recorded without its
+/// contents, a raw key read for a connection test. `None` for ordinary
+/// changes (their fields are listed).
+fn gap_line(e: &AuditEntry, entries: &[AuditEntry]) -> Option<String> {
+    let after = e.after.as_ref();
+    let triggers = || {
+        after
+            .and_then(|a| a.get("triggers"))
+            .and_then(|t| t.as_array())
+            .map(|t| t.iter().filter_map(|v| v.as_str()).map(|v| visible_short(v, 80)).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .join(", ")
+    };
+    match e.action.as_str() {
+        "capture_disabled" => Some(format!(
+            "⚠ audit capture disabled by {} ({}): changes to the app's settings are not recorded until it is on again",
+            crate::domain::text::identity_short(&e.actor, 60),
+            triggers()
+        )),
+        "capture_enabled" => {
+            // Entries are newest first: the gap began at the nearest older
+            // capture_disabled.
+            let began = entries.iter().filter(|o| o.id < e.id && o.action == "capture_disabled").map(|o| o.at).max();
+            Some(match began {
+                Some(t) => format!(
+                    "audit capture on again ({}): nothing was recorded from {} to {}",
+                    triggers(),
+                    t.format("%Y-%m-%d %H:%M:%S"),
+                    e.at.format("%Y-%m-%d %H:%M:%S")
+                ),
+                None => format!("audit capture on again ({})", triggers()),
+            })
+        }
+        "capture_refused" => Some(format!(
+            "⚠ a change was recorded without its contents: {}",
+            after
+                .and_then(|a| a.get("why"))
+                .and_then(|w| w.as_str())
+                .map(|w| visible_short(w, 200))
+                .unwrap_or_default()
+        )),
+        "reveal" if after.and_then(|a| a.get("purpose")).and_then(|p| p.as_str()) == Some("test_connection") => {
+            let fp = after.and_then(|a| a.get("apiKey")).and_then(|k| k.as_str()).unwrap_or("the key");
+            Some(format!("raw key read for a connection test ({})", visible_short(fp, 20)))
+        }
+        _ => None,
+    }
 }

@@ -514,6 +514,10 @@ impl Store {
     pub async fn detach(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT keyfall.keyfall_drop_app_triggers()").execute(&mut *tx).await?;
+        // The event triggers first: dropping the schema would fire them on
+        // their own function's way out.
+        sqlx::query("DROP EVENT TRIGGER IF EXISTS keyfall_watch_ddl").execute(&mut *tx).await?;
+        sqlx::query("DROP EVENT TRIGGER IF EXISTS keyfall_watch_drop").execute(&mut *tx).await?;
         sqlx::query("DROP SCHEMA keyfall CASCADE").execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())

@@ -238,12 +238,14 @@ async fn a_connection_test_gets_the_key_only_through_the_checked_recorded_call()
     // runtime asks the database for the key, which refuses.
     let err = db.store.config_for_test("paid2@paid.com", "aws-admin", "openai").await.unwrap_err();
     assert!(err.to_string().contains("denied by the database"), "{err}");
-    // The developer gets it, and the read is in the audit log.
+    // The developer gets it, and the read is in the audit log as the raw
+    // key read it is.
     let config = db.store.config_for_test("dev@igny8.com", "aws-admin", "openai").await.unwrap().unwrap();
     assert!(config["apiKey"].as_str().unwrap().starts_with("sk-demo"));
     let mut conn = db.raw().await;
     let (actor, key): (String, String) = sqlx::query_as(
-        "SELECT actor, after ->> 'apiKey' FROM audit_log WHERE action = 'test_connection' ORDER BY id DESC LIMIT 1",
+        "SELECT actor, after ->> 'apiKey' FROM audit_log
+          WHERE action = 'reveal' AND after ->> 'purpose' = 'test_connection' ORDER BY id DESC LIMIT 1",
     )
     .fetch_one(&mut conn)
     .await
