@@ -535,13 +535,101 @@ BEGIN
         -- Owner-rights functions no role calls directly: triggers, the
         -- event trigger, the internals the checked functions use.
         IF f.prosecdef AND f.proname NOT IN ('keyfall_whoami', 'keyfall_request_key', 'keyfall_take_key',
-                                              'keyfall_failing_checks', 'keyfall_may_act_as') THEN
+                                              'keyfall_failing_checks', 'keyfall_may_act_as', 'keyfall_scope') THEN
             EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f.sig);
         END IF;
     END LOOP;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION keyfall.keyfall_harden() FROM PUBLIC;
+
+-- 5. Reads follow the policy, in the database (DESIGN §4). What a login
+-- may read through keyfall — settings (even masked), the audit log — is
+-- what `can … view_settings` allows its operator for that account under
+-- the policy in force: keyfall_failing_checks decides, asked once per
+-- statement for three targets (any tenant: -1, which is no account; the
+-- system accounts: NULL; the operator's own account). The operator is the
+-- one the session names (keyfall.actor) when the login may act as them,
+-- else every user the login is mapped to (it may act as each). A database
+-- superuser, or a member of the role owning this schema, reads everything,
+-- as it could read the app's tables anyway.
+DO $$
+BEGIN
+    IF to_regtype('keyfall.read_scope') IS NULL THEN
+        CREATE TYPE keyfall.read_scope AS (see_all boolean, accounts bigint[], system boolean);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION keyfall.keyfall_scope() RETURNS keyfall.read_scope
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = keyfall, pg_catalog, pg_temp AS $$
+DECLARE
+    emails  pg_catalog.text[];
+    e       pg_catalog.text;
+    own     pg_catalog.int8;
+    result  keyfall.read_scope := ROW(false, '{}'::pg_catalog.int8[], false);
+BEGIN
+    IF keyfall.keyfall_login_is_superuser() THEN
+        RETURN ROW(true, '{}'::pg_catalog.int8[], true);
+    END IF;
+    IF keyfall.keyfall_claimed() IS NOT NULL AND keyfall.keyfall_may_act_as(keyfall.keyfall_claimed()) THEN
+        emails := ARRAY[lower(keyfall.keyfall_claimed())];
+    ELSE
+        SELECT array_agg(o.email) INTO emails FROM keyfall.operators o WHERE o.login = session_user;
+    END IF;
+    FOREACH e IN ARRAY coalesce(emails, '{}'::pg_catalog.text[]) LOOP
+        IF cardinality(keyfall.keyfall_failing_checks(e, 'view_settings', -1)) = 0 THEN
+            RETURN ROW(true, '{}'::pg_catalog.int8[], true);
+        END IF;
+        IF cardinality(keyfall.keyfall_failing_checks(e, 'view_settings', NULL)) = 0 THEN
+            result.system := true;
+        END IF;
+        own := NULL;
+        SELECT u.account_id INTO own FROM keyfall.users u WHERE lower(u.email) = e LIMIT 1;
+        IF own IS NOT NULL AND cardinality(keyfall.keyfall_failing_checks(e, 'view_settings', own)) = 0 THEN
+            result.accounts := result.accounts || own;
+        END IF;
+    END LOOP;
+    IF result.system THEN
+        SELECT result.accounts || coalesce(array_agg(a.id), '{}'::pg_catalog.int8[]) INTO result.accounts
+          FROM keyfall.fallback_chain c JOIN keyfall.accounts a ON a.slug = c.account_slug;
+    END IF;
+    RETURN result;
+END
+$$;
+
+-- Whether this session reads every account's settings: the current role
+-- owns keyfall (or is a superuser), or its operator may view any account.
+CREATE OR REPLACE FUNCTION keyfall.keyfall_reads_all() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT pg_catalog.pg_has_role(n.nspowner, 'MEMBER') FROM pg_catalog.pg_namespace n
+                      WHERE n.nspname = 'keyfall'), false)
+        OR (keyfall.keyfall_scope()).see_all
+$$;
+
+-- The accounts whose settings it reads otherwise (its own, the system's).
+CREATE OR REPLACE FUNCTION keyfall.keyfall_readable_accounts() RETURNS bigint[]
+LANGUAGE sql STABLE AS $$
+    SELECT (keyfall.keyfall_scope()).accounts
+$$;
+
+-- Whether it reads the system's settings (and so the log of the chain,
+-- the policy and the function map).
+CREATE OR REPLACE FUNCTION keyfall.keyfall_reads_system() RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT (keyfall.keyfall_scope()).system
+$$;
+
+-- The audit log holds configs (redacted): its rows follow the same rule,
+-- by row-level security (the owner, who writes it, is not bound). Entries
+-- without an account (chain, policy, functions, operators, capture) are
+-- the system's.
+ALTER TABLE keyfall.audit_log ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS audit_log_read ON keyfall.audit_log;
+CREATE POLICY audit_log_read ON keyfall.audit_log FOR SELECT
+    USING ((SELECT keyfall.keyfall_reads_all())
+           OR account_id = ANY ((SELECT keyfall.keyfall_readable_accounts())::pg_catalog.int8[])
+           OR (account_id IS NULL AND (SELECT keyfall.keyfall_reads_system())));
 
 -- The mapping's views and triggers, generated with pinned search paths and
 -- the untrusted-type guard; keyfall's own DDL marked (keyfall.installing).
@@ -609,14 +697,26 @@ BEGIN
     IF jsonb_typeof(s -> 'created_at') = 'string' THEN
         created_at_col := format(', s.%I AS created_at', s ->> 'created_at');
     END IF;
+    -- Reads follow the policy (keyfall_scope): a row of an account the
+    -- session's operator may not view keeps its place — that it exists and
+    -- whether it answers (withheld_verdict, withheld_provider) are what
+    -- every resolve trace needs — but its config and who changed it are
+    -- not shown.
     EXECUTE format(
         'CREATE VIEW keyfall.integration_settings AS SELECT s.%I::bigint AS id, s.%I AS account_id,'
         ' s.%I AS integration_type,'
-        ' CASE WHEN (SELECT pg_catalog.pg_has_role(n.nspowner, ''MEMBER'') FROM pg_catalog.pg_namespace n WHERE n.nspname = ''keyfall'') THEN s.%I ELSE keyfall.keyfall_mask(s.%I) END AS config,'
-        ' s.%I AS is_active, %s AS version, %s AS updated_at, %s AS updated_by%s FROM %s s',
+        ' CASE WHEN NOT v.shown THEN NULL'
+        '      WHEN (SELECT pg_catalog.pg_has_role(n.nspowner, ''MEMBER'') FROM pg_catalog.pg_namespace n WHERE n.nspname = ''keyfall'') THEN s.%I'
+        '      ELSE keyfall.keyfall_mask(s.%I) END AS config,'
+        ' s.%I AS is_active, %s AS version, %s AS updated_at, CASE WHEN v.shown THEN %s END AS updated_by%s,'
+        ' v.shown AS shown,'
+        ' CASE WHEN NOT v.shown THEN (SELECT rv.verdict FROM keyfall.row_verdicts rv WHERE rv.setting_id = s.%I) END AS withheld_verdict,'
+        ' CASE WHEN NOT v.shown THEN (SELECT rv.provider FROM keyfall.row_verdicts rv WHERE rv.setting_id = s.%I) END AS withheld_provider'
+        ' FROM %s s CROSS JOIN LATERAL (SELECT (SELECT keyfall.keyfall_reads_all())'
+        '   OR s.%I::bigint = ANY ((SELECT keyfall.keyfall_readable_accounts())::pg_catalog.int8[]) AS shown) v',
         s ->> 'id', s ->> 'account_id', s ->> 'integration_type', s ->> 'config', s ->> 'config', s ->> 'is_active',
-        version_expr, updated_at_expr, updated_by_expr, created_at_col,
-        keyfall.keyfall_qualified(m -> 'settings'));
+        version_expr, updated_at_expr, updated_by_expr, created_at_col, s ->> 'id', s ->> 'id',
+        keyfall.keyfall_qualified(m -> 'settings'), s ->> 'account_id');
     -- Django's auto_now fields have no database default: rows keyfall
     -- creates get them here.
     IF jsonb_typeof(s -> 'updated_at') = 'string' THEN

@@ -65,6 +65,26 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         fingerprint: fingerprint.as_deref(),
         actor: args.actor.as_deref().map(str::trim).filter(|a| !a.is_empty()),
     };
+    // The log follows the policy on reads (row-level security): a refused
+    // account says so, and a list missing some accounts' entries says that.
+    let scoped = match args.account.as_deref() {
+        Some(slug) => match store.account(slug).await? {
+            Some(account) => {
+                if !store.reads(Some(account.id)).await?.1 {
+                    return Err(super::not_shown(store, &account).await?);
+                }
+                false
+            }
+            None => false,
+        },
+        None => !store.reads(None).await?.0,
+    };
+    if scoped {
+        eprintln!(
+            "keyfall: entries about settings this login's operator may not view are not shown (policy); \
+             `keyfall can --action view_settings` says why"
+        );
+    }
     let entries = store.audit_where(filter, args.limit.max(1)).await?;
     // A deleted account's history is still history; a name that never had
     // any, and names no account, is a typo.

@@ -40,6 +40,9 @@ struct View {
 pub async fn run(store: &Store, args: Args) -> CliResult {
     super::set::check_type(&args.integration_type)?;
     let found = store.setting(&args.account, &args.integration_type).await?;
+    if found.setting.as_ref().is_some_and(|s| s.withheld.is_some()) {
+        return Err(super::not_shown(store, &found.account).await?);
+    }
     let inherited_from = if found.setting.is_none() {
         let data = store.subject(None, None).await?;
         let mut snapshot = data.snapshot;

@@ -78,6 +78,9 @@ async fn scan(
     chain.retain(|f| account.is_none_or(|want| f.account.as_deref() == Some(want)));
     let named_by_chain = account.is_some_and(|want| snapshot.chain.iter().any(|e| e.slug == want));
     let mut progress = super::progress::Progress::new("lint", "settings", false);
+    // Settings the database does not show this login's operator (policy):
+    // not linted, and said so.
+    let mut hidden = 0_usize;
     let account_id = match account {
         Some(slug) => {
             let Some((found, rows)) = store.account_with_settings(slug).await? else {
@@ -90,6 +93,9 @@ async fn scan(
                 }
                 return Ok(());
             };
+            if rows.iter().any(|s| s.withheld.is_some()) {
+                return Err(super::not_shown(store, &found).await?);
+            }
             for f in chain.drain(..) {
                 each(f, None);
             }
@@ -104,6 +110,7 @@ async fn scan(
             let mut group: Option<(Account, Vec<Setting>)> = None;
             while let Some((account, setting)) = rows.try_next().await? {
                 progress.tick();
+                hidden += usize::from(setting.withheld.is_some());
                 match &mut group {
                     Some((current, settings)) if current.id == account.id => settings.push(setting),
                     _ => {
@@ -126,6 +133,12 @@ async fn scan(
         }
     }
     progress.done();
+    if hidden > 0 {
+        eprintln!(
+            "keyfall: {hidden} settings not checked: the database does not show them to this login's operator \
+             (policy); `keyfall can --action view_settings` says why"
+        );
+    }
     Ok(())
 }
 

@@ -625,6 +625,45 @@ fn type_parser() -> clap::builder::PossibleValuesParser {
 }
 
 /// The one wording for an account that does not exist (exit 2).
+/// A read the database withheld, said as a refusal (exit 4, as every
+/// denial): "not shown: under policy B paid2@paid.com may not view
+/// acme-studio's settings (IsSystemAccountOrDeveloper or
+/// IsAccountOwnerOrAdmin fails)". The checks are `can`'s, for the
+/// session's operator; the database made the same decision.
+async fn not_shown(store: &Store, account: &crate::domain::Account) -> Result<CliError, CliError> {
+    use crate::domain::model::chain_position;
+    use crate::domain::permissions::{Action, Subject, Target, evaluate};
+    let slug = crate::domain::text::visible_short(&account.slug, 60);
+    let Some(email) = store.operator.clone() else {
+        return Ok(CliError::Store(StoreError::Refused(format!(
+            "not shown: {slug}'s settings are shown only to an operator who may view them, and this login acts as \
+             no app user (a database superuser maps it with `keyfall operator add LOGIN EMAIL`)"
+        ))));
+    };
+    let data = store.subject(Some(&email), None).await?;
+    let chain = &data.snapshot.chain;
+    let why = match &data.user {
+        None => format!("{} is no app user", crate::domain::text::visible_short(&email, 80)),
+        Some(user) => {
+            let own = user.account_id.and_then(|id| data.snapshot.accounts.get(&id));
+            let subject =
+                Subject { user, account: own, account_chain_position: own.and_then(|a| chain_position(chain, a.id)) };
+            let target = match chain_position(chain, account.id) {
+                Some(_) => Target::System { slug: &account.slug },
+                None => Target::Tenant { account },
+            };
+            let decision = evaluate(&subject, data.policy, Action::ViewSettings, &target);
+            let failing: Vec<&str> = decision.failing().map(|c| c.name.as_str()).collect();
+            format!("{} fails", failing.join(", "))
+        }
+    };
+    Ok(CliError::Store(StoreError::Refused(format!(
+        "not shown: under policy {} {} may not view {slug}'s settings ({why})",
+        data.policy.letter(),
+        crate::domain::text::visible_short(&email, 80)
+    ))))
+}
+
 fn unknown_account(slug: &str) -> CliError {
     CliError::Usage(format!("unknown account {:?}", crate::domain::text::visible_short(slug, 80)))
 }

@@ -118,11 +118,18 @@ fn restore_fingerprints(
 }
 
 pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResult {
-    if let Some(slug) = args.account.as_deref()
-        && store.account(slug).await?.is_none()
-    {
-        return Err(super::unknown_account(slug));
+    if let Some(slug) = args.account.as_deref() {
+        match store.account_with_settings(slug).await? {
+            None => return Err(super::unknown_account(slug)),
+            // A backup that looks complete must be: an account whose
+            // settings the database withholds is refused, not exported empty.
+            Some((account, rows)) if rows.iter().any(|s| s.withheld.is_some()) => {
+                return Err(super::not_shown(store, &account).await?);
+            }
+            Some(_) => {}
+        }
     }
+    let mut withheld = 0_usize;
     let mut revealed = HashMap::new();
     if args.reveal {
         let operator = config.operator.as_deref().ok_or_else(|| {
@@ -166,6 +173,10 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
     let mut out = DocumentWriter::new(std::io::BufWriter::new(std::io::stdout().lock()));
     let written = async {
         let mut write = |account: &Account, s: &Setting| {
+            if s.withheld.is_some() {
+                withheld += 1;
+                return Ok(());
+            }
             let mut config = crate::domain::secret::fingerprint_config(&s.config);
             // Secrets as fingerprints; with --reveal, the apiKey that was
             // revealed (and recorded) in clear.
@@ -205,7 +216,15 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
         out.finish()?;
         Ok::<_, Stopped>(())
     };
-    match written.await {
+    let result = written.await;
+    if withheld > 0 {
+        eprintln!(
+            "keyfall: {withheld} settings not exported: the database does not show them to this login's operator \
+             (policy); `keyfall can --action view_settings` says why"
+        );
+    }
+    match result {
+        Ok(()) if withheld > 0 => Ok(Exit::Negative),
         Ok(()) => Ok(Exit::Ok),
         // `keyfall export | head`: the reader had enough (any other write
         // error is reported by `out` when the command ends).

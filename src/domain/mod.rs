@@ -12,6 +12,6 @@ pub mod resolve;
 pub mod secret;
 pub mod text;
 
-pub use model::{Account, AccountStatus, AiFunction, ChainEntry, Policy, Role, Setting, User};
+pub use model::{Account, AccountStatus, AiFunction, ChainEntry, Policy, Role, Setting, User, Withheld};
 pub use resolve::{Hop, Resolution, Rules, Step, Verdict};
 pub use secret::Secret;

@@ -91,6 +91,20 @@ pub struct Setting {
     pub version: i64,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<String>,
+    /// Set when the session's operator may not view this account's
+    /// settings (the database decides, DESIGN §4): `config` is then `Null`
+    /// and only what every resolve needs is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<Withheld>,
+}
+
+/// What the database tells about a row it does not show: whether it
+/// answers (its verdict, by name) and, for a consumer, the provider its
+/// second hop walks (masked as every value is).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Withheld {
+    pub verdict: String,
+    pub provider: Option<Value>,
 }
 
 /// Masks secrets, so a stray `{:?}` cannot leak a key.
@@ -105,6 +119,7 @@ impl std::fmt::Debug for Setting {
             .field("version", &self.version)
             .field("updated_at", &self.updated_at)
             .field("updated_by", &self.updated_by)
+            .field("withheld", &self.withheld)
             .finish()
     }
 }

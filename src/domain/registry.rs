@@ -393,6 +393,33 @@ impl RowJudgement {
     }
 }
 
+/// The judgement of a row the session may not view: the database's verdict
+/// (`keyfall.row_verdicts`, the same rules as [`judge`]) and, for a consumer
+/// that answers, where its second hop goes, from its provider as [`judge`]
+/// reads it. Nothing else of the config is known.
+pub fn judge_withheld(integration_type: &str, withheld: &super::model::Withheld) -> RowJudgement {
+    let verdict = Verdict::parse(&withheld.verdict).unwrap_or(Verdict::InvalidConfig);
+    let next = match (&withheld.provider, verdict) {
+        (Some(provider), Verdict::Answered | Verdict::BadFields) => {
+            let mut config = serde_json::Map::new();
+            config.insert("provider".into(), provider.clone());
+            judge(integration_type, &Value::Object(config), true).next
+        }
+        _ => None,
+    };
+    let problem = match verdict {
+        Verdict::Inactive => Problem::Inactive,
+        Verdict::InvalidConfig => Problem::NotObject,
+        Verdict::NoApiKey | Verdict::NoProvider => Problem::Missing,
+        _ => Problem::WrongType,
+    };
+    let issues = match verdict {
+        Verdict::Answered => Vec::new(),
+        _ => vec![Issue { verdict, problem, field: None, message: "settings not shown to you".to_string() }],
+    };
+    RowJudgement { verdict, issues, notes: Vec::new(), next }
+}
+
 /// Judge one existing row against its type: the app's `_usable`, plus the
 /// registry's field rules (see [`Verdict`] for the exact order). Pure and
 /// total: any JSON gives a judgement.

@@ -328,7 +328,10 @@ fn walk(snapshot: &Snapshot, start: Option<&Account>, integration_type: &str, fo
             hop.steps.push(step(Verdict::NoRow, detail, Vec::new()));
             continue;
         };
-        let judged = registry::judge(integration_type, &setting.config, setting.is_active);
+        let judged = match &setting.withheld {
+            Some(withheld) => registry::judge_withheld(integration_type, withheld),
+            None => registry::judge(integration_type, &setting.config, setting.is_active),
+        };
         match snapshot.rules.outcome(judged.verdict) {
             Outcome::MovesOn => hop.steps.push(step(judged.verdict, judged.reason(), Vec::new())),
             Outcome::Fails => {
@@ -340,9 +343,13 @@ fn walk(snapshot: &Snapshot, start: Option<&Account>, integration_type: &str, fo
             }
             Outcome::Answers => {
                 let findings = judged.issues.iter().map(Issue::finding).chain(judged.notes).collect();
-                hop.steps.push(step(Verdict::Answered, summary(integration_type, &setting.config), findings));
+                let detail = match setting.withheld {
+                    Some(_) => "settings not shown to you".to_string(),
+                    None => summary(integration_type, &setting.config),
+                };
+                hop.steps.push(step(Verdict::Answered, detail, findings));
                 hop.answered_by = Some(slug.to_string());
-                hop.config = Some(mask_config(&setting.config));
+                hop.config = setting.withheld.is_none().then(|| mask_config(&setting.config));
                 let consumer = registry::spec(integration_type).is_some_and(|s| s.kind == Kind::Consumer);
                 if follow && consumer {
                     hop.hop = Some(Box::new(second_hop(snapshot, start, judged.next)));

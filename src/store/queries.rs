@@ -8,7 +8,7 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::{Conflict, Store, StoreError};
-use crate::domain::model::{Account, AccountStatus, AiFunction, ChainEntry, Policy, Setting, User};
+use crate::domain::model::{Account, AccountStatus, AiFunction, ChainEntry, Policy, Setting, User, Withheld};
 use crate::domain::permissions::UserKind;
 use crate::domain::resolve::Snapshot;
 
@@ -68,7 +68,8 @@ SELECT u.id AS u_id, u.email AS u_email, u.role::text AS u_role, u.is_superuser:
       SELECT array_agg(s.id) AS s_id, array_agg(s.account_id::bigint) AS s_account_id,
              array_agg(s.integration_type::text) AS s_type, array_agg(s.config::text) AS s_config,
              array_agg(s.is_active::boolean) AS s_active, array_agg(s.version) AS s_version,
-             array_agg(keyfall_finite(s.updated_at)) AS s_updated_at, array_agg(s.updated_by::text) AS s_updated_by
+             array_agg(keyfall_finite(s.updated_at)) AS s_updated_at, array_agg(s.updated_by::text) AS s_updated_by,
+             array_agg(s.withheld_verdict) AS s_withheld, array_agg(s.withheld_provider::text) AS s_withheld_provider
         FROM integration_settings s
        WHERE s.account_id = ANY (array_append(ch.c_id, ua.id))) s
 "#;
@@ -286,6 +287,8 @@ impl Store {
         let mut updated_at =
             row.try_get::<Option<Vec<DateTime<Utc>>>, _>("s_updated_at")?.unwrap_or_default().into_iter();
         let mut updated_by = column("s_updated_by")?.into_iter();
+        let mut withheld_verdicts = column("s_withheld")?.into_iter();
+        let mut withheld_providers = column("s_withheld_provider")?.into_iter();
         let mut settings = Vec::with_capacity(ids.len());
         for id in ids {
             let short = || StoreError::Database("unexpected data shape: the settings' columns differ in length".into());
@@ -299,6 +302,7 @@ impl Store {
                 version: versions.next().ok_or_else(short)?,
                 updated_at: updated_at.next().ok_or_else(short)?,
                 updated_by: updated_by.next().ok_or_else(short)?,
+                withheld: withheld(withheld_verdicts.next().flatten(), withheld_providers.next().flatten()),
             });
         }
         Ok(SubjectData {
@@ -307,6 +311,21 @@ impl Store {
             policy,
             snapshot: Snapshot { rules: self.rules.clone(), ..Snapshot::new(chain, accounts, settings) },
         })
+    }
+
+    /// Whether this session reads the settings (and audit entries) of every
+    /// account, and else whether it reads this one's: the database's policy
+    /// on reads (`keyfall_reads_all`, `keyfall_readable_accounts`).
+    pub async fn reads(&self, account_id: Option<i64>) -> Result<(bool, bool), StoreError> {
+        let (all, this): (bool, bool) = sqlx::query_as(
+            "SELECT keyfall_reads_all(),
+                    CASE WHEN $1::bigint IS NULL THEN keyfall_reads_system()
+                         ELSE $1 = ANY (keyfall_readable_accounts()) END",
+        )
+        .bind(account_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((all, all || this))
     }
 
     pub async fn account(&self, slug: &str) -> Result<Option<Account>, StoreError> {
@@ -360,7 +379,8 @@ impl Store {
     pub async fn settings_of(&self, account_ids: &[i64]) -> Result<Vec<Setting>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                    keyfall_finite(updated_at) AS updated_at, updated_by
+                    keyfall_finite(updated_at) AS updated_at, updated_by,
+                withheld_verdict, withheld_provider::text AS withheld_provider
                FROM integration_settings WHERE account_id = ANY($1)
               ORDER BY account_id, integration_type",
         )
@@ -952,7 +972,8 @@ where
 {
     let row = sqlx::query(
         "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                keyfall_finite(updated_at) AS updated_at, updated_by
+                keyfall_finite(updated_at) AS updated_at, updated_by,
+                withheld_verdict, withheld_provider::text AS withheld_provider
            FROM integration_settings WHERE account_id = $1 AND integration_type = $2",
     )
     .bind(account_id)
@@ -970,7 +991,8 @@ async fn fetch_setting_locked(
 ) -> Result<Option<Setting>, StoreError> {
     let row = sqlx::query(
         "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                keyfall_finite(updated_at) AS updated_at, updated_by
+                keyfall_finite(updated_at) AS updated_at, updated_by,
+                withheld_verdict, withheld_provider::text AS withheld_provider
            FROM integration_settings WHERE account_id = $1 AND integration_type = $2
             FOR UPDATE",
     )
@@ -986,10 +1008,18 @@ pub(super) fn setting_from_row(r: &sqlx::postgres::PgRow) -> Result<Setting, Sto
         id: r.try_get("id")?,
         account_id: r.try_get("account_id")?,
         integration_type: r.try_get("integration_type")?,
-        config: parse_config(r.try_get::<&str, _>("config_text")?),
+        // NULL where the row is withheld from this session.
+        config: parse_config(r.try_get::<Option<&str>, _>("config_text")?.unwrap_or("null")),
         is_active: r.try_get("is_active")?,
         version: r.try_get("version")?,
         updated_at: r.try_get("updated_at")?,
         updated_by: r.try_get("updated_by")?,
+        withheld: withheld(r.try_get("withheld_verdict")?, r.try_get("withheld_provider")?),
     })
+}
+
+/// The view's word on a row this session may not view: its verdict and, for
+/// a consumer, its provider (JSON text); `None` for a row it may view.
+pub(super) fn withheld(verdict: Option<String>, provider: Option<String>) -> Option<Withheld> {
+    verdict.map(|verdict| Withheld { verdict, provider: provider.map(|p| parse_config(&p)) })
 }

@@ -34,6 +34,7 @@ impl Store {
         sqlx::query(
             "SELECT s.id, s.account_id, s.integration_type, s.config::text AS config_text, s.is_active, s.version,
                     keyfall_finite(s.updated_at) AS updated_at, s.updated_by,
+                    s.withheld_verdict, s.withheld_provider::text AS withheld_provider,
                     a.slug AS account_slug, a.name AS account_name, a.status AS account_status
                FROM integration_settings s JOIN accounts a ON a.id = s.account_id
               ORDER BY s.account_id, s.integration_type",
@@ -66,7 +67,8 @@ impl Store {
         } else {
             sqlx::query(
                 "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                        keyfall_finite(updated_at) AS updated_at, updated_by
+                        keyfall_finite(updated_at) AS updated_at, updated_by,
+                        withheld_verdict, withheld_provider::text AS withheld_provider
                    FROM integration_settings WHERE account_id = ANY($1)
                   ORDER BY account_id, integration_type",
             )

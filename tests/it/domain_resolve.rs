@@ -20,6 +20,7 @@ fn setting(id: i64, account_id: i64, ty: &str, config: Value, active: bool) -> S
         version: 1,
         updated_at: Utc.with_ymd_and_hms(2025, 12, 10, 0, 0, 0).unwrap(),
         updated_by: None,
+        withheld: None,
     }
 }
 

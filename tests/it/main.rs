@@ -14,6 +14,7 @@ mod impact_scoped;
 mod owner_rights;
 mod permissions_sql;
 mod pictures;
+mod policy_reads;
 mod pty;
 mod registry_sql;
 mod report_prop;

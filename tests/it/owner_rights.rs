@@ -198,7 +198,14 @@ async fn every_owner_rights_function_pins_its_search_path_with_pg_temp_last() {
     .unwrap();
     assert_eq!(
         callable,
-        ["keyfall_failing_checks", "keyfall_may_act_as", "keyfall_request_key", "keyfall_take_key", "keyfall_whoami"]
+        [
+            "keyfall_failing_checks",
+            "keyfall_may_act_as",
+            "keyfall_request_key",
+            "keyfall_scope",
+            "keyfall_take_key",
+            "keyfall_whoami"
+        ]
     );
     // The event triggers are there to record gaps.
     let events: Vec<String> = sqlx::query_scalar(

@@ -108,6 +108,7 @@ async fn load(db: &TestDb, w: &World) -> Snapshot {
             version: 1,
             updated_at: chrono::Utc::now(),
             updated_by: None,
+            withheld: None,
         })
         .collect();
     let accounts: Vec<Account> = slugs
