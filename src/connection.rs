@@ -451,6 +451,9 @@ mod tests {
         let r = refusal(&url, &[ip("8.8.8.8")], true).unwrap();
         assert!(!r.message().contains("hunter2") && !r.message().contains("ops"), "{r:?}");
         assert!(r.message().starts_with("https://api.example.com is a URL with credentials"), "{r:?}");
+        let url = Url::parse("http://api.example.com/v1").unwrap();
+        let r = refusal(&url, &[ip("8.8.8.8")], true).unwrap();
+        assert_eq!(r.message(), "http://api.example.com is plain http: the key would be sent there");
         let url = Url::parse("https://api.example.com/v1").unwrap();
         assert_eq!(refusal(&url, &[ip("8.8.8.8"), ip("2606:4700::1111")], true), None);
         let url = Url::parse("http://[::1]:8080").unwrap();
