@@ -18,10 +18,25 @@ pub const ACCOUNT_PAGE: i64 = 300;
 /// How long a connection test's HTTP call may take (the CLI's default).
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The statement timeout keyfall's sessions run with by default.
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The statement timeout configured for this console, when keyfall set it.
+static STATEMENT_TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// The console's sessions run with this statement timeout (the config's,
+/// or the environment's): the bounds below grow by as much as it exceeds
+/// the default 30 s, so a console never gives up on a statement the
+/// operator allowed to run longer. Set once, at start.
+pub fn set_statement_timeout(timeout: Duration) {
+    let _ = STATEMENT_TIMEOUT.set(timeout);
+}
+
 /// How long the console waits for a command before saying it timed out.
 /// Each is the work's own bounds plus a margin: a statement's 30 s (and
 /// a connect's 10 s) for a read, a write's 5 s lock wait and 30 s
-/// statement, the impact preview's 60 s, a test's key read and 10 s call.
+/// statement, the impact preview's 60 s, a test's key read and 10 s call;
+/// plus what a configured statement timeout adds over 30 s.
 pub fn bound(cmd: &Cmd) -> Duration {
     let secs = match cmd {
         Cmd::Copy { .. } => 5,
@@ -37,7 +52,9 @@ pub fn bound(cmd: &Cmd) -> Duration {
         // The whole index and every setting: long at a million accounts.
         Cmd::LoadIndex { .. } | Cmd::Lint { .. } => 120,
     };
-    Duration::from_secs(secs)
+    let longer = STATEMENT_TIMEOUT.get().map(|t| t.saturating_sub(DEFAULT_STATEMENT_TIMEOUT)).unwrap_or_default();
+    let extra = if matches!(cmd, Cmd::Copy { .. }) { Duration::ZERO } else { longer };
+    Duration::from_secs(secs) + extra
 }
 
 /// Run `cmd` within its bound (`bound`).
@@ -200,4 +217,20 @@ async fn execute(store: &Store, cmd: Cmd) -> Msg {
 fn failed(request: u64, e: StoreError) -> Msg {
     let unavailable = matches!(e, StoreError::Unavailable(_));
     Msg::Failed { request, error: e.to_string(), unavailable }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test in this process that sets the statement timeout.
+    #[test]
+    fn a_longer_statement_timeout_lengthens_every_bound_but_copy() {
+        let lint = Cmd::Lint { request: 1 };
+        let copy = Cmd::Copy { request: 2, what: "slug".into(), text: crate::domain::Secret::new("x") };
+        assert_eq!(bound(&lint), Duration::from_secs(120));
+        set_statement_timeout(Duration::from_secs(150));
+        assert_eq!(bound(&lint), Duration::from_secs(240), "120 s and the 2 min over the default 30 s");
+        assert_eq!(bound(&copy), Duration::from_secs(5));
+    }
 }
