@@ -209,9 +209,11 @@ async fn check_endpoint(base: &str, timeout: Duration) -> Result<Endpoint, Strin
 /// Whether `provider`'s test with `config` would be refused, without
 /// sending anything or needing the key (a masked config will do: `base_url`
 /// is not a secret). None when it would not be, or cannot be told yet.
+/// Only a configured `base_url` is looked at: the registry's defaults are
+/// the providers' public https endpoints (the test checks them anyway).
 pub async fn would_refuse(provider: &str, config: &Value, timeout: Duration) -> Option<Refusal> {
-    let test = registry::spec(provider).and_then(|t| t.test)?;
-    let base = base_of(config).unwrap_or_else(|| test.base().to_string());
+    registry::spec(provider).and_then(|t| t.test)?;
+    let base = base_of(config)?;
     check_endpoint(&base, timeout).await.ok()?.refusal
 }
 
@@ -458,6 +460,21 @@ mod tests {
         assert_eq!(refusal(&url, &[ip("8.8.8.8"), ip("2606:4700::1111")], true), None);
         let url = Url::parse("http://[::1]:8080").unwrap();
         assert_eq!(refusal(&url, &[ip("::1")], false).unwrap().endpoint, "http://[::1]:8080");
+    }
+
+    /// An address written another way is still that address.
+    #[tokio::test]
+    async fn address_literals_in_any_spelling_are_checked() {
+        for base in ["https://2130706433:9", "https://0x7f.1:9", "https://[::ffff:7f00:1]:9", "https://127.1:9"] {
+            let endpoint = check_endpoint(base, Duration::from_secs(1)).await.expect(base);
+            let refusal = endpoint.refusal.expect(base);
+            assert!(refusal.reason.contains("loopback"), "{base}: {refusal:?}");
+            assert!(endpoint.pin.is_none(), "a literal needs no lookup");
+        }
+        let endpoint = check_endpoint("https://[fe80::1]:9", Duration::from_secs(1)).await.unwrap();
+        assert!(endpoint.refusal.unwrap().reason.contains("link-local"));
+        assert!(check_endpoint("ftp://example.com", Duration::from_secs(1)).await.is_err());
+        assert!(check_endpoint("not a url", Duration::from_secs(1)).await.is_err());
     }
 
     #[test]
