@@ -125,6 +125,21 @@ pub fn may_view_account(model: &Model, account: &Account) -> Result<(), String> 
     may_view_target(model, &target)
 }
 
+/// Whether the operator may test the key of `account`'s setting (the
+/// database's own check, `test_connection`, as the policy has it); if
+/// not, the failing checks.
+pub fn may_test(model: &Model, account: &Account) -> Result<(), String> {
+    let Some(op) = &model.session.access.operator else { return Err("no operator".into()) };
+    let subject = operator_subject(model, op);
+    let target = if model.world.is_system(account.id) {
+        Target::System { slug: &account.slug }
+    } else {
+        Target::Tenant { account }
+    };
+    let d = permissions::evaluate(&subject, model.policy, permissions::Action::TestConnection, &target);
+    if d.allowed { Ok(()) } else { Err(d.failing().map(|c| c.name.clone()).collect::<Vec<_>>().join(", ")) }
+}
+
 fn may_view_target(model: &Model, target: &Target) -> Result<(), String> {
     let Some(op) = &model.session.access.operator else { return Ok(()) };
     let subject = operator_subject(model, op);

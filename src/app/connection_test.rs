@@ -1,17 +1,22 @@
 //! Testing the key that answers from the console (DESIGN §9): for the
 //! selected setting, or for the resolve-as panel's user and function.
+//! The line under the setting always ends: with the outcome, with why no
+//! request was sent (no right to read the key, a read-only session, an
+//! endpoint not confirmed), or with the failure or timeout of the request.
 
 use chrono::{DateTime, Utc};
 use ratatui::text::{Line, Span};
 
 use super::request::Kind;
 use super::view::{Theme, ago};
-use super::{Cmd, Model, Pane};
+use super::{Cmd, Model, Overlay, Pane};
+use crate::connection::{Insecure, Outcome};
+use crate::domain::Account;
 use crate::domain::text::visible_short;
 
 /// Test the key that answers for the selected account and type (following
-/// a consumer's second hop): the raw config is in memory, so the test goes
-/// straight to the provider.
+/// a consumer's second hop): the runtime reads the key (checked and
+/// recorded by the database) and calls the provider.
 pub(super) fn test_connection(model: &mut Model) -> Vec<Cmd> {
     if model.main.focus == Pane::Resolve {
         return test_resolved(model);
@@ -26,29 +31,24 @@ pub(super) fn test_connection(model: &mut Model) -> Vec<Cmd> {
     };
     let provider = answering.integration_type.clone();
     let owner = if by == account.slug {
-        Some(account.id)
+        Some(account.clone())
     } else {
-        model.world.chain.iter().find(|e| e.slug == by).and_then(|e| e.account.as_ref()).map(|a| a.id)
+        model.world.chain.iter().find(|e| e.slug == by).and_then(|e| e.account.clone())
     };
-    if owner.and_then(|id| model.world.settings.get(&(id, provider.clone()))).is_none() {
-        return Vec::new();
-    }
-    let Some(actor) = model.session.access.operator.as_ref().map(|u| u.email.clone()) else {
-        model.notice = Some("a connection test sends the key: it needs an operator (--as)".into());
+    let Some(owner) = owner.filter(|o| model.world.settings.contains_key(&(o.id, provider.clone()))) else {
         return Vec::new();
     };
-    let by_slug = by.clone();
-    let request = model.requests.start(Kind::ConnectionTest);
-    model.last_test = Some(LastTest {
+    let test = LastTest {
         account_id: account.id,
         integration_type: ty,
-        provider: provider.clone(),
+        provider,
         key_of: by,
         at: model.now,
         outcome: None,
+        problem: None,
         from_resolve: false,
-    });
-    vec![Cmd::TestConnection { request, actor, account: by_slug, provider }]
+    };
+    start(model, test, &owner)
 }
 
 /// `t` on the resolve-as panel: test the key that answers for that user
@@ -68,21 +68,52 @@ pub(super) fn test_resolved(model: &mut Model) -> Vec<Cmd> {
     if !subject.snapshot.settings.contains_key(&(account.id, provider.clone())) {
         return Vec::new();
     }
-    let Some(actor) = model.session.access.operator.as_ref().map(|u| u.email.clone()) else {
-        model.notice = Some("a connection test sends the key: it needs an operator (--as)".into());
-        return Vec::new();
-    };
-    let request = model.requests.start(Kind::ConnectionTest);
-    model.last_test = Some(LastTest {
+    let test = LastTest {
         account_id: account.id,
         integration_type: provider.clone(),
-        provider: provider.clone(),
+        provider,
         key_of: by,
         at: model.now,
         outcome: None,
+        problem: None,
         from_resolve: true,
-    });
-    vec![Cmd::TestConnection { request, actor, account: account.slug.clone(), provider }]
+    };
+    start(model, test, &account)
+}
+
+/// Ask for the test of `owner`'s key, or — when this session may not read
+/// it — say so on the test's line at once, sending nothing.
+fn start(model: &mut Model, mut test: LastTest, owner: &Account) -> Vec<Cmd> {
+    let actor = model.session.access.operator.as_ref().map(|u| u.email.clone());
+    let refused = match (&actor, &model.session.access) {
+        (None, _) => Some("a test reads the key, which needs an operator (--as)".to_string()),
+        (Some(_), access) if access.forced => Some(format!(
+            "this session is read-only ({}) and a test records its read of the key",
+            visible_short(access.read_only.as_deref().unwrap_or("read-only"), 60)
+        )),
+        (Some(_), _) => super::may_test(model, owner).err().map(|failing| {
+            format!("{failing} fails: you may not test {}'s keys under this policy", visible_short(&owner.slug, 30))
+        }),
+    };
+    if let Some(why) = refused {
+        model.requests.forget(Kind::ConnectionTest);
+        // Said in the footer too: the line is not shown where the
+        // settings are hidden from this operator.
+        model.notice = Some(format!("{}'s {} key not tested: {why}", visible_short(&test.key_of, 30), test.provider));
+        test.problem = Some(format!("not tested: {why}"));
+        model.last_test = Some(test);
+        return Vec::new();
+    }
+    let request = model.requests.start(Kind::ConnectionTest);
+    let cmd = Cmd::TestConnection {
+        request,
+        actor: actor.unwrap_or_default(),
+        account: owner.slug.clone(),
+        provider: test.provider.clone(),
+        insecure: Insecure::Refuse,
+    };
+    model.last_test = Some(test);
+    vec![cmd]
 }
 
 /// The outcome of a connection test, for the setting pane.
@@ -94,41 +125,79 @@ pub struct LastTest {
     pub provider: String,
     pub key_of: String,
     pub at: DateTime<Utc>,
-    /// None while the call is in flight.
-    pub outcome: Option<crate::connection::Outcome>,
+    /// None while the call is in flight, or when there is a `problem`.
+    pub outcome: Option<Outcome>,
+    /// Why there is no outcome: nothing was sent (and why), or the request
+    /// failed or timed out.
+    pub problem: Option<String>,
     /// Started from the resolve-as panel (shown there).
     pub from_resolve: bool,
 }
 
 /// The last connection test, in one line.
 pub(super) fn line(model: &Model, test: &LastTest, t: Theme) -> Line<'static> {
-    match &test.outcome {
-        None => Line::from(Span::styled(
-            format!("testing {}'s {} key…", visible_short(&test.key_of, 30), test.provider),
-            t.dim(),
-        )),
-        Some(o) => Line::from(vec![
-            Span::styled(if o.ok { "✓ " } else { "✗ " }, if o.ok { t.ok() } else { t.bad() }),
-            Span::raw(format!(
-                "{}'s {} key via {}: {} ({} ms, {})",
-                visible_short(&test.key_of, 30),
-                test.provider,
-                visible_short(&o.host, 40),
-                o.message,
-                o.elapsed_ms,
-                ago(model.now, test.at)
-            )),
+    let whose = format!("{}'s {} key", visible_short(&test.key_of, 30), test.provider);
+    match (&test.outcome, &test.problem) {
+        (_, Some(problem)) => Line::from(vec![
+            Span::styled("✗ ", t.bad()),
+            Span::raw(format!("{whose}: {problem} ({})", ago(model.now, test.at))),
         ]),
+        (None, None) => Line::from(Span::styled(format!("testing {whose}…"), t.dim())),
+        (Some(o), None) => {
+            let insecure = o.insecure.as_ref().map(|why| format!(", sent as confirmed: {why}")).unwrap_or_default();
+            Line::from(vec![
+                Span::styled(if o.ok { "✓ " } else { "✗ " }, if o.ok { t.ok() } else { t.bad() }),
+                Span::raw(format!(
+                    "{whose} via {}: {} ({} ms, {}{insecure})",
+                    visible_short(&o.host, 40),
+                    o.message,
+                    o.elapsed_ms,
+                    ago(model.now, test.at)
+                )),
+            ])
+        }
     }
 }
 
-/// The outcome arrived: shown with the time it came.
-pub(super) fn tested(model: &mut Model, request: u64, outcome: crate::connection::Outcome) -> Vec<Cmd> {
-    if model.requests.is_latest(Kind::ConnectionTest, request)
-        && let Some(t) = &mut model.last_test
-    {
-        t.outcome = Some(outcome);
-        t.at = model.now;
+/// The outcome arrived: shown with the time it came. An endpoint that needs
+/// confirming opens the dialog that asks (nothing was sent).
+pub(super) fn tested(model: &mut Model, request: u64, outcome: Outcome) -> Vec<Cmd> {
+    if !model.requests.is_latest(Kind::ConnectionTest, request) {
+        return Vec::new();
+    }
+    let Some(t) = &mut model.last_test else { return Vec::new() };
+    t.at = model.now;
+    match outcome.refused {
+        Some(refusal) => {
+            t.problem = Some(format!("not sent: {}", refusal.message()));
+            // Another dialog opened meanwhile: the line says it; t asks again.
+            if model.overlay.is_none()
+                && let Some(actor) = model.session.access.operator.as_ref().map(|u| u.email.clone())
+            {
+                model.overlay = Some(Overlay::ConfirmEndpoint(super::endpoint::EndpointDialog {
+                    refusal,
+                    actor,
+                    account: t.key_of.clone(),
+                    provider: t.provider.clone(),
+                }));
+            }
+        }
+        None => t.outcome = Some(outcome),
     }
     Vec::new()
+}
+
+/// The test's request failed or timed out: its line says so. True when it
+/// was the test in flight.
+pub(super) fn failed(model: &mut Model, request: u64, error: &str) -> bool {
+    if !model.requests.is_latest(Kind::ConnectionTest, request) {
+        return false;
+    }
+    if let Some(t) = &mut model.last_test
+        && t.outcome.is_none()
+    {
+        t.problem = Some(format!("not tested: {}", visible_short(error, 120)));
+        t.at = model.now;
+    }
+    true
 }

@@ -121,6 +121,7 @@ pub(super) fn failed(model: &mut Model, request: u64, error: &str) -> Option<boo
     let Some(Overlay::ConfirmDelete(d)) = &mut model.overlay else { return None };
     if d.request == Some(request) {
         d.request = None;
+        model.notice = Some(format!("not deleted: {}", visible_short(error, 120)));
         return Some(true);
     }
     if d.preview == request {

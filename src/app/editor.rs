@@ -7,18 +7,20 @@
 pub(super) mod keys;
 pub mod view;
 
+use std::fmt;
+
 use ratatui_textarea::{Input, Key, TextArea};
 use serde_json::{Map, Value};
 
 use crate::domain::diff::{self, FieldChange};
 use crate::domain::registry::{self, FieldKind, Kind, TypeSpec};
-use crate::domain::secret::{Secret, clean_pasted_secret};
+use crate::domain::secret::{Secret, clean_pasted_secret, mask_config, mask_within, shape_masked};
 use crate::domain::{Account, Setting};
 use crate::store::{Conflict, ImpactRow};
 
 /// One field of the form: every field of the registry type, then every
 /// other field the stored setting has (kept, shown, editable, removable).
-#[derive(Debug)]
+/// Its `Debug` masks what was typed as a config is masked.
 pub struct FieldInput {
     pub name: String,
     pub label: String,
@@ -48,6 +50,34 @@ impl FieldInput {
     /// Whether the stored setting has this field (something to remove).
     pub fn stored(&self) -> bool {
         self.stored_mask.is_some() || !self.initial.is_empty() || self.extra
+    }
+
+    /// The text as `Debug` shows it: masked when the field is a secret, is
+    /// named like one, or the text is shaped like one (a key typed into
+    /// the wrong field).
+    fn masked_text(&self) -> Value {
+        let text = Value::String(self.text());
+        if self.is_secret() && !self.text().is_empty() {
+            return mask_within(&text, true);
+        }
+        let mut one = Map::new();
+        one.insert(self.name.clone(), text);
+        mask_config(&Value::Object(one)).get(&self.name).cloned().unwrap_or(Value::Null)
+    }
+}
+
+impl fmt::Debug for FieldInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FieldInput")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("text", &self.masked_text())
+            .field("stored_mask", &self.stored_mask)
+            .field("extra", &self.extra)
+            .field("json", &self.json)
+            .field("removed", &self.removed)
+            .field("changed", &(self.text() != self.initial))
+            .finish_non_exhaustive()
     }
 }
 
@@ -81,7 +111,9 @@ pub enum Stage {
     },
 }
 
-#[derive(Debug)]
+/// The form. Its `Debug` masks every config it holds (the one it started
+/// from, the one being saved) and every field's text: a `{:?}` after a key
+/// was typed shows its mask, never the key.
 pub struct Editor {
     pub account: Account,
     pub integration_type: String,
@@ -103,6 +135,26 @@ pub struct Editor {
     /// as they are.
     start: Map<String, Value>,
     initial_active: bool,
+}
+
+impl fmt::Debug for Editor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Editor")
+            .field("account", &self.account)
+            .field("integration_type", &self.integration_type)
+            .field("base", &self.base)
+            .field("inherited_from", &self.inherited_from)
+            .field("fields", &self.fields)
+            .field("is_active", &self.is_active)
+            .field("focus", &self.focus)
+            .field("stage", &self.stage)
+            .field("message", &self.message)
+            .field("pending", &self.pending.as_ref().map(|(config, active)| (mask_config(config), active)))
+            .field("revert_of", &self.revert_of)
+            .field("start", &mask_config(&Value::Object(self.start.clone())))
+            .field("initial_active", &self.initial_active)
+            .finish()
+    }
 }
 
 fn single_line(value: &str, secret: bool, placeholder: Option<&str>) -> TextArea<'static> {
@@ -354,6 +406,8 @@ impl Editor {
             let text = f.text();
             let value = text.trim();
             let name = f.name.as_str();
+            // What a message quotes back: a key typed into the wrong field is masked.
+            let quoted = shape_masked(value);
             if f.removed {
                 map.remove(name);
                 continue;
@@ -388,7 +442,7 @@ impl Editor {
                 FieldKind::ProviderRef => {
                     if !registry::provider_names().any(|p| p == value) {
                         return Err(format!(
-                            "{}: {value:?} is not one of {}",
+                            "{}: {quoted:?} is not one of {}",
                             f.label,
                             registry::provider_names().collect::<Vec<_>>().join(", ")
                         ));
@@ -396,7 +450,7 @@ impl Editor {
                     map.insert(name.to_string(), Value::String(value.to_string()));
                 }
                 FieldKind::Number { min, max } => {
-                    let n: f64 = value.parse().map_err(|_| format!("{}: {value:?} is not a number", f.label))?;
+                    let n: f64 = value.parse().map_err(|_| format!("{}: {quoted:?} is not a number", f.label))?;
                     if !(min..=max).contains(&n) {
                         return Err(format!("{}: {n} is outside {min}–{max}", f.label));
                     }
@@ -404,7 +458,7 @@ impl Editor {
                     map.insert(name.to_string(), Value::Number(number));
                 }
                 FieldKind::Integer { min } => {
-                    let n: i64 = value.parse().map_err(|_| format!("{}: {value:?} is not a whole number", f.label))?;
+                    let n: i64 = value.parse().map_err(|_| format!("{}: {quoted:?} is not a whole number", f.label))?;
                     if n < min {
                         return Err(format!("{}: {n} is below {min}", f.label));
                     }

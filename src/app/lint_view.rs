@@ -51,6 +51,18 @@ pub fn loaded(model: &mut Model, request: u64, findings: Vec<Finding>) -> Vec<Cm
     Vec::new()
 }
 
+/// The lint run failed or timed out: the view closes and says why.
+pub(super) fn failed(model: &mut Model, request: u64, error: &str) -> bool {
+    match &model.overlay {
+        Some(Overlay::Lint(view)) if view.request == request && view.loading => {
+            model.overlay = None;
+            model.notice = Some(format!("lint did not finish: {}", visible_short(error, 120)));
+            true
+        }
+        _ => false,
+    }
+}
+
 pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let page = (model.size.1 as usize).saturating_sub(6);
     let Some(Overlay::Lint(view)) = &mut model.overlay else { return Vec::new() };

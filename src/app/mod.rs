@@ -11,6 +11,7 @@ pub mod audit;
 pub mod connection_test;
 pub mod delete;
 pub mod editor;
+pub mod endpoint;
 pub mod help;
 pub mod keymap;
 pub mod lint_view;
@@ -35,7 +36,7 @@ use crate::domain::{Account, Policy, Setting};
 use crate::store::listen::Change;
 use crate::store::{AccountRow, AuditEntry, Conflict, ImpactRow, Proposal, SubjectData, UserHit};
 
-pub use access::{Access, decide_access, may_modify, may_view, may_view_account};
+pub use access::{Access, decide_access, may_modify, may_test, may_view, may_view_account};
 use accounts::{AccountsPane, status_of};
 pub use connection_test::LastTest;
 use editor::keys::{editor_key, on_previewed, on_saved, waiting_key};
@@ -53,7 +54,8 @@ const SETTINGS_CACHE_ACCOUNTS: usize = 4_000;
 pub const USER_PAGE: i64 = 50;
 
 /// Something that happened: a key, a reply from the database, time passing.
-#[derive(Debug)]
+/// Its `Debug` names each message and its request, never what it carries
+/// (a paste may be a key).
 pub enum Msg {
     /// A key press, by name: "q", "ctrl-c", "enter", "G".
     Key(String),
@@ -105,6 +107,45 @@ pub enum Msg {
     Tested { request: u64, outcome: crate::connection::Outcome },
     /// The clipboard escape was written to the terminal.
     Copied { request: u64 },
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, request) = match self {
+            // Typed characters, one by one, may spell a key.
+            Msg::Key(key) if key.chars().count() == 1 => return f.write_str("Key(<char>)"),
+            Msg::Key(key) => return f.debug_tuple("Key").field(key).finish(),
+            Msg::Paste(text) => return write!(f, "Paste(<{} chars>)", text.chars().count()),
+            Msg::Resize { width, height } => return write!(f, "Resize({width}x{height})"),
+            Msg::Tick { now } => return write!(f, "Tick({now})"),
+            Msg::Changed(change) => return f.debug_tuple("Changed").field(change).finish(),
+            Msg::ListenerLost { error } => return f.debug_tuple("ListenerLost").field(error).finish(),
+            Msg::Failed { request, error, unavailable } => {
+                return write!(f, "Failed({request}, {error:?}, unavailable: {unavailable})");
+            }
+            Msg::Tested { request, outcome } => return f.debug_tuple("Tested").field(request).field(outcome).finish(),
+            Msg::Filtered(_) => ("Filtered", None),
+            Msg::ListenerResumed => ("ListenerResumed", None),
+            Msg::Booted { request, .. } => ("Booted", Some(request)),
+            Msg::IndexLoaded { request, .. } => ("IndexLoaded", Some(request)),
+            Msg::Settings { request, .. } => ("Settings", Some(request)),
+            Msg::Resolved { request, .. } => ("Resolved", Some(request)),
+            Msg::UsersFound { request, .. } => ("UsersFound", Some(request)),
+            Msg::AuditLoaded { request, .. } => ("AuditLoaded", Some(request)),
+            Msg::Previewed { request, .. } => ("Previewed", Some(request)),
+            Msg::Saved { request, .. } => ("Saved", Some(request)),
+            Msg::Revealed { request, .. } => ("Revealed", Some(request)),
+            Msg::AuditList { request, .. } => ("AuditList", Some(request)),
+            Msg::AdminPreviewed { request, .. } => ("AdminPreviewed", Some(request)),
+            Msg::AdminApplied { request } => ("AdminApplied", Some(request)),
+            Msg::Linted { request, .. } => ("Linted", Some(request)),
+            Msg::Copied { request } => ("Copied", Some(request)),
+        };
+        match request {
+            Some(r) => write!(f, "{name}({r})"),
+            None => f.write_str(name),
+        }
+    }
 }
 
 /// Work for the runtime. Each carries the request id its reply will bear.
@@ -159,10 +200,16 @@ pub enum Cmd {
     },
     /// Run the lint rules over everything.
     Lint { request: u64 },
-    /// Call the provider with this config's key (DESIGN §9).
     /// Test the key of `account`'s `provider` setting; the runtime asks the
-    /// database for it as `actor` (checked and recorded there).
-    TestConnection { request: u64, actor: String, account: String, provider: String },
+    /// database for it as `actor` (checked and recorded there). `insecure`:
+    /// whether an endpoint that needs confirming was confirmed (DESIGN §9).
+    TestConnection {
+        request: u64,
+        actor: String,
+        account: String,
+        provider: String,
+        insecure: crate::connection::Insecure,
+    },
     /// Put `text` on the operator's clipboard (OSC 52, through the
     /// terminal, so over SSH too); `what` names it for the notice.
     Copy { request: u64, what: String, text: crate::domain::Secret },
@@ -181,12 +228,13 @@ impl std::fmt::Debug for Cmd {
                 .field("config", &mask_config(config))
                 .field("is_active", is_active)
                 .finish_non_exhaustive(),
-            Cmd::TestConnection { request, actor, account, provider } => f
+            Cmd::TestConnection { request, actor, account, provider, insecure } => f
                 .debug_struct("TestConnection")
                 .field("request", request)
                 .field("actor", actor)
                 .field("account", account)
                 .field("provider", provider)
+                .field("insecure", insecure)
                 .finish(),
             Cmd::Preview { request, proposal } => {
                 f.debug_struct("Preview").field("request", request).field("proposal", proposal).finish()
@@ -272,6 +320,8 @@ pub enum Overlay {
     Admin(admin::AdminView),
     /// The lint findings.
     Lint(lint_view::LintView),
+    /// "http://… is plain http on a loopback address: send the key anyway?"
+    ConfirmEndpoint(endpoint::EndpointDialog),
 }
 
 /// Static facts for the header.
@@ -477,6 +527,7 @@ impl Model {
             Some(Overlay::ConfirmReveal(dialog)) if dialog.request.is_some() => Screen::Waiting,
             Some(Overlay::ConfirmDelete(_)) => Screen::Delete,
             Some(Overlay::ConfirmReveal { .. }) => Screen::Confirm,
+            Some(Overlay::ConfirmEndpoint(_)) => Screen::Confirm,
             Some(Overlay::Audit(_)) => Screen::Audit,
             Some(Overlay::Lint(_)) => Screen::Lint,
             Some(Overlay::Admin(view)) => match view.stage {
@@ -634,7 +685,9 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
     let editing = editing
         || admin::failed(model, request, error)
         || audit::failed(model, request, error)
-        || reveal::failed(model, request, error);
+        || reveal::failed(model, request, error)
+        || connection_test::failed(model, request, error)
+        || lint_view::failed(model, request, error);
     if editing {
         if unavailable {
             model.connection = Connection::Lost;
@@ -780,6 +833,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Screen::Editor | Screen::SavePreview | Screen::Conflict => editor_key(model, key, action),
         Screen::Confirm => match &model.overlay {
             Some(Overlay::ConfirmReveal(_)) => reveal::key(model, action),
+            Some(Overlay::ConfirmEndpoint(_)) => endpoint::key(model, action),
             _ => editor_key(model, key, action),
         },
         Screen::Delete => delete::key(model, action),

@@ -107,6 +107,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         Some(Overlay::Picker(_)) => super::picker::draw(model, frame, area, t),
         Some(Overlay::Edit(ed)) => super::editor::view::draw(ed, frame, area, t),
         Some(Overlay::ConfirmReveal(dialog)) => super::reveal::draw(dialog, frame, area, t),
+        Some(Overlay::ConfirmEndpoint(dialog)) => super::endpoint::draw(model, dialog, frame, area, t),
         Some(Overlay::Audit(view)) => super::audit::draw(view, frame, area, t),
         Some(Overlay::Admin(view)) => super::admin::draw(model, view, frame, area, t),
         Some(Overlay::Lint(view)) => super::lint_view::draw(view, frame, area, t),

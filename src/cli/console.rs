@@ -31,6 +31,11 @@ pub async fn run(store: Store, target: &Target, config: &Config, demo: bool) -> 
         access,
         no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
     };
+    // The console's bounds on each command leave room for a longer
+    // statement timeout configured.
+    if let Some(timeout) = config.statement_timeout {
+        crate::tui::exec::set_statement_timeout(timeout);
+    }
     let model = Model::new(session, keymap, chrono::Utc::now());
     crate::tui::run(store.clone(), model).await.map_err(|e| CliError::Other(format!("terminal: {e}")))?;
     store.close().await;

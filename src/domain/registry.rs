@@ -489,7 +489,7 @@ pub fn judge(integration_type: &str, config: &Value, is_active: bool) -> RowJudg
             {
                 notes.push(format!(
                     "model {:?} is not one keyfall knows; the app will send it",
-                    super::text::visible_short(model, 60)
+                    super::text::visible_short(&super::secret::shape_masked(model), 60)
                 ));
             }
         }

@@ -1,15 +1,88 @@
 //! The command executor: runs one `Cmd` against the store and answers with
 //! the `Msg` carrying the same request id. Runs in background tasks, never
 //! on the input or render path. Tests call it directly.
+//!
+//! Every command gets an answer: its reply, or — past its bound (`bound`)
+//! — a failure saying "timed out after N s", so no screen waits forever.
+
+use std::time::Duration;
 
 use crate::app::{Boot, Cmd, Msg, USER_PAGE};
+use crate::connection::{self, Insecure, Outcome};
 use crate::store::{Store, StoreError, WriteOutcome};
 
 /// How many tenants the console's first frame is drawn from (more than any
 /// screen's rows and a page around them).
 pub const ACCOUNT_PAGE: i64 = 300;
 
+/// How long a connection test's HTTP call may take (the CLI's default).
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The statement timeout keyfall's sessions run with by default.
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The statement timeout configured for this console, when keyfall set it.
+static STATEMENT_TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// The console's sessions run with this statement timeout (the config's,
+/// or the environment's): the bounds below grow by as much as it exceeds
+/// the default 30 s, so a console never gives up on a statement the
+/// operator allowed to run longer. Set once, at start.
+pub fn set_statement_timeout(timeout: Duration) {
+    let _ = STATEMENT_TIMEOUT.set(timeout);
+}
+
+/// How long the console waits for a command before saying it timed out.
+/// Each is the work's own bounds plus a margin: a statement's 30 s (and
+/// a connect's 10 s) for a read, a write's 5 s lock wait and 30 s
+/// statement, the impact preview's 60 s, a test's key read and 10 s call;
+/// plus what a configured statement timeout adds over 30 s.
+pub fn bound(cmd: &Cmd) -> Duration {
+    let secs = match cmd {
+        Cmd::Copy { .. } => 5,
+        Cmd::LoadSettings { .. }
+        | Cmd::Resolve { .. }
+        | Cmd::FindUsers { .. }
+        | Cmd::LoadAudit { .. }
+        | Cmd::LoadAuditList { .. } => 45,
+        Cmd::Save { .. } | Cmd::Delete { .. } | Cmd::Reveal { .. } | Cmd::ApplyAdmin { .. } => 45,
+        Cmd::TestConnection { .. } => 60,
+        Cmd::Boot { .. } => 60,
+        Cmd::Preview { .. } | Cmd::PreviewAdmin { .. } => 90,
+        // The whole index and every setting: long at a million accounts.
+        Cmd::LoadIndex { .. } | Cmd::Lint { .. } => 120,
+    };
+    let longer = STATEMENT_TIMEOUT.get().map(|t| t.saturating_sub(DEFAULT_STATEMENT_TIMEOUT)).unwrap_or_default();
+    let extra = if matches!(cmd, Cmd::Copy { .. }) { Duration::ZERO } else { longer };
+    Duration::from_secs(secs) + extra
+}
+
+/// Run `cmd` within its bound (`bound`).
 pub async fn run(store: &Store, cmd: Cmd) -> Msg {
+    let within = bound(&cmd);
+    run_within(store, cmd, within).await
+}
+
+/// Run `cmd`, answering a failure once `within` has passed. A write cut
+/// short may still have gone through: the failure says so, and a change
+/// that was made shows live.
+pub async fn run_within(store: &Store, cmd: Cmd, within: Duration) -> Msg {
+    let request = cmd.request();
+    let writes = matches!(cmd, Cmd::Save { .. } | Cmd::Delete { .. } | Cmd::ApplyAdmin { .. });
+    match tokio::time::timeout(within, execute(store, cmd)).await {
+        Ok(msg) => msg,
+        Err(_) => {
+            let error = format!(
+                "timed out after {}{}",
+                connection::seconds(within),
+                if writes { " (it may still go through: a change made shows live)" } else { "" }
+            );
+            Msg::Failed { request, error, unavailable: false }
+        }
+    }
+}
+
+async fn execute(store: &Store, cmd: Cmd) -> Msg {
     match cmd {
         Cmd::Boot { request, operator } => {
             // The first page, not the whole index: a first frame at a
@@ -113,10 +186,19 @@ pub async fn run(store: &Store, cmd: Cmd) -> Msg {
             }
             Err(e) => failed(request, e),
         },
-        Cmd::TestConnection { request, actor, account, provider } => {
+        Cmd::TestConnection { request, actor, account, provider, insecure } => {
+            // An endpoint the stored base_url already shows to be refused:
+            // the key is not even read (the test checks what it reads again).
+            if insecure == Insecure::Refuse
+                && let Ok(crate::store::SettingRef { setting: Some(stored), .. }) =
+                    store.setting(&account, &provider).await
+                && let Some(refusal) = connection::would_refuse(&provider, &stored.config, TEST_TIMEOUT).await
+            {
+                return Msg::Tested { request, outcome: Outcome::refused(refusal) };
+            }
             match store.config_for_test(&actor, &account, &provider).await {
                 Ok(Some(config)) => {
-                    let outcome = crate::connection::test(&provider, &config, std::time::Duration::from_secs(10)).await;
+                    let outcome = connection::test(&provider, &config, TEST_TIMEOUT, &insecure).await;
                     Msg::Tested { request, outcome }
                 }
                 Ok(None) => Msg::Failed { request, error: "no such setting any more".into(), unavailable: false },
@@ -135,4 +217,20 @@ pub async fn run(store: &Store, cmd: Cmd) -> Msg {
 fn failed(request: u64, e: StoreError) -> Msg {
     let unavailable = matches!(e, StoreError::Unavailable(_));
     Msg::Failed { request, error: e.to_string(), unavailable }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The only test in this process that sets the statement timeout.
+    #[test]
+    fn a_longer_statement_timeout_lengthens_every_bound_but_copy() {
+        let lint = Cmd::Lint { request: 1 };
+        let copy = Cmd::Copy { request: 2, what: "slug".into(), text: crate::domain::Secret::new("x") };
+        assert_eq!(bound(&lint), Duration::from_secs(120));
+        set_statement_timeout(Duration::from_secs(150));
+        assert_eq!(bound(&lint), Duration::from_secs(240), "120 s and the 2 min over the default 30 s");
+        assert_eq!(bound(&copy), Duration::from_secs(5));
+    }
 }

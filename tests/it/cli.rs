@@ -447,7 +447,9 @@ mod connection {
         let server = MockServer::start().await;
         point_at(&db, "paid-2", "openai", &server.uri()).await;
         let test = |extra: &[&str]| {
-            let mut args = vec!["--as", "dev@igny8.com", "test-connection", "paid-2", "openai"];
+            // The mock listens on plain http on loopback: allowed on purpose.
+            let mut args =
+                vec!["--as", "dev@igny8.com", "test-connection", "paid-2", "openai", "--allow-insecure-endpoint"];
             args.extend_from_slice(extra);
             keyfall(&db, &args, None)
         };
@@ -517,13 +519,23 @@ mod connection {
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [{"id": "m"}]})))
             .mount(&server)
             .await;
-        let run = keyfall(&db, &["--as", "dev@igny8.com", "test-connection", "paid-2", "runware"], None);
+        let allow = "--allow-insecure-endpoint";
+        let run = keyfall(&db, &["--as", "dev@igny8.com", "test-connection", "paid-2", "runware", allow], None);
         assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
         assert!(run.stdout.contains("authentication task"), "{}", run.stdout);
         // The key paid2 would really use for auto_cluster is paid-2's own.
         let run = keyfall(
             &db,
-            &["--as", "dev@igny8.com", "test-connection", "--user", "paid2@paid.com", "--function", "auto_cluster"],
+            &[
+                "--as",
+                "dev@igny8.com",
+                "test-connection",
+                "--user",
+                "paid2@paid.com",
+                "--function",
+                "auto_cluster",
+                allow,
+            ],
             None,
         );
         assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
@@ -573,7 +585,9 @@ mod connection {
             assert!(carried.is_empty(), "the request was carried to another host: {carried:?}");
         };
 
-        let run = keyfall(&db, &["--as", "dev@igny8.com", "test-connection", "paid-2", "runware", "--json"], None);
+        let allow = "--allow-insecure-endpoint";
+        let run =
+            keyfall(&db, &["--as", "dev@igny8.com", "test-connection", "paid-2", "runware", "--json", allow], None);
         nothing_elsewhere().await;
         assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
         let out = super::json(&run).to_string();
@@ -582,7 +596,7 @@ mod connection {
         assert!(!out.contains("canary") && !run.stderr.contains("canary"), "{out}");
         assert!(!out.contains('\u{202e}') && out.contains("\\\\u{202e}"), "escapes made visible: {out}");
 
-        let run = keyfall(&db, &["--as", "dev@igny8.com", "test-connection", "paid-2", "openai"], None);
+        let run = keyfall(&db, &["--as", "dev@igny8.com", "test-connection", "paid-2", "openai", allow], None);
         nothing_elsewhere().await;
         assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
         assert!(

@@ -723,7 +723,8 @@ async fn t_tests_the_key_that_answers_and_shows_the_result() {
         .unwrap();
     let mut model = console(&db, Some("dev@igny8.com"), (120, 30)).await;
     select(&db, &mut model, "paid-2").await;
-    keys(&db.store, &mut model, &["t"]).await;
+    // The mock is plain http on loopback: confirmed in the dialog (y).
+    keys(&db.store, &mut model, &["t", "y"]).await;
     let text = screen(&model);
     assert!(text.contains("✓ aws-admin's openai key via"), "paid-2 inherits aws-admin's key: {text}");
     let outcome = model.last_test.as_ref().and_then(|t| t.outcome.as_ref()).expect("a result");
@@ -748,7 +749,7 @@ async fn t_on_the_resolve_panel_tests_the_resolved_key() {
         .await
         .unwrap();
     let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;
-    keys(&db.store, &mut model, &["tab", "tab", "t"]).await;
+    keys(&db.store, &mut model, &["tab", "tab", "t", "y"]).await;
     let text = screen(&model);
     assert!(text.contains("✗ aws-admin's openai key via") && text.contains("rejected the"), "{text}");
     // Another user: that result is not theirs, and goes.

@@ -10,6 +10,7 @@ mod console;
 mod django;
 mod domain_permissions;
 mod domain_resolve;
+mod endpoints;
 mod impact_scoped;
 mod owner_rights;
 mod permissions_sql;

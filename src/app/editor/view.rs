@@ -203,7 +203,7 @@ fn save_warnings(ed: &Editor) -> Vec<String> {
     {
         out.push(format!(
             "model {:?} is not one keyfall knows for {} (allowed; lint L004)",
-            visible_short(model, 40),
+            visible_short(&crate::domain::secret::shape_masked(model), 40),
             ed.spec().label
         ));
     }
