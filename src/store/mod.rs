@@ -441,7 +441,8 @@ impl Store {
                 let problems = self.mapping_problems(&installed).await?;
                 if !problems.is_empty() {
                     return Err(StoreError::NotInstalled(format!(
-                        "the app's tables no longer fit keyfall's mapping: {}",
+                        "the app's tables changed and no longer fit keyfall's mapping: {}; keyfall still records \
+                         every change to the settings (whole rows), and `keyfall attach` re-maps them keeping the history",
                         problems.join("; ")
                     )));
                 }
@@ -518,6 +519,8 @@ impl Store {
         // their own function's way out.
         sqlx::query("DROP EVENT TRIGGER IF EXISTS keyfall_watch_ddl").execute(&mut *tx).await?;
         sqlx::query("DROP EVENT TRIGGER IF EXISTS keyfall_watch_drop").execute(&mut *tx).await?;
+        sqlx::query("DROP EVENT TRIGGER IF EXISTS keyfall_ddl_start").execute(&mut *tx).await?;
+        sqlx::query("DROP EVENT TRIGGER IF EXISTS keyfall_ddl_end").execute(&mut *tx).await?;
         sqlx::query("DROP SCHEMA keyfall CASCADE").execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())

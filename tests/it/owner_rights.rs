@@ -214,7 +214,7 @@ async fn every_owner_rights_function_pins_its_search_path_with_pg_temp_last() {
     .fetch_all(&mut owner)
     .await
     .unwrap();
-    assert_eq!(events, ["keyfall_watch_ddl", "keyfall_watch_drop"]);
+    assert_eq!(events, ["keyfall_ddl_end", "keyfall_ddl_start", "keyfall_watch_ddl", "keyfall_watch_drop"]);
 }
 
 /// A PL/pgSQL function without a search_path of its own keeps the types of
