@@ -11,6 +11,7 @@ mod django;
 mod domain_permissions;
 mod domain_resolve;
 mod impact_scoped;
+mod odd_json;
 mod permissions_sql;
 mod pictures;
 mod pty;
