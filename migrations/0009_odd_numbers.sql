@@ -12,13 +12,13 @@
 --     past ~990 in the test app, earlier in a deeper call stack) or an
 --     integer of more than 4300 digits (ValueError, Python >= 3.11) makes the
 --     app raise while loading the row, active or not: verdict 'unreadable',
---     checked first. Mirrors domain::json::read_config and
+--     checked first. Re-runnable (every function CREATE OR REPLACE). Mirrors domain::json::read_config and
 --     domain::registry::judge; tests/it/odd_json.rs holds them equal.
 
 -- Python's float() of a jsonb number (NULL for anything else). Integers
 -- come out as float8 too: only their sign and how they compare with small
 -- bounds matter here, and those are exact.
-CREATE FUNCTION keyfall.keyfall_py_float(v jsonb) RETURNS float8
+CREATE OR REPLACE FUNCTION keyfall.keyfall_py_float(v jsonb) RETURNS float8
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN n IS NULL THEN NULL
@@ -71,7 +71,7 @@ $$;
 -- deeper, so a 10,000-deep row costs no stack), else an integer of more
 -- than 4300 digits anywhere (only walked once the first is known false).
 -- domain::json::APP_MAX_DEPTH and APP_MAX_INT_DIGITS.
-CREATE FUNCTION keyfall.keyfall_py_unreadable(config jsonb) RETURNS boolean
+CREATE OR REPLACE FUNCTION keyfall.keyfall_py_unreadable(config jsonb) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
         WHEN jsonb_typeof(config) NOT IN ('object', 'array') THEN
