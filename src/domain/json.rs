@@ -480,6 +480,38 @@ mod tests {
     }
 
     #[test]
+    fn configs_are_read_as_the_apps_python_reads_them() {
+        let digits = |n: usize| format!("1{}", "0".repeat(n - 1));
+        // 1e400 as jsonb prints it: a whole number above any bound, marked.
+        let v = read_config(&format!("{{\"t\": {}, \"n\": -{}}}", digits(401), digits(401)));
+        assert_eq!(v["t"], json!(u64::MAX));
+        assert_eq!(v["n"], json!(i64::MIN));
+        assert!(inexact(&v).is_some_and(|w| w.contains("approximately")) && unreadable(&v).is_none());
+        // A fraction beyond f64 is Python's inf; below its smallest, 0.0.
+        let v = read_config(&format!("{{\"t\": {}.5, \"z\": 0.{}1}}", digits(401), "0".repeat(399)));
+        assert_eq!(v["t"], json!(f64::MAX));
+        assert_eq!(v["z"], json!(0.0));
+        // Exactly held numbers leave the config as serde reads it.
+        let plain = r#"{"a": 0.0000001, "b": 18446744073709551615, "c": -9223372036854775808, "d": 1.50, "e": 0}"#;
+        assert_eq!(read_config(plain), serde_json::from_str::<Value>(plain).unwrap());
+        assert!(inexact(&read_config(plain)).is_none());
+        assert!(inexact(&read_config(r#"{"a": 0.10000000000000000001}"#)).is_some());
+        // What Python's json.loads raises on.
+        let deep = |n: usize| format!("{{\"x\": {}1{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        assert!(unreadable(&read_config(&deep(APP_MAX_DEPTH))).is_some_and(|w| w.contains("RecursionError")));
+        assert!(unreadable(&read_config(&deep(APP_MAX_DEPTH - 1))).is_none());
+        assert!(inexact(&read_config(&deep(APP_MAX_DEPTH - 1))).is_some_and(|w| w.contains("nested")));
+        assert!(inexact(&read_config(&deep(127))).is_none());
+        let big = read_config(&format!("{{\"x\": {}}}", digits(APP_MAX_INT_DIGITS + 1)));
+        assert!(unreadable(&big).is_some_and(|w| w.contains("ValueError")));
+        let fine = read_config(&format!("{{\"x\": {}}}", digits(APP_MAX_INT_DIGITS)));
+        assert!(unreadable(&fine).is_none());
+        // A string holding digits or brackets is only a string.
+        let s = format!("{{\"x\": \"{}{}\"}}", "[".repeat(2000), digits(5000));
+        assert_eq!(read_config(&s), serde_json::from_str::<Value>(&s).unwrap());
+    }
+
+    #[test]
     fn lenient_reads_what_serde_cannot() {
         let big = format!("{{\"t\": 1{}}}", "0".repeat(400));
         assert_eq!(parse_lenient(&big, 64)["t"], Value::String(format!("1{}", "0".repeat(400))));

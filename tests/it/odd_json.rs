@@ -250,3 +250,32 @@ async fn export_refuses_what_it_cannot_carry_and_round_trips_the_rest() {
     let got: Vec<(String, String, String, bool)> = sqlx::query_as(all).fetch_all(&mut fresh_conn).await.unwrap();
     assert_eq!(got, want, "export → import is the same jsonb");
 }
+
+/// `test-connection --user` tests the key the one resolver chose: with
+/// `temperature: 1e400` in acme-studio's row (which the issue saw send the
+/// test to aws-admin's key) it is acme-studio's own; with a row the app
+/// cannot read, there is no key to test.
+#[tokio::test]
+async fn test_connection_for_a_user_tests_the_key_the_app_would_use() {
+    let db = TestDb::demo().await;
+    let mut conn = db.raw().await;
+    let set = |config: String| {
+        sqlx::query(
+            "UPDATE integration_settings SET config = config || $1::jsonb
+              WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')",
+        )
+        .bind(config)
+    };
+    // Nothing listens on port 9: the test fails fast, and says whose key.
+    set(r#"{"temperature": 1e400, "base_url": "http://127.0.0.1:9"}"#.to_string()).execute(&mut conn).await.unwrap();
+    let args =
+        ["--as", "dev@igny8.com", "test-connection", "--user", "owner@acme.example", "--function", "auto_cluster"];
+    let run = keyfall(&db, &args, None);
+    assert!(run.stdout.contains("acme-studio openai"), "acme-studio's own key: {}{}", run.stdout, run.stderr);
+    assert!(!run.stdout.contains("aws-admin"), "{}", run.stdout);
+
+    set(format!("{{\"x\": {}}}", deep(9999))).execute(&mut conn).await.unwrap();
+    let run = keyfall(&db, &args, None);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("unresolved, no key to test"), "{}", run.stderr);
+}
