@@ -588,6 +588,16 @@ impl Store {
     /// only if still at its expected version (else nothing is applied).
     #[tracing::instrument(skip_all)]
     pub async fn apply_configs(&self, actor: &str, changes: &[(String, String, i64, Value)]) -> Result<(), StoreError> {
+        if let Some((slug, ty, why)) =
+            changes.iter().find_map(|(s, t, _, c)| crate::domain::json::inexact(c).map(|why| (s, t, why)))
+        {
+            // Never write back what keyfall read only approximately.
+            return Err(StoreError::Invalid(format!(
+                "{} {}: the stored config {why}; change it with psql or the app",
+                crate::domain::text::visible_short(slug, 60),
+                crate::domain::text::visible_short(ty, 40)
+            )));
+        }
         let mut tx = begin_as(self, actor).await?;
         for (slug, integration_type, version, config) in changes {
             let account_id = account_id(&mut tx, slug).await?;

@@ -118,6 +118,24 @@ async fn django_world() -> TestDb {
     db
 }
 
+/// What the console makes of `email`'s `function`: the snapshot's chain
+/// with the user's account's settings as `Cmd::LoadSettings` fetches them
+/// (`Store::settings_of`), walked by the one resolver.
+async fn console_answer(db: &TestDb, email: &str, function: &str) -> Says {
+    use keyfall::domain::resolve::resolve;
+    let store = keyfall::store::Store::connect(&db.target).await.unwrap();
+    let mapping = store.verify(None).await.expect("attached");
+    let store = store.with_mapping(&mapping);
+    let mut data = store.subject(Some(email), Some(function)).await.unwrap();
+    let account = data.user_account().expect("the user's account").clone();
+    let fetched = store.settings_of(&[account.id]).await.unwrap();
+    data.snapshot.settings.retain(|(id, _), _| *id != account.id);
+    data.snapshot.settings.extend(fetched.into_iter().map(|s| ((s.account_id, s.integration_type.clone()), s)));
+    let r = resolve(&data.snapshot, data.user.as_ref().unwrap(), data.function.as_ref().unwrap());
+    store.close().await;
+    Says { answered_by: r.hop.answered_by.clone(), raises: r.hop.failure().is_some() }
+}
+
 /// One odd config in acme-studio's openai row: Django's `get_model_config`,
 /// `resolve`, `resolve --batch` and `report` all say the same — who
 /// answers, or that the app raises — and that is what the case expects.
@@ -167,6 +185,11 @@ async fn every_reader_gives_the_apps_answer_for_odd_numbers_and_deep_json() {
         let resolved =
             Says { answered_by: one["answered_by"].as_str().map(str::to_string), raises: one["error"].is_string() };
         assert_eq!(resolved, expected, "{what}: resolve {one}");
+
+        // The console resolves over the settings it fetched (`settings_of`,
+        // what `Cmd::LoadSettings` runs) with the same resolver.
+        let console = console_answer(&db, "owner@acme.test", "auto_cluster").await;
+        assert_eq!(console, expected, "{what}: the console's settings");
 
         let run = keyfall(&db, &["resolve", "--batch"], Some("owner@acme.test,auto_cluster\n"));
         let line: Value =
@@ -278,4 +301,31 @@ async fn test_connection_for_a_user_tests_the_key_the_app_would_use() {
     let run = keyfall(&db, &args, None);
     assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("unresolved, no key to test"), "{}", run.stderr);
+}
+
+/// A config keyfall holds only approximately is never written back: `set`
+/// on another field of that row is refused, saying why, and the stored
+/// jsonb (1e400's 401 digits) is untouched.
+#[tokio::test]
+async fn an_approximated_config_is_never_written_back() {
+    let db = TestDb::demo().await;
+    let mut conn = db.raw().await;
+    sqlx::query(
+        "UPDATE integration_settings SET config = config || $1::jsonb
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')",
+    )
+    .bind(r#"{"temperature": 1e400}"#)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    const STORED: &str = "SELECT config::text FROM integration_settings
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')";
+    let before: String = sqlx::query_scalar(STORED).fetch_one(&mut conn).await.unwrap();
+    let run = keyfall(&db, &["--as", "dev@igny8.com", "set", "acme-studio", "openai", "model"], Some("gpt-4.1\n"));
+    assert_ne!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("approximately"), "{}", run.stderr);
+    assert!(!run.stderr.contains("sk-demo"), "{}", run.stderr);
+    let after: String = sqlx::query_scalar(STORED).fetch_one(&mut conn).await.unwrap();
+    assert_eq!(after, before);
+    assert!(after.contains(&format!("1{}", "0".repeat(400))));
 }
