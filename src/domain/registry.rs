@@ -573,16 +573,33 @@ fn check_field(map: &Map<String, Value>, field: &Field) -> Result<(), (Problem, 
         },
         FieldKind::Number { min, max } => match value.as_f64() {
             Some(n) if n >= min && n <= max => Ok(()),
+            // A stand-in for a number keyfall cannot hold (`json::read_config`)
+            // is not printed as if it were the stored one.
+            Some(_) if is_stand_in(map, value) => {
+                Err((OutOfRange, format!("{name} is a number beyond what keyfall holds, outside {min}–{max}")))
+            }
             Some(n) => Err((OutOfRange, format!("{name} {n} is outside {min}–{max}"))),
             None => Err((WrongType, format!("{name} is {}, not a number", json_kind(value)))),
         },
         FieldKind::Integer { min } => match (value.as_i64(), value.is_u64()) {
             (Some(n), _) if n >= min => Ok(()),
+            (Some(_), _) if is_stand_in(map, value) => {
+                Err((OutOfRange, format!("{name} is a negative number beyond what keyfall holds, below {min}")))
+            }
             (Some(n), _) => Err((OutOfRange, format!("{name} {n} is below {min}"))),
             (None, true) => Ok(()),
             (None, false) => Err((WrongType, format!("{name} is {}, not a whole number", json_kind(value)))),
         },
     }
+}
+
+/// Whether `value` in `map` is `json::read_config`'s stand-in for a number
+/// beyond what keyfall holds (the map says it was read approximately).
+fn is_stand_in(map: &Map<String, Value>, value: &Value) -> bool {
+    map.contains_key(super::json::INEXACT_KEY)
+        && (value.as_u64() == Some(u64::MAX)
+            || value.as_i64() == Some(i64::MIN)
+            || value.as_f64().is_some_and(|f| f.abs() == f64::MAX))
 }
 
 pub fn json_kind(value: &Value) -> &'static str {
