@@ -172,10 +172,27 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
     }
     let mut out = DocumentWriter::new(std::io::BufWriter::new(std::io::stdout().lock()));
     let written = async {
-        let mut write = |account: &Account, s: &Setting| {
+        let mut write = |account: &Account, s: &Setting| -> Result<(), Stopped> {
             if s.withheld.is_some() {
                 withheld += 1;
                 return Ok(());
+            }
+            // A config keyfall holds only approximately (a number beyond
+            // f64, nesting serde cannot hold) is never written as something
+            // else: the export stops here, naming the row, and the document
+            // is left unfinished so nothing takes it for a whole backup.
+            let deep = (nesting(&s.config) > crate::domain::secret::MAX_DEPTH).then(|| {
+                format!(
+                    "is nested deeper than {}: export writes what lies below as a fingerprint, which no other database can restore",
+                    crate::domain::secret::MAX_DEPTH
+                )
+            });
+            if let Some(why) = crate::domain::json::inexact(&s.config).map(str::to_string).or(deep) {
+                return Err(Stopped::Inexact(format!(
+                    "export stopped at {} {}: the config {why}; keyfall cannot carry it exactly — copy this row with pg_dump or psql (the document written so far is unfinished)",
+                    visible_short(&account.slug, 60),
+                    visible_short(&s.integration_type, 40)
+                )));
             }
             let mut config = crate::domain::secret::fingerprint_config(&s.config);
             // Secrets as fingerprints; with --reveal, the apiKey that was
@@ -191,7 +208,8 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
                 integration_type: s.integration_type.clone(),
                 is_active: s.is_active,
                 config,
-            })
+            })?;
+            Ok(())
         };
         match &args.account {
             // One account: its rows by index (none when there is no such
@@ -233,6 +251,18 @@ pub async fn export(store: &Store, config: &Config, args: ExportArgs) -> CliResu
             Ok(Exit::Ok)
         }
         Err(Stopped::Store(e)) => Err(e.into()),
+        Err(Stopped::Inexact(why)) => Err(CliError::Other(why)),
+    }
+}
+
+/// How many containers deep `value` nests (a scalar is 0). Values read
+/// from the database are cut at serde's 128 levels, so this recursion is
+/// bounded.
+fn nesting(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(nesting).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -242,6 +272,8 @@ enum Stopped {
     Write(std::io::Error),
     /// Reading the settings failed.
     Store(crate::store::StoreError),
+    /// A row keyfall cannot carry exactly: why, naming it.
+    Inexact(String),
 }
 
 impl From<std::io::Error> for Stopped {

@@ -111,6 +111,248 @@ fn pg_number(text: &str) -> String {
     if negative && !zero { format!("-{plain}") } else { plain }
 }
 
+/// Python's json module cannot read a document nested this deep: it raises
+/// `RecursionError` past the interpreter's recursion limit (1000 frames,
+/// less the caller's own: the test app's `get_model_config` reads 980
+/// containers deep and raises at 990; a web request has more frames in
+/// between). keyfall calls 900 containers or more *unreadable to the app*,
+/// and means it for 10,000: between 900 and ~990 it depends on the app's
+/// call stack (ARCHITECTURE.md, "Odd numbers and deep JSON").
+pub const APP_MAX_DEPTH: usize = 900;
+
+/// Python (3.11 and later, by default) refuses to turn an integer of more
+/// digits than this into an `int`: `json.loads` raises `ValueError`.
+pub const APP_MAX_INT_DIGITS: usize = 4300;
+
+/// serde_json stops at 128 levels; configs deeper than this (and not deep
+/// enough to be unreadable) are read with what lies below this depth as the
+/// fingerprint of its text, as redaction does (`secret::MAX_DEPTH`).
+const CUT_DEPTH: usize = super::secret::MAX_DEPTH + 1;
+
+/// The member a config read by [`read_config`] holds, alone, when the app
+/// cannot read it at all: the reason. No config from the database can hold
+/// it (jsonb refuses `\u0000`), and a write of it fails there.
+pub const UNREADABLE_KEY: &str = "\u{0}unreadable";
+
+/// The member [`read_config`] adds to an object it could not read exactly
+/// (a number beyond what keyfall holds, nesting cut): why. Judged like any
+/// field outside the registry (never); export refuses such a row, and a
+/// write carrying it fails in PostgreSQL, so nothing approximated is ever
+/// written back.
+pub const INEXACT_KEY: &str = "\u{0}inexact";
+
+/// Why the app cannot read this config, if [`read_config`] found so: words
+/// that follow "the config" ("is nested 900 or more deep: …").
+pub fn unreadable(config: &Value) -> Option<&str> {
+    let map = config.as_object()?;
+    if map.len() != 1 {
+        return None;
+    }
+    map.get(UNREADABLE_KEY).and_then(Value::as_str)
+}
+
+/// Why this config was read only approximately, if it was (unreadable
+/// configs included).
+pub fn inexact(config: &Value) -> Option<&str> {
+    unreadable(config).or_else(|| config.get(INEXACT_KEY).and_then(Value::as_str))
+}
+
+/// A config's `jsonb::text` read as the app's Python reads it, into a value
+/// keyfall's judge gives the app's verdict for — never an error:
+///
+/// - nested [`APP_MAX_DEPTH`] containers deep, or holding an integer of more
+///   than [`APP_MAX_INT_DIGITS`] digits: `{UNREADABLE_KEY: why}` (the app
+///   raises reading the row, whatever else it holds);
+/// - an integer beyond u64/i64 (`1e400` is printed as 401 digits: Python's
+///   `int`) becomes `u64::MAX` or `i64::MIN`, and a number with a fraction
+///   beyond f64 (Python's `float('inf')`) `±f64::MAX`: whole or not, its
+///   sign and how it compares with any bound the registry has are the
+///   app's; a fraction below f64's smallest (`1e-400`) is `0.0`, as
+///   Python's `float` makes it (false, like the app's);
+/// - nesting deeper than serde holds (but readable to the app): the part
+///   below depth 65 becomes the fingerprint of its text.
+///
+/// Any approximation marks an object config with `INEXACT_KEY`.
+pub fn read_config(text: &str) -> Value {
+    let scan = scan(text);
+    if let Some(why) = scan.unreadable {
+        return Value::Object([(UNREADABLE_KEY.to_string(), Value::String(why))].into_iter().collect());
+    }
+    let inexact = scan.inexact.clone();
+    let value = if scan.rewrite { serde_json::from_str(&rewrite(text)) } else { serde_json::from_str(text) };
+    let mut value = value.unwrap_or_else(|e| Value::String(format!("unreadable JSON: {e}")));
+    if let (Some(why), Some(map)) = (inexact, value.as_object_mut()) {
+        map.insert(INEXACT_KEY.to_string(), Value::String(why));
+    }
+    value
+}
+
+/// What one pass over a config's text found.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Why the app cannot read it.
+    unreadable: Option<String>,
+    /// Why keyfall reads it only approximately.
+    inexact: Option<String>,
+    /// Whether serde needs [`rewrite`]'s text.
+    rewrite: bool,
+}
+
+/// A number token as keyfall holds it: `None` when serde reads it exactly
+/// as it is, else the text to read instead and whether that is exact.
+fn number_stand_in(token: &str) -> Option<(String, bool)> {
+    let integer = !token.contains(['.', 'e', 'E']);
+    if integer {
+        let fits = if token.starts_with('-') { token.parse::<i64>().is_ok() } else { token.parse::<u64>().is_ok() };
+        if fits {
+            return None;
+        }
+        let clamped = if token.starts_with('-') { i64::MIN.to_string() } else { u64::MAX.to_string() };
+        return Some((clamped, false));
+    }
+    match token.parse::<f64>() {
+        Ok(f) if f.is_infinite() => {
+            let max = if f < 0.0 { -f64::MAX } else { f64::MAX };
+            Some((format!("{max:e}"), false))
+        }
+        Ok(f) => (!same_decimal(token, f)).then(|| (format!("{f:e}"), false)),
+        Err(_) => None,
+    }
+}
+
+/// Whether the decimal text `token` is exactly the value `f`.
+fn same_decimal(token: &str, f: f64) -> bool {
+    normal_decimal(token) == normal_decimal(&format!("{f:e}"))
+}
+
+/// A decimal text as (negative, significant digits, exponent of the last
+/// digit); zero is `(false, "", 0)` whatever its sign.
+fn normal_decimal(text: &str) -> (bool, String, i64) {
+    let (negative, body) = text.strip_prefix('-').map_or((false, text), |rest| (true, rest));
+    let (mantissa, exp) = body.split_once(['e', 'E']).unwrap_or((body, "0"));
+    let exp: i64 = exp.parse().unwrap_or(0);
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let mut exp = exp - frac.len() as i64;
+    let trimmed = digits.trim_end_matches('0');
+    exp += (digits.len() - trimmed.len()) as i64;
+    let trimmed = trimmed.trim_start_matches('0');
+    if trimmed.is_empty() { (false, String::new(), 0) } else { (negative, trimmed.to_string(), exp) }
+}
+
+/// One pass: the deepest nesting, and every number token judged.
+fn scan(text: &str) -> Scan {
+    let b = text.as_bytes();
+    let mut out = Scan::default();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                i = string_end(b, i);
+                continue;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+                if depth >= APP_MAX_DEPTH {
+                    out.unreadable = Some(format!(
+                        "is nested {APP_MAX_DEPTH} or more deep: the app's json.loads raises RecursionError reading the row"
+                    ));
+                    return out;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                let digits = token.bytes().filter(u8::is_ascii_digit).count();
+                if !token.contains(['.', 'e', 'E']) && digits > APP_MAX_INT_DIGITS {
+                    out.unreadable = Some(format!(
+                        "holds an integer of {digits} digits: the app's json.loads raises ValueError (more than {APP_MAX_INT_DIGITS})"
+                    ));
+                    return out;
+                }
+                if let Some((_, exact)) = number_stand_in(token) {
+                    out.rewrite = true;
+                    if !exact && out.inexact.is_none() {
+                        out.inexact = Some(format!(
+                            "holds a number keyfall reads only approximately ({}…, {digits} digits)",
+                            &token[..token.len().min(12)]
+                        ));
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if deepest >= 128 {
+        out.rewrite = true;
+        out.inexact.get_or_insert_with(|| {
+            format!("is nested {deepest} deep: keyfall reads what lies below depth {CUT_DEPTH} as its fingerprint")
+        });
+    }
+    out
+}
+
+/// The text serde reads instead: number tokens replaced by their stand-ins,
+/// containers at [`CUT_DEPTH`] by their fingerprint. Iterative.
+fn rewrite(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'"' => {
+                let end = string_end(b, i);
+                out.push_str(&text[i..end]);
+                i = end;
+            }
+            b'{' | b'[' if depth >= CUT_DEPTH => {
+                let end = container_end(b, i);
+                out.push('"');
+                out.push_str(&super::secret::fingerprint(&text[i..end]));
+                out.push('"');
+                i = end;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                out.push(c as char);
+                i += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                out.push(c as char);
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                match number_stand_in(token) {
+                    Some((stand_in, _)) => out.push_str(&stand_in),
+                    None => out.push_str(token),
+                }
+            }
+            _ => {
+                let ch = text[i..].chars().next().unwrap_or(' ');
+                out.push(ch);
+                i += ch.len_utf8();
+            }
+        }
+    }
+    out
+}
+
 /// JSON text (as PostgreSQL prints `jsonb`) read into a value without
 /// failing: a number beyond f64 (`1e400` prints as 401 digits) becomes a
 /// string of its digits; an object or array nested `max_depth` deep (the
@@ -235,6 +477,38 @@ mod tests {
         assert_eq!(pg_text(&json!(100.0)), "100.0");
         assert_eq!(pg_text(&json!(-0.0)), "0.0");
         assert_eq!(pg_text(&json!("\u{1}é\u{7f}")), "\"\\u0001é\u{7f}\"");
+    }
+
+    #[test]
+    fn configs_are_read_as_the_apps_python_reads_them() {
+        let digits = |n: usize| format!("1{}", "0".repeat(n - 1));
+        // 1e400 as jsonb prints it: a whole number above any bound, marked.
+        let v = read_config(&format!("{{\"t\": {}, \"n\": -{}}}", digits(401), digits(401)));
+        assert_eq!(v["t"], json!(u64::MAX));
+        assert_eq!(v["n"], json!(i64::MIN));
+        assert!(inexact(&v).is_some_and(|w| w.contains("approximately")) && unreadable(&v).is_none());
+        // A fraction beyond f64 is Python's inf; below its smallest, 0.0.
+        let v = read_config(&format!("{{\"t\": {}.5, \"z\": 0.{}1}}", digits(401), "0".repeat(399)));
+        assert_eq!(v["t"], json!(f64::MAX));
+        assert_eq!(v["z"], json!(0.0));
+        // Exactly held numbers leave the config as serde reads it.
+        let plain = r#"{"a": 0.0000001, "b": 18446744073709551615, "c": -9223372036854775808, "d": 1.50, "e": 0}"#;
+        assert_eq!(read_config(plain), serde_json::from_str::<Value>(plain).unwrap());
+        assert!(inexact(&read_config(plain)).is_none());
+        assert!(inexact(&read_config(r#"{"a": 0.10000000000000000001}"#)).is_some());
+        // What Python's json.loads raises on.
+        let deep = |n: usize| format!("{{\"x\": {}1{}}}", "[".repeat(n - 1), "]".repeat(n - 1));
+        assert!(unreadable(&read_config(&deep(APP_MAX_DEPTH))).is_some_and(|w| w.contains("RecursionError")));
+        assert!(unreadable(&read_config(&deep(APP_MAX_DEPTH - 1))).is_none());
+        assert!(inexact(&read_config(&deep(APP_MAX_DEPTH - 1))).is_some_and(|w| w.contains("nested")));
+        assert!(inexact(&read_config(&deep(127))).is_none());
+        let big = read_config(&format!("{{\"x\": {}}}", digits(APP_MAX_INT_DIGITS + 1)));
+        assert!(unreadable(&big).is_some_and(|w| w.contains("ValueError")));
+        let fine = read_config(&format!("{{\"x\": {}}}", digits(APP_MAX_INT_DIGITS)));
+        assert!(unreadable(&fine).is_none());
+        // A string holding digits or brackets is only a string.
+        let s = format!("{{\"x\": \"{}{}\"}}", "[".repeat(2000), digits(5000));
+        assert_eq!(read_config(&s), serde_json::from_str::<Value>(&s).unwrap());
     }
 
     #[test]

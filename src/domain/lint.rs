@@ -204,6 +204,15 @@ fn setting_findings(snapshot: &Snapshot, account: &Account, rows: &[&Setting], s
                     format!("{slug} {ty}: {}", issue.message),
                 ));
             }
+            (Verdict::Unreadable, _) => {
+                out.push(finding(
+                    "L009",
+                    Severity::Error,
+                    Some(slug),
+                    Some(ty),
+                    format!("{slug} {ty}: {} (active or not: it raises loading the row)", issue.message),
+                ));
+            }
             (Verdict::KeyNotString, _) => {
                 let (severity, when) = if s.is_active {
                     (Severity::Error, "raises")

@@ -220,24 +220,33 @@ pub fn widest_field() -> (usize, usize) {
 ///
 /// 1. `no_row` — the account has no setting of the type; `no_account` — a
 ///    chain entry names a slug that is no account. Both always move on.
-/// 2. `inactive` — `is_active` is false.
-/// 3. `invalid_config` — `config` is not a JSON object.
-/// 4. `no_api_key` — provider type; `config.apiKey` is missing, falsy, or a
+/// 2. `unreadable` — the app cannot read the row at all: its `jsonb::text`
+///    is nested `json::APP_MAX_DEPTH` (900) containers deep or more, or holds
+///    an integer of more than 4300 digits, and the app's `json.loads` raises
+///    (`RecursionError`, `ValueError`) while loading it — before it looks at
+///    `is_active` (see `json::read_config`).
+/// 3. `inactive` — `is_active` is false.
+/// 4. `invalid_config` — `config` is not a JSON object.
+/// 5. `no_api_key` — provider type; `config.apiKey` is missing, falsy, or a
 ///    blank string.
-/// 5. `key_not_string` — provider type; `apiKey` is truthy and not a string
+/// 6. `key_not_string` — provider type; `apiKey` is truthy and not a string
 ///    (a non-zero number, `true`, a non-empty array or object): the app's
 ///    `api_key.strip()` raises `AttributeError`.
-/// 6. `no_provider` — consumer type; `config.provider` is missing or falsy.
-/// 7. `bad_fields` — known type; any field of its registry entry is wrong:
+/// 7. `no_provider` — consumer type; `config.provider` is missing or falsy.
+/// 8. `bad_fields` — known type; any field of its registry entry is wrong:
 ///    a text field (`model`, `base_url`, `image_size`, `quality`, `style`)
 ///    present and not a string; `temperature` present and not a number, or
-///    below 0 or above 2; `max_tokens` present and not an integer (a number
-///    written without fraction or exponent, as jsonb prints it: `4096.0`
-///    and `"12"` are not), or below 1; a consumer's `provider` not a string,
-///    or a string that is not exactly a provider type (`"dalle"`, `"  "`,
-///    `" openai"`, `"Runware"`, `"image_generation"`). `apiKey` is judged by
-///    4 and 5 only; fields outside the registry are never judged.
-/// 8. `answered` — anything else; an unknown type answers with any active
+///    below 0 or above 2 as Python's `float` of it compares (`1e400` is out,
+///    `-1e-400` is `-0.0`, in); `max_tokens` present and not an integer (a
+///    number written without fraction or exponent, as jsonb prints it:
+///    `4096.0` and `"12"` are not; any number of digits), or below 1; a
+///    consumer's `provider` not a string, or a string that is not exactly a
+///    provider type (`"dalle"`, `"  "`, `" openai"`, `"Runware"`,
+///    `"image_generation"`). `apiKey` is judged by 5 and 6 only; fields
+///    outside the registry are never judged. A number is falsy as Python
+///    reads it: an integer equal to 0, or a fraction whose `float` is 0
+///    (`1e-400`).
+/// 9. `answered` — anything else; an unknown type answers with any active
 ///    object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -246,6 +255,9 @@ pub enum Verdict {
     NoRow,
     /// A chain entry names a slug that is no account.
     NoAccount,
+    /// The app's `json.loads` raises reading the config (nested too deep,
+    /// an integer of too many digits): the app raises on this row.
+    Unreadable,
     /// The setting's `is_active` is false.
     Inactive,
     /// The config is not a JSON object.
@@ -265,9 +277,10 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in check order.
-    pub const ALL: [Verdict; 9] = [
+    pub const ALL: [Verdict; 10] = [
         Verdict::NoRow,
         Verdict::NoAccount,
+        Verdict::Unreadable,
         Verdict::Inactive,
         Verdict::InvalidConfig,
         Verdict::NoApiKey,
@@ -281,6 +294,7 @@ impl Verdict {
         match self {
             Verdict::NoRow => "no_row",
             Verdict::NoAccount => "no_account",
+            Verdict::Unreadable => "unreadable",
             Verdict::Inactive => "inactive",
             Verdict::InvalidConfig => "invalid_config",
             Verdict::NoApiKey => "no_api_key",
@@ -307,6 +321,8 @@ impl std::fmt::Display for Verdict {
 pub enum Problem {
     /// The setting is inactive (not a config problem; resolution skips it).
     Inactive,
+    /// The app cannot read the config at all (`Verdict::Unreadable`).
+    Unreadable,
     NotObject,
     WrongType,
     OutOfRange,
@@ -428,6 +444,10 @@ pub fn judge(integration_type: &str, config: &Value, is_active: bool) -> RowJudg
     let mut notes = Vec::new();
     let mut next = None;
     let issue = |verdict, problem, field, message| Issue { verdict, problem, field, message };
+    if let Some(why) = super::json::unreadable(config) {
+        let issues = vec![issue(Verdict::Unreadable, Problem::Unreadable, None, format!("config {why}"))];
+        return RowJudgement { verdict: Verdict::Unreadable, issues, notes, next };
+    }
     if !is_active {
         issues.push(issue(Verdict::Inactive, Problem::Inactive, None, "setting is inactive".to_string()));
     }
@@ -580,16 +600,33 @@ fn check_field(map: &Map<String, Value>, field: &Field) -> Result<(), (Problem, 
         },
         FieldKind::Number { min, max } => match value.as_f64() {
             Some(n) if n >= min && n <= max => Ok(()),
+            // A stand-in for a number keyfall cannot hold (`json::read_config`)
+            // is not printed as if it were the stored one.
+            Some(_) if is_stand_in(map, value) => {
+                Err((OutOfRange, format!("{name} is a number beyond what keyfall holds, outside {min}–{max}")))
+            }
             Some(n) => Err((OutOfRange, format!("{name} {n} is outside {min}–{max}"))),
             None => Err((WrongType, format!("{name} is {}, not a number", json_kind(value)))),
         },
         FieldKind::Integer { min } => match (value.as_i64(), value.is_u64()) {
             (Some(n), _) if n >= min => Ok(()),
+            (Some(_), _) if is_stand_in(map, value) => {
+                Err((OutOfRange, format!("{name} is a negative number beyond what keyfall holds, below {min}")))
+            }
             (Some(n), _) => Err((OutOfRange, format!("{name} {n} is below {min}"))),
             (None, true) => Ok(()),
             (None, false) => Err((WrongType, format!("{name} is {}, not a whole number", json_kind(value)))),
         },
     }
+}
+
+/// Whether `value` in `map` is `json::read_config`'s stand-in for a number
+/// beyond what keyfall holds (the map says it was read approximately).
+fn is_stand_in(map: &Map<String, Value>, value: &Value) -> bool {
+    map.contains_key(super::json::INEXACT_KEY)
+        && (value.as_u64() == Some(u64::MAX)
+            || value.as_i64() == Some(i64::MIN)
+            || value.as_f64().is_some_and(|f| f.abs() == f64::MAX))
 }
 
 pub fn json_kind(value: &Value) -> &'static str {

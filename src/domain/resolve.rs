@@ -47,12 +47,13 @@ impl Default for Rules {
     /// The seed's `get_model_config` (`_usable`): inactive rows, configs
     /// that are not objects, providers without a usable key and consumers
     /// without a provider are passed over; a key that is not a string makes
-    /// the app raise; wrong or out-of-range fields answer all the same.
+    /// the app raise, and so does a config its `json.loads` cannot read;
+    /// wrong or out-of-range fields answer all the same.
     fn default() -> Self {
         Rules {
             name: "get_model_config (seed)".to_string(),
             moves_on: vec![Verdict::Inactive, Verdict::InvalidConfig, Verdict::NoApiKey, Verdict::NoProvider],
-            fails: vec![Verdict::KeyNotString],
+            fails: vec![Verdict::Unreadable, Verdict::KeyNotString],
         }
     }
 }

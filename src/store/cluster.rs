@@ -146,16 +146,47 @@ fn user_name(uid: u32) -> Option<String> {
     name.to_str().ok().map(str::to_string)
 }
 
-/// Who may connect: peer authentication only, mapped to the superuser for
-/// the cluster's own user and root (who can read its files anyway). No TCP.
-fn access_files(owner: &str) -> (String, String) {
-    let hba = "\
+/// Who may log in to a private cluster, over its socket (never over TCP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// keyfall's own cluster: peer authentication through the `keyfall`
+    /// map, its OS user and root as the superuser, no one else.
+    Owner,
+    /// The tests' cluster (its own data directory, under the build's target
+    /// folder): any role over the socket without a password (`trust`), so
+    /// the roles the tests create (`keyfall_operator`, …) can log in as
+    /// themselves. Reaching the socket at all takes the socket folder, which
+    /// is `0700` and the cluster user's: the same OS users as `Owner`
+    /// (that user and root), who can read the data files anyway.
+    AnyRoleOnSocket,
+}
+
+/// Who may connect: for [`Access::Owner`] peer authentication only, mapped
+/// to the superuser for the cluster's own user and root (who can read its
+/// files anyway); for [`Access::AnyRoleOnSocket`] any role over the socket.
+/// No TCP either way.
+fn access_files(owner: &str, access: Access) -> (String, String) {
+    let hba = match access {
+        Access::Owner => {
+            "\
 # keyfall's private cluster: only its own OS user (and root) may connect, over
 # the Unix socket, through the \"keyfall\" map in pg_ident.conf. keyfall
 # rewrites this file when it starts or finds the cluster.
 local   all   all   peer map=keyfall
 host    all   all   all   reject
 "
+        }
+        Access::AnyRoleOnSocket => {
+            "\
+# keyfall's test cluster: any role may connect over the Unix socket, whose
+# folder (0700) only the cluster's OS user and root can enter; nothing over
+# TCP. The roles the tests create log in as themselves. keyfall rewrites this
+# file when it starts or finds the cluster.
+local   all   all   trust
+host    all   all   all   reject
+"
+        }
+    }
     .to_string();
     let mut ident = format!(
         "# keyfall's private cluster: the OS users who may log in, and as whom.\n# MAPNAME  SYSTEM-USERNAME  PG-USERNAME\nkeyfall  \"{owner}\"  {SUPERUSER}\n"
@@ -168,8 +199,13 @@ host    all   all   all   reject
 
 /// Write pg_hba.conf and pg_ident.conf as [`access_files`] says; whether
 /// either had to change.
-fn write_access_files(data_dir: &Path, owner: &str, ids: Option<(u32, u32)>) -> Result<bool, ClusterError> {
-    let (hba, ident) = access_files(owner);
+fn write_access_files(
+    data_dir: &Path,
+    owner: &str,
+    ids: Option<(u32, u32)>,
+    access: Access,
+) -> Result<bool, ClusterError> {
+    let (hba, ident) = access_files(owner, access);
     let mut changed = false;
     for (name, text) in [("pg_hba.conf", hba), ("pg_ident.conf", ident)] {
         let path = data_dir.join(name);
@@ -194,6 +230,13 @@ pub fn running_as_root() -> bool {
 
 /// Create (once) and start (when stopped) the private cluster under `base`.
 pub fn ensure(base: &Path) -> Result<PrivateCluster, ClusterError> {
+    ensure_with(base, Access::Owner)
+}
+
+/// [`ensure`], with who may log in: keyfall's own cluster is
+/// [`Access::Owner`]; the tests' cluster, in a folder of its own,
+/// [`Access::AnyRoleOnSocket`].
+pub fn ensure_with(base: &Path, access: Access) -> Result<PrivateCluster, ClusterError> {
     let bin_dir = find_bin_dir().ok_or(ClusterError::NoBinaries)?;
     let data_dir = base.join("pgdata");
     let socket_dir = base.join("pgrun");
@@ -290,7 +333,7 @@ pub fn ensure(base: &Path) -> Result<PrivateCluster, ClusterError> {
 
     // Written every time: this is also how a cluster made by an older
     // keyfall (trust for everyone) is locked down.
-    let changed = write_access_files(&data_dir, &owner_name, owner)?;
+    let changed = write_access_files(&data_dir, &owner_name, owner, access)?;
 
     let status = run("pg_ctl", &["status".as_ref(), "-D".as_ref(), data_dir.as_os_str()])?;
     let mut started = false;

@@ -290,6 +290,12 @@ fn redact_url_error(message: &str, url: &str) -> String {
 /// Pick the server: `url` if given, else a local one, else the private
 /// cluster under `data_dir`. Reports what it chose on stderr when it chose.
 pub async fn discover(url: Option<&str>, data_dir: &Path) -> Result<Target, StoreError> {
+    discover_with(url, data_dir, cluster::Access::Owner).await
+}
+
+/// [`discover`], with who may log in to the private cluster if it comes to
+/// that (the tests' cluster lets their roles in: [`cluster::Access`]).
+pub async fn discover_with(url: Option<&str>, data_dir: &Path, access: cluster::Access) -> Result<Target, StoreError> {
     if let Some(url) = url {
         return parse_target(url);
     }
@@ -323,8 +329,18 @@ pub async fn discover(url: Option<&str>, data_dir: &Path) -> Result<Target, Stor
             Probe::Absent => {}
         }
     }
+    private_target(data_dir, access, &refusals).await
+}
+
+/// The private cluster in `data_dir` (created and started as needed) as the
+/// target, saying so on stderr. `refusals`: local servers that refused us.
+pub async fn private_target(
+    data_dir: &Path,
+    access: cluster::Access,
+    refusals: &[String],
+) -> Result<Target, StoreError> {
     let base = data_dir.to_path_buf();
-    let cluster = tokio::task::spawn_blocking(move || cluster::ensure(&base))
+    let cluster = tokio::task::spawn_blocking(move || cluster::ensure_with(&base, access))
         .await
         .map_err(|e| StoreError::Unavailable(format!("private cluster: {e}")))?
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;

@@ -82,10 +82,11 @@ fn named<T: serde::de::DeserializeOwned>(name: Option<&str>) -> Result<T, StoreE
     T::deserialize(name).map_err(|e| StoreError::Database(format!("unexpected data shape: {e}")))
 }
 
-/// JSON text from the database as a value; text serde cannot read becomes a
-/// string describing the problem, which the resolver then calls invalid.
+/// A config's `jsonb::text` as the app's Python reads it
+/// (`json::read_config`): a number beyond f64 or deep nesting gets the
+/// app's verdict, never an error.
 fn parse_config(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| Value::String(format!("unreadable JSON: {e}")))
+    crate::domain::json::read_config(text)
 }
 
 /// One account as the console's index holds it.
@@ -165,8 +166,9 @@ fn audit_document(text: &str) -> Value {
     secret::fingerprint_document(&json::parse_lenient(text, secret::MAX_DEPTH + 1))
 }
 
-/// One setting to write with `write_many`.
-#[derive(Debug, Clone)]
+/// One setting to write with `write_many`. Its `Debug` masks the config's
+/// secrets (`mask_config`): a stray `{:?}` cannot leak an imported key.
+#[derive(Clone)]
 pub struct ImportItem {
     pub account: String,
     pub integration_type: String,
@@ -174,6 +176,18 @@ pub struct ImportItem {
     pub is_active: bool,
     /// The stored version it replaces; 0 for a new setting.
     pub expected_version: i64,
+}
+
+impl std::fmt::Debug for ImportItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportItem")
+            .field("account", &self.account)
+            .field("integration_type", &self.integration_type)
+            .field("config", &crate::domain::secret::mask_config(&self.config))
+            .field("is_active", &self.is_active)
+            .field("expected_version", &self.expected_version)
+            .finish()
+    }
 }
 
 /// What `keyfall lint` reads.
@@ -594,6 +608,16 @@ impl Store {
     /// only if still at its expected version (else nothing is applied).
     #[tracing::instrument(skip_all)]
     pub async fn apply_configs(&self, actor: &str, changes: &[(String, String, i64, Value)]) -> Result<(), StoreError> {
+        if let Some((slug, ty, why)) =
+            changes.iter().find_map(|(s, t, _, c)| crate::domain::json::inexact(c).map(|why| (s, t, why)))
+        {
+            // Never write back what keyfall read only approximately.
+            return Err(StoreError::Invalid(format!(
+                "{} {}: the stored config {why}; change it with psql or the app",
+                crate::domain::text::visible_short(slug, 60),
+                crate::domain::text::visible_short(ty, 40)
+            )));
+        }
         let mut tx = begin_as(self, actor).await?;
         for (slug, integration_type, version, config) in changes {
             let account_id = account_id(&mut tx, slug).await?;
@@ -722,6 +746,14 @@ impl Store {
             return Err(conflict(None, expected));
         }
         let (config, is_active) = change(current.as_ref());
+        if let Some(why) = crate::domain::json::inexact(&config) {
+            // Never write back what keyfall read only approximately.
+            return Err(StoreError::Invalid(format!(
+                "{} {}: the stored config {why}; change it with psql or the app",
+                crate::domain::text::visible_short(slug, 60),
+                crate::domain::text::visible_short(integration_type, 40)
+            )));
+        }
         let config_text = config.to_string();
         let outcome = match current {
             Some(cur) if cur.config == config && cur.is_active == is_active => WriteOutcome::Unchanged(cur),

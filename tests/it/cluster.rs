@@ -285,6 +285,48 @@ mod private {
         cluster::stop(&third).unwrap();
     }
 
+    /// The tests' cluster (`Access::AnyRoleOnSocket`) lets the roles the
+    /// tests create log in as themselves — and still nobody but its OS user
+    /// and root reaches its socket; keyfall's own access, put back on the
+    /// same folder, shuts those roles out again.
+    #[tokio::test]
+    async fn the_tests_cluster_admits_any_role_but_only_through_its_private_socket() {
+        let (_base, path) = throwaway("keyfall-tests-");
+        let p = path.clone();
+        let c = tokio::task::spawn_blocking(move || cluster::ensure_with(&p, cluster::Access::AnyRoleOnSocket))
+            .await
+            .unwrap()
+            .expect("the tests' cluster");
+        let mut admin = connect::private_options(&c).database("postgres").connect().await.expect("keyfall gets in");
+        sqlx::raw_sql("CREATE ROLE kf_any_role LOGIN").execute(&mut admin).await.unwrap();
+        admin.close().await.unwrap();
+        let role = connect::private_options(&c).username("kf_any_role").database("postgres");
+        let mut conn = role.connect().await.expect("a role the tests made logs in as itself");
+        let who: String = sqlx::query_scalar("SELECT current_user::text").fetch_one(&mut conn).await.unwrap();
+        assert_eq!(who, "kf_any_role");
+        conn.close().await.unwrap();
+        if cluster::running_as_root() {
+            let err = psql_as(&c, intruder(&c)).expect_err("another local user must not get in");
+            assert!(err.contains("Permission denied"), "refused at the socket folder: {err}");
+        } else {
+            eprintln!("not root: cannot try another OS user; checking the folder and pg_hba.conf only");
+        }
+        assert_eq!(mode(&c.socket_dir), 0o700, "the socket folder is private");
+        let hba = std::fs::read_to_string(c.data_dir.join("pg_hba.conf")).unwrap();
+        let rules: Vec<&str> =
+            hba.lines().filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty()).collect();
+        assert!(
+            rules.iter().all(|l| l.starts_with("local") || l.split_whitespace().last() == Some("reject")),
+            "the socket only; TCP refused: {hba}"
+        );
+
+        let own = ensure(&path).await;
+        assert!(own.locked_down, "keyfall's own access replaces the tests'");
+        let err = role.connect().await.expect_err("under keyfall's own access the role is refused");
+        assert!(err.to_string().contains("authentication failed"), "{err}");
+        cluster::stop(&own).unwrap();
+    }
+
     /// The stop command keyfall prints (and the README shows) works as written.
     #[tokio::test]
     async fn the_printed_stop_command_stops_it() {

@@ -457,7 +457,7 @@ mod rules {
             rules.moves_on_names(),
             vec!["no_row", "no_account", "inactive", "invalid_config", "no_api_key", "no_provider"]
         );
-        assert_eq!(rules.fails_names(), vec!["key_not_string"]);
+        assert_eq!(rules.fails_names(), vec!["unreadable", "key_not_string"]);
         // What the store and config hand back in is accepted as it is.
         let again = Rules::new(rules.name(), &rules.moves_on_names(), &rules.fails_names()).unwrap();
         assert_eq!(again, rules);

@@ -12,6 +12,7 @@ mod domain_permissions;
 mod domain_resolve;
 mod endpoints;
 mod impact_scoped;
+mod odd_json;
 mod owner_rights;
 mod permissions_sql;
 mod pictures;

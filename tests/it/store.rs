@@ -198,9 +198,11 @@ INSERT INTO integration_settings (account_id, integration_type, config) VALUES
     assert_eq!(r.hop.steps[0].detail, "apiKey is a whole number, not a string");
     assert!(r.hop.error.as_deref().is_some_and(|e| e.contains("raises")), "{:?}", r.hop.error);
     assert!(!r.is_resolved());
-    // An unreadable number spoils only its own row.
-    let found = db.store.setting("hostile", "mystery_type").await.unwrap();
-    assert!(found.setting.unwrap().config.as_str().unwrap().starts_with("unreadable JSON"));
+    // A number beyond f64 spoils nothing: the row is read as the app reads
+    // it (an int bigger than any bound), marked as read approximately.
+    let found = db.store.setting("hostile", "mystery_type").await.unwrap().setting.unwrap();
+    assert_eq!(found.config["x"], serde_json::json!(u64::MAX));
+    assert!(keyfall::domain::json::inexact(&found.config).is_some_and(|why| why.contains("approximately")));
 }
 
 #[tokio::test]

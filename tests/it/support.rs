@@ -1,6 +1,13 @@
 //! Test support: one PostgreSQL server per test process, found by the same
-//! code as the app (`DATABASE_URL`, else a local server, else the private
+//! code as the app (`DATABASE_URL`, else a local server, else a private
 //! cluster), and a fresh database per test, dropped afterwards.
+//!
+//! The tests' private cluster is not keyfall's own (`~/.local/share/keyfall`,
+//! which holds your keys): it lives in `<target>/keyfall-test-cluster`, and
+//! lets any role in over its private socket (`cluster::Access::
+//! AnyRoleOnSocket`), because the tests log in as the roles they create.
+//! `KEYFALL_TEST_CLUSTER=1` uses it even when a server is running (what a
+//! machine with PostgreSQL installed and none running does).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,11 +24,28 @@ async fn server() -> Target {
         return t.clone();
     }
     let url = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty());
-    let target = connect::discover(url.as_deref(), &keyfall::config::data_dir())
-        .await
-        .expect("no PostgreSQL for the tests: set DATABASE_URL or install PostgreSQL");
+    let dir = test_cluster_dir();
+    let access = keyfall::store::cluster::Access::AnyRoleOnSocket;
+    let forced = url.is_none() && std::env::var_os("KEYFALL_TEST_CLUSTER").is_some_and(|v| !v.is_empty() && v != "0");
+    let target = if forced {
+        connect::private_target(&dir, access, &[]).await
+    } else {
+        connect::discover_with(url.as_deref(), &dir, access).await
+    }
+    .expect("no PostgreSQL for the tests: set DATABASE_URL or install PostgreSQL");
     sweep_stale(&target).await;
     SERVER.get_or_init(|| target).clone()
+}
+
+/// `<target>/keyfall-test-cluster`: the tests' private cluster, apart from
+/// keyfall's own.
+fn test_cluster_dir() -> std::path::PathBuf {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => repo.join(dir), // an absolute dir replaces the repo
+        None => repo.join("target"),
+    };
+    target.join("keyfall-test-cluster")
 }
 
 /// Drop databases left by test processes that are gone (a killed run).
