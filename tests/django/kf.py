@@ -7,6 +7,8 @@
     python tests/django/kf.py race < pairs.csv      (the benches: the seed's way, timed)
     python tests/django/kf.py write --account SLUG --type T --how save|update|bulk_update|delete|create
                                     [--config JSON] [--active true|false]
+    python tests/django/kf.py evolve OP --account SLUG    (one schema migration, then ORM writes with its models)
+    python tests/django/kf.py zero-and-back --account SLUG (migrate igny8 zero, migrate, seed one account, write)
 
 The database comes from the PG* variables. Every command prints JSON on
 stdout (`answers`: one object per line).
@@ -25,7 +27,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import models, transaction  # noqa: E402
+from django.db import migrations, models, transaction  # noqa: E402
 
 from igny8.ai_settings import FUNCTION_TYPES, get_model_config  # noqa: E402
 from igny8.models import Account, IntegrationSettings, User  # noqa: E402
@@ -250,6 +252,65 @@ def cmd_write(args):
     return {"ok": True}
 
 
+def evolution(op):
+    """One schema operation, as an app's next migration would hold it."""
+    from django.db.models import Index, UniqueConstraint
+    return {
+        "add_field": lambda: migrations.AddField("integrationsettings", "note", models.CharField(max_length=100, null=True)),
+        "alter_field_length_index": lambda: migrations.AlterField(
+            "integrationsettings", "integration_type", models.CharField(max_length=100, db_index=True)),
+        "alter_field_type": lambda: migrations.AlterField(
+            "account", "slug", models.TextField(unique=True)),
+        "alter_field_null": lambda: migrations.AlterField(
+            "integrationsettings", "config", models.JSONField(default=dict, null=True)),
+        "rename_field": lambda: migrations.RenameField("integrationsettings", "is_active", "enabled"),
+        "remove_field": lambda: migrations.RemoveField("integrationsettings", "is_active"),
+        "alter_model_table": lambda: migrations.AlterModelTable("integrationsettings", "ref_integrationsettings"),
+        "rename_model": lambda: migrations.RenameModel("Account", "Tenant"),
+        "add_index": lambda: migrations.AddIndex(
+            "integrationsettings", Index(fields=["integration_type", "is_active"], name="kf_type_active_idx")),
+        "add_constraint": lambda: migrations.AddConstraint(
+            "integrationsettings", UniqueConstraint(fields=["account", "integration_type", "is_active"], name="kf_uniq3")),
+    }[op]()
+
+
+def orm_writes(state, slug):
+    """What the app does right after its deploy: create, save, update and
+    delete a setting through the ORM, with the models as migrated."""
+    Settings = state.apps.get_model("igny8", "IntegrationSettings")
+    account_model = "Tenant" if ("igny8", "tenant") in state.models else "Account"
+    Account_ = state.apps.get_model("igny8", account_model)
+    account = Account_.objects.get(slug=slug)
+    obj = Settings.objects.create(account=account, integration_type="evolved",
+                                  config={"apiKey": "sk-evolved-0123456789abcdef", "model": "gpt-4o"})
+    obj.config = {"apiKey": "sk-evolved-0123456789abcdef", "model": "gpt-4.1"}
+    obj.save()
+    Settings.objects.filter(pk=obj.pk).update(config={"apiKey": "sk-evolved-0123456789abcdef", "model": "o3"})
+    obj.delete()
+    return 4
+
+
+def cmd_evolve(args):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    executor = MigrationExecutor(connection)
+    state = executor.loader.project_state(("igny8", "0001_initial"))
+    migration = type("Migration", (migrations.Migration,), {"operations": [evolution(args.op)]})("9999_evolve", "igny8")
+    with connection.schema_editor(atomic=True) as editor:
+        state = migration.apply(state, editor)
+    return {"ok": True, "writes": orm_writes(state, args.account)}
+
+
+def cmd_zero_and_back(args):
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+    call_command("migrate", "igny8", "zero", verbosity=0)
+    call_command("migrate", "igny8", verbosity=0)
+    Account.objects.create(slug=args.account, name=args.account)
+    state = MigrationExecutor(connection).loader.project_state(("igny8", "0001_initial"))
+    return {"ok": True, "writes": orm_writes(state, args.account)}
+
+
 def main(argv):
     parser = argparse.ArgumentParser(prog="kf.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -269,10 +330,15 @@ def main(argv):
     write.add_argument("--how", required=True, choices=["save", "update", "bulk_update", "delete", "create"])
     write.add_argument("--config", help="JSON")
     write.add_argument("--active", choices=["true", "false"])
+    evolve = sub.add_parser("evolve")
+    evolve.add_argument("op")
+    evolve.add_argument("--account", required=True)
+    zero = sub.add_parser("zero-and-back")
+    zero.add_argument("--account", required=True)
     args = parser.parse_args(argv)
 
     command = {"migrate": cmd_migrate, "seed": cmd_seed, "answers": cmd_answers, "race": cmd_race, "get": cmd_get,
-               "write": cmd_write}
+               "write": cmd_write, "evolve": cmd_evolve, "zero-and-back": cmd_zero_and_back}
     result = command[args.command](args)
     if result is not None:
         print(json.dumps(result))

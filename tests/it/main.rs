@@ -3,6 +3,7 @@
 //! each), CLI tests running the binary, the report ≡ resolver property, and
 //! the private-cluster path.
 
+mod app_migrations;
 mod attach;
 mod cli;
 mod cluster;
