@@ -148,7 +148,7 @@ fn trace_lines(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
         if let Some(h) = &res.hop.hop {
             text.push_str(&format!(
                 ", {} from {}",
-                visible(&h.integration_type),
+                visible(&crate::domain::secret::shape_masked(&h.integration_type)),
                 visible(h.answered_by.as_deref().unwrap_or("?"))
             ));
         }
@@ -228,7 +228,10 @@ fn hop_lines(
         out.push(Line::from(Span::styled(format!("{indent}  ✗ {}", visible(error)), t.bad())));
     }
     if let Some(next) = &hop.hop {
-        out.push(Line::from(Span::styled(format!("{indent}└ {}", visible(&next.integration_type)), t.accent())));
+        // The type the provider names, as the app looks it up: whatever the
+        // row holds there (a key pasted into `provider`) is masked by shape.
+        let label = crate::domain::secret::shape_masked(&next.integration_type);
+        out.push(Line::from(Span::styled(format!("{indent}└ {}", visible(&label)), t.accent())));
         hop_lines(next, depth + 1, width, t, hidden, out);
     }
 }

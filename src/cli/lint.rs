@@ -78,6 +78,8 @@ async fn scan(
     chain.retain(|f| account.is_none_or(|want| f.account.as_deref() == Some(want)));
     let named_by_chain = account.is_some_and(|want| snapshot.chain.iter().any(|e| e.slug == want));
     let mut progress = super::progress::Progress::new("lint", "settings", false);
+    // Settings whose key this login reads masked: L008 cannot look at them.
+    let mut masked = 0usize;
     let account_id = match account {
         Some(slug) => {
             let Some((found, rows)) = store.account_with_settings(slug).await? else {
@@ -93,7 +95,7 @@ async fn scan(
             for f in chain.drain(..) {
                 each(f, None);
             }
-            judge(snapshot, &found, &rows, each);
+            judge(snapshot, &found, &rows, &mut masked, each);
             Some(found.id)
         }
         None => {
@@ -108,17 +110,20 @@ async fn scan(
                     Some((current, settings)) if current.id == account.id => settings.push(setting),
                     _ => {
                         if let Some((done, settings)) = group.replace((account, vec![setting])) {
-                            judge(snapshot, &done, &settings, each);
+                            judge(snapshot, &done, &settings, &mut masked, each);
                         }
                     }
                 }
             }
             if let Some((done, settings)) = group {
-                judge(snapshot, &done, &settings, each);
+                judge(snapshot, &done, &settings, &mut masked, each);
             }
             None
         }
     };
+    if masked > 0 {
+        each(lint::l008_not_checked(masked), None);
+    }
     let mut users = store.privileged_users(account_id);
     while let Some((user, account)) = users.try_next().await? {
         if let Some(f) = lint::privileged_finding(snapshot, base.policy, &user, account.as_ref()) {
@@ -134,9 +139,13 @@ fn judge(
     snapshot: &Snapshot,
     account: &Account,
     rows: &[Setting],
+    masked: &mut usize,
     each: &mut impl FnMut(Finding, Option<(&Account, &Setting)>),
 ) {
     for (s, findings) in rows.iter().zip(lint::account_findings(snapshot, account, rows)) {
+        if lint::key_is_masked(s) {
+            *masked += 1;
+        }
         for f in findings {
             each(f, Some((account, s)));
         }
