@@ -148,11 +148,16 @@ DECLARE
     n bigint;
 BEGIN
     ALTER TABLE keyfall.audit_log DISABLE TRIGGER audit_log_append_only;
+    -- Each document redacted once (rows without one are not looked at).
     UPDATE keyfall.audit_log l
-       SET before = keyfall.keyfall_redact_document(l.before),
-           after = keyfall.keyfall_redact_document(l.after)
-     WHERE l.before IS DISTINCT FROM keyfall.keyfall_redact_document(l.before)
-        OR l.after IS DISTINCT FROM keyfall.keyfall_redact_document(l.after);
+       SET before = r.before, after = r.after
+      FROM (SELECT x.id,
+                   keyfall.keyfall_redact_document(x.before) AS before,
+                   keyfall.keyfall_redact_document(x.after) AS after
+              FROM keyfall.audit_log x
+             WHERE x.before IS NOT NULL OR x.after IS NOT NULL) r
+     WHERE l.id = r.id
+       AND (l.before IS DISTINCT FROM r.before OR l.after IS DISTINCT FROM r.after);
     GET DIAGNOSTICS n = ROW_COUNT;
     ALTER TABLE keyfall.audit_log ENABLE TRIGGER audit_log_append_only;
     IF n > 0 THEN
