@@ -525,6 +525,27 @@ pub fn shape_masked(s: &str) -> std::borrow::Cow<'_, str> {
     if is_secret_value(s) { Secret::new(s.to_string()).masked().into() } else { s.into() }
 }
 
+/// A message (a notice, an error, a warning) with every secret-shaped part
+/// masked: each space-separated word that is shaped like a secret — as it
+/// stands, or without the brackets, quotes and punctuation around it
+/// (`(postgres://app:PW@db/x);`, `"sk-…",`) — is masked in place; and if
+/// what is left is still shaped like a secret (`Bearer` and its token, two
+/// words), the whole text is.
+pub fn mask_shapes_in_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let around = |c: char| "()[]{}<>,;:.!?'\"`".contains(c);
+    let secret_word = |w: &str| is_secret_value(w) || is_secret_value(w.trim_matches(around));
+    let words: std::borrow::Cow<'_, str> = if text.split(' ').any(secret_word) {
+        text.split(' ')
+            .map(|w| if secret_word(w) { Secret::new(w.to_string()).masked() } else { w.to_string() })
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into()
+    } else {
+        text.into()
+    };
+    if is_secret_value(&words) { Secret::new(text.to_string()).masked().into() } else { words }
+}
+
 /// Whether `value` holds a secret anywhere inside it: a secret-named field
 /// (whatever it holds, a fingerprint too), a string shaped like a secret, or
 /// nesting as deep as `MAX_DEPTH` (redaction hides it whole).
@@ -591,6 +612,16 @@ mod tests {
         let s = Secret::new("sk-canary-0123456789abcdef");
         assert!(!format!("{s:?}").contains("canary"));
         assert!(!format!("{s}").contains("canary"));
+    }
+
+    #[test]
+    fn messages_mask_each_secret_shaped_word() {
+        let text = "connection lost (postgres://app:hunter2@db/x); retry with sk-abcdefghijkl, or not";
+        let shown = mask_shapes_in_text(text);
+        assert!(!shown.contains("hunter2") && !shown.contains("sk-abcdefghijkl"), "{shown}");
+        assert!(shown.starts_with("connection lost ") && shown.ends_with(" or not"), "{shown}");
+        assert_eq!(mask_shapes_in_text("saved acme-studio openai v3"), "saved acme-studio openai v3");
+        assert!(!mask_shapes_in_text("Bearer abcdefgh1234").contains("abcdefgh"));
     }
 
     #[test]

@@ -987,14 +987,25 @@ async fn the_second_hop_line_never_shows_a_key_held_under_provider() {
         }
         let cmds = send(&mut model, Msg::Key("enter".into()));
         crate::support::drive(&db.store, &mut model, cmds).await;
-        let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
-        terminal.draw(|f| view::draw(&model, f)).unwrap();
-        let buffer = terminal.backend().buffer();
-        let text: String =
-            (0..60).map(|y| (0..200).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>() + "\n").collect();
+        let draw = |model: &Model| {
+            let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
+            terminal.draw(|f| view::draw(model, f)).unwrap();
+            let buffer = terminal.backend().buffer();
+            (0..60)
+                .map(|y| (0..200).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>() + "\n")
+                .collect::<String>()
+        };
+        let text = draw(&model);
         assert!(text.contains("generate_images → image_generation"), "{text}");
         assert!(text.contains("└ "), "the second hop is drawn: {text}");
         assert!(text.contains("••••••••"), "its label masked: {text}");
         assert!(!text.contains("canary"), "{provider}: {text}");
+        // A notice carrying an error's text that quotes a DSN with its password.
+        let error = "error connecting to postgres://app:canary0notice@db.internal/app: refused".to_string();
+        let cmds = send(&mut model, Msg::ListenerLost { error });
+        crate::support::drive(&db.store, &mut model, cmds).await;
+        let text = draw(&model);
+        assert!(text.contains("database connection lost (error connecting to ••••••••"), "{text}");
+        assert!(!text.contains("canary"), "the notice: {text}");
     }
 }
