@@ -47,41 +47,41 @@ BEGIN
 END
 $$;
 
--- domain::secret::is_key_shaped: a string that is a key by itself.
+-- domain::secret::is_key_shaped: a string that is a key by itself. (Only
+-- saves time: the shortest shape is a JWT's 7 characters; the prefixes and
+-- PEM need 11.)
 CREATE OR REPLACE FUNCTION keyfall.keyfall_is_key_shaped(t text) RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT t ~ '^(sk-|sk_|rw-).{8}'
-        OR t ~ '^(AKIA|ASIA)[A-Z0-9]{12}'
-        OR t ~ '^[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+[^ \t\n\r\f]{8,}$'
-        OR strpos(t, '-----BEGIN ') > 0
-        OR t ~ '(^|[^A-Za-z0-9_-])eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.'
+    SELECT length(t) >= 7 AND (
+           (strpos(t, 'eyJ') > 0 AND t ~ '(^|[^A-Za-z0-9_-])eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.')
+        OR (length(t) >= 11 AND (
+               t ~ '^(sk-|sk_|rw-).{8}'
+            OR t ~ '^(AKIA|ASIA)[A-Z0-9]{12}'
+            OR t ~ '^[Bb][Ee][Aa][Rr][Ee][Rr][ \t]+[^ \t\n\r\f]{8,}$'
+            OR strpos(t, '-----BEGIN ') > 0))
         OR (length(t) >= 32
             AND t ~ '^[A-Za-z0-9+/=_-]+$'
             AND t ~ '[A-Za-z]' AND t ~ '[0-9]'
             AND t !~ '^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$'
-            AND regexp_count(t, '[a-z](?=[A-Z0-9])|[A-Z](?=[a-z0-9])|[0-9](?=[A-Za-z])') >= 8)
+            AND regexp_count(t, '[a-z](?=[A-Z0-9])|[A-Z](?=[a-z0-9])|[0-9](?=[A-Za-z])') >= 8))
 $$;
 
 -- domain::secret::is_secret_value: key-shaped, URL credentials, a secret
 -- assignment, or JSON text holding a secret — judged with space, tab, LF,
--- CR and FF trimmed.
-CREATE OR REPLACE FUNCTION keyfall.keyfall_is_secret_value(v text) RETURNS boolean
+-- CR and FF trimmed. The rules that need a loop (URL credentials, an
+-- assignment, JSON text) are keyfall_has_secret_part, asked only of values
+-- holding `://`, `=` or starting like JSON.
+CREATE OR REPLACE FUNCTION keyfall.keyfall_has_secret_part(t text) RETURNS boolean
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
-    t         text := btrim(v, E' \t\n\r\f');
     m         text[];
     piece     text;
     authority text;
     userinfo  text;
 BEGIN
-    IF t IS NULL OR t = '' THEN
-        RETURN false;
-    END IF;
-    IF keyfall.keyfall_is_key_shaped(t) THEN
-        RETURN true;
-    END IF;
-    -- URL credentials: the userinfo of each authority after `://`.
-    IF strpos(t, '://') > 0 THEN
+    -- URL credentials: the userinfo of each authority after `://` (only
+    -- where one holds an `@`).
+    IF t ~ '://[^/?# \t\n\r\f]*@' THEN
         FOR m IN SELECT regexp_matches(t, '://([^/?# \t\n\r\f]*)', 'g') LOOP
             authority := m[1];
             IF strpos(authority, '@') > 0 THEN
@@ -117,6 +117,20 @@ BEGIN
         END LOOP;
     END IF;
     RETURN false;
+END
+$$;
+
+-- One expression: most values (no `=`, not JSON text, no `@` in a URL's
+-- authority) are judged by keyfall_is_key_shaped alone, inlined here.
+CREATE OR REPLACE FUNCTION keyfall.keyfall_is_secret_value(v text) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    t text := btrim(v, E' \t\n\r\f');
+BEGIN
+    RETURN coalesce(t <> '' AND (
+        keyfall.keyfall_is_key_shaped(t)
+        OR ((strpos(t, '=') > 0 OR left(t, 1) IN ('{', '[') OR (strpos(t, '://') > 0 AND t ~ '://[^/?# \t\n\r\f]*@'))
+            AND keyfall.keyfall_has_secret_part(t))), false);
 END
 $$;
 
