@@ -235,7 +235,10 @@ fn is_trimmed(c: char) -> bool {
 /// string, never redacted in place.
 pub fn is_secret_value(value: &str) -> bool {
     let t = value.trim_matches(is_trimmed);
-    is_key_shaped(t) || has_url_credentials(t) || has_secret_assignment(t) || is_json_with_secret(t)
+    is_key_shaped(t)
+        || (t.contains('@') && has_url_credentials(t))
+        || (t.contains('=') && has_secret_assignment(t))
+        || is_json_with_secret(t)
 }
 
 /// A string that is a key by itself (SQL: `keyfall_is_key_shaped`): it

@@ -742,6 +742,7 @@ async fn canaries_in_the_new_shapes_never_come_out() {
         &["audit"],
         &["audit", "--json"],
         &["report", "--json"],
+        &["report"],
         &["resolve", "--user", "owner@acme.example", "--function", "auto_cluster", "--json"],
         &["resolve", "--user", "paid2@paid.com", "--function", "generate_images", "--json"],
         &["resolve", "--user", "paid2@paid.com", "--function", "generate_images"],
