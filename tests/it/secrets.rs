@@ -253,6 +253,7 @@ const SHAPES: &[(&str, &str, bool)] = &[
     ("json cut off", "{\"apiKey\": \"sk-cut", true),
     ("json short name", "{\"pwd\": 1234}", true),
     ("json with a query url", "[{\"url\": \"https://x/?token=abc\"}]", true),
+    ("a name holding an escaped quote", "{\"a\\\"apiKey\": 1}", true),
     // Negatives: plain URLs, model names, ids, words.
     ("plain url", "https://api.openai.com/v1/chat/completions", false),
     ("url with a plain query", "https://api.example/v1/models?limit=10&order=desc&max_tokens=5", false),
@@ -277,6 +278,8 @@ const SHAPES: &[(&str, &str, bool)] = &[
     ("lone equals", "key words = are fine", false),
     ("version header", "x-api-version=2024-01-01", false),
     ("empty token", "https://x/?token=", false),
+    ("a tab ends a value", "api_key=\tx", false),
+    ("a tab ends an authority", "https://a:\tb@h", false),
 ];
 
 #[tokio::test]
