@@ -106,10 +106,12 @@ fn install_panic_hook(log_file: std::path::PathBuf) {
     }));
 }
 
-/// A message with every word shaped like a key masked.
+/// A message with every word shaped like a key masked (a URL or DSN with
+/// its credentials first, before `:` cuts it into words).
 fn scrub(message: &str) -> String {
     let separator =
         |c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ':' | '(' | ')' | '[' | ']' | '{' | '}');
+    let message = keyfall::domain::secret::mask_shapes_in_text(message);
     message
         .split_inclusive(separator)
         .map(|piece| {

@@ -137,7 +137,10 @@ fn trace_lines(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
     let hidden = |slug: &str| super::may_view(model, slug).is_err();
     hop_lines(&res.hop, 0, width, t, &hidden, &mut out);
     for w in &res.warnings {
-        out.push(Line::from(Span::styled(format!("⚠ {}", w.message), t.warn())));
+        out.push(Line::from(Span::styled(
+            format!("⚠ {}", crate::domain::secret::mask_shapes_in_text(&w.message)),
+            t.warn(),
+        )));
     }
     if let Some(test) = model.last_test.as_ref().filter(|x| x.from_resolve) {
         out.push(super::connection_test::line(model, test, t));
@@ -148,7 +151,7 @@ fn trace_lines(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
         if let Some(h) = &res.hop.hop {
             text.push_str(&format!(
                 ", {} from {}",
-                visible(&h.integration_type),
+                visible(&crate::domain::secret::shape_masked(&h.integration_type)),
                 visible(h.answered_by.as_deref().unwrap_or("?"))
             ));
         }
@@ -158,6 +161,7 @@ fn trace_lines(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
         out.push(Line::from(Span::styled("✗ unresolved: the app raises (✗ above)", t.bad())));
     } else {
         let why = res.hop.unresolved_reason().unwrap_or_else(|| "nothing answers".to_string());
+        let why = crate::domain::secret::mask_shapes_in_text(&why);
         out.push(Line::from(Span::styled(format!("✗ unresolved: {}", visible(&why)), t.bad())));
     }
     out
@@ -225,10 +229,14 @@ fn hop_lines(
         }
     }
     if let Some(error) = &hop.error {
-        out.push(Line::from(Span::styled(format!("{indent}  ✗ {}", visible(error)), t.bad())));
+        let error = crate::domain::secret::mask_shapes_in_text(error);
+        out.push(Line::from(Span::styled(format!("{indent}  ✗ {}", visible(&error)), t.bad())));
     }
     if let Some(next) = &hop.hop {
-        out.push(Line::from(Span::styled(format!("{indent}└ {}", visible(&next.integration_type)), t.accent())));
+        // The type the provider names, as the app looks it up: whatever the
+        // row holds there (a key pasted into `provider`) is masked by shape.
+        let label = crate::domain::secret::shape_masked(&next.integration_type);
+        out.push(Line::from(Span::styled(format!("{indent}└ {}", visible(&label)), t.accent())));
         hop_lines(next, depth + 1, width, t, hidden, out);
     }
 }

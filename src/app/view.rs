@@ -281,7 +281,9 @@ fn footer(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
                 hints(model, width).into_iter().filter(|(_, w)| w == "help" || w == "quit").collect();
             let tail_width: usize = tail.iter().map(|(k, w)| k.chars().count() + w.chars().count() + 3).sum();
             let room = width.saturating_sub(tail_width + 2).max(10);
-            let mut spans = vec![Span::styled(format!(" {:<room$}", visible_short(n, room)), t.warn())];
+            // A notice quotes no secret, whatever it carries (an error's text).
+            let n = crate::domain::secret::mask_shapes_in_text(n);
+            let mut spans = vec![Span::styled(format!(" {:<room$}", visible_short(&n, room)), t.warn())];
             for (key, what) in tail {
                 spans.push(Span::raw(" "));
                 spans.push(Span::styled(key, t.accent()));

@@ -81,6 +81,8 @@ async fn scan(
     // Settings the database does not show this login's operator (policy):
     // not linted, and said so.
     let mut hidden = 0_usize;
+    // Settings whose key this login reads masked: L008 cannot look at them.
+    let mut masked = 0usize;
     let account_id = match account {
         Some(slug) => {
             let Some((found, rows)) = store.account_with_settings(slug).await? else {
@@ -99,7 +101,7 @@ async fn scan(
             for f in chain.drain(..) {
                 each(f, None);
             }
-            judge(snapshot, &found, &rows, each);
+            judge(snapshot, &found, &rows, &mut masked, each);
             Some(found.id)
         }
         None => {
@@ -115,17 +117,20 @@ async fn scan(
                     Some((current, settings)) if current.id == account.id => settings.push(setting),
                     _ => {
                         if let Some((done, settings)) = group.replace((account, vec![setting])) {
-                            judge(snapshot, &done, &settings, each);
+                            judge(snapshot, &done, &settings, &mut masked, each);
                         }
                     }
                 }
             }
             if let Some((done, settings)) = group {
-                judge(snapshot, &done, &settings, each);
+                judge(snapshot, &done, &settings, &mut masked, each);
             }
             None
         }
     };
+    if masked > 0 {
+        each(lint::l008_not_checked(masked), None);
+    }
     let mut users = store.privileged_users(account_id);
     while let Some((user, account)) = users.try_next().await? {
         if let Some(f) = lint::privileged_finding(snapshot, base.policy, &user, account.as_ref()) {
@@ -147,9 +152,13 @@ fn judge(
     snapshot: &Snapshot,
     account: &Account,
     rows: &[Setting],
+    masked: &mut usize,
     each: &mut impl FnMut(Finding, Option<(&Account, &Setting)>),
 ) {
     for (s, findings) in rows.iter().zip(lint::account_findings(snapshot, account, rows)) {
+        if lint::key_is_masked(s) {
+            *masked += 1;
+        }
         for f in findings {
             each(f, Some((account, s)));
         }

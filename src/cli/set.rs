@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::domain::Setting;
 use crate::domain::permissions::Action;
 use crate::domain::registry::{self, FieldKind};
-use crate::domain::secret::{Secret, is_secret_field, is_secret_value};
+use crate::domain::secret::{Secret, is_secret_field, is_secret_value, mask_config, shape_masked};
 use crate::domain::text::{visible, visible_short};
 use crate::store::{Proposal, SettingRef, Store, WriteOutcome};
 
@@ -119,15 +119,16 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
         None => "(unset)".to_string(),
         Some(Value::String(v)) if secret => Secret::new(v.clone()).masked(),
         Some(v) if secret => Secret::new(v.to_string()).masked(),
-        Some(Value::String(v)) => visible_short(v, 120),
-        Some(v) => visible_short(&v.to_string(), 120),
+        // A value stored before (unchanged) is shown masked by shape too.
+        Some(Value::String(v)) => visible_short(&shape_masked(v), 120),
+        Some(v) => visible_short(&mask_config(v).to_string(), 120),
     };
     if args.json {
         // The stored value as JSON; a key as its mask, never itself.
         let stored = match s.config.get(args.field.as_str()) {
             _ if args.field == "is_active" => Value::Bool(s.is_active),
             Some(_) if secret => Value::String(value),
-            Some(v) => v.clone(),
+            Some(v) => mask_config(v),
             None => Value::Null,
         };
         super::print_json(&json!({
@@ -348,7 +349,10 @@ fn parse_value(
     }
     // A key pasted into the wrong field would be stored, shown and audited
     // in clear: refused, and never quoted (nor anything else rejected).
-    if is_secret_value(raw) {
+    // Judged as given and as it would be stored (a key pasted in quotes).
+    // Every shape `is_secret_value` knows: keys, JWTs, URLs and connection
+    // strings with credentials, JSON text holding a key.
+    if is_secret_value(raw) || is_secret_value(&crate::domain::secret::clean_pasted_secret(raw).0) {
         return Err(CliError::Usage(format!(
             "{}: the value is shaped like a key or token, and {} is not a secret field; refusing to store it in clear \
              (a key goes in the secret field, e.g. apiKey)",

@@ -406,6 +406,7 @@ fn consumer_findings(
                 }
                 resolve_type(&local, Some(account), p)
             };
+            let p = visible_short(&super::secret::shape_masked(p), 40);
             let why = match (&hop.error, &hop.answered_by) {
                 (Some(error), _) => Some(format!("resolving provider {p} for {slug}, {error}")),
                 (None, None) => Some(format!("provider {p} resolves to nothing for {slug}")),
@@ -421,10 +422,13 @@ fn consumer_findings(
 
 /// L008: a key with whitespace, line breaks or quotes from a bad paste. The
 /// trim fix never empties a key: a key that is nothing but whitespace is
-/// `no_api_key` (L003), and one that trims to nothing gets no fix.
+/// `no_api_key` (L003), and one that trims to nothing gets no fix. A key the
+/// database masked (a login without the right to raw keys reads
+/// `••••••••abcd #1234abcd`) is not the key: it is not checked, and
+/// [`key_is_masked`] / [`l008_not_checked`] say so.
 fn l008(slug: &str, ty: &str, map: &Map<String, Value>, key: &str, version: i64) -> Option<Finding> {
     let odd = |c: char| registry::is_python_space(c) || c == '"' || c == '\'';
-    if registry::is_blank(key) || !key.chars().any(odd) {
+    if registry::is_blank(key) || key_is_masked_text(key) || !key.chars().any(odd) {
         return None;
     }
     let (clean, trimmed) = super::secret::clean_pasted_secret(key);
@@ -447,6 +451,31 @@ fn l008(slug: &str, ty: &str, map: &Map<String, Value>, key: &str, version: i64)
         });
     }
     Some(f)
+}
+
+fn key_is_masked_text(key: &str) -> bool {
+    super::secret::masked_fingerprint(key).is_some()
+}
+
+/// Whether this setting's `apiKey` is a mask the database put there (the
+/// login reads keys masked): L008 could not look at the key.
+pub fn key_is_masked(s: &Setting) -> bool {
+    matches!(s.config.get("apiKey"), Some(Value::String(key)) if key_is_masked_text(key))
+}
+
+/// Said once when keys were masked for this login: L008 (whitespace or
+/// quotes in a key) was not run on them. Info, so it never fails `lint`.
+pub fn l008_not_checked(masked: usize) -> Finding {
+    finding(
+        "L008",
+        Severity::Info,
+        None,
+        None,
+        format!(
+            "L008 not checked: keys are masked for this login ({masked} settings); whitespace or quotes in a key \
+             are found by a login that reads raw keys (the schema's owner)"
+        ),
+    )
 }
 
 /// L001: a consumer with an `apiKey` field. The fix drops the field and,

@@ -482,13 +482,16 @@ pub fn judge(integration_type: &str, config: &Value, is_active: bool) -> RowJudg
                 Kind::Consumer => match map.get("provider") {
                     Some(Value::String(p)) if !p.is_empty() => next = Some(Next::Walk(p.clone())),
                     Some(p) if is_truthy(p) => {
+                        // Its text with any secret inside masked (a key
+                        // held under `provider` is never quoted back).
+                        let text = super::secret::mask_config(p).to_string();
                         next = Some(Next::Nowhere {
-                            text: p.to_string(),
                             reason: format!(
                                 "provider is {}, not a string: the app looks up its text ({}) as a type and finds none",
                                 json_kind(p),
-                                super::text::visible_short(&p.to_string(), 40)
+                                super::text::visible_short(&text, 40)
                             ),
+                            text,
                         })
                     }
                     p => issues.push(issue(
@@ -592,7 +595,7 @@ fn check_field(map: &Map<String, Value>, field: &Field) -> Result<(), (Problem, 
                 NotAProvider,
                 format!(
                     "{name} {:?} is not a provider type ({})",
-                    super::text::visible_short(p, 40),
+                    super::text::visible_short(&super::secret::shape_masked(p), 40),
                     provider_names().collect::<Vec<_>>().join(", ")
                 ),
             )),

@@ -186,9 +186,10 @@ impl Hop {
         }
         match (&self.answered_by, &self.hop) {
             (None, _) => Some(self.reason.clone().unwrap_or_else(|| "nothing answers".to_string())),
-            (Some(_), Some(next)) => next
-                .unresolved_reason()
-                .map(|why| format!("second hop ({}): {why}", visible_short(&next.integration_type, 40))),
+            (Some(_), Some(next)) => next.unresolved_reason().map(|why| {
+                let shown = super::secret::shape_masked(&next.integration_type);
+                format!("second hop ({}): {why}", visible_short(&shown, 40))
+            }),
             (Some(_), None) => None,
         }
     }
@@ -420,7 +421,9 @@ fn summary(integration_type: &str, config: &Value) -> String {
                 parts.push(format!("provider={}", visible_short(&super::secret::shape_masked(p), 40)))
             }
             Some(Value::Null) | None => {}
-            Some(other) => parts.push(format!("provider={}", visible_short(&other.to_string(), 40))),
+            Some(other) => {
+                parts.push(format!("provider={}", visible_short(&super::secret::mask_config(other).to_string(), 40)))
+            }
         },
         None => parts.push("unknown type, used as is".to_string()),
     }

@@ -125,7 +125,7 @@ pub fn fingerprint(value: &str) -> String {
 pub const MAX_DEPTH: usize = 64;
 
 /// The endings that make a word of a field name secret.
-const SECRET_WORD_ENDINGS: [&str; 13] = [
+const SECRET_WORD_ENDINGS: [&str; 14] = [
     "key",
     "keys",
     "secret",
@@ -139,7 +139,12 @@ const SECRET_WORD_ENDINGS: [&str; 13] = [
     "credential",
     "credentials",
     "private",
+    "pwd",
 ];
+
+/// A short name that is secret only as the name's last word (`pass`,
+/// `db_pass`, `smtpPass`; but not `pass_through`, `bypass`, `compass`).
+const SECRET_LAST_WORD: &str = "pass";
 
 /// Whether a field of this name holds a secret (at any depth; everything
 /// under it is secret too). Mirrored by `keyfall_is_secret_key` in SQL
@@ -151,15 +156,19 @@ const SECRET_WORD_ENDINGS: [&str; 13] = [
 /// (`api_key_2` → `api key 2`). Words are ASCII-lowercased. The name is
 /// secret when a word ends with one of: key, keys, secret, secrets, token,
 /// password, passwords, passwd, passphrase, authorization, credential,
-/// credentials, private — so `apiKey`, `APIKEY`, `api_key_2`, `apiKeys`,
-/// `secret_access_key`, `private_key`, `Authorization`, `accesstoken`,
-/// `clientSecret`; but not `max_tokens` (a count: the plural `tokens` is
-/// deliberately not an ending), `keywords`, `model`, `base_url`.
+/// credentials, private, pwd — or when its last word is `pass` — so
+/// `apiKey`, `APIKEY`, `api_key_2`, `apiKeys`, `secret_access_key`,
+/// `private_key`, `Authorization`, `accesstoken`, `clientSecret`, `pwd`,
+/// `db_pass`; but not `max_tokens` (a count: the plural `tokens` is
+/// deliberately not an ending), `keywords`, `model`, `base_url`,
+/// `pass_through`.
 ///
 /// ASCII-only folding, as SQL does it: a Unicode look-alike (KELVIN SIGN
 /// for K) is a separator on both sides, never a secret on one side only.
 pub fn is_secret_field(name: &str) -> bool {
-    name_words(name).iter().any(|w| SECRET_WORD_ENDINGS.iter().any(|end| w.ends_with(end)))
+    let words = name_words(name);
+    words.last().is_some_and(|w| w == SECRET_LAST_WORD)
+        || words.iter().any(|w| SECRET_WORD_ENDINGS.iter().any(|end| w.ends_with(end)))
 }
 
 fn name_words(name: &str) -> Vec<String> {
@@ -198,9 +207,41 @@ fn is_trimmed(c: char) -> bool {
 }
 
 /// Whether a string value is shaped like a secret, whatever its field is
-/// called. Mirrored by `keyfall_is_secret_value` in SQL (migrations/0002).
-/// Judged on the value with space, tab, CR, LF and FF trimmed from both
-/// ends; it is a secret when it
+/// called. Mirrored by `keyfall_is_secret_value` in SQL (migrations/0008,
+/// after 0002). Judged on the value with space, tab, CR, LF and FF trimmed
+/// from both ends; it is a secret when it
+///
+/// 1. is **key-shaped** ([`is_key_shaped`]: `sk-…`, `AKIA…`, `Bearer …`,
+///    PEM, a JWT, high-entropy);
+/// 2. holds **URL credentials**: after any `://`, the authority (up to the
+///    first `/ ? #` or space, tab, CR, LF, FF) has a userinfo (before its
+///    last `@`) with a non-empty password after its first `:`, or a userinfo
+///    without `:` that is key-shaped (`postgres://app:PW@db/x`,
+///    `https://ghp_…@github.com`);
+/// 3. holds a **secret assignment**: cut at `& ; # ? ,`, quotes, space, tab,
+///    CR, LF and FF, some piece is `NAME=VALUE` (at its first `=`) with a
+///    non-empty VALUE and a secret NAME ([`is_secret_field`]) or a
+///    key-shaped VALUE — keys in a URL's query or fragment
+///    (`…/v1?api_key=…`, `…#access_token=…`), libpq and ADO connection
+///    strings (`host=db password=…`, `Server=x;Pwd=…`);
+/// 4. is **JSON text holding a secret**: it starts with `{` or `[`, and one
+///    of its string literals (`"…"` with backslash escapes, a backslash
+///    standing for the character after it) is a secret name followed by `:`,
+///    or is itself a secret value by these rules — so JSON inside a string
+///    inside a string is judged too, at any depth. The text need not be
+///    valid JSON: a cut-off config still holds its key.
+///
+/// Such a value is a secret **whole**: masked and fingerprinted as one
+/// string, never redacted in place.
+pub fn is_secret_value(value: &str) -> bool {
+    let t = value.trim_matches(is_trimmed);
+    is_key_shaped(t)
+        || (t.contains('@') && has_url_credentials(t))
+        || (t.contains('=') && has_secret_assignment(t))
+        || is_json_with_secret(t)
+}
+
+/// A string that is a key by itself (SQL: `keyfall_is_key_shaped`): it
 ///
 /// 1. starts with `sk-`, `sk_` or `rw-` and has at least 8 characters after
 ///    that prefix (OpenAI, Stripe-style and Runware keys);
@@ -211,9 +252,11 @@ fn is_trimmed(c: char) -> bool {
 ///    end (an HTTP authorization value);
 /// 4. contains `-----BEGIN ` anywhere (a PEM block: private keys,
 ///    certificates);
-/// 5. is **high-entropy**: see [`is_high_entropy`].
-pub fn is_secret_value(value: &str) -> bool {
-    let t = value.trim_matches(is_trimmed);
+/// 5. contains a **JWT**: `eyJ` at the start or after a character that is
+///    not `[A-Za-z0-9_-]`, then one or more of `[A-Za-z0-9_-]`, `.`, one or
+///    more of them, `.` (header, payload, signature);
+/// 6. is **high-entropy**: see [`is_high_entropy`].
+pub fn is_key_shaped(t: &str) -> bool {
     let after = |prefixes: &[&str]| prefixes.iter().find_map(|p| t.strip_prefix(p));
     if after(&["sk-", "sk_", "rw-"]).is_some_and(|rest| rest.chars().count() >= 8) {
         return true;
@@ -230,7 +273,86 @@ pub fn is_secret_value(value: &str) -> bool {
             return true;
         }
     }
-    t.contains("-----BEGIN ") || is_high_entropy(t)
+    t.contains("-----BEGIN ") || has_jwt(t) || is_high_entropy(t)
+}
+
+fn is_base64url(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'-'
+}
+
+/// Rule 5 of [`is_key_shaped`]. SQL:
+/// `t ~ '(^|[^A-Za-z0-9_-])eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.'`.
+fn has_jwt(t: &str) -> bool {
+    let b = t.as_bytes();
+    // A run of base64url characters from `i`, then a dot: the index after it.
+    let segment = |i: usize| {
+        let end = i + b[i..].iter().take_while(|c| is_base64url(**c)).count();
+        (end > i && b.get(end) == Some(&b'.')).then_some(end + 1)
+    };
+    t.match_indices("eyJ")
+        .any(|(i, _)| (i == 0 || !is_base64url(b[i - 1])) && segment(i + 3).and_then(segment).is_some())
+}
+
+/// Rule 2 of [`is_secret_value`].
+fn has_url_credentials(t: &str) -> bool {
+    t.match_indices("://").any(|(i, _)| {
+        let rest = &t[i + 3..];
+        let end = rest.find(|c| matches!(c, '/' | '?' | '#') || is_trimmed(c)).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        let Some(at) = authority.rfind('@') else { return false };
+        match authority[..at].split_once(':') {
+            Some((_, password)) => !password.is_empty(),
+            None => is_key_shaped(&authority[..at]),
+        }
+    })
+}
+
+/// Rule 3 of [`is_secret_value`].
+fn has_secret_assignment(t: &str) -> bool {
+    t.split(|c| matches!(c, '&' | ';' | '#' | '?' | ',' | '"' | '\'') || is_trimmed(c)).any(|piece| {
+        piece
+            .split_once('=')
+            .is_some_and(|(name, value)| !value.is_empty() && (is_secret_field(name) || is_key_shaped(value)))
+    })
+}
+
+/// Rule 4 of [`is_secret_value`]. SQL: the literals are the matches of
+/// `"((?:[^"\\]|\\.)*)"([ \t\n\r]*:)?`, each unescaped by
+/// `regexp_replace(…, '\\(.)', '\1', 'g')`.
+fn is_json_with_secret(t: &str) -> bool {
+    if !t.starts_with(['{', '[']) {
+        return false;
+    }
+    let b = t.as_bytes();
+    let mut i = 0;
+    while let Some(open) = b[i..].iter().position(|c| *c == b'"').map(|p| p + i) {
+        let mut j = open + 1;
+        let mut literal = String::new();
+        loop {
+            match b.get(j) {
+                // Unterminated: no literal from here on.
+                None => return false,
+                Some(b'"') => break,
+                Some(b'\\') if j + 1 < b.len() => {
+                    let c = t[j + 1..].chars().next().unwrap_or('\\');
+                    literal.push(c);
+                    j += 1 + c.len_utf8();
+                }
+                Some(b'\\') => return false,
+                Some(_) => {
+                    let c = t[j..].chars().next().unwrap_or('"');
+                    literal.push(c);
+                    j += c.len_utf8();
+                }
+            }
+        }
+        i = j + 1;
+        let name = b[i..].iter().find(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r')) == Some(&b':');
+        if (name && is_secret_field(&literal)) || is_secret_value(&literal) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The high-entropy rule, for strings that are not otherwise recognisable
@@ -406,6 +528,27 @@ pub fn shape_masked(s: &str) -> std::borrow::Cow<'_, str> {
     if is_secret_value(s) { Secret::new(s.to_string()).masked().into() } else { s.into() }
 }
 
+/// A message (a notice, an error, a warning) with every secret-shaped part
+/// masked: each space-separated word that is shaped like a secret — as it
+/// stands, or without the brackets, quotes and punctuation around it
+/// (`(postgres://app:PW@db/x);`, `"sk-…",`) — is masked in place; and if
+/// what is left is still shaped like a secret (`Bearer` and its token, two
+/// words), the whole text is.
+pub fn mask_shapes_in_text(text: &str) -> std::borrow::Cow<'_, str> {
+    let around = |c: char| "()[]{}<>,;:.!?'\"`".contains(c);
+    let secret_word = |w: &str| is_secret_value(w) || is_secret_value(w.trim_matches(around));
+    let words: std::borrow::Cow<'_, str> = if text.split(' ').any(secret_word) {
+        text.split(' ')
+            .map(|w| if secret_word(w) { Secret::new(w.to_string()).masked() } else { w.to_string() })
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into()
+    } else {
+        text.into()
+    };
+    if is_secret_value(&words) { Secret::new(text.to_string()).masked().into() } else { words }
+}
+
 /// Whether `value` holds a secret anywhere inside it: a secret-named field
 /// (whatever it holds, a fingerprint too), a string shaped like a secret, or
 /// nesting as deep as `MAX_DEPTH` (redaction hides it whole).
@@ -472,6 +615,16 @@ mod tests {
         let s = Secret::new("sk-canary-0123456789abcdef");
         assert!(!format!("{s:?}").contains("canary"));
         assert!(!format!("{s}").contains("canary"));
+    }
+
+    #[test]
+    fn messages_mask_each_secret_shaped_word() {
+        let text = "connection lost (postgres://app:hunter2@db/x); retry with sk-abcdefghijkl, or not";
+        let shown = mask_shapes_in_text(text);
+        assert!(!shown.contains("hunter2") && !shown.contains("sk-abcdefghijkl"), "{shown}");
+        assert!(shown.starts_with("connection lost ") && shown.ends_with(" or not"), "{shown}");
+        assert_eq!(mask_shapes_in_text("saved acme-studio openai v3"), "saved acme-studio openai v3");
+        assert!(!mask_shapes_in_text("Bearer abcdefgh1234").contains("abcdefgh"));
     }
 
     #[test]

@@ -9,9 +9,11 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use keyfall::domain::secret::{
-    MAX_DEPTH, fingerprint, fingerprint_config, is_secret_field, is_secret_value, mask_config,
+    MAX_DEPTH, Secret, fingerprint, fingerprint_config, fingerprint_document, is_secret_field, is_secret_value,
+    mask_config,
 };
 use serde_json::{Value, json};
+use sqlx::ConnectOptions;
 
 use crate::support::TestDb;
 
@@ -80,15 +82,39 @@ async fn sql_redact(db: &TestDb, doc: &str) -> Value {
 /// drawn from alphabets that do and do not qualify, with and without the
 /// prefixes.
 fn generated_values() -> Vec<String> {
-    let alphabets: [&str; 6] = [
+    let alphabets: [&str; 8] = [
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/=_-",
         "abcdef0123456789",
         "abcdefghijklmnopqrstuvwxyz-/0123",
         "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
         "abcdefghijklmnopqrstuvwxyz0123456789 .:@",
         "aA0-é\u{212A}\t",
+        // The separators and quotes the URL, assignment and JSON rules cut at.
+        "ab=&?#:/@\"{}[]\\ kKeyPwd0.,;'",
+        "eyJ.aB9_-",
     ];
-    let prefixes = ["", "", "", "sk-", "rw-", "AKIA", "Bearer ", "bearer\t", " ", "-----BEGIN "];
+    let prefixes = [
+        "",
+        "",
+        "",
+        "sk-",
+        "rw-",
+        "AKIA",
+        "Bearer ",
+        "bearer\t",
+        " ",
+        "-----BEGIN ",
+        "https://",
+        "x://u:",
+        "{\"",
+        "[\"",
+        "pwd=",
+        "a?api_key=",
+        "eyJ",
+        "{\"apiKey\":",
+        "{\"a\":\"{\\\"",
+        "h://sk-",
+    ];
     let mut seed: u64 = 0x5eed;
     let mut next = move || {
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -146,6 +172,23 @@ const NAMES: &[(&str, bool)] = &[
     ("ＡＰＩ_KEY", true),
     ("keyé", true),
     ("tokens", false),
+    // Short names (issue 18): `pwd` anywhere as an ending, `pass` as the last word.
+    ("pwd", true),
+    ("db_pwd", true),
+    ("dbPwd", true),
+    ("PWD", true),
+    ("pass", true),
+    ("db_pass", true),
+    ("smtpPass", true),
+    ("SMTP_PASS", true),
+    ("x-pass", true),
+    ("pass_", true),
+    ("pass_through", false),
+    ("passThrough", false),
+    ("bypass", false),
+    ("compass", false),
+    ("passes", false),
+    ("pass2", false),
 ];
 
 const VALUES: &[(&str, bool)] = &[
@@ -181,6 +224,64 @@ const VALUES: &[(&str, bool)] = &[
     ("\u{7}\u{1b}[31m", false),
 ];
 
+/// The shapes of issue 18, each named: a secret inside a URL, a connection
+/// string, a JWT, JSON inside a string (at any depth), and the negatives that
+/// must stay plain — all judged alike by Rust and SQL.
+const SHAPES: &[(&str, &str, bool)] = &[
+    ("url query key", "https://x.example/v1?api_key=abc123", true),
+    ("url query key among others", "https://x.example/v1?model=gpt-4o&apiKey=abc", true),
+    ("url query token, relative", "/v1/chat?token=abc", true),
+    ("url query key-shaped value", "https://x.example/v1?x=sk-abcdefgh12", true),
+    ("url fragment token", "https://app.example/cb#access_token=abc123&state=z", true),
+    ("url userinfo password", "https://user:hunter2@proxy.example:8080/", true),
+    ("url userinfo key", "https://ghp_16C7e42F292c6912E7710c838347Ae178B4a@github.com/o/r.git", true),
+    ("dsn password", "postgres://app:PW@host/db", true),
+    ("dsn empty user", "redis://:hunter2@cache:6379/0", true),
+    ("dsn password with @", "mysql://user:p@ss@db.example/app", true),
+    ("dsn inside text", "DATABASE_URL=postgres://app:PW@host/db", true),
+    ("libpq string", "host=db.internal user=app password=hunter2 dbname=app", true),
+    ("ado string", "Server=tcp:x;Database=y;User Id=u;Pwd=p;", true),
+    ("short pwd assignment", "pwd=x", true),
+    ("short pass assignment", "db_pass=x", true),
+    ("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", true),
+    ("jwt unsigned, in text", "token: eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.", true),
+    ("json in a string", "{\"apiKey\":\"sk-…\"}", true),
+    ("json, key-shaped value", "{\"nested\": \"sk-0123456789ab\"}", true),
+    ("json array", "[\"x\", \"AKIAIOSFODNN7EXAMPLE\"]", true),
+    ("json in a string in a string", "{\"outer\":\"{\\\"password\\\":\\\"x\\\"}\"}", true),
+    ("json holding a dsn", "{\"dsn\": \"postgres://u:p@h/db\"}", true),
+    ("json cut off", "{\"apiKey\": \"sk-cut", true),
+    ("json short name", "{\"pwd\": 1234}", true),
+    ("json with a query url", "[{\"url\": \"https://x/?token=abc\"}]", true),
+    ("a name holding an escaped quote", "{\"a\\\"apiKey\": 1}", true),
+    // Negatives: plain URLs, model names, ids, words.
+    ("plain url", "https://api.openai.com/v1/chat/completions", false),
+    ("url with a plain query", "https://api.example/v1/models?limit=10&order=desc&max_tokens=5", false),
+    ("url with a fragment", "https://docs.example/v1#section-2", false),
+    ("dsn without password", "postgres://app@db.internal/app", false),
+    ("url with a port", "https://host:8443/path", false),
+    ("url with an empty password", "https://user:@host/", false),
+    ("at in the path", "https://x.example/a@b", false),
+    ("email", "ops@example.com", false),
+    ("mailto", "mailto:ops@example.com", false),
+    ("runware model", "runware:100@1", false),
+    ("model", "gpt-4o", false),
+    ("dotted model", "gpt-4.1-2025-04-14", false),
+    ("uuid", "123e4567-e89b-12d3-a456-426614174000", false),
+    ("word with eyJ", "greyJacket.v2.yaml", false),
+    ("plain json", "{\"model\": \"gpt-4o\", \"max_tokens\": 100}", false),
+    ("json naming a key without a value", "{\"apiKey\"}", false),
+    ("bracketed note", "[draft] plain note", false),
+    ("plain assignments", "temperature=0.7&top_p=1", false),
+    ("pass_through assignment", "pass_through=true", false),
+    ("words", "Pass the salt, please", false),
+    ("lone equals", "key words = are fine", false),
+    ("version header", "x-api-version=2024-01-01", false),
+    ("empty token", "https://x/?token=", false),
+    ("a tab ends a value", "api_key=\tx", false),
+    ("a tab ends an authority", "https://a:\tb@h", false),
+];
+
 #[tokio::test]
 async fn rust_and_sql_agree_on_names_values_and_documents() {
     let db = TestDb::demo().await;
@@ -195,7 +296,7 @@ async fn rust_and_sql_agree_on_names_values_and_documents() {
     // so the SQL's camelCase and snake_case shortcuts meet their edges.
     let pieces = [
         "api", "key", "Key", "KEY", "keys", "Keys", "monkey", "board", "token", "Tokens", "pass", "word", "secret",
-        "x", "", "_", "__", "2", "-", "é", "private", "Passwd",
+        "x", "", "_", "__", "2", "-", "é", "private", "Passwd", "pass", "Pass", "PASS", "pwd", "Pwd", "by",
     ];
     let mut generated = Vec::new();
     for a in pieces {
@@ -490,4 +591,435 @@ async fn a_key_set_into_a_field_that_is_not_secret_is_refused_and_not_echoed() {
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     assert_no_canary("stdout", &ok.stdout);
     assert_no_canary("stderr", &ok.stderr);
+}
+
+async fn sql_json(db: &TestDb, function: &str, doc: &Value) -> Value {
+    let mut conn = db.raw().await;
+    let sql = format!("SELECT keyfall.{function}($1::text::jsonb)::text");
+    let text: String =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(doc.to_string()).fetch_one(&mut conn).await.unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+#[tokio::test]
+async fn the_corpus_of_shapes_is_judged_alike_in_rust_and_sql_and_hidden_by_both() {
+    assert!(SHAPES.iter().filter(|s| s.2).count() >= 20, "at least 20 shapes");
+    assert!(SHAPES.iter().filter(|s| !s.2).count() >= 15, "and plenty of negatives");
+    let db = TestDb::demo().await;
+    let values: Vec<String> = SHAPES.iter().map(|(_, v, _)| v.to_string()).collect();
+    let sql = sql_bools(&db, "keyfall_is_secret_value", &values).await;
+    for ((label, value, want), sql) in SHAPES.iter().zip(sql) {
+        assert_eq!(is_secret_value(value), *want, "Rust: {label}: {value:?}");
+        assert_eq!(sql, *want, "SQL: {label}: {value:?}");
+        // Under an innocent name: masked (whole) and fingerprinted (whole)
+        // by both sides, or left as it is by both.
+        let doc = json!({"innocent": value, "list": [value], "deep": {"x": value}});
+        let masked = mask_config(&doc);
+        let sql_masked = sql_json(&db, "keyfall_mask", &doc).await;
+        let redacted = fingerprint_config(&doc);
+        assert_eq!(redacted, sql_redact(&db, &doc.to_string()).await, "{label}: redaction");
+        for (shown, side) in [(&masked, "Rust mask"), (&sql_masked, "SQL mask"), (&redacted, "redaction")] {
+            for at in [&shown["innocent"], &shown["list"][0], &shown["deep"]["x"]] {
+                assert_eq!(at == &json!(value), !want, "{side}: {label}: {shown}");
+            }
+        }
+        if *want {
+            assert_eq!(masked["innocent"], json!(Secret::new(*value).masked()), "{label}: masked whole");
+            assert_eq!(sql_masked["innocent"], masked["innocent"], "{label}: the database masks it as keyfall does");
+            assert_eq!(redacted["innocent"], json!(fingerprint(value)), "{label}: fingerprinted whole");
+        }
+    }
+    // An audit document, member by member, as the history's redaction does it.
+    let config: serde_json::Map<String, Value> =
+        SHAPES.iter().enumerate().map(|(i, (_, v, _))| (format!("f{i}"), json!(v))).collect();
+    let doc = json!({"config": config, "is_active": true, "pwd": "short", "apiKey": "#1a2b3c4d"});
+    assert_eq!(fingerprint_document(&doc), sql_json(&db, "keyfall_redact_document", &doc).await);
+    assert_eq!(fingerprint_document(&doc)["pwd"], json!(fingerprint("short")));
+}
+
+/// A canary in each shape of issue 18, under innocent names (and the short
+/// secret names), each spelled with "canary".
+const NEW_CANARIES: &[(&str, &str)] = &[
+    ("base_url", "https://api.example.com/v1?api_key=canary0query0key"),
+    ("callback", "https://app.example.com/cb#access_token=canary0fragment"),
+    ("proxy", "https://canary0user:canary0pw@proxy.example.com:8080/"),
+    ("dsn", "postgres://app:canary0dsn0pw@db.internal:5432/app"),
+    ("conn", "host=db user=app password=canary0libpq dbname=app"),
+    ("extra", "{\"apiKey\":\"sk-canary-json-0123456789\"}"),
+    ("extra_deep", "{\"inner\":\"{\\\"token\\\":\\\"canary0deep\\\"}\"}"),
+    ("session", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.canary0jwt0sig"),
+    ("pwd", "canary1"),
+    ("db_pass", "canary2"),
+];
+
+/// A consumer's provider holding a raw key: the second hop's label.
+const PROVIDER_CANARY: &str = "sk-canary-provider-0123456789";
+
+fn new_canary_config() -> Value {
+    Value::Object(NEW_CANARIES.iter().map(|(k, v)| (k.to_string(), json!(v))).collect())
+}
+
+/// The binary as another database login (the least-privilege role).
+fn run_as(db: &TestDb, login: &str, args: &[&str], stdin: Option<&str>) -> Run {
+    let url = db.target.options.clone().username(login).to_url_lossy().to_string();
+    run_url(&url, args, stdin)
+}
+
+fn run_url(url: &str, args: &[&str], stdin: Option<&str>) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyfall"))
+        .arg("--database-url")
+        .arg(url)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("KEYFALL_LOG", "trace")
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", dir.path().join("state"))
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run keyfall");
+    let mut pipe = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    drop(pipe);
+    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    let log = std::fs::read_to_string(dir.path().join("state/keyfall/keyfall.log")).unwrap_or_default();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        log,
+    }
+}
+
+fn assert_no_new_canary(what: &str, run: &Run) {
+    for (name, text) in [("stdout", &run.stdout), ("stderr", &run.stderr), ("log", &run.log)] {
+        assert!(!text.to_lowercase().contains("canary"), "{what} {name} holds a canary: {text}");
+    }
+}
+
+async fn least_privilege(db: &TestDb) {
+    let mut owner = db.raw().await;
+    sqlx::raw_sql(include_str!("../../assets/least_privilege_role.sql")).execute(&mut owner).await.unwrap();
+    db.store.operator_add("keyfall_operator", "dev@igny8.com").await.unwrap();
+}
+
+#[tokio::test]
+async fn canaries_in_the_new_shapes_never_come_out() {
+    let db = TestDb::demo().await;
+    least_privilege(&db).await;
+    let mut psql = db.raw().await;
+    // Written by another client, twice, so the audit has before and after;
+    // and a consumer whose provider holds a raw key.
+    for model in ["gpt-4o", "gpt-4o-mini"] {
+        sqlx::query(
+            "UPDATE integration_settings SET config = config || $1::text::jsonb || jsonb_build_object('model', $2::text)
+              WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')",
+        )
+        .bind(new_canary_config().to_string())
+        .bind(model)
+        .execute(&mut psql)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "UPDATE integration_settings SET config = config || jsonb_build_object('provider', jsonb_build_object('nested', $1::text))
+          WHERE integration_type = 'image_generation'",
+    )
+    .bind(PROVIDER_CANARY)
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let stored: String = sqlx::query_scalar(
+        "SELECT string_agg(coalesce(before::text, '') || coalesce(after::text, ''), ' ') FROM audit_log",
+    )
+    .fetch_one(&mut psql)
+    .await
+    .unwrap();
+    assert!(!stored.contains("canary"), "the audit log table: {stored}");
+    let verdicts: String = sqlx::query_scalar("SELECT string_agg(coalesce(provider::text, ''), ' ') FROM row_verdicts")
+        .fetch_one(&mut psql)
+        .await
+        .unwrap();
+    assert!(!verdicts.contains("canary"), "the report's kept providers: {verdicts}");
+
+    let commands: &[&[&str]] = &[
+        &["get", "acme-studio", "openai"],
+        &["get", "acme-studio", "openai", "--json"],
+        &["get", "aws-admin", "image_generation", "--json"],
+        &["export"],
+        &["audit"],
+        &["audit", "--json"],
+        &["report", "--json"],
+        &["report"],
+        &["resolve", "--user", "owner@acme.example", "--function", "auto_cluster", "--json"],
+        &["resolve", "--user", "paid2@paid.com", "--function", "generate_images", "--json"],
+        &["resolve", "--user", "paid2@paid.com", "--function", "generate_images"],
+        &["lint", "--json"],
+        &["lint"],
+    ];
+    for args in commands {
+        let out = run(&db, args, None);
+        assert!(out.code == 0 || (matches!(args[0], "lint" | "resolve") && out.code == 1), "{args:?}: {}", out.stderr);
+        assert_no_new_canary(&format!("{args:?}"), &out);
+        // Through the least-privilege login, which reads keys masked.
+        let out = run_as(&db, "keyfall_operator", args, None);
+        assert!(out.code == 0 || (matches!(args[0], "lint" | "resolve") && out.code == 1), "{args:?}: {}", out.stderr);
+        assert_no_new_canary(&format!("operator {args:?}"), &out);
+    }
+    // The import preview of a file holding them (for another account).
+    let doc = json!({"keyfall_export": 1, "settings": [{
+        "account": "paid-2", "integration_type": "openai", "is_active": true,
+        "config": {"apiKey": "sk-canary-import-0123456789", "extra": NEW_CANARIES[5].1, "dsn": NEW_CANARIES[3].1}
+    }]});
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), doc.to_string()).unwrap();
+    let preview = run(&db, &["--as", "dev@igny8.com", "import", file.path().to_str().unwrap(), "--dry-run"], None);
+    assert_eq!(preview.code, 0, "{}{}", preview.stdout, preview.stderr);
+    assert!(preview.stdout.contains("paid-2"), "{}", preview.stdout);
+    assert_no_new_canary("import --dry-run", &preview);
+}
+
+#[tokio::test]
+async fn set_refuses_the_new_shapes_under_plain_names_and_masks_the_short_secret_names() {
+    let db = TestDb::demo().await;
+    for (_, value) in &NEW_CANARIES[..8] {
+        for field in ["base_url", "model", "note"] {
+            let out = run(&db, &["--as", "dev@igny8.com", "set", "acme-studio", "openai", field], Some(value));
+            assert_eq!(out.code, 2, "{field} = {value}: {}", out.stderr);
+            assert!(out.stderr.contains("not a secret field"), "{}", out.stderr);
+            assert_no_new_canary(&format!("set {field}"), &out);
+        }
+        // Quoted, as a paste may be: still refused.
+        let quoted = format!("\"{value}\"\n");
+        let out = run(&db, &["--as", "dev@igny8.com", "set", "acme-studio", "openai", "note"], Some(&quoted));
+        assert_eq!(out.code, 2, "quoted {value}: {}", out.stderr);
+        assert_no_new_canary("set quoted", &out);
+    }
+    let setting = db.store.setting("acme-studio", "openai").await.unwrap().setting.unwrap();
+    assert!(!setting.config.to_string().contains("canary"), "{}", setting.config);
+    // Under `pwd` and `db_pass` a short value is a secret: stored, never echoed.
+    for (field, value) in &NEW_CANARIES[8..] {
+        let out = run(&db, &["--as", "dev@igny8.com", "set", "acme-studio", "openai", field], Some(value));
+        assert_eq!(out.code, 0, "{field}: {}", out.stderr);
+        assert_no_new_canary(&format!("set {field}"), &out);
+        for args in [&["get", "acme-studio", "openai"][..], &["get", "acme-studio", "openai", "--json"], &["audit"]] {
+            assert_no_new_canary(&format!("{args:?}"), &run(&db, args, None));
+        }
+    }
+    let setting = db.store.setting("acme-studio", "openai").await.unwrap().setting.unwrap();
+    assert_eq!(setting.config["pwd"], "canary1", "stored as given");
+    let mut psql = db.raw().await;
+    let log: String = sqlx::query_scalar("SELECT string_agg(coalesce(after::text, ''), ' ') FROM audit_log")
+        .fetch_one(&mut psql)
+        .await
+        .unwrap();
+    assert!(!log.contains("canary"), "{log}");
+}
+
+#[tokio::test]
+async fn audit_rows_written_before_the_wider_shapes_are_redacted_and_the_log_says_so() {
+    let db = TestDb::demo().await;
+    let mut owner = db.raw().await;
+    // Rows as the trigger wrote them before 0008 knew these shapes: in clear.
+    let before = json!({"config": new_canary_config(), "is_active": true});
+    let after = json!({"config": {"provider": {"nested": PROVIDER_CANARY}, "model": "gpt-4o"}, "is_active": true});
+    let plain = json!({"config": {"model": "gpt-4o", "base_url": "https://api.openai.com/v1"}, "is_active": true});
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO keyfall.audit_log (actor, action, table_name, account_slug, integration_type, before, after)
+         SELECT 'old-writer', 'update', 'integration_settings', 'acme-studio', 'openai', b::jsonb, a::jsonb
+           FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(b, a, i) ORDER BY i
+         RETURNING id",
+    )
+    .bind(vec![before.to_string(), plain.to_string()])
+    .bind(vec![after.to_string(), plain.to_string()])
+    .fetch_all(&mut owner)
+    .await
+    .unwrap();
+    let count_before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM keyfall.audit_log").fetch_one(&mut owner).await.unwrap();
+
+    let redacted: i64 =
+        sqlx::query_scalar("SELECT keyfall.keyfall_redact_history()").fetch_one(&mut owner).await.unwrap();
+    assert_eq!(redacted, 1, "only the row holding secrets");
+    let all: String = sqlx::query_scalar(
+        "SELECT string_agg(coalesce(before::text, '') || coalesce(after::text, ''), ' ') FROM keyfall.audit_log",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert!(!all.contains("canary"), "{all}");
+    // Exactly what keyfall shows for such a row (fingerprint_document).
+    let (b, a): (String, String) =
+        sqlx::query_as("SELECT before::text, after::text FROM keyfall.audit_log WHERE id = $1")
+            .bind(ids[0])
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&b).unwrap(), fingerprint_document(&before));
+    assert_eq!(serde_json::from_str::<Value>(&a).unwrap(), fingerprint_document(&after));
+    assert_eq!(serde_json::from_str::<Value>(&b).unwrap()["config"]["pwd"], json!(fingerprint("canary1")));
+    let untouched: String = sqlx::query_scalar("SELECT before::text FROM keyfall.audit_log WHERE id = $1")
+        .bind(ids[1])
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+    assert_eq!(serde_json::from_str::<Value>(&untouched).unwrap(), plain, "a row without secrets is left alone");
+    // The log says what was done, in one row of its own.
+    let (action, table, note, rows): (String, String, String, i64) = sqlx::query_as(
+        "SELECT action, table_name, after ->> 'redacted', (after ->> 'rows')::bigint FROM keyfall.audit_log ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!((action.as_str(), table.as_str(), rows), ("redact", "audit_log", 1));
+    assert_eq!(note, "redacted 1 rows: secret shapes widened");
+    let count_after: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM keyfall.audit_log").fetch_one(&mut owner).await.unwrap();
+    assert_eq!(count_after, count_before + 1, "one row added, none removed");
+    let shown = run(&db, &["audit", "--limit", "3"], None);
+    assert!(shown.stdout.contains("redacted 1 rows: secret shapes widened"), "{}", shown.stdout);
+    assert_no_new_canary("audit", &shown);
+    // Again: nothing left to redact, nothing logged.
+    let again: i64 = sqlx::query_scalar("SELECT keyfall.keyfall_redact_history()").fetch_one(&mut owner).await.unwrap();
+    assert_eq!(again, 0);
+    let count_again: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM keyfall.audit_log").fetch_one(&mut owner).await.unwrap();
+    assert_eq!(count_again, count_after);
+    // The log is append-only again, for the owner too.
+    let update =
+        sqlx::query("UPDATE keyfall.audit_log SET actor = 'x' WHERE id = $1").bind(ids[1]).execute(&mut owner).await;
+    assert!(update.unwrap_err().to_string().contains("append-only"), "the trigger is back");
+    // Nobody else may run it (it lifts the append-only trigger).
+    let mut sqlx_owner = db.raw().await;
+    sqlx::raw_sql(include_str!("../../assets/least_privilege_role.sql")).execute(&mut sqlx_owner).await.unwrap();
+    let mut operator =
+        db.target.options.clone().username("keyfall_operator").connect().await.expect("connect as the operator");
+    let denied = sqlx::query_scalar::<_, i64>("SELECT keyfall.keyfall_redact_history()").fetch_one(&mut operator).await;
+    assert!(denied.is_err(), "the operator role cannot rewrite the log");
+}
+
+#[tokio::test]
+async fn lint_does_not_lint_a_mask_and_says_l008_was_not_checked() {
+    let db = TestDb::demo().await;
+    least_privilege(&db).await;
+    let mut owner = db.raw().await;
+    sqlx::query(
+        "UPDATE integration_settings SET config = jsonb_set(config, '{apiKey}', '\"sk-pasted-with-newline-0000\\n\"')
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')",
+    )
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    // The owner reads raw keys: L008 finds the bad paste, and only it.
+    let raw = run(&db, &["lint", "--json"], None);
+    let findings: Vec<Value> = serde_json::from_str(&raw.stdout).unwrap();
+    let l008: Vec<&Value> = findings.iter().filter(|f| f["id"] == "L008").collect();
+    assert_eq!(l008.len(), 1, "{l008:?}");
+    assert_eq!(l008[0]["account"], "acme-studio");
+    assert!(!raw.stdout.contains("not checked"), "{}", raw.stdout);
+    // The operator login reads every key masked (`••••••••abcd #1234abcd`,
+    // which holds a space): no L008 on a mask, and lint says what it skipped.
+    for args in [&["lint", "--json"][..], &["lint"]] {
+        let masked = run_as(&db, "keyfall_operator", args, None);
+        assert!(masked.code == 0 || masked.code == 1, "{}", masked.stderr);
+        assert!(!masked.stdout.contains("holds whitespace"), "{}", masked.stdout);
+        assert!(masked.stdout.contains("L008 not checked: keys are masked for this login"), "{}", masked.stdout);
+        assert!(!masked.stdout.contains("sk-pasted"), "{}", masked.stdout);
+    }
+    let masked = run_as(&db, "keyfall_operator", &["lint", "--json"], None);
+    let findings: Vec<Value> = serde_json::from_str(&masked.stdout).unwrap();
+    let l008: Vec<&Value> = findings.iter().filter(|f| f["id"] == "L008").collect();
+    assert_eq!(l008.len(), 1, "one note, no warning per key: {l008:?}");
+    assert_eq!(l008[0]["severity"], "info");
+    assert!(l008[0]["fix"].is_null());
+}
+
+/// The console's resolve panel, drawn: the second hop's line names the type
+/// the provider holds — a raw key there is masked, in a session that reads
+/// raw keys (the owner's) too.
+#[tokio::test]
+async fn the_second_hop_line_never_shows_a_key_held_under_provider() {
+    use keyfall::app::keymap::Keymap;
+    use keyfall::app::{Model, Msg, Session, update, view};
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    for provider in [json!({"nested": PROVIDER_CANARY}), json!(PROVIDER_CANARY), json!(NEW_CANARIES[0].1)] {
+        sqlx::query(
+            "UPDATE integration_settings SET config = config || jsonb_build_object('provider', $1::text::jsonb)
+              WHERE integration_type = 'image_generation'",
+        )
+        .bind(provider.to_string())
+        .execute(&mut psql)
+        .await
+        .unwrap();
+        let config = keyfall::config::Config {
+            database_url: None,
+            operator: Some("dev@igny8.com".into()),
+            data_dir: std::env::temp_dir(),
+            state_dir: std::env::temp_dir(),
+            label: None,
+            color: None,
+            read_only: false,
+            keys: Default::default(),
+            mapping: None,
+            resolution: Default::default(),
+            file: None,
+            login: None,
+            statement_timeout: None,
+        };
+        let access = keyfall::cli::console_access(&db.store, &config).await.unwrap();
+        let session =
+            Session { database: "localhost/keyfall".into(), label: None, color: None, access, no_color: true };
+        let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());
+        let send = |model: &mut Model, msg: Msg| update(model, msg);
+        let cmds = send(&mut model, Msg::Resize { width: 200, height: 60 });
+        crate::support::drive(&db.store, &mut model, cmds).await;
+        let cmds = model.start();
+        crate::support::drive(&db.store, &mut model, cmds).await;
+        for key in ["u", "p", "a", "i", "d", "2", "enter", "f"] {
+            let cmds = send(&mut model, Msg::Key(key.into()));
+            crate::support::drive(&db.store, &mut model, cmds).await;
+        }
+        for _ in 0..10 {
+            let current = match &model.overlay {
+                Some(keyfall::app::Overlay::Picker(p)) => p.current().map(|i| i.value.clone()),
+                _ => None,
+            };
+            if current.as_deref() == Some("generate_images") {
+                break;
+            }
+            let cmds = send(&mut model, Msg::Key("down".into()));
+            crate::support::drive(&db.store, &mut model, cmds).await;
+        }
+        let cmds = send(&mut model, Msg::Key("enter".into()));
+        crate::support::drive(&db.store, &mut model, cmds).await;
+        let draw = |model: &Model| {
+            let mut terminal = Terminal::new(TestBackend::new(200, 60)).unwrap();
+            terminal.draw(|f| view::draw(model, f)).unwrap();
+            let buffer = terminal.backend().buffer();
+            (0..60)
+                .map(|y| (0..200).map(|x| buffer[(x, y)].symbol().to_string()).collect::<String>() + "\n")
+                .collect::<String>()
+        };
+        let text = draw(&model);
+        assert!(text.contains("generate_images → image_generation"), "{text}");
+        assert!(text.contains("└ "), "the second hop is drawn: {text}");
+        assert!(text.contains("••••••••"), "its label masked: {text}");
+        assert!(!text.contains("canary"), "{provider}: {text}");
+        // A notice carrying an error's text that quotes a DSN with its password.
+        let error = "error connecting to postgres://app:canary0notice@db.internal/app: refused".to_string();
+        let cmds = send(&mut model, Msg::ListenerLost { error });
+        crate::support::drive(&db.store, &mut model, cmds).await;
+        let text = draw(&model);
+        assert!(text.contains("database connection lost (error connecting to ••••••••"), "{text}");
+        assert!(!text.contains("canary"), "the notice: {text}");
+    }
 }
