@@ -204,6 +204,48 @@ fn gap_line(e: &AuditEntry, entries: &[AuditEntry]) -> Option<String> {
                 .map(|w| visible_short(w, 200))
                 .unwrap_or_default()
         )),
+        "capture_failed" => Some(format!(
+            "⚠ a {} of the app's settings was not recorded (SQLSTATE {}); the app's statement went through",
+            after.and_then(|a| a.get("op")).and_then(|w| w.as_str()).map(|w| visible_short(w, 20)).unwrap_or_default(),
+            after
+                .and_then(|a| a.get("sqlstate"))
+                .and_then(|w| w.as_str())
+                .map(|w| visible_short(w, 5))
+                .unwrap_or_default()
+        )),
+        "app_ddl" => Some(format!(
+            "the app's tables changed: {}",
+            after
+                .and_then(|a| a.get("commands"))
+                .and_then(|c| c.as_array())
+                .map(|c| c
+                    .iter()
+                    .map(|x| format!(
+                        "{} {}",
+                        x.get("command").and_then(|v| v.as_str()).unwrap_or("?"),
+                        x.get("object").and_then(|v| v.as_str()).unwrap_or("?")
+                    ))
+                    .map(|t| visible_short(&t, 120))
+                    .collect::<Vec<_>>()
+                    .join(", "))
+                .unwrap_or_default()
+        )),
+        "app_followed" => {
+            Some("keyfall followed the change: the mapping names the tables and columns as they are now".into())
+        }
+        "app_changed" => Some(format!(
+            "⚠ the app's tables no longer fit keyfall's mapping ({}): changes are recorded whole until `keyfall attach` re-maps",
+            after
+                .and_then(|a| a.get("problems"))
+                .and_then(|p| p.as_array())
+                .map(|p| p
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .map(|v| visible_short(v, 160))
+                    .collect::<Vec<_>>()
+                    .join("; "))
+                .unwrap_or_default()
+        )),
         "reveal" if after.and_then(|a| a.get("purpose")).and_then(|p| p.as_str()) == Some("test_connection") => {
             let fp = after.and_then(|a| a.get("apiKey")).and_then(|k| k.as_str()).unwrap_or("the key");
             Some(format!("raw key read for a connection test ({})", visible_short(fp, 20)))

@@ -251,7 +251,10 @@ pub async fn run(cli: Cli) -> CliResult {
     };
     // A command line uses one connection; the console a pool.
     let single = cli.command.is_some();
-    let (store, target, identity) = open_store(&config, intent, single).await?;
+    // The audit log is keyfall's own: it stays readable while the app's
+    // tables no longer fit the mapping (it is where the change is told).
+    let log_only = matches!(cli.command, Some(Command::Audit(_)));
+    let (store, target, identity) = open_store(&config, intent, single, log_only).await?;
     if let Some(bound) = config.statement_timeout
         && !target.options.get_options().is_some_and(|o| o.ends_with(&own_bound(bound)))
     {
@@ -407,10 +410,13 @@ fn own_bound(bound: std::time::Duration) -> String {
 /// cluster's first run create what they need. `single`: one connection (a
 /// command line) rather than a pool (the console). Reading commands learn
 /// who the login is in the same round trip as the installation check.
+/// `log_only`: the command reads only keyfall's own tables (`audit`), so
+/// app tables that no longer fit the mapping are said, not refused.
 pub async fn open_store(
     config: &Config,
     intent: Intent,
     single: bool,
+    log_only: bool,
 ) -> Result<(Store, connect::Target, Option<crate::store::Identity>), CliError> {
     let mut identity = None;
     let target = find_target(config).await?;
@@ -480,6 +486,10 @@ pub async fn open_store(
                 Ok((mapping, id)) => {
                     identity = Some(id);
                     store.with_mapping(&mapping)
+                }
+                Err(StoreError::NotInstalled(m)) if log_only && m.contains("no longer fit") => {
+                    eprintln!("keyfall: {m}");
+                    store
                 }
                 Err(e) => {
                     store.close().await;

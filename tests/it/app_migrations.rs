@@ -99,6 +99,12 @@ async fn migrate_with_keyfall_attached(op: &str, still_fits: bool) {
                 .await
                 .unwrap();
         assert!(changed >= 1, "{op}: the change is in the log");
+        let audit = keyfall(&db, &["audit", "--limit", "20"], None);
+        assert!(
+            audit.stdout.contains("the app's tables changed") && audit.stdout.contains("no longer fit"),
+            "{op}: audit says what changed: {}",
+            audit.stdout
+        );
     }
 }
 
