@@ -75,11 +75,11 @@ BEGIN
 END
 $$;
 
--- A whole number from JSON text, or NULL (an id that stopped being one —
--- a uuid after an AlterField — must not fail the app's statement).
-CREATE OR REPLACE FUNCTION keyfall.keyfall_int8_or_null(t text) RETURNS bigint
+-- A whole number from a JSON value, or NULL (an id that stopped being a
+-- number — a uuid after an AlterField — must not fail the app's statement).
+CREATE OR REPLACE FUNCTION keyfall.keyfall_json_int8(v jsonb) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN t ~ '^-?[0-9]{1,18}$' THEN t::bigint END
+    SELECT CASE WHEN jsonb_typeof(v) = 'number' THEN v::bigint END
 $$;
 
 -- The audited part of one settings row, read from the whole row `d` through
@@ -102,10 +102,11 @@ DECLARE
     result jsonb;
 BEGIN
     SELECT x.spec INTO m FROM keyfall.mapping x;
-    EXECUTE format('SELECT coalesce(jsonb_object_agg(a.%I::text, a.%I::text), ''{}''::jsonb) FROM %s a WHERE a.%I::text = ANY ($1::text[])',
+    -- By the id column's own index (an integer id compares with bigint).
+    EXECUTE format('SELECT coalesce(jsonb_object_agg(a.%I::text, a.%I::text), ''{}''::jsonb) FROM %s a WHERE a.%I = ANY ($1)',
                    m -> 'accounts' -> 'columns' ->> 'id', m -> 'accounts' -> 'columns' ->> 'slug',
                    keyfall.keyfall_qualified(m -> 'accounts'), m -> 'accounts' -> 'columns' ->> 'id')
-       INTO result USING ids::text[];
+       INTO result USING ids;
     RETURN result;
 EXCEPTION WHEN OTHERS THEN
     RETURN '{}'::jsonb;
@@ -123,6 +124,11 @@ DECLARE
     kf_actor  text;
     spec      jsonb;
     c         jsonb;
+    k_id      text;
+    k_acc     text;
+    k_type    text;
+    olds      jsonb[];
+    news      jsonb[];
     sample    jsonb;
     fits      boolean;
     why       text;
@@ -147,94 +153,59 @@ BEGIN
             RETURN NULL;
         END IF;
         c := spec -> 'settings' -> 'columns';
-        IF TG_OP = 'DELETE' THEN
-            SELECT to_jsonb(o) INTO sample FROM old_rows o LIMIT 1;
-        ELSE
-            SELECT to_jsonb(n) INTO sample FROM new_rows n LIMIT 1;
+        k_id := c ->> 'id';
+        k_acc := c ->> 'account_id';
+        k_type := c ->> 'integration_type';
+        -- Each changed row whole, once.
+        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+            SELECT array_agg(to_jsonb(o)) INTO olds FROM old_rows o;
         END IF;
+        IF TG_OP IN ('INSERT', 'UPDATE') THEN
+            SELECT array_agg(to_jsonb(n)) INTO news FROM new_rows n;
+        END IF;
+        sample := coalesce(news[1], olds[1]);
         IF sample IS NULL THEN
             RETURN NULL;
         END IF;
         -- Does the mapping still fit the rows? Every mapped column there.
-        fits := sample ? (c ->> 'id') AND sample ? (c ->> 'account_id') AND sample ? (c ->> 'integration_type')
+        fits := sample ? k_id AND sample ? k_acc AND sample ? k_type
                 AND sample ? (c ->> 'config') AND sample ? (c ->> 'is_active')
                 AND (jsonb_typeof(c -> 'version') IS DISTINCT FROM 'string' OR sample ? (c ->> 'version'));
-        IF TG_OP = 'DELETE' THEN
-            SELECT keyfall.keyfall_slugs(array_agg(DISTINCT keyfall.keyfall_int8_or_null(to_jsonb(o) ->> (c ->> 'account_id'))))
-              INTO slugs FROM old_rows o;
-        ELSE
-            SELECT keyfall.keyfall_slugs(array_agg(DISTINCT keyfall.keyfall_int8_or_null(to_jsonb(n) ->> (c ->> 'account_id'))))
-              INTO slugs FROM new_rows n;
-        END IF;
+        SELECT keyfall.keyfall_slugs(array_agg(DISTINCT keyfall.keyfall_json_int8(d -> k_acc)))
+          INTO slugs FROM unnest(coalesce(news, olds)) d;
 
-        IF TG_OP = 'INSERT' THEN
-            WITH nn AS (SELECT to_jsonb(n) AS d FROM new_rows n),
-            ins AS (
-                INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
-                                               integration_type, before, after)
-                SELECT kf_actor, kf_op, 'integration_settings', keyfall.keyfall_int8_or_null(d ->> (c ->> 'id')),
-                       keyfall.keyfall_int8_or_null(d ->> (c ->> 'account_id')), slugs ->> (d ->> (c ->> 'account_id')),
-                       d ->> (c ->> 'integration_type'), NULL,
-                       CASE WHEN fits THEN keyfall.keyfall_captured(d, c) ELSE jsonb_build_object('row', keyfall.keyfall_redact(d)) END
-                  FROM nn
-                RETURNING id, row_id, account_id)
-            SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', kf_op,
-                       'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
-              INTO changed, payloads
-              FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
-        ELSIF TG_OP = 'UPDATE' THEN
-            WITH nn AS (SELECT to_jsonb(n) AS d FROM new_rows n),
-                 oo AS (SELECT to_jsonb(o) AS d FROM old_rows o),
-            ins AS (
-                INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
-                                               integration_type, before, after)
-                SELECT kf_actor, kf_op, 'integration_settings', keyfall.keyfall_int8_or_null(nn.d ->> (c ->> 'id')),
-                       keyfall.keyfall_int8_or_null(nn.d ->> (c ->> 'account_id')),
-                       slugs ->> (nn.d ->> (c ->> 'account_id')), nn.d ->> (c ->> 'integration_type'),
-                       CASE WHEN fits THEN keyfall.keyfall_captured(oo.d, c) ELSE jsonb_build_object('row', keyfall.keyfall_redact(oo.d)) END,
-                       CASE WHEN fits THEN keyfall.keyfall_captured(nn.d, c) ELSE jsonb_build_object('row', keyfall.keyfall_redact(nn.d)) END
-                  FROM nn LEFT JOIN oo ON oo.d -> (c ->> 'id') = nn.d -> (c ->> 'id')
-                RETURNING id, row_id, account_id)
-            SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', kf_op,
-                       'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
-              INTO changed, payloads
-              FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
-        ELSE
-            WITH oo AS (SELECT to_jsonb(o) AS d FROM old_rows o),
-            ins AS (
-                INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
-                                               integration_type, before, after)
-                SELECT kf_actor, kf_op, 'integration_settings', keyfall.keyfall_int8_or_null(d ->> (c ->> 'id')),
-                       keyfall.keyfall_int8_or_null(d ->> (c ->> 'account_id')), slugs ->> (d ->> (c ->> 'account_id')),
-                       d ->> (c ->> 'integration_type'),
-                       CASE WHEN fits THEN keyfall.keyfall_captured(d, c) ELSE jsonb_build_object('row', keyfall.keyfall_redact(d)) END,
-                       NULL
-                  FROM oo
-                RETURNING id, row_id, account_id)
-            SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', kf_op,
-                       'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
-              INTO changed, payloads
-              FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
-        END IF;
+        WITH ins AS (
+            INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug,
+                                           integration_type, before, after)
+            SELECT kf_actor, kf_op, 'integration_settings', keyfall.keyfall_json_int8(r.d -> k_id),
+                   keyfall.keyfall_json_int8(r.d -> k_acc), slugs ->> (r.d ->> k_acc), r.d ->> k_type,
+                   CASE WHEN r.o IS NULL THEN NULL WHEN fits THEN keyfall.keyfall_captured(r.o, c)
+                        ELSE jsonb_build_object('row', keyfall.keyfall_redact(r.o)) END,
+                   CASE WHEN r.n IS NULL THEN NULL WHEN fits THEN keyfall.keyfall_captured(r.n, c)
+                        ELSE jsonb_build_object('row', keyfall.keyfall_redact(r.n)) END
+              FROM (SELECT coalesce(n, o) AS d, o, n
+                      FROM (SELECT n FROM unnest(news) n) nn
+                      FULL JOIN (SELECT o FROM unnest(olds) o) oo ON oo.o -> k_id = nn.n -> k_id) r
+            RETURNING id, row_id, account_id)
+        SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', kf_op,
+                   'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
+          INTO changed, payloads
+          FROM (SELECT *, row_number() OVER () AS rn FROM ins) x;
 
         -- The verdicts keyfall keeps per row (report, batch), where the
         -- mapping fits; a row that no longer fits loses its verdict until
         -- `keyfall attach` re-maps.
-        IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        IF olds IS NOT NULL THEN
             DELETE FROM keyfall.row_verdicts r
-             USING old_rows o
-             WHERE r.setting_id = keyfall.keyfall_int8_or_null(to_jsonb(o) ->> (c ->> 'id'));
+             WHERE r.setting_id = ANY (ARRAY(SELECT keyfall.keyfall_json_int8(o -> k_id) FROM unnest(olds) o));
         END IF;
-        IF TG_OP IN ('INSERT', 'UPDATE') AND fits THEN
+        IF news IS NOT NULL AND fits THEN
             INSERT INTO keyfall.row_verdicts (setting_id, account_id, integration_type, verdict, provider)
-            SELECT keyfall.keyfall_int8_or_null(d ->> (c ->> 'id')), keyfall.keyfall_int8_or_null(d ->> (c ->> 'account_id')),
-                   d ->> (c ->> 'integration_type'),
-                   keyfall.keyfall_row_verdict(d ->> (c ->> 'integration_type'), d -> (c ->> 'config'),
-                                               (d ->> (c ->> 'is_active'))::boolean),
+            SELECT keyfall.keyfall_json_int8(d -> k_id), keyfall.keyfall_json_int8(d -> k_acc), d ->> k_type,
+                   keyfall.keyfall_row_verdict(d ->> k_type, d -> (c ->> 'config'), (d ->> (c ->> 'is_active'))::boolean),
                    keyfall.keyfall_mask(d -> (c ->> 'config') -> 'provider')
-              FROM (SELECT to_jsonb(n) AS d FROM new_rows n) nn
-             WHERE keyfall.keyfall_int8_or_null(d ->> (c ->> 'id')) IS NOT NULL
-               AND keyfall.keyfall_int8_or_null(d ->> (c ->> 'account_id')) IS NOT NULL
+              FROM unnest(news) d
+             WHERE keyfall.keyfall_json_int8(d -> k_id) IS NOT NULL AND keyfall.keyfall_json_int8(d -> k_acc) IS NOT NULL
             ON CONFLICT (setting_id) DO UPDATE
                SET account_id = EXCLUDED.account_id, integration_type = EXCLUDED.integration_type,
                    verdict = EXCLUDED.verdict, provider = EXCLUDED.provider;
