@@ -19,6 +19,111 @@
 --   keeps working. A settings table dropped and made again (`migrate app
 --   zero`, then back) is attached again as soon as it fits.
 
+-- Why a column type could run code of a role that is not a superuser when
+-- keyfall's owner-rights code handles its values (its owner, through
+-- domains and arrays, is not a superuser; or it is a composite), or NULL.
+CREATE OR REPLACE FUNCTION keyfall.keyfall_untrusted_type(t oid) RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = keyfall, pg_catalog, pg_temp AS $$
+DECLARE
+    ty record;
+BEGIN
+    LOOP
+        SELECT y.typtype, y.typbasetype, y.typelem, y.typcategory, y.typowner, y.typname
+          INTO ty FROM pg_catalog.pg_type y WHERE y.oid = t;
+        EXIT WHEN NOT FOUND;
+        IF ty.typtype = 'd' THEN
+            t := ty.typbasetype;
+        ELSIF ty.typcategory = 'A' AND ty.typelem <> 0 THEN
+            t := ty.typelem;
+        ELSE
+            EXIT;
+        END IF;
+    END LOOP;
+    IF ty.typtype = 'c' THEN
+        RETURN format('the composite type %s', ty.typname);
+    END IF;
+    IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = ty.typowner), false) THEN
+        RETURN format('type %s is owned by %s, not a superuser', ty.typname,
+                      (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = ty.typowner));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- What does not fit in a mapping, one sentence each (0001's, and): a mapped
+-- column of a type keyfall cannot trust is not mapped; settings may have
+-- integer (not only bigint) ids — keyfall reads and writes them as bigint.
+CREATE OR REPLACE FUNCTION keyfall.keyfall_mapping_problems(m jsonb) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = keyfall, pg_catalog, pg_temp AS $$
+DECLARE
+    problems text[] := '{}';
+    part     text;
+    col      record;
+    rel      regclass;
+    typ      text;
+    typ_oid  oid;
+    owner    text;
+BEGIN
+    FOREACH part IN ARRAY ARRAY['accounts', 'users', 'settings'] LOOP
+        rel := to_regclass(keyfall.keyfall_qualified(m -> part));
+        IF rel IS NULL THEN
+            problems := problems || format('%s table %s does not exist', part, keyfall.keyfall_qualified(m -> part));
+            CONTINUE;
+        END IF;
+        FOR col IN
+            SELECT key AS role, value #>> '{}' AS name
+              FROM jsonb_each(m -> part -> 'columns')
+             WHERE jsonb_typeof(value) = 'string'
+        LOOP
+            typ := NULL;
+            SELECT format_type(a.atttypid, NULL), a.atttypid INTO typ, typ_oid
+              FROM pg_attribute a
+             WHERE a.attrelid = rel AND a.attname = col.name AND a.attnum > 0 AND NOT a.attisdropped;
+            IF typ IS NOT NULL THEN
+                owner := keyfall.keyfall_untrusted_type(typ_oid);
+            END IF;
+            IF typ IS NULL THEN
+                problems := problems || format('%s: column %I (for %s) does not exist in %s',
+                                               part, col.name, col.role, rel::text);
+            ELSIF owner IS NOT NULL THEN
+                problems := problems || format('%s.%I is of type %s (%s): keyfall reads it with its schema owner''s rights and '
+                                               'would run that type''s casts, so it does not map it',
+                                               rel::text, col.name, typ, owner);
+            ELSIF col.role = 'config' AND typ <> 'jsonb' THEN
+                problems := problems || format('%s.%I is %s; keyfall needs jsonb (Django''s JSONField on PostgreSQL)',
+                                               rel::text, col.name, typ);
+            ELSIF col.role IN ('is_active', 'is_superuser') AND typ <> 'boolean' THEN
+                problems := problems || format('%s.%I is %s, not boolean', rel::text, col.name, typ);
+            ELSIF col.role IN ('id', 'account_id', 'version') AND typ NOT IN ('bigint', 'integer', 'smallint') THEN
+                problems := problems || format('%s.%I is %s, not an integer', rel::text, col.name, typ);
+            ELSIF col.role IN ('updated_at', 'created_at') AND typ <> 'timestamp with time zone' THEN
+                problems := problems || format('%s.%I is %s, not timestamptz (Django with USE_TZ)',
+                                               rel::text, col.name, typ);
+            END IF;
+        END LOOP;
+    END LOOP;
+    -- One setting per account and type, as the app's model has it: keyfall
+    -- creates settings with ON CONFLICT on that pair.
+    rel := to_regclass(keyfall.keyfall_qualified(m -> 'settings'));
+    IF rel IS NOT NULL AND NOT EXISTS (
+        SELECT 1
+          FROM pg_index i
+         WHERE i.indrelid = rel AND i.indisunique AND i.indnkeyatts = 2 AND i.indpred IS NULL
+           AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text)
+                  FROM pg_attribute a
+                 WHERE a.attrelid = rel AND a.attnum = ANY (i.indkey::int2[]))
+               = (SELECT array_agg(x ORDER BY x)
+                    FROM unnest(ARRAY[m -> 'settings' -> 'columns' ->> 'account_id',
+                                      m -> 'settings' -> 'columns' ->> 'integration_type']) x)
+    ) THEN
+        problems := problems || format('%s has no unique constraint on (%I, %I): keyfall needs one setting per account and type',
+                                       rel::text, m -> 'settings' -> 'columns' ->> 'account_id',
+                                       m -> 'settings' -> 'columns' ->> 'integration_type');
+    END IF;
+    RETURN problems;
+END
+$$;
+
 -- Where each mapped table and column is, by identity: renames are followed.
 ALTER TABLE keyfall.mapping ADD COLUMN IF NOT EXISTS places jsonb;
 -- Why the app's tables no longer fit (NULL: they do), and since when.
@@ -331,7 +436,7 @@ BEGIN
     -- every resolve trace needs — but its config and who changed it are
     -- not shown.
     EXECUTE format(
-        'CREATE VIEW keyfall.integration_settings AS SELECT s.%I::bigint AS id, s.%I AS account_id,'
+        'CREATE VIEW keyfall.integration_settings AS SELECT s.%I::bigint AS id, s.%I::bigint AS account_id,'
         ' s.%I AS integration_type,'
         ' CASE WHEN NOT v.shown THEN NULL'
         '      WHEN (SELECT pg_catalog.pg_has_role(n.nspowner, ''MEMBER'') FROM pg_catalog.pg_namespace n WHERE n.nspname = ''keyfall'') THEN s.%I'

@@ -149,3 +149,59 @@ async fn migrate_zero_and_back_is_attached_again() {
     let run = keyfall(&db, &["report", "--json"], None);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+/// Apps with integer ids (Django's AutoField, the default before 3.2): attach,
+/// resolve, a write through keyfall and one by the app, both audited.
+#[tokio::test]
+async fn an_app_with_integer_ids_is_attached_read_and_written() {
+    let db = TestDb::bare().await;
+    let mut conn = db.raw().await;
+    sqlx::raw_sql(
+        r#"
+        CREATE TABLE shop_account (id serial PRIMARY KEY, slug varchar(50) UNIQUE NOT NULL, name varchar(255) NOT NULL,
+                                   status varchar(20) NOT NULL DEFAULT 'active');
+        CREATE TABLE shop_user (id serial PRIMARY KEY, email varchar(254) UNIQUE NOT NULL, role varchar(20) NOT NULL,
+                                is_superuser boolean NOT NULL DEFAULT false, is_active boolean NOT NULL DEFAULT true,
+                                account_id integer REFERENCES shop_account(id));
+        CREATE TABLE shop_integrationsettings (id serial PRIMARY KEY, account_id integer NOT NULL REFERENCES shop_account(id),
+                                integration_type varchar(50) NOT NULL, config jsonb NOT NULL, is_active boolean NOT NULL,
+                                UNIQUE (account_id, integration_type));
+        INSERT INTO shop_account (slug, name) VALUES ('aws-admin', 'AWS admin'), ('default-account', 'Default'),
+                                                 ('default', 'Default'), ('tenant', 'Tenant');
+        INSERT INTO shop_user (email, role, is_superuser, account_id) VALUES ('dev@shop.example', 'developer', true, 1),
+                                                                          ('owner@tenant.example', 'owner', false, 4);
+        INSERT INTO shop_integrationsettings (account_id, integration_type, config, is_active)
+        VALUES (1, 'openai', '{"apiKey": "sk-shop-0123456789abcdef", "model": "gpt-4o"}', true);
+        "#,
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let run = keyfall(&db, &["attach", "--yes", "--no-config"], None);
+    assert_eq!(run.code, 0, "attach: {}\n{}", run.stdout, run.stderr);
+    let run =
+        keyfall(&db, &["resolve", "--user", "owner@tenant.example", "--function", "auto_cluster", "--json"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["answered_by"], "aws-admin");
+    let run = keyfall(
+        &db,
+        &["--as", "dev@shop.example", "set", "tenant", "openai", "apiKey"],
+        Some("sk-tenant-0123456789abcdef"),
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    sqlx::raw_sql("UPDATE shop_integrationsettings SET is_active = false WHERE account_id = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let actions: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT action, account_slug FROM keyfall.audit_log WHERE table_name = 'integration_settings' ORDER BY id",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        actions,
+        [("insert".to_string(), Some("tenant".to_string())), ("update".to_string(), Some("aws-admin".to_string()))]
+    );
+}

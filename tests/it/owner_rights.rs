@@ -482,3 +482,24 @@ async fn keyfall_actor_holds_an_identity_and_keyfalls_own_notes_only() {
         assert_eq!(actor, recorded, "claimed {claimed:?}");
     }
 }
+
+#[tokio::test]
+async fn a_mapped_column_of_a_type_the_apps_role_owns_is_not_mapped() {
+    let db = attackable(None).await;
+    let mut app = connect_as(&db, APP).await;
+    // The app's own migration turns a mapped column into its own type: it
+    // passes (keyfall's views step aside), and keyfall stops reading it
+    // rather than run that type's casts with its owner's rights.
+    sqlx::raw_sql(
+        "CREATE TYPE public.kind AS ENUM ('openai', 'runware', 'image_generation');
+         ALTER TABLE public.integration_settings ALTER COLUMN integration_type TYPE public.kind
+               USING integration_type::public.kind;
+         UPDATE public.integration_settings SET is_active = is_active;",
+    )
+    .execute(&mut app)
+    .await
+    .expect("the app's migration and write succeed with keyfall attached");
+    let run = keyfall(&db, &["report", "--json"], None);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("integration_type") && run.stderr.contains("does not map it"), "{}", run.stderr);
+}
