@@ -25,4 +25,5 @@ mod scoped;
 mod secrets;
 mod store;
 mod support;
+mod tcp;
 mod trust;
