@@ -4,6 +4,7 @@
 //! the private-cluster path.
 
 mod attach;
+mod attach_lifecycle;
 mod cli;
 mod cluster;
 mod console;
