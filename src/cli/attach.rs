@@ -76,7 +76,12 @@ async fn attach_on(store: &Store, target: &Target, config: &Config, args: &Attac
     let problems = store.mapping_problems(&mapping).await?;
     out!("{}", describe(target, &mapping, &installed));
     if !problems.is_empty() {
-        return Err(CliError::Usage(format!("the mapping does not fit: {}", problems.join("; "))));
+        let whose = if config.mapping.is_some() {
+            "the config file's [mapping] (an input to attach only: another config file, or none, detects this database's tables)"
+        } else {
+            "the mapping"
+        };
+        return Err(CliError::Usage(format!("{whose} does not fit: {}", problems.join("; "))));
     }
     if !store.has_lower_email_index(&mapping).await? {
         outln!(

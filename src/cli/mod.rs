@@ -418,7 +418,8 @@ pub async fn open_store(
     let store = match intent {
         Intent::Demo => {
             let store = Store::connect_creating(&target).await?;
-            if let crate::store::Installed::Current { mapping: Some(m) } = store.installed().await?
+            if let crate::store::Installed::Current { mapping: Some(m) }
+            | crate::store::Installed::Detached { mapping: Some(m), .. } = store.installed().await?
                 && !m.is_demo()
             {
                 store.close().await;
