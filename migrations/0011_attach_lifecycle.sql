@@ -37,9 +37,12 @@ BEGIN
     -- they are, to be made again by attach.
     SELECT coalesce(jsonb_agg(jsonb_build_object(
                'name', e.evtname, 'event', e.evtevent, 'tags', to_jsonb(e.evttags),
-               'function', e.evtfoid::regproc::text, 'enabled', e.evtenabled) ORDER BY e.evtname), '[]'::jsonb)
+               'function', format('%I.%I', fn.nspname, f.proname), 'enabled', e.evtenabled) ORDER BY e.evtname),
+               '[]'::jsonb)
       INTO evts
       FROM pg_catalog.pg_event_trigger e
+      JOIN pg_catalog.pg_proc f ON f.oid = e.evtfoid
+      JOIN pg_catalog.pg_namespace fn ON fn.oid = f.pronamespace
      WHERE e.evtname LIKE 'keyfall\_%';
     FOR t IN SELECT e.evtname FROM pg_catalog.pg_event_trigger e WHERE e.evtname LIKE 'keyfall\_%' LOOP
         EXECUTE format('DROP EVENT TRIGGER %I', t.evtname);
@@ -98,8 +101,10 @@ BEGIN
                 SELECT ' WHEN TAG IN (' || string_agg(quote_literal(v), ', ') || ')' INTO tags
                   FROM jsonb_array_elements_text(e -> 'tags') v;
             END IF;
+            -- The function as keyfall_detach wrote it: schema and name,
+            -- each quoted by format('%I').
             EXECUTE format('CREATE EVENT TRIGGER %I ON %I%s EXECUTE FUNCTION %s()',
-                           e ->> 'name', e ->> 'event', tags, to_regproc(e ->> 'function'));
+                           e ->> 'name', e ->> 'event', tags, e ->> 'function');
             IF e ->> 'enabled' = 'D' THEN
                 EXECUTE format('ALTER EVENT TRIGGER %I DISABLE', e ->> 'name');
             END IF;

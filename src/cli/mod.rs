@@ -585,7 +585,7 @@ The base directories of the files below.
 .SH FILES
 .TP
 \fI~/.config/keyfall/config.toml\fR
-database_url, operator, statement_timeout, [mapping] (the app's tables, written by keyfall attach) and [resolution] (the rules the app resolves by).
+database_url, operator, statement_timeout, [mapping] (the app's tables, an input to keyfall attach only: every other command uses the mapping installed in its database) and [resolution] (the rules the app resolves by).
 .TP
 \fI~/.local/state/keyfall/keyfall.log\fR
 The log (mode 0600); it never holds a key.

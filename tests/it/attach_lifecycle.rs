@@ -142,6 +142,8 @@ async fn detach_keeps_the_history_and_attach_resumes_it() {
     assert!(touching_the_app(&db).await.is_empty(), "{:?}", touching_the_app(&db).await);
     assert_eq!(scalar_i64(&db, "SELECT count(*) FROM keyfall.audit_log WHERE action <> 'detach'").await, audited);
     assert_eq!(scalar_i64(&db, "SELECT count(*) FROM keyfall.audit_log WHERE action = 'detach'").await, 1);
+    // keyfall's own DDL is no gap of someone else's.
+    assert_eq!(scalar_i64(&db, "SELECT count(*) FROM keyfall.audit_log WHERE action LIKE 'capture%'").await, 0);
     assert_eq!(scalar_i64(&db, "SELECT count(*) FROM keyfall.fallback_chain WHERE account_slug = 'acme'").await, 1);
     assert_eq!(scalar_i64(&db, "SELECT count(*) FROM keyfall.detached").await, 1);
     let detach_id = scalar_i64(&db, "SELECT max(id) FROM keyfall.audit_log").await;
@@ -161,6 +163,12 @@ async fn detach_keeps_the_history_and_attach_resumes_it() {
             run.stderr
         );
     }
+    // `keyfall migrate` leaves it detached, and makes no demo tables here.
+    let run = keyfall(&db, &["migrate"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("still detached"), "{}", run.stdout);
+    assert!(touching_the_app(&db).await.is_empty());
+    assert_eq!(scalar_i64(&db, "SELECT count(*) FROM pg_class WHERE relname = 'integration_settings'").await, 0);
     // An app migration can run now: keyfall holds nothing on its tables.
     sqlx::raw_sql("ALTER TABLE app_settings ADD COLUMN note text").execute(&mut conn).await.unwrap();
 
@@ -173,6 +181,7 @@ async fn detach_keeps_the_history_and_attach_resumes_it() {
     assert!(run.stdout.contains("attached again"), "{}", run.stdout);
     assert_eq!(touching_the_app(&db).await, attached, "everything is back");
     let attach_id = scalar_i64(&db, "SELECT max(id) FROM keyfall.audit_log WHERE action = 'attach'").await;
+    assert_eq!(scalar_i64(&db, "SELECT count(*) FROM keyfall.audit_log WHERE action LIKE 'capture%'").await, 0);
     assert!(attach_id > detach_id, "the same log goes on");
     assert_eq!(scalar_i64(&db, "SELECT count(*) FROM keyfall.fallback_chain WHERE account_slug = 'acme'").await, 1);
     let run = keyfall(&db, &["audit"], None);
