@@ -953,3 +953,23 @@ async fn ensure_database(target: &Target) -> Result<(), StoreError> {
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Blocker, query_start};
+
+    #[test]
+    fn a_blocking_query_is_shown_up_to_its_first_literal() {
+        let q = "UPDATE app_settings SET config = '{\"apiKey\": \"sk-live-0123456789\"}' WHERE id = 1";
+        let shown = query_start(q);
+        assert_eq!(shown, "UPDATE app_settings SET config = …");
+        let q = "DO $$ BEGIN PERFORM set_key('sk-live-0123456789'); END $$";
+        assert!(!query_start(q).contains("sk-live"), "{}", query_start(q));
+        assert_eq!(query_start("SELECT * FROM t WHERE id = $1"), "SELECT * FROM t WHERE id = $1");
+        assert_eq!(query_start("BEGIN;\n  UPDATE t\tSET a = 1"), "BEGIN; UPDATE t SET a = 1");
+        let long = format!("SELECT {}", "x, ".repeat(40));
+        assert_eq!(query_start(&long).chars().count(), 60);
+        let b = Blocker { pid: 42, state: "idle in transaction".into(), since: None, query: q.into() };
+        assert!(b.to_string().starts_with("pid 42 (idle in transaction: DO"), "{b}");
+    }
+}
