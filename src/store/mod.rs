@@ -425,15 +425,17 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         let m = migrator();
-        if !m.iter().all(|m| applied.iter().any(|(v, c)| *v == m.version && c[..] == m.checksum[..])) {
-            return Ok(Installed::Outdated);
-        }
+        let current = m.iter().all(|m| applied.iter().any(|(v, c)| *v == m.version && c[..] == m.checksum[..]));
         let spec: Option<Value> =
             sqlx::query_scalar("SELECT spec FROM keyfall.mapping LIMIT 1").fetch_optional(&self.pool).await?;
+        // Detached, whatever the state of the migrations (attach migrates).
         if spec.is_none()
             && let Some((since, by, kept)) = self.detached().await?
         {
             return Ok(Installed::Detached { since, by, mapping: mapping::from_sql(&kept).map(Box::new) });
+        }
+        if !current {
+            return Ok(Installed::Outdated);
         }
         Ok(Installed::Current { mapping: spec.as_ref().and_then(mapping::from_sql).map(Box::new) })
     }
@@ -648,7 +650,7 @@ impl Store {
     /// least-privilege role can still start keyfall. Every lock is waited
     /// for a bounded time (`LOCK_WAIT`), then tried again.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        if matches!(self.installed().await?, Installed::Current { .. } | Installed::Detached { .. }) {
+        if matches!(self.installed().await?, Installed::Current { .. }) {
             return Ok(());
         }
         self.bounded(Locked::Migrate).await

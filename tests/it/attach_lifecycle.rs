@@ -154,6 +154,14 @@ async fn detach_keeps_the_history_and_attach_resumes_it() {
         .await
         .unwrap();
     assert_eq!(scalar_i64(&db, "SELECT max(id) FROM keyfall.audit_log").await, detach_id);
+    // Even where keyfall's schema is older than this keyfall (its newest
+    // migration not applied), a detached database says it is detached.
+    sqlx::raw_sql(
+        "DELETE FROM keyfall._sqlx_migrations WHERE version = (SELECT max(version) FROM keyfall._sqlx_migrations)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
     for args in [vec!["report"], vec!["audit"], vec!["get", "acme", "openai"]] {
         let run = keyfall(&db, &args, None);
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
