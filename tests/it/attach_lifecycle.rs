@@ -242,6 +242,24 @@ async fn hold_a_row(db: &TestDb) -> (sqlx::PgConnection, i32) {
     (holder, pid)
 }
 
+/// Until a session waits for `pid` (keyfall, in the lock queue).
+async fn waiting_behind(conn: &mut sqlx::PgConnection, pid: i32) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))")
+                .bind(pid)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing ever waited for pid {pid}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn spawn_keyfall(db: &TestDb, args: &[&str]) -> tokio::task::JoinHandle<Run> {
     let url = db.url();
     let args: Vec<String> = ["--database-url", url.as_str()].iter().chain(args).map(|s| s.to_string()).collect();
@@ -259,8 +277,8 @@ async fn attach_behind_an_open_app_transaction_never_queues_the_app() {
     let attach = spawn_keyfall(&db, &["attach", "--yes"]);
     // While attach waits, the app writes another row: it is held up at
     // most one lock wait, never until attach is done.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     let mut app = db.raw().await;
+    waiting_behind(&mut app, pid).await;
     let write = Instant::now();
     sqlx::query("UPDATE app_settings SET config = config || '{\"x\": 1}' WHERE account_id = 2")
         .execute(&mut app)
@@ -289,6 +307,8 @@ async fn attach_and_detach_go_through_once_the_app_transaction_ends() {
     let db = app_db().await;
     let (mut holder, pid) = hold_a_row(&db).await;
     let attach = spawn_keyfall(&db, &["attach", "--yes"]);
+    let mut watcher = db.raw().await;
+    waiting_behind(&mut watcher, pid).await;
     tokio::time::sleep(Duration::from_millis(3000)).await;
     sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
     let run = attach.await.unwrap();
