@@ -26,8 +26,9 @@ pub struct RawConfig {
     /// Key bindings: `action = [keys]` on every screen that has the
     /// action, or `[keys.screen]` tables for one screen.
     pub keys: Option<std::collections::BTreeMap<String, RawKeys>>,
-    /// The app's tables and columns (written by `keyfall attach`).
-    pub mapping: Option<crate::store::Mapping>,
+    /// The app's tables and columns, as `keyfall attach` should install
+    /// them (any part left out is detected); never read by other commands.
+    pub mapping: Option<crate::store::mapping::MappingInput>,
     /// Which verdicts move the walk on, and which make the app fail.
     pub resolution: Option<RawResolution>,
     /// How long one statement of a command may run ("30s", "2min"; "0":
@@ -102,11 +103,13 @@ pub struct Config {
     pub color: Option<String>,
     pub read_only: bool,
     pub keys: std::collections::BTreeMap<String, Vec<String>>,
-    /// The config file's `[mapping]`, if it has one.
-    pub mapping: Option<crate::store::Mapping>,
+    /// The config file's `[mapping]`, if it has one: an input to `attach`
+    /// only (every other command uses the mapping installed in its
+    /// database).
+    pub mapping: Option<crate::store::mapping::MappingInput>,
     /// The config file's `[resolution]`, as written.
     pub resolution: RawResolution,
-    /// The config file read (or the one `attach` writes to).
+    /// The config file read.
     pub file: Option<PathBuf>,
     /// The database login, once connected (who the database says we are).
     pub login: Option<String>,

@@ -1,11 +1,14 @@
 //! `keyfall attach` and `keyfall detach`: put keyfall on an app's database
 //! and take it off again. Attach inspects the database, proposes the mapping
-//! (or takes the config file's), shows what it would install, and installs
-//! and writes the config only on confirmation. Detach removes every object
-//! keyfall installed; the app's tables and rows stay exactly as they were.
+//! (the config file's `[mapping]` filled in by detection, else the one kept
+//! at detach, else detection), shows what it would install, and installs it
+//! in that database on confirmation; it prints the mapping, and never writes
+//! the config file. Detach removes what touches the app (keyfall's triggers,
+//! event triggers, views) and keeps keyfall's own data, so a later attach
+//! resumes; `detach --purge` removes everything. Neither keeps the app's
+//! traffic waiting: their lock waits are bounded (store::LOCK_WAIT).
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 
 use crate::config::Config;
 use crate::domain::text::visible_short;
@@ -24,8 +27,8 @@ pub struct AttachArgs {
     /// Install without asking (for scripts).
     #[arg(long)]
     pub yes: bool,
-    /// Do not write the mapping into the config file.
-    #[arg(long)]
+    /// No effect: attach never writes the config file (kept for scripts).
+    #[arg(long, hide = true)]
     pub no_config: bool,
 }
 
@@ -34,6 +37,9 @@ pub struct DetachArgs {
     /// Remove without asking (for scripts).
     #[arg(long)]
     pub yes: bool,
+    /// Remove keyfall's schema too: its audit log, chain, policy, operators.
+    #[arg(long)]
+    pub purge: bool,
 }
 
 pub async fn attach(target: &Target, config: &Config, args: &AttachArgs) -> CliResult {
@@ -44,18 +50,38 @@ pub async fn attach(target: &Target, config: &Config, args: &AttachArgs) -> CliR
 }
 
 async fn attach_on(store: &Store, target: &Target, config: &Config, args: &AttachArgs) -> CliResult {
-    let mapping = match (&config.mapping, &args.settings_table) {
-        (Some(m), None) => m.clone(),
-        _ => {
-            let tables = store.catalog().await?;
-            crate::store::mapping::detect(&tables, args.settings_table.as_deref()).map_err(CliError::Usage)?
+    let tables = store.catalog().await?;
+    let installed = store.installed().await?;
+    let kept = match &installed {
+        Installed::Current { mapping: Some(m) } | Installed::Detached { mapping: Some(m), .. } => {
+            Some(m.as_ref().clone())
+        }
+        _ => None,
+    };
+    let mapping = match (&config.mapping, &args.settings_table, kept) {
+        // The config's [mapping], the rest detected in this database.
+        (Some(input), flag, _) => input.resolve(&tables, flag.as_deref()).map_err(CliError::Usage)?,
+        // The mapping keyfall has here (kept at detach), where it still fits.
+        (None, None, Some(kept)) if store.mapping_problems(&kept).await?.is_empty() => kept,
+        (None, flag, kept) => {
+            if let Some(kept) = kept {
+                eprintln!(
+                    "keyfall: the mapping keyfall had here (settings in {}) no longer fits: detecting anew",
+                    visible_short(&kept.settings_table(), 80)
+                );
+            }
+            crate::store::mapping::detect(&tables, flag.as_deref()).map_err(CliError::Usage)?
         }
     };
     let problems = store.mapping_problems(&mapping).await?;
-    let installed = store.installed().await?;
-    out!("{}", describe(target, &mapping, &installed, config.file.as_deref(), args.no_config));
+    out!("{}", describe(target, &mapping, &installed));
     if !problems.is_empty() {
-        return Err(CliError::Usage(format!("the mapping does not fit: {}", problems.join("; "))));
+        let whose = if config.mapping.is_some() {
+            "the config file's [mapping] (an input to attach only: another config file, or none, detects this database's tables)"
+        } else {
+            "the mapping"
+        };
+        return Err(CliError::Usage(format!("{whose} does not fit: {}", problems.join("; "))));
     }
     if !store.has_lower_email_index(&mapping).await? {
         outln!(
@@ -79,18 +105,26 @@ async fn attach_on(store: &Store, target: &Target, config: &Config, args: &Attac
             return Ok(Exit::Negative);
         }
     }
+    if installed == Installed::Legacy {
+        return Err(CliError::Usage(format!(
+            "{} has keyfall's first layout (its tables in public): run `keyfall migrate` first",
+            target.label()
+        )));
+    }
     store.migrate().await?;
     store.install_mapping(&mapping).await?;
-    outln!("installed in {}", target.label());
-    if !args.no_config {
-        match config.file.as_deref() {
-            Some(path) => {
-                write_mapping(path, &mapping)?;
-                outln!("mapping written to {}", path.display());
-            }
-            None => outln!("no config file location (set HOME or --config): the mapping lives in the database only"),
-        }
+    match &installed {
+        Installed::Detached { since, .. } => outln!(
+            "attached again to {}: the audit log goes on; changes since {} were not recorded",
+            target.label(),
+            since.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        _ => outln!("installed in {}", target.label()),
     }
+    outln!(
+        "the mapping lives in this database; to attach another database the same way, put this in its config file:\n{}",
+        mapping.to_toml().trim_end()
+    );
     Ok(Exit::Ok)
 }
 
@@ -103,41 +137,77 @@ pub async fn detach(target: &Target, args: &DetachArgs) -> CliResult {
 
 async fn detach_on(store: &Store, target: &Target, args: &DetachArgs) -> CliResult {
     let installed = store.installed().await?;
-    if installed == Installed::Nothing {
-        outln!("nothing of keyfall's is installed in {}", target.label());
-        return Ok(Exit::Ok);
-    }
     let table = match &installed {
-        Installed::Current { mapping: Some(m) } => m.settings_table(),
+        Installed::Nothing => {
+            outln!("nothing of keyfall's is installed in {}", target.label());
+            return Ok(Exit::Ok);
+        }
+        Installed::Legacy => {
+            return Err(CliError::Usage(format!(
+                "{} has keyfall's first layout (its tables in public): run `keyfall migrate` first",
+                target.label()
+            )));
+        }
+        Installed::Detached { since, .. } if !args.purge => {
+            outln!(
+                "keyfall is detached from {} since {} already (`keyfall detach --purge` removes its data too)",
+                target.label(),
+                since.format("%Y-%m-%d %H:%M:%S UTC")
+            );
+            return Ok(Exit::Ok);
+        }
+        Installed::Current { mapping: Some(m) } | Installed::Detached { mapping: Some(m), .. } => m.settings_table(),
         _ => "the mapped settings table".into(),
     };
+    // keyfall's newest objects (0011 keeps history at detach).
+    store.migrate().await?;
+    if args.purge {
+        let kept = store.kept_data().await?;
+        outln!(
+            "keyfall detach --purge: {}\n  would remove: schema keyfall and everything in it — {} audit entries, {} operator mappings, {} fallback chain entries, {} function mappings, the policy — and keyfall's triggers on the app's tables\n  the app's tables and rows are left as they are",
+            target.label(),
+            kept.audit_entries,
+            kept.operators,
+            kept.chain_entries,
+            kept.functions
+        );
+        if !args.yes {
+            if !std::io::stdin().is_terminal() {
+                return Err(CliError::Usage(format!(
+                    "detach --purge erases keyfall's audit log ({} entries) for good: confirm with --yes",
+                    kept.audit_entries
+                )));
+            }
+            if !confirm("remove all of it? [y/N] ")? {
+                outln!("nothing removed");
+                return Ok(Exit::Negative);
+            }
+        }
+        store.purge().await?;
+        outln!("keyfall removed from {}", target.label());
+        return Ok(Exit::Ok);
+    }
     outln!(
-        "keyfall detach: {}\n  would remove: schema keyfall (its views, chain, policy, functions, audit log) and the audit triggers on {}\n  the app's tables and rows are left as they are",
+        "keyfall detach: {}\n  would remove: keyfall's triggers on {} and the app's other tables, its event triggers, its views over the app's tables\n  keeps: its audit log, chain, policy, function map, operators and the mapping (`keyfall attach` resumes; `--purge` removes them too)\n  the app's tables and rows are left as they are",
         target.label(),
         visible_short(&table, 120)
     );
     if !args.yes {
         if !std::io::stdin().is_terminal() {
-            return Err(CliError::Usage("detach removes keyfall's audit log too: confirm with --yes".into()));
+            return Err(CliError::Usage("detach changes the database: confirm with --yes".into()));
         }
-        if !confirm("remove? [y/N] ")? {
+        if !confirm("detach? [y/N] ")? {
             outln!("nothing removed");
             return Ok(Exit::Negative);
         }
     }
     store.detach().await?;
-    outln!("keyfall removed from {}", target.label());
+    outln!("keyfall detached from {}: nothing is recorded until `keyfall attach` resumes it", target.label());
     Ok(Exit::Ok)
 }
 
 /// The mapping as a person reads it, and what attach would install.
-fn describe(
-    target: &Target,
-    m: &Mapping,
-    installed: &Installed,
-    config_file: Option<&Path>,
-    no_config: bool,
-) -> String {
+fn describe(target: &Target, m: &Mapping, installed: &Installed) -> String {
     let v = |s: &str| visible_short(s, 80);
     let c = &m.settings.columns;
     let token = match &c.version {
@@ -146,7 +216,7 @@ fn describe(
     };
     let optional = |label: &str, col: &Option<String>| match col {
         Some(col) => format!(", {label} {}", v(col)),
-        None => String::new(),
+        None => format!(", no {label}"),
     };
     let mut out = format!("keyfall attach: {}\n", target.label());
     out.push_str(&format!(
@@ -189,6 +259,7 @@ fn describe(
             "installed with this mapping already"
         }
         Installed::Current { .. } => "installed with another mapping (will be replaced)",
+        Installed::Detached { .. } => "detached (attaching resumes: the same audit log, chain and policy)",
     };
     out.push_str(&format!("keyfall here: {state}\n"));
     out.push_str("installs:\n");
@@ -207,9 +278,6 @@ fn describe(
     out.push_str(
         "  on keyfall's view of the settings: the check of every write against the policy, for the operator\n",
     );
-    if !no_config && let Some(path) = config_file {
-        out.push_str(&format!("  config: [mapping] in {}\n", path.display()));
-    }
     out
 }
 
@@ -219,33 +287,4 @@ fn confirm(prompt: &str) -> Result<bool, CliError> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).map_err(|e| CliError::Other(e.to_string()))?;
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
-}
-
-/// Put `[mapping]` into the config file: appended when the file has none,
-/// else the file is rewritten with the new mapping (its comments are lost;
-/// say so).
-fn write_mapping(path: &Path, mapping: &Mapping) -> Result<(), CliError> {
-    let fail = |e: std::io::Error| CliError::Other(format!("cannot write {}: {e}", path.display()));
-    let existing = std::fs::read_to_string(path).unwrap_or_default();
-    let mut table: toml::Table = toml::from_str(&existing)
-        .map_err(|e| CliError::Usage(format!("config file {}: {}", path.display(), e.message())))?;
-    let text = if table.contains_key("mapping") {
-        let value = toml::Table::try_from(mapping).map_err(|e| CliError::Other(e.to_string()))?;
-        table.insert("mapping".into(), toml::Value::Table(value));
-        eprintln!("keyfall: replacing [mapping] in {} (comments in it are not kept)", path.display());
-        toml::to_string(&table).map_err(|e| CliError::Other(e.to_string()))?
-    } else {
-        let mut text = existing;
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str("\n# The app's tables, written by `keyfall attach`.\n");
-        text.push_str(&mapping.to_toml());
-        text
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(fail)?;
-    }
-    std::fs::write(path, text).map_err(fail)?;
-    Ok(())
 }

@@ -196,6 +196,29 @@ fn gap_line(e: &AuditEntry, entries: &[AuditEntry]) -> Option<String> {
                 None => format!("audit capture on again ({})", triggers()),
             })
         }
+        "detach" => Some(format!(
+            "⚠ keyfall detached by {}: nothing recorded from here",
+            crate::domain::text::identity_short(&e.actor, 60)
+        )),
+        "attach" => {
+            // The gap began at the detach: the nearest older entry saying
+            // so, else the time the attach row carries.
+            let began =
+                entries.iter().filter(|o| o.id < e.id && o.action == "detach").map(|o| o.at).max().or_else(|| {
+                    after
+                        .and_then(|a| a.get("detached_at"))
+                        .and_then(|t| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(t.clone()).ok())
+                });
+            let by = crate::domain::text::identity_short(&e.actor, 60);
+            Some(match began {
+                Some(t) => format!(
+                    "keyfall attached again by {by}: changes between {} and {} were not recorded",
+                    t.format("%Y-%m-%d %H:%M:%S"),
+                    e.at.format("%Y-%m-%d %H:%M:%S")
+                ),
+                None => format!("keyfall attached again by {by}: changes before this were not recorded"),
+            })
+        }
         "capture_refused" => Some(format!(
             "⚠ a change was recorded without its contents: {}",
             after

@@ -424,7 +424,8 @@ pub async fn open_store(
     let store = match intent {
         Intent::Demo => {
             let store = Store::connect_creating(&target).await?;
-            if let crate::store::Installed::Current { mapping: Some(m) } = store.installed().await?
+            if let crate::store::Installed::Current { mapping: Some(m) }
+            | crate::store::Installed::Detached { mapping: Some(m), .. } = store.installed().await?
                 && !m.is_demo()
             {
                 store.close().await;
@@ -442,24 +443,42 @@ pub async fn open_store(
             // The mapping installed stays, even where keyfall's schema is
             // older than this keyfall (an outdated install is still attached
             // to the app's tables: never fall back to the demo tables there).
+            // A detached database stays detached (`attach` resumes it); the
+            // config's [mapping] is used only where nothing is installed.
             let installed = store.installed_mapping().await?;
-            let mapping = config.mapping.clone().or(installed).unwrap_or_else(Mapping::demo);
-            if mapping.is_demo() {
-                store.create_demo_tables().await?;
+            if installed.is_none()
+                && let Some((since, _)) = store.detached_since().await?
+            {
+                store.migrate().await?;
+                outln!(
+                    "keyfall is detached from {} since {}: migrated, still detached (`keyfall attach` resumes it)",
+                    target.label(),
+                    since.format("%Y-%m-%d %H:%M:%S UTC")
+                );
+                store
             } else {
-                let problems = store.mapping_problems(&mapping).await?;
-                if !problems.is_empty() {
-                    return Err(StoreError::NotInstalled(format!(
-                        "the mapping does not fit {}: {}",
-                        target.label(),
-                        problems.join("; ")
-                    ))
-                    .into());
+                let mapping = match (installed, &config.mapping) {
+                    (Some(m), _) => m,
+                    (None, Some(input)) => input.resolve(&store.catalog().await?, None).map_err(CliError::Usage)?,
+                    (None, None) => Mapping::demo(),
+                };
+                if mapping.is_demo() {
+                    store.create_demo_tables().await?;
+                } else {
+                    let problems = store.mapping_problems(&mapping).await?;
+                    if !problems.is_empty() {
+                        return Err(StoreError::NotInstalled(format!(
+                            "the mapping does not fit {}: {}",
+                            target.label(),
+                            problems.join("; ")
+                        ))
+                        .into());
+                    }
                 }
+                store.migrate().await?;
+                store.install_mapping(&mapping).await?;
+                store.with_mapping(&mapping)
             }
-            store.migrate().await?;
-            store.install_mapping(&mapping).await?;
-            store.with_mapping(&mapping)
         }
         Intent::Read => {
             let store = if private && config.mapping.is_none() {
@@ -482,7 +501,7 @@ pub async fn open_store(
                     other => other,
                 })?
             };
-            match store.check(config.mapping.as_ref()).await {
+            match store.check(None).await {
                 Ok((mapping, id)) => {
                     identity = Some(id);
                     store.with_mapping(&mapping)
@@ -576,7 +595,7 @@ The base directories of the files below.
 .SH FILES
 .TP
 \fI~/.config/keyfall/config.toml\fR
-database_url, operator, statement_timeout, [mapping] (the app's tables, written by keyfall attach) and [resolution] (the rules the app resolves by).
+database_url, operator, statement_timeout, [mapping] (the app's tables, an input to keyfall attach only: every other command uses the mapping installed in its database) and [resolution] (the rules the app resolves by).
 .TP
 \fI~/.local/state/keyfall/keyfall.log\fR
 The log (mode 0600); it never holds a key.

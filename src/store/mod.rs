@@ -67,6 +67,114 @@ pub enum Installed {
     Outdated,
     /// Current; the mapping installed, if any.
     Current { mapping: Option<Box<Mapping>> },
+    /// Current, detached by `keyfall detach`: keyfall's own data kept, its
+    /// triggers and views gone; `attach` resumes with the mapping kept.
+    Detached { since: DateTime<Utc>, by: String, mapping: Option<Box<Mapping>> },
+}
+
+/// What `detach --purge` would lose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptData {
+    pub audit_entries: i64,
+    pub operators: i64,
+    pub chain_entries: i64,
+    pub functions: i64,
+}
+
+/// One wait of attach, detach or migrate behind a lock: a try waits at most
+/// this long (so the app's statements queued behind keyfall's wait no
+/// longer), then keyfall lets go and tries again.
+pub const LOCK_WAIT: Duration = Duration::from_secs(2);
+/// Tries before giving up (about 10 s in all, with the pauses between).
+const LOCK_TRIES: u32 = 4;
+
+/// What keyfall does under its bounded lock waits.
+#[derive(Debug, Clone, Copy)]
+enum Locked<'a> {
+    Migrate,
+    Attach(&'a Mapping),
+    Detach,
+    Purge,
+}
+
+impl Locked<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Locked::Migrate => "migrate",
+            Locked::Attach(_) => "attach",
+            Locked::Detach | Locked::Purge => "detach",
+        }
+    }
+}
+
+/// pid, state, transaction start, query: a row of `pg_stat_activity`.
+type BlockerRow = (i32, String, Option<DateTime<Utc>>, String);
+
+/// A session another one waits for (`pg_blocking_pids`).
+#[derive(Debug, Clone, PartialEq)]
+struct Blocker {
+    pid: i32,
+    state: String,
+    since: Option<DateTime<Utc>>,
+    query: String,
+}
+
+impl std::fmt::Display for Blocker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = if self.state.is_empty() { "state unknown" } else { self.state.as_str() };
+        write!(f, "pid {} ({}", self.pid, crate::domain::text::visible_short(state, 40))?;
+        if let Some(t) = self.since {
+            write!(f, ", transaction since {}", t.format("%H:%M:%S UTC"))?;
+        }
+        let query = query_start(&self.query);
+        if !query.is_empty() {
+            write!(f, ": {query}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// The start of a session's query as keyfall may show it: cut before its
+/// first literal (a quoted string or a dollar-quoted body could hold a key)
+/// and shortened.
+fn query_start(query: &str) -> String {
+    let mut end = query.len();
+    let bytes = query.as_bytes();
+    for (i, b) in bytes.iter().enumerate() {
+        let dollar_quote = *b == b'$' && !bytes.get(i + 1).is_some_and(u8::is_ascii_digit);
+        if *b == b'\'' || dollar_quote {
+            end = i;
+            break;
+        }
+    }
+    let head = query[..end].split_whitespace().collect::<Vec<_>>().join(" ");
+    let cut = end < query.len();
+    let shown = crate::domain::text::visible_short(&head, 60);
+    if cut && !shown.ends_with('…') { format!("{shown} …") } else { shown }
+}
+
+fn describe_blockers(blockers: &[Blocker]) -> String {
+    match blockers {
+        [] => "another session (gone before keyfall could see which)".into(),
+        many => many.iter().map(Blocker::to_string).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// How one try of bounded work ended badly.
+enum Failed {
+    /// A lock not granted in time (`lock_timeout`), or the bounded LOCK
+    /// statement cut short (`statement_timeout`).
+    LockWait,
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => Failed::LockWait,
+            _ => Failed::Other(e),
+        }
+    }
 }
 
 /// What `keyfall_preflight()` answers.
@@ -317,12 +425,55 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         let m = migrator();
-        if !m.iter().all(|m| applied.iter().any(|(v, c)| *v == m.version && c[..] == m.checksum[..])) {
-            return Ok(Installed::Outdated);
-        }
+        let current = m.iter().all(|m| applied.iter().any(|(v, c)| *v == m.version && c[..] == m.checksum[..]));
         let spec: Option<Value> =
             sqlx::query_scalar("SELECT spec FROM keyfall.mapping LIMIT 1").fetch_optional(&self.pool).await?;
+        // Detached, whatever the state of the migrations (attach migrates).
+        if spec.is_none()
+            && let Some((since, by, kept)) = self.detached().await?
+        {
+            return Ok(Installed::Detached { since, by, mapping: mapping::from_sql(&kept).map(Box::new) });
+        }
+        if !current {
+            return Ok(Installed::Outdated);
+        }
         Ok(Installed::Current { mapping: spec.as_ref().and_then(mapping::from_sql).map(Box::new) })
+    }
+
+    /// Since when and by whom keyfall is detached here (whatever the state
+    /// of its migrations); `None` where it is not.
+    pub async fn detached_since(&self) -> Result<Option<(DateTime<Utc>, String)>, StoreError> {
+        Ok(self.detached().await?.map(|(since, by, _)| (since, by)))
+    }
+
+    /// When and by whom keyfall was detached here, and the mapping it kept;
+    /// `None` where it is not (or this login may not read it).
+    async fn detached(&self) -> Result<Option<(DateTime<Utc>, String, Value)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT detached_at, detached_by, spec FROM keyfall.detached
+              WHERE to_regclass('keyfall.detached') IS NOT NULL
+                AND has_table_privilege('keyfall.detached', 'SELECT')",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .or_else(|e| match e {
+            // No such table (keyfall older than 0011), or not this login's
+            // to read: not known to be detached.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42P01" | "42501")) => Ok(None),
+            other => Err(other),
+        })?)
+    }
+
+    /// What keyfall keeps of its own here: what `detach --purge` would
+    /// lose.
+    pub async fn kept_data(&self) -> Result<KeptData, StoreError> {
+        let (audit_entries, operators, chain_entries, functions): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM keyfall.audit_log), (SELECT count(*) FROM keyfall.operators),
+                    (SELECT count(*) FROM keyfall.fallback_chain), (SELECT count(*) FROM keyfall.ai_functions)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(KeptData { audit_entries, operators, chain_entries, functions })
     }
 
     /// The mapping installed, whatever the state of keyfall's migrations
@@ -425,6 +576,11 @@ impl Store {
             Installed::Outdated => Err(StoreError::NotInstalled(format!(
                 "keyfall's objects in {db} are older than this keyfall: run `keyfall migrate`"
             ))),
+            Installed::Detached { since, by, .. } => Err(StoreError::NotInstalled(format!(
+                "keyfall is detached from {db} since {} (by {}): `keyfall attach` resumes it",
+                since.format("%Y-%m-%d %H:%M:%S UTC"),
+                crate::domain::text::identity_short(&by, 60)
+            ))),
             Installed::Current { mapping: None } => Err(StoreError::NotInstalled(format!(
                 "{db} has keyfall's schema but no mapping of the app's tables: run `keyfall attach`"
             ))),
@@ -492,38 +648,123 @@ impl Store {
 
     /// Apply pending migrations (creating the `keyfall` schema). A current
     /// schema is left alone without taking the migration lock, so a
-    /// least-privilege role can still start keyfall.
+    /// least-privilege role can still start keyfall. Every lock is waited
+    /// for a bounded time (`LOCK_WAIT`), then tried again.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         if matches!(self.installed().await?, Installed::Current { .. }) {
             return Ok(());
         }
-        migrator().run(&self.pool).await.map_err(|e| StoreError::from(sqlx::Error::from(e)))
+        self.bounded(Locked::Migrate).await
     }
 
-    /// Install `mapping`: the views over the app's tables and the audit
-    /// triggers on its settings table (replacing a previous mapping's).
+    /// Install `mapping` (keyfall's migrations applied): the views over the
+    /// app's tables and keyfall's triggers on them, replacing a previous
+    /// mapping's; where keyfall was detached, it resumes (the same audit
+    /// log, a row saying what was not recorded). Locks are waited for a
+    /// bounded time, never queueing the app's traffic for long.
     pub async fn install_mapping(&self, mapping: &Mapping) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT keyfall.keyfall_install_mapping($1)").bind(mapping.to_sql()).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        self.bounded(Locked::Attach(mapping)).await
     }
 
-    /// Remove everything keyfall installed: the triggers on the app's
-    /// settings table and the `keyfall` schema (views, functions, chain,
-    /// policy, audit log). The app's tables and rows stay as they are.
+    /// Take keyfall off the app's tables: its triggers on them, its event
+    /// triggers and its views over them go; its own data (audit log, chain,
+    /// policy, function map, operators, the mapping) stays, marked detached.
     pub async fn detach(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT keyfall.keyfall_drop_app_triggers()").execute(&mut *tx).await?;
-        // The event triggers first: dropping the schema would fire them on
-        // their own function's way out.
-        sqlx::query("DROP EVENT TRIGGER IF EXISTS keyfall_watch_ddl").execute(&mut *tx).await?;
-        sqlx::query("DROP EVENT TRIGGER IF EXISTS keyfall_watch_drop").execute(&mut *tx).await?;
-        sqlx::query("DROP EVENT TRIGGER IF EXISTS keyfall_ddl_start").execute(&mut *tx).await?;
-        sqlx::query("DROP EVENT TRIGGER IF EXISTS keyfall_ddl_end").execute(&mut *tx).await?;
-        sqlx::query("DROP SCHEMA keyfall CASCADE").execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+        self.bounded(Locked::Detach).await
+    }
+
+    /// Remove everything keyfall installed: its triggers and event triggers
+    /// and the whole `keyfall` schema (audit log included). The app's
+    /// tables and rows stay as they are.
+    pub async fn purge(&self) -> Result<(), StoreError> {
+        self.bounded(Locked::Purge).await
+    }
+
+    /// Run `work` so that it never keeps the app waiting long: each try
+    /// waits at most `LOCK_WAIT` for a lock, then lets go, says on stderr
+    /// who it waits for, and tries again after a pause; after `LOCK_TRIES`
+    /// it gives up (`Refused`, exit 4) naming the blocking session.
+    async fn bounded(&self, work: Locked<'_>) -> Result<(), StoreError> {
+        let mut pause = Duration::from_millis(250);
+        for attempt in 1..=LOCK_TRIES {
+            let mut conn = self.pool.acquire().await?;
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await?;
+            let seen = std::sync::Mutex::new(Vec::new());
+            let result = {
+                let run = run_locked(&mut conn, work);
+                let watch = self.watch_blockers(pid, &seen);
+                tokio::pin!(run, watch);
+                tokio::select! {
+                    r = &mut run => r,
+                    () = &mut watch => run.await,
+                }
+            };
+            drop(conn);
+            let blockers = seen.into_inner().unwrap_or_default();
+            match result {
+                Ok(()) => return Ok(()),
+                Err(Failed::LockWait) => {
+                    let who = describe_blockers(&blockers);
+                    if attempt == LOCK_TRIES {
+                        return Err(StoreError::Refused(format!(
+                            "{} gave up after {LOCK_TRIES} tries: {who} holds a lock it needs (keyfall waits at most {} s at a time, so the app is not held up): try again when that session is done, or end it",
+                            work.name(),
+                            LOCK_WAIT.as_secs()
+                        )));
+                    }
+                    eprintln!(
+                        "keyfall: {} waits for {who}; trying again in {:.2} s (try {} of {LOCK_TRIES})",
+                        work.name(),
+                        pause.as_secs_f64(),
+                        attempt + 1
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(Failed::Other(e)) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Refused(format!("{} gave up", work.name())))
+    }
+
+    /// Note, every 200 ms, the sessions `pid` waits for (the last seen is
+    /// what a timeout reports), on a second connection opened only when
+    /// the work takes that long. Runs until dropped; ends early only when
+    /// no second connection is to be had.
+    async fn watch_blockers(&self, pid: i32, seen: &std::sync::Mutex<Vec<Blocker>>) {
+        let mut conn = None;
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if conn.is_none() {
+                match self.pool.acquire().await {
+                    Ok(c) => conn = Some(c),
+                    Err(_) => return,
+                }
+            }
+            let Some(conn) = conn.as_mut() else { return };
+            let rows: Result<Vec<BlockerRow>, _> = sqlx::query_as(
+                "SELECT a.pid, coalesce(a.state, ''), a.xact_start, coalesce(a.query, '')
+                   FROM pg_catalog.pg_stat_activity a
+                  WHERE a.pid = ANY (pg_catalog.pg_blocking_pids($1))
+                  ORDER BY a.pid",
+            )
+            .bind(pid)
+            .fetch_all(&mut **conn)
+            .await;
+            match rows {
+                Ok(rows) if !rows.is_empty() => {
+                    let blockers = rows
+                        .into_iter()
+                        .map(|(pid, state, since, query)| Blocker { pid, state, since, query })
+                        .collect();
+                    if let Ok(mut s) = seen.lock() {
+                        *s = blockers;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
     }
 
     /// Every ordinary table outside keyfall's and the system's schemas, with
@@ -612,6 +853,80 @@ impl Store {
     }
 }
 
+/// One try of `work` on `conn`: every lock wait bounded by `LOCK_WAIT`.
+async fn run_locked(conn: &mut sqlx::PgConnection, work: Locked<'_>) -> Result<(), Failed> {
+    let wait = format!("{}ms", LOCK_WAIT.as_millis());
+    if let Locked::Migrate = work {
+        // Each migration is its own transaction; a session setting bounds
+        // the lock waits of all of them.
+        sqlx::query("SELECT set_config('lock_timeout', $1, false)").bind(&wait).execute(&mut *conn).await?;
+        let result = migrator().run(&mut *conn).await;
+        // sqlx leaves its migration lock held when a migration fails.
+        let _ = sqlx::query("SELECT set_config('lock_timeout', '0', false), pg_advisory_unlock_all()")
+            .execute(&mut *conn)
+            .await;
+        return result.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => e.into(),
+            other => Failed::Other(sqlx::Error::from(other)),
+        });
+    }
+    let mut tx = conn.begin().await?;
+    // All the locks first, in one statement bounded as a whole, then the
+    // work under them (nothing waits a second time).
+    let (bound,): (String,) = sqlx::query_as("SELECT current_setting('statement_timeout')").fetch_one(&mut *tx).await?;
+    sqlx::query("SELECT set_config('lock_timeout', $1, true), set_config('statement_timeout', $1, true)")
+        .bind(&wait)
+        .execute(&mut *tx)
+        .await?;
+    let spec = match work {
+        Locked::Attach(m) => Some(m.to_sql()),
+        _ => None,
+    };
+    match sqlx::query("SELECT keyfall.keyfall_lock_app($1)").bind(&spec).execute(&mut *tx).await {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("57014") => return Err(Failed::LockWait),
+        Err(e) => return Err(e.into()),
+    }
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)").bind(&bound).execute(&mut *tx).await?;
+    match work {
+        Locked::Attach(m) => {
+            sqlx::query("SELECT keyfall.keyfall_attach($1)").bind(m.to_sql()).execute(&mut *tx).await?;
+        }
+        Locked::Detach => {
+            sqlx::query("SELECT keyfall.keyfall_detach()").execute(&mut *tx).await?;
+        }
+        Locked::Purge => {
+            // The event triggers first (they would fire on their own
+            // function's way out), then keyfall's triggers on the app's
+            // tables, then the schema.
+            sqlx::raw_sql(PURGE).execute(&mut *tx).await?;
+        }
+        Locked::Migrate => {}
+    }
+    Ok(tx.commit().await?)
+}
+
+/// `detach --purge`: everything of keyfall's, found generically.
+const PURGE: &str = "DO $purge$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT e.evtname FROM pg_catalog.pg_event_trigger e WHERE e.evtname LIKE 'keyfall\\_%' LOOP
+        EXECUTE format('DROP EVENT TRIGGER %I', t.evtname);
+    END LOOP;
+    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel
+               FROM pg_catalog.pg_trigger tg
+               JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid
+               JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+               JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid
+               JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
+              WHERE NOT tg.tgisinternal AND pn.nspname = 'keyfall' AND cn.nspname <> 'keyfall' LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+    END LOOP;
+    DROP SCHEMA keyfall CASCADE;
+END
+$purge$";
+
 /// Create the target database when the server says it does not exist.
 async fn ensure_database(target: &Target) -> Result<(), StoreError> {
     match target.options.connect().await {
@@ -640,4 +955,24 @@ async fn ensure_database(target: &Target) -> Result<(), StoreError> {
 /// validated; values always go through bind parameters.
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Blocker, query_start};
+
+    #[test]
+    fn a_blocking_query_is_shown_up_to_its_first_literal() {
+        let q = "UPDATE app_settings SET config = '{\"apiKey\": \"sk-live-0123456789\"}' WHERE id = 1";
+        let shown = query_start(q);
+        assert_eq!(shown, "UPDATE app_settings SET config = …");
+        let q = "DO $$ BEGIN PERFORM set_key('sk-live-0123456789'); END $$";
+        assert!(!query_start(q).contains("sk-live"), "{}", query_start(q));
+        assert_eq!(query_start("SELECT * FROM t WHERE id = $1"), "SELECT * FROM t WHERE id = $1");
+        assert_eq!(query_start("BEGIN;\n  UPDATE t\tSET a = 1"), "BEGIN; UPDATE t SET a = 1");
+        let long = format!("SELECT {}", "x, ".repeat(40));
+        assert_eq!(query_start(&long).chars().count(), 60);
+        let b = Blocker { pid: 42, state: "idle in transaction".into(), since: None, query: q.into() };
+        assert!(b.to_string().starts_with("pid 42 (idle in transaction: DO"), "{b}");
+    }
 }

@@ -343,7 +343,13 @@ async fn detach_leaves_the_django_tables_as_they_were_before_attach() {
     let mut conn = db.raw().await;
     let schema: bool =
         sqlx::query_scalar("SELECT to_regnamespace('keyfall') IS NOT NULL").fetch_one(&mut conn).await.unwrap();
-    assert!(!schema, "the keyfall schema is gone");
+    assert!(schema, "detach keeps keyfall's own schema (its history)");
+    let run = keyfall(&db, &["detach", "--purge", "--yes"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(dump(&db), before);
+    let schema: bool =
+        sqlx::query_scalar("SELECT to_regnamespace('keyfall') IS NOT NULL").fetch_one(&mut conn).await.unwrap();
+    assert!(!schema, "--purge removes the keyfall schema");
     // Django still works on its tables.
     let answers = kf_lines(&db.target, &["answers"]);
     assert_eq!(answers.len(), 40 * 5);
@@ -379,7 +385,7 @@ async fn migrate_on_an_outdated_install_keeps_the_apps_mapping() {
 }
 
 #[tokio::test]
-async fn attach_writes_the_mapping_and_every_command_checks_it() {
+async fn attach_prints_the_mapping_and_the_config_only_feeds_attach() {
     let db = TestDb::bare().await;
     kf(&db.target, &["migrate"]);
     kf(&db.target, &["seed", "--seed", "24", "--tenants", "5", "--users", "10"]);
@@ -403,19 +409,29 @@ async fn attach_writes_the_mapping_and_every_command_checks_it() {
     let run = keyfall(&db, &["--config", config_arg, "report"], None);
     assert_eq!(run.code, 2, "nothing installed yet: {}", run.stderr);
 
+    // Attach installs in the database and prints the mapping; the config
+    // file is not written.
     let run = keyfall(&db, &["--config", config_arg, "attach", "--yes"], None);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let text = std::fs::read_to_string(&config).unwrap();
-    assert!(text.starts_with("# my settings\nlabel = \"staging\"\n"), "the rest of the file is kept: {text}");
-    assert!(text.contains("[mapping.settings]") && text.contains("igny8_integration_settings"), "{text}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "# my settings\nlabel = \"staging\"\n");
+    let printed = run.stdout[run.stdout.find("[mapping").expect("the mapping printed")..].to_string();
+    assert!(printed.contains("igny8_integration_settings"), "{printed}");
     let run = keyfall(&db, &["--config", config_arg, "report", "--json"], None);
     assert!(run.code <= 1, "{}", run.stderr);
 
-    // A config naming a column the app does not have: said precisely.
-    std::fs::write(&config, text.replace("slug = \"slug\"", "slug = \"handle\"")).unwrap();
-    let run = keyfall(&db, &["--config", config_arg, "report"], None);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("keyfall attach"), "{}", run.stderr);
+    // The mapping keyfall printed, kept in the config: detach, attach
+    // again with it (the app has no updated_at: it says so, `false`).
+    std::fs::write(&config, format!("label = \"staging\"\n{printed}")).unwrap();
+    let run = keyfall(&db, &["detach", "--yes"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = keyfall(&db, &["--config", config_arg, "attach", "--yes"], None);
+    assert_eq!(run.code, 0, "attach → detach → attach on what keyfall wrote: {}", run.stderr);
+
+    // A config naming a column the app does not have: other commands use
+    // the mapping installed and are not troubled; attach says precisely.
+    std::fs::write(&config, printed.replace("slug = \"slug\"", "slug = \"handle\"")).unwrap();
+    let run = keyfall(&db, &["--config", config_arg, "report", "--json"], None);
+    assert!(run.code <= 1, "{}", run.stderr);
     let run = keyfall(&db, &["--config", config_arg, "attach", "--dry-run"], None);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("column handle (for slug) does not exist in public.igny8_account"), "{}", run.stderr);

@@ -5,6 +5,7 @@
 
 mod app_migrations;
 mod attach;
+mod attach_lifecycle;
 mod cli;
 mod cluster;
 mod console;
