@@ -161,6 +161,17 @@ fn report_sql_equals_pure_resolver() {
                 );
                 let sql = (row.answered_by.clone(), row.provider.clone(), row.provider_answered_by.clone());
                 prop_assert_eq!(&sql, &pure, "account {} type {} in {:?}", row.account, row.integration_type, w);
+                // Where the app raises (either hop): the same row, verdict
+                // and words, and a raise is never "resolved".
+                prop_assert_eq!(
+                    &row.raises,
+                    &hop.raises(),
+                    "raises, account {} type {} in {:?}",
+                    row.account,
+                    row.integration_type,
+                    w
+                );
+                prop_assert_eq!(row.is_resolved(), hop.is_resolved(), "resolved, {} {}", row.account, row.integration_type);
                 // The report's ⚠ is the answering row's verdict, as Rust judges it.
                 if let Some(by) = &hop.answered_by {
                     let acc = snapshot.accounts.values().find(|a| &a.slug == by).unwrap();
@@ -190,8 +201,9 @@ fn report_sql_equals_pure_resolver() {
                     row.account_id.map(|id| (id, row.account.as_str())),
                     &row.integration_type,
                 );
-                let fast = (&fast.answered_by, &fast.provider, &fast.provider_answered_by, &fast.answer_verdict);
-                let sql = (&row.answered_by, &row.provider, &row.provider_answered_by, &row.answer_verdict);
+                let fast =
+                    (&fast.answered_by, &fast.provider, &fast.provider_answered_by, &fast.answer_verdict, &fast.raises);
+                let sql = (&row.answered_by, &row.provider, &row.provider_answered_by, &row.answer_verdict, &row.raises);
                 prop_assert_eq!(
                     fast,
                     sql,
@@ -210,6 +222,7 @@ fn report_sql_equals_pure_resolver() {
                     hop.hop.as_ref().map(|h| h.integration_type.clone()),
                     hop.hop.as_ref().and_then(|h| h.answered_by.clone()),
                 );
+                prop_assert_eq!(&fast.raises, &hop.raises(), "batch engine, no account, type {} in {:?}", t, w);
                 prop_assert_eq!(
                     (fast.answered_by, fast.provider, fast.provider_answered_by),
                     pure,
