@@ -197,7 +197,8 @@ pub fn render(rows: &[ReportRow]) -> String {
         .iter()
         .filter(|r| r.raises.is_none() && r.answer_verdict.as_deref().is_some_and(|v| v != "answered"))
         .count();
-    let _ = write!(out, "{} accounts × {} types: {answered} resolved, {unresolved} unresolved", lines.len(), types.len());
+    let _ =
+        write!(out, "{} accounts × {} types: {answered} resolved, {unresolved} unresolved", lines.len(), types.len());
     if raising.is_empty() {
         out.push('\n');
     } else {
@@ -239,7 +240,7 @@ mod tests {
 
     #[test]
     fn json_rows_are_pretty_json() {
-        let rows = vec![
+        let rows = [
             ReportRow {
                 account: "aws-admin".into(),
                 account_id: Some(1),

@@ -114,20 +114,133 @@ async fn keyfall_answers_as_djangos_get_model_config_pair_for_pair() {
             }
             pairs += 1;
         }
-        // The set-based report says the same for every user's account.
+        // The set-based report says the same for every user's account,
+        // raises included (the call then answers nothing).
         let report = store.report().await.unwrap();
-        for a in answers.iter().filter(|a| a["error"].is_null()) {
+        for a in &answers {
             let email = a["user"].as_str().unwrap();
             let data = store.subject(Some(email), None).await.unwrap();
             let Some(account) = data.user_account() else { continue };
             let ty = if a["function"] == "generate_images" { "image_generation" } else { "openai" };
             let row = report.iter().find(|r| r.account == account.slug && r.integration_type == ty).unwrap();
+            let row = row.app_answer();
+            assert_eq!(row.raises.is_some(), a["error"].is_string(), "report raises for {} {ty}: {a}", account.slug);
             assert_eq!(row.answered_by.as_deref(), a["answered_by"].as_str(), "report for {} {ty}", account.slug);
+            if a["answered_by"].is_string() {
+                let second = row.provider_answered_by.as_deref();
+                assert_eq!(second, a["provider_answered_by"].as_str(), "report hop for {} {ty}", account.slug);
+            }
+        }
+        // resolve --batch answers every pair as the app does.
+        let input: String = answers.iter().map(|a| format!("{},{}\n", a["user"], a["function"])).collect();
+        let run = keyfall(&db, &["resolve", "--batch"], Some(&input.replace('"', "")));
+        assert!(run.code <= 1, "{}", run.stderr);
+        let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), answers.len());
+        for (a, line) in answers.iter().zip(&lines) {
+            assert_eq!(line["user"], a["user"]);
+            assert_eq!(line["raises"].is_string(), a["error"].is_string(), "batch raises: django {a}\nkeyfall {line}");
+            assert_eq!(line["answered_by"], a["answered_by"], "batch: django {a}\nkeyfall {line}");
+            if a["answered_by"].is_string() {
+                assert_eq!(line["provider_answered_by"], a["provider_answered_by"], "django {a}\nkeyfall {line}");
+            }
+            let resolved = a["answered_by"].is_string()
+                && (a["function"] != "generate_images" || a["provider_answered_by"].is_string());
+            assert_eq!(line["resolved"], resolved, "django {a}\nkeyfall {line}");
         }
         store.close().await;
     }
     assert!(pairs >= 4000, "{pairs} pairs");
     assert!(outcomes.iter().all(|&n| n > 0), "every outcome occurs: {outcomes:?}");
+}
+
+/// Rows that make the app raise — a non-string apiKey where the first hop
+/// stops, and where a consumer's second hop stops — and a consumer naming a
+/// provider that is no integration type, with a row of that type on the
+/// user's account: every output of keyfall answers each as the real app's
+/// `get_model_config` does.
+#[tokio::test]
+async fn raises_and_a_provider_that_is_no_type_answer_as_the_app_in_every_output() {
+    let (db, store) = attached(24, 3, 6).await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        r#"INSERT INTO igny8_account (slug, name, status)
+           VALUES ('raise-first', 'R1', 'active'), ('raise-second', 'R2', 'active'), ('stab', 'S', 'active');
+           INSERT INTO igny8_user (email, role, is_superuser, is_active, account_id)
+           SELECT 'u@' || slug, 'owner', false, true, id FROM igny8_account
+            WHERE slug IN ('raise-first', 'raise-second', 'stab');
+           INSERT INTO igny8_integration_settings (account_id, integration_type, config, is_active, created_at, updated_at)
+           SELECT a.id, v.t, v.c::jsonb, true, now(), now() FROM igny8_account a
+             JOIN (VALUES ('raise-first', 'openai', '{"apiKey": 123, "model": "gpt-4o"}'),
+                          ('raise-second', 'image_generation', '{"provider": "runware"}'),
+                          ('raise-second', 'runware', '{"apiKey": ["rw-in-a-list"]}'),
+                          ('stab', 'image_generation', '{"provider": "stability"}'),
+                          ('stab', 'stability', '{"apiKey": "st-FAKE-0000000000000001"}')) v(s, t, c)
+               ON v.s = a.slug"#,
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let pairs =
+        [("u@raise-first", "generate_content"), ("u@raise-second", "generate_images"), ("u@stab", "generate_images")];
+    let input: String = pairs.iter().map(|(u, f)| format!("{u},{f}\n")).collect();
+    let batch = keyfall(&db, &["resolve", "--batch"], Some(&input));
+    assert_eq!(batch.code, 1, "two pairs raise: {}", batch.stderr);
+    let lines: Vec<Value> = batch.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let report = keyfall(&db, &["report", "--json"], None);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    let report: Value = serde_json::from_str(&report.stdout).unwrap();
+    let text = keyfall(&db, &["report"], None).stdout;
+    for ((user, function), line) in pairs.iter().zip(&lines) {
+        let app = kf(&db.target, &["get", "--user", user, "--function", function]);
+        let single = keyfall(&db, &["resolve", "--user", user, "--function", function, "--json"], None);
+        let single: Value = serde_json::from_str(&single.stdout).unwrap();
+        let account = &user[2..];
+        let ty = if *function == "generate_images" { "image_generation" } else { "openai" };
+        let row = report.as_array().unwrap().iter().find(|r| r["account"] == account && r["integration_type"] == ty);
+        let row = row.unwrap_or_else(|| panic!("no report row for {account} {ty}"));
+        let context = format!("{user} {function}: django {app}\nbatch {line}\nreport {row}\nresolve {single}");
+        match app["error"].as_str() {
+            Some(error) => {
+                assert!(error.starts_with("AttributeError"), "{context}");
+                for raises in [&line["raises"], &row["raises"]] {
+                    let raises = raises.as_str().unwrap_or_else(|| panic!("no raise: {context}"));
+                    assert!(raises.starts_with("the app's get_model_config raises here: "), "{context}");
+                    assert!(raises.contains("key_not_string") && raises.contains("AttributeError"), "{context}");
+                }
+                assert_eq!(line["raises"], row["raises"], "{context}");
+                for answer in [line, row] {
+                    assert!(answer["answered_by"].is_null() && answer["provider_answered_by"].is_null(), "{context}");
+                }
+                assert_eq!(line["resolved"], false, "{context}");
+                let hop_error = if *function == "generate_images" { &single["hop"]["error"] } else { &single["error"] };
+                assert!(hop_error.is_string(), "the single resolve says it too: {context}");
+            }
+            None => {
+                // The provider that is no type: the app walks "stability"
+                // as a type and uses the account's row of it.
+                assert_eq!(app["answered_by"], "stab", "{context}");
+                assert_eq!(app["provider_answered_by"], "stab", "{context}");
+                for answer in [line, row] {
+                    assert_eq!(answer["answered_by"], "stab", "{context}");
+                    assert_eq!(answer["provider"], "stability", "{context}");
+                    assert_eq!(answer["provider_answered_by"], "stab", "{context}");
+                    assert!(answer["raises"].is_null(), "{context}");
+                }
+                assert_eq!(line["resolved"], true, "{context}");
+                assert_eq!(single["answered_by"], "stab", "{context}");
+                assert_eq!(single["hop"]["answered_by"], "stab", "{context}");
+            }
+        }
+    }
+    assert!(lines[1]["raises"].as_str().unwrap().contains("in the second hop"), "{}", lines[1]);
+    assert!(lines[0]["raises"].as_str().unwrap().contains("raise-first's openai setting"), "{}", lines[0]);
+    // The text report marks the raises apart from "nothing answers".
+    let line = |slug: &str| text.lines().find(|l| l.starts_with(&format!("{slug} "))).unwrap_or_default().to_string();
+    assert!(line("raise-first").contains("✗ raises"), "{text}");
+    assert!(line("raise-second").contains("✗ raises"), "{text}");
+    assert!(text.contains("where the app raises") && text.contains("✗ raises raise-first: the app's"), "{text}");
+    store.close().await;
 }
 
 /// The trace as text, for failure messages.

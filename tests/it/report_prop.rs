@@ -171,7 +171,13 @@ fn report_sql_equals_pure_resolver() {
                     row.integration_type,
                     w
                 );
-                prop_assert_eq!(row.is_resolved(), hop.is_resolved(), "resolved, {} {}", row.account, row.integration_type);
+                prop_assert_eq!(
+                    row.is_resolved(),
+                    hop.is_resolved(),
+                    "resolved, {} {}",
+                    row.account,
+                    row.integration_type
+                );
                 // The report's ⚠ is the answering row's verdict, as Rust judges it.
                 if let Some(by) = &hop.answered_by {
                     let acc = snapshot.accounts.values().find(|a| &a.slug == by).unwrap();
@@ -203,7 +209,8 @@ fn report_sql_equals_pure_resolver() {
                 );
                 let fast =
                     (&fast.answered_by, &fast.provider, &fast.provider_answered_by, &fast.answer_verdict, &fast.raises);
-                let sql = (&row.answered_by, &row.provider, &row.provider_answered_by, &row.answer_verdict, &row.raises);
+                let sql =
+                    (&row.answered_by, &row.provider, &row.provider_answered_by, &row.answer_verdict, &row.raises);
                 prop_assert_eq!(
                     fast,
                     sql,
