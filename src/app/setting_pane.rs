@@ -225,13 +225,19 @@ fn setting_head(model: &Model, slug: &str, what: &str, s: &Setting, t: Theme) ->
     Line::from(vec![
         Span::styled(format!("{slug} · {what} · "), Style::new().add_modifier(Modifier::BOLD)),
         active,
-        Span::raw(format!(
-            " · v{} · {} by {}",
-            s.version,
-            ago(model.now, s.updated_at),
-            visible_short(s.updated_by.as_deref().unwrap_or("?"), 24)
-        )),
+        Span::raw(format!(" · {}{}", s.version_label(), last_change(model, s))),
     ])
+}
+
+/// When and by whom the row last changed, as far as it is known (the
+/// app's `updated_at` or the last audited change): nothing made up.
+fn last_change(model: &Model, s: &Setting) -> String {
+    match (s.updated_at, s.updated_by.as_deref()) {
+        (Some(at), Some(by)) => format!(" · {} by {}", ago(model.now, at), visible_short(by, 24)),
+        (Some(at), None) => format!(" · {}", ago(model.now, at)),
+        (None, Some(by)) => format!(" · by {}", visible_short(by, 24)),
+        (None, None) => String::new(),
+    }
 }
 
 /// How the account's own row stands: its verdict under the rules in force,

@@ -243,6 +243,83 @@ async fn raises_and_a_provider_that_is_no_type_answer_as_the_app_in_every_output
     store.close().await;
 }
 
+/// An app table without `updated_at` (and, like Django's, without a version
+/// column): `get`, `get --json` and a conflict show the last audited change
+/// or nothing — never `0001-01-01` or `by ?` — and the version as the row
+/// token it is, never as a count.
+#[tokio::test]
+async fn without_updated_at_rows_show_the_audited_change_or_nothing_and_a_row_token() {
+    let db = TestDb::bare().await;
+    kf(&db.target, &["migrate"]);
+    kf(&db.target, &["seed", "--seed", "24", "--tenants", "3", "--users", "6"]);
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "ALTER TABLE igny8_integration_settings DROP COLUMN updated_at;
+         INSERT INTO igny8_account (slug, name, status) VALUES ('quiet', 'Q', 'active'), ('loud', 'L', 'active');
+         INSERT INTO igny8_integration_settings (account_id, integration_type, config, is_active, created_at)
+         SELECT id, 'openai', '{\"apiKey\": \"sk-quiet-FAKE-000000000001\"}', true, now()
+           FROM igny8_account WHERE slug = 'quiet';
+         INSERT INTO igny8_user (email, role, is_superuser, is_active, account_id)
+         SELECT 'dev@igny8.com', 'developer', true, true, id FROM igny8_account WHERE slug = 'aws-admin'
+         ON CONFLICT DO NOTHING;",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let run = keyfall(&db, &["attach", "--yes", "--no-config"], None);
+    assert_eq!(run.code, 0, "attach: {}\n{}", run.stdout, run.stderr);
+    let role: String = sqlx::query_scalar("SELECT session_user::text").fetch_one(&mut psql).await.unwrap();
+    // A change after attach is audited: its time and writer are known.
+    sqlx::raw_sql(
+        "INSERT INTO igny8_integration_settings (account_id, integration_type, config, is_active, created_at)
+         SELECT id, 'openai', '{\"apiKey\": \"sk-loud-FAKE-0000000000001\"}', true, now()
+           FROM igny8_account WHERE slug = 'loud'",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+
+    // Written before attach, never audited: nothing is known, nothing shown.
+    let quiet = keyfall(&db, &["get", "quiet", "openai", "--json"], None);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    let quiet: Value = serde_json::from_str(&quiet.stdout).unwrap();
+    assert!(quiet["updated_at"].is_null(), "{quiet}");
+    assert!(quiet["updated_by"].is_null(), "{quiet}");
+    assert_eq!(quiet["version_token"], true, "{quiet}");
+    let text = keyfall(&db, &["get", "quiet", "openai"], None).stdout;
+    let head = text.lines().next().unwrap();
+    assert_eq!(head, format!("quiet · openai · own · active · row token {}", quiet["version"]), "{text}");
+
+    let loud = keyfall(&db, &["get", "loud", "openai", "--json"], None);
+    let loud: Value = serde_json::from_str(&loud.stdout).unwrap();
+    assert_eq!(loud["updated_by"], role.as_str(), "{loud}");
+    let at: chrono::DateTime<chrono::Utc> = serde_json::from_value(loud["updated_at"].clone()).unwrap();
+    assert!((chrono::Utc::now() - at).num_minutes().abs() < 5, "the audited time: {loud}");
+    let text = keyfall(&db, &["get", "loud", "openai"], None).stdout;
+    assert!(text.contains(&format!("· row token {} · updated {}", loud["version"], at.format("%Y-%m-%d"))), "{text}");
+    assert!(text.contains(&format!(" by {role}")) && !text.contains("0001-01-01"), "{text}");
+
+    // A stale token is a conflict that names who and when, and no count.
+    let mapping = Store::connect(&db.target).await.unwrap();
+    let installed = mapping.verify(None).await.unwrap();
+    let store = mapping.with_mapping(&installed);
+    let seen = store.setting("loud", "openai").await.unwrap().setting.unwrap();
+    assert!(seen.version_token && seen.updated_at.is_some());
+    sqlx::raw_sql("UPDATE igny8_integration_settings SET is_active = false WHERE integration_type = 'openai' AND account_id = (SELECT id FROM igny8_account WHERE slug = 'loud')")
+        .execute(&mut psql)
+        .await
+        .unwrap();
+    let err = store
+        .write_setting("dev@igny8.com", "loud", "openai", Some(seen.version), |cur| (cur.unwrap().config.clone(), true))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, keyfall::store::StoreError::Conflict(_)), "{message}");
+    assert!(message.starts_with("conflict: loud openai changed since you read it (by "), "{message}");
+    assert!(message.contains(&role) && !message.contains("0001-01-01") && !message.contains(" v"), "{message}");
+    store.close().await;
+}
+
 /// The trace as text, for failure messages.
 pub fn trace(r: &keyfall::domain::resolve::Resolution) -> String {
     serde_json::to_string(&r.hop).unwrap_or_default()

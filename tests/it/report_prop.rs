@@ -106,7 +106,8 @@ async fn load(db: &TestDb, w: &World) -> Snapshot {
             config: serde_json::from_str::<Value>(c).unwrap(),
             is_active: active,
             version: 1,
-            updated_at: chrono::Utc::now(),
+            updated_at: Some(chrono::Utc::now()),
+            version_token: false,
             updated_by: None,
             withheld: None,
         })
