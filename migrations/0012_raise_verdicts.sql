@@ -1,18 +1,19 @@
 -- Honest rows (issue 19): when a setting last changed, and what its version
 -- is. Reads only; nothing here runs on the app's tables.
 
--- When the setting last changed: the app's updated_at where it has one
--- (finite), else the time of the row's last audited change; NULL when
--- neither is known (never a made-up 0001-01-01). The audit log is read as
--- the caller, under its row-level security: a row the session may not view
--- has no audited time either.
-CREATE FUNCTION keyfall.keyfall_changed_at(t timestamptz, setting_id bigint) RETURNS timestamptz
+-- When the setting last changed, where the app's table has no (finite)
+-- updated_at: the time of the row's last audited change, NULL when there is
+-- none (never a made-up 0001-01-01). Readers call it only for such rows:
+-- `CASE WHEN isfinite(updated_at) THEN updated_at ELSE
+-- keyfall_audited_at(id) END`. The audit log is read as the caller, under
+-- its row-level security: a row the session may not view has no audited
+-- time either.
+CREATE FUNCTION keyfall.keyfall_audited_at(setting_id bigint) RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN pg_catalog.isfinite(t) THEN t
-                ELSE (SELECT l.at FROM keyfall.audit_log l
-                       WHERE l.table_name OPERATOR(pg_catalog.=) 'integration_settings'
-                         AND l.row_id OPERATOR(pg_catalog.=) setting_id
-                       ORDER BY l.id DESC LIMIT 1) END
+    SELECT l.at FROM keyfall.audit_log l
+     WHERE l.table_name OPERATOR(pg_catalog.=) 'integration_settings'
+       AND l.row_id OPERATOR(pg_catalog.=) setting_id
+     ORDER BY l.id DESC LIMIT 1
 $$;
 
 -- Whether a setting's `version` is a row token (the view exposes xmin where

@@ -69,7 +69,7 @@ SELECT u.id AS u_id, u.email AS u_email, u.role::text AS u_role, u.is_superuser:
       SELECT array_agg(s.id) AS s_id, array_agg(s.account_id::bigint) AS s_account_id,
              array_agg(s.integration_type::text) AS s_type, array_agg(s.config::text) AS s_config,
              array_agg(s.is_active::boolean) AS s_active, array_agg(s.version) AS s_version,
-             array_agg(keyfall_changed_at(s.updated_at, s.id)) AS s_updated_at, array_agg(s.updated_by::text) AS s_updated_by,
+             array_agg(CASE WHEN isfinite(s.updated_at) THEN s.updated_at ELSE keyfall_audited_at(s.id) END) AS s_updated_at, array_agg(s.updated_by::text) AS s_updated_by,
              array_agg(s.withheld_verdict) AS s_withheld, array_agg(s.withheld_provider::text) AS s_withheld_provider
         FROM integration_settings s
        WHERE s.account_id = ANY (array_append(ch.c_id, ua.id))) s
@@ -382,7 +382,7 @@ impl Store {
     pub async fn settings_of(&self, account_ids: &[i64]) -> Result<Vec<Setting>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                    keyfall_changed_at(updated_at, id) AS updated_at, updated_by,
+                    CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
                 (SELECT keyfall_version_is_token()) AS version_token,
                 withheld_verdict, withheld_provider::text AS withheld_provider
                FROM integration_settings WHERE account_id = ANY($1)
@@ -977,7 +977,7 @@ where
 {
     let row = sqlx::query(
         "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                keyfall_changed_at(updated_at, id) AS updated_at, updated_by,
+                CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
                 (SELECT keyfall_version_is_token()) AS version_token,
                 withheld_verdict, withheld_provider::text AS withheld_provider
            FROM integration_settings WHERE account_id = $1 AND integration_type = $2",
@@ -997,7 +997,7 @@ async fn fetch_setting_locked(
 ) -> Result<Option<Setting>, StoreError> {
     let row = sqlx::query(
         "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                keyfall_changed_at(updated_at, id) AS updated_at, updated_by,
+                CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
                 (SELECT keyfall_version_is_token()) AS version_token,
                 withheld_verdict, withheld_provider::text AS withheld_provider
            FROM integration_settings WHERE account_id = $1 AND integration_type = $2
