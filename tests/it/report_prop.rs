@@ -71,7 +71,16 @@ fn world() -> impl Strategy<Value = World> {
         let chain = proptest::collection::vec(proptest::option::weighted(0.85, 0..n), 0..4);
         let settings =
             proptest::collection::vec((0..n, 0..TYPES.len(), 0..CONFIGS.len(), proptest::bool::weighted(0.85)), 0..18);
-        (Just(n), chain, settings).prop_map(|(accounts, mut chain, settings)| {
+        // Often, a consumer naming runware and a runware row the app raises
+        // on: random rows alone seldom put a raise in the second hop.
+        let planted = proptest::option::weighted(0.5, (0..n, 0..n));
+        (Just(n), chain, settings, planted).prop_map(|(accounts, mut chain, mut settings, planted)| {
+            if let Some((consumer, provider)) = planted {
+                let config = |c: &str| CONFIGS.iter().position(|x| *x == c).unwrap();
+                let ty = |t: &str| TYPES.iter().position(|x| *x == t).unwrap();
+                settings.push((consumer, ty("image_generation"), config(r#"{"provider": "runware"}"#), true));
+                settings.push((provider, ty("runware"), config(r#"{"apiKey": 5}"#), true));
+            }
             let mut seen = Vec::new();
             chain.retain(|e| match e {
                 Some(i) if seen.contains(i) => false,
@@ -146,6 +155,8 @@ fn report_sql_equals_pure_resolver() {
         failure_persistence: None,
         ..ProptestConfig::default()
     });
+    // Raises seen in the first hop and in the second, across all cases.
+    let raised = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
     runner
         .run(&(world(), 0..rule_sets().len()), |(w, r)| {
             let rules = rule_sets().swap_remove(r);
@@ -179,6 +190,9 @@ fn report_sql_equals_pure_resolver() {
                     row.account,
                     row.integration_type
                 );
+                if row.raises.is_some() {
+                    raised[usize::from(hop.error.is_none())].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 // The report's ⚠ is the answering row's verdict, as Rust judges it.
                 if let Some(by) = &hop.answered_by {
                     let acc = snapshot.accounts.values().find(|a| &a.slug == by).unwrap();
@@ -245,5 +259,7 @@ fn report_sql_equals_pure_resolver() {
             Ok(())
         })
         .unwrap();
+    let raised = raised.map(|n| n.into_inner());
+    assert!(raised.iter().all(|&n| n > 0), "raises in both hops were compared: {raised:?}");
     drop(rt);
 }
