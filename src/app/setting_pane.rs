@@ -225,13 +225,19 @@ fn setting_head(model: &Model, slug: &str, what: &str, s: &Setting, t: Theme) ->
     Line::from(vec![
         Span::styled(format!("{slug} · {what} · "), Style::new().add_modifier(Modifier::BOLD)),
         active,
-        Span::raw(format!(
-            " · v{} · {} by {}",
-            s.version,
-            ago(model.now, s.updated_at),
-            visible_short(s.updated_by.as_deref().unwrap_or("?"), 24)
-        )),
+        Span::raw(format!(" · {}{}", s.version_label(), last_change(model.now, s))),
     ])
+}
+
+/// When and by whom the row last changed, as far as it is known (the
+/// app's `updated_at` or the last audited change): nothing made up.
+fn last_change(now: chrono::DateTime<chrono::Utc>, s: &Setting) -> String {
+    match (s.updated_at, s.updated_by.as_deref()) {
+        (Some(at), Some(by)) => format!(" · {} by {}", ago(now, at), visible_short(by, 24)),
+        (Some(at), None) => format!(" · {}", ago(now, at)),
+        (None, Some(by)) => format!(" · by {}", visible_short(by, 24)),
+        (None, None) => String::new(),
+    }
 }
 
 /// How the account's own row stands: its verdict under the rules in force,
@@ -418,4 +424,32 @@ fn value_span(v: &Value) -> Span<'static> {
 /// "1 problem", "2 problems".
 pub(super) fn problems(n: usize) -> String {
     if n == 1 { "1 problem".to_string() } else { format!("{n} problems") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_says_what_is_known_of_the_last_change_and_nothing_made_up() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-07T12:00:00Z").unwrap().to_utc();
+        let mut s = Setting {
+            id: 1,
+            account_id: 1,
+            integration_type: "openai".into(),
+            config: serde_json::json!({}),
+            is_active: true,
+            version: 7004,
+            updated_at: None,
+            updated_by: None,
+            version_token: true,
+            withheld: None,
+        };
+        assert_eq!(last_change(now, &s), "");
+        s.updated_by = Some("dev@igny8.com".into());
+        assert_eq!(last_change(now, &s), " · by dev@igny8.com");
+        s.updated_at = Some(now - chrono::Duration::days(2));
+        assert!(last_change(now, &s).ends_with(" by dev@igny8.com") && !last_change(now, &s).contains("0001"));
+        assert_eq!(s.version_label(), "row token 7004");
+    }
 }

@@ -6,7 +6,9 @@
 //! rules (`store::answers`, held equal to the report SQL and the resolver by
 //! the property test) — a million pairs are a few hundred queries, not a
 //! million processes.
-//! Exit: 0 all resolved, 1 some unresolved, 2 some input lines were bad.
+//! A pair where the app raises says so in `raises` (its answer fields null),
+//! apart from one that nothing answers.
+//! Exit: 0 all resolved, 1 some unresolved or raising, 2 some input lines were bad.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -73,9 +75,10 @@ pub async fn run(store: &Store) -> CliResult {
                     }
                     (Some(account), Some(ty)) => {
                         let r = answers::answer(&chain, &rows, account.as_ref().map(|(id, s)| (*id, s.as_str())), ty);
-                        let resolved =
-                            r.answered_by.is_some() && (r.provider.is_none() || r.provider_answered_by.is_some());
+                        let resolved = r.is_resolved();
                         unresolved |= !resolved;
+                        // Where the app raises, its call answers nothing.
+                        let r = r.app_answer();
                         // Keys in the order serde_json has always printed them.
                         let line = Line {
                             answer_verdict: r.answer_verdict.as_deref(),
@@ -84,6 +87,7 @@ pub async fn run(store: &Store) -> CliResult {
                             integration_type: ty,
                             provider: r.provider.as_deref(),
                             provider_answered_by: r.provider_answered_by.as_deref(),
+                            raises: r.raises.as_deref(),
                             resolved,
                             user,
                         };
@@ -130,6 +134,9 @@ struct Line<'a> {
     integration_type: &'a str,
     provider: Option<&'a str>,
     provider_answered_by: Option<&'a str>,
+    /// Where the app's get_model_config raises (the call then answers
+    /// nothing); null when it does not.
+    raises: Option<&'a str>,
     resolved: bool,
     user: &'a str,
 }

@@ -29,7 +29,12 @@ struct View {
     integration_type: String,
     own: bool,
     is_active: Option<bool>,
+    /// The token `set --expect-version` takes: the app's version column,
+    /// or (`version_token`) the row's xmin, which is no count.
     version: Option<i64>,
+    version_token: Option<bool>,
+    /// The app's `updated_at`, else the last audited change; null when
+    /// neither is known.
     updated_at: Option<chrono::DateTime<chrono::Utc>>,
     updated_by: Option<String>,
     config: Option<Value>,
@@ -57,7 +62,8 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         own: found.setting.is_some(),
         is_active: found.setting.as_ref().map(|s| s.is_active),
         version: found.setting.as_ref().map(|s| s.version),
-        updated_at: found.setting.as_ref().map(|s| s.updated_at),
+        version_token: found.setting.as_ref().map(|s| s.version_token),
+        updated_at: found.setting.as_ref().and_then(|s| s.updated_at),
         updated_by: found.setting.as_ref().and_then(|s| s.updated_by.clone()),
         config: found.setting.as_ref().map(|s| mask_config(&s.config)),
         inherited_from,
@@ -81,13 +87,22 @@ fn render(v: &View) -> String {
         let _ = writeln!(out, "{head} · no own setting · {source}");
         return out;
     };
+    let version = match (v.version, v.version_token) {
+        (Some(n), Some(true)) => format!(" · row token {n}"),
+        (Some(n), _) => format!(" · v{n}"),
+        (None, _) => String::new(),
+    };
+    // What is known of the last change, and nothing made up.
+    let when = v.updated_at.map(|t| format!(" {}", t.format("%Y-%m-%d %H:%M:%S UTC")));
+    let who = v.updated_by.as_deref().map(|w| format!(" by {}", visible_short(w, 80)));
+    let changed = match (when, who) {
+        (None, None) => String::new(),
+        (when, who) => format!(" · updated{}{}", when.unwrap_or_default(), who.unwrap_or_default()),
+    };
     let _ = writeln!(
         out,
-        "{head} · own · {} · v{} · updated {} by {}",
+        "{head} · own · {}{version}{changed}",
         if v.is_active == Some(true) { "active" } else { "inactive" },
-        v.version.unwrap_or_default(),
-        v.updated_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default(),
-        visible_short(v.updated_by.as_deref().unwrap_or("?"), 80)
     );
     let Some(map) = config.as_object() else {
         let _ =

@@ -81,11 +81,17 @@ async fn json(store: &Store) -> CliResult {
     }
 }
 
-/// One row as `serde_json::to_string_pretty` writes it one level into an
-/// array — written field by field (strings escaped by serde_json), without
-/// building and re-indenting a string per row. `json_rows_are_pretty_json`
-/// holds the two equal.
+/// One row as the app's call sees it (`ReportRow::app_answer`: where it
+/// raises, nothing answers) as `serde_json::to_string_pretty` writes it one
+/// level into an array — written field by field (strings escaped by
+/// serde_json), without building and re-indenting a string per row.
+/// `json_rows_are_pretty_json` holds the two equal.
 fn write_row(out: &mut impl std::io::Write, row: &ReportRow) -> std::io::Result<()> {
+    // Where the app raises, the first hop's answer is not the call's.
+    let raised = row.raises.is_some();
+    fn answer(raised: bool, v: &Option<String>) -> Option<&str> {
+        if raised { None } else { v.as_deref() }
+    }
     fn text(out: &mut impl std::io::Write, v: Option<&str>) -> std::io::Result<()> {
         match v {
             Some(s) => serde_json::to_writer(&mut *out, s).map_err(std::io::Error::from),
@@ -102,22 +108,28 @@ fn write_row(out: &mut impl std::io::Write, row: &ReportRow) -> std::io::Result<
     out.write_all(b",\n    \"integration_type\": ")?;
     text(out, Some(&row.integration_type))?;
     out.write_all(b",\n    \"answered_by\": ")?;
-    text(out, row.answered_by.as_deref())?;
+    text(out, answer(raised, &row.answered_by))?;
     out.write_all(b",\n    \"provider\": ")?;
-    text(out, row.provider.as_deref())?;
+    text(out, answer(raised, &row.provider))?;
     out.write_all(b",\n    \"provider_answered_by\": ")?;
-    text(out, row.provider_answered_by.as_deref())?;
+    text(out, answer(raised, &row.provider_answered_by))?;
     out.write_all(b",\n    \"answer_verdict\": ")?;
-    text(out, row.answer_verdict.as_deref())?;
+    text(out, answer(raised, &row.answer_verdict))?;
+    out.write_all(b",\n    \"raises\": ")?;
+    text(out, row.raises.as_deref())?;
     out.write_all(b"\n  }")
 }
 
 /// One line per account, one column per type: `own`, the answering
-/// account, or `—` for nothing; consumers add their provider's answer.
+/// account, `—` for nothing, or `✗ raises` where the app's call raises
+/// (the reasons follow the table); consumers add their provider's answer.
 pub fn render(rows: &[ReportRow]) -> String {
     let types: Vec<&str> =
         rows.iter().map(|r| r.integration_type.as_str()).collect::<BTreeSet<_>>().into_iter().collect();
     let cell = |r: &ReportRow| -> String {
+        if r.raises.is_some() {
+            return RAISES.to_string();
+        }
         let who = |slug: &Option<String>| match slug {
             None => "—".to_string(),
             Some(s) if *s == r.account && r.chain_position.is_none() => "own".to_string(),
@@ -163,10 +175,12 @@ pub fn render(rows: &[ReportRow]) -> String {
         let _ = write!(out, "  {:<w$}", visible_short(&t.to_uppercase(), 40));
     }
     out.push('\n');
-    let (mut answered, mut unresolved) = (0, 0);
+    let (mut answered, mut unresolved, mut raising) = (0, 0, Vec::new());
     for r in rows {
-        if r.answered_by.is_some() && (r.provider.is_none() || r.provider_answered_by.is_some()) {
+        if r.is_resolved() {
             answered += 1;
+        } else if let Some(why) = &r.raises {
+            raising.push((r, why));
         } else {
             unresolved += 1;
         }
@@ -179,9 +193,34 @@ pub fn render(rows: &[ReportRow]) -> String {
         out.truncate(out.trim_end().len());
         out.push('\n');
     }
-    let flagged = rows.iter().filter(|r| r.answer_verdict.as_deref().is_some_and(|v| v != "answered")).count();
+    let flagged = rows
+        .iter()
+        .filter(|r| r.raises.is_none() && r.answer_verdict.as_deref().is_some_and(|v| v != "answered"))
+        .count();
     let _ =
-        writeln!(out, "{} accounts × {} types: {answered} resolved, {unresolved} unresolved", lines.len(), types.len());
+        write!(out, "{} accounts × {} types: {answered} resolved, {unresolved} unresolved", lines.len(), types.len());
+    if raising.is_empty() {
+        out.push('\n');
+    } else {
+        let _ = writeln!(out, ", {} where the app raises", raising.len());
+        // Each reason once (every tenant falling back to a raising chain
+        // row raises for the same reason), with how many it stops.
+        let mut reasons: Vec<(&str, Vec<&str>)> = Vec::new();
+        for (r, why) in &raising {
+            match reasons.iter_mut().find(|(w, _)| w == why) {
+                Some((_, accounts)) => accounts.push(&r.account),
+                None => reasons.push((why, vec![&r.account])),
+            }
+        }
+        for (why, accounts) in reasons {
+            let first = visible_short(accounts[0], 40);
+            let whom = match accounts.len() {
+                1 => first,
+                n => format!("{first} and {} more", n - 1),
+            };
+            let _ = writeln!(out, "{RAISES} {whom}: {}", visible_short(why, 400));
+        }
+    }
     if flagged > 0 {
         let _ = writeln!(
             out,
@@ -191,13 +230,17 @@ pub fn render(rows: &[ReportRow]) -> String {
     out
 }
 
+/// The text report's mark for a call that raises (distinct from `—`,
+/// nothing answers).
+const RAISES: &str = "✗ raises";
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn json_rows_are_pretty_json() {
-        let rows = vec![
+        let rows = [
             ReportRow {
                 account: "aws-admin".into(),
                 account_id: Some(1),
@@ -207,6 +250,7 @@ mod tests {
                 provider: None,
                 provider_answered_by: None,
                 answer_verdict: Some("answered".into()),
+                raises: None,
             },
             ReportRow {
                 account: "t\u{1b}[31m\"\\\u{202e}é".into(),
@@ -217,6 +261,18 @@ mod tests {
                 provider: Some("(no provider)".into()),
                 provider_answered_by: Some("x\ny".into()),
                 answer_verdict: None,
+                raises: None,
+            },
+            ReportRow {
+                account: "t-2".into(),
+                account_id: Some(3),
+                chain_position: None,
+                integration_type: "image_generation".into(),
+                answered_by: Some("aws-admin".into()),
+                provider: Some("runware".into()),
+                provider_answered_by: None,
+                answer_verdict: Some("answered".into()),
+                raises: Some("the app's get_model_config raises here: t-2's runware setting is key_not_string".into()),
             },
         ];
         let mut streamed = b"[\n".to_vec();
@@ -227,6 +283,34 @@ mod tests {
             write_row(&mut streamed, row).unwrap();
         }
         streamed.extend_from_slice(b"\n]");
-        assert_eq!(String::from_utf8(streamed).unwrap(), serde_json::to_string_pretty(&rows).unwrap());
+        let answers: Vec<ReportRow> = rows.iter().map(ReportRow::app_answer).collect();
+        assert_eq!(String::from_utf8(streamed).unwrap(), serde_json::to_string_pretty(&answers).unwrap());
+        assert!(answers[2].answered_by.is_none() && answers[2].raises.is_some(), "a raise answers nothing");
+    }
+
+    #[test]
+    fn the_text_report_marks_a_raise_apart_from_nothing() {
+        let row = |account: &str, answered_by: Option<&str>, raises: Option<&str>| ReportRow {
+            account: account.into(),
+            account_id: Some(1),
+            chain_position: None,
+            integration_type: "openai".into(),
+            answered_by: answered_by.map(str::to_string),
+            provider: None,
+            provider_answered_by: None,
+            answer_verdict: answered_by.map(|_| "answered".to_string()),
+            raises: raises.map(str::to_string),
+        };
+        let why = "the app's get_model_config raises here: aws-admin's openai setting is key_not_string";
+        let text = render(&[
+            row("t-1", None, None),
+            row("t-2", None, Some(why)),
+            row("t-3", None, Some(why)),
+            row("t-4", Some("aws-admin"), None),
+        ]);
+        let cells: Vec<&str> = text.lines().skip(1).take(4).map(|l| l.split("  ").last().unwrap().trim()).collect();
+        assert_eq!(cells, ["—", "✗ raises", "✗ raises", "aws-admin"], "{text}");
+        assert!(text.contains("4 accounts × 1 types: 1 resolved, 1 unresolved, 2 where the app raises"), "{text}");
+        assert!(text.contains(&format!("✗ raises t-2 and 1 more: {why}")), "{text}");
     }
 }

@@ -88,9 +88,17 @@ pub struct Setting {
     pub integration_type: String,
     pub config: Value,
     pub is_active: bool,
+    /// The optimistic-lock token: the app's version column (a count), or
+    /// where it has none the row's xmin (`version_token`).
     pub version: i64,
-    pub updated_at: DateTime<Utc>,
+    /// When the row last changed: the app's `updated_at`, else its last
+    /// audited change; `None` when neither is known.
+    pub updated_at: Option<DateTime<Utc>>,
     pub updated_by: Option<String>,
+    /// `version` is a row token (xmin) that changes on every write, not a
+    /// count: show it as such, never its "next" value.
+    #[serde(default)]
+    pub version_token: bool,
     /// Set when the session's operator may not view this account's
     /// settings (the database decides, DESIGN §4): `config` is then `Null`
     /// and only what every resolve needs is known.
@@ -107,6 +115,14 @@ pub struct Withheld {
     pub provider: Option<Value>,
 }
 
+impl Setting {
+    /// The version as what it is: `v7` for the app's version column, `row
+    /// token 2445` for xmin.
+    pub fn version_label(&self) -> String {
+        if self.version_token { format!("row token {}", self.version) } else { format!("v{}", self.version) }
+    }
+}
+
 /// Masks secrets, so a stray `{:?}` cannot leak a key.
 impl std::fmt::Debug for Setting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,6 +135,7 @@ impl std::fmt::Debug for Setting {
             .field("version", &self.version)
             .field("updated_at", &self.updated_at)
             .field("updated_by", &self.updated_by)
+            .field("version_token", &self.version_token)
             .field("withheld", &self.withheld)
             .finish()
     }

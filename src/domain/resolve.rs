@@ -179,6 +179,20 @@ impl Hop {
         self.error.as_deref().or_else(|| self.hop.as_ref().and_then(|h| h.failure()))
     }
 
+    /// Where the app raises, in the words every output uses (`resolve
+    /// --batch`, `report`: [`raise_reason`]): the row it raises on and, in
+    /// the second hop, the answer that led there. None when nothing raises.
+    pub fn raises(&self) -> Option<String> {
+        if self.error.is_some() {
+            let at = self.steps.last()?;
+            return Some(raise_reason(&at.account, &self.integration_type, at.verdict.as_str(), None));
+        }
+        let (Some(by), Some(next)) = (&self.answered_by, &self.hop) else { return None };
+        next.error.as_ref()?;
+        let at = next.steps.last()?;
+        Some(raise_reason(&at.account, &next.integration_type, at.verdict.as_str(), Some((by, &self.integration_type))))
+    }
+
     /// Why the hop is not resolved, in plain words; None when it is.
     pub fn unresolved_reason(&self) -> Option<String> {
         if let Some(error) = &self.error {
@@ -193,6 +207,33 @@ impl Hop {
             (Some(_), None) => None,
         }
     }
+}
+
+/// What the app raises, as one line: the row (`account`'s
+/// `integration_type` setting) whose `verdict` the rules make fail, and for a
+/// raise in the second hop the answer that named that type (`via`: the first
+/// hop's answering account and type). The app's call raises as a whole: it
+/// returns nothing. The resolver, the report and `resolve --batch` all word
+/// it here, so the property test can hold them equal.
+pub fn raise_reason(account: &str, integration_type: &str, verdict: &str, via: Option<(&str, &str)>) -> String {
+    let why = match Verdict::parse(verdict) {
+        Some(Verdict::KeyNotString) => "apiKey is truthy and not a string: AttributeError on .strip()".to_string(),
+        _ => format!("the rule set in force makes {} raise", visible_short(verdict, 40)),
+    };
+    let mut out = format!(
+        "the app's get_model_config raises here: {}'s {} setting is {} ({why})",
+        visible_short(account, 40),
+        visible_short(&super::secret::shape_masked(integration_type), 40),
+        visible_short(verdict, 40)
+    );
+    if let Some((by, first)) = via {
+        out.push_str(&format!(
+            ", in the second hop: the provider named by {}'s {} setting",
+            visible_short(by, 40),
+            visible_short(first, 40)
+        ));
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -39,8 +39,8 @@ SELECT account_id, integration_type, verdict,
 #[derive(Debug, Clone, Default)]
 pub struct ChainAnswers {
     /// Per type: the first chain account whose row stops the walk, with
-    /// that row — `None` where that row fails the walk (the app raises).
-    by_type: HashMap<String, Option<(String, RowVerdict)>>,
+    /// that row (which may be one the app raises on: `fails`).
+    by_type: HashMap<String, (String, RowVerdict)>,
     moves_on: Vec<String>,
     fails: Vec<String>,
 }
@@ -54,9 +54,9 @@ impl ChainAnswers {
         self.fails.contains(&v.verdict)
     }
 
-    /// The chain's answer for `t`: who, and the row.
-    fn answer(&self, t: &str) -> Option<(&str, &RowVerdict)> {
-        self.by_type.get(t).and_then(|a| a.as_ref()).map(|(slug, row)| (slug.as_str(), row))
+    /// The chain's stop for `t`: who, and the row (answering or raising).
+    fn stop(&self, t: &str) -> Option<(&str, &RowVerdict)> {
+        self.by_type.get(t).map(|(slug, row)| (slug.as_str(), row))
     }
 }
 
@@ -93,9 +93,8 @@ impl Store {
             let first = chain.iter().find_map(|(id, slug)| {
                 rows.0.get(&(*id, t.clone())).filter(|r| answers.stops(r)).map(|r| (slug.clone(), r.clone()))
             });
-            if let Some((slug, row)) = first {
-                let answer = if answers.fails(&row) { None } else { Some((slug, row)) };
-                answers.by_type.insert(t.clone(), answer);
+            if let Some(stop) = first {
+                answers.by_type.insert(t.clone(), stop);
             }
         }
         Ok(answers)
@@ -150,39 +149,51 @@ impl Store {
 
 /// Who answers `t` for the account (`None`: a user without one), by the
 /// report's rules: the account's own row first, whatever the account; where
-/// it moves the walk on, the chain's answer; a consumer's provider looked up
-/// again from the same account. `account` is (id, slug).
+/// it moves the walk on, the chain's; a consumer's provider looked up again
+/// from the same account. A stop on a row the rules make fail is where the
+/// app raises (`raises`), in either hop. `account` is (id, slug).
 pub fn answer(chain: &ChainAnswers, rows: &AccountRows, account: Option<(i64, &str)>, t: &str) -> ReportRow {
     let own_row = |ty: &str| account.and_then(|(id, _)| rows.0.get(&(id, ty.to_string())));
     let slug = account.map(|(_, s)| s).unwrap_or("");
-    // The first hop: (who, the answering row).
-    let first: Option<(&str, &RowVerdict)> = match own_row(t) {
-        Some(own) if chain.stops(own) => (!chain.fails(own)).then_some((slug, own)),
-        _ => chain.answer(t),
-    };
-    let consumer = registry::spec(t).is_some_and(|s| s.kind == registry::Kind::Consumer);
-    let (answered_by, provider, provider_answered_by, answer_verdict) = match first {
-        None => (None, None, None, None),
-        Some((by, row)) => {
-            let provider = if consumer { row.provider_text.clone() } else { None };
-            let second = match (consumer, row.hop_type.as_deref()) {
-                (true, Some(hop)) => match own_row(hop) {
-                    Some(prov) if chain.stops(prov) => (!chain.fails(prov)).then(|| slug.to_string()),
-                    _ => chain.answer(hop).map(|(s, _)| s.to_string()),
-                },
-                _ => None,
-            };
-            (Some(by.to_string()), provider, second, Some(row.verdict.clone()))
+    // Where a walk for `ty` stops: (who, the row), answering or raising.
+    let stop = |ty: &str| -> Option<(&str, &RowVerdict)> {
+        match own_row(ty) {
+            Some(own) if chain.stops(own) => Some((slug, own)),
+            _ => chain.stop(ty),
         }
     };
-    ReportRow {
+    let consumer = registry::spec(t).is_some_and(|s| s.kind == registry::Kind::Consumer);
+    let raise = |(at, row): (&str, &RowVerdict), ty: &str, via: Option<(&str, &str)>| {
+        crate::domain::resolve::raise_reason(at, ty, &row.verdict, via)
+    };
+    let mut out = ReportRow {
         account: slug.to_string(),
         account_id: account.map(|(id, _)| id),
         chain_position: None,
         integration_type: t.to_string(),
-        answered_by,
-        provider,
-        provider_answered_by,
-        answer_verdict,
+        answered_by: None,
+        provider: None,
+        provider_answered_by: None,
+        answer_verdict: None,
+        raises: None,
+    };
+    match stop(t) {
+        None => {}
+        Some(first) if chain.fails(first.1) => out.raises = Some(raise(first, t, None)),
+        Some((by, row)) => {
+            out.answered_by = Some(by.to_string());
+            out.answer_verdict = Some(row.verdict.clone());
+            if consumer {
+                out.provider = row.provider_text.clone();
+                if let Some(hop) = row.hop_type.as_deref() {
+                    match stop(hop) {
+                        None => {}
+                        Some(second) if chain.fails(second.1) => out.raises = Some(raise(second, hop, Some((by, t)))),
+                        Some((at, _)) => out.provider_answered_by = Some(at.to_string()),
+                    }
+                }
+            }
+        }
     }
+    out
 }

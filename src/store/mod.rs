@@ -194,22 +194,27 @@ pub struct Conflict {
     pub expected_version: i64,
     pub current_version: Option<i64>,
     pub updated_by: Option<String>,
+    /// When it changed (`Setting::updated_at`); `None` when not known.
     pub updated_at: Option<DateTime<Utc>>,
+    /// The versions are row tokens (xmin), not counts: they are not shown.
+    pub version_token: bool,
 }
 
 impl std::fmt::Display for Conflict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let who = crate::domain::text::visible_short(self.updated_by.as_deref().unwrap_or("an unknown writer"), 80);
+        let when = self.updated_at.map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default();
+        let (account, ty) = (
+            crate::domain::text::visible_short(&self.account, 80),
+            crate::domain::text::visible_short(&self.integration_type, 40),
+        );
         match self.current_version {
-            Some(v) => write!(
-                f,
-                "{} {} changed since version {} (now v{v}, by {who}{})",
-                self.account,
-                self.integration_type,
-                self.expected_version,
-                self.updated_at.map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default()
-            ),
-            None => write!(f, "{} {} was deleted by another writer", self.account, self.integration_type),
+            // A row token says only that the row changed, not how often.
+            Some(_) if self.version_token => write!(f, "{account} {ty} changed since you read it (by {who}{when})"),
+            Some(v) => {
+                write!(f, "{account} {ty} changed since version {} (now v{v}, by {who}{when})", self.expected_version)
+            }
+            None => write!(f, "{account} {ty} was deleted by another writer"),
         }
     }
 }

@@ -59,6 +59,7 @@ SELECT u.id AS u_id, u.email AS u_email, u.role::text AS u_role, u.is_superuser:
        ua.id AS ua_id, ua.slug AS ua_slug, ua.name AS ua_name, ua.status::text AS ua_status,
        f.name AS f_name, f.integration_type AS f_type,
        (SELECT mode FROM policy LIMIT 1) AS policy,
+       (SELECT keyfall_version_is_token()) AS version_token,
        ch.*, s.*
   FROM ch
   LEFT JOIN u ON true
@@ -68,7 +69,7 @@ SELECT u.id AS u_id, u.email AS u_email, u.role::text AS u_role, u.is_superuser:
       SELECT array_agg(s.id) AS s_id, array_agg(s.account_id::bigint) AS s_account_id,
              array_agg(s.integration_type::text) AS s_type, array_agg(s.config::text) AS s_config,
              array_agg(s.is_active::boolean) AS s_active, array_agg(s.version) AS s_version,
-             array_agg(keyfall_finite(s.updated_at)) AS s_updated_at, array_agg(s.updated_by::text) AS s_updated_by,
+             array_agg(CASE WHEN isfinite(s.updated_at) THEN s.updated_at ELSE keyfall_audited_at(s.id) END) AS s_updated_at, array_agg(s.updated_by::text) AS s_updated_by,
              array_agg(s.withheld_verdict) AS s_withheld, array_agg(s.withheld_provider::text) AS s_withheld_provider
         FROM integration_settings s
        WHERE s.account_id = ANY (array_append(ch.c_id, ua.id))) s
@@ -299,7 +300,8 @@ impl Store {
         let mut active = row.try_get::<Option<Vec<bool>>, _>("s_active")?.unwrap_or_default().into_iter();
         let mut versions = row.try_get::<Option<Vec<i64>>, _>("s_version")?.unwrap_or_default().into_iter();
         let mut updated_at =
-            row.try_get::<Option<Vec<DateTime<Utc>>>, _>("s_updated_at")?.unwrap_or_default().into_iter();
+            row.try_get::<Option<Vec<Option<DateTime<Utc>>>>, _>("s_updated_at")?.unwrap_or_default().into_iter();
+        let version_token: bool = row.try_get("version_token")?;
         let mut updated_by = column("s_updated_by")?.into_iter();
         let mut withheld_verdicts = column("s_withheld")?.into_iter();
         let mut withheld_providers = column("s_withheld_provider")?.into_iter();
@@ -316,6 +318,7 @@ impl Store {
                 version: versions.next().ok_or_else(short)?,
                 updated_at: updated_at.next().ok_or_else(short)?,
                 updated_by: updated_by.next().ok_or_else(short)?,
+                version_token,
                 withheld: withheld(withheld_verdicts.next().flatten(), withheld_providers.next().flatten()),
             });
         }
@@ -393,7 +396,8 @@ impl Store {
     pub async fn settings_of(&self, account_ids: &[i64]) -> Result<Vec<Setting>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                    keyfall_finite(updated_at) AS updated_at, updated_by,
+                    CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
+                (SELECT keyfall_version_is_token()) AS version_token,
                 withheld_verdict, withheld_provider::text AS withheld_provider
                FROM integration_settings WHERE account_id = ANY($1)
               ORDER BY account_id, integration_type",
@@ -990,7 +994,8 @@ fn conflict(slug: &str, integration_type: &str, expected: i64, now: Option<&Sett
         expected_version: expected,
         current_version: now.map(|s| s.version),
         updated_by: now.and_then(|s| s.updated_by.clone()),
-        updated_at: now.map(|s| s.updated_at),
+        updated_at: now.and_then(|s| s.updated_at),
+        version_token: now.is_some_and(|s| s.version_token),
     }))
 }
 
@@ -1004,7 +1009,8 @@ where
 {
     let row = sqlx::query(
         "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                keyfall_finite(updated_at) AS updated_at, updated_by,
+                CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
+                (SELECT keyfall_version_is_token()) AS version_token,
                 withheld_verdict, withheld_provider::text AS withheld_provider
            FROM integration_settings WHERE account_id = $1 AND integration_type = $2",
     )
@@ -1023,7 +1029,8 @@ async fn fetch_setting_locked(
 ) -> Result<Option<Setting>, StoreError> {
     let row = sqlx::query(
         "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                keyfall_finite(updated_at) AS updated_at, updated_by,
+                CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
+                (SELECT keyfall_version_is_token()) AS version_token,
                 withheld_verdict, withheld_provider::text AS withheld_provider
            FROM integration_settings WHERE account_id = $1 AND integration_type = $2
             FOR UPDATE",
@@ -1046,6 +1053,7 @@ pub(super) fn setting_from_row(r: &sqlx::postgres::PgRow) -> Result<Setting, Sto
         version: r.try_get("version")?,
         updated_at: r.try_get("updated_at")?,
         updated_by: r.try_get("updated_by")?,
+        version_token: r.try_get("version_token")?,
         withheld: withheld(r.try_get("withheld_verdict")?, r.try_get("withheld_provider")?),
     })
 }

@@ -56,14 +56,18 @@ sys AS MATERIALIZED (
            j.integration_type,
            CASE WHEN j.fails THEN NULL ELSE sys.slug END AS slug,
            CASE WHEN j.fails THEN NULL ELSE j.provider END AS provider,
-           CASE WHEN j.fails THEN NULL ELSE j.verdict END AS verdict
+           CASE WHEN j.fails THEN NULL ELSE j.verdict END AS verdict,
+           -- Where the app raises: the row's account and verdict.
+           CASE WHEN j.fails THEN sys.slug END AS raise_at,
+           CASE WHEN j.fails THEN j.verdict END AS raise_verdict
       FROM sys CROSS JOIN LATERAL (SELECT * FROM judged j WHERE j.account_id = sys.id) j
      WHERE j.stops
      ORDER BY j.integration_type, sys.position
 ), typed AS MATERIALIZED (
     -- The reported types with the chain's answer for each: a few rows.
     SELECT types.t, types.t = ANY($2::text[]) AS consumer,
-           sa.slug AS sys_slug, sa.provider AS sys_provider, sa.verdict AS sys_verdict
+           sa.slug AS sys_slug, sa.provider AS sys_provider, sa.verdict AS sys_verdict,
+           sa.raise_at AS sys_raise_at, sa.raise_verdict AS sys_raise_verdict
       FROM unnest($1::text[]) AS types(t)
       LEFT JOIN sys_answer sa ON sa.integration_type = types.t
 ), reported AS (
@@ -90,7 +94,11 @@ sys AS MATERIALIZED (
                     WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.provider END
                     ELSE ty.sys_provider END AS provider,
                CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.verdict END
-                    ELSE ty.sys_verdict END AS answer_verdict
+                    ELSE ty.sys_verdict END AS answer_verdict,
+               CASE WHEN own.stops THEN CASE WHEN own.fails THEN a.slug END
+                    ELSE ty.sys_raise_at END AS raise_at,
+               CASE WHEN own.stops THEN CASE WHEN own.fails THEN own.verdict END
+                    ELSE ty.sys_raise_verdict END AS raise_verdict
           FROM typed ty
           LEFT JOIN (SELECT * FROM judged j WHERE j.account_id = a.id) own ON own.integration_type = ty.t
         OFFSET 0
@@ -114,14 +122,28 @@ SELECT f.slug AS account, f.id AS account_id, f.chain_position, f.t AS integrati
        CASE WHEN f.answered_by IS NOT NULL THEN f.provider_text END AS provider,
        CASE WHEN f.answered_by IS NOT NULL AND f.hop_type IS NOT NULL THEN
             CASE WHEN prov.stops THEN CASE WHEN prov.fails THEN NULL ELSE f.slug END
-                 ELSE (SELECT psa.slug FROM sys_answer psa WHERE psa.integration_type = f.hop_type) END
+                 ELSE psa.slug END
        END AS provider_answered_by,
-       f.answer_verdict
+       f.answer_verdict,
+       -- Where the app raises (the first hop's row, else the second's): the
+       -- account, type and verdict of that row; NULL when nothing raises.
+       CASE WHEN f.raise_at IS NOT NULL THEN f.raise_at
+            WHEN f.answered_by IS NOT NULL AND f.hop_type IS NOT NULL THEN
+                 CASE WHEN prov.stops THEN CASE WHEN prov.fails THEN f.slug END ELSE psa.raise_at END
+       END AS raise_at,
+       CASE WHEN f.raise_at IS NOT NULL THEN f.t ELSE f.hop_type END AS raise_type,
+       CASE WHEN f.raise_at IS NOT NULL THEN f.raise_verdict
+            WHEN f.answered_by IS NOT NULL AND f.hop_type IS NOT NULL THEN
+                 CASE WHEN prov.stops THEN CASE WHEN prov.fails THEN prov.verdict END ELSE psa.raise_verdict END
+       END AS raise_verdict
   FROM named f
   -- Only consumers hop: an index probe for those, nothing for the rest.
-  LEFT JOIN LATERAL (SELECT x.stops, x.fails FROM judged x
+  LEFT JOIN LATERAL (SELECT x.stops, x.fails, x.verdict FROM judged x
                       WHERE f.hop_type IS NOT NULL AND x.account_id = f.id AND x.integration_type = f.hop_type
                      OFFSET 0) prov ON true
+  LEFT JOIN LATERAL (SELECT s.slug, s.raise_at, s.raise_verdict FROM sys_answer s
+                      WHERE f.hop_type IS NOT NULL AND s.integration_type = f.hop_type
+                     OFFSET 0) psa ON true
  ORDER BY f.chain_position, f.slug COLLATE "C"
 "#
         )
@@ -265,6 +287,36 @@ pub struct ReportRow {
     /// The answering row's verdict: `answered`, or (answering all the same,
     /// as the app does) `bad_fields` and the like — keyfall's findings.
     pub answer_verdict: Option<String>,
+    /// Where the app's `get_model_config` raises, in one line
+    /// (`resolve::raise_reason`): a row whose verdict the rules make fail,
+    /// in the first hop or the second. The call then answers nothing at
+    /// all; the fields above still say how far the first hop got (the
+    /// impact preview compares them), and the outputs show the call's
+    /// answer ([`ReportRow::app_answer`]).
+    pub raises: Option<String>,
+}
+
+impl ReportRow {
+    /// The row as the app's call sees it: where it raises, nothing
+    /// answers (the first hop's answer, the provider and its verdict are
+    /// dropped), as `report --json` and `resolve --batch` print it.
+    pub fn app_answer(&self) -> ReportRow {
+        let mut row = self.clone();
+        if row.raises.is_some() {
+            row.answered_by = None;
+            row.provider = None;
+            row.provider_answered_by = None;
+            row.answer_verdict = None;
+        }
+        row
+    }
+
+    /// Answered, and so is the second hop if there is one; nothing raises.
+    pub fn is_resolved(&self) -> bool {
+        self.raises.is_none()
+            && self.answered_by.is_some()
+            && (self.provider.is_none() || self.provider_answered_by.is_some())
+    }
 }
 
 /// A change to preview. Its `Debug` masks keys.
@@ -415,7 +467,21 @@ fn report_row(r: &sqlx::postgres::PgRow) -> Result<ReportRow, sqlx::Error> {
         provider: r.try_get(5)?,
         provider_answered_by: r.try_get(6)?,
         answer_verdict: r.try_get(7)?,
+        raises: raises(
+            r.try_get(8)?,
+            r.try_get(9)?,
+            r.try_get(10)?,
+            r.try_get::<Option<&str>, _>(4)?,
+            r.try_get::<&str, _>(3)?,
+        ),
     })
+}
+
+/// The report's raise in words: the row (account, type, verdict) it is on;
+/// when the first hop answered (`by`), it is in the second.
+fn raises(at: Option<&str>, ty: Option<&str>, verdict: Option<&str>, by: Option<&str>, first: &str) -> Option<String> {
+    let (at, ty, verdict) = (at?, ty?, verdict?);
+    Some(crate::domain::resolve::raise_reason(at, ty, verdict, by.map(|by| (by, first))))
 }
 
 fn consumers() -> Vec<String> {

@@ -33,7 +33,8 @@ impl Store {
     pub fn settings_stream(&self) -> BoxStream<'_, Result<(Account, Setting), StoreError>> {
         sqlx::query(
             "SELECT s.id, s.account_id, s.integration_type, s.config::text AS config_text, s.is_active, s.version,
-                    keyfall_finite(s.updated_at) AS updated_at, s.updated_by,
+                    CASE WHEN isfinite(s.updated_at) THEN s.updated_at ELSE keyfall_audited_at(s.id) END AS updated_at, s.updated_by,
+                    (SELECT keyfall_version_is_token()) AS version_token,
                     s.withheld_verdict, s.withheld_provider::text AS withheld_provider,
                     a.slug AS account_slug, a.name AS account_name, a.status AS account_status
                FROM integration_settings s JOIN accounts a ON a.id = s.account_id
@@ -67,7 +68,8 @@ impl Store {
         } else {
             sqlx::query(
                 "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                        keyfall_finite(updated_at) AS updated_at, updated_by,
+                        CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
+                (SELECT keyfall_version_is_token()) AS version_token,
                         withheld_verdict, withheld_provider::text AS withheld_provider
                    FROM integration_settings WHERE account_id = ANY($1)
                   ORDER BY account_id, integration_type",

@@ -114,20 +114,210 @@ async fn keyfall_answers_as_djangos_get_model_config_pair_for_pair() {
             }
             pairs += 1;
         }
-        // The set-based report says the same for every user's account.
+        // The set-based report says the same for every user's account,
+        // raises included (the call then answers nothing).
         let report = store.report().await.unwrap();
-        for a in answers.iter().filter(|a| a["error"].is_null()) {
+        for a in &answers {
             let email = a["user"].as_str().unwrap();
             let data = store.subject(Some(email), None).await.unwrap();
             let Some(account) = data.user_account() else { continue };
             let ty = if a["function"] == "generate_images" { "image_generation" } else { "openai" };
             let row = report.iter().find(|r| r.account == account.slug && r.integration_type == ty).unwrap();
+            let row = row.app_answer();
+            assert_eq!(row.raises.is_some(), a["error"].is_string(), "report raises for {} {ty}: {a}", account.slug);
             assert_eq!(row.answered_by.as_deref(), a["answered_by"].as_str(), "report for {} {ty}", account.slug);
+            if a["answered_by"].is_string() {
+                let second = row.provider_answered_by.as_deref();
+                assert_eq!(second, a["provider_answered_by"].as_str(), "report hop for {} {ty}", account.slug);
+            }
+        }
+        // resolve --batch answers every pair as the app does.
+        let input: String = answers.iter().map(|a| format!("{},{}\n", a["user"], a["function"])).collect();
+        let run = keyfall(&db, &["resolve", "--batch"], Some(&input.replace('"', "")));
+        assert!(run.code <= 1, "{}", run.stderr);
+        let lines: Vec<Value> = run.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), answers.len());
+        for (a, line) in answers.iter().zip(&lines) {
+            assert_eq!(line["user"], a["user"]);
+            assert_eq!(line["raises"].is_string(), a["error"].is_string(), "batch raises: django {a}\nkeyfall {line}");
+            assert_eq!(line["answered_by"], a["answered_by"], "batch: django {a}\nkeyfall {line}");
+            if a["answered_by"].is_string() {
+                assert_eq!(line["provider_answered_by"], a["provider_answered_by"], "django {a}\nkeyfall {line}");
+            }
+            let resolved = a["answered_by"].is_string()
+                && (a["function"] != "generate_images" || a["provider_answered_by"].is_string());
+            assert_eq!(line["resolved"], resolved, "django {a}\nkeyfall {line}");
         }
         store.close().await;
     }
     assert!(pairs >= 4000, "{pairs} pairs");
     assert!(outcomes.iter().all(|&n| n > 0), "every outcome occurs: {outcomes:?}");
+}
+
+/// Rows that make the app raise — a non-string apiKey where the first hop
+/// stops, and where a consumer's second hop stops — and a consumer naming a
+/// provider that is no integration type, with a row of that type on the
+/// user's account: every output of keyfall answers each as the real app's
+/// `get_model_config` does.
+#[tokio::test]
+async fn raises_and_a_provider_that_is_no_type_answer_as_the_app_in_every_output() {
+    let (db, store) = attached(24, 3, 6).await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        r#"INSERT INTO igny8_account (slug, name, status)
+           VALUES ('raise-first', 'R1', 'active'), ('raise-second', 'R2', 'active'), ('stab', 'S', 'active');
+           INSERT INTO igny8_user (email, role, is_superuser, is_active, account_id)
+           SELECT 'u@' || slug, 'owner', false, true, id FROM igny8_account
+            WHERE slug IN ('raise-first', 'raise-second', 'stab');
+           INSERT INTO igny8_integration_settings (account_id, integration_type, config, is_active, created_at, updated_at)
+           SELECT a.id, v.t, v.c::jsonb, true, now(), now() FROM igny8_account a
+             JOIN (VALUES ('raise-first', 'openai', '{"apiKey": 123, "model": "gpt-4o"}'),
+                          ('raise-second', 'image_generation', '{"provider": "runware"}'),
+                          ('raise-second', 'runware', '{"apiKey": ["rw-in-a-list"]}'),
+                          ('stab', 'image_generation', '{"provider": "stability"}'),
+                          ('stab', 'stability', '{"apiKey": "st-FAKE-0000000000000001"}')) v(s, t, c)
+               ON v.s = a.slug"#,
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let pairs =
+        [("u@raise-first", "generate_content"), ("u@raise-second", "generate_images"), ("u@stab", "generate_images")];
+    let input: String = pairs.iter().map(|(u, f)| format!("{u},{f}\n")).collect();
+    let batch = keyfall(&db, &["resolve", "--batch"], Some(&input));
+    assert_eq!(batch.code, 1, "two pairs raise: {}", batch.stderr);
+    let lines: Vec<Value> = batch.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let report = keyfall(&db, &["report", "--json"], None);
+    assert_eq!(report.code, 0, "{}", report.stderr);
+    let report: Value = serde_json::from_str(&report.stdout).unwrap();
+    let text = keyfall(&db, &["report"], None).stdout;
+    for ((user, function), line) in pairs.iter().zip(&lines) {
+        let app = kf(&db.target, &["get", "--user", user, "--function", function]);
+        let single = keyfall(&db, &["resolve", "--user", user, "--function", function, "--json"], None);
+        let single: Value = serde_json::from_str(&single.stdout).unwrap();
+        let account = &user[2..];
+        let ty = if *function == "generate_images" { "image_generation" } else { "openai" };
+        let row = report.as_array().unwrap().iter().find(|r| r["account"] == account && r["integration_type"] == ty);
+        let row = row.unwrap_or_else(|| panic!("no report row for {account} {ty}"));
+        let context = format!("{user} {function}: django {app}\nbatch {line}\nreport {row}\nresolve {single}");
+        match app["error"].as_str() {
+            Some(error) => {
+                assert!(error.starts_with("AttributeError"), "{context}");
+                for raises in [&line["raises"], &row["raises"]] {
+                    let raises = raises.as_str().unwrap_or_else(|| panic!("no raise: {context}"));
+                    assert!(raises.starts_with("the app's get_model_config raises here: "), "{context}");
+                    assert!(raises.contains("key_not_string") && raises.contains("AttributeError"), "{context}");
+                }
+                assert_eq!(line["raises"], row["raises"], "{context}");
+                for answer in [line, row] {
+                    assert!(answer["answered_by"].is_null() && answer["provider_answered_by"].is_null(), "{context}");
+                }
+                assert_eq!(line["resolved"], false, "{context}");
+                let hop_error = if *function == "generate_images" { &single["hop"]["error"] } else { &single["error"] };
+                assert!(hop_error.is_string(), "the single resolve says it too: {context}");
+            }
+            None => {
+                // The provider that is no type: the app walks "stability"
+                // as a type and uses the account's row of it.
+                assert_eq!(app["answered_by"], "stab", "{context}");
+                assert_eq!(app["provider_answered_by"], "stab", "{context}");
+                for answer in [line, row] {
+                    assert_eq!(answer["answered_by"], "stab", "{context}");
+                    assert_eq!(answer["provider"], "stability", "{context}");
+                    assert_eq!(answer["provider_answered_by"], "stab", "{context}");
+                    assert!(answer["raises"].is_null(), "{context}");
+                }
+                assert_eq!(line["resolved"], true, "{context}");
+                assert_eq!(single["answered_by"], "stab", "{context}");
+                assert_eq!(single["hop"]["answered_by"], "stab", "{context}");
+            }
+        }
+    }
+    assert!(lines[1]["raises"].as_str().unwrap().contains("in the second hop"), "{}", lines[1]);
+    assert!(lines[0]["raises"].as_str().unwrap().contains("raise-first's openai setting"), "{}", lines[0]);
+    // The text report marks the raises apart from "nothing answers".
+    let line = |slug: &str| text.lines().find(|l| l.starts_with(&format!("{slug} "))).unwrap_or_default().to_string();
+    assert!(line("raise-first").contains("✗ raises"), "{text}");
+    assert!(line("raise-second").contains("✗ raises"), "{text}");
+    assert!(text.contains("where the app raises") && text.contains("✗ raises raise-first: the app's"), "{text}");
+    store.close().await;
+}
+
+/// An app table without `updated_at` (and, like Django's, without a version
+/// column): `get`, `get --json` and a conflict show the last audited change
+/// or nothing — never `0001-01-01` or `by ?` — and the version as the row
+/// token it is, never as a count.
+#[tokio::test]
+async fn without_updated_at_rows_show_the_audited_change_or_nothing_and_a_row_token() {
+    let db = TestDb::bare().await;
+    kf(&db.target, &["migrate"]);
+    kf(&db.target, &["seed", "--seed", "24", "--tenants", "3", "--users", "6"]);
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "ALTER TABLE igny8_integration_settings DROP COLUMN updated_at;
+         INSERT INTO igny8_account (slug, name, status) VALUES ('quiet', 'Q', 'active'), ('loud', 'L', 'active');
+         INSERT INTO igny8_integration_settings (account_id, integration_type, config, is_active, created_at)
+         SELECT id, 'openai', '{\"apiKey\": \"sk-quiet-FAKE-000000000001\"}', true, now()
+           FROM igny8_account WHERE slug = 'quiet';
+         INSERT INTO igny8_user (email, role, is_superuser, is_active, account_id)
+         SELECT 'dev@igny8.com', 'developer', true, true, id FROM igny8_account WHERE slug = 'aws-admin'
+         ON CONFLICT DO NOTHING;",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let run = keyfall(&db, &["attach", "--yes", "--no-config"], None);
+    assert_eq!(run.code, 0, "attach: {}\n{}", run.stdout, run.stderr);
+    let role: String = sqlx::query_scalar("SELECT session_user::text").fetch_one(&mut psql).await.unwrap();
+    // A change after attach is audited: its time and writer are known.
+    sqlx::raw_sql(
+        "INSERT INTO igny8_integration_settings (account_id, integration_type, config, is_active, created_at)
+         SELECT id, 'openai', '{\"apiKey\": \"sk-loud-FAKE-0000000000001\"}', true, now()
+           FROM igny8_account WHERE slug = 'loud'",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+
+    // Written before attach, never audited: nothing is known, nothing shown.
+    let quiet = keyfall(&db, &["get", "quiet", "openai", "--json"], None);
+    assert_eq!(quiet.code, 0, "{}", quiet.stderr);
+    let quiet: Value = serde_json::from_str(&quiet.stdout).unwrap();
+    assert!(quiet["updated_at"].is_null(), "{quiet}");
+    assert!(quiet["updated_by"].is_null(), "{quiet}");
+    assert_eq!(quiet["version_token"], true, "{quiet}");
+    let text = keyfall(&db, &["get", "quiet", "openai"], None).stdout;
+    let head = text.lines().next().unwrap();
+    assert_eq!(head, format!("quiet · openai · own · active · row token {}", quiet["version"]), "{text}");
+
+    let loud = keyfall(&db, &["get", "loud", "openai", "--json"], None);
+    let loud: Value = serde_json::from_str(&loud.stdout).unwrap();
+    assert_eq!(loud["updated_by"], role.as_str(), "{loud}");
+    let at: chrono::DateTime<chrono::Utc> = serde_json::from_value(loud["updated_at"].clone()).unwrap();
+    assert!((chrono::Utc::now() - at).num_minutes().abs() < 5, "the audited time: {loud}");
+    let text = keyfall(&db, &["get", "loud", "openai"], None).stdout;
+    assert!(text.contains(&format!("· row token {} · updated {}", loud["version"], at.format("%Y-%m-%d"))), "{text}");
+    assert!(text.contains(&format!(" by {role}")) && !text.contains("0001-01-01"), "{text}");
+
+    // A stale token is a conflict that names who and when, and no count.
+    let mapping = Store::connect(&db.target).await.unwrap();
+    let installed = mapping.verify(None).await.unwrap();
+    let store = mapping.with_mapping(&installed);
+    let seen = store.setting("loud", "openai").await.unwrap().setting.unwrap();
+    assert!(seen.version_token && seen.updated_at.is_some());
+    sqlx::raw_sql("UPDATE igny8_integration_settings SET is_active = false WHERE integration_type = 'openai' AND account_id = (SELECT id FROM igny8_account WHERE slug = 'loud')")
+        .execute(&mut psql)
+        .await
+        .unwrap();
+    let err = store
+        .write_setting("dev@igny8.com", "loud", "openai", Some(seen.version), |cur| (cur.unwrap().config.clone(), true))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, keyfall::store::StoreError::Conflict(_)), "{message}");
+    assert!(message.starts_with("conflict: loud openai changed since you read it (by "), "{message}");
+    assert!(message.contains(&role) && !message.contains("0001-01-01") && !message.contains(" v"), "{message}");
+    store.close().await;
 }
 
 /// The trace as text, for failure messages.

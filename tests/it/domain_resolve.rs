@@ -18,7 +18,8 @@ fn setting(id: i64, account_id: i64, ty: &str, config: Value, active: bool) -> S
         config,
         is_active: active,
         version: 1,
-        updated_at: Utc.with_ymd_and_hms(2025, 12, 10, 0, 0, 0).unwrap(),
+        updated_at: Some(Utc.with_ymd_and_hms(2025, 12, 10, 0, 0, 0).unwrap()),
+        version_token: false,
         updated_by: None,
         withheld: None,
     }

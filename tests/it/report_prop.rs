@@ -71,7 +71,16 @@ fn world() -> impl Strategy<Value = World> {
         let chain = proptest::collection::vec(proptest::option::weighted(0.85, 0..n), 0..4);
         let settings =
             proptest::collection::vec((0..n, 0..TYPES.len(), 0..CONFIGS.len(), proptest::bool::weighted(0.85)), 0..18);
-        (Just(n), chain, settings).prop_map(|(accounts, mut chain, settings)| {
+        // Often, a consumer naming runware and a runware row the app raises
+        // on: random rows alone seldom put a raise in the second hop.
+        let planted = proptest::option::weighted(0.5, (0..n, 0..n));
+        (Just(n), chain, settings, planted).prop_map(|(accounts, mut chain, mut settings, planted)| {
+            if let Some((consumer, provider)) = planted {
+                let config = |c: &str| CONFIGS.iter().position(|x| *x == c).unwrap();
+                let ty = |t: &str| TYPES.iter().position(|x| *x == t).unwrap();
+                settings.push((consumer, ty("image_generation"), config(r#"{"provider": "runware"}"#), true));
+                settings.push((provider, ty("runware"), config(r#"{"apiKey": 5}"#), true));
+            }
             let mut seen = Vec::new();
             chain.retain(|e| match e {
                 Some(i) if seen.contains(i) => false,
@@ -106,7 +115,8 @@ async fn load(db: &TestDb, w: &World) -> Snapshot {
             config: serde_json::from_str::<Value>(c).unwrap(),
             is_active: active,
             version: 1,
-            updated_at: chrono::Utc::now(),
+            updated_at: Some(chrono::Utc::now()),
+            version_token: false,
             updated_by: None,
             withheld: None,
         })
@@ -145,6 +155,8 @@ fn report_sql_equals_pure_resolver() {
         failure_persistence: None,
         ..ProptestConfig::default()
     });
+    // Raises seen in the first hop and in the second, across all cases.
+    let raised = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
     runner
         .run(&(world(), 0..rule_sets().len()), |(w, r)| {
             let rules = rule_sets().swap_remove(r);
@@ -161,6 +173,26 @@ fn report_sql_equals_pure_resolver() {
                 );
                 let sql = (row.answered_by.clone(), row.provider.clone(), row.provider_answered_by.clone());
                 prop_assert_eq!(&sql, &pure, "account {} type {} in {:?}", row.account, row.integration_type, w);
+                // Where the app raises (either hop): the same row, verdict
+                // and words, and a raise is never "resolved".
+                prop_assert_eq!(
+                    &row.raises,
+                    &hop.raises(),
+                    "raises, account {} type {} in {:?}",
+                    row.account,
+                    row.integration_type,
+                    w
+                );
+                prop_assert_eq!(
+                    row.is_resolved(),
+                    hop.is_resolved(),
+                    "resolved, {} {}",
+                    row.account,
+                    row.integration_type
+                );
+                if row.raises.is_some() {
+                    raised[usize::from(hop.error.is_none())].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 // The report's ⚠ is the answering row's verdict, as Rust judges it.
                 if let Some(by) = &hop.answered_by {
                     let acc = snapshot.accounts.values().find(|a| &a.slug == by).unwrap();
@@ -190,8 +222,10 @@ fn report_sql_equals_pure_resolver() {
                     row.account_id.map(|id| (id, row.account.as_str())),
                     &row.integration_type,
                 );
-                let fast = (&fast.answered_by, &fast.provider, &fast.provider_answered_by, &fast.answer_verdict);
-                let sql = (&row.answered_by, &row.provider, &row.provider_answered_by, &row.answer_verdict);
+                let fast =
+                    (&fast.answered_by, &fast.provider, &fast.provider_answered_by, &fast.answer_verdict, &fast.raises);
+                let sql =
+                    (&row.answered_by, &row.provider, &row.provider_answered_by, &row.answer_verdict, &row.raises);
                 prop_assert_eq!(
                     fast,
                     sql,
@@ -210,6 +244,7 @@ fn report_sql_equals_pure_resolver() {
                     hop.hop.as_ref().map(|h| h.integration_type.clone()),
                     hop.hop.as_ref().and_then(|h| h.answered_by.clone()),
                 );
+                prop_assert_eq!(&fast.raises, &hop.raises(), "batch engine, no account, type {} in {:?}", t, w);
                 prop_assert_eq!(
                     (fast.answered_by, fast.provider, fast.provider_answered_by),
                     pure,
@@ -224,5 +259,7 @@ fn report_sql_equals_pure_resolver() {
             Ok(())
         })
         .unwrap();
+    let raised = raised.map(|n| n.into_inner());
+    assert!(raised.iter().all(|&n| n > 0), "raises in both hops were compared: {raised:?}");
     drop(rt);
 }

@@ -18,7 +18,7 @@ pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
     let spec = ed.spec();
     let slug = visible_short(&ed.account.slug, 30);
     let title = match (&ed.base, &ed.inherited_from) {
-        (Some(b), _) => format!(" Edit {slug} · {} · v{} ", spec.label, b.version),
+        (Some(b), _) => format!(" Edit {slug} · {} · {} ", spec.label, b.version_label()),
         (None, Some(from)) => {
             format!(" New {} override for {slug} (prefilled from {}) ", spec.label, visible_short(from, 20))
         }
@@ -30,11 +30,7 @@ pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
         Stage::Editing | Stage::Previewing { .. } | Stage::Saving { .. } => editor_form(ed, frame, inner, t),
         Stage::Confirm { changes, impact } => {
             let mut lines = vec![Line::from(Span::styled(
-                format!(
-                    "Save {slug} {}{}?",
-                    ed.integration_type,
-                    ed.base.as_ref().map(|b| format!(" (v{} → v{})", b.version, b.version + 1)).unwrap_or_default()
-                ),
+                format!("Save {slug} {}{}?", ed.integration_type, ed.base.as_ref().map(save_of).unwrap_or_default()),
                 Style::new().add_modifier(Modifier::BOLD),
             ))];
             lines.push(Line::raw(""));
@@ -224,4 +220,40 @@ fn change_lines(before: &serde_json::Value, after: &serde_json::Value) -> Vec<Li
             ))
         })
         .collect()
+}
+
+/// What a save of `base` makes of its version: the app's version column
+/// goes one up (`v7 → v8`); a row token (xmin) is whatever the database
+/// gives it, so nothing is promised.
+fn save_of(base: &crate::domain::Setting) -> String {
+    if base.version_token {
+        format!(" (from {})", base.version_label())
+    } else {
+        format!(" (v{} → v{})", base.version, base.version + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_save_promises_the_next_version_only_for_a_version_column() {
+        let mut base = crate::domain::Setting {
+            id: 1,
+            account_id: 1,
+            integration_type: "openai".into(),
+            config: serde_json::json!({}),
+            is_active: true,
+            version: 2445,
+            updated_at: None,
+            updated_by: None,
+            version_token: false,
+            withheld: None,
+        };
+        assert_eq!(save_of(&base), " (v2445 → v2446)");
+        base.version_token = true;
+        assert_eq!(save_of(&base), " (from row token 2445)");
+        assert_eq!(base.version_label(), "row token 2445");
+    }
 }
