@@ -8,10 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::cli::{keyfall, keyfall_with};
+use crate::pty::common;
 use crate::support::TestDb;
-
-#[path = "../common/pty.rs"]
-mod common;
 
 fn one_line(stderr: &str) {
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
