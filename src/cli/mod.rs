@@ -335,7 +335,9 @@ async fn suggest_names(store: &Store, e: CliError) -> CliError {
     match e {
         CliError::Store(StoreError::NotFound(_)) => CliError::Store(StoreError::NotFound(with_hint)),
         CliError::Negative(_) => CliError::Negative(with_hint),
-        _ => CliError::Usage(with_hint),
+        CliError::Usage(_) => CliError::Usage(with_hint),
+        // Any other kind keeps its exit code and its words.
+        other => other,
     }
 }
 
