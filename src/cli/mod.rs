@@ -34,6 +34,7 @@ mod progress;
 mod report;
 mod resolve;
 mod set;
+mod suggest;
 mod test_connection;
 mod transfer;
 
@@ -87,7 +88,7 @@ pub enum Command {
     Report(report::Args),
     /// Show one account's own setting of one type (secrets masked).
     Get(get::Args),
-    /// Change one field of a setting; the value comes from stdin or a hidden prompt.
+    /// Change one field of a setting; a plain value may follow, a secret comes from stdin or a hidden prompt.
     Set(set::Args),
     /// Settings as JSON, keys as fingerprints unless --reveal.
     Export(transfer::ExportArgs),
@@ -293,8 +294,51 @@ pub async fn run(cli: Cli) -> CliResult {
             Ok(Exit::Ok)
         }
     };
+    let result = match result {
+        Err(e) => Err(suggest_names(&store, e).await),
+        ok => ok,
+    };
     store.close().await;
     finish(result.map_err(|e| explain_timeout(e, &config)))
+}
+
+/// An unknown account, user or function, with the names a typo away
+/// ("unknown account "aws-admn" (did you mean aws-admin?)"), whichever
+/// command said it.
+async fn suggest_names(store: &Store, e: CliError) -> CliError {
+    let message = e.to_string();
+    let Some((kind, typed)) = ["account", "user", "operator", "function"].iter().find_map(|kind| {
+        let rest = message.strip_prefix(&format!("unknown {kind} \""))?;
+        let typed = &rest[..rest.find('"')?];
+        // Only a name shown as itself (no escapes) is looked up again.
+        (!typed.contains('\\')).then_some((*kind, typed.to_string()))
+    }) else {
+        return e;
+    };
+    if message.contains("did you mean") {
+        return e;
+    }
+    let candidates = match kind {
+        "account" => store.slug_candidates(&typed).await,
+        "function" => store.function_names().await,
+        _ => store.email_candidates(&typed).await,
+    };
+    let hint = match candidates {
+        Ok(names) => suggest::did_you_mean(&typed, names.iter().map(String::as_str)),
+        Err(_) => String::new(),
+    };
+    if hint.is_empty() {
+        return e;
+    }
+    let quoted = format!("unknown {kind} \"{typed}\"");
+    let with_hint = message.replacen(&quoted, &format!("{quoted}{hint}"), 1);
+    match e {
+        CliError::Store(StoreError::NotFound(_)) => CliError::Store(StoreError::NotFound(with_hint)),
+        CliError::Negative(_) => CliError::Negative(with_hint),
+        CliError::Usage(_) => CliError::Usage(with_hint),
+        // Any other kind keeps its exit code and its words.
+        other => other,
+    }
 }
 
 /// A statement cancelled by keyfall's own bound says how to change it.

@@ -1,7 +1,10 @@
 //! `keyfall set ACCOUNT TYPE FIELD`: change one field as the operator, with
-//! the operator's permissions enforced and the version checked. The value is
-//! read from stdin or a hidden prompt — never from argv, where `ps` and shell
-//! history would keep it. `--dry-run` previews the edit and its impact.
+//! the operator's permissions enforced and the version checked. A plain
+//! value (a model name, a number) may follow on the command line
+//! (`set aws-admin openai model gpt-4o`); a secret is read from stdin or a
+//! hidden prompt only — on the command line `ps` and the shell history keep
+//! it, so a key there is refused, never echoed. `--dry-run` previews the
+//! edit and its impact.
 
 use std::io::{IsTerminal, Read};
 
@@ -24,6 +27,11 @@ pub struct Args {
     pub integration_type: String,
     /// A config field (e.g. apiKey, model, provider), or `is_active`.
     pub field: String,
+    /// The new value of a plain field (a model name, a number, true/false);
+    /// without it, stdin or a prompt. Never a key: keys come from stdin or
+    /// the hidden prompt only.
+    #[arg(value_name = "VALUE")]
+    pub value: Option<String>,
     /// Remove the field instead of setting it (nothing is read).
     #[arg(long)]
     pub unset: bool,
@@ -47,8 +55,9 @@ pub fn check_type(integration_type: &str) -> Result<(), CliError> {
         return Ok(());
     }
     Err(CliError::Usage(format!(
-        "unknown integration type {:?} (known: {})",
+        "unknown integration type {:?}{} (known: {})",
         visible_short(integration_type, 60),
+        super::suggest::did_you_mean(integration_type, registry::type_names()),
         registry::type_names().collect::<Vec<_>>().join(", ")
     )))
 }
@@ -70,16 +79,40 @@ pub async fn run(store: &Store, config: &Config, args: Args) -> CliResult {
         CliError::Usage("set needs an operator: --as EMAIL (or `operator` in the config file)".into())
     })?;
     authorize(store, operator, &args.account).await?;
+    // The slug as stored (`AWS-Admin` names aws-admin): the write looks it
+    // up as given.
+    let mut args = args;
+    if let Some(account) = store.account(&args.account).await? {
+        args.account = account.slug;
+    }
 
+    // A field the type does not know but one it knows is a typo away
+    // from ("modle") is refused: it would be stored beside the real one.
+    if args.field != "is_active" && spec.field(&args.field).is_none() {
+        let hint = super::suggest::did_you_mean(&args.field, spec.fields.iter().map(|f| f.name));
+        if !hint.is_empty() {
+            return Err(CliError::Usage(format!(
+                "unknown field {:?} for {}{hint}",
+                visible_short(&args.field, 60),
+                spec.name
+            )));
+        }
+    }
     let field_kind = spec.field(&args.field).map(|f| f.kind);
     let secret = field_kind == Some(FieldKind::Secret) || is_secret_field(&args.field);
     let new = if args.unset {
+        if args.value.is_some() {
+            return Err(CliError::Usage("--unset takes no value".into()));
+        }
         if args.field == "is_active" {
             return Err(CliError::Usage("is_active cannot be unset; set it to true or false".into()));
         }
         NewValue::Unset
     } else {
-        let raw = read_value(&args.field, secret)?;
+        let raw = match &args.value {
+            Some(value) => argv_value(&args, secret, value)?,
+            None => read_value(&args.field, secret)?,
+        };
         parse_value(&args.field, field_kind, secret, &raw, spec.key_prefix)?
     };
 
@@ -274,6 +307,36 @@ pub async fn authorize_action(store: &Store, operator: &str, slug: &str, action:
         data.policy.as_str(),
         failing.join("; ")
     )))
+}
+
+/// A value given on the command line: a plain one is taken; a secret field's
+/// value, or anything shaped like a key, is refused without quoting it —
+/// the shell history already holds it.
+fn argv_value(args: &Args, secret: bool, value: &str) -> Result<String, CliError> {
+    let keyish = is_secret_value(value) || is_secret_value(&crate::domain::secret::clean_pasted_secret(value).0);
+    if secret || keyish {
+        let what = if secret {
+            format!("{} is a secret field", visible(&args.field))
+        } else {
+            "the value is shaped like a key or token".to_string()
+        };
+        return Err(CliError::Usage(format!(
+            "{what}: secrets are never taken from the command line, and this one is now in your shell history (remove \
+             it there; rotate the key if others can read it). Nothing written; set it with `keyfall set {} {} {}` and \
+             paste it at the hidden prompt, or pipe it on stdin",
+            visible_short(&args.account, 60),
+            args.integration_type,
+            if secret {
+                visible_short(&args.field, 40)
+            } else {
+                registry::spec(&args.integration_type)
+                    .and_then(|s| s.fields.iter().find(|f| f.kind == FieldKind::Secret))
+                    .map_or("apiKey", |f| f.name)
+                    .to_string()
+            }
+        )));
+    }
+    Ok(value.to_string())
 }
 
 fn read_value(field: &str, secret: bool) -> Result<String, CliError> {

@@ -423,6 +423,153 @@ async fn probe(options: &PgConnectOptions) -> Probe {
     }
 }
 
+/// How long connecting waits when nothing says (libpq's default is
+/// forever; keyfall's, 10 s).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection attempt runs before keyfall also checks, on the
+/// side, whether anything listens at all. sqlx's pool retries a refused
+/// connection until its timeout (a server starting up); psql says
+/// "connection refused" at once, and so does keyfall. A server that
+/// answers faster than this is never probed.
+const REFUSAL_CHECK_AFTER: Duration = Duration::from_millis(60);
+
+/// Where `options` connect, as messages name it: `host port N` or the
+/// socket file.
+pub fn endpoint(options: &PgConnectOptions) -> String {
+    match options.get_socket() {
+        Some(dir) => format!("socket {}", dir.join(format!(".s.PGSQL.{}", options.get_port())).display()),
+        None => format!("{} port {}", options.get_host(), options.get_port()),
+    }
+}
+
+/// Whether something accepts connections where `options` point (a bare
+/// TCP or Unix-socket connect, closed at once without a byte sent, which
+/// PostgreSQL does not log).
+async fn reach(options: &PgConnectOptions) -> std::io::Result<()> {
+    match options.get_socket() {
+        Some(dir) => {
+            tokio::net::UnixStream::connect(dir.join(format!(".s.PGSQL.{}", options.get_port()))).await.map(drop)
+        }
+        None => tokio::net::TcpStream::connect((options.get_host(), options.get_port())).await.map(drop),
+    }
+}
+
+/// A password typed at the prompt, for the rest of the process: the
+/// console's later pools, `demo`'s second connection. Keyed by endpoint
+/// and user.
+static TYPED_PASSWORD: std::sync::Mutex<Option<(String, String)>> = std::sync::Mutex::new(None);
+
+fn password_key(options: &PgConnectOptions) -> String {
+    format!("{}\0{}", endpoint(options), options.get_username())
+}
+
+fn with_typed_password(options: PgConnectOptions) -> PgConnectOptions {
+    let typed = TYPED_PASSWORD.lock().ok().and_then(|g| g.clone());
+    match typed {
+        Some((key, password)) if key == password_key(&options) => options.password(&password),
+        _ => options,
+    }
+}
+
+/// The server wants a password it did not get (or not this one).
+fn wants_password(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("28P01")
+                || db.message().contains("password authentication failed")
+                || db.message().contains("no password supplied")
+        }
+        _ => false,
+    }
+}
+
+/// Whether there is a terminal to ask on (as psql: stdin or stderr is one,
+/// and /dev/tty opens).
+fn terminal() -> bool {
+    use std::io::IsTerminal;
+    (std::io::stdin().is_terminal() || std::io::stderr().is_terminal())
+        && std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").is_ok()
+}
+
+/// Connect with `connect` (a pool or one connection) the way psql does:
+/// a refused connection or a missing socket fails at once naming where;
+/// `timeout` is for a host that does not answer; a server that wants a
+/// password gets one typed at the terminal (no echo), once, else the error
+/// says what to set. Errors name host, port (and user), never a password.
+pub async fn open<T, F, Fut>(options: PgConnectOptions, timeout: Duration, connect: F) -> Result<T, StoreError>
+where
+    F: Fn(PgConnectOptions) -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut options = with_typed_password(options);
+    let mut asked = false;
+    loop {
+        let attempt = connect(options.clone());
+        tokio::pin!(attempt);
+        let refusal = async {
+            tokio::time::sleep(REFUSAL_CHECK_AFTER).await;
+            match tokio::time::timeout(timeout, reach(&options)).await {
+                Ok(Err(e)) => e,
+                // Something listens (or nothing answers at all): the
+                // attempt's own result, or its timeout, says the rest.
+                _ => std::future::pending().await,
+            }
+        };
+        let result = tokio::select! {
+            r = &mut attempt => r,
+            e = refusal => Err(sqlx::Error::Io(e)),
+        };
+        match result {
+            Ok(value) => return Ok(value),
+            Err(e) if wants_password(&e) && !asked && terminal() => {
+                asked = true;
+                let prompt =
+                    format!("Password for user {}: ", crate::domain::text::visible_short(options.get_username(), 80));
+                let typed = tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("password prompt: {e}")))?
+                    .map_err(|e| StoreError::Unavailable(format!("cannot read the password: {e}")))?;
+                if let Ok(mut g) = TYPED_PASSWORD.lock() {
+                    *g = Some((password_key(&options), typed.clone()));
+                }
+                options = options.password(&typed);
+            }
+            Err(e) => return Err(explain(&options, timeout, e, asked)),
+        }
+    }
+}
+
+/// One line for a failed connect, naming where (and whom).
+fn explain(options: &PgConnectOptions, timeout: Duration, e: sqlx::Error, asked: bool) -> StoreError {
+    let at = endpoint(options);
+    let user = crate::domain::text::visible_short(options.get_username(), 80);
+    match e {
+        sqlx::Error::Io(io) => {
+            let why = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused (is a server running there?)".to_string(),
+                std::io::ErrorKind::NotFound if options.get_socket().is_some() => {
+                    "no such socket (is a server running there?)".to_string()
+                }
+                _ => io.to_string(),
+            };
+            StoreError::Unavailable(format!("cannot connect to {at}: {why}"))
+        }
+        sqlx::Error::PoolTimedOut => StoreError::Unavailable(format!(
+            "no answer from {at} within {} s (connect_timeout in the connection string or PGCONNECT_TIMEOUT sets how long to wait)",
+            timeout.as_secs()
+        )),
+        e if wants_password(&e) && asked => {
+            StoreError::Refused(format!("password authentication failed for user {user} at {at}"))
+        }
+        e if wants_password(&e) => StoreError::Refused(format!(
+            "password authentication failed for user {user} at {at}, and there is no terminal to ask for it: set \
+             PGPASSWORD, add a line to ~/.pgpass (or PGPASSFILE), or put the password in the connection string"
+        )),
+        other => StoreError::from(other),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@ pub mod mapping;
 mod queries;
 mod report;
 mod scan;
+mod suggest;
 
 use std::time::Duration;
 
@@ -260,7 +261,7 @@ impl From<sqlx::Error> for StoreError {
             }
             sqlx::Error::Io(e) => StoreError::Unavailable(e.to_string()),
             sqlx::Error::Tls(e) => StoreError::Unavailable(format!("TLS: {e}")),
-            sqlx::Error::PoolTimedOut => StoreError::Unavailable("timed out waiting for a connection".into()),
+            sqlx::Error::PoolTimedOut => StoreError::Unavailable("timed out waiting for the database to answer".into()),
             sqlx::Error::PoolClosed => StoreError::Unavailable("connection pool closed".into()),
             sqlx::Error::Protocol(p) => StoreError::Unavailable(format!("protocol: {p}")),
             sqlx::Error::Configuration(c) => StoreError::Invalid(format!("connection settings: {c}")),
@@ -630,24 +631,30 @@ impl Store {
         size: u32,
     ) -> Result<Store, StoreError> {
         let options = options.options([("search_path", "keyfall")]);
-        let pool = PgPoolOptions::new()
-            .max_connections(size)
-            // libpq's connect_timeout: a host that drops packets or a server
-            // that never answers fails in this time instead of hanging.
-            .acquire_timeout(target.connect_timeout.unwrap_or(Duration::from_secs(10)))
-            // A ping before every query would double the round trips of a
-            // resolve; a dead connection surfaces as Unavailable instead.
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => StoreError::Unavailable(format!(
+        let timeout = target.connect_timeout.unwrap_or(connect::DEFAULT_CONNECT_TIMEOUT);
+        let pool = connect::open(options, timeout, |options| {
+            PgPoolOptions::new()
+                .max_connections(size)
+                // libpq's connect_timeout: a host that drops packets or a
+                // server that never answers fails in this time instead of
+                // hanging (a refused connection fails at once: `open`).
+                .acquire_timeout(timeout)
+                // A ping before every query would double the round trips of
+                // a resolve; a dead connection surfaces as Unavailable.
+                .test_before_acquire(false)
+                .connect_with(options)
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Database(m) if m.contains("does not exist") && m.contains("database") => {
+                StoreError::Unavailable(format!(
                     "database {:?} does not exist on {}",
                     crate::domain::text::visible_short(target.database(), 80),
                     target.label()
-                )),
-                other => StoreError::from(other),
-            })?;
+                ))
+            }
+            other => other,
+        })?;
         Ok(Store { pool, label: target.label(), touch_updated_at: true, rules: Default::default(), operator: None })
     }
 
@@ -934,14 +941,28 @@ $purge$";
 
 /// Create the target database when the server says it does not exist.
 async fn ensure_database(target: &Target) -> Result<(), StoreError> {
-    match target.options.connect().await {
+    let timeout = target.connect_timeout.unwrap_or(connect::DEFAULT_CONNECT_TIMEOUT);
+    // 3D000 is an answer here, not a failure: `open` passes it on.
+    let first = connect::open(target.options.clone(), timeout, |o| async move {
+        match tokio::time::timeout(timeout, o.connect()).await {
+            Ok(Ok(conn)) => Ok(Ok(conn)),
+            Ok(Err(sqlx::Error::Database(e))) if e.code().as_deref() == Some("3D000") => Ok(Err(())),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        }
+    })
+    .await?;
+    match first {
         Ok(conn) => {
             let _ = conn.close().await;
             Ok(())
         }
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
+        Err(()) => {
             let name = target.database().to_string();
-            let mut admin = target.options.clone().database("postgres").connect().await?;
+            let mut admin = connect::open(target.options.clone().database("postgres"), timeout, |o| async move {
+                tokio::time::timeout(timeout, o.connect()).await.unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            })
+            .await?;
             let sql = format!("CREATE DATABASE {}", quote_ident(&name));
             match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut admin).await {
                 Ok(_) => {}
@@ -952,7 +973,6 @@ async fn ensure_database(target: &Target) -> Result<(), StoreError> {
             let _ = admin.close().await;
             Ok(())
         }
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -353,6 +353,22 @@ impl Store {
         .bind(slug)
         .fetch_optional(&self.pool)
         .await?;
+        // Not found as typed: the one slug equal but for case (`AWS-Admin`
+        // → aws-admin), if exactly one. Only on a miss; a scan of the slugs
+        // (no index on lower(slug) in the app), bounded by the table.
+        let doc = match doc {
+            Some(d) => Some(d),
+            None => {
+                let found: Vec<String> = sqlx::query_scalar(
+                    "SELECT jsonb_build_object('id', id, 'slug', slug, 'name', name, 'status', status)::text
+                       FROM accounts WHERE lower(slug) = lower($1) LIMIT 2",
+                )
+                .bind(slug)
+                .fetch_all(&self.pool)
+                .await?;
+                if found.len() == 1 { found.into_iter().next() } else { None }
+            }
+        };
         doc.map(|d| serde_json::from_str(&d).map_err(|e| StoreError::Database(format!("unexpected data shape: {e}"))))
             .transpose()
     }

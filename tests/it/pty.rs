@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::support::TestDb;
 
 #[path = "../common/pty.rs"]
-mod common;
+pub(crate) mod common;
 
 /// The real binary as dev@ on `db`, for a terminal, its home, state and
 /// config under `home`.
