@@ -163,6 +163,13 @@ mod password {
             .env_remove("DATABASE_URL");
         let mut child = pty.spawn(command);
         pty.wait_for(Duration::from_secs(30), |s| s.contains(&format!("Password for user {ROLE}:")));
+        // The prompt is written before the echo is turned off: type only
+        // once the terminal no longer echoes (a person is slower than that).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pty.local_modes() & libc::ECHO != 0 {
+            assert!(std::time::Instant::now() < deadline, "the prompt never turned the echo off");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         pty.send(format!("{PASSWORD}\r").as_bytes());
         let status = pty.wait_exit(&mut child, Duration::from_secs(30));
         let screen = pty.screen();
