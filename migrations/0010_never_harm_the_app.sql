@@ -288,9 +288,14 @@ BEGIN
                         ELSE jsonb_build_object('row', keyfall.keyfall_redact(r.o)) END,
                    CASE WHEN r.n IS NULL THEN NULL WHEN fits THEN keyfall.keyfall_captured(r.n, c)
                         ELSE jsonb_build_object('row', keyfall.keyfall_redact(r.n)) END
-              FROM (SELECT coalesce(n, o) AS d, o, n
-                      FROM (SELECT n FROM unnest(news) n) nn
-                      FULL JOIN (SELECT o FROM unnest(olds) o) oo ON oo.o -> k_id = nn.n -> k_id) r
+              FROM (SELECT n AS d, NULL::jsonb AS o, n FROM unnest(news) n WHERE olds IS NULL
+                    UNION ALL
+                    SELECT o AS d, o, NULL::jsonb AS n FROM unnest(olds) o WHERE news IS NULL
+                    UNION ALL
+                    -- An UPDATE: each new row with the old one of its id.
+                    SELECT coalesce(n, o) AS d, o, n
+                      FROM (SELECT n FROM unnest(news) n WHERE olds IS NOT NULL) nn
+                      FULL JOIN (SELECT o FROM unnest(olds) o WHERE news IS NOT NULL) oo ON oo.o -> k_id = nn.n -> k_id) r
             RETURNING id, row_id, account_id)
         SELECT count(*), array_agg(json_build_object('table', 'integration_settings', 'op', kf_op,
                    'id', row_id, 'account_id', account_id, 'audit_id', id)::text) FILTER (WHERE rn <= 100)
