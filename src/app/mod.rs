@@ -63,7 +63,7 @@ pub enum Msg {
     Paste(String),
     /// The terminal's size.
     Resize { width: u16, height: u16 },
-    /// The clock, once a second.
+    /// The clock, every 250 ms.
     Tick { now: DateTime<Utc> },
     /// A filter pass run off the UI task (a big account index).
     Filtered(Box<accounts::Filtered>),
@@ -152,9 +152,8 @@ impl std::fmt::Debug for Msg {
 /// Its `Debug` masks the keys some commands carry.
 #[derive(Clone, PartialEq)]
 pub enum Cmd {
-    /// Load the accounts index, chain snapshot, policy and functions.
-    /// Load the index, the chain and policy, the functions, and the
-    /// operator as they are now.
+    /// Load the first page of the accounts index, the chain with its
+    /// settings, the policy, the functions and the operator as they are now.
     Boot { request: u64, operator: Option<String> },
     /// Load the whole account index after a first frame drawn from its
     /// first page (`request`: the boot it completes).
@@ -202,7 +201,7 @@ pub enum Cmd {
     Lint { request: u64 },
     /// Test the key of `account`'s `provider` setting; the runtime asks the
     /// database for it as `actor` (checked and recorded there). `insecure`:
-    /// whether an endpoint that needs confirming was confirmed (DESIGN §9).
+    /// whether an endpoint that needs confirming was confirmed.
     TestConnection {
         request: u64,
         actor: String,

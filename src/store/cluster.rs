@@ -130,7 +130,7 @@ fn unprivileged_user() -> Option<(u32, u32)> {
 }
 
 /// The name of the account `uid`, from the system's user database.
-fn user_name(uid: u32) -> Option<String> {
+pub(super) fn user_name(uid: u32) -> Option<String> {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: an all-zero passwd is a valid value to be overwritten.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };

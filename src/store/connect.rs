@@ -165,20 +165,9 @@ fn has_user(url: &str) -> bool {
 /// The operating-system user keyfall runs as: what libpq uses when nothing
 /// names a database user.
 pub fn os_user() -> String {
-    // SAFETY: getpwuid_r writes only into the buffers we pass; geteuid
-    // cannot fail.
-    unsafe {
-        let mut pwd: libc::passwd = std::mem::zeroed();
-        let mut buf = vec![0 as libc::c_char; 4096];
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        if libc::getpwuid_r(libc::geteuid(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) == 0
-            && !result.is_null()
-            && !pwd.pw_name.is_null()
-            && let Ok(name) = std::ffi::CStr::from_ptr(pwd.pw_name).to_str()
-            && !name.is_empty()
-        {
-            return name.to_string();
-        }
+    // SAFETY: geteuid cannot fail.
+    if let Some(name) = super::cluster::user_name(unsafe { libc::geteuid() }).filter(|n| !n.is_empty()) {
+        return name;
     }
     std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "postgres".into())
 }
