@@ -301,76 +301,19 @@ fn scan(text: &str) -> Scan {
 }
 
 /// The text serde reads instead: number tokens replaced by their stand-ins,
-/// containers at [`CUT_DEPTH`] by their fingerprint. Iterative.
+/// containers at [`CUT_DEPTH`] by their fingerprint.
 fn rewrite(text: &str) -> String {
-    let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'"' => {
-                let end = string_end(b, i);
-                out.push_str(&text[i..end]);
-                i = end;
-            }
-            b'{' | b'[' if depth >= CUT_DEPTH => {
-                let end = container_end(b, i);
-                out.push('"');
-                out.push_str(&super::secret::fingerprint(&text[i..end]));
-                out.push('"');
-                i = end;
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                out.push(c as char);
-                i += 1;
-            }
-            b'}' | b']' => {
-                depth = depth.saturating_sub(1);
-                out.push(c as char);
-                i += 1;
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
-                    i += 1;
-                }
-                let token = &text[start..i];
-                match number_stand_in(token) {
-                    Some((stand_in, _)) => out.push_str(&stand_in),
-                    None => out.push_str(token),
-                }
-            }
-            _ => {
-                let ch = text[i..].chars().next().unwrap_or(' ');
-                out.push(ch);
-                i += ch.len_utf8();
-            }
-        }
-    }
-    out
+    walk(text, CUT_DEPTH, |token, out| match number_stand_in(token) {
+        Some((stand_in, _)) => out.push_str(&stand_in),
+        None => out.push_str(token),
+    })
 }
 
-/// JSON text (as PostgreSQL prints `jsonb`) read into a value without
-/// failing: a number beyond f64 (`1e400` prints as 401 digits) becomes a
-/// string of its digits; an object or array nested `max_depth` deep (the
-/// top level is depth 0) becomes the fingerprint of its text — which is
-/// what redaction makes of it (`secret::MAX_DEPTH`), so nothing deeper is
-/// ever parsed. Text that is still not JSON becomes a string saying why
-/// (serde's message: a position, never the text).
-pub fn parse_lenient(text: &str, max_depth: usize) -> Value {
-    if let Ok(v) = serde_json::from_str::<Value>(text) {
-        return v;
-    }
-    let repaired = repair(text, max_depth);
-    serde_json::from_str(&repaired).unwrap_or_else(|e| Value::String(format!("unreadable JSON: {e}")))
-}
-
-/// One pass over the text: out-of-range numbers quoted, containers at
-/// `max_depth` replaced by their fingerprint. Iterative: no recursion.
-fn repair(text: &str, max_depth: usize) -> String {
+/// One pass over JSON text, copying it: each number token handed to
+/// `number` (which writes what stands for it), each container at
+/// `max_depth` replaced by the fingerprint of its text, strings as they
+/// are. Iterative: no recursion, whatever the nesting.
+fn walk(text: &str, max_depth: usize, mut number: impl FnMut(&str, &mut String)) -> String {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut depth = 0usize;
@@ -405,14 +348,7 @@ fn repair(text: &str, max_depth: usize) -> String {
                 while i < b.len() && matches!(b[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
                     i += 1;
                 }
-                let token = &text[start..i];
-                if token.parse::<f64>().is_ok_and(f64::is_finite) {
-                    out.push_str(token);
-                } else {
-                    out.push('"');
-                    out.push_str(token);
-                    out.push('"');
-                }
+                number(&text[start..i], &mut out);
             }
             _ => {
                 let ch = text[i..].chars().next().unwrap_or(' ');
@@ -422,6 +358,35 @@ fn repair(text: &str, max_depth: usize) -> String {
         }
     }
     out
+}
+
+/// JSON text (as PostgreSQL prints `jsonb`) read into a value without
+/// failing: a number beyond f64 (`1e400` prints as 401 digits) becomes a
+/// string of its digits; an object or array nested `max_depth` deep (the
+/// top level is depth 0) becomes the fingerprint of its text — which is
+/// what redaction makes of it (`secret::MAX_DEPTH`), so nothing deeper is
+/// ever parsed. Text that is still not JSON becomes a string saying why
+/// (serde's message: a position, never the text).
+pub fn parse_lenient(text: &str, max_depth: usize) -> Value {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return v;
+    }
+    let repaired = repair(text, max_depth);
+    serde_json::from_str(&repaired).unwrap_or_else(|e| Value::String(format!("unreadable JSON: {e}")))
+}
+
+/// Out-of-range numbers quoted, containers at `max_depth` replaced by their
+/// fingerprint.
+fn repair(text: &str, max_depth: usize) -> String {
+    walk(text, max_depth, |token, out| {
+        if token.parse::<f64>().is_ok_and(f64::is_finite) {
+            out.push_str(token);
+        } else {
+            out.push('"');
+            out.push_str(token);
+            out.push('"');
+        }
+    })
 }
 
 /// The index just past the string starting at `start` (a `"`).
