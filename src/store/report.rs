@@ -684,11 +684,27 @@ impl Store {
         // rewritten differently): whoever answers from them keeps the
         // account and gets the new value. Compared as the operator reads
         // them (a masked key written back is the stored key).
-        let (mut ids, mut kinds, mut configs, mut actives) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // Several changes to one setting (a proposal of many) leave what the
+        // last one says: only that is compared with the stored row.
+        let mut last: Vec<((i64, &str), Option<(&Value, bool)>)> = Vec::new();
         for p in &singles {
-            if let Proposal::Setting { account_id, integration_type, config, is_active } = p {
+            let (key, state) = match p {
+                Proposal::Setting { account_id, integration_type, config, is_active } => {
+                    ((*account_id, integration_type.as_str()), Some((config, *is_active)))
+                }
+                Proposal::Delete { account_id, integration_type } => ((*account_id, integration_type.as_str()), None),
+                _ => continue,
+            };
+            match last.iter_mut().find(|(k, _)| *k == key) {
+                Some(entry) => entry.1 = state,
+                None => last.push((key, state)),
+            }
+        }
+        let (mut ids, mut kinds, mut configs, mut actives) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((account_id, integration_type), state) in &last {
+            if let Some((config, is_active)) = state {
                 ids.push(*account_id);
-                kinds.push(integration_type.clone());
+                kinds.push(integration_type.to_string());
                 configs.push(config.to_string());
                 actives.push(*is_active);
             }

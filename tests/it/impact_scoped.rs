@@ -335,6 +335,45 @@ fn sorted(mut rows: Vec<ImpactRow>) -> Vec<String> {
     out
 }
 
+/// A case the property found (shrunk): two changes to one setting in one
+/// proposal, the last putting back what was stored. The preview must
+/// compare what the last change leaves, not the first.
+#[test]
+fn two_changes_to_one_setting_are_previewed_as_the_last_leaves_it() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = rt.block_on(TestDb::new());
+    let w = World {
+        accounts: 1,
+        chain: vec![0],
+        settings: vec![
+            (0, 0, 7, false),
+            (0, 2, 16, true),
+            (0, 3, 8, true),
+            (0, 2, 7, true),
+            (0, 0, 3, false),
+            (0, 1, 1, true),
+            (0, 3, 4, true),
+            (0, 0, 12, true),
+            (0, 3, 4, true),
+            (0, 3, 13, true),
+            (0, 3, 2, true),
+            (0, 0, 1, true),
+        ],
+        users: vec![0, 0],
+    };
+    let changes = vec![
+        Change::Set { account: 0, kind: 2, config: 0, active: false },
+        Change::Set { account: 0, kind: 2, config: 7, active: true },
+    ];
+    let store = db.store.clone().with_rules(Rules::default()).with_operator(Some("op@ops.test".into()));
+    let ids = rt.block_on(load(&db, &w));
+    let proposal = proposal(&changes, &ids);
+    let fast = rt.block_on(store.impact(&proposal)).unwrap();
+    let slow = rt.block_on(straightforward(&db, &store, &w, &changes, &ids));
+    assert_eq!(sorted(fast), sorted(slow));
+    drop(rt);
+}
+
 #[test]
 fn scoped_impact_equals_the_whole_report_before_and_after() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
