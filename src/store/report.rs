@@ -686,7 +686,8 @@ impl Store {
         // them (a masked key written back is the stored key).
         // Several changes to one setting (a proposal of many) leave what the
         // last one says: only that is compared with the stored row.
-        let mut last: Vec<((i64, &str), Option<(&Value, bool)>)> = Vec::new();
+        type Last<'p> = ((i64, &'p str), Option<(&'p Value, bool)>);
+        let mut last: Vec<Last> = Vec::new();
         for p in &singles {
             let (key, state) = match p {
                 Proposal::Setting { account_id, integration_type, config, is_active } => {
