@@ -237,7 +237,7 @@ BEGIN
     PERFORM pg_notify('keyfall_changes', json_build_object('table', 'keyfall', 'op', 'capture')::text);
 EXCEPTION WHEN OTHERS THEN
     -- Never the app's failure: the statement goes on; the server log says why.
-    RAISE WARNING 'keyfall: could not record a change to its triggers: %', SQLERRM;
+    RAISE WARNING 'keyfall: could not record a change to its triggers (SQLSTATE %)', SQLSTATE;
 END
 $$;
 

@@ -50,6 +50,17 @@ BEGIN
 END
 $$;
 
+-- 0007's check of every column, through the one rule above.
+CREATE OR REPLACE FUNCTION keyfall.keyfall_untrusted_column(rel oid) RETURNS text
+LANGUAGE sql STABLE SET search_path = keyfall, pg_catalog, pg_temp AS $$
+    SELECT format('column %I: %s', a.attname, keyfall.keyfall_untrusted_type(a.atttypid))
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped
+       AND keyfall.keyfall_untrusted_type(a.atttypid) IS NOT NULL
+     ORDER BY a.attnum
+     LIMIT 1
+$$;
+
 -- What does not fit in a mapping, one sentence each (0001's, and): a mapped
 -- column of a type keyfall cannot trust is not mapped; settings may have
 -- integer (not only bigint) ids — keyfall reads and writes them as bigint.

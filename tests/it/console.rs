@@ -18,6 +18,12 @@ async fn keys(store: &Store, model: &mut Model, keys: &[&str]) {
 }
 
 async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model {
+    console_with(db, operator, false, size).await
+}
+
+/// The console as it starts for `operator` (read-only at the operator's
+/// choice), drawn once at `size`.
+pub(crate) async fn console_with(db: &TestDb, operator: Option<&str>, read_only: bool, size: (u16, u16)) -> Model {
     let config = keyfall::config::Config {
         database_url: None,
         operator: operator.map(str::to_string),
@@ -25,7 +31,7 @@ async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model
         state_dir: std::env::temp_dir(),
         label: None,
         color: None,
-        read_only: false,
+        read_only,
         keys: Default::default(),
         mapping: None,
         resolution: Default::default(),

@@ -8,8 +8,7 @@
 
 use std::time::Duration;
 
-use keyfall::app::keymap::Keymap;
-use keyfall::app::{Cmd, Model, Msg, Overlay, Session, update, view};
+use keyfall::app::{Cmd, Model, Msg, Overlay, update, view};
 use keyfall::store::Store;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -171,30 +170,7 @@ async fn the_endpoint_is_checked_again_on_the_config_the_key_comes_with() {
 }
 
 async fn console(db: &TestDb, operator: &str, read_only: bool, size: (u16, u16)) -> Model {
-    let config = keyfall::config::Config {
-        database_url: None,
-        operator: Some(operator.to_string()),
-        data_dir: std::env::temp_dir(),
-        state_dir: std::env::temp_dir(),
-        label: None,
-        color: None,
-        read_only,
-        keys: Default::default(),
-        mapping: None,
-        resolution: Default::default(),
-        file: None,
-        login: None,
-        statement_timeout: None,
-    };
-    let access = keyfall::cli::console_access(&db.store, &config).await.unwrap();
-    let session = Session { database: "localhost/keyfall".into(), label: None, color: None, access, no_color: true };
-    let mut model = Model::new(session, Keymap::default_keys(), chrono::Utc::now());
-    let cmds = update(&mut model, Msg::Resize { width: size.0, height: size.1 });
-    drive(&db.store, &mut model, cmds).await;
-    let cmds = model.start();
-    drive(&db.store, &mut model, cmds).await;
-    update(&mut model, Msg::Tick { now: chrono::Utc::now() });
-    model
+    crate::console::console_with(db, Some(operator), read_only, size).await
 }
 
 async fn keys(store: &Store, model: &mut Model, keys: &[&str]) {

@@ -27,39 +27,14 @@ struct Run {
 /// The binary, logging everything it logs at all (`KEYFALL_LOG=trace`).
 fn run(db: &TestDb, args: &[&str], stdin: Option<&str>) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyfall"))
-        .arg("--database-url")
-        .arg(db.url())
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env("KEYFALL_LOG", "trace")
-        .env("HOME", dir.path())
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run keyfall");
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        pipe.write_all(text.as_bytes()).unwrap();
-    }
-    drop(pipe);
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
-    let log_path = dir.path().join("state/keyfall/keyfall.log");
-    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let run = run_at(dir.path(), &db.url(), args, stdin);
     {
         use std::os::unix::fs::PermissionsExt;
+        let log_path = dir.path().join("state/keyfall/keyfall.log");
         let mode = std::fs::metadata(&log_path).expect("a log file").permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the log is the user's only");
     }
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-        log,
-    }
+    run
 }
 
 async fn sql_bools(db: &TestDb, function: &str, inputs: &[String]) -> Vec<bool> {
@@ -667,15 +642,20 @@ fn run_as(db: &TestDb, login: &str, args: &[&str], stdin: Option<&str>) -> Run {
 
 fn run_url(url: &str, args: &[&str], stdin: Option<&str>) -> Run {
     let dir = tempfile::tempdir().unwrap();
+    run_at(dir.path(), url, args, stdin)
+}
+
+/// The binary against `url`, its home and log under `dir`.
+fn run_at(dir: &std::path::Path, url: &str, args: &[&str], stdin: Option<&str>) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyfall"))
         .arg("--database-url")
         .arg(url)
         .args(args)
         .env_remove("DATABASE_URL")
         .env("KEYFALL_LOG", "trace")
-        .env("HOME", dir.path())
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("HOME", dir)
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -687,7 +667,7 @@ fn run_url(url: &str, args: &[&str], stdin: Option<&str>) -> Run {
     }
     drop(pipe);
     let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
-    let log = std::fs::read_to_string(dir.path().join("state/keyfall/keyfall.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(dir.join("state/keyfall/keyfall.log")).unwrap_or_default();
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
