@@ -58,12 +58,30 @@ pub(super) fn loaded(model: &mut Model, request: u64, entries: Vec<AuditEntry>) 
     if let Some(Overlay::Audit(view)) = &mut model.overlay
         && view.request == request
     {
+        // A live reload keeps the selected entry selected.
+        let selected = view.entries.get(view.selected).map(|e| e.id);
+        view.selected = selected.and_then(|id| entries.iter().position(|e| e.id == id)).unwrap_or(0);
         view.entries = entries;
         view.loading = false;
         view.error = None;
-        view.selected = 0;
     }
     Vec::new()
+}
+
+/// Something changed live: an open audit view whose account it touched
+/// (`touched`) reads its entries again, keeping what is on screen until
+/// they arrive.
+pub(super) fn follow(model: &mut Model, touched: impl Fn(i64) -> bool) -> Vec<Cmd> {
+    let Some(Overlay::Audit(view)) = &model.overlay else { return Vec::new() };
+    if !touched(view.account.id) {
+        return Vec::new();
+    }
+    let (account, integration_type) = (view.account.slug.clone(), view.integration_type.clone());
+    let request = model.request();
+    if let Some(Overlay::Audit(view)) = &mut model.overlay {
+        view.request = request;
+    }
+    vec![Cmd::LoadAuditList { request, account, integration_type }]
 }
 
 pub(super) fn failed(model: &mut Model, request: u64, error: &str) -> bool {

@@ -47,6 +47,7 @@ pub(super) fn test_connection(model: &mut Model) -> Vec<Cmd> {
         outcome: None,
         problem: None,
         from_resolve: false,
+        tested: None,
     };
     start(model, test, &owner)
 }
@@ -77,6 +78,7 @@ pub(super) fn test_resolved(model: &mut Model) -> Vec<Cmd> {
         outcome: None,
         problem: None,
         from_resolve: true,
+        tested: None,
     };
     start(model, test, &account)
 }
@@ -84,6 +86,7 @@ pub(super) fn test_resolved(model: &mut Model) -> Vec<Cmd> {
 /// Ask for the test of `owner`'s key, or — when this session may not read
 /// it — say so on the test's line at once, sending nothing.
 fn start(model: &mut Model, mut test: LastTest, owner: &Account) -> Vec<Cmd> {
+    test.tested = tested_row(model, &test.key_of, &test.provider);
     let actor = model.session.access.operator.as_ref().map(|u| u.email.clone());
     let refused = match (&actor, &model.session.access) {
         (None, _) => Some("a test reads the key, which needs an operator (--as)".to_string()),
@@ -132,6 +135,45 @@ pub struct LastTest {
     pub problem: Option<String>,
     /// Started from the resolve-as panel (shown there).
     pub from_resolve: bool,
+    /// The tested row's key (as a fingerprint) and endpoint when the test
+    /// started: when they change, the outcome is stale.
+    pub tested: Option<String>,
+}
+
+/// What a test depends on in `slug`'s `provider` row, as loaded: its keys
+/// as fingerprints and its endpoint fields. None: the row is not in memory.
+fn tested_row(model: &Model, slug: &str, provider: &str) -> Option<String> {
+    let id = model
+        .world
+        .chain
+        .iter()
+        .find(|e| e.slug == slug)
+        .and_then(|e| e.account.as_ref())
+        .or_else(|| model.world.accounts.values().find(|a| a.slug == slug))?
+        .id;
+    let Some(setting) = model.world.settings.get(&(id, provider.to_string())) else {
+        return Some("(no row)".into());
+    };
+    let config = crate::domain::secret::fingerprint_config(&setting.config);
+    let kept: serde_json::Map<String, serde_json::Value> = config
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            crate::domain::secret::is_secret_field(&k) || ["url", "endpoint", "host"].iter().any(|w| k.contains(w))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Some(serde_json::Value::Object(kept).to_string())
+}
+
+/// Whether the row tested has since changed its key or endpoint (as loaded).
+pub fn is_stale(model: &Model, test: &LastTest) -> bool {
+    match (&test.tested, tested_row(model, &test.key_of, &test.provider)) {
+        (Some(then), Some(now)) => then != &now,
+        _ => false,
+    }
 }
 
 /// The last connection test, in one line.
@@ -143,6 +185,17 @@ pub(super) fn line(model: &Model, test: &LastTest, t: Theme) -> Line<'static> {
             Span::raw(format!("{whose}: {problem} ({})", ago(model.now, test.at))),
         ]),
         (None, None) => Line::from(Span::styled(format!("testing {whose}…"), t.dim())),
+        (Some(o), None) if is_stale(model, test) => Line::from(vec![
+            Span::styled("? ", t.warn()),
+            Span::styled(
+                format!(
+                    "stale: {whose} or base_url changed since the test ({}: {}); t tests again",
+                    ago(model.now, test.at),
+                    if o.ok { "it was accepted" } else { "it failed" }
+                ),
+                t.warn(),
+            ),
+        ]),
         (Some(o), None) => {
             let insecure = o.insecure.as_ref().map(|why| format!(", sent as confirmed: {why}")).unwrap_or_default();
             Line::from(vec![

@@ -12,7 +12,10 @@ use std::fmt;
 use ratatui_textarea::{Input, Key, TextArea};
 use serde_json::{Map, Value};
 
+use chrono::{DateTime, Utc};
+
 use crate::domain::diff::{self, FieldChange};
+use crate::domain::merge::{self, Merge, Side};
 use crate::domain::registry::{self, FieldKind, Kind, TypeSpec};
 use crate::domain::secret::{Secret, clean_pasted_secret, mask_config, mask_within, shape_masked};
 use crate::domain::{Account, Setting};
@@ -36,6 +39,8 @@ pub struct FieldInput {
     pub removed: bool,
     /// The text the form opened with, to know what changed.
     initial: String,
+    /// Prefilled from another account's setting (a new override): its slug.
+    pub copied_from: Option<String>,
 }
 
 impl FieldInput {
@@ -45,6 +50,11 @@ impl FieldInput {
 
     pub fn is_secret(&self) -> bool {
         self.kind == FieldKind::Secret
+    }
+
+    /// Whether the text is still what the form opened with.
+    pub fn unchanged(&self) -> bool {
+        !self.removed && self.text() == self.initial
     }
 
     /// Whether the stored setting has this field (something to remove).
@@ -104,11 +114,33 @@ pub enum Stage {
         theirs: Option<Setting>,
         asking: bool,
     },
-    /// "Discard your edits?" — then close the form, or quit keyfall.
+    /// "Discard your edits?" — then close the form, quit keyfall, or
+    /// (`reload`, after a conflict) show what is stored.
     Discard {
         quit: bool,
+        reload: bool,
         previous: Box<Stage>,
     },
+    /// Merging after a conflict: the fields both sides changed, each kept
+    /// from theirs or yours (`choices`, by clash); enter merges.
+    Merging {
+        conflict: Box<Conflict>,
+        theirs: Box<Setting>,
+        merge: Merge,
+        active: bool,
+        choices: Vec<Side>,
+        focus: usize,
+    },
+}
+
+/// The row changed underneath the open form (heard live).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Underneath {
+    /// Its version (or row token) now.
+    pub version: i64,
+    /// Who changed it and when, once the audit entry is read.
+    pub actor: Option<String>,
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// The form. Its `Debug` masks every config it holds (the one it started
@@ -131,6 +163,8 @@ pub struct Editor {
     pub pending: Option<(Value, bool)>,
     /// The audit entry this edit reverts (recorded with the save).
     pub revert_of: Option<i64>,
+    /// The stored row moved on since the form opened (a save will conflict).
+    pub underneath: Option<Underneath>,
     /// The config the form started from: fields not in the form are kept
     /// as they are.
     start: Map<String, Value>,
@@ -151,6 +185,7 @@ impl fmt::Debug for Editor {
             .field("message", &self.message)
             .field("pending", &self.pending.as_ref().map(|(config, active)| (mask_config(config), active)))
             .field("revert_of", &self.revert_of)
+            .field("underneath", &self.underneath)
             .field("start", &mask_config(&Value::Object(self.start.clone())))
             .field("initial_active", &self.initial_active)
             .finish()
@@ -191,6 +226,7 @@ impl Editor {
         inherited: Option<(String, Setting)>,
         prefill: Option<Map<String, Value>>,
     ) -> Result<Editor, String> {
+        let prefilled = prefill.is_some();
         let start = match (&base, &inherited) {
             _ if prefill.is_some() => prefill.unwrap_or_default(),
             (Some(s), _) => s.config.as_object().cloned().ok_or_else(|| {
@@ -238,6 +274,7 @@ impl Editor {
                 json,
                 removed: false,
                 initial: value,
+                copied_from: None,
             }
         };
         let mut fields: Vec<FieldInput> = spec.fields.iter().map(|f| input(f.name, f.label, f.kind, false)).collect();
@@ -248,6 +285,12 @@ impl Editor {
                 || start.get(name).is_some_and(crate::domain::secret::contains_secret);
             let kind = if secret { FieldKind::Secret } else { FieldKind::Text };
             fields.push(input(name, name, kind, true));
+        }
+        // A new override's prefilled fields say where they came from.
+        if let (None, false, Some((from, _))) = (&base, prefilled, &inherited) {
+            for f in fields.iter_mut().filter(|f| !f.initial.is_empty()) {
+                f.copied_from = Some(from.clone());
+            }
         }
         let is_active = base.as_ref().map(|s| s.is_active).unwrap_or(true);
         Ok(Editor {
@@ -263,6 +306,7 @@ impl Editor {
             message: None,
             pending: None,
             revert_of: None,
+            underneath: None,
             start,
         })
     }
@@ -293,7 +337,13 @@ impl Editor {
     /// Ask "discard your edits?" before closing (or quitting).
     pub fn ask_discard(&mut self, quit: bool) {
         let previous = std::mem::replace(&mut self.stage, Stage::Editing);
-        self.stage = Stage::Discard { quit, previous: Box::new(previous) };
+        self.stage = Stage::Discard { quit, reload: false, previous: Box::new(previous) };
+    }
+
+    /// Ask "discard your edits and reload?" (after a conflict).
+    pub fn ask_reload(&mut self) {
+        let previous = std::mem::replace(&mut self.stage, Stage::Editing);
+        self.stage = Stage::Discard { quit: false, reload: true, previous: Box::new(previous) };
     }
 
     /// "No": back to where the question was asked.
@@ -498,6 +548,54 @@ impl Editor {
         }
         let active = if active != base.is_active { active } else { theirs.is_active };
         Some((Value::Object(merged), active))
+    }
+
+    /// The three-way merge of the config being saved with `theirs`: your
+    /// changed fields (against the version the form opened) on top of
+    /// their row; the active flag likewise (a flag cannot clash).
+    pub fn merge_with(&self, theirs: &Setting) -> Option<(Merge, bool)> {
+        let (ours, active) = self.pending.as_ref()?;
+        let base = self.base.as_ref().and_then(|b| b.config.as_object().cloned()).unwrap_or_default();
+        let merged = merge::three_way(&base, ours.as_object()?, theirs.config.as_object()?);
+        let active = *merge::pick(&self.initial_active, active, &theirs.is_active).unwrap_or(active);
+        Some((merged, active))
+    }
+
+    /// Put the form on `theirs`: the version a save now checks against;
+    /// the fields show `config` (a merge's result), each field differing
+    /// from theirs counted as your edit; a key you typed stays typed (their
+    /// key is what the form shows as stored, masked).
+    pub fn rebase(&mut self, theirs: &Setting, config: Map<String, Value>, active: bool) -> Result<(), String> {
+        let spec = self.spec();
+        let stored = theirs.config.as_object().cloned().unwrap_or_default();
+        let mut start = config.clone();
+        let mut typed = Vec::new();
+        for f in self.fields.iter().filter(|f| f.is_secret() && !f.text().is_empty()) {
+            if config.get(&f.name) != stored.get(&f.name) {
+                typed.push((f.name.clone(), f.text()));
+                match stored.get(&f.name) {
+                    Some(v) => start.insert(f.name.clone(), v.clone()),
+                    None => start.remove(&f.name),
+                };
+            }
+        }
+        let fresh = Editor::open(spec, self.account.clone(), Some(theirs.clone()), None)?;
+        let mut next = Editor::open_with(spec, self.account.clone(), Some(theirs.clone()), None, Some(start))?;
+        for f in &mut next.fields {
+            f.initial = fresh.fields.iter().find(|g| g.name == f.name).map(|g| g.initial.clone()).unwrap_or_default();
+            if let Some((_, text)) = typed.iter().find(|(n, _)| *n == f.name) {
+                f.input = single_line(text, true, None);
+            } else if !config.contains_key(&f.name) && stored.contains_key(&f.name) {
+                f.removed = true;
+                f.input = single_line("", f.is_secret(), None);
+            }
+        }
+        next.is_active = active;
+        next.initial_active = theirs.is_active;
+        next.focus = self.focus.min(next.fields.len().saturating_sub(1));
+        next.revert_of = self.revert_of;
+        *self = next;
+        Ok(())
     }
 
     /// The field diff against the stored setting, secrets as fingerprints.

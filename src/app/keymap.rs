@@ -73,10 +73,11 @@ pub enum Action {
     Add,
     CyclePolicy,
     Copy,
+    Merge,
 }
 
 impl Action {
-    pub const ALL: [Action; 52] = [
+    pub const ALL: [Action; 53] = [
         Action::Quit,
         Action::Help,
         Action::Edit,
@@ -129,6 +130,7 @@ impl Action {
         Action::Add,
         Action::CyclePolicy,
         Action::Copy,
+        Action::Merge,
     ];
 
     /// The name used in the keys file.
@@ -186,6 +188,7 @@ impl Action {
             Action::Add => "add",
             Action::CyclePolicy => "cycle_policy",
             Action::Copy => "copy",
+            Action::Merge => "merge",
         }
     }
 
@@ -244,12 +247,14 @@ impl Action {
             (S::Main, Action::Accept) => ("", "from the accounts to the setting"),
             (S::Filter, Action::Accept) => ("keep", "keep the filter, back to the list"),
             (S::Delete, Action::Accept) => ("choose", "press the focused button"),
+            (S::Merge, Action::Accept) => ("merge", "merge with these choices, then preview the save"),
             (_, Action::Accept) => ("choose", "choose"),
             (S::Main, Action::Cancel) => ("", "clear the filter"),
             (S::Filter, Action::Cancel) => ("clear", "clear the filter"),
             (S::Editor, Action::Cancel) => ("cancel", "close the form (asks if you changed something)"),
             (S::Waiting, Action::Cancel) => ("stop waiting", "stop waiting (a late reply is dropped)"),
             (S::Confirm, Action::Cancel) => ("no", "no"),
+            (S::Merge, Action::Cancel) => ("back", "back to the conflict"),
             (_, Action::Cancel) => ("cancel", "close"),
             (_, Action::Close) => ("close", "close"),
             (_, Action::Save) => ("save", "preview the save: diff and impact"),
@@ -262,9 +267,10 @@ impl Action {
             (_, Action::Confirm) => ("yes", "yes"),
             (S::SavePreview, Action::Back) => ("back", "back to the form"),
             (_, Action::Back) => ("back", "back"),
-            (_, Action::KeepEditing) => ("keep editing", "back to your edits"),
-            (_, Action::Reload) => ("reload", "drop your edits, show what is stored"),
+            (_, Action::KeepEditing) => ("keep editing", "back to your edits, rebased on their version"),
+            (_, Action::Reload) => ("reload", "drop your edits (asks), show what is stored"),
             (_, Action::Overwrite) => ("overwrite", "save over theirs (asks; recorded as an overwrite)"),
+            (S::Merge, Action::Switch) => ("theirs/yours", "keep their value or yours for this field"),
             (_, Action::Switch) => ("switch", "move between Cancel and Delete"),
             (_, Action::Revert) => ("revert", "revert this entry (through the editor)"),
             (_, Action::Jump) => ("open", "go to the setting, or the user's permissions"),
@@ -275,6 +281,7 @@ impl Action {
             (_, Action::Remove) => ("remove", "remove the system account from the chain"),
             (_, Action::Add) => ("add", "add the account selected in the list"),
             (_, Action::CyclePolicy) => ("policy", "next policy (A, B, C)"),
+            (_, Action::Merge) => ("merge", "apply your changed fields on top of theirs (both changed: you choose)"),
             (_, Action::Copy) => ("copy", "copy slug, key fingerprint or trace (OSC 52); a revealed key"),
         }
     }
@@ -297,10 +304,11 @@ pub enum Screen {
     Lint,
     ChainPolicy,
     ChainPolicyPreview,
+    Merge,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 14] = [
+    pub const ALL: [Screen; 15] = [
         Screen::Main,
         Screen::Filter,
         Screen::Help,
@@ -315,6 +323,7 @@ impl Screen {
         Screen::Lint,
         Screen::ChainPolicy,
         Screen::ChainPolicyPreview,
+        Screen::Merge,
     ];
 
     pub fn name(self) -> &'static str {
@@ -333,6 +342,7 @@ impl Screen {
             Screen::Lint => "lint",
             Screen::ChainPolicy => "chain_policy",
             Screen::ChainPolicyPreview => "chain_policy_preview",
+            Screen::Merge => "merge",
         }
     }
 
@@ -353,6 +363,7 @@ impl Screen {
             Screen::Lint => "lint findings",
             Screen::ChainPolicy => "the chain and the policy",
             Screen::ChainPolicyPreview => "the chain and policy preview",
+            Screen::Merge => "merging: fields both sides changed",
         }
     }
 
@@ -404,7 +415,8 @@ impl Screen {
             Screen::Picker => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
             Screen::Editor => &[A::Save, A::NextField, A::PrevField, A::RemoveField, A::ToggleActive, A::Cancel],
             Screen::SavePreview => &[A::Confirm, A::Back],
-            Screen::Conflict => &[A::KeepEditing, A::Reload, A::Overwrite],
+            Screen::Conflict => &[A::Merge, A::KeepEditing, A::Reload, A::Overwrite],
+            Screen::Merge => &[A::Switch, A::Accept, A::Cancel, A::Down, A::Up],
             Screen::Confirm => &[A::Confirm, A::Cancel],
             Screen::Delete => &[A::Switch, A::Accept, A::Cancel],
             Screen::Waiting => &[A::Cancel],

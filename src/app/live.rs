@@ -47,7 +47,8 @@ pub(super) fn apply_pending(model: &mut Model) -> Vec<Cmd> {
         return Vec::new();
     }
     let pending = std::mem::take(&mut model.pending);
-    let mut cmds = Vec::new();
+    // An open audit view follows its setting's changes.
+    let mut cmds = super::audit::follow(model, |id| pending.everything || pending.accounts.contains(&id));
     if pending.everything {
         model.requests.refresh();
         cmds.extend(model.start());

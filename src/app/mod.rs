@@ -521,6 +521,7 @@ impl Model {
                 Stage::Conflict { asking: false, .. } => Screen::Conflict,
                 Stage::Conflict { asking: true, .. } | Stage::Discard { .. } => Screen::Confirm,
                 Stage::Previewing { .. } | Stage::Saving { .. } => Screen::Waiting,
+                Stage::Merging { .. } => Screen::Merge,
             },
             Some(Overlay::ConfirmDelete(dialog)) if dialog.request.is_some() => Screen::Waiting,
             Some(Overlay::ConfirmReveal(dialog)) if dialog.request.is_some() => Screen::Waiting,
@@ -624,6 +625,7 @@ pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             }
             if let Some(e) = entry {
                 model.notice = Some(live::change_notice(&e));
+                editor::keys::heard(model, &e);
             }
             Vec::new()
         }
@@ -751,6 +753,7 @@ fn on_boot(model: &mut Model, request: u64, boot: Boot) -> Vec<Cmd> {
     }
     model.world = boot.base.snapshot;
     model.cache.clear();
+    editor::keys::row_moved(model);
     model.boot_retry = None;
     if model.resolve.function.is_none() {
         model.resolve.function = model.functions.first().map(|(f, _)| f.clone());
@@ -829,7 +832,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Screen::Main => main_screen::key(model, action),
         Screen::Filter => main_screen::filter_key(model, key, action),
         Screen::Picker => picker::key(model, key, action),
-        Screen::Editor | Screen::SavePreview | Screen::Conflict => editor_key(model, key, action),
+        Screen::Editor | Screen::SavePreview | Screen::Conflict | Screen::Merge => editor_key(model, key, action),
         Screen::Confirm => match &model.overlay {
             Some(Overlay::ConfirmReveal(_)) => reveal::key(model, action),
             Some(Overlay::ConfirmEndpoint(_)) => endpoint::key(model, action),

@@ -105,7 +105,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
     footer(model, frame, Rect::new(0, area.height - 1, area.width, 1), t);
     match &model.overlay {
         Some(Overlay::Picker(_)) => super::picker::draw(model, frame, area, t),
-        Some(Overlay::Edit(ed)) => super::editor::view::draw(ed, frame, area, t),
+        Some(Overlay::Edit(ed)) => super::editor::view::draw(ed, model.now, frame, area, t),
         Some(Overlay::ConfirmReveal(dialog)) => super::reveal::draw(dialog, frame, area, t),
         Some(Overlay::ConfirmEndpoint(dialog)) => super::endpoint::draw(model, dialog, frame, area, t),
         Some(Overlay::Audit(view)) => super::audit::draw(view, frame, area, t),

@@ -5,6 +5,7 @@
 pub mod diff;
 pub mod json;
 pub mod lint;
+pub mod merge;
 pub mod model;
 pub mod permissions;
 pub mod registry;

@@ -10,14 +10,14 @@ use ratatui::backend::TestBackend;
 
 use crate::support::{TestDb, drive};
 
-async fn keys(store: &Store, model: &mut Model, keys: &[&str]) {
+pub(crate) async fn keys(store: &Store, model: &mut Model, keys: &[&str]) {
     for key in keys {
         let cmds = update(model, Msg::Key(key.to_string()));
         drive(store, model, cmds).await;
     }
 }
 
-async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model {
+pub(crate) async fn console(db: &TestDb, operator: Option<&str>, size: (u16, u16)) -> Model {
     console_with(db, operator, false, size).await
 }
 
@@ -99,7 +99,7 @@ pub(crate) fn scrub(text: &str) -> String {
     out
 }
 
-fn screen(model: &Model) -> String {
+pub(crate) fn screen(model: &Model) -> String {
     let (w, h) = model.size;
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     terminal.draw(|f| view::draw(model, f)).unwrap();
@@ -114,7 +114,7 @@ fn screen(model: &Model) -> String {
 }
 
 /// Snapshot the current screen at 80×24 and at 160×48.
-async fn snapshots(db: &TestDb, model: &mut Model, name: &str) {
+pub(crate) async fn snapshots(db: &TestDb, model: &mut Model, name: &str) {
     for (w, h) in [(80, 24), (160, 48)] {
         let cmds = update(model, Msg::Resize { width: w, height: h });
         drive(&db.store, model, cmds).await;
@@ -123,7 +123,7 @@ async fn snapshots(db: &TestDb, model: &mut Model, name: &str) {
     }
 }
 
-async fn select(db: &TestDb, model: &mut Model, slug: &str) {
+pub(crate) async fn select(db: &TestDb, model: &mut Model, slug: &str) {
     let id = db.store.account(slug).await.unwrap().unwrap().id;
     // Walk down with the keys a person would press until it is selected.
     for _ in 0..50 {
@@ -466,7 +466,7 @@ async fn an_unknown_type_gets_a_tab_with_its_raw_json() {
     snapshots(&db, &mut model, "unknown_type").await;
 }
 
-fn stage(model: &Model) -> &'static str {
+pub(crate) fn stage(model: &Model) -> &'static str {
     use keyfall::app::editor::Stage;
     match &model.overlay {
         Some(keyfall::app::Overlay::Edit(ed)) => match ed.stage {
@@ -477,6 +477,7 @@ fn stage(model: &Model) -> &'static str {
             Stage::Conflict { asking: false, .. } => "conflict",
             Stage::Conflict { asking: true, .. } => "overwrite?",
             Stage::Discard { .. } => "discard?",
+            Stage::Merging { .. } => "merging",
         },
         Some(keyfall::app::Overlay::ConfirmDelete { .. }) => "delete",
         Some(_) => "other",

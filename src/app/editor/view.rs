@@ -1,6 +1,7 @@
 //! The editor screen's view: the form, the save preview (field diff,
 //! warnings, impact), the discard question and the conflict view.
 
+use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
@@ -9,15 +10,19 @@ use ratatui::widgets::{Paragraph, Wrap};
 use serde_json::Value;
 
 use super::{Editor, Stage};
-use crate::app::view::{Theme, centered, dialog, impact_lines, wrap_line, wrap_lines};
+use crate::app::view::{Theme, ago, centered, dialog, impact_lines, wrap_line, wrap_lines};
 use crate::domain::diff;
 use crate::domain::registry::{self, FieldKind};
 use crate::domain::text::visible_short;
 
-pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
+pub fn draw(ed: &Editor, now: DateTime<Utc>, frame: &mut Frame, area: Rect, t: Theme) {
     let spec = ed.spec();
     let slug = visible_short(&ed.account.slug, 30);
     let title = match (&ed.base, &ed.inherited_from) {
+        // The version follows the row: the one the form opened, then the stored one.
+        (Some(b), _) if ed.underneath.is_some() => {
+            format!(" Edit {slug} · {} · {} (stored now: {}) ", spec.label, b.version_label(), stored_now(ed))
+        }
         (Some(b), _) => format!(" Edit {slug} · {} · {} ", spec.label, b.version_label()),
         (None, Some(from)) => {
             format!(" New {} override for {slug} (prefilled from {}) ", spec.label, visible_short(from, 20))
@@ -27,7 +32,51 @@ pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
     let height = (ed.fields.len() as u16 + 12).min(area.height.saturating_sub(2));
     let inner = dialog(frame, centered(area, 84, height), title, t);
     match &ed.stage {
-        Stage::Editing | Stage::Previewing { .. } | Stage::Saving { .. } => editor_form(ed, frame, inner, t),
+        Stage::Editing | Stage::Previewing { .. } | Stage::Saving { .. } => editor_form(ed, now, frame, inner, t),
+        Stage::Merging { merge, choices, focus, .. } => {
+            let mut lines = vec![
+                Line::from(Span::styled(
+                    "Both of you changed these fields: keep theirs or yours",
+                    t.warn().add_modifier(Modifier::BOLD),
+                )),
+                Line::from(Span::styled(
+                    "Every other field you changed is applied on top of theirs; the result is previewed before saving.",
+                    t.dim(),
+                )),
+                Line::raw(""),
+            ];
+            let half = (inner.width as usize).saturating_sub(24) / 2;
+            lines.push(Line::from(Span::styled(format!("  {:<20}  {:<half$}{}", "field", "theirs", "yours"), t.dim())));
+            for (i, (c, side)) in merge.clashes.iter().zip(choices).enumerate() {
+                let secret = crate::domain::secret::is_secret_field(&c.field)
+                    || [&c.theirs, &c.yours].into_iter().flatten().any(crate::domain::secret::contains_secret)
+                    || spec.field(&c.field).is_some_and(|f| f.kind == FieldKind::Secret);
+                // A secret is merged by "changed or not": never shown.
+                let value = |v: &Option<Value>, whose: &str| match (secret, v) {
+                    (_, None) => "— (removed)".to_string(),
+                    (true, Some(_)) => format!("{whose} new key"),
+                    (false, v) => diff::shown(&c.field, v.as_ref()),
+                };
+                let pick = |s: crate::domain::merge::Side, text: String| {
+                    let mark = if *side == s { "● " } else { "○ " };
+                    let style = if *side == s { t.accent().add_modifier(Modifier::BOLD) } else { t.dim() };
+                    Span::styled(
+                        format!("{mark}{:<w$}", visible_short(&text, half.saturating_sub(3)), w = half - 2),
+                        style,
+                    )
+                };
+                let marker = if i == *focus { "▶ " } else { "  " };
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!("{marker}{:<20}  ", visible_short(&c.field, 20)),
+                        if i == *focus { t.accent() } else { t.dim() },
+                    ),
+                    pick(crate::domain::merge::Side::Theirs, value(&c.theirs, "their")),
+                    pick(crate::domain::merge::Side::Yours, value(&c.yours, "your")),
+                ]));
+            }
+            frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
+        }
         Stage::Confirm { changes, impact } => {
             let mut lines = vec![Line::from(Span::styled(
                 format!("Save {slug} {}{}?", ed.integration_type, ed.base.as_ref().map(save_of).unwrap_or_default()),
@@ -54,15 +103,26 @@ pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
             lines.extend(impact_lines("impact", impact, inner.width as usize, t));
             frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
         }
-        Stage::Discard { quit, .. } => {
-            let what = if *quit { "quit keyfall" } else { "close the form" };
+        Stage::Discard { quit, reload, .. } => {
+            let what = match (quit, reload) {
+                (true, _) => "quit keyfall",
+                (_, true) => "reload what is stored",
+                _ => "close the form",
+            };
             let lines = vec![
                 Line::from(Span::styled(
                     format!("Discard your edits to {slug} {} and {what}?", ed.integration_type),
                     t.warn().add_modifier(Modifier::BOLD),
                 )),
                 Line::raw(""),
-                Line::from(Span::styled("Nothing has been saved. No goes back to the form, edits intact.", t.dim())),
+                Line::from(Span::styled(
+                    if *reload {
+                        "Nothing has been saved. No goes back to the conflict, edits intact."
+                    } else {
+                        "Nothing has been saved. No goes back to the form, edits intact."
+                    },
+                    t.dim(),
+                )),
             ];
             frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
         }
@@ -96,7 +156,17 @@ pub fn draw(ed: &Editor, frame: &mut Frame, area: Rect, t: Theme) {
     }
 }
 
-fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
+/// The stored row's version now, when it moved underneath the form.
+fn stored_now(ed: &Editor) -> String {
+    match &ed.underneath {
+        Some(u) if u.version == 0 => "deleted".into(),
+        Some(u) if ed.base.as_ref().is_some_and(|b| b.version_token) => format!("row token {}", u.version),
+        Some(u) => format!("v{}", u.version),
+        None => String::new(),
+    }
+}
+
+fn editor_form(ed: &Editor, now: DateTime<Utc>, frame: &mut Frame, inner: Rect, t: Theme) {
     // Room for every registry field's label (at least 12), after the marker.
     let label = registry::widest_field().1.max(12);
     let label_width = label as u16 + 2;
@@ -132,6 +202,14 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
                 _ => shown,
             };
             frame.render_widget(Paragraph::new(Span::styled(shown, t.dim())), input_area);
+        } else if let Some(from) = f.copied_from.as_ref().filter(|_| f.unchanged() && !focused) {
+            frame.render_widget(
+                Paragraph::new(Line::from(vec![
+                    Span::raw(visible_short(&f.text(), 50)),
+                    Span::styled(format!("  (from {})", visible_short(from, 24)), t.dim()),
+                ])),
+                input_area,
+            );
         } else if f.extra && !focused {
             let note = if f.name == "apiKey" { "  (a consumer's leftover)" } else { "  (not in the registry)" };
             frame.render_widget(
@@ -147,6 +225,15 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
         Span::styled(format!("  {:<label$}", "Active"), t.dim()),
         Span::raw(if ed.is_active { "[x] active" } else { "[ ] inactive" }),
     ])];
+    if let Some(u) = &ed.underneath {
+        let who = u.actor.as_deref().map(|a| crate::domain::text::identity_short(a, 40)).unwrap_or("someone".into());
+        let when = u.at.map(|at| format!(" {}", ago(now, at))).unwrap_or_default();
+        let what = if u.version == 0 { "deleted" } else { "changed" };
+        lines.push(Line::from(Span::styled(
+            format!("  ⚠ {what} by {who}{when} (stored now: {}): saving will show both sides to merge", stored_now(ed)),
+            t.warn(),
+        )));
+    }
     if let Some((mask, warning)) = ed.key_feedback() {
         lines.push(Line::from(vec![
             Span::styled(format!("  {:<label$}", "new key"), t.dim()),
