@@ -5,15 +5,37 @@
 //! Values are compared, never shown: a secret is merged by "changed or not".
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use serde_json::{Map, Value};
 
+use super::secret::{is_secret_field, mask_config, mask_within};
+
 /// A field both sides changed, to different values (`None`: removed).
-#[derive(Debug, Clone, PartialEq)]
+/// Its `Debug` masks secrets (a key typed into the form is one).
+#[derive(Clone, PartialEq)]
 pub struct Clash {
     pub field: String,
     pub theirs: Option<Value>,
     pub yours: Option<Value>,
+}
+
+/// `value` under `field`, masked as a config's field is.
+fn masked(field: &str, value: &Option<Value>) -> Option<Value> {
+    let v = value.as_ref()?;
+    let mut one = Map::new();
+    one.insert(field.to_string(), v.clone());
+    mask_within(&mask_config(&Value::Object(one))[field], is_secret_field(field)).into()
+}
+
+impl fmt::Debug for Clash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Clash")
+            .field("field", &self.field)
+            .field("theirs", &masked(&self.field, &self.theirs))
+            .field("yours", &masked(&self.field, &self.yours))
+            .finish()
+    }
 }
 
 /// Which side a clash keeps.
@@ -25,10 +47,19 @@ pub enum Side {
 
 /// Their row with your changed fields applied, and the fields both changed
 /// (holding their value in `merged` until chosen).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Merge {
     pub merged: Map<String, Value>,
     pub clashes: Vec<Clash>,
+}
+
+impl fmt::Debug for Merge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Merge")
+            .field("merged", &mask_config(&Value::Object(self.merged.clone())))
+            .field("clashes", &self.clashes)
+            .finish()
+    }
 }
 
 impl Merge {
@@ -112,6 +143,15 @@ mod tests {
         assert_eq!(both.clashes.len(), 1);
         assert_eq!(both.settle(|_| Side::Yours)["apiKey"], "sk-mine");
         assert_eq!(both.settle(|_| Side::Theirs)["apiKey"], "sk-theirs");
+    }
+
+    #[test]
+    fn debug_never_shows_a_key() {
+        let base = map(json!({"apiKey": "sk-old-0000000000000000"}));
+        let ours = map(json!({"apiKey": "sk-mine-1111111111111111"}));
+        let theirs = map(json!({"apiKey": "sk-theirs-2222222222222222"}));
+        let shown = format!("{:?}", three_way(&base, &ours, &theirs));
+        assert!(shown.contains("apiKey") && !shown.contains("sk-"), "{shown}");
     }
 
     #[test]

@@ -82,6 +82,8 @@ async fn a_field_both_changed_is_chosen_side_by_side_and_keys_are_never_shown() 
     assert!(text.contains("gpt-4o-mini") && text.contains("gpt-4.1"), "theirs and yours side by side: {text}");
     assert!(text.contains("their new key") && text.contains("your new key"), "{text}");
     assert!(!text.contains("sk-mine") && !text.contains("sk-theirs"), "a key is never shown: {text}");
+    let debug = format!("{model:?}");
+    assert!(!debug.contains("sk-mine") && !debug.contains("sk-theirs"), "nor in the model's Debug");
     snapshots(&db, &mut model, "merge_choose").await;
     // apiKey first (yours kept), then model: switched to theirs.
     keys(&db.store, &mut model, &["j", "space"]).await;
