@@ -73,10 +73,11 @@ pub enum Action {
     Add,
     CyclePolicy,
     Copy,
+    Messages,
 }
 
 impl Action {
-    pub const ALL: [Action; 52] = [
+    pub const ALL: [Action; 53] = [
         Action::Quit,
         Action::Help,
         Action::Edit,
@@ -129,6 +130,7 @@ impl Action {
         Action::Add,
         Action::CyclePolicy,
         Action::Copy,
+        Action::Messages,
     ];
 
     /// The name used in the keys file.
@@ -186,6 +188,7 @@ impl Action {
             Action::Add => "add",
             Action::CyclePolicy => "cycle_policy",
             Action::Copy => "copy",
+            Action::Messages => "messages",
         }
     }
 
@@ -245,7 +248,7 @@ impl Action {
             (S::Filter, Action::Accept) => ("keep", "keep the filter, back to the list"),
             (S::Delete, Action::Accept) => ("choose", "press the focused button"),
             (_, Action::Accept) => ("choose", "choose"),
-            (S::Main, Action::Cancel) => ("", "clear the filter"),
+            (S::Main, Action::Cancel) => ("", "clear the filter, else close the permissions view"),
             (S::Filter, Action::Cancel) => ("clear", "clear the filter"),
             (S::Editor, Action::Cancel) => ("cancel", "close the form (asks if you changed something)"),
             (S::Waiting, Action::Cancel) => ("stop waiting", "stop waiting (a late reply is dropped)"),
@@ -276,6 +279,8 @@ impl Action {
             (_, Action::Add) => ("add", "add the account selected in the list"),
             (_, Action::CyclePolicy) => ("policy", "next policy (A, B, C)"),
             (_, Action::Copy) => ("copy", "copy slug, key fingerprint or trace (OSC 52); a revealed key"),
+            (S::Messages, Action::Messages) => ("", "close the message log"),
+            (_, Action::Messages) => ("log", "message log: this session's notices, with times"),
         }
     }
 }
@@ -297,10 +302,11 @@ pub enum Screen {
     Lint,
     ChainPolicy,
     ChainPolicyPreview,
+    Messages,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 14] = [
+    pub const ALL: [Screen; 15] = [
         Screen::Main,
         Screen::Filter,
         Screen::Help,
@@ -315,6 +321,7 @@ impl Screen {
         Screen::Lint,
         Screen::ChainPolicy,
         Screen::ChainPolicyPreview,
+        Screen::Messages,
     ];
 
     pub fn name(self) -> &'static str {
@@ -333,6 +340,7 @@ impl Screen {
             Screen::Lint => "lint",
             Screen::ChainPolicy => "chain_policy",
             Screen::ChainPolicyPreview => "chain_policy_preview",
+            Screen::Messages => "messages",
         }
     }
 
@@ -353,6 +361,7 @@ impl Screen {
             Screen::Lint => "lint findings",
             Screen::ChainPolicy => "the chain and the policy",
             Screen::ChainPolicyPreview => "the chain and policy preview",
+            Screen::Messages => "the message log",
         }
     }
 
@@ -378,6 +387,7 @@ impl Screen {
                 A::Reveal,
                 A::ChainPolicy,
                 A::Copy,
+                A::Messages,
                 A::Filter,
                 A::Tab1,
                 A::Tab2,
@@ -403,10 +413,12 @@ impl Screen {
             Screen::Help => &[A::Close, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom],
             Screen::Picker => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
             Screen::Editor => &[A::Save, A::NextField, A::PrevField, A::RemoveField, A::ToggleActive, A::Cancel],
-            Screen::SavePreview => &[A::Confirm, A::Back],
+            Screen::SavePreview => &[A::Confirm, A::Back, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom],
             Screen::Conflict => &[A::KeepEditing, A::Reload, A::Overwrite],
             Screen::Confirm => &[A::Confirm, A::Cancel],
-            Screen::Delete => &[A::Switch, A::Accept, A::Cancel],
+            Screen::Delete => {
+                &[A::Switch, A::Accept, A::Cancel, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom]
+            }
             Screen::Waiting => &[A::Cancel],
             Screen::Audit => &[A::Revert, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close],
             Screen::Lint => {
@@ -424,7 +436,10 @@ impl Screen {
                 A::Up,
                 A::Close,
             ],
-            Screen::ChainPolicyPreview => &[A::Confirm, A::Back],
+            Screen::ChainPolicyPreview => {
+                &[A::Confirm, A::Back, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom]
+            }
+            Screen::Messages => &[A::Close, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Messages],
         }
     }
 
@@ -434,7 +449,7 @@ impl Screen {
 }
 
 /// The actions `[global]` may bind: they work on every screen.
-const GLOBAL_ACTIONS: [Action; 2] = [Action::Quit, Action::Help];
+const GLOBAL_ACTIONS: [Action; 3] = [Action::Quit, Action::Help, Action::Messages];
 
 /// One section's bindings.
 #[derive(Debug, Clone, Default)]
