@@ -35,8 +35,10 @@ pub enum AdminStage {
         request: u64,
     },
     /// "Drop the staged chain/policy change and close?" (Esc or q with
-    /// something staged).
-    Discard,
+    /// something staged; `quit`: asked on the way out of keyfall).
+    Discard {
+        quit: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -99,7 +101,9 @@ pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     view.message = None;
     match &view.stage {
         AdminStage::Editing => match action {
-            Action::Close if view.chain_changed() || view.policy_changed() => view.stage = AdminStage::Discard,
+            Action::Close if view.chain_changed() || view.policy_changed() => {
+                view.stage = AdminStage::Discard { quit: false }
+            }
             Action::Close => model.overlay = None,
             Action::MoveUp if view.selected > 0 => {
                 view.chain.swap(view.selected, view.selected - 1);
@@ -156,14 +160,29 @@ pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
             Action::Back => view.stage = AdminStage::Editing,
             _ => {}
         },
-        AdminStage::Discard => match action {
-            Action::Confirm => model.overlay = None,
+        AdminStage::Discard { quit } => match action {
+            Action::Confirm => {
+                model.quit = *quit;
+                model.overlay = None;
+            }
             Action::Cancel => view.stage = AdminStage::Editing,
             _ => {}
         },
         AdminStage::Previewing { .. } | AdminStage::Applying { .. } => {}
     }
     cmds
+}
+
+/// Quitting with a change staged asks first; true when it asked.
+pub fn ask_before_quitting(model: &mut Model) -> bool {
+    if let Some(Overlay::Admin(view)) = &mut model.overlay
+        && (view.chain_changed() || view.policy_changed())
+        && matches!(view.stage, AdminStage::Editing | AdminStage::Confirm { .. })
+    {
+        view.stage = AdminStage::Discard { quit: true };
+        return true;
+    }
+    false
 }
 
 pub fn previewed(model: &mut Model, request: u64, impact: Vec<ImpactRow>, moves: Vec<PolicyMove>) -> Vec<Cmd> {
@@ -259,11 +278,12 @@ pub fn draw(model: &Model, view: &AdminView, frame: &mut Frame, area: Rect, t: T
         }
         AdminStage::Previewing { .. } => lines.push(Line::from(Span::styled("computing the preview…", t.dim()))),
         AdminStage::Applying { .. } => lines.push(Line::from(Span::styled("saving…", t.dim()))),
-        AdminStage::Discard => {
+        AdminStage::Discard { quit } => {
+            let what = if *quit { "quit keyfall" } else { "close" };
             let key = |a| model.keymap.first_key(super::keymap::Screen::Confirm, a).unwrap_or("?");
             lines.push(Line::from(Span::styled(
                 format!(
-                    "Drop the staged change (nothing is saved) and close? {} drops it, {} keeps it",
+                    "Drop the staged change (nothing is saved) and {what}? {} drops it, {} keeps it",
                     key(Action::Confirm),
                     key(Action::Cancel)
                 ),

@@ -546,7 +546,7 @@ impl Model {
             Some(Overlay::Lint(_)) => Screen::Lint,
             Some(Overlay::Admin(view)) => match view.stage {
                 AdminStage::Editing => Screen::ChainPolicy,
-                AdminStage::Discard => Screen::Confirm,
+                AdminStage::Discard { .. } => Screen::Confirm,
                 AdminStage::Confirm { .. } => Screen::ChainPolicyPreview,
                 AdminStage::Previewing { .. } | AdminStage::Applying { .. } => Screen::Waiting,
             },
@@ -892,6 +892,10 @@ fn quit(model: &mut Model) -> Vec<Cmd> {
     {
         model.help = None;
         ed.ask_discard(true);
+        return Vec::new();
+    }
+    if admin::ask_before_quitting(model) {
+        model.help = None;
         return Vec::new();
     }
     model.quit = true;

@@ -1298,6 +1298,10 @@ async fn one_esc_closes_and_asks_before_dropping_a_staged_change() {
     keys(&db.store, &mut model, &["n"]).await;
     assert!(screen(&model).contains("(was system_only)"), "n keeps the staged policy");
     snapshots(&db, &mut model, "chain_policy_staged").await;
+    keys(&db.store, &mut model, &["ctrl-c"]).await;
+    assert!(screen(&model).contains("and quit keyfall?"), "quitting asks too: {}", screen(&model));
+    keys(&db.store, &mut model, &["n"]).await;
+    assert!(!model.quit && screen(&model).contains("(was system_only)"));
     keys(&db.store, &mut model, &["esc", "y"]).await;
     assert!(model.overlay.is_none(), "y drops it and closes");
     assert_eq!(db.store.subject(None, None).await.unwrap().policy, keyfall::domain::Policy::SystemOnly);
@@ -1363,4 +1367,16 @@ async fn the_header_keeps_read_only_with_a_label_at_80_columns() {
     let header = screen(&model).lines().next().unwrap().to_string();
     assert!(header.contains("production") && header.contains("read-only"), "{header}");
     assert!(header.contains("paid2@") && header.contains("db-primary"), "{header}");
+}
+
+/// Issue 22 point 3: the stored key's note in the form is whole at 80
+/// columns.
+#[tokio::test]
+async fn the_stored_keys_note_is_whole_at_80_columns() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["e", "tab"]).await;
+    let text = screen(&model);
+    let line = text.lines().find(|l| l.contains("API key")).expect(&text);
+    assert!(line.contains("#35c712e1  (stored; type to replace)"), "{line}");
 }

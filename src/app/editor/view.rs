@@ -125,11 +125,11 @@ fn editor_form(ed: &Editor, frame: &mut Frame, inner: Rect, t: Theme) {
             );
         } else if f.is_secret() && f.text().is_empty() {
             let shown = match &f.stored_mask {
-                Some(mask) => format!("{mask}  (stored; kept unless you type a new one)"),
+                Some(mask) => format!("{mask}  (stored; type to replace)"),
                 None => "type or paste the key".to_string(),
             };
             let shown = match (&f.stored_mask, f.extra) {
-                (Some(mask), true) => format!("{mask}  (not in the registry; kept unless you change it)"),
+                (Some(mask), true) => format!("{mask}  (not in the registry; kept as is)"),
                 _ => shown,
             };
             frame.render_widget(Paragraph::new(Span::styled(shown, t.dim())), input_area);
