@@ -7,5 +7,6 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod domain;
+pub mod preview;
 pub mod store;
 pub mod tui;

@@ -9,22 +9,36 @@ use crate::domain::permissions::PolicyMove;
 use crate::store::ImpactRow;
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::keymap::Action;
-use super::view::{Theme, centered, circled, dialog, impact_lines, wrap_lines};
+use super::scroll;
+use super::view::{Theme, circled, dialog, overlay_box, wrap_lines};
 use super::{Cmd, Model, Overlay};
 use crate::domain::text::visible_short;
+use crate::preview::{self, PreviewLine};
 
 #[derive(Debug)]
 pub enum AdminStage {
     Editing,
-    Previewing { request: u64 },
-    Confirm { impact: Vec<ImpactRow>, moves: Vec<PolicyMove> },
-    Applying { request: u64 },
+    Previewing {
+        request: u64,
+    },
+    Confirm {
+        impact: Vec<ImpactRow>,
+        moves: Vec<PolicyMove>,
+    },
+    Applying {
+        request: u64,
+    },
+    /// "Drop the staged chain/policy change and close?" (Esc or q with
+    /// something staged; `quit`: asked on the way out of keyfall).
+    Discard {
+        quit: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -87,6 +101,9 @@ pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     view.message = None;
     match &view.stage {
         AdminStage::Editing => match action {
+            Action::Close if view.chain_changed() || view.policy_changed() => {
+                view.stage = AdminStage::Discard { quit: false }
+            }
             Action::Close => model.overlay = None,
             Action::MoveUp if view.selected > 0 => {
                 view.chain.swap(view.selected, view.selected - 1);
@@ -143,9 +160,29 @@ pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
             Action::Back => view.stage = AdminStage::Editing,
             _ => {}
         },
+        AdminStage::Discard { quit } => match action {
+            Action::Confirm => {
+                model.quit = *quit;
+                model.overlay = None;
+            }
+            Action::Cancel => view.stage = AdminStage::Editing,
+            _ => {}
+        },
         AdminStage::Previewing { .. } | AdminStage::Applying { .. } => {}
     }
     cmds
+}
+
+/// Quitting with a change staged asks first; true when it asked.
+pub fn ask_before_quitting(model: &mut Model) -> bool {
+    if let Some(Overlay::Admin(view)) = &mut model.overlay
+        && (view.chain_changed() || view.policy_changed())
+        && matches!(view.stage, AdminStage::Editing | AdminStage::Confirm { .. })
+    {
+        view.stage = AdminStage::Discard { quit: true };
+        return true;
+    }
+    false
 }
 
 pub fn previewed(model: &mut Model, request: u64, impact: Vec<ImpactRow>, moves: Vec<PolicyMove>) -> Vec<Cmd> {
@@ -181,8 +218,37 @@ pub fn failed(model: &mut Model, request: u64, error: &str) -> bool {
     false
 }
 
+/// The preview's lines — the chain's (`chain: [..] → [..]` and its
+/// impact) and the policy's (`policy: a → b` and who gains or loses what)
+/// — the lines `keyfall chain set --dry-run` and `keyfall policy set
+/// --dry-run` print.
+pub fn preview_lines(view: &AdminView, impact: &[ImpactRow], moves: &[PolicyMove]) -> Vec<PreviewLine> {
+    let mut lines = Vec::new();
+    if view.chain_changed() {
+        lines.push(preview::chain(&view.original_chain, &view.chain));
+        lines.extend(preview::impact(impact));
+    }
+    if view.policy_changed() {
+        lines.push(preview::policy(view.original_policy, view.policy));
+        lines.extend(preview::policy_moves(moves));
+    }
+    lines
+}
+
 pub fn draw(model: &Model, view: &AdminView, frame: &mut Frame, area: Rect, t: Theme) {
-    let inner = dialog(frame, centered(area, 84, area.height.saturating_sub(2)), " Chain and policy ".into(), t);
+    let inner = dialog(frame, overlay_box(area, area.height.saturating_sub(2)), " Chain and policy ".into(), t);
+    if let AdminStage::Confirm { impact, moves } = &view.stage {
+        // The preview takes the whole box and scrolls.
+        let head = vec![
+            Line::from(Span::styled("Apply this change? (audited)", Style::new().add_modifier(Modifier::BOLD))),
+            Line::raw(""),
+        ];
+        let [top, body] = Layout::vertical([Constraint::Length(head.len() as u16), Constraint::Min(1)]).areas(inner);
+        frame.render_widget(Paragraph::new(head), top);
+        let lines = scroll::styled(&preview_lines(view, impact, moves), body.width, t);
+        scroll::render(frame, body, lines, &model.preview_scroll, t);
+        return;
+    }
     let mut lines = vec![Line::from(Span::styled("system fallback chain (tenants fall back in this order):", t.dim()))];
     for (i, slug) in view.chain.iter().enumerate() {
         let exists = model.accounts.entry_by_slug(slug).is_some();
@@ -212,28 +278,19 @@ pub fn draw(model: &Model, view: &AdminView, frame: &mut Frame, area: Rect, t: T
         }
         AdminStage::Previewing { .. } => lines.push(Line::from(Span::styled("computing the preview…", t.dim()))),
         AdminStage::Applying { .. } => lines.push(Line::from(Span::styled("saving…", t.dim()))),
-        AdminStage::Confirm { impact, moves } => {
-            if view.chain_changed() {
-                lines.extend(impact_lines("chain", impact, inner.width as usize, t));
-            }
-            if view.policy_changed() {
-                lines.push(Line::from(Span::styled(
-                    "policy: who gains or loses what",
-                    Style::new().add_modifier(Modifier::BOLD),
-                )));
-                if moves.is_empty() {
-                    lines.push(Line::from(Span::styled("nobody gains or loses any action", t.dim())));
-                }
-                for m in moves {
-                    let (verb, style) = if m.gains { ("gain", t.ok()) } else { ("lose", t.bad()) };
-                    lines.push(Line::from(vec![
-                        Span::raw(format!("{} users ", m.users)),
-                        Span::styled(verb, style),
-                        Span::raw(format!(" {} on {}", m.action.as_str(), m.scope)),
-                    ]));
-                }
-            }
+        AdminStage::Discard { quit } => {
+            let what = if *quit { "quit keyfall" } else { "close" };
+            let key = |a| model.keymap.first_key(super::keymap::Screen::Confirm, a).unwrap_or("?");
+            lines.push(Line::from(Span::styled(
+                format!(
+                    "Drop the staged change (nothing is saved) and {what}? {} drops it, {} keeps it",
+                    key(Action::Confirm),
+                    key(Action::Cancel)
+                ),
+                t.warn().add_modifier(Modifier::BOLD),
+            )))
         }
+        AdminStage::Confirm { .. } => {}
     }
     frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
 }

@@ -5,16 +5,18 @@
 //! view.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 
 use super::keymap::Action;
 use super::may_modify;
-use super::view::{Theme, centered, dialog, impact_lines, wrap_lines};
+use super::scroll::{self, Scroll};
+use super::view::{Theme, dialog, overlay_box, wrap_lines};
 use super::{Cmd, Model, Overlay, load_settings, resolve_cmd};
 use crate::domain::Setting;
 use crate::domain::text::visible_short;
+use crate::preview;
 use crate::store::{Conflict, ImpactRow, Proposal};
 
 /// "Delete this override?" — Cancel is focused until moved.
@@ -132,34 +134,47 @@ pub(super) fn failed(model: &mut Model, request: u64, error: &str) -> Option<boo
     None
 }
 
-pub fn draw(d: &DeleteDialog, frame: &mut Frame, area: Rect, t: Theme) {
-    let rows = d.impact.as_ref().map(|i| i.len() * 2 + 2).unwrap_or(2) as u16;
-    let inner = dialog(frame, centered(area, 76, 7 + rows), " Delete override ".into(), t);
+pub fn draw(d: &DeleteDialog, scroll: &Scroll, frame: &mut Frame, area: Rect, t: Theme) {
     let button = |label: &str, focused: bool| {
         if focused { Span::styled(format!("[ {label} ]"), t.selected(true)) } else { Span::raw(format!("[ {label} ]")) }
     };
-    let mut lines = vec![
-        Line::from(format!(
-            "Delete {}'s own {} setting (v{})?",
-            visible_short(&d.account, 30),
-            visible_short(&d.integration_type, 20),
-            d.version
-        )),
-        Line::from(Span::styled("Its users fall back to the chain. The audit log keeps the old values.", t.dim())),
+    let box_area = overlay_box(area, area.height.saturating_sub(2));
+    let width = box_area.width.saturating_sub(2);
+    let head = wrap_lines(
+        vec![
+            Line::from(format!(
+                "Delete {}'s own {} setting (v{})?",
+                visible_short(&d.account, 30),
+                visible_short(&d.integration_type, 20),
+                d.version
+            )),
+            Line::from(Span::styled("Its users fall back to the chain. The audit log keeps the old values.", t.dim())),
+            Line::raw(""),
+        ],
+        width,
+    );
+    let body = match &d.impact {
+        Some(rows) => scroll::styled(&preview::impact(rows), width, t),
+        None => vec![Line::from(Span::styled("computing the impact… (Delete works without it)", t.dim()))],
+    };
+    let mut foot = vec![
         Line::raw(""),
+        Line::from(vec![button("Cancel", !d.delete_focused), Span::raw("   "), button("Delete", d.delete_focused)]),
     ];
-    match &d.impact {
-        Some(rows) => lines.extend(impact_lines("impact", rows, inner.width as usize, t)),
-        None => lines.push(Line::from(Span::styled("computing the impact… (Delete works without it)", t.dim()))),
-    }
-    lines.push(Line::raw(""));
-    lines.push(Line::from(vec![
-        button("Cancel", !d.delete_focused),
-        Span::raw("   "),
-        button("Delete", d.delete_focused),
-    ]));
     if d.request.is_some() {
-        lines.push(Line::from(Span::styled("deleting…", t.dim())));
+        foot.push(Line::from(Span::styled("deleting…", t.dim())));
     }
-    frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
+    // As high as it needs, up to the terminal's height; the impact scrolls.
+    let needed = (head.len() + body.len() + foot.len() + 2) as u16;
+    let box_area = overlay_box(area, needed.min(area.height.saturating_sub(2)));
+    let inner = dialog(frame, box_area, " Delete override ".into(), t);
+    let [top, middle, bottom] = Layout::vertical([
+        Constraint::Length(head.len() as u16),
+        Constraint::Min(1),
+        Constraint::Length(foot.len() as u16),
+    ])
+    .areas(inner);
+    frame.render_widget(Paragraph::new(head), top);
+    scroll::render(frame, middle, body, scroll, t);
+    frame.render_widget(Paragraph::new(foot), bottom);
 }

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 
 use super::keymap::{Action, Screen};
-use super::view::{Theme, centered, pane_block};
+use super::view::{Theme, overlay_box, pane_block};
 use super::{Cmd, Model, moved, movement};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ pub fn lines(model: &Model) -> Vec<HelpLine> {
 /// The box help is drawn in, for a terminal `size`.
 fn area(size: (u16, u16), lines: usize) -> Rect {
     let full = Rect::new(0, 0, size.0, size.1);
-    centered(full, 84, lines as u16 + 2)
+    overlay_box(full, lines as u16 + 2)
 }
 
 /// Lines that fit inside the box.

@@ -74,10 +74,11 @@ pub enum Action {
     CyclePolicy,
     Copy,
     Merge,
+    Messages,
 }
 
 impl Action {
-    pub const ALL: [Action; 53] = [
+    pub const ALL: [Action; 54] = [
         Action::Quit,
         Action::Help,
         Action::Edit,
@@ -131,6 +132,7 @@ impl Action {
         Action::CyclePolicy,
         Action::Copy,
         Action::Merge,
+        Action::Messages,
     ];
 
     /// The name used in the keys file.
@@ -189,6 +191,7 @@ impl Action {
             Action::CyclePolicy => "cycle_policy",
             Action::Copy => "copy",
             Action::Merge => "merge",
+            Action::Messages => "messages",
         }
     }
 
@@ -249,7 +252,7 @@ impl Action {
             (S::Delete, Action::Accept) => ("choose", "press the focused button"),
             (S::Merge, Action::Accept) => ("merge", "merge with these choices, then preview the save"),
             (_, Action::Accept) => ("choose", "choose"),
-            (S::Main, Action::Cancel) => ("", "clear the filter"),
+            (S::Main, Action::Cancel) => ("", "clear the filter, else close the permissions view"),
             (S::Filter, Action::Cancel) => ("clear", "clear the filter"),
             (S::Editor, Action::Cancel) => ("cancel", "close the form (asks if you changed something)"),
             (S::Waiting, Action::Cancel) => ("stop waiting", "stop waiting (a late reply is dropped)"),
@@ -283,6 +286,8 @@ impl Action {
             (_, Action::CyclePolicy) => ("policy", "next policy (A, B, C)"),
             (_, Action::Merge) => ("merge", "apply your changed fields on top of theirs (both changed: you choose)"),
             (_, Action::Copy) => ("copy", "copy slug, key fingerprint or trace (OSC 52); a revealed key"),
+            (S::Messages, Action::Messages) => ("", "close the message log"),
+            (_, Action::Messages) => ("log", "message log: this session's notices, with times"),
         }
     }
 }
@@ -305,10 +310,11 @@ pub enum Screen {
     ChainPolicy,
     ChainPolicyPreview,
     Merge,
+    Messages,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 15] = [
+    pub const ALL: [Screen; 16] = [
         Screen::Main,
         Screen::Filter,
         Screen::Help,
@@ -324,6 +330,7 @@ impl Screen {
         Screen::ChainPolicy,
         Screen::ChainPolicyPreview,
         Screen::Merge,
+        Screen::Messages,
     ];
 
     pub fn name(self) -> &'static str {
@@ -343,6 +350,7 @@ impl Screen {
             Screen::ChainPolicy => "chain_policy",
             Screen::ChainPolicyPreview => "chain_policy_preview",
             Screen::Merge => "merge",
+            Screen::Messages => "messages",
         }
     }
 
@@ -364,6 +372,7 @@ impl Screen {
             Screen::ChainPolicy => "the chain and the policy",
             Screen::ChainPolicyPreview => "the chain and policy preview",
             Screen::Merge => "merging: fields both sides changed",
+            Screen::Messages => "the message log",
         }
     }
 
@@ -389,6 +398,7 @@ impl Screen {
                 A::Reveal,
                 A::ChainPolicy,
                 A::Copy,
+                A::Messages,
                 A::Filter,
                 A::Tab1,
                 A::Tab2,
@@ -414,11 +424,13 @@ impl Screen {
             Screen::Help => &[A::Close, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom],
             Screen::Picker => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
             Screen::Editor => &[A::Save, A::NextField, A::PrevField, A::RemoveField, A::ToggleActive, A::Cancel],
-            Screen::SavePreview => &[A::Confirm, A::Back],
+            Screen::SavePreview => &[A::Confirm, A::Back, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom],
             Screen::Conflict => &[A::Merge, A::KeepEditing, A::Reload, A::Overwrite],
             Screen::Merge => &[A::Switch, A::Accept, A::Cancel, A::Down, A::Up],
             Screen::Confirm => &[A::Confirm, A::Cancel],
-            Screen::Delete => &[A::Switch, A::Accept, A::Cancel],
+            Screen::Delete => {
+                &[A::Switch, A::Accept, A::Cancel, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom]
+            }
             Screen::Waiting => &[A::Cancel],
             Screen::Audit => &[A::Revert, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close],
             Screen::Lint => {
@@ -436,7 +448,10 @@ impl Screen {
                 A::Up,
                 A::Close,
             ],
-            Screen::ChainPolicyPreview => &[A::Confirm, A::Back],
+            Screen::ChainPolicyPreview => {
+                &[A::Confirm, A::Back, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom]
+            }
+            Screen::Messages => &[A::Close, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Messages],
         }
     }
 
@@ -446,7 +461,7 @@ impl Screen {
 }
 
 /// The actions `[global]` may bind: they work on every screen.
-const GLOBAL_ACTIONS: [Action; 2] = [Action::Quit, Action::Help];
+const GLOBAL_ACTIONS: [Action; 3] = [Action::Quit, Action::Help, Action::Messages];
 
 /// One section's bindings.
 #[derive(Debug, Clone, Default)]

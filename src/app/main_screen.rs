@@ -48,7 +48,8 @@ pub(super) fn available(model: &Model, action: Action) -> bool {
         Action::TestConnection => model.session.access.operator.is_some(),
         Action::Audit => account.is_some_and(|a| may_view(model, &a.slug).is_ok()),
         Action::Lint => model.world.chain.first().is_none_or(|e| may_view(model, &e.slug).is_ok()),
-        Action::Cancel => !model.accounts.filter.is_empty(),
+        // Esc clears the filter, else closes the permissions view.
+        Action::Cancel => !model.accounts.filter.is_empty() || model.resolve.show_permissions,
         Action::Tab2 | Action::Tab3 | Action::Tab4 => {
             TAB_KEYS.iter().position(|a| *a == action).is_some_and(|i| i < model.tabs().len())
         }
@@ -153,6 +154,10 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
             if !model.accounts.filter.is_empty() {
                 model.accounts.set_filter(String::new());
                 return load_visible(model);
+            }
+            if model.resolve.show_permissions {
+                model.resolve.show_permissions = false;
+                model.resolve.scroll = 0;
             }
             Vec::new()
         }

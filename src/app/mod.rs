@@ -17,11 +17,13 @@ pub mod keymap;
 pub mod lint_view;
 mod live;
 pub mod main_screen;
+pub mod messages;
 pub mod permissions_view;
 pub mod picker;
 pub mod request;
 pub mod resolve_panel;
 pub mod reveal;
+pub mod scroll;
 pub mod setting_pane;
 pub mod view;
 
@@ -400,8 +402,13 @@ pub struct Model {
     pub overlay: Option<Overlay>,
     /// The keys of the screen below, over everything while open.
     pub help: Option<help::HelpView>,
-    /// One line for the footer; cleared by the next key.
+    /// One line for the footer; cleared by the next key, or after
+    /// `messages::NOTICE_SECONDS` (the message log keeps it).
     pub notice: Option<String>,
+    /// Every notice of the session, with its time (`m` opens it).
+    pub messages: messages::Log,
+    /// Where the open preview (save, delete, chain and policy) is scrolled to.
+    pub preview_scroll: scroll::Scroll,
     /// A key revealed on purpose; hidden again by the next key or in 10 s.
     pub revealed: Option<reveal::Revealed>,
     /// The last connection test: which setting, when, and how it went.
@@ -436,6 +443,8 @@ impl Model {
             overlay: None,
             help: None,
             notice: None,
+            messages: messages::Log::default(),
+            preview_scroll: scroll::Scroll::default(),
             revealed: None,
             last_test: None,
             quit: false,
@@ -507,7 +516,13 @@ impl Model {
     /// The screen that has the keys: help over everything, then the
     /// overlay (by its stage), then the filter, then the main panes.
     pub fn screen(&self) -> Screen {
-        if self.help.is_some() { Screen::Help } else { self.screen_below_help() }
+        if self.help.is_some() {
+            Screen::Help
+        } else if self.messages.open {
+            Screen::Messages
+        } else {
+            self.screen_below_help()
+        }
     }
 
     /// The screen help describes first.
@@ -532,6 +547,7 @@ impl Model {
             Some(Overlay::Lint(_)) => Screen::Lint,
             Some(Overlay::Admin(view)) => match view.stage {
                 AdminStage::Editing => Screen::ChainPolicy,
+                AdminStage::Discard { .. } => Screen::Confirm,
                 AdminStage::Confirm { .. } => Screen::ChainPolicyPreview,
                 AdminStage::Previewing { .. } | AdminStage::Applying { .. } => Screen::Waiting,
             },
@@ -546,8 +562,24 @@ impl Model {
     }
 }
 
-/// Apply one message; return the work it calls for.
+/// Apply one message; return the work it calls for. Every notice goes to
+/// the message log; a notice leaves the footer after a few seconds; a
+/// preview starts at its top.
 pub fn update(model: &mut Model, msg: Msg) -> Vec<Cmd> {
+    let tick = matches!(msg, Msg::Tick { .. });
+    let screen = model.screen_below_help();
+    let cmds = update_model(model, msg);
+    if tick && model.messages.expired(model.now) {
+        model.notice = None;
+    }
+    model.messages.record(model.notice.as_ref(), model.now);
+    if model.screen_below_help() != screen {
+        model.preview_scroll.reset();
+    }
+    cmds
+}
+
+fn update_model(model: &mut Model, msg: Msg) -> Vec<Cmd> {
     match msg {
         Msg::Key(key) => {
             model.notice = None;
@@ -825,10 +857,18 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
             return Vec::new();
         }
         Some(Action::Quit) => return quit(model),
+        Some(Action::Messages) if screen != Screen::Messages => return messages::open(model),
+        Some(a)
+            if matches!(screen, Screen::SavePreview | Screen::Delete | Screen::ChainPolicyPreview)
+                && model.preview_scroll.key(a) =>
+        {
+            return Vec::new();
+        }
         _ => {}
     }
     match screen {
         Screen::Help => help::key(model, action),
+        Screen::Messages => messages::key(model, action),
         Screen::Main => main_screen::key(model, action),
         Screen::Filter => main_screen::filter_key(model, key, action),
         Screen::Picker => picker::key(model, key, action),
@@ -836,6 +876,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Screen::Confirm => match &model.overlay {
             Some(Overlay::ConfirmReveal(_)) => reveal::key(model, action),
             Some(Overlay::ConfirmEndpoint(_)) => endpoint::key(model, action),
+            Some(Overlay::Admin(_)) => admin::key(model, action),
             _ => editor_key(model, key, action),
         },
         Screen::Delete => delete::key(model, action),
@@ -854,6 +895,10 @@ fn quit(model: &mut Model) -> Vec<Cmd> {
     {
         model.help = None;
         ed.ask_discard(true);
+        return Vec::new();
+    }
+    if admin::ask_before_quitting(model) {
+        model.help = None;
         return Vec::new();
     }
     model.quit = true;

@@ -12,7 +12,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use super::keymap::{Action, Screen};
 use super::main_screen::TAB_KEYS;
 use super::{Connection, Model, Overlay};
-use crate::domain::text::{accounts_named, count, visible_short};
+use crate::domain::text::visible_short;
 
 /// Styles, with or without colour (`NO_COLOR`).
 #[derive(Debug, Clone, Copy)]
@@ -105,14 +105,17 @@ pub fn draw(model: &Model, frame: &mut Frame) {
     footer(model, frame, Rect::new(0, area.height - 1, area.width, 1), t);
     match &model.overlay {
         Some(Overlay::Picker(_)) => super::picker::draw(model, frame, area, t),
-        Some(Overlay::Edit(ed)) => super::editor::view::draw(ed, model.now, frame, area, t),
+        Some(Overlay::Edit(ed)) => super::editor::view::draw(ed, model.now, &model.preview_scroll, frame, area, t),
         Some(Overlay::ConfirmReveal(dialog)) => super::reveal::draw(dialog, frame, area, t),
         Some(Overlay::ConfirmEndpoint(dialog)) => super::endpoint::draw(model, dialog, frame, area, t),
         Some(Overlay::Audit(view)) => super::audit::draw(view, frame, area, t),
         Some(Overlay::Admin(view)) => super::admin::draw(model, view, frame, area, t),
         Some(Overlay::Lint(view)) => super::lint_view::draw(view, frame, area, t),
-        Some(Overlay::ConfirmDelete(dialog)) => super::delete::draw(dialog, frame, area, t),
+        Some(Overlay::ConfirmDelete(dialog)) => super::delete::draw(dialog, &model.preview_scroll, frame, area, t),
         None => {}
+    }
+    if model.messages.open {
+        super::messages::draw(model, frame, t);
     }
     if let Some(view) = &model.help {
         super::help::draw(model, view, frame, t);
@@ -130,7 +133,7 @@ fn header(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
 pub fn header_line(model: &Model, t: Theme, width: usize) -> Vec<Span<'static>> {
     let fits = |spans: &Vec<Span>| spans.iter().map(|s| s.width()).sum::<usize>() <= width;
     let mut last = Vec::new();
-    for terseness in 0..=6 {
+    for terseness in 0..=8 {
         last = header_spans(model, t, terseness);
         if fits(&last) {
             return last;
@@ -140,7 +143,8 @@ pub fn header_line(model: &Model, t: Theme, width: usize) -> Vec<Span<'static>> 
 }
 
 /// The header at `terseness` 0 (everything) to 6 (database and operator
-/// cut short, no role, "read-only" without its reason).
+/// cut short, no role, "read-only" without its reason), then 7 and 8
+/// (the label, database and operator shorter still): "read-only" stays.
 fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
     let s = &model.session;
     let mut spans = vec![Span::styled(" keyfall ", t.accent())];
@@ -151,10 +155,20 @@ fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
         } else {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         };
-        spans.push(Span::styled(format!(" {} ", visible_short(label, 20)), style));
+        let room = match terseness {
+            0..=6 => 20,
+            7 => 14,
+            _ => 10,
+        };
+        spans.push(Span::styled(format!(" {} ", visible_short(label, room)), style));
         spans.push(Span::raw(" "));
     }
-    let (db_width, op_width) = if terseness >= 6 { (24, 24) } else { (40, 40) };
+    let (db_width, op_width) = match terseness {
+        0..=5 => (40, 40),
+        6 => (24, 24),
+        7 => (18, 18),
+        _ => (12, 12),
+    };
     spans.push(Span::styled(visible_short(&s.database, db_width), Style::new().add_modifier(Modifier::BOLD)));
     spans.push(Span::raw(" · "));
     match &s.access.operator {
@@ -230,6 +244,7 @@ pub fn hints(model: &Model, width: usize) -> Vec<(String, String)> {
                 }
             }
             (Screen::Main, Action::Permissions) if model.resolve.show_permissions => (key.to_string(), "trace".into()),
+            (Screen::Main, Action::Cancel) if model.accounts.filter.is_empty() => (key.to_string(), "close".into()),
             (Screen::Main, Action::Cancel) => (key.to_string(), "clear filter".into()),
             _ => (key.to_string(), word.to_string()),
         };
@@ -276,13 +291,22 @@ fn footer(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let width = area.width as usize;
     let line = match &model.notice {
         Some(n) => {
-            // The notice, and still the way to help and out.
-            let tail: Vec<(String, String)> =
+            // The notice, and still the way to help and out; when it is
+            // cut here, the key to the message log, which has it whole.
+            let mut tail: Vec<(String, String)> =
                 hints(model, width).into_iter().filter(|(_, w)| w == "help" || w == "quit").collect();
-            let tail_width: usize = tail.iter().map(|(k, w)| k.chars().count() + w.chars().count() + 3).sum();
-            let room = width.saturating_sub(tail_width + 2).max(10);
             // A notice quotes no secret, whatever it carries (an error's text).
             let n = crate::domain::secret::mask_shapes_in_text(n);
+            let tail_width = |tail: &[(String, String)]| -> usize {
+                tail.iter().map(|(k, w)| k.chars().count() + w.chars().count() + 3).sum()
+            };
+            let whole = crate::domain::text::visible(&n).chars().count();
+            if whole > width.saturating_sub(tail_width(&tail) + 2)
+                && let Some(key) = model.keymap.first_key(model.screen(), Action::Messages)
+            {
+                tail.insert(0, (key.to_string(), "log".to_string()));
+            }
+            let room = width.saturating_sub(tail_width(&tail) + 2).max(10);
             let mut spans = vec![Span::styled(format!(" {:<room$}", visible_short(&n, room)), t.warn())];
             for (key, what) in tail {
                 spans.push(Span::raw(" "));
@@ -328,6 +352,14 @@ pub fn ago(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
     }
 }
 
+/// A big overlay's box (a preview, help, the chain, the message log):
+/// nearly the whole width on a small terminal, growing with a big one (a
+/// line of 140 cells at most reads well); `height` as asked, centred.
+pub(crate) fn overlay_box(area: Rect, height: u16) -> Rect {
+    let width = if area.width <= 96 { area.width.saturating_sub(2) } else { (area.width * 7 / 8).clamp(94, 140) };
+    centered(area, width, height)
+}
+
 pub(crate) fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let w = width.min(area.width.saturating_sub(2));
     let h = height.min(area.height.saturating_sub(2));
@@ -345,117 +377,6 @@ fn parse_color(name: &str) -> Option<Color> {
         "gray" | "grey" => Color::Gray,
         _ => return None,
     })
-}
-
-/// The impact preview: per function, old → new answer, then who: the
-/// accounts (the first few named) and users. Functions of one type that
-/// move the same accounts the same way share one "who" line.
-pub(crate) fn impact_lines(
-    what: &str,
-    impact: &[crate::store::ImpactRow],
-    width: usize,
-    t: Theme,
-) -> Vec<Line<'static>> {
-    const INDENT: usize = 23;
-    let mut lines = Vec::with_capacity(impact.len() * 2 + 1);
-    if impact.is_empty() {
-        lines.push(Line::from(Span::styled(format!("{what}: nobody resolves differently"), t.dim())));
-    } else {
-        lines.push(Line::from(Span::styled(
-            format!("{what}: who resolves differently, or gets the new value"),
-            Style::new().add_modifier(Modifier::BOLD),
-        )));
-    }
-    let same_group = |a: &crate::store::ImpactRow, b: &crate::store::ImpactRow| {
-        (&a.integration_type, &a.before, &a.after, a.value_changed, a.accounts, a.users, &a.examples)
-            == (&b.integration_type, &b.before, &b.after, b.value_changed, b.accounts, b.users, &b.examples)
-    };
-    // One meaning per arrow: "→" is always "before → after".
-    let mut rest = impact;
-    while let Some(first) = rest.first() {
-        let run = rest.iter().take_while(|r| same_group(first, r)).count();
-        let (group, tail) = rest.split_at(run);
-        rest = tail;
-        let same = first.before.answered_by == first.after.answered_by
-            && first.before.provider == first.after.provider
-            && first.before.provider_answered_by == first.after.provider_answered_by;
-        let keeps = first.value_changed && same;
-        let mut who =
-            format!("{}, {}", accounts_named(first.accounts, &first.examples, 20), count(first.users, "user"));
-        if keeps {
-            who.push_str(" now use it");
-        }
-        let mut last = Vec::new();
-        for (k, r) in group.iter().enumerate() {
-            last = if keeps {
-                vec![
-                    Span::raw(format!("{:<22} still {}, ", visible_short(&r.function, 22), answer(&r.after))),
-                    Span::styled("new value", t.accent()),
-                ]
-            } else {
-                let new = if r.after.new_value { " (new value)" } else { "" };
-                vec![
-                    Span::raw(format!("{:<22} {} → ", visible_short(&r.function, 22), answer(&r.before))),
-                    Span::styled(format!("{}{new}", answer(&r.after)), t.accent()),
-                ]
-            };
-            if k + 1 < group.len() {
-                lines.push(Line::from(std::mem::take(&mut last)));
-            }
-        }
-        // Who, on the answer's line where there is one answer and room,
-        // else under the answers, indented, wrapped at words and keeping
-        // the indent.
-        let used: usize = last.iter().map(|s| s.width()).sum();
-        if group.len() == 1 && used + 2 + who.chars().count() <= width {
-            last.push(Span::styled(format!("  {who}"), t.dim()));
-            lines.push(Line::from(last));
-        } else {
-            lines.push(Line::from(last));
-            for part in wrap_words(&who, width.saturating_sub(INDENT).max(20)) {
-                lines.push(Line::from(vec![Span::raw(" ".repeat(INDENT)), Span::styled(part, t.dim())]));
-            }
-        }
-    }
-    lines
-}
-
-/// `text` cut at spaces into lines of at most `room` characters (a word
-/// longer than that gets a line of its own).
-fn wrap_words(text: &str, room: usize) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        let needed =
-            if line.is_empty() { word.chars().count() } else { line.chars().count() + 1 + word.chars().count() };
-        if !line.is_empty() && needed > room {
-            out.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        out.push(line);
-    }
-    out
-}
-
-/// Who answers, the provider hop in words (not another arrow).
-fn answer(a: &crate::store::Answer) -> String {
-    // The report's "(own)": each account answers for itself.
-    let name = |s: &str| if s == "(own)" { "their own".to_string() } else { visible_short(s, 40) };
-    match (&a.answered_by, &a.provider) {
-        (None, _) => "nothing".into(),
-        (Some(by), None) => name(by),
-        (Some(by), Some(p)) => format!(
-            "{} ({} key: {})",
-            name(by),
-            visible_short(p, 20),
-            a.provider_answered_by.as_deref().map(name).unwrap_or_else(|| "nobody".into())
-        ),
-    }
 }
 
 /// A dialog box over the screen: cleared, bordered, titled; its inside.

@@ -2,14 +2,13 @@
 //! tenant at once. Superuser or developer only, previewed first, audited by
 //! the database, applied after a confirmation (or `--yes`).
 
-use std::fmt::Write as _;
 use std::io::{BufRead, IsTerminal, Write};
 
 use crate::config::Config;
 use crate::domain::Policy;
 use crate::domain::model::Role;
 use crate::domain::permissions::{self, UserKind};
-use crate::domain::text::{accounts_named, count, visible, visible_short};
+use crate::domain::text::{visible, visible_short};
 use crate::store::{ImpactRow, Proposal, Store};
 
 use super::{CliError, CliResult, Exit};
@@ -89,39 +88,9 @@ pub fn confirm(question: &str, yes: bool) -> Result<bool, CliError> {
     Ok(matches!(line.trim(), "y" | "Y" | "yes"))
 }
 
+/// The impact as the CLI prints it: the lines the console shows too.
 pub fn render_impact(rows: &[ImpactRow]) -> String {
-    let mut out = String::new();
-    if rows.is_empty() {
-        out.push_str("impact: nobody resolves differently, nobody uses a changed value\n");
-        return out;
-    }
-    out.push_str(
-        "impact (who resolves differently, or keeps the answering account and now uses the new value; \
-         \"(own)\" is the account's own setting):\n",
-    );
-    for r in rows {
-        if r.value_changed {
-            let _ = writeln!(
-                out,
-                "  {:<24} {}: answering account unchanged; {}, {} now use the new value",
-                visible_short(&r.function, 24),
-                r.before,
-                accounts_named(r.accounts, &r.examples, 40),
-                count(r.users, "user")
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "  {:<24} {} → {}   {}, {}",
-                visible_short(&r.function, 24),
-                r.before,
-                r.after,
-                accounts_named(r.accounts, &r.examples, 40),
-                count(r.users, "user")
-            );
-        }
-    }
-    out
+    crate::preview::text(&crate::preview::impact(rows))
 }
 
 pub async fn chain(store: &Store, config: &Config, command: ChainCommand) -> CliResult {
@@ -156,7 +125,8 @@ pub async fn chain(store: &Store, config: &Config, command: ChainCommand) -> Cli
                 }
             }
             let before: Vec<&str> = data.snapshot.chain.iter().map(|e| e.slug.as_str()).collect();
-            outln!("chain: [{}] → [{}]", visible(&before.join(", ")), visible(&slugs.join(", ")));
+            let before_owned: Vec<String> = before.iter().map(|s| s.to_string()).collect();
+            outln!("{}", crate::preview::chain(&before_owned, &slugs).text());
             out!("{}", render_impact(&store.impact(&Proposal::Chain(slugs.clone())).await?));
             if dry_run || !confirm("apply?", yes)? {
                 outln!("not applied");
@@ -185,7 +155,7 @@ pub async fn policy(store: &Store, config: &Config, command: PolicyCommand) -> C
         }
         PolicyCommand::Set { mode, yes, dry_run } => {
             let actor = require_admin(store, config).await?;
-            outln!("policy: {} → {}", current.as_str(), mode.as_str());
+            outln!("{}", crate::preview::policy(current, mode).text());
             out!("{}", render_policy_preview(&store.user_groups().await?, current, mode));
             if dry_run || !confirm("apply?", yes)? {
                 outln!("not applied");
@@ -203,14 +173,5 @@ pub async fn policy(store: &Store, config: &Config, command: PolicyCommand) -> C
 /// Which users gain or lose which action, on the system settings and on
 /// their own account's, counted per group of look-alike users.
 pub fn render_policy_preview(groups: &[(UserKind, i64)], from: Policy, to: Policy) -> String {
-    let moves = permissions::policy_moves(groups, from, to);
-    let mut out = String::new();
-    if moves.is_empty() {
-        out.push_str("preview: no user gains or loses any action\n");
-    }
-    for m in moves {
-        let verb = if m.gains { "gain" } else { "lose" };
-        let _ = writeln!(out, "  {} users {verb} {} on {}", m.users, m.action.as_str(), m.scope);
-    }
-    out
+    crate::preview::text(&crate::preview::policy_moves(&permissions::policy_moves(groups, from, to)))
 }

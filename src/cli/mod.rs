@@ -567,19 +567,7 @@ pub async fn open_store(
 /// Field changes between two versions, one indented line each, secrets as
 /// fingerprints or masks.
 fn changes_text(before: Option<&serde_json::Value>, after: Option<&serde_json::Value>) -> String {
-    use crate::domain::diff;
-    use crate::domain::text::visible_short;
-    diff::changes(before, after)
-        .iter()
-        .map(|c| {
-            format!(
-                "    {}: {} → {}\n",
-                visible_short(&c.field, 40),
-                diff::shown(&c.field, c.before.as_ref()),
-                diff::shown(&c.field, c.after.as_ref())
-            )
-        })
-        .collect()
+    crate::preview::text(&crate::preview::changes(before, after))
 }
 
 /// Print `value` as pretty JSON on stdout.

@@ -257,7 +257,7 @@ async fn dry_run(store: &Store, args: &Args, stored: SettingRef, new: &NewValue)
     );
     let changes = super::changes_text(before.as_ref(), Some(&after));
     if changes.is_empty() {
-        outln!("    no change");
+        outln!("{}", crate::preview::no_change().text());
     }
     out!("{changes}");
     if super::out::closed() {

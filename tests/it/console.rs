@@ -568,7 +568,7 @@ async fn delete_asks_first_with_cancel_focused() {
     assert_eq!(stage(&model), "delete");
     let text = screen(&model);
     assert!(
-        text.contains("impact:") && text.contains("acme-studio → aws-admin"),
+        text.contains("impact (who resolves differently") && text.contains("acme-studio → aws-admin"),
         "deleting previews its impact: {text}"
     );
     snapshots(&db, &mut model, "confirm_delete").await;
@@ -1000,7 +1000,10 @@ async fn rotating_a_shared_key_previews_who_now_uses_it() {
     assert_eq!(stage(&model), "confirm");
     let text = screen(&model);
     assert!(!text.contains("nobody resolves differently"), "{text}");
-    assert!(text.contains("still aws-admin, new value") && text.contains("now use it"), "{text}");
+    assert!(
+        text.contains("aws-admin: answering account unchanged;") && text.contains("now use the new value"),
+        "{text}"
+    );
     assert!(!text.contains(" 1 accounts") && !text.contains(" 1 users"), "{text}");
 }
 
@@ -1150,4 +1153,231 @@ async fn wrapped_lines_keep_their_indent_at_80x24() {
     // No line of the pane that continues a wrapped check starts at its edge.
     let check = lines.iter().position(|l| l.starts_with(" ✓ IsAuthenticatedAndActive")).expect(&text);
     assert!(lines[check + 1].starts_with("   "), "a check's reason wraps under it: {:?}\n{text}", lines[check + 1]);
+}
+
+/// A few hundred tenants shaped like the XL set's: each with its own
+/// image_generation naming openai as its provider (the key: the second
+/// hop, to aws-admin's openai), some with their own openai key.
+const XL_LIKE: &str = "
+-- step: accounts
+INSERT INTO accounts (slug, name, status)
+SELECT 'xl-' || lpad(i::text, 6, '0'), 'XL tenant ' || i, 'active' FROM generate_series(1, 400) AS i;
+-- step: users
+INSERT INTO users (email, role, is_superuser, is_active, account_id)
+SELECT 'user' || n || '@xl.example', 'editor', false, true, a.id
+  FROM generate_series(1, 4000) AS n
+  JOIN accounts a ON a.slug = 'xl-' || lpad((1 + (n - 1) / 10)::text, 6, '0');
+-- step: settings
+INSERT INTO integration_settings (account_id, integration_type, config, is_active)
+SELECT a.id, 'image_generation', jsonb_build_object('provider', 'openai', 'model', 'dall-e-3'), true
+  FROM accounts a WHERE a.slug LIKE 'xl-%';
+INSERT INTO integration_settings (account_id, integration_type, config, is_active)
+SELECT a.id, 'openai', jsonb_build_object('apiKey', 'sk-xl-FAKE-' || md5(a.slug), 'model', 'gpt-4o-mini'), true
+  FROM accounts a WHERE a.slug LIKE 'xl-%' AND right(a.slug, 1) IN ('1', '2');
+";
+
+/// The screen's text inside the overlay box at `size` (what is drawn
+/// between its borders), words only: wrapping and indents do not count.
+fn box_words(model: &Model) -> String {
+    let text = screen(model);
+    let (w, _) = model.size;
+    let width = if w <= 96 { w - 2 } else { (w * 7 / 8).clamp(94, 140) } as usize;
+    let x = (w as usize - width) / 2;
+    let inside: Vec<String> =
+        text.lines().map(|l| l.chars().skip(x + 1).take(width.saturating_sub(2)).collect::<String>()).collect();
+    words(&inside.join(" "))
+}
+
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Issue 22 point 1: the save preview scrolls (j/k, PgDn, G) with a mark,
+/// takes the terminal's height, and shows every line `set --dry-run`
+/// prints, the second hop included, in the same order.
+#[tokio::test]
+async fn the_save_preview_reads_whole_and_says_what_set_dry_run_says() {
+    let db = TestDb::demo().await;
+    db.store.load_script("keyfall test", XL_LIKE).await.unwrap();
+    let key = "sk-rotated-aws-admin-0000000000000000";
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["e"]).await;
+    update(&mut model, Msg::Paste(key.into()));
+    keys(&db.store, &mut model, &["ctrl-s"]).await;
+    assert_eq!(stage(&model), "confirm");
+    let first = screen(&model);
+    assert!(first.contains("more below"), "the preview says there is more: {first}");
+    keys(&db.store, &mut model, &["j"]).await;
+    let second = screen(&model);
+    assert_ne!(second, first, "j scrolls");
+    assert!(second.contains("above"), "{second}");
+    keys(&db.store, &mut model, &["k"]).await;
+    assert_eq!(screen(&model), first, "k scrolls back");
+    keys(&db.store, &mut model, &["G"]).await;
+    let end = screen(&model);
+    assert!(end.contains("above") && end.contains("end"), "{end}");
+    let end_words = box_words(&model);
+    assert!(
+        end_words.contains("generate_images (own) → openai@aws-admin: answering account unchanged; 320 accounts")
+            && end_words.contains("3,200 users now use the new value"),
+        "the second hop's line is reached by scrolling: {end}"
+    );
+    keys(&db.store, &mut model, &["g"]).await;
+    assert!(screen(&model).contains("more below"), "g goes back to the top");
+    snapshots(&db, &mut model, "save_preview_scrolls").await;
+
+    // The CLI's dry run of the same change: its lines (between its title
+    // and "not applied") are the console's, word for word, in order.
+    let run = crate::cli::keyfall(
+        &db,
+        &["--as", "dev@igny8.com", "set", "aws-admin", "openai", "apiKey", "--dry-run"],
+        Some(&format!("{key}\n")),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(lines.first().is_some_and(|l| l.ends_with("(dry run):")) && lines.last() == Some(&"not applied (dry run)"));
+    let cli = words(&lines[1..lines.len() - 1].join(" "));
+    assert!(cli.contains("generate_images (own) → openai@aws-admin"), "{cli}");
+    // Tall enough that nothing scrolls.
+    let cmds = update(&mut model, Msg::Resize { width: 160, height: 120 });
+    drive(&db.store, &mut model, cmds).await;
+    let console = box_words(&model);
+    assert!(console.contains(&cli), "console:\n{console}\n\ncli:\n{cli}");
+    assert!(!screen(&model).contains("more below"), "all of it fits at 120 rows");
+}
+
+/// Issue 22 point 1: the delete and chain previews scroll too, and show
+/// what `chain set --dry-run` prints.
+#[tokio::test]
+async fn the_delete_and_chain_previews_scroll_and_match_the_cli() {
+    let db = TestDb::demo().await;
+    db.store.load_script("keyfall test", XL_LIKE).await.unwrap();
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["3", "d"]).await;
+    assert_eq!(stage(&model), "delete");
+    let text = screen(&model);
+    assert!(text.contains("[ Cancel ]") && text.contains("[ Delete ]"), "the buttons stay in view: {text}");
+    keys(&db.store, &mut model, &["G"]).await;
+    let text = screen(&model);
+    assert!(text.contains("[ Cancel ]") && text.contains("[ Delete ]"), "{text}");
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert_eq!(stage(&model), "none");
+
+    keys(&db.store, &mut model, &["c", "x", "ctrl-s"]).await;
+    let run = crate::cli::keyfall(
+        &db,
+        &["--as", "dev@igny8.com", "chain", "set", "default-account", "default", "--dry-run"],
+        None,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.last(), Some(&"not applied"));
+    let cli = words(&lines[..lines.len() - 1].join(" "));
+    let small = screen(&model);
+    assert!(small.contains("chain: [aws-admin, default-account, default] → [default-account, default]"), "{small}");
+    let cmds = update(&mut model, Msg::Resize { width: 160, height: 120 });
+    drive(&db.store, &mut model, cmds).await;
+    let console = box_words(&model);
+    assert!(console.contains(&cli), "console:\n{console}\n\ncli:\n{cli}");
+}
+
+/// Issue 22 point 8: Esc closes the permissions view; Esc on the chain
+/// screen with a staged change asks before dropping it; overlays grow
+/// with the terminal.
+#[tokio::test]
+async fn one_esc_closes_and_asks_before_dropping_a_staged_change() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["p"]).await;
+    assert!(model.resolve.show_permissions);
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert!(!model.resolve.show_permissions, "esc closes the permissions view");
+
+    keys(&db.store, &mut model, &["c", "p", "esc"]).await;
+    let text = screen(&model);
+    assert!(text.contains("Drop the staged change"), "esc asks first: {text}");
+    keys(&db.store, &mut model, &["n"]).await;
+    assert!(screen(&model).contains("(was system_only)"), "n keeps the staged policy");
+    snapshots(&db, &mut model, "chain_policy_staged").await;
+    keys(&db.store, &mut model, &["ctrl-c"]).await;
+    assert!(screen(&model).contains("and quit keyfall?"), "quitting asks too: {}", screen(&model));
+    keys(&db.store, &mut model, &["n"]).await;
+    assert!(!model.quit && screen(&model).contains("(was system_only)"));
+    keys(&db.store, &mut model, &["esc", "y"]).await;
+    assert!(model.overlay.is_none(), "y drops it and closes");
+    assert_eq!(db.store.subject(None, None).await.unwrap().policy, keyfall::domain::Policy::SystemOnly);
+    // Nothing staged: one esc closes.
+    keys(&db.store, &mut model, &["c", "esc"]).await;
+    assert!(model.overlay.is_none());
+
+    // At 160×48 the chain box and help are wider than 80 columns.
+    let cmds = update(&mut model, Msg::Resize { width: 160, height: 48 });
+    drive(&db.store, &mut model, cmds).await;
+    for open in ["c", "?"] {
+        keys(&db.store, &mut model, &[open]).await;
+        let text = screen(&model);
+        let widest = text.lines().filter(|l| l.contains('┐')).map(|l| l.chars().count()).max().unwrap_or(0);
+        let top = text.lines().find(|l| l.contains(" Chain and policy ") || l.contains(" Keys ")).expect(&text);
+        let start = top.chars().position(|c| c == '┌').unwrap();
+        let end = top.chars().collect::<Vec<_>>().iter().rposition(|c| *c == '┐').unwrap();
+        assert!(end - start > 120, "{open}: the box grows ({widest}): {top}");
+        keys(&db.store, &mut model, &["esc"]).await;
+    }
+}
+
+/// Issue 22 point 3: a notice too long for the footer is cut there with
+/// the key to the message log, which has it whole with its time; the key
+/// hints come back after a few seconds.
+#[tokio::test]
+async fn long_notices_are_read_whole_in_the_message_log_and_hints_come_back() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("paid2@paid.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["e"]).await;
+    let notice = model.notice.clone().expect("a refusal");
+    assert!(notice.starts_with("read-only here:"), "{notice}");
+    let text = screen(&model);
+    let footer = text.lines().last().unwrap().to_string();
+    assert!(footer.contains("m log") && footer.contains("? help"), "the footer offers the log: {footer}");
+    keys(&db.store, &mut model, &["m"]).await;
+    let log = screen(&model);
+    assert!(log.contains("Messages") && log.contains("hh:mm:ss"), "{log}");
+    assert!(box_words(&model).contains(&words(&notice)), "the whole notice: {log}");
+    snapshots(&db, &mut model, "message_log").await;
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert!(!model.messages.open);
+    // The notice gives the footer back to the key hints after a while.
+    keys(&db.store, &mut model, &["e"]).await;
+    assert!(model.notice.is_some());
+    let later = model.now + chrono::Duration::seconds(keyfall::app::messages::NOTICE_SECONDS + 1);
+    update(&mut model, Msg::Tick { now: later });
+    assert!(model.notice.is_none());
+    let footer = screen(&model).lines().last().unwrap().to_string();
+    assert!(footer.contains("u user") && footer.contains("q quit"), "{footer}");
+    let refusals = model.messages.entries.iter().filter(|(_, n)| n.starts_with("read-only here:")).count();
+    assert_eq!(refusals, 2, "both refusals are in the log");
+}
+
+/// Issue 22 point 3 (smaller): with a label, the 80-column header keeps
+/// "read-only".
+#[tokio::test]
+async fn the_header_keeps_read_only_with_a_label_at_80_columns() {
+    let db = TestDb::demo().await;
+    let mut model = console_with(&db, Some("paid2@paid.com"), true, (80, 24)).await;
+    model.session.label = Some("production-eu".into());
+    model.session.database = "db-primary.internal.example.com:5432/keyfall_production".into();
+    let header = screen(&model).lines().next().unwrap().to_string();
+    assert!(header.contains("production") && header.contains("read-only"), "{header}");
+    assert!(header.contains("paid2@") && header.contains("db-primary"), "{header}");
+}
+
+/// Issue 22 point 3: the stored key's note in the form is whole at 80
+/// columns.
+#[tokio::test]
+async fn the_stored_keys_note_is_whole_at_80_columns() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["e", "tab"]).await;
+    let text = screen(&model);
+    let line = text.lines().find(|l| l.contains("API key")).expect(&text);
+    assert!(line.contains("#35c712e1  (stored; type to replace)"), "{line}");
 }

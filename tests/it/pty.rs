@@ -100,7 +100,7 @@ async fn a_canary_key_saved_through_the_console_is_never_shown_or_logged() {
     pty.send(format!("\x1b[200~{CANARY}\n\x1b[201~").as_bytes());
     pty.wait_for(wait, |s| s.contains("trimmed a line break"));
     pty.send(b"\x13"); // ctrl-s
-    pty.wait_for(wait, |s| s.contains("impact: who resolves differently"));
+    pty.wait_for(wait, |s| s.contains("impact (who resolves differently"));
     pty.send(b"\r");
     pty.wait_for(wait, |s| s.contains("saved paid-2 openai v1") || s.contains("created paid-2 openai"));
     pty.send(b"q");

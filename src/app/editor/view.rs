@@ -3,19 +3,19 @@
 
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use serde_json::Value;
 
 use super::{Editor, Stage};
-use crate::app::view::{Theme, ago, centered, dialog, impact_lines, wrap_line, wrap_lines};
+use crate::app::view::{Theme, ago, dialog, overlay_box, wrap_lines};
 use crate::domain::diff;
 use crate::domain::registry::{self, FieldKind};
 use crate::domain::text::visible_short;
 
-pub fn draw(ed: &Editor, now: DateTime<Utc>, frame: &mut Frame, area: Rect, t: Theme) {
+pub fn draw(ed: &Editor, now: DateTime<Utc>, scroll: &crate::app::scroll::Scroll, frame: &mut Frame, area: Rect, t: Theme) {
     let spec = ed.spec();
     let slug = visible_short(&ed.account.slug, 30);
     let title = match (&ed.base, &ed.inherited_from) {
@@ -30,7 +30,18 @@ pub fn draw(ed: &Editor, now: DateTime<Utc>, frame: &mut Frame, area: Rect, t: T
         (None, None) => format!(" New {} setting for {slug} ", spec.label),
     };
     let height = (ed.fields.len() as u16 + 12).min(area.height.saturating_sub(2));
-    let inner = dialog(frame, centered(area, 84, height), title, t);
+    // The save preview is as high as it needs, up to the terminal's
+    // height, and scrolls.
+    let width = overlay_box(area, height).width.saturating_sub(2);
+    let preview = match &ed.stage {
+        Stage::Confirm { changes, impact } => Some(preview_lines(ed, changes, impact, width, t)),
+        _ => None,
+    };
+    let height = match &preview {
+        Some(lines) => (lines.len() as u16 + 4).min(area.height.saturating_sub(2)),
+        None => height,
+    };
+    let inner = dialog(frame, overlay_box(area, height), title, t);
     match &ed.stage {
         Stage::Editing | Stage::Previewing { .. } | Stage::Saving { .. } => editor_form(ed, now, frame, inner, t),
         Stage::Merging { merge, choices, focus, .. } => {
@@ -77,31 +88,21 @@ pub fn draw(ed: &Editor, now: DateTime<Utc>, frame: &mut Frame, area: Rect, t: T
             }
             frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
         }
-        Stage::Confirm { changes, impact } => {
-            let mut lines = vec![Line::from(Span::styled(
-                format!("Save {slug} {}{}?", ed.integration_type, ed.base.as_ref().map(save_of).unwrap_or_default()),
-                Style::new().add_modifier(Modifier::BOLD),
-            ))];
-            lines.push(Line::raw(""));
-            if changes.is_empty() {
-                lines.push(Line::from(Span::styled("no field changes", t.dim())));
-            }
-            // A long value wraps under the values, not under the field.
-            for c in changes {
-                let line = Line::from(vec![
-                    Span::styled(format!("{:<22}", visible_short(&c.field, 22)), t.dim()),
-                    Span::raw(diff::shown(&c.field, c.before.as_ref())),
-                    Span::styled(" → ", t.dim()),
-                    Span::styled(diff::shown(&c.field, c.after.as_ref()), t.accent()),
-                ]);
-                lines.extend(wrap_line(line, inner.width as usize, 22));
-            }
-            for warning in save_warnings(ed) {
-                lines.push(Line::from(Span::styled(format!("⚠ {warning}"), t.warn())));
-            }
-            lines.push(Line::raw(""));
-            lines.extend(impact_lines("impact", impact, inner.width as usize, t));
-            frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
+        Stage::Confirm { .. } => {
+            let head = vec![
+                Line::from(Span::styled(
+                    format!(
+                        "Save {slug} {}{}?",
+                        ed.integration_type,
+                        ed.base.as_ref().map(save_of).unwrap_or_default()
+                    ),
+                    Style::new().add_modifier(Modifier::BOLD),
+                )),
+                Line::raw(""),
+            ];
+            let [top, rest] = Layout::vertical([Constraint::Length(2), Constraint::Min(1)]).areas(inner);
+            frame.render_widget(Paragraph::new(head), top);
+            crate::app::scroll::render(frame, rest, preview.unwrap_or_default(), scroll, t);
         }
         Stage::Discard { quit, reload, .. } => {
             let what = match (quit, reload) {
@@ -194,11 +195,11 @@ fn editor_form(ed: &Editor, now: DateTime<Utc>, frame: &mut Frame, inner: Rect, 
             );
         } else if f.is_secret() && f.text().is_empty() {
             let shown = match &f.stored_mask {
-                Some(mask) => format!("{mask}  (stored; kept unless you type a new one)"),
+                Some(mask) => format!("{mask}  (stored; type to replace)"),
                 None => "type or paste the key".to_string(),
             };
             let shown = match (&f.stored_mask, f.extra) {
-                (Some(mask), true) => format!("{mask}  (not in the registry; kept unless you change it)"),
+                (Some(mask), true) => format!("{mask}  (not in the registry; kept as is)"),
                 _ => shown,
             };
             frame.render_widget(Paragraph::new(Span::styled(shown, t.dim())), input_area);
@@ -275,6 +276,28 @@ fn editor_form(ed: &Editor, now: DateTime<Utc>, frame: &mut Frame, inner: Rect, 
             Rect::new(inner.x, y + 1, inner.width, bottom.saturating_sub(y + 1)),
         );
     }
+}
+
+/// The save preview's lines, wrapped to `width`: the lines `set
+/// --dry-run` prints (`crate::preview`), the warnings among them.
+fn preview_lines(
+    ed: &Editor,
+    changes: &[diff::FieldChange],
+    impact: &[crate::store::ImpactRow],
+    width: u16,
+    t: Theme,
+) -> Vec<Line<'static>> {
+    let mut body = crate::preview::field_changes(changes);
+    if changes.is_empty() {
+        body.push(crate::preview::no_change());
+    }
+    let mut lines = crate::app::scroll::styled(&body, width, t);
+    for warning in save_warnings(ed) {
+        lines.extend(wrap_lines(vec![Line::from(Span::styled(format!("⚠ {warning}"), t.warn()))], width));
+    }
+    lines.push(Line::raw(""));
+    lines.extend(crate::app::scroll::styled(&crate::preview::impact(impact), width, t));
+    lines
 }
 
 /// What the save preview warns about: a model keyfall does not know.
