@@ -42,8 +42,14 @@ pub struct DetachArgs {
     pub purge: bool,
 }
 
+/// Each wait behind a lock, said on stderr: the store tells, the CLI
+/// prints ("keyfall: attach waits for pid … (…: query …); trying again …").
+pub(crate) fn say_lock_waits() -> crate::store::LockWaits {
+    std::sync::Arc::new(|wait: &crate::store::LockWait| eprintln!("keyfall: {wait}"))
+}
+
 pub async fn attach(target: &Target, config: &Config, args: &AttachArgs) -> CliResult {
-    let store = Store::connect(target).await?;
+    let store = Store::connect(target).await?.on_lock_wait(say_lock_waits());
     let result = attach_on(&store, target, config, args).await;
     store.close().await;
     result
@@ -129,7 +135,7 @@ async fn attach_on(store: &Store, target: &Target, config: &Config, args: &Attac
 }
 
 pub async fn detach(target: &Target, args: &DetachArgs) -> CliResult {
-    let store = Store::connect(target).await?;
+    let store = Store::connect(target).await?.on_lock_wait(say_lock_waits());
     let result = detach_on(&store, target, args).await;
     store.close().await;
     result
