@@ -196,6 +196,7 @@ impl CliError {
 
 pub type CliResult = Result<Exit, CliError>;
 
+pub use audit::render as render_audit;
 pub use console::access as console_access;
 
 /// Run one command to completion.

@@ -287,6 +287,8 @@ impl Snapshot {
                 None => {
                     by_pair.insert(key, s);
                 }
+                // The same row again (a later read of it): it replaces.
+                Some(kept) if kept.id == s.id => *kept = s,
                 Some(kept) => {
                     let ids = several.entry(key).or_insert_with(|| vec![kept.id]);
                     ids.push(s.id);

@@ -137,6 +137,19 @@ pub struct AuditEntry {
     pub after: Option<Value>,
 }
 
+impl AuditEntry {
+    /// What the wording of the row reads (`domain::audit::action_words`).
+    pub fn row(&self) -> crate::domain::audit::Row<'_> {
+        crate::domain::audit::Row {
+            id: self.id,
+            at: self.at,
+            actor: &self.actor,
+            action: &self.action,
+            after: self.after.as_ref(),
+        }
+    }
+}
+
 /// `before` and `after` are read as text and parsed leniently: a number
 /// beyond f64 or nesting beyond serde's limit, written by another client,
 /// must not make the whole audit unreadable.
