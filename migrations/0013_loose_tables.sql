@@ -483,6 +483,49 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION keyfall.keyfall_install_mapping(jsonb) FROM PUBLIC;
 
+-- The key a reveal or a connection test hands over (0007's): of a pair
+-- with several rows, the lowest id's, the one the app uses.
+CREATE OR REPLACE FUNCTION keyfall.keyfall_take_key(slug text, integration_type text, purpose text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = keyfall, pg_catalog, pg_temp AS $$
+DECLARE
+    acc_id pg_catalog.int8;
+    req    record;
+    cfg    pg_catalog.jsonb;
+    n      pg_catalog.int8;
+BEGIN
+    SELECT a.id INTO acc_id FROM keyfall.accounts a WHERE a.slug = keyfall_take_key.slug;
+    IF acc_id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM keyfall.keyfall_authorize(CASE WHEN purpose = 'reveal' THEN 'modify_settings' ELSE 'test_connection' END,
+                                      acc_id);
+    FOR req IN SELECT r.id, r.use_seq FROM keyfall.key_requests r
+                WHERE r.login = session_user AND r.actor = keyfall.keyfall_operator() AND r.slug = keyfall_take_key.slug
+                  AND r.integration_type = keyfall_take_key.integration_type AND r.purpose = keyfall_take_key.purpose
+                  AND NOT r.used AND r.use_seq IS NOT NULL AND r.txid <> txid_current()
+                  AND r.at > clock_timestamp() - interval '1 minute'
+                ORDER BY r.id DESC LOOP
+        -- nextval survives a rollback: the first taker gets 1, anyone after
+        -- (this transaction rolled back or not) finds the request spent.
+        BEGIN
+            n := nextval(format('keyfall.%I', req.use_seq));
+        EXCEPTION WHEN OTHERS THEN
+            n := NULL;  -- spent (past MAXVALUE) or gone
+        END;
+        IF n = 1 THEN
+            UPDATE keyfall.key_requests SET used = true WHERE id = req.id;
+            -- The row the app reads: the lowest id of the pair.
+            SELECT s.config INTO cfg FROM keyfall.integration_settings s
+             WHERE s.account_id = acc_id AND s.integration_type = keyfall_take_key.integration_type
+             ORDER BY s.id LIMIT 1;
+            RETURN cfg;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'no recorded request for this key: call keyfall_request_key and commit first (the record must not be rolled back with the key; a request is used once)'
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+
 SELECT keyfall.keyfall_harden();
 
 -- An installed mapping is made again: the write path without ON CONFLICT's

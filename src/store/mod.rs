@@ -544,24 +544,38 @@ impl Store {
         Ok(spec.as_ref().and_then(mapping::from_sql))
     }
 
-    /// What does not fit in `mapping` on this database, one sentence each.
-    /// Works before keyfall is installed (attach asks it first).
+    /// What does not fit in `mapping` on this database, one sentence each,
+    /// by this keyfall's rules. Works before keyfall is installed (attach
+    /// asks it first) and on an older install (what fits changed: 0013
+    /// takes a settings table without a unique pair).
     pub async fn mapping_problems(&self, mapping: &Mapping) -> Result<Vec<String>, StoreError> {
-        let installed: bool =
-            sqlx::query_scalar("SELECT to_regprocedure('keyfall.keyfall_mapping_problems(jsonb)') IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await?;
-        if installed {
+        let recorded: bool = sqlx::query_scalar("SELECT to_regclass('keyfall._sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        let applied: Vec<i64> = if recorded {
+            sqlx::query_scalar("SELECT version FROM keyfall._sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let m = migrator();
+        let pending: Vec<_> = m.iter().filter(|x| !applied.contains(&x.version)).collect();
+        if pending.is_empty() {
             return Ok(sqlx::query_scalar("SELECT keyfall.keyfall_mapping_problems($1)")
                 .bind(mapping.to_sql())
                 .fetch_one(&self.pool)
                 .await?);
         }
-        // Not installed yet: check inside a transaction that installs the
-        // function, asks it, and rolls everything back.
+        // Not installed, or older: check inside a transaction that applies
+        // what is missing, asks, and rolls everything back (its lock waits
+        // bounded: a look never queues the app).
         let mut tx = self.pool.begin().await?;
-        let m = migrator();
-        for migration in m.iter() {
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(format!("{}ms", LOCK_WAIT.as_millis()))
+            .execute(&mut *tx)
+            .await?;
+        for migration in pending {
             sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS keyfall; {}", migration.sql.as_str())))
                 .execute(&mut *tx)
                 .await?;
@@ -572,6 +586,26 @@ impl Store {
             .await?;
         tx.rollback().await?;
         Ok(problems)
+    }
+
+    /// Whether the app's settings table has a unique constraint on
+    /// (account, type). Without one, a pair may have several rows: keyfall
+    /// reads the lowest id, as the app's `.first()` does, and writes to no
+    /// such pair.
+    pub async fn settings_pairs_unique(&self, mapping: &Mapping) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (
+                 SELECT 1 FROM pg_catalog.pg_index i
+                  WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 2 AND i.indpred IS NULL
+                    AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_catalog.pg_attribute a
+                          WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[]))
+                        = (SELECT array_agg(x ORDER BY x) FROM unnest(ARRAY[$2::text, $3::text]) x))",
+        )
+        .bind(mapping.settings_table())
+        .bind(&mapping.settings.columns.account_id)
+        .bind(&mapping.settings.columns.integration_type)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Check that this database has keyfall's objects, current, and that the

@@ -425,16 +425,18 @@ impl Store {
         Ok(rows)
     }
 
-    /// Every setting of the given accounts (the rows the console shows).
+    /// Every setting of the given accounts (the rows the console shows):
+    /// of a pair with several rows, the one the app reads (the lowest id).
     #[tracing::instrument(skip_all)]
     pub async fn settings_of(&self, account_ids: &[i64]) -> Result<Vec<Setting>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
+            "SELECT DISTINCT ON (account_id, integration_type)
+                    id, account_id, integration_type, config::text AS config_text, is_active, version,
                     CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
                 (SELECT keyfall_version_is_token()) AS version_token,
                 withheld_verdict, withheld_provider::text AS withheld_provider
                FROM integration_settings WHERE account_id = ANY($1)
-              ORDER BY account_id, integration_type",
+              ORDER BY account_id, integration_type, id",
         )
         .bind(account_ids)
         .fetch_all(&self.pool)

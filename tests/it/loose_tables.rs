@@ -121,6 +121,12 @@ async fn a_table_without_the_unique_pair_is_attached_and_read_as_the_app_reads_i
     let db = loose_app().await;
     let run = keyfall(&db, &["attach", "--yes"], None);
     assert_eq!(run.code, 0, "attach: {}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("has no unique constraint on (account_id, integration_type)")
+            && run.stdout.contains("keyfall reads the lowest id"),
+        "attach says how it reads such a table: {}",
+        run.stdout
+    );
     let store = Store::connect(&db.target).await.unwrap();
     let mapping = store.verify(None).await.expect("attached");
     let store = store.with_mapping(&mapping);
