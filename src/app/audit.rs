@@ -130,6 +130,11 @@ fn revert(model: &mut Model) -> Vec<Cmd> {
         model.notice = Some("a reveal changed nothing; there is nothing to revert".into());
         return Vec::new();
     }
+    if !revertable(&entry) {
+        model.notice =
+            Some("this entry is about the log itself, not a change of the setting: nothing to revert".into());
+        return Vec::new();
+    }
     let current = model.world.settings.get(&(account.id, ty.clone())).cloned();
     let Some(before) = entry.before.as_ref() else {
         // Reverting a creation is a deletion.
@@ -207,6 +212,7 @@ pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
     }
     let width = inner.width as usize;
     let mut selected_line = 0;
+    let rows: Vec<crate::domain::audit::Row> = view.entries.iter().map(AuditEntry::row).collect();
     for (i, e) in view.entries.iter().enumerate() {
         if i == view.selected {
             selected_line = lines.len();
@@ -225,6 +231,14 @@ pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
         }
         // Wrapped lines keep their column: under the actor, under the value.
         lines.extend(wrap_line(head, width, 20));
+        // An entry about the log itself (capture off or on, detach and
+        // attach, the app's tables changed, a redaction…): the words
+        // `keyfall audit` uses.
+        if let Some(words) = crate::domain::audit::action_words(&e.row(), &rows) {
+            let line = Line::from(Span::styled(format!("    {words}"), t.dim()));
+            lines.extend(wrap_line(line, width, 4));
+            continue;
+        }
         if e.action == "reveal" {
             let fp = e
                 .after
@@ -273,7 +287,13 @@ fn audit_label(e: &AuditEntry) -> (String, String) {
 /// Whether an audit-view action can do something now (for the footer).
 pub(super) fn available(view: &AuditView, action: Action) -> bool {
     match action {
-        Action::Revert => view.entries.get(view.selected).is_some_and(|e| e.action != "reveal"),
+        Action::Revert => view.entries.get(view.selected).is_some_and(|e| e.action != "reveal" && revertable(e)),
         _ => true,
     }
+}
+
+/// Whether an entry is a change of the setting (an entry about the log
+/// itself — capture, detach, attach, the app's tables — changed none).
+fn revertable(e: &AuditEntry) -> bool {
+    crate::domain::audit::action_words(&e.row(), &[]).is_none()
 }

@@ -42,8 +42,14 @@ pub struct DetachArgs {
     pub purge: bool,
 }
 
+/// Each wait behind a lock, said on stderr: the store tells, the CLI
+/// prints ("keyfall: attach waits for pid … (…: query …); trying again …").
+pub(crate) fn say_lock_waits() -> crate::store::LockWaits {
+    std::sync::Arc::new(|wait: &crate::store::LockWait| eprintln!("keyfall: {wait}"))
+}
+
 pub async fn attach(target: &Target, config: &Config, args: &AttachArgs) -> CliResult {
-    let store = Store::connect(target).await?;
+    let store = Store::connect(target).await?.on_lock_wait(say_lock_waits());
     let result = attach_on(&store, target, config, args).await;
     store.close().await;
     result
@@ -90,6 +96,14 @@ async fn attach_on(store: &Store, target: &Target, config: &Config, args: &Attac
             visible_short(&mapping.users.columns.email, 40)
         );
     }
+    if !store.settings_pairs_unique(&mapping).await? {
+        outln!(
+            "note: {} has no unique constraint on ({}, {}): where an account has several rows of a type, keyfall reads the lowest id,\n      as the app's .first() does, says so, and refuses to write to that pair (remove the extra rows first)",
+            visible_short(&mapping.settings_table(), 80),
+            visible_short(&mapping.settings.columns.account_id, 40),
+            visible_short(&mapping.settings.columns.integration_type, 40)
+        );
+    }
     if args.dry_run {
         outln!("dry run: nothing installed");
         return Ok(Exit::Ok);
@@ -129,7 +143,7 @@ async fn attach_on(store: &Store, target: &Target, config: &Config, args: &Attac
 }
 
 pub async fn detach(target: &Target, args: &DetachArgs) -> CliResult {
-    let store = Store::connect(target).await?;
+    let store = Store::connect(target).await?.on_lock_wait(say_lock_waits());
     let result = detach_on(&store, target, args).await;
     store.close().await;
     result
@@ -267,7 +281,7 @@ fn describe(target: &Target, m: &Mapping, installed: &Installed) -> String {
         "  schema keyfall: views accounts, users, integration_settings over the tables above; its own tables\n    fallback_chain, ai_functions, policy, audit_log, mapping; functions keyfall_*\n",
     );
     out.push_str(&format!(
-        "  on {}: triggers keyfall_audit_insert, keyfall_audit_update, keyfall_audit_delete\n    (an audit row per change, keys fingerprinted, and a NOTIFY; rows are never modified)\n",
+        "  on {}: triggers keyfall_audit_insert, keyfall_audit_update, keyfall_audit_delete, keyfall_audit_truncate\n    (an audit row per change, keys fingerprinted, and a NOTIFY; rows are never modified)\n",
         v(&m.settings_table())
     ));
     out.push_str(&format!(
@@ -277,6 +291,9 @@ fn describe(target: &Target, m: &Mapping, installed: &Installed) -> String {
     ));
     out.push_str(
         "  on keyfall's view of the settings: the check of every write against the policy, for the operator\n",
+    );
+    out.push_str(
+        "  in the database (when a superuser attaches): event triggers keyfall_watch_ddl, keyfall_watch_drop\n    (record who disables, drops or re-creates keyfall's triggers) and keyfall_ddl_start, keyfall_ddl_end\n    (set keyfall's views aside around the app's DDL, follow renames, record what changed)\n",
     );
     out
 }

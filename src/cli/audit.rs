@@ -135,6 +135,7 @@ pub fn render(entries: &[AuditEntry], fingerprint: Option<&str>) -> String {
     if let Some(fp) = fingerprint {
         let _ = writeln!(out, "entries holding {fp}: {}", entries.len());
     }
+    let rows: Vec<crate::domain::audit::Row> = entries.iter().map(AuditEntry::row).collect();
     for e in entries {
         let what = match (&e.account, &e.integration_type) {
             (Some(a), Some(t)) => format!("{} {}", visible_short(a, 40), visible_short(t, 30)),
@@ -149,7 +150,9 @@ pub fn render(entries: &[AuditEntry], fingerprint: Option<&str>) -> String {
             visible_short(&e.action, 7),
             version.unwrap_or_default()
         );
-        match gap_line(e, entries) {
+        // An entry about the log itself in words (the console's audit
+        // view says the same); an ordinary change lists its fields.
+        match crate::domain::audit::action_words(&e.row(), &rows) {
             Some(line) => {
                 let _ = writeln!(out, "    {line}");
             }
@@ -160,119 +163,4 @@ pub fn render(entries: &[AuditEntry], fingerprint: Option<&str>) -> String {
         out.push_str("no audit entries\n");
     }
     out
-}
-
-/// What an entry about the log itself says, in words: capture switched off
-/// or on (by whom is the entry's actor), a change recorded without its
-/// contents, a raw key read for a connection test. `None` for ordinary
-/// changes (their fields are listed).
-fn gap_line(e: &AuditEntry, entries: &[AuditEntry]) -> Option<String> {
-    let after = e.after.as_ref();
-    let triggers = || {
-        after
-            .and_then(|a| a.get("triggers"))
-            .and_then(|t| t.as_array())
-            .map(|t| t.iter().filter_map(|v| v.as_str()).map(|v| visible_short(v, 80)).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .join(", ")
-    };
-    match e.action.as_str() {
-        "capture_disabled" => Some(format!(
-            "⚠ audit capture disabled by {} ({}): changes to the app's settings are not recorded until it is on again",
-            crate::domain::text::identity_short(&e.actor, 60),
-            triggers()
-        )),
-        "capture_enabled" => {
-            // Entries are newest first: the gap began at the nearest older
-            // capture_disabled.
-            let began = entries.iter().filter(|o| o.id < e.id && o.action == "capture_disabled").map(|o| o.at).max();
-            Some(match began {
-                Some(t) => format!(
-                    "audit capture on again ({}): nothing was recorded from {} to {}",
-                    triggers(),
-                    t.format("%Y-%m-%d %H:%M:%S"),
-                    e.at.format("%Y-%m-%d %H:%M:%S")
-                ),
-                None => format!("audit capture on again ({})", triggers()),
-            })
-        }
-        "detach" => Some(format!(
-            "⚠ keyfall detached by {}: nothing recorded from here",
-            crate::domain::text::identity_short(&e.actor, 60)
-        )),
-        "attach" => {
-            // The gap began at the detach: the nearest older entry saying
-            // so, else the time the attach row carries.
-            let began =
-                entries.iter().filter(|o| o.id < e.id && o.action == "detach").map(|o| o.at).max().or_else(|| {
-                    after
-                        .and_then(|a| a.get("detached_at"))
-                        .and_then(|t| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(t.clone()).ok())
-                });
-            let by = crate::domain::text::identity_short(&e.actor, 60);
-            Some(match began {
-                Some(t) => format!(
-                    "keyfall attached again by {by}: changes between {} and {} were not recorded",
-                    t.format("%Y-%m-%d %H:%M:%S"),
-                    e.at.format("%Y-%m-%d %H:%M:%S")
-                ),
-                None => format!("keyfall attached again by {by}: changes before this were not recorded"),
-            })
-        }
-        "capture_refused" => Some(format!(
-            "⚠ a change was recorded without its contents: {}",
-            after
-                .and_then(|a| a.get("why"))
-                .and_then(|w| w.as_str())
-                .map(|w| visible_short(w, 200))
-                .unwrap_or_default()
-        )),
-        "capture_failed" => Some(format!(
-            "⚠ a {} of the app's settings was not recorded (SQLSTATE {}); the app's statement went through",
-            after.and_then(|a| a.get("op")).and_then(|w| w.as_str()).map(|w| visible_short(w, 20)).unwrap_or_default(),
-            after
-                .and_then(|a| a.get("sqlstate"))
-                .and_then(|w| w.as_str())
-                .map(|w| visible_short(w, 5))
-                .unwrap_or_default()
-        )),
-        "app_ddl" => Some(format!(
-            "the app's tables changed: {}",
-            after
-                .and_then(|a| a.get("commands"))
-                .and_then(|c| c.as_array())
-                .map(|c| c
-                    .iter()
-                    .map(|x| format!(
-                        "{} {}",
-                        x.get("command").and_then(|v| v.as_str()).unwrap_or("?"),
-                        x.get("object").and_then(|v| v.as_str()).unwrap_or("?")
-                    ))
-                    .map(|t| visible_short(&t, 120))
-                    .collect::<Vec<_>>()
-                    .join(", "))
-                .unwrap_or_default()
-        )),
-        "app_followed" => {
-            Some("keyfall followed the change: the mapping names the tables and columns as they are now".into())
-        }
-        "app_changed" => Some(format!(
-            "⚠ the app's tables no longer fit keyfall's mapping ({}): changes are recorded whole until `keyfall attach` re-maps",
-            after
-                .and_then(|a| a.get("problems"))
-                .and_then(|p| p.as_array())
-                .map(|p| p
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .map(|v| visible_short(v, 160))
-                    .collect::<Vec<_>>()
-                    .join("; "))
-                .unwrap_or_default()
-        )),
-        "reveal" if after.and_then(|a| a.get("purpose")).and_then(|p| p.as_str()) == Some("test_connection") => {
-            let fp = after.and_then(|a| a.get("apiKey")).and_then(|k| k.as_str()).unwrap_or("the key");
-            Some(format!("raw key read for a connection test ({})", visible_short(fp, 20)))
-        }
-        _ => None,
-    }
 }

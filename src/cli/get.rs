@@ -40,6 +40,13 @@ struct View {
     config: Option<Value>,
     /// When the account has no own setting: who answers in its place.
     inherited_from: Option<String>,
+    /// Where the pair has several rows (no unique constraint in the app's
+    /// table): which one is shown, the one the app reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    which_row: Option<String>,
+    /// Those rows' ids, lowest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    row_ids: Vec<i64>,
 }
 
 pub async fn run(store: &Store, args: Args) -> CliResult {
@@ -67,6 +74,9 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         updated_by: found.setting.as_ref().and_then(|s| s.updated_by.clone()),
         config: found.setting.as_ref().map(|s| mask_config(&s.config)),
         inherited_from,
+        which_row: (!found.several.is_empty())
+            .then(|| resolve::several_rows(&found.account.slug, &args.integration_type, &found.several)),
+        row_ids: found.several.clone(),
     };
     if args.json {
         super::print_json(&view)?;
@@ -104,6 +114,9 @@ fn render(v: &View) -> String {
         "{head} · own · {}{version}{changed}",
         if v.is_active == Some(true) { "active" } else { "inactive" },
     );
+    if let Some(which) = &v.which_row {
+        let _ = writeln!(out, "  {}", visible(which));
+    }
     let Some(map) = config.as_object() else {
         let _ =
             writeln!(out, "  config is {}: {}", registry::json_kind(config), visible_short(&config.to_string(), 200));

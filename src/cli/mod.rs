@@ -196,6 +196,7 @@ impl CliError {
 
 pub type CliResult = Result<Exit, CliError>;
 
+pub use audit::render as render_audit;
 pub use console::access as console_access;
 
 /// Run one command to completion.
@@ -480,10 +481,10 @@ pub async fn open_store(
                 )));
             }
             store.close().await;
-            Store::open_demo(&target).await?
+            Store::open_demo_telling(&target, Some(attach::say_lock_waits())).await?
         }
         Intent::Migrate => {
-            let store = Store::connect_creating(&target).await?;
+            let store = Store::connect_creating(&target).await?.on_lock_wait(attach::say_lock_waits());
             // The mapping installed stays, even where keyfall's schema is
             // older than this keyfall (an outdated install is still attached
             // to the app's tables: never fall back to the demo tables there).
@@ -531,7 +532,7 @@ pub async fn open_store(
                 let store = Store::connect_creating(&target).await?;
                 if store.installed().await? == crate::store::Installed::Nothing {
                     store.close().await;
-                    Store::open_demo(&target).await?
+                    Store::open_demo_telling(&target, Some(attach::say_lock_waits())).await?
                 } else {
                     store
                 }

@@ -2,6 +2,7 @@
 //! masks, fallback resolution, permission checks and safe text. No I/O, no
 //! async, no clock, no environment: bad data becomes a verdict, never an `Err`.
 
+pub mod audit;
 pub mod diff;
 pub mod json;
 pub mod lint;

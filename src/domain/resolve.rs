@@ -270,16 +270,49 @@ pub struct Snapshot {
     /// What each verdict makes the walk do. `new` gives the default; the
     /// store sets the declared ones.
     pub rules: Rules,
+    /// The ids of every row of a pair that has several (an app table
+    /// without a unique (account, type) constraint), lowest first: the app
+    /// reads the lowest (Django's `.first()` orders by the primary key), so
+    /// `settings` holds that one and the trace says so.
+    pub several: HashMap<(i64, String), Vec<i64>>,
 }
 
 impl Snapshot {
     pub fn new(chain: Vec<ChainEntry>, accounts: Vec<Account>, settings: Vec<Setting>) -> Self {
+        let mut by_pair: HashMap<(i64, String), Setting> = HashMap::with_capacity(settings.len());
+        let mut several: HashMap<(i64, String), Vec<i64>> = HashMap::new();
+        for s in settings {
+            let key = (s.account_id, s.integration_type.clone());
+            match by_pair.get_mut(&key) {
+                None => {
+                    by_pair.insert(key, s);
+                }
+                // The same row again (a later read of it): it replaces.
+                Some(kept) if kept.id == s.id => *kept = s,
+                Some(kept) => {
+                    let ids = several.entry(key).or_insert_with(|| vec![kept.id]);
+                    ids.push(s.id);
+                    ids.sort_unstable();
+                    if s.id < kept.id {
+                        *kept = s;
+                    }
+                }
+            }
+        }
         Snapshot {
             chain,
             accounts: accounts.into_iter().map(|a| (a.id, a)).collect(),
-            settings: settings.into_iter().map(|s| ((s.account_id, s.integration_type.clone()), s)).collect(),
+            settings: by_pair,
             rules: Rules::default(),
+            several,
         }
+    }
+
+    /// "one of 2 rows for (paid-2, openai), ids 5, 9: the app takes the
+    /// lowest id, 5" where the pair has several rows, else `None`.
+    pub fn which_row(&self, account: &Account, integration_type: &str) -> Option<String> {
+        let ids = self.several.get(&(account.id, integration_type.to_string()))?;
+        Some(several_rows(&account.slug, integration_type, ids))
     }
 
     pub fn is_system(&self, account_id: i64) -> bool {
@@ -371,6 +404,12 @@ fn walk(snapshot: &Snapshot, start: Option<&Account>, integration_type: &str, fo
             hop.steps.push(step(Verdict::NoRow, detail, Vec::new()));
             continue;
         };
+        // Where the pair has several rows, every step on it says which one
+        // the app reads (the lowest id).
+        let step = |verdict, detail: String, findings| match snapshot.which_row(account, integration_type) {
+            Some(which) => step(verdict, format!("{detail} ({which})"), findings),
+            None => step(verdict, detail, findings),
+        };
         let judged = match &setting.withheld {
             Some(withheld) => registry::judge_withheld(integration_type, withheld),
             None => registry::judge(integration_type, &setting.config, setting.is_active),
@@ -403,6 +442,20 @@ fn walk(snapshot: &Snapshot, start: Option<&Account>, integration_type: &str, fo
     }
     hop.reason = Some(nothing_answers(integration_type, &hop.steps, !follow));
     hop
+}
+
+/// The one wording for a pair with several rows (`ids` lowest first): the
+/// trace, `get` and the refusal of a write say it alike.
+pub fn several_rows(slug: &str, integration_type: &str, ids: &[i64]) -> String {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!(
+        "one of {} rows for ({}, {}), ids {}: the app takes the lowest id, {}",
+        ids.len(),
+        visible_short(slug, 60),
+        visible_short(integration_type, 40),
+        list.join(", "),
+        ids.first().copied().unwrap_or_default()
+    )
 }
 
 /// The consumer's second hop: the type its provider names, walked again

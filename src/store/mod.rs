@@ -108,6 +108,39 @@ impl Locked<'_> {
     }
 }
 
+/// One wait behind a lock that attach, detach or migrate lets go of before
+/// trying again: what the caller is told (the CLI says it on stderr), so
+/// `store` itself prints nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LockWait {
+    /// `attach`, `detach` or `migrate`.
+    pub work: &'static str,
+    /// The sessions it waits for: pid, state and the start of the query.
+    pub who: String,
+    /// The pause before the next try.
+    pub retry_in: Duration,
+    /// The next try's number, of `tries`.
+    pub next_try: u32,
+    pub tries: u32,
+}
+
+impl std::fmt::Display for LockWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} waits for {}; trying again in {:.2} s (try {} of {})",
+            self.work,
+            self.who,
+            self.retry_in.as_secs_f64(),
+            self.next_try,
+            self.tries
+        )
+    }
+}
+
+/// Who hears of lock waits ([`Store::on_lock_wait`]).
+pub type LockWaits = std::sync::Arc<dyn Fn(&LockWait) + Send + Sync>;
+
 /// pid, state, transaction start, query: a row of `pg_stat_activity`.
 type BlockerRow = (i32, String, Option<DateTime<Utc>>, String);
 
@@ -283,6 +316,9 @@ pub struct Store {
     /// The app user this session acts as, when the login may (previews
     /// write as them before rolling back).
     pub(crate) operator: Option<String>,
+    /// Told of each wait behind a lock (attach, detach, migrate); nobody
+    /// when unset.
+    lock_waits: Option<LockWaits>,
 }
 
 impl std::fmt::Debug for Store {
@@ -320,11 +356,24 @@ impl Store {
     /// missing, the demo tables, the migrations, the demo mapping. What
     /// `keyfall demo` and the tests start from.
     pub async fn open_demo(target: &Target) -> Result<Store, StoreError> {
-        let store = Store::connect_creating(target).await?;
+        Store::open_demo_telling(target, None).await
+    }
+
+    /// `open_demo`, telling `lock_waits` of each wait behind a lock.
+    pub async fn open_demo_telling(target: &Target, lock_waits: Option<LockWaits>) -> Result<Store, StoreError> {
+        let mut store = Store::connect_creating(target).await?;
+        store.lock_waits = lock_waits;
         store.create_demo_tables().await?;
         store.migrate().await?;
         store.install_mapping(&Mapping::demo()).await?;
         Ok(store.with_mapping(&Mapping::demo()))
+    }
+
+    /// The same store, telling `tell` of each wait behind a lock (attach,
+    /// detach, migrate let go and try again: who they wait for).
+    pub fn on_lock_wait(mut self, tell: LockWaits) -> Store {
+        self.lock_waits = Some(tell);
+        self
     }
 
     /// The same store, writing as `mapping` requires.
@@ -495,24 +544,38 @@ impl Store {
         Ok(spec.as_ref().and_then(mapping::from_sql))
     }
 
-    /// What does not fit in `mapping` on this database, one sentence each.
-    /// Works before keyfall is installed (attach asks it first).
+    /// What does not fit in `mapping` on this database, one sentence each,
+    /// by this keyfall's rules. Works before keyfall is installed (attach
+    /// asks it first) and on an older install (what fits changed: 0013
+    /// takes a settings table without a unique pair).
     pub async fn mapping_problems(&self, mapping: &Mapping) -> Result<Vec<String>, StoreError> {
-        let installed: bool =
-            sqlx::query_scalar("SELECT to_regprocedure('keyfall.keyfall_mapping_problems(jsonb)') IS NOT NULL")
-                .fetch_one(&self.pool)
-                .await?;
-        if installed {
+        let recorded: bool = sqlx::query_scalar("SELECT to_regclass('keyfall._sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        let applied: Vec<i64> = if recorded {
+            sqlx::query_scalar("SELECT version FROM keyfall._sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let m = migrator();
+        let pending: Vec<_> = m.iter().filter(|x| !applied.contains(&x.version)).collect();
+        if pending.is_empty() {
             return Ok(sqlx::query_scalar("SELECT keyfall.keyfall_mapping_problems($1)")
                 .bind(mapping.to_sql())
                 .fetch_one(&self.pool)
                 .await?);
         }
-        // Not installed yet: check inside a transaction that installs the
-        // function, asks it, and rolls everything back.
+        // Not installed, or older: check inside a transaction that applies
+        // what is missing, asks, and rolls everything back (its lock waits
+        // bounded: a look never queues the app).
         let mut tx = self.pool.begin().await?;
-        let m = migrator();
-        for migration in m.iter() {
+        sqlx::query("SELECT set_config('lock_timeout', $1, true)")
+            .bind(format!("{}ms", LOCK_WAIT.as_millis()))
+            .execute(&mut *tx)
+            .await?;
+        for migration in pending {
             sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS keyfall; {}", migration.sql.as_str())))
                 .execute(&mut *tx)
                 .await?;
@@ -523,6 +586,26 @@ impl Store {
             .await?;
         tx.rollback().await?;
         Ok(problems)
+    }
+
+    /// Whether the app's settings table has a unique constraint on
+    /// (account, type). Without one, a pair may have several rows: keyfall
+    /// reads the lowest id, as the app's `.first()` does, and writes to no
+    /// such pair.
+    pub async fn settings_pairs_unique(&self, mapping: &Mapping) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (
+                 SELECT 1 FROM pg_catalog.pg_index i
+                  WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 2 AND i.indpred IS NULL
+                    AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_catalog.pg_attribute a
+                          WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey::int2[]))
+                        = (SELECT array_agg(x ORDER BY x) FROM unnest(ARRAY[$2::text, $3::text]) x))",
+        )
+        .bind(mapping.settings_table())
+        .bind(&mapping.settings.columns.account_id)
+        .bind(&mapping.settings.columns.integration_type)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Check that this database has keyfall's objects, current, and that the
@@ -655,7 +738,14 @@ impl Store {
             }
             other => other,
         })?;
-        Ok(Store { pool, label: target.label(), touch_updated_at: true, rules: Default::default(), operator: None })
+        Ok(Store {
+            pool,
+            label: target.label(),
+            touch_updated_at: true,
+            rules: Default::default(),
+            operator: None,
+            lock_waits: None,
+        })
     }
 
     /// Apply pending migrations (creating the `keyfall` schema). A current
@@ -693,8 +783,8 @@ impl Store {
     }
 
     /// Run `work` so that it never keeps the app waiting long: each try
-    /// waits at most `LOCK_WAIT` for a lock, then lets go, says on stderr
-    /// who it waits for, and tries again after a pause; after `LOCK_TRIES`
+    /// waits at most `LOCK_WAIT` for a lock, then lets go, tells
+    /// `on_lock_wait`'s listener who it waits for, and tries again after a pause; after `LOCK_TRIES`
     /// it gives up (`Refused`, exit 4) naming the blocking session.
     async fn bounded(&self, work: Locked<'_>) -> Result<(), StoreError> {
         let mut pause = Duration::from_millis(250);
@@ -724,12 +814,15 @@ impl Store {
                             LOCK_WAIT.as_secs()
                         )));
                     }
-                    eprintln!(
-                        "keyfall: {} waits for {who}; trying again in {:.2} s (try {} of {LOCK_TRIES})",
-                        work.name(),
-                        pause.as_secs_f64(),
-                        attempt + 1
-                    );
+                    if let Some(tell) = &self.lock_waits {
+                        tell(&LockWait {
+                            work: work.name(),
+                            who,
+                            retry_in: pause,
+                            next_try: attempt + 1,
+                            tries: LOCK_TRIES,
+                        });
+                    }
                     tokio::time::sleep(pause).await;
                     pause *= 2;
                 }
@@ -918,7 +1011,9 @@ async fn run_locked(conn: &mut sqlx::PgConnection, work: Locked<'_>) -> Result<(
     Ok(tx.commit().await?)
 }
 
-/// `detach --purge`: everything of keyfall's, found generically.
+/// `detach --purge`: everything of keyfall's, found generically. keyfall's
+/// triggers on the app's tables go the way attach replaces them
+/// (`keyfall_drop_app_triggers`, migration 0010).
 const PURGE: &str = "DO $purge$
 DECLARE
     t record;
@@ -926,15 +1021,7 @@ BEGIN
     FOR t IN SELECT e.evtname FROM pg_catalog.pg_event_trigger e WHERE e.evtname LIKE 'keyfall\\_%' LOOP
         EXECUTE format('DROP EVENT TRIGGER %I', t.evtname);
     END LOOP;
-    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel
-               FROM pg_catalog.pg_trigger tg
-               JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid
-               JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
-               JOIN pg_catalog.pg_class c ON c.oid = tg.tgrelid
-               JOIN pg_catalog.pg_namespace cn ON cn.oid = c.relnamespace
-              WHERE NOT tg.tgisinternal AND pn.nspname = 'keyfall' AND cn.nspname <> 'keyfall' LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
-    END LOOP;
+    PERFORM keyfall.keyfall_drop_app_triggers();
     DROP SCHEMA keyfall CASCADE;
 END
 $purge$";

@@ -137,6 +137,19 @@ pub struct AuditEntry {
     pub after: Option<Value>,
 }
 
+impl AuditEntry {
+    /// What the wording of the row reads (`domain::audit::action_words`).
+    pub fn row(&self) -> crate::domain::audit::Row<'_> {
+        crate::domain::audit::Row {
+            id: self.id,
+            at: self.at,
+            actor: &self.actor,
+            action: &self.action,
+            after: self.after.as_ref(),
+        }
+    }
+}
+
 /// `before` and `after` are read as text and parsed leniently: a number
 /// beyond f64 or nesting beyond serde's limit, written by another client,
 /// must not make the whole audit unreadable.
@@ -218,7 +231,12 @@ struct UserGroup {
 #[derive(Debug, Clone, Serialize)]
 pub struct SettingRef {
     pub account: Account,
+    /// The row the app reads: where the pair has several rows, the lowest id.
     pub setting: Option<Setting>,
+    /// Every row's id where the pair has several (an app table without a
+    /// unique (account, type) constraint), lowest first; else empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub several: Vec<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -407,16 +425,18 @@ impl Store {
         Ok(rows)
     }
 
-    /// Every setting of the given accounts (the rows the console shows).
+    /// Every setting of the given accounts (the rows the console shows):
+    /// of a pair with several rows, the one the app reads (the lowest id).
     #[tracing::instrument(skip_all)]
     pub async fn settings_of(&self, account_ids: &[i64]) -> Result<Vec<Setting>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
+            "SELECT DISTINCT ON (account_id, integration_type)
+                    id, account_id, integration_type, config::text AS config_text, is_active, version,
                     CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
                 (SELECT keyfall_version_is_token()) AS version_token,
                 withheld_verdict, withheld_provider::text AS withheld_provider
                FROM integration_settings WHERE account_id = ANY($1)
-              ORDER BY account_id, integration_type",
+              ORDER BY account_id, integration_type, id",
         )
         .bind(account_ids)
         .fetch_all(&self.pool)
@@ -643,10 +663,14 @@ impl Store {
             let account_id = account_id(&mut tx, slug).await?;
             let updated = sqlx::query(if self.touch_updated_at {
                 "UPDATE integration_settings SET config = $1::text::jsonb, updated_at = now()
-                  WHERE account_id = $2 AND integration_type = $3 AND version = $4"
+                  WHERE account_id = $2 AND integration_type = $3 AND version = $4
+                    AND NOT EXISTS (SELECT 1 FROM integration_settings x WHERE x.account_id = $2
+                                       AND x.integration_type = $3 AND x.id <> integration_settings.id)"
             } else {
                 "UPDATE integration_settings SET config = $1::text::jsonb
-                  WHERE account_id = $2 AND integration_type = $3 AND version = $4"
+                  WHERE account_id = $2 AND integration_type = $3 AND version = $4
+                    AND NOT EXISTS (SELECT 1 FROM integration_settings x WHERE x.account_id = $2
+                                       AND x.integration_type = $3 AND x.id <> integration_settings.id)"
             })
             .bind(config.to_string())
             .bind(account_id)
@@ -655,7 +679,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if updated.rows_affected() == 0 {
-                let now = fetch_setting(&mut *tx, account_id, integration_type).await?;
+                let now = fetch_setting(&mut *tx, slug, account_id, integration_type).await?;
                 return Err(conflict(slug, integration_type, *version, now.as_ref()));
             }
         }
@@ -685,10 +709,14 @@ impl Store {
             } else {
                 sqlx::query(if self.touch_updated_at {
                     "UPDATE integration_settings SET config = $1::text::jsonb, is_active = $2, updated_at = now()
-                      WHERE account_id = $3 AND integration_type = $4 AND version = $5"
+                      WHERE account_id = $3 AND integration_type = $4 AND version = $5
+                        AND NOT EXISTS (SELECT 1 FROM integration_settings x WHERE x.account_id = $3
+                                           AND x.integration_type = $4 AND x.id <> integration_settings.id)"
                 } else {
                     "UPDATE integration_settings SET config = $1::text::jsonb, is_active = $2
-                      WHERE account_id = $3 AND integration_type = $4 AND version = $5"
+                      WHERE account_id = $3 AND integration_type = $4 AND version = $5
+                        AND NOT EXISTS (SELECT 1 FROM integration_settings x WHERE x.account_id = $3
+                                           AND x.integration_type = $4 AND x.id <> integration_settings.id)"
                 })
                 .bind(item.config.to_string())
                 .bind(item.is_active)
@@ -699,7 +727,7 @@ impl Store {
                 .await?
             };
             if written.rows_affected() == 0 {
-                let now = fetch_setting(&mut *tx, account_id, &item.integration_type).await?;
+                let now = fetch_setting(&mut *tx, &item.account, account_id, &item.integration_type).await?;
                 return Err(conflict(&item.account, &item.integration_type, item.expected_version, now.as_ref()));
             }
         }
@@ -721,8 +749,8 @@ impl Store {
     /// One account's own setting of one type, if it has one.
     pub async fn setting(&self, slug: &str, integration_type: &str) -> Result<SettingRef, StoreError> {
         let account = self.account(slug).await?.ok_or_else(|| unknown_account(slug))?;
-        let setting = fetch_setting(&self.pool, account.id, integration_type).await?;
-        Ok(SettingRef { account, setting })
+        let (setting, several) = fetch_pair(&self.pool, account.id, integration_type, false).await?;
+        Ok(SettingRef { account, setting, several })
     }
 
     /// Apply `change` to one account's setting of one type — creating the
@@ -750,9 +778,9 @@ impl Store {
                 .bind(integration_type)
                 .execute(&mut *tx)
                 .await?;
-            fetch_setting_locked(&mut tx, account_id, integration_type).await?
+            fetch_setting_locked(&mut tx, slug, account_id, integration_type).await?
         } else {
-            fetch_setting(&mut *tx, account_id, integration_type).await?
+            fetch_setting(&mut *tx, slug, account_id, integration_type).await?
         };
         let conflict = |cur: Option<&Setting>, expected: i64| conflict(slug, integration_type, expected, cur);
         if let (Some(expected), Some(cur)) = (expected_version, current.as_ref())
@@ -792,10 +820,10 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if updated.is_none() {
-                    let now = fetch_setting(&mut *tx, account_id, integration_type).await?;
+                    let now = fetch_setting(&mut *tx, slug, account_id, integration_type).await?;
                     return Err(conflict(now.as_ref(), cur.version));
                 }
-                let saved = fetch_setting(&mut *tx, account_id, integration_type).await?;
+                let saved = fetch_setting(&mut *tx, slug, account_id, integration_type).await?;
                 WriteOutcome::Updated(saved.ok_or_else(|| StoreError::Database("setting vanished".into()))?)
             }
             None => {
@@ -809,7 +837,7 @@ impl Store {
                 .bind(is_active)
                 .execute(&mut *tx)
                 .await?;
-                let saved = fetch_setting(&mut *tx, account_id, integration_type).await?;
+                let saved = fetch_setting(&mut *tx, slug, account_id, integration_type).await?;
                 if inserted.rows_affected() == 0 {
                     return Err(conflict(saved.as_ref(), 0));
                 }
@@ -833,7 +861,9 @@ impl Store {
         let mut tx = begin_as(self, actor).await?;
         let account_id = account_id(&mut tx, slug).await?;
         let deleted = sqlx::query(
-            "DELETE FROM integration_settings WHERE account_id = $1 AND integration_type = $2 AND version = $3",
+            "DELETE FROM integration_settings WHERE account_id = $1 AND integration_type = $2 AND version = $3
+                AND NOT EXISTS (SELECT 1 FROM integration_settings x WHERE x.account_id = $1
+                                   AND x.integration_type = $2 AND x.id <> integration_settings.id)",
         )
         .bind(account_id)
         .bind(integration_type)
@@ -841,7 +871,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if deleted.rows_affected() == 0 {
-            let now = fetch_setting(&mut *tx, account_id, integration_type).await?;
+            let now = fetch_setting(&mut *tx, slug, account_id, integration_type).await?;
             return Err(conflict(slug, integration_type, expected_version, now.as_ref()));
         }
         tx.commit().await?;
@@ -1015,47 +1045,91 @@ fn conflict(slug: &str, integration_type: &str, expected: i64, now: Option<&Sett
     }))
 }
 
+/// The setting of one account and type, for a write: where the pair has
+/// several rows (an app table without a unique (account, type)
+/// constraint) the write would be ambiguous, and is refused naming them.
 async fn fetch_setting<'e, E>(
     executor: E,
+    slug: &str,
     account_id: i64,
     integration_type: &str,
 ) -> Result<Option<Setting>, StoreError>
 where
     E: sqlx::PgExecutor<'e>,
 {
-    let row = sqlx::query(
-        "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
-                CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
-                (SELECT keyfall_version_is_token()) AS version_token,
-                withheld_verdict, withheld_provider::text AS withheld_provider
-           FROM integration_settings WHERE account_id = $1 AND integration_type = $2",
-    )
-    .bind(account_id)
-    .bind(integration_type)
-    .fetch_optional(executor)
-    .await?;
-    row.as_ref().map(setting_from_row).transpose()
+    let (setting, several) = fetch_pair(executor, account_id, integration_type, false).await?;
+    if !several.is_empty() {
+        return Err(several_rows(slug, integration_type, &several));
+    }
+    Ok(setting)
 }
 
 /// `fetch_setting`, locking the row until the transaction ends.
 async fn fetch_setting_locked(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    slug: &str,
     account_id: i64,
     integration_type: &str,
 ) -> Result<Option<Setting>, StoreError> {
-    let row = sqlx::query(
-        "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
+    let (setting, several) = fetch_pair(&mut **tx, account_id, integration_type, true).await?;
+    if !several.is_empty() {
+        return Err(several_rows(slug, integration_type, &several));
+    }
+    Ok(setting)
+}
+
+/// The row of one account and type the app reads — the lowest id, as
+/// Django's `.first()` on an unordered queryset takes it — and, where the
+/// pair has several rows, every id (lowest first; else empty). `lock`: the
+/// row is locked until the transaction ends.
+async fn fetch_pair<'e, E>(
+    executor: E,
+    account_id: i64,
+    integration_type: &str,
+    lock: bool,
+) -> Result<(Option<Setting>, Vec<i64>), StoreError>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    const READ: &str = "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
                 CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
                 (SELECT keyfall_version_is_token()) AS version_token,
-                withheld_verdict, withheld_provider::text AS withheld_provider
+                withheld_verdict, withheld_provider::text AS withheld_provider,
+                (SELECT array_agg(x.id ORDER BY x.id) FROM integration_settings x
+                  WHERE x.account_id = $1 AND x.integration_type = $2) AS pair_ids
            FROM integration_settings WHERE account_id = $1 AND integration_type = $2
-            FOR UPDATE",
-    )
-    .bind(account_id)
-    .bind(integration_type)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.as_ref().map(setting_from_row).transpose()
+          ORDER BY id LIMIT 1";
+    const READ_LOCKED: &str = "SELECT id, account_id, integration_type, config::text AS config_text, is_active, version,
+                CASE WHEN isfinite(updated_at) THEN updated_at ELSE keyfall_audited_at(id) END AS updated_at, updated_by,
+                (SELECT keyfall_version_is_token()) AS version_token,
+                withheld_verdict, withheld_provider::text AS withheld_provider,
+                (SELECT array_agg(x.id ORDER BY x.id) FROM integration_settings x
+                  WHERE x.account_id = $1 AND x.integration_type = $2) AS pair_ids
+           FROM integration_settings WHERE account_id = $1 AND integration_type = $2
+          ORDER BY id LIMIT 1
+            FOR UPDATE";
+    let row = sqlx::query(if lock { READ_LOCKED } else { READ })
+        .bind(account_id)
+        .bind(integration_type)
+        .fetch_optional(executor)
+        .await?;
+    let Some(row) = row else { return Ok((None, Vec::new())) };
+    let ids: Vec<i64> = row.try_get::<Option<Vec<i64>>, _>("pair_ids")?.unwrap_or_default();
+    let several = if ids.len() > 1 { ids } else { Vec::new() };
+    Ok((Some(setting_from_row(&row)?), several))
+}
+
+/// The refusal of a write to a pair with several rows (`ids`, lowest first).
+pub(super) fn several_rows(slug: &str, integration_type: &str, ids: &[i64]) -> StoreError {
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    StoreError::Invalid(format!(
+        "({}, {}) has {} rows (ids {}): the app reads the lowest id, {}; keyfall writes only to a pair with one row — remove the others with psql or the app first",
+        crate::domain::text::visible_short(slug, 60),
+        crate::domain::text::visible_short(integration_type, 40),
+        ids.len(),
+        list.join(", "),
+        ids.first().copied().unwrap_or_default()
+    ))
 }
 
 pub(super) fn setting_from_row(r: &sqlx::postgres::PgRow) -> Result<Setting, StoreError> {

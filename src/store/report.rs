@@ -899,6 +899,7 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, proposal: &Pr
             return Err(StoreError::Invalid("nested proposals are not supported".into()));
         }
         Proposal::Setting { account_id, integration_type, config, is_active } => {
+            refuse_several(tx, *account_id, integration_type).await?;
             // Through the view, so the database checks the operator's right
             // as for the real write (the preview needs the same right).
             let updated = sqlx::query(
@@ -925,6 +926,7 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, proposal: &Pr
             }
         }
         Proposal::Delete { account_id, integration_type } => {
+            refuse_several(tx, *account_id, integration_type).await?;
             sqlx::query("DELETE FROM integration_settings WHERE account_id = $1 AND integration_type = $2")
                 .bind(account_id)
                 .bind(integration_type)
@@ -943,6 +945,29 @@ async fn apply_one(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, proposal: &Pr
         }
     }
     Ok(())
+}
+
+/// A change to a pair with several rows (an app table without a unique
+/// (account, type) constraint) is refused as the real write is (issue 19).
+async fn refuse_several(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    account_id: i64,
+    integration_type: &str,
+) -> Result<(), StoreError> {
+    let (slug, ids): (Option<String>, Option<Vec<i64>>) = sqlx::query_as(
+        "SELECT (SELECT slug FROM accounts WHERE id = $1),
+                (SELECT array_agg(id ORDER BY id) FROM integration_settings WHERE account_id = $1 AND integration_type = $2)",
+    )
+    .bind(account_id)
+    .bind(integration_type)
+    .fetch_one(&mut **tx)
+    .await?;
+    match ids {
+        Some(ids) if ids.len() > 1 => {
+            Err(super::queries::several_rows(&slug.unwrap_or_else(|| account_id.to_string()), integration_type, &ids))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Settings for the big set-based queries, for this transaction only: JIT

@@ -7,7 +7,8 @@
     python tests/django/kf.py race < pairs.csv      (the benches: the seed's way, timed)
     python tests/django/kf.py write --account SLUG --type T --how save|update|bulk_update|delete|create
                                     [--config JSON] [--active true|false]
-    python tests/django/kf.py evolve OP --account SLUG    (one schema migration, then ORM writes with its models)
+    python tests/django/kf.py evolve OP --account SLUG    (one schema migration, then ORM writes with its models;
+                                                           `drop_unique`: the model without unique_together)
     python tests/django/kf.py zero-and-back --account SLUG (migrate igny8 zero, migrate, seed one account, write)
 
 The database comes from the PG* variables. Every command prints JSON on
@@ -271,6 +272,9 @@ def evolution(op):
             "integrationsettings", Index(fields=["integration_type", "is_active"], name="kf_type_active_idx")),
         "add_constraint": lambda: migrations.AddConstraint(
             "integrationsettings", UniqueConstraint(fields=["account", "integration_type", "is_active"], name="kf_uniq3")),
+        # The model without unique_together: several rows per account and
+        # type, which get_model_config's .first() reads by lowest id.
+        "drop_unique": lambda: migrations.AlterUniqueTogether("integrationsettings", set()),
     }[op]()
 
 

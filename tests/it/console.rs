@@ -1380,4 +1380,85 @@ async fn the_stored_keys_note_is_whole_at_80_columns() {
     let text = screen(&model);
     let line = text.lines().find(|l| l.contains("API key")).expect(&text);
     assert!(line.contains("#35c712e1  (stored; type to replace)"), "{line}");
+/// Issue 19: the audit view words the entries about the log itself as
+/// `keyfall audit` does (one function, `domain::audit::action_words`):
+/// capture off and on, detach and attach with the gap between, the app's
+/// tables changed, followed or no longer fitting, a change recorded
+/// without contents or not at all, a redaction, a TRUNCATE.
+#[tokio::test]
+async fn the_audit_view_words_entries_about_the_log_as_audit_does() {
+    use chrono::TimeZone;
+    use keyfall::store::AuditEntry;
+    use serde_json::json;
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;
+    let cmds = update(&mut model, Msg::Key("a".to_string()));
+    let Some(request) = cmds.iter().find_map(|c| match c {
+        Cmd::LoadAuditList { request, .. } => Some(*request),
+        _ => None,
+    }) else {
+        panic!("the audit view asks for its entries")
+    };
+    let rows = [
+        ("capture_disabled", json!({"triggers": ["keyfall_audit_update"]})),
+        ("capture_enabled", json!({"triggers": ["keyfall_audit_update"], "statement": "keyfall attach"})),
+        ("detach", json!({"settings_table": "public.integration_settings", "triggers": []})),
+        ("attach", json!({"settings_table": "public.integration_settings"})),
+        ("app_ddl", json!({"commands": [{"command": "ALTER TABLE", "object": "public.integration_settings"}]})),
+        ("app_changed", json!({"problems": ["settings: column is_active (for is_active) does not exist"]})),
+        ("app_followed", json!({"fitted_again": true})),
+        (
+            "capture_refused",
+            json!({"op": "update", "why": "column status: type mood is owned by app, not a superuser"}),
+        ),
+        ("capture_failed", json!({"op": "insert", "sqlstate": "22P02"})),
+        ("redact", json!({"redacted": "redacted 3 rows: secret shapes widened", "rows": 3})),
+        ("truncate", json!(null)),
+    ];
+    let entries: Vec<AuditEntry> = rows
+        .into_iter()
+        .enumerate()
+        .rev()
+        .map(|(i, (action, after))| AuditEntry {
+            id: i as i64 + 1,
+            at: chrono::Utc.with_ymd_and_hms(2026, 12, 1, 9, i as u32 * 5, 0).unwrap(),
+            actor: "dba@igny8.com".into(),
+            action: action.into(),
+            table_name: "keyfall".into(),
+            account: None,
+            integration_type: None,
+            before: None,
+            after: (!after.is_null()).then_some(after),
+        })
+        .collect();
+    let cli = keyfall::cli::render_audit(&entries, None);
+    update(&mut model, Msg::AuditList { request, entries });
+    let text = screen(&model);
+    // The gaps run from the entry that opened them (the screen's dates are
+    // scrubbed in the harness; the CLI's are not).
+    assert!(cli.contains("nothing was recorded from 2026-12-01 09:00:00 to 2026-12-01 09:05:00"), "{cli}");
+    assert!(cli.contains("changes between 2026-12-01 09:10:00 and 2026-12-01 09:15:00 were not recorded"), "{cli}");
+    for words in [
+        "audit capture disabled by dba@igny8.com",
+        "audit capture on again (keyfall_audit_update): nothing was recorded from",
+        "keyfall detached by dba@igny8.com",
+        "keyfall attached again by dba@igny8.com: changes between",
+        "the app's tables changed: ALTER TABLE public.integration_settings",
+        "no longer fit keyfall's mapping",
+        "keyfall followed the change",
+        "recorded without its contents",
+        "an insert of the app's settings was not recorded (SQLSTATE 22P02)",
+        "redacted again (redacted 3 rows",
+        "emptied (TRUNCATE)",
+    ] {
+        let squeezed = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+        let plain = squeezed(&text.replace('│', " "));
+        assert!(plain.contains(words), "the console says {words:?}:\n{text}");
+        assert!(squeezed(&cli).contains(words), "keyfall audit says {words:?}:\n{cli}");
+    }
+    snapshots(&db, &mut model, "audit_of_the_log").await;
+    // Such an entry changed no setting: there is nothing to revert.
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert!(model.notice.as_deref().is_some_and(|n| n.contains("nothing to revert")), "{:?}", model.notice);
+    assert!(!screen(&model).contains("enter revert"), "{}", screen(&model));
 }

@@ -15,6 +15,7 @@ mod domain_permissions;
 mod domain_resolve;
 mod endpoints;
 mod impact_scoped;
+mod loose_tables;
 mod manners;
 mod odd_json;
 mod owner_rights;
