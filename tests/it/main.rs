@@ -14,6 +14,7 @@ mod domain_permissions;
 mod domain_resolve;
 mod endpoints;
 mod impact_scoped;
+mod json_schema;
 mod manners;
 mod odd_json;
 mod owner_rights;
