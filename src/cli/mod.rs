@@ -1,8 +1,8 @@
 //! The command line: one file per subcommand, each a non-interactive twin of
 //! a console view, human text by default and `--json` for scripts. Uses
 //! `domain` and `store`, never the console. Exit codes: 0 ok, 1 a negative
-//! answer (unresolved, denied, conflict), 2 usage or input error, 3 database
-//! unreachable, 4 the database refused or failed, 70 an internal error, 74
+//! answer (unresolved, `can`'s denied, conflict), 2 usage or input error, 3
+//! database unreachable, 4 refused (every denial) or failed, 70 an internal error, 74
 //! the output could not be written; writing to a closed pipe ends quietly
 //! with the code the command would have had.
 
@@ -848,7 +848,7 @@ The private cluster's data and socket directories.
 Success.
 .TP
 \fB1\fR
-A negative answer: unresolved, denied, findings, a conflict.
+A negative answer: unresolved, \fBcan\fR answering denied, findings, a conflict.
 .TP
 \fB2\fR
 Bad input: an unknown account, user, type or command; no keyfall objects in the database.
@@ -857,7 +857,7 @@ Bad input: an unknown account, user, type or command; no keyfall objects in the 
 The database cannot be reached.
 .TP
 \fB4\fR
-The database refused or failed: a permission, a timeout, a constraint.
+Refused or failed: a permission (every denial, whether keyfall or the database checked it), a timeout, a constraint.
 .TP
 \fB70\fR
 An internal error (its message, without data, is in the log).

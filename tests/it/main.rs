@@ -22,6 +22,7 @@ mod permissions_sql;
 mod pictures;
 mod policy_reads;
 mod pty;
+mod readme;
 mod registry_sql;
 mod report_prop;
 mod scoped;
