@@ -678,7 +678,7 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// A JSON object with `"format_version"` first, then the object's own
 /// fields (a struct or a map; never a list).
-pub(crate) struct Versioned<'a, T: ?Sized>(pub &'a T);
+pub struct Versioned<'a, T: ?Sized>(pub &'a T);
 
 impl<T: serde::Serialize + ?Sized> serde::Serialize for Versioned<'_, T> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
