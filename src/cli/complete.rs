@@ -271,14 +271,13 @@ else
 fi
 "#;
 
-const FISH_HOOK: &str = r#"# Names from the database and the registry, asked of keyfall itself.
+const FISH_HOOK: &str = r#"# Names from the database and the registry, asked of keyfall itself
+# (the word being typed is passed even when empty).
 function __keyfall_data
-    set -l words (commandline -opc) (commandline -ct)
-    keyfall __complete --index (math (count $words) - 1) -- $words 2>/dev/null
+    set -l before (commandline -opc)
+    set -l current (commandline -ct)
+    test -n "$current"; or set current ''
+    keyfall __complete $argv --index (count $before) -- $before $current 2>/dev/null
 end
-function __keyfall_data_here
-    set -l words (commandline -opc) (commandline -ct)
-    keyfall __complete --check --index (math (count $words) - 1) -- $words 2>/dev/null
-end
-complete -c keyfall -f -n '__keyfall_data_here' -a '(__keyfall_data)'
+complete -c keyfall -f -n '__keyfall_data --check' -a '(__keyfall_data)'
 "#;
