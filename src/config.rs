@@ -222,6 +222,9 @@ fn read_file(path: &Path) -> anyhow::Result<RawConfig> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| {
+        if let Some(misplaced) = misplaced_key(&text) {
+            return anyhow::anyhow!("config file {}: {misplaced}", path.display());
+        }
         // toml's message names an unknown key ("unknown field `colour`,
         // expected one of …") but not the key of a wrong value ("invalid
         // type: string \"yes\", expected a boolean"): the line and the key
@@ -240,6 +243,42 @@ fn read_file(path: &Path) -> anyhow::Result<RawConfig> {
         };
         anyhow::anyhow!("config file {}{at}: {}", path.display(), e.message().trim())
     })
+}
+
+/// The keys that belong at the top of the file, before any `[table]`.
+const TOP_KEYS: [&str; 6] = ["database_url", "operator", "label", "color", "read_only", "statement_timeout"];
+
+/// A top-level key written below a `[table]` header — where TOML puts it
+/// inside that table (`statement_timeout = "2min"` appended after
+/// `[keys.editor]`): said as such, with the line and what the table holds.
+fn misplaced_key(text: &str) -> Option<String> {
+    let mut table: Option<String> = None;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default().trim();
+        if line.starts_with('[') {
+            table = Some(line.trim_start_matches('[').trim_end_matches(']').trim().to_string());
+            continue;
+        }
+        let Some((key, _)) = line.split_once('=') else { continue };
+        let key = key.trim().trim_matches('"');
+        let Some(table) = &table else { continue };
+        if !TOP_KEYS.contains(&key) {
+            continue;
+        }
+        let holds = match table.split('.').next().unwrap_or_default() {
+            "keys" if table.contains('.') => "key bindings of one screen (action = [keys])",
+            "keys" => "key bindings (action = [keys])",
+            "resolution" => "the rules resolution follows (name, moves_on, fails)",
+            "mapping" => "the app's tables and columns",
+            _ => "a table of its own",
+        };
+        return Some(format!(
+            "`{key}` is inside [{}] (line {}), which holds {holds}; move it above the first [table]",
+            crate::domain::text::visible_short(table, 40),
+            n + 1
+        ));
+    }
+    None
 }
 
 /// The key written on the line holding byte `at` (`read_only`,

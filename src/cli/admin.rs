@@ -23,6 +23,7 @@ pub enum ChainCommand {
     },
     /// Replace the chain with these account slugs, in order.
     Set {
+        /// The system accounts, first asked first.
         #[arg(required = true, value_name = "SLUG")]
         slugs: Vec<String>,
         /// Apply without asking.
@@ -47,8 +48,10 @@ pub enum PolicyCommand {
         /// system_only, per_account, hybrid_readonly — or A, B, C.
         #[arg(ignore_case = true, value_parser = super::policy_parser())]
         mode: Policy,
+        /// Apply without asking.
         #[arg(long)]
         yes: bool,
+        /// Preview who gains or loses which action; change nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -65,10 +68,11 @@ async fn require_admin(store: &Store, config: &Config) -> Result<String, CliErro
         CliError::Usage(format!("unknown operator {:?} (--as must name a keyfall user)", visible_short(&email, 80)))
     })?;
     if !(user.is_superuser || user.role == Role::Developer) || !user.is_active {
-        return Err(CliError::Negative(format!(
+        // A denial is exit 4 on every path, whoever checks it.
+        return Err(CliError::Store(crate::store::StoreError::Refused(format!(
             "denied: {} is not an active superuser or developer",
             visible_short(&email, 80)
-        )));
+        ))));
     }
     Ok(user.email)
 }
@@ -103,7 +107,7 @@ pub async fn chain(store: &Store, config: &Config, command: ChainCommand) -> Cli
                 .iter()
                 .map(|e| serde_json::json!({"position": e.position, "account": e.slug, "exists": e.account.is_some()}))
                 .collect();
-            super::print_json(&rows)?;
+            super::print_json_list(&rows)?;
             Ok(Exit::Ok)
         }
         ChainCommand::Show { json: false } => {

@@ -32,6 +32,7 @@ pub struct Args {
     /// At most this many entries, newest first.
     #[arg(long, default_value = "100")]
     pub limit: i64,
+    /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
 }
@@ -108,9 +109,9 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         })
         .collect();
     if args.json {
-        super::print_json(&view)?;
+        super::print_json_list(&view)?;
     } else {
-        out!("{}", render(&entries, fingerprint.as_deref()));
+        out!("{}", super::out::paint(&render(&entries, fingerprint.as_deref())));
     }
     Ok(if fingerprint.is_some() && entries.is_empty() { Exit::Negative } else { Exit::Ok })
 }

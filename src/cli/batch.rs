@@ -91,7 +91,9 @@ pub async fn run(store: &Store) -> CliResult {
                             resolved,
                             user,
                         };
-                        if let Err(e) = serde_json::to_writer(&mut out, &line).map_err(std::io::Error::from) {
+                        if let Err(e) =
+                            serde_json::to_writer(&mut out, &super::Versioned(&line)).map_err(std::io::Error::from)
+                        {
                             return Ok(stopped(&e));
                         }
                         if let Err(e) = writeln!(out) {
@@ -101,6 +103,7 @@ pub async fn run(store: &Store) -> CliResult {
                     }
                 },
             };
+            let line = serde_json::to_string(&super::Versioned(&line)).unwrap_or_default();
             if let Err(e) = writeln!(out, "{line}") {
                 return Ok(stopped(&e));
             }

@@ -42,7 +42,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     if args.json {
         super::print_json(&permissions)?;
     } else {
-        out!("{}", render(&permissions));
+        out!("{}", super::out::paint(&render(&permissions)));
     }
     let allowed = permissions.actions.get(args.action.as_str()).is_some_and(|d| d.allowed);
     Ok(if allowed { Exit::Ok } else { Exit::Negative })

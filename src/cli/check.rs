@@ -122,9 +122,9 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     }
     let _ = writeln!(out, "{} expectations, {failed} failed", file.expect.len());
     if args.json {
-        super::print_json(&outcomes)?;
+        super::print_json_list(&outcomes)?;
     } else {
-        out!("{out}");
+        out!("{}", super::out::paint(&out));
     }
     Ok(if failed > 0 { Exit::Negative } else { Exit::Ok })
 }

@@ -17,6 +17,7 @@ pub enum Scale {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// How much data: demo (the seed's scenario) or xl (adds 100,000 accounts).
     #[arg(long, value_enum, default_value = "demo")]
     pub scale: Scale,
 }

@@ -16,9 +16,12 @@ use super::{CliResult, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The account, by slug (any case when only one matches).
     pub account: String,
+    /// The integration type (openai, runware, image_generation, …).
     #[arg(value_name = "TYPE")]
     pub integration_type: String,
+    /// Machine-readable output (see docs/json/get.schema.json).
     #[arg(long)]
     pub json: bool,
 }
@@ -81,7 +84,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     if args.json {
         super::print_json(&view)?;
     } else {
-        out!("{}", render(&view));
+        out!("{}", super::out::paint(&render(&view)));
     }
     Ok(Exit::Ok)
 }

@@ -31,6 +31,7 @@ pub struct Args {
     /// With --fix: apply without asking; fixes that need a choice are skipped.
     #[arg(long)]
     pub yes: bool,
+    /// Machine-readable output: one object per finding.
     #[arg(long)]
     pub json: bool,
 }
@@ -189,7 +190,7 @@ impl Report {
         let text = if self.json {
             // The element as `to_string_pretty` of the whole array writes
             // it: one level in (no JSON text holds a raw line break).
-            let pretty = serde_json::to_string_pretty(&f).unwrap_or_default();
+            let pretty = serde_json::to_string_pretty(&super::Versioned(&f)).unwrap_or_default();
             pretty.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
         } else {
             render_one(&f)
@@ -230,7 +231,7 @@ fn render_one(f: &Finding) -> String {
         Severity::Info => "info",
     };
     let fix = f.fix.as_ref().map(|x| format!("  [fix: {}]", x.description)).unwrap_or_default();
-    format!("{} {severity:<7} {}{fix}\n", f.id, visible(&f.message))
+    super::out::paint(&format!("{} {severity:<7} {}{fix}\n", f.id, visible(&f.message))).into_owned()
 }
 
 fn ask_choice(question: &str, choices: &[String]) -> Result<Option<String>, CliError> {

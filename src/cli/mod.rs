@@ -1,8 +1,8 @@
 //! The command line: one file per subcommand, each a non-interactive twin of
 //! a console view, human text by default and `--json` for scripts. Uses
 //! `domain` and `store`, never the console. Exit codes: 0 ok, 1 a negative
-//! answer (unresolved, denied, conflict), 2 usage or input error, 3 database
-//! unreachable, 4 the database refused or failed, 70 an internal error, 74
+//! answer (unresolved, `can`'s denied, conflict), 2 usage or input error, 3
+//! database unreachable, 4 refused (every denial) or failed, 70 an internal error, 74
 //! the output could not be written; writing to a closed pipe ends quietly
 //! with the code the command would have had.
 
@@ -24,6 +24,7 @@ mod audit;
 mod batch;
 mod can;
 mod check;
+mod complete;
 mod console;
 mod demo;
 mod get;
@@ -45,26 +46,28 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, Overrides};
 use crate::store::{Mapping, Store, StoreError, connect};
 
+pub use out::ColourChoice;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "keyfall",
     version,
     about = "See which AI key every tenant really uses, and why",
-    after_help = "Exit codes: 0 ok · 1 a negative answer (unresolved, denied, findings, conflict) · 2 bad input \
-                  (unknown account, user, type; no keyfall objects) · 3 the database cannot be reached · 4 the \
-                  database refused or failed (permission, timeout, constraint) · 70 internal error · 74 the \
-                  output could not be written (a full disk)"
+    after_help = EXIT_CODES_HELP
 )]
 pub struct Cli {
     /// PostgreSQL URL or libpq key=value pairs (else DATABASE_URL, the config file, PG* variables, a local server, or a private cluster).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help_heading = GLOBAL)]
     pub database_url: Option<String>,
     /// The operator to act as (an email of a keyfall user).
-    #[arg(long = "as", global = true, value_name = "EMAIL")]
+    #[arg(long = "as", global = true, value_name = "EMAIL", help_heading = GLOBAL)]
     pub operator: Option<String>,
     /// Config file (default: ~/.config/keyfall/config.toml).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
+    /// Colour verdicts, warnings and masks: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_name = "WHEN", value_enum, default_value_t, help_heading = GLOBAL)]
+    pub color: ColourChoice,
     /// Console: open every database session read-only.
     #[arg(long)]
     pub read_only: bool,
@@ -79,54 +82,125 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the seed's scenario (idempotent); `--scale xl` adds the XL data set.
+    #[command(
+        after_help = "Examples:\n  keyfall demo\n  keyfall demo --scale xl                # 100,000 accounts, 1,000,000 users"
+    )]
     Demo(demo::Args),
     /// Which account answers FUNCTION for USER, and why — every step, both hops.
+    #[command(
+        after_help = "Examples:\n  keyfall resolve --user paid2@paid.com --function auto_cluster\n  keyfall resolve --user paid2@paid.com --function generate_images --json\n  keyfall resolve --batch < pairs.csv    # user,function lines in, one JSON line out each"
+    )]
     Resolve(resolve::Args),
     /// What USER may do with settings, check by check, under the current policy.
+    #[command(
+        after_help = "Examples:\n  keyfall can --user paid2@paid.com\n  keyfall can --user paid2@paid.com --account paid-2 --action view_settings --policy B"
+    )]
     Can(can::Args),
     /// Who answers every integration type for every account.
+    #[command(
+        after_help = "Examples:\n  keyfall report\n  keyfall report --json | jq '.[] | select(.answered_by == null)'"
+    )]
     Report(report::Args),
     /// Show one account's own setting of one type (secrets masked).
+    #[command(after_help = "Examples:\n  keyfall get aws-admin openai\n  keyfall get paid-2 image_generation --json")]
     Get(get::Args),
     /// Change one field of a setting; a plain value may follow, a secret comes from stdin or a hidden prompt.
+    #[command(
+        after_help = "Examples:\n  keyfall --as dev@igny8.com set aws-admin openai model gpt-4o\n  keyfall --as dev@igny8.com set aws-admin openai apiKey < key.txt      # a key from stdin only\n  keyfall --as dev@igny8.com set aws-admin openai model gpt-4o --dry-run"
+    )]
     Set(set::Args),
     /// Settings as JSON, keys as fingerprints unless --reveal.
+    #[command(
+        after_help = "Examples:\n  keyfall export > settings.json\n  keyfall --as dev@igny8.com export --account aws-admin --reveal --yes"
+    )]
     Export(transfer::ExportArgs),
     /// Apply an export file: validated, previewed, one audited transaction.
+    #[command(
+        after_help = "Examples:\n  keyfall --as dev@igny8.com import settings.json --dry-run\n  keyfall --as dev@igny8.com import settings.json --yes"
+    )]
     Import(transfer::ImportArgs),
     /// Test a key for real against its provider (OpenAI lists models; Runware authenticates).
+    #[command(
+        after_help = "Examples:\n  keyfall --as dev@igny8.com test-connection aws-admin openai\n  keyfall --as dev@igny8.com test-connection --user paid2@paid.com --function auto_cluster"
+    )]
     TestConnection(test_connection::Args),
-    /// Shell completions: keyfall completions bash|zsh|fish|elvish|powershell.
+    /// Shell completions: subcommands, options, and names from the data (slugs, emails, functions, types, fields).
+    #[command(after_help = COMPLETIONS_HELP)]
     Completions {
+        /// The shell: bash, zsh, fish (with names from the data), elvish, powershell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// A man page (roff): keyfall's, or a command's (`keyfall man resolve > keyfall-resolve.1`).
+    /// Man pages (roff): keyfall's, or a command's, or all of them into a directory.
+    #[command(after_help = MAN_HELP)]
     Man {
         /// The command whose page to write (default: keyfall's own).
-        #[arg(value_name = "COMMAND")]
+        #[arg(value_name = "COMMAND", conflicts_with = "dir")]
         command: Option<String>,
+        /// Write every page (keyfall.1 and keyfall-COMMAND.1 for each command) into DIR.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// What the completion scripts ask while you type (hidden): candidates for the word at INDEX.
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        /// Which of WORDS is being completed.
+        #[arg(long)]
+        index: usize,
+        /// Only say (by the exit code) whether keyfall completes that word.
+        #[arg(long)]
+        check: bool,
+        /// The command line, the program's name first.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
     },
     /// Check expected resolutions from a TOML file (a CI guard): exit 1 with a diff on any difference.
+    #[command(
+        after_help = "Examples:\n  keyfall check expectations.toml        # [[expect]] user, function, answered_by"
+    )]
     Check(check::Args),
     /// What is wrong with the settings (rules L001–L009); `--fix` repairs what is safe.
+    #[command(
+        after_help = "Examples:\n  keyfall lint\n  keyfall lint --account aws-admin --json\n  keyfall --as dev@igny8.com lint --fix --yes"
+    )]
     Lint(lint::Args),
     /// Who changed what: the audit log, secrets as fingerprints.
+    #[command(
+        after_help = "Examples:\n  keyfall audit --account aws-admin --type openai\n  keyfall audit --actor dev@igny8.com --limit 20 --json\n  keyfall audit --find-key < key.txt     # where a key was set, by its fingerprint"
+    )]
     Audit(audit::Args),
     /// Show or replace the system fallback chain (superuser or developer).
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  keyfall chain show\n  keyfall --as dev@igny8.com chain set aws-admin default-account default --dry-run"
+    )]
     Chain(admin::ChainCommand),
     /// Show or switch the permission policy (superuser or developer).
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  keyfall policy show --json\n  keyfall --as dev@igny8.com policy set B --dry-run"
+    )]
     Policy(admin::PolicyCommand),
     /// Which database login may act as which app user (the schema owner's job).
     #[command(subcommand)]
+    #[command(
+        after_help = "Examples:\n  keyfall operator list\n  keyfall operator add alice alice@example.com   # as the schema owner"
+    )]
     Operator(operator::OperatorCommand),
     /// Create or update keyfall's own schema (`keyfall`) and install the mapping.
+    #[command(
+        after_help = "Examples:\n  keyfall migrate\n  keyfall --database-url postgres://me@localhost/myapp migrate"
+    )]
     Migrate,
     /// Use keyfall on an app's database: find its tables, show the mapping and what would be installed, install on confirmation.
+    #[command(
+        after_help = "Examples:\n  keyfall --database-url postgres://me@localhost/myapp attach --dry-run\n  keyfall --database-url postgres://me@localhost/myapp attach --yes"
+    )]
     Attach(attach::AttachArgs),
     /// Remove everything keyfall installed (its schema and its triggers); the app's tables and rows stay as they were.
+    #[command(
+        after_help = "Examples:\n  keyfall detach --yes\n  keyfall detach --purge --yes           # also drops keyfall's own schema and data"
+    )]
     Detach(attach::DetachArgs),
 }
 
@@ -151,11 +225,12 @@ impl Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,
-    /// A negative answer: unresolved, denied, conflict.
+    /// A negative answer: unresolved, `can`'s denied, findings, conflict.
     Negative = 1,
     Usage = 2,
     Unavailable = 3,
-    /// The database refused or failed: a permission, a timeout, a
+    /// Refused or failed: a permission (checked by keyfall or by the
+    /// database: every denial of something asked for is 4), a timeout, a
     /// constraint, a failed migration.
     Refused = 4,
     /// stdout could not be written (not a closed pipe): EX_IOERR.
@@ -201,6 +276,12 @@ pub use console::access as console_access;
 
 /// Run one command to completion.
 pub async fn run(cli: Cli) -> CliResult {
+    out::set_colour(cli.color);
+    if let Some(Command::Complete { index, check, words }) = cli.command {
+        let request =
+            complete::Request { database_url: cli.database_url, config_file: cli.config, index, check, words };
+        return Ok(complete::run(request).await);
+    }
     let config = Config::load(Overrides {
         database_url: cli.database_url.clone(),
         operator: cli.operator.clone(),
@@ -215,15 +296,19 @@ pub async fn run(cli: Cli) -> CliResult {
     // What needs no database.
     match &cli.command {
         Some(Command::Completions { shell }) => {
-            use clap::CommandFactory;
-            // Into memory first: clap_complete panics on a write error
-            // (`keyfall completions bash | head`).
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "keyfall", &mut script);
-            out::write_bytes(&script);
+            out::write_bytes(&complete::script(*shell));
             return finish(Ok(Exit::Ok));
         }
-        Some(Command::Man { command }) => {
+        Some(Command::Man { dir: Some(dir), .. }) => {
+            let written = man_pages(dir)
+                .map_err(|e| CliError::Usage(format!("cannot write the man pages into {}: {e}", dir.display())))?;
+            outln!(
+                "wrote {written} man pages into {} (man -M DIR keyfall, or put them in ~/.local/share/man/man1)",
+                dir.display()
+            );
+            return finish(Ok(Exit::Ok));
+        }
+        Some(Command::Man { command, .. }) => {
             return match man_page(command.as_deref(), &mut std::io::stdout()) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(CliError::Usage(e.to_string())),
                 // `keyfall man | head`: the reader had enough; another write
@@ -284,9 +369,13 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::TestConnection(args)) => test_connection::run(&store, &config, args).await,
         Some(Command::Export(args)) => transfer::export(&store, &config, args).await,
         Some(Command::Import(args)) => transfer::import(&store, &config, args).await,
-        Some(Command::Completions { .. } | Command::Man { .. } | Command::Attach(_) | Command::Detach(_)) => {
-            Ok(Exit::Ok)
-        }
+        Some(
+            Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Complete { .. }
+            | Command::Attach(_)
+            | Command::Detach(_),
+        ) => Ok(Exit::Ok),
         Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,
         Some(Command::Operator(command)) => operator::run(&store, command).await,
@@ -571,9 +660,38 @@ fn changes_text(before: Option<&serde_json::Value>, after: Option<&serde_json::V
     crate::preview::text(&crate::preview::changes(before, after))
 }
 
-/// Print `value` as pretty JSON on stdout.
+/// The version of every `--json` shape (docs/json/*.schema.json): a field
+/// may be added without changing it; a field renamed, removed or changed
+/// in meaning or type changes it.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// A JSON object with `"format_version"` first, then the object's own
+/// fields (a struct or a map; never a list).
+pub struct Versioned<'a, T: ?Sized>(pub &'a T);
+
+impl<T: serde::Serialize + ?Sized> serde::Serialize for Versioned<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Flat<'b, U: ?Sized> {
+            format_version: u32,
+            #[serde(flatten)]
+            rest: &'b U,
+        }
+        Flat { format_version: FORMAT_VERSION, rest: self.0 }.serialize(serializer)
+    }
+}
+
+/// Print the object `value` as pretty JSON on stdout, versioned.
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&Versioned(value)).map_err(|e| CliError::Other(e.to_string()))?;
+    outln!("{text}");
+    Ok(())
+}
+
+/// Print a list as a pretty JSON array on stdout, each element versioned.
+fn print_json_list<T: serde::Serialize>(items: &[T]) -> Result<(), CliError> {
+    let items: Vec<Versioned<'_, T>> = items.iter().map(Versioned).collect();
+    let text = serde_json::to_string_pretty(&items).map_err(|e| CliError::Other(e.to_string()))?;
     outln!("{text}");
     Ok(())
 }
@@ -599,8 +717,86 @@ fn man_page(command: Option<&str>, out: &mut dyn std::io::Write) -> std::io::Res
         }
     };
     clap_mangen::Man::new(page).render(out)?;
-    out.write_all(MAN_SECTIONS.as_bytes())
+    out.write_all(MAN_SECTIONS.as_bytes())?;
+    out.write_all(see_also(command).as_bytes())
 }
+
+/// The commands that have a page of their own.
+fn page_commands() -> Vec<String> {
+    use clap::CommandFactory;
+    Cli::command().get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name().to_string()).collect()
+}
+
+/// SEE ALSO (roff): keyfall's page names every command's; a command's
+/// names keyfall's.
+fn see_also(command: Option<&str>) -> String {
+    let pages: Vec<String> = match command {
+        None => page_commands().iter().map(|c| format!("\\fBkeyfall\\-{}\\fR(1)", c.replace('-', "\\-"))).collect(),
+        Some(_) => vec!["\\fBkeyfall\\fR(1)".to_string()],
+    };
+    format!(".SH \"SEE ALSO\"\n{}\n", pages.join(",\n"))
+}
+
+/// `keyfall man --dir DIR`: keyfall.1 and keyfall-COMMAND.1 for every
+/// command, the directory created if missing. How many pages were written.
+fn man_pages(dir: &std::path::Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = 0;
+    for command in std::iter::once(None).chain(page_commands().into_iter().map(Some)) {
+        let name = match &command {
+            None => "keyfall.1".to_string(),
+            Some(c) => format!("keyfall-{c}.1"),
+        };
+        let mut page = Vec::new();
+        man_page(command.as_deref(), &mut page)?;
+        std::fs::write(dir.join(name), page)?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Where global options are listed, apart from each command's own.
+const GLOBAL: &str = "Global options";
+
+/// `keyfall --help`'s end: the exit codes, one meaning each.
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0   ok
+  1   a negative answer: unresolved, `can` answers denied, an error-level lint finding, a failed `check`, a conflict
+  2   bad input: an unknown account, user, function or type, a bad file, value or config key, no keyfall objects
+  3   the database cannot be reached (or does not exist)
+  4   refused or failed: a permission (whoever checked it, keyfall or the database), a read-only session,
+      a statement or lock timeout, a constraint, a failed migration
+  70  an internal error (details in the log)
+  74  the output could not be written (a full disk)
+
+Examples:
+  keyfall demo                                              # load the seed's scenario
+  keyfall resolve --user paid2@paid.com --function auto_cluster
+  keyfall --as dev@igny8.com set aws-admin openai model gpt-4o";
+
+/// `keyfall completions --help`'s end: where each shell's file goes.
+const COMPLETIONS_HELP: &str = "\
+Where the file goes (open a new shell after):
+  bash  keyfall completions bash > ~/.local/share/bash-completion/completions/keyfall
+  zsh   keyfall completions zsh > ~/.zfunc/_keyfall
+        (and in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath))
+  fish  keyfall completions fish > ~/.config/fish/completions/keyfall.fish
+
+Slugs, emails and functions are asked of keyfall as you type: of the database the
+command line, DATABASE_URL, the config file or PG* variables name, a local server, or
+the private cluster when it runs — within a second and one indexed query; when none
+answers, nothing is offered and nothing is said. Types and fields come from keyfall's
+registry. Regenerate the file after upgrading keyfall.";
+
+/// `keyfall man --help`'s end: where the pages go.
+const MAN_HELP: &str = "\
+Examples:
+  keyfall man --dir ~/.local/share/man/man1      # every page; then: man keyfall-resolve
+  keyfall man resolve > keyfall-resolve.1        # one page
+  keyfall man | man -l -                         # read keyfall's page without installing it
+
+~/.local/share/man is on man's path by default on most systems (manpath shows it).";
 
 /// What every page ends with (roff).
 const MAN_SECTIONS: &str = r#".SH ENVIRONMENT
@@ -641,7 +837,7 @@ The private cluster's data and socket directories.
 Success.
 .TP
 \fB1\fR
-A negative answer: unresolved, denied, findings, a conflict.
+A negative answer: unresolved, \fBcan\fR answering denied, findings, a conflict.
 .TP
 \fB2\fR
 Bad input: an unknown account, user, type or command; no keyfall objects in the database.
@@ -650,7 +846,7 @@ Bad input: an unknown account, user, type or command; no keyfall objects in the 
 The database cannot be reached.
 .TP
 \fB4\fR
-The database refused or failed: a permission, a timeout, a constraint.
+Refused or failed: a permission (every denial, whether keyfall or the database checked it), a timeout, a constraint.
 .TP
 \fB70\fR
 An internal error (its message, without data, is in the log).

@@ -23,7 +23,12 @@ pub enum OperatorCommand {
         json: bool,
     },
     /// Stop login ROLE acting as EMAIL.
-    Remove { role: String, email: String },
+    Remove {
+        /// The database login.
+        role: String,
+        /// The app user it should no longer act as.
+        email: String,
+    },
 }
 
 pub async fn run(store: &Store, command: OperatorCommand) -> CliResult {
@@ -41,7 +46,7 @@ pub async fn run(store: &Store, command: OperatorCommand) -> CliResult {
             let all = store.operator_list().await?;
             if json {
                 let rows: Vec<_> = all.iter().map(|(l, e)| serde_json::json!({"login": l, "email": e})).collect();
-                super::print_json(&rows)?;
+                super::print_json_list(&rows)?;
             } else if all.is_empty() {
                 outln!("no login is mapped to an app user yet: keyfall operator add ROLE EMAIL");
             } else {

@@ -63,3 +63,93 @@ pub(crate) fn finish() -> Result<(), String> {
         None => Ok(()),
     }
 }
+
+/// When to colour: `--color auto|always|never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColourChoice {
+    // On a terminal, unless `NO_COLOR` is set (and not empty) or `TERM=dumb`.
+    #[default]
+    Auto,
+    // Always, even into a pipe or a file (and over `NO_COLOR`).
+    Always,
+    Never,
+}
+
+/// Whether stdout is coloured, decided once per process.
+static COLOUR: AtomicBool = AtomicBool::new(false);
+
+/// Decide, for stdout, from the choice and the environment.
+pub(crate) fn set_colour(choice: ColourChoice) {
+    COLOUR.store(colour_for(choice, std::io::IsTerminal::is_terminal(&std::io::stdout())), Ordering::Relaxed);
+}
+
+/// Whether a stream (a terminal or not) is coloured under `choice`.
+pub fn colour_for(choice: ColourChoice, terminal: bool) -> bool {
+    match choice {
+        ColourChoice::Always => true,
+        ColourChoice::Never => false,
+        ColourChoice::Auto => {
+            terminal
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        }
+    }
+}
+
+const GREEN: &str = "\x1b[32m";
+const BOLD_GREEN: &str = "\x1b[1;32m";
+const BOLD_RED: &str = "\x1b[1;31m";
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const DIM: &str = "\x1b[2m";
+const RESET: &str = "\x1b[0m";
+
+/// Human text with its verdicts, warnings and masks coloured, when stdout
+/// is: ANSWER/ALLOWED/✓ green, DENIED/FAILS/✗/unresolved red, ⚠ lines
+/// yellow, skipped steps and masked keys dim. Only the words change colour;
+/// the text, and so its alignment, stays as it was.
+pub(crate) fn paint(text: &str) -> std::borrow::Cow<'_, str> {
+    if !COLOUR.load(Ordering::Relaxed) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.split_inclusive('\n').map(paint_line).collect())
+}
+
+fn paint_line(line: &str) -> String {
+    let body = line.trim_end_matches('\n');
+    let newline = &line[body.len()..];
+    let trimmed = body.trim_start();
+    if trimmed.starts_with('⚠') || trimmed.starts_with("warning:") {
+        return format!("{YELLOW}{body}{RESET}{newline}");
+    }
+    let mut out = String::with_capacity(line.len() + 16);
+    let mut rest = body;
+    while !rest.is_empty() {
+        let at = rest.find(|c: char| !c.is_whitespace()).unwrap_or(rest.len());
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let word = &rest[..end];
+        let colour = match word {
+            "ANSWER" | "ALLOWED" | "✓" | "ok" => Some(BOLD_GREEN),
+            "DENIED" | "FAILS" | "✗" | "unresolved:" | "error" | "FAIL" => Some(BOLD_RED),
+            "warning" | "warn" => Some(YELLOW),
+            "skipped" => Some(DIM),
+            "own" => Some(GREEN),
+            w if w.starts_with('•') => Some(DIM),
+            w if w.starts_with("✗") => Some(RED),
+            _ => None,
+        };
+        match colour {
+            Some(c) => {
+                out.push_str(c);
+                out.push_str(word);
+                out.push_str(RESET);
+            }
+            None => out.push_str(word),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(newline);
+    out
+}

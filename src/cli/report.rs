@@ -33,7 +33,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         })
         .await?;
     progress.done();
-    out!("{}", render(&rows));
+    out!("{}", super::out::paint(&render(&rows)));
     Ok(Exit::Ok)
 }
 
@@ -98,7 +98,7 @@ fn write_row(out: &mut impl std::io::Write, row: &ReportRow) -> std::io::Result<
             None => out.write_all(b"null"),
         }
     }
-    out.write_all(b"  {\n    \"account\": ")?;
+    write!(out, "  {{\n    \"format_version\": {},\n    \"account\": ", super::FORMAT_VERSION)?;
     text(out, Some(&row.account))?;
     out.write_all(b",\n    \"chain_position\": ")?;
     match row.chain_position {
@@ -284,7 +284,8 @@ mod tests {
         }
         streamed.extend_from_slice(b"\n]");
         let answers: Vec<ReportRow> = rows.iter().map(ReportRow::app_answer).collect();
-        assert_eq!(String::from_utf8(streamed).unwrap(), serde_json::to_string_pretty(&answers).unwrap());
+        let versioned: Vec<_> = answers.iter().map(super::super::Versioned).collect();
+        assert_eq!(String::from_utf8(streamed).unwrap(), serde_json::to_string_pretty(&versioned).unwrap());
         assert!(answers[2].answered_by.is_none() && answers[2].raises.is_some(), "a raise answers nothing");
     }
 

@@ -47,7 +47,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     if args.json {
         super::print_json(&resolution)?;
     } else {
-        out!("{}", render(&resolution));
+        out!("{}", super::out::paint(&render(&resolution)));
     }
     Ok(if resolution.is_resolved() { Exit::Ok } else { Exit::Negative })
 }

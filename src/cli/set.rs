@@ -22,7 +22,9 @@ use super::{CliError, CliResult, Exit};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The account, by slug (any case when only one matches).
     pub account: String,
+    /// The integration type.
     #[arg(value_name = "TYPE", value_parser = super::type_parser())]
     pub integration_type: String,
     /// A config field (e.g. apiKey, model, provider), or `is_active`.
@@ -294,7 +296,8 @@ pub async fn authorize_action(store: &Store, operator: &str, slug: &str, action:
         return Ok(());
     }
     let failing: Vec<String> = decision.failing().map(|c| format!("{} ({})", c.name, c.reason)).collect();
-    Err(CliError::Negative(format!(
+    // A denial is exit 4 on every path, whoever checks it.
+    Err(CliError::Store(crate::store::StoreError::Refused(format!(
         "denied: {} may not {} {}'s settings under policy {}: {}",
         visible(operator),
         match action {
@@ -306,7 +309,7 @@ pub async fn authorize_action(store: &Store, operator: &str, slug: &str, action:
         visible(slug),
         data.policy.as_str(),
         failing.join("; ")
-    )))
+    ))))
 }
 
 /// A value given on the command line: a plain one is taken; a secret field's

@@ -24,6 +24,7 @@ pub struct Args {
     /// The account whose setting to test (with TYPE).
     #[arg(requires = "integration_type", conflicts_with_all = ["user", "function"])]
     pub account: Option<String>,
+    /// The integration type whose key to test (openai, runware, or a consumer type).
     #[arg(value_name = "TYPE")]
     pub integration_type: Option<String>,
     /// Test the key that answers for this user…
@@ -39,6 +40,7 @@ pub struct Args {
     /// loopback, link-local or private address (a local mock, a proxy).
     #[arg(long)]
     pub allow_insecure_endpoint: bool,
+    /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
 }

@@ -38,6 +38,7 @@ pub struct ExportArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
+    /// The export file to apply (`keyfall export` writes one).
     pub file: PathBuf,
     /// Validate and preview only.
     #[arg(long)]

@@ -321,6 +321,43 @@ pub async fn discover_with(url: Option<&str>, data_dir: &Path, access: cluster::
     private_target(data_dir, access, &refusals).await
 }
 
+/// Where the database is, as [`discover`] finds it, but starting and
+/// creating nothing and saying nothing: what shell completion asks. The
+/// private cluster only when it is already running. `None`: nothing there.
+pub async fn discover_running(url: Option<&str>, data_dir: &Path) -> Option<Target> {
+    if url.is_some()
+        || ["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+    {
+        return discover(url, data_dir).await.ok();
+    }
+    for options in local_candidates() {
+        if let Probe::Answered = probe(&options.clone().database("postgres")).await {
+            let label = label_of(&options);
+            return Some(Target {
+                options: options.database(DEFAULT_DATABASE),
+                source: Source::LocalServer { label },
+                connect_timeout: None,
+            });
+        }
+    }
+    let socket_dir = data_dir.join("pgrun");
+    if !socket_dir.join(format!(".s.PGSQL.{}", cluster::PORT)).exists() {
+        return None;
+    }
+    let options = PgConnectOptions::new_without_pgpass()
+        .socket(&socket_dir)
+        .port(cluster::PORT)
+        .username(cluster::SUPERUSER)
+        .ssl_mode(PgSslMode::Disable);
+    Some(Target {
+        options: options.database(DEFAULT_DATABASE),
+        source: Source::LocalServer { label: "the private cluster".into() },
+        connect_timeout: None,
+    })
+}
+
 /// The private cluster in `data_dir` (created and started as needed) as the
 /// target, saying so on stderr. `refusals`: local servers that refused us.
 pub async fn private_target(

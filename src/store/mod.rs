@@ -12,6 +12,7 @@ mod queries;
 mod report;
 mod scan;
 mod suggest;
+pub use suggest::Completable;
 
 use std::time::Duration;
 

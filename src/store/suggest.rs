@@ -43,3 +43,30 @@ impl Store {
         .await?)
     }
 }
+
+/// What shell completion may ask for from the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completable {
+    Slug,
+    Email,
+    Function,
+}
+
+/// The most names one completion offers.
+const COMPLETIONS: i64 = 200;
+
+impl Store {
+    /// Names starting with `prefix` (slugs and emails in any case), for
+    /// shell completion: one index range scan from the prefix on, cut where
+    /// the names stop starting with it, at most 200.
+    pub async fn completions(&self, kind: Completable, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let sql = match kind {
+            Completable::Slug => "SELECT slug FROM accounts WHERE slug >= $1 ORDER BY slug LIMIT $2",
+            Completable::Email => "SELECT email FROM users WHERE email >= $1 ORDER BY email LIMIT $2",
+            Completable::Function => "SELECT name FROM ai_functions WHERE name >= $1 ORDER BY name LIMIT $2",
+        };
+        let prefix = if kind == Completable::Function { prefix.to_string() } else { prefix.to_lowercase() };
+        let names: Vec<String> = sqlx::query_scalar(sql).bind(&prefix).bind(COMPLETIONS).fetch_all(&self.pool).await?;
+        Ok(names.into_iter().filter(|n| n.to_lowercase().starts_with(&prefix.to_lowercase())).collect())
+    }
+}

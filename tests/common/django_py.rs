@@ -53,13 +53,30 @@ fn ensure_venv() -> PathBuf {
         std::fs::remove_dir_all(&venv).expect("remove the old django-venv");
     }
     let python3 = std::env::var_os("KEYFALL_TEST_PYTHON").unwrap_or_else(|| "python3".into());
-    run_or_panic(Command::new(&python3).arg("-m").arg("venv").arg(&venv), "python3 -m venv");
-    run_or_panic(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet"])
-            .args(REQUIREMENTS),
-        "pip install",
-    );
+    // What is missing, in one line: Python, its venv module, or the
+    // package index.
+    let shown = python3.to_string_lossy().into_owned();
+    if Command::new(&python3).arg("--version").output().is_err() {
+        panic!("the Django tests need Python 3: `{shown}` is not found (install it, or set KEYFALL_TEST_PYTHON)");
+    }
+    let made = Command::new(&python3).arg("-m").arg("venv").arg(&venv).output();
+    if !made.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = made.map(|o| last_line(&o.stderr)).unwrap_or_else(|e| e.to_string());
+        panic!(
+            "the Django tests need Python 3's venv module: `{shown} -m venv` failed ({why}; on Debian and Ubuntu: apt install python3-venv)"
+        );
+    }
+    let installed = Command::new(&python)
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "--quiet"])
+        .args(REQUIREMENTS)
+        .output();
+    if !installed.as_ref().is_ok_and(|o| o.status.success()) {
+        let why = installed.map(|o| last_line(&o.stderr)).unwrap_or_else(|e| e.to_string());
+        panic!(
+            "the Django tests need the package index (or a pip mirror) to install {}: pip install failed ({why})",
+            REQUIREMENTS.join(" and ")
+        );
+    }
     std::fs::write(&marker, wanted).expect("write the django-venv marker");
     python
 }
@@ -71,6 +88,17 @@ pub fn run_or_panic(cmd: &mut Command, what: &str) -> Output {
         panic!("{what} failed ({}):\n{}", out.status, tail(&out.stderr, 60));
     }
     out
+}
+
+/// The last non-empty line of a program's stderr.
+fn last_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no message")
+        .to_string()
 }
 
 fn tail(bytes: &[u8], lines: usize) -> String {

@@ -163,7 +163,7 @@ async fn set_and_get_round_trip_without_leaking_the_key() {
 async fn set_enforces_the_operators_permissions() {
     let db = TestDb::demo().await;
     let denied = keyfall(&db, &["--as", "paid2@paid.com", "set", "paid-2", "openai", "apiKey"], Some(CANARY));
-    assert_eq!(denied.code, 1);
+    assert_eq!(denied.code, 4, "a denial is 4 on every path");
     assert!(denied.stderr.contains("IsSystemAccountOrDeveloper"), "{}", denied.stderr);
     assert!(!denied.stderr.contains("canary"));
     let nobody = keyfall(&db, &["set", "paid-2", "openai", "apiKey"], Some(CANARY));
@@ -295,7 +295,7 @@ async fn audit_lists_what_one_actor_did() {
 async fn chain_and_policy_are_previewed_and_guarded() {
     let db = TestDb::demo().await;
     let denied = keyfall(&db, &["--as", "paid2@paid.com", "chain", "set", "default", "--yes"], None);
-    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    assert_eq!(denied.code, 4, "{}", denied.stderr);
     let dry = keyfall(&db, &["--as", "dev@igny8.com", "chain", "set", "default-account", "default", "--dry-run"], None);
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert!(dry.stdout.contains("auto_cluster") && dry.stdout.contains("aws-admin → nothing"), "{}", dry.stdout);
@@ -341,7 +341,7 @@ async fn lint_finds_the_seeds_wrong_config_and_fixes_it_in_one_transaction() {
     assert_eq!(users, [&Value::from("ops@igny8.com")], "only L007 names a user");
 
     let denied = keyfall(&db, &["--as", "paid2@paid.com", "lint", "--fix", "--yes"], None);
-    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    assert_eq!(denied.code, 4, "{}", denied.stderr);
     let fixed = keyfall(&db, &["--as", "dev@igny8.com", "lint", "--fix", "--yes"], None);
     assert_eq!(fixed.code, 0, "{}", fixed.stderr);
     assert!(
@@ -541,7 +541,7 @@ mod connection {
         assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
         assert!(run.stdout.contains("paid-2 openai"), "{}", run.stdout);
         let denied = keyfall(&db, &["--as", "paid2@paid.com", "test-connection", "paid-2", "runware"], None);
-        assert_eq!(denied.code, 1, "test_connection is guarded like the seed's endpoint");
+        assert_eq!(denied.code, 4, "test_connection is guarded like the seed's endpoint");
         assert!(denied.stderr.contains("IsSystemAccountOrDeveloper"), "{}", denied.stderr);
     }
 

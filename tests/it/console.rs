@@ -1380,6 +1380,8 @@ async fn the_stored_keys_note_is_whole_at_80_columns() {
     let text = screen(&model);
     let line = text.lines().find(|l| l.contains("API key")).expect(&text);
     assert!(line.contains("#35c712e1  (stored; type to replace)"), "{line}");
+}
+
 /// Issue 19: the audit view words the entries about the log itself as
 /// `keyfall audit` does (one function, `domain::audit::action_words`):
 /// capture off and on, detach and attach with the gap between, the app's

@@ -492,7 +492,9 @@ async fn report_json_streams_what_the_report_holds_byte_for_byte() {
     let run = keyfall(&db, &["report", "--json"], None);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let rows = db.store.report().await.unwrap();
-    assert_eq!(run.stdout, format!("{}\n", serde_json::to_string_pretty(&rows).unwrap()));
+    // Each row as `--json` carries it: its format version first.
+    let versioned: Vec<_> = rows.iter().map(keyfall::cli::Versioned).collect();
+    assert_eq!(run.stdout, format!("{}\n", serde_json::to_string_pretty(&versioned).unwrap()));
     let order: Vec<(&str, &str)> = rows.iter().map(|r| (r.account.as_str(), r.integration_type.as_str())).collect();
     assert_eq!(
         &order[..4],

@@ -267,3 +267,253 @@ async fn set_takes_a_plain_value_from_argv_and_refuses_a_key_there_without_echoi
         keyfall(&db, &["--as", "dev@igny8.com", "set", "aws-admin", "openai", "model", "gpt-4o", "--unset"], None);
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
+
+/// keyfall in a pseudo-terminal (stdout a terminal) on `db`; the raw bytes
+/// it wrote and its exit status.
+fn on_a_terminal(db: &TestDb, args: &[&str], envs: &[(&str, &str)]) -> (Vec<u8>, std::process::ExitStatus) {
+    let home = tempfile::tempdir().unwrap();
+    let mut pty = common::Pty::open(40, 200);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_keyfall"));
+    command
+        .args(["--database-url", &db.url()])
+        .args(args)
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .envs(envs.iter().copied());
+    let mut child = pty.spawn(command);
+    let status = pty.wait_exit(&mut child, Duration::from_secs(30));
+    (pty.output.clone(), status)
+}
+
+#[tokio::test]
+async fn colour_on_a_terminal_none_in_a_pipe_or_under_no_color() {
+    let db = TestDb::demo().await;
+    let args = ["resolve", "--user", "paid2@paid.com", "--function", "auto_cluster"];
+    let esc = |bytes: &[u8]| bytes.windows(2).any(|w| w == b"\x1b[");
+    // A terminal: verdicts and masks coloured.
+    let (out, status) = on_a_terminal(&db, &args, &[]);
+    assert_eq!(status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("\x1b[1;32mANSWER\x1b[0m"), "ANSWER in green: {text:?}");
+    assert!(text.contains("\x1b[2m••••••••3fA9\x1b[0m"), "the mask dimmed: {text:?}");
+    // NO_COLOR on the same terminal: none; --color always wins over it.
+    let (out, _) = on_a_terminal(&db, &args, &[("NO_COLOR", "1")]);
+    assert!(!esc(&out), "NO_COLOR: {:?}", String::from_utf8_lossy(&out));
+    let always: Vec<&str> = ["--color", "always"].into_iter().chain(args).collect();
+    let (out, _) = on_a_terminal(&db, &always, &[("NO_COLOR", "1")]);
+    assert!(esc(&out), "--color always over NO_COLOR");
+    let never: Vec<&str> = ["--color", "never"].into_iter().chain(args).collect();
+    let (out, _) = on_a_terminal(&db, &never, &[]);
+    assert!(!esc(&out), "--color never");
+    // A pipe: none, unless asked; the text is the same once the colour is
+    // taken out.
+    let piped = keyfall(&db, &args, None);
+    assert!(!piped.stdout.contains('\x1b'), "{:?}", piped.stdout);
+    let forced = keyfall(&db, &always, None);
+    assert!(forced.stdout.contains("\x1b[1;32mANSWER\x1b[0m"), "{:?}", forced.stdout);
+    let stripped = forced.stdout.replace("\x1b[1;32m", "").replace("\x1b[2m", "").replace("\x1b[0m", "");
+    assert_eq!(stripped, piped.stdout, "colour changes no character");
+    // JSON is never coloured.
+    let json: Vec<&str> = always.iter().copied().chain(["--json"]).collect();
+    assert!(!keyfall(&db, &json, None).stdout.contains('\x1b'));
+    // A denial on `can`, in red.
+    let can = keyfall(&db, &["--color", "always", "can", "--user", "paid2@paid.com"], None);
+    assert!(
+        can.stdout.contains("\x1b[1;31mDENIED\x1b[0m") && can.stdout.contains("\x1b[1;31m✗\x1b[0m"),
+        "{:?}",
+        can.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_denial_is_exit_4_on_every_path() {
+    let db = TestDb::demo().await;
+    let paid = |args: &[&str]| -> crate::cli::Run {
+        let args: Vec<&str> = ["--as", "paid2@paid.com"].into_iter().chain(args.iter().copied()).collect();
+        keyfall(&db, &args, None)
+    };
+    for args in [
+        &["policy", "set", "B", "--yes"][..],
+        &["chain", "set", "default", "--yes"],
+        &["set", "aws-admin", "openai", "model", "gpt-4o"],
+        &["export", "--account", "aws-admin", "--reveal", "--yes"],
+        &["lint", "--fix", "--yes"],
+    ] {
+        let run = paid(args);
+        assert_eq!(run.code, 4, "{args:?}: {}", run.stderr);
+        one_line(&run.stderr);
+    }
+    // `can` answering "denied" is an answer, not a refusal: 1.
+    let run = keyfall(&db, &["can", "--user", "paid2@paid.com"], None);
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn a_config_key_below_a_table_is_named_with_its_line_and_the_table() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("```toml\ndatabase_url").expect("the README's example config");
+    let example = &readme[start + "```toml\n".len()..];
+    let example = &example[..example.find("```").unwrap()];
+    let text = format!("{example}statement_timeout = \"2min\"\n");
+    let line = text.lines().count();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, &text).unwrap();
+    let run = keyfall_with(&["--config", file.to_str().unwrap(), "report"], None, &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let expected = format!(
+        "`statement_timeout` is inside [keys.editor] (line {line}), which holds key bindings of one screen (action = [keys]); move it above the first [table]"
+    );
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    one_line(&run.stderr);
+    // Moved to the top, it is taken.
+    std::fs::write(&file, format!("statement_timeout = \"2min\"\n{example}")).unwrap();
+    let run = keyfall_with(
+        &["--config", file.to_str().unwrap(), "--database-url", "postgres://127.0.0.1:1/x", "report"],
+        None,
+        &[],
+    );
+    assert_eq!(run.code, 3, "the config is fine, the database absent: {}", run.stderr);
+}
+
+#[test]
+fn every_subcommand_has_examples_described_arguments_and_global_options_apart() {
+    use clap::CommandFactory;
+    let top = keyfall::cli::Cli::command();
+    let mut bare = Vec::new();
+    for command in top.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = command.get_name();
+        let commands: Vec<&clap::Command> = std::iter::once(command).chain(command.get_subcommands()).collect();
+        for c in commands {
+            for arg in c.get_arguments().filter(|a| !a.is_hide_set() && a.get_id() != "help") {
+                if arg.get_help().is_none() {
+                    bare.push(format!("{name} {} {}", c.get_name(), arg.get_id()));
+                }
+            }
+        }
+        let run = keyfall_with(&[name, "--help"], None, &[]);
+        assert_eq!(run.code, 0, "{name}");
+        if !["completions", "man"].contains(&name) {
+            assert!(run.stdout.contains("\nExamples:\n  keyfall "), "{name} --help has examples:\n{}", run.stdout);
+        }
+        let global = run.stdout.find("\nGlobal options:\n").unwrap_or_else(|| panic!("{name}: {}", run.stdout));
+        assert!(run.stdout[global..].contains("--database-url"), "{name}");
+        assert!(!run.stdout[..global].contains("--database-url"), "{name}: global options apart");
+    }
+    assert!(bare.is_empty(), "arguments without a description: {bare:?}");
+    let help = keyfall_with(&["--help"], None, &[]);
+    for code in ["  0 ", "  1 ", "  2 ", "  3 ", "  4 ", "  70 ", "  74 "] {
+        assert!(help.stdout.contains(&format!("\n{code}")), "exit code{code}in --help");
+    }
+    let completions = keyfall_with(&["completions", "--help"], None, &[]);
+    for place in ["bash-completion/completions/keyfall", "~/.zfunc/_keyfall", "fish/completions/keyfall.fish"] {
+        assert!(completions.stdout.contains(place), "{place}: {}", completions.stdout);
+    }
+    assert!(keyfall_with(&["man", "--help"], None, &[]).stdout.contains("~/.local/share/man/man1"));
+}
+
+#[test]
+fn man_dir_writes_a_page_per_command_with_see_also() {
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("man1");
+    let run = keyfall_with(&["man", "--dir", pages.to_str().unwrap()], None, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let top = std::fs::read_to_string(pages.join("keyfall.1")).unwrap();
+    assert!(top.contains(".SH \"SEE ALSO\"") && top.contains("\\fBkeyfall\\-resolve\\fR(1)"), "{top}");
+    assert!(top.contains("\\fBkeyfall\\-test\\-connection\\fR(1)"));
+    let resolve = std::fs::read_to_string(pages.join("keyfall-resolve.1")).unwrap();
+    assert!(resolve.contains(".SH \"SEE ALSO\"\n\\fBkeyfall\\fR(1)"), "{resolve}");
+    assert!(resolve.contains("Examples:"), "the examples are in the page too");
+    let count = std::fs::read_dir(&pages).unwrap().count();
+    assert!(count >= 20, "a page per command: {count}");
+    assert!(!pages.join("keyfall-__complete.1").exists(), "no page for the hidden helper");
+    assert!(run.stdout.contains(&format!("wrote {count} man pages")), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn completion_offers_names_from_the_database_and_is_silent_without_one() {
+    let db = TestDb::demo().await;
+    let ask = |words: &[&str]| -> crate::cli::Run {
+        // The word completed is the last; "keyfall" is word 0.
+        let index = words.len().to_string();
+        let args: Vec<&str> = ["__complete", "--index", index.as_str(), "--", "keyfall"]
+            .into_iter()
+            .chain(words.iter().copied())
+            .collect();
+        keyfall(&db, &args, None)
+    };
+    let lines = |run: &crate::cli::Run| -> Vec<String> { run.stdout.lines().map(str::to_string).collect() };
+    assert_eq!(lines(&ask(&["get", "aws"])), ["aws-admin"]);
+    assert_eq!(lines(&ask(&["get", "AWS"])), ["aws-admin"], "any case");
+    assert!(lines(&ask(&["get", "aws-admin", ""])).contains(&"image_generation".to_string()));
+    assert_eq!(lines(&ask(&["set", "aws-admin", "openai", "mo"])), ["model"]);
+    assert_eq!(lines(&ask(&["resolve", "--user", "paid2"])), ["paid2@paid.com"]);
+    assert_eq!(lines(&ask(&["resolve", "--function", "generate_ima"])), ["generate_image_prompts", "generate_images"]);
+    assert_eq!(lines(&ask(&["--as", "dev@"])), ["dev@igny8.com"]);
+    assert!(lines(&ask(&["chain", "set", "aws-admin", "def"])).contains(&"default-account".to_string()));
+    assert_eq!(lines(&ask(&["can", "--user", "paid2@paid.com", "--account", "paid-"])), ["paid-2"]);
+    // Subcommands, options, files: the static script's (exit 1, nothing).
+    for words in [&["re"][..], &["resolve", "--"], &["import", "se"]] {
+        let run = ask(words);
+        assert_eq!((run.code, run.stdout.as_str()), (1, ""), "{words:?}");
+    }
+    // No database answering: nothing offered, nothing said, at once.
+    let started = Instant::now();
+    let run = keyfall_with(
+        &[
+            "--database-url",
+            "postgres://127.0.0.1:1/keyfall",
+            "__complete",
+            "--index",
+            "2",
+            "--",
+            "keyfall",
+            "get",
+            "aw",
+        ],
+        None,
+        &[],
+    );
+    assert_eq!((run.code, run.stdout.as_str(), run.stderr.as_str()), (0, "", ""));
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn the_bash_script_asks_keyfall_for_names_and_keeps_the_static_ones() {
+    let db = TestDb::demo().await;
+    for (shell, hook) in
+        [("bash", "_keyfall_data"), ("zsh", "compdef _keyfall_data keyfall"), ("fish", "__keyfall_data")]
+    {
+        let run = keyfall_with(&["completions", shell], None, &[]);
+        assert!(run.stdout.contains(hook) && run.stdout.contains("__complete"), "{shell}");
+    }
+    let zsh = keyfall_with(&["completions", "zsh"], None, &[]).stdout;
+    assert!(!zsh.contains("compdef _keyfall keyfall"), "zsh ends in the data-aware function");
+    // bash for real: the script sourced, a completion run as bash would.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("keyfall.bash");
+    std::fs::write(&script, keyfall_with(&["completions", "bash"], None, &[]).stdout).unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_keyfall")).parent().unwrap();
+    let complete = |line: &str| -> Vec<String> {
+        let program = format!(
+            "source {}; COMP_WORDS=({line}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMP_LINE='{line}'; \
+             COMP_POINT=${{#COMP_LINE}}; _keyfall_data keyfall; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = Command::new("bash")
+            .args(["--norc", "-c", &program])
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("DATABASE_URL", db.url())
+            .env("HOME", dir.path())
+            .output()
+            .expect("bash");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+    };
+    assert_eq!(complete("keyfall get aws"), ["aws-admin"]);
+    assert_eq!(complete("keyfall resolve --function auto_c"), ["auto_cluster"]);
+    let subcommands = complete("keyfall res");
+    assert!(subcommands.contains(&"resolve".to_string()), "the static part still answers: {subcommands:?}");
+}

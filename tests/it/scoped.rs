@@ -66,7 +66,9 @@ async fn whole_database_lint_streams_exactly_what_the_evaluator_says() {
     assert!(findings.len() > 100, "enough findings to cross accounts: {}", findings.len());
     let run = keyfall(&db, &["lint", "--json"], None);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    assert_eq!(run.stdout, format!("{}\n", serde_json::to_string_pretty(&findings).unwrap()), "byte for byte");
+    // Each finding as `--json` carries it: its format version first.
+    let versioned: Vec<_> = findings.iter().map(keyfall::cli::Versioned).collect();
+    assert_eq!(run.stdout, format!("{}\n", serde_json::to_string_pretty(&versioned).unwrap()), "byte for byte");
     // The text form: one line a finding in the same order, then the count.
     let text = keyfall(&db, &["lint"], None);
     let lines: Vec<&str> = text.stdout.lines().collect();

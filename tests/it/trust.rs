@@ -89,7 +89,7 @@ async fn a_login_acts_only_as_the_users_it_is_mapped_to() {
     // the system settings (policy A), and the database says why.
     let before = aws_admin_openai_key(&db).await;
     let run = keyfall(&op, &["set", "aws-admin", "openai", "model"], Some("gpt-4o"));
-    assert_eq!(run.code, 1, "denied: {}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 4, "denied: {}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("denied") && run.stderr.contains("paid2@paid.com"), "{}", run.stderr);
     assert_eq!(aws_admin_openai_key(&db).await, before);
     let run = keyfall(&op, &["operator", "list"], None);

@@ -15,7 +15,14 @@ use crate::domain::diff;
 use crate::domain::registry::{self, FieldKind};
 use crate::domain::text::visible_short;
 
-pub fn draw(ed: &Editor, now: DateTime<Utc>, scroll: &crate::app::scroll::Scroll, frame: &mut Frame, area: Rect, t: Theme) {
+pub fn draw(
+    ed: &Editor,
+    now: DateTime<Utc>,
+    scroll: &crate::app::scroll::Scroll,
+    frame: &mut Frame,
+    area: Rect,
+    t: Theme,
+) {
     let spec = ed.spec();
     let slug = visible_short(&ed.account.slug, 30);
     let title = match (&ed.base, &ed.inherited_from) {
