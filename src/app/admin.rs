@@ -229,7 +229,7 @@ pub fn draw(model: &Model, view: &AdminView, frame: &mut Frame, area: Rect, t: T
                     lines.push(Line::from(vec![
                         Span::raw(format!("{} users ", m.users)),
                         Span::styled(verb, style),
-                        Span::raw(format!(" {} on {}", m.action.as_str(), m.scope)),
+                        Span::raw(format!(" {} on {}{}", m.action.as_str(), m.scope, m.named())),
                     ]));
                 }
             }

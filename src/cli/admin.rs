@@ -202,15 +202,14 @@ pub async fn policy(store: &Store, config: &Config, command: PolicyCommand) -> C
 
 /// Which users gain or lose which action, on the system settings and on
 /// their own account's, counted per group of look-alike users.
-pub fn render_policy_preview(groups: &[(UserKind, i64)], from: Policy, to: Policy) -> String {
+pub fn render_policy_preview(groups: &[(UserKind, i64, Vec<String>)], from: Policy, to: Policy) -> String {
     let moves = permissions::policy_moves(groups, from, to);
     let mut out = String::new();
     if moves.is_empty() {
         out.push_str("preview: no user gains or loses any action\n");
     }
     for m in moves {
-        let verb = if m.gains { "gain" } else { "lose" };
-        let _ = writeln!(out, "  {} users {verb} {} on {}", m.users, m.action.as_str(), m.scope);
+        let _ = writeln!(out, "  {}", m.line());
     }
     out
 }
