@@ -850,6 +850,17 @@ mod tests {
     }
 
     #[test]
+    fn the_match_is_marked_substring_first_then_letters_in_order() {
+        let marked = |text: &str, filter: &str| -> String {
+            text.chars().zip(matched_chars(text, filter)).map(|(c, m)| if m { c } else { '.' }).collect()
+        };
+        assert_eq!(marked("Umbrella Corp", "corp"), ".........Corp");
+        assert_eq!(marked("paid-2", "pd2"), "p..d.2");
+        assert_eq!(marked("acme", "zz"), "....");
+        assert_eq!(marked("Initech (trial)", "init trial"), "Init.....trial.");
+    }
+
+    #[test]
     fn the_filter_matches_names_when_slugs_do_not() {
         let accounts = vec![
             Account { id: 1, slug: "acme".into(), name: "Acme Enterprise".into(), status: AccountStatus::Active },

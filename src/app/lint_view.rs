@@ -256,7 +256,7 @@ pub fn open(model: &mut Model) -> Vec<Cmd> {
     }
     let request = model.request();
     let system = model.world.chain.iter().map(|e| e.slug.clone()).collect();
-    model.overlay = Some(Overlay::Lint(LintView::new(request, system)));
+    model.overlay = Some(Overlay::Lint(Box::new(LintView::new(request, system))));
     vec![Cmd::Lint { request, after: None }]
 }
 
@@ -627,15 +627,7 @@ fn plural(severity: Severity, n: usize) -> &'static str {
 
 /// 16503 → "16,503".
 fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::domain::text::grouped(n as i64)
 }
 
 /// Whether a lint-view action can do something now (for the footer).
@@ -644,18 +636,5 @@ pub(super) fn available(view: &LintView, action: Action) -> bool {
         Action::Fix => view.current().is_some_and(|f| f.fix.is_some()),
         Action::Permissions => view.current().is_some_and(|f| f.user.is_some()),
         _ => true,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thousands_are_grouped() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(16_503), "16,503");
-        assert_eq!(thousands(1_000_000), "1,000,000");
     }
 }

@@ -319,7 +319,7 @@ pub enum Overlay {
     /// The chain and the policy.
     Admin(admin::AdminView),
     /// The lint findings.
-    Lint(lint_view::LintView),
+    Lint(Box<lint_view::LintView>),
     /// "http://… is plain http on a loopback address: send the key anyway?"
     ConfirmEndpoint(endpoint::EndpointDialog),
 }

@@ -250,7 +250,12 @@ impl PolicyMove {
     /// account: a@x, b@x, c@x", "2,000 users … : a@x, b@x, c@x and 1,997
     /// more" — the first few named, as identities are shown.
     pub fn line(&self) -> String {
-        let verb = if self.gains { "gain" } else { "lose" };
+        let verb = match (self.gains, self.users == 1) {
+            (true, false) => "gain",
+            (true, true) => "gains",
+            (false, false) => "lose",
+            (false, true) => "loses",
+        };
         format!(
             "{} {verb} {} on {}{}",
             super::text::count(self.users, "user"),
@@ -324,4 +329,27 @@ pub fn policy_moves(groups: &[(UserKind, i64, Vec<String>)], from: Policy, to: P
     }
     moves.sort_by(|a, b| (a.scope, a.action, a.gains).cmp(&(b.scope, b.action, b.gains)));
     moves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The preview names the first few who move, then how many more.
+    #[test]
+    fn a_policy_move_names_the_first_few_then_counts_the_rest() {
+        let m = |users: i64, names: &[&str]| PolicyMove {
+            action: Action::ModifySettings,
+            scope: "their own account",
+            gains: true,
+            users,
+            names: names.iter().map(|n| n.to_string()).collect(),
+        };
+        assert_eq!(m(2, &[]).line(), "2 users gain modify_settings on their own account");
+        assert_eq!(m(1, &["a@x"]).line(), "1 user gains modify_settings on their own account: a@x");
+        assert_eq!(
+            m(2_000, &["a@x", "b@x", "c@x"]).line(),
+            "2,000 users gain modify_settings on their own account: a@x, b@x, c@x and 1,997 more"
+        );
+    }
 }
