@@ -559,11 +559,7 @@ pub fn row_spans(
         let status_len = status.zip(words).map(|(i, w)| w[i].chars().count() + 1).unwrap_or(0);
         let name_from = if name_at > slug_len { name_at } else { slug_len + 1 };
         let room = width.saturating_sub(status_len);
-        if with_name {
-            name.is_empty() || room >= name_from + NAME_MIN.min(name.chars().count())
-        } else {
-            room >= slug_len
-        }
+        room >= slug_len && (!with_name || name.is_empty() || room >= name_from + NAME_MIN.min(name.chars().count()))
     };
     let (status, with_name) = tries.iter().copied().find(|(s, n)| fits(*s, *n)).unwrap_or((words.map(|_| 2), false));
     let status_text = status.zip(words).map(|(i, w)| w[i]);

@@ -219,23 +219,13 @@ impl LintView {
             .unwrap_or(self.selected.min(self.rows.len().saturating_sub(1)));
     }
 
-    /// Open or close the selected group (a finding's own group).
+    /// Open or close the selected group (its heading keeps the selection).
     fn toggle(&mut self) {
-        let key = match self.rows.get(self.selected) {
-            Some(Row::Group(key)) => *key,
-            Some(Row::Finding(i)) => lint::group_key(&self.findings[*i as usize], |s| self.system.contains(s)),
-            None => return,
-        };
+        let Some(Row::Group(key)) = self.rows.get(self.selected).copied() else { return };
         if !self.toggled.remove(&key) {
             self.toggled.insert(key);
         }
         self.rebuild();
-        // The heading keeps the selection when its findings close.
-        if let Some(at) = self.rows.iter().position(|r| *r == Row::Group(key))
-            && !matches!(self.rows.get(self.selected), Some(Row::Finding(i)) if lint::group_key(&self.findings[*i as usize], |s| self.system.contains(s)) == key)
-        {
-            self.selected = at;
-        }
     }
 }
 
