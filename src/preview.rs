@@ -152,12 +152,13 @@ pub fn policy_moves(moves: &[PolicyMove]) -> Vec<PreviewLine> {
     moves
         .iter()
         .map(|m| {
-            let (verb, tone) = if m.gains { ("gain", Tone::Ok) } else { ("lose", Tone::Bad) };
+            let verb = m.verb();
+            let tone = if m.gains { Tone::Ok } else { Tone::Bad };
             PreviewLine::new(
                 vec![
-                    (format!("  {} users ", m.users), Tone::Plain),
+                    (format!("  {} ", crate::domain::text::count(m.users, "user")), Tone::Plain),
                     (verb.into(), tone),
-                    (format!(" {} on {}", m.action.as_str(), m.scope), Tone::Plain),
+                    (format!(" {} on {}{}", m.action.as_str(), m.scope, m.named()), Tone::Plain),
                 ],
                 4,
             )

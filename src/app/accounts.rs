@@ -467,6 +467,172 @@ fn lower(text: &str) -> Box<str> {
     if text.is_ascii() { text.to_ascii_lowercase().into() } else { text.to_lowercase().into() }
 }
 
+/// A status as the accounts list says it, at three widths: whole, short,
+/// one letter. Active is the normal case and says nothing; every other
+/// status, trial included, is said.
+pub fn status_words(status: AccountStatus) -> Option<[&'static str; 3]> {
+    match status {
+        AccountStatus::Active => None,
+        AccountStatus::Trial => Some(["trial", "trl", "T"]),
+        AccountStatus::Suspended => Some(["suspended", "susp", "S"]),
+        AccountStatus::Cancelled => Some(["cancelled", "canc", "C"]),
+        AccountStatus::Other => Some(["unknown", "unk", "?"]),
+    }
+}
+
+/// Which characters of `text` a filter matched: each word where it occurs
+/// (any case), else its letters in order — as the filter's tiers match.
+pub fn matched_chars(text: &str, filter: &str) -> Vec<bool> {
+    let chars: Vec<char> = text.chars().collect();
+    let lower: Vec<char> = chars.iter().map(|c| c.to_lowercase().next().unwrap_or(*c)).collect();
+    let mut marks = vec![false; chars.len()];
+    for word in filter.split_whitespace() {
+        let w: Vec<char> = word.chars().map(|c| c.to_lowercase().next().unwrap_or(c)).collect();
+        if w.is_empty() || w.len() > lower.len() {
+            continue;
+        }
+        if let Some(at) = (0..=lower.len() - w.len()).find(|&i| lower[i..i + w.len()] == w[..]) {
+            marks[at..at + w.len()].iter_mut().for_each(|m| *m = true);
+            continue;
+        }
+        // Letters in order: only when all of them are there.
+        let mut found = Vec::new();
+        let mut from = 0;
+        for c in &w {
+            match lower[from..].iter().position(|x| x == c) {
+                Some(p) => {
+                    found.push(from + p);
+                    from += p + 1;
+                }
+                None => {
+                    found.clear();
+                    break;
+                }
+            }
+        }
+        for i in found {
+            marks[i] = true;
+        }
+    }
+    marks
+}
+
+/// One account's row in `width` cells (the chain mark and the markers
+/// aside): the slug whole — cut only when it alone does not fit — then,
+/// with a name column (`name_at`: where it starts), the name, and the
+/// status right-aligned; without one, the status after the slug. What
+/// gives way first is the name, then the status's length (whole, short,
+/// one letter); a name the filter matched is shown even without a name
+/// column, and keeps its place over a whole status word. What the filter
+/// matched is highlighted.
+pub fn row_spans(
+    account: &Account,
+    filter: &str,
+    width: usize,
+    name_at: Option<usize>,
+    t: super::view::Theme,
+) -> Vec<ratatui::text::Span<'static>> {
+    use crate::domain::text::visible;
+    use ratatui::style::{Modifier, Style};
+    use ratatui::text::Span;
+    let slug = visible(&account.slug).into_owned();
+    let name = visible(&account.name).into_owned();
+    let slug_len = slug.chars().count();
+    let filtering = !filter.trim().is_empty();
+    let slug_marks = if filtering { matched_chars(&slug, filter) } else { Vec::new() };
+    let name_marks = if filtering { matched_chars(&name, filter) } else { Vec::new() };
+    let name_matched = name_marks.iter().any(|m| *m);
+    let columns = name_at.is_some();
+    let name_at = name_at.unwrap_or(0);
+    let words = status_words(account.status);
+    // (status form, name shown), best first.
+    let mut tries: Vec<(Option<usize>, bool)> = match words {
+        None if columns || name_matched => vec![(None, true), (None, false)],
+        None => vec![(None, false)],
+        Some(_) if !columns && !name_matched => vec![(Some(0), false)],
+        Some(_) if name_matched => vec![(Some(0), true), (Some(1), true), (Some(2), true), (Some(0), false)],
+        Some(_) => vec![(Some(0), true), (Some(0), false)],
+    };
+    tries.extend([(Some(1), false), (Some(2), false)].into_iter().filter(|_| words.is_some()));
+    const NAME_MIN: usize = 5;
+    let fits = |status: Option<usize>, with_name: bool| {
+        let status_len = status.zip(words).map(|(i, w)| w[i].chars().count() + 1).unwrap_or(0);
+        let name_from = if name_at > slug_len { name_at } else { slug_len + 1 };
+        let room = width.saturating_sub(status_len);
+        room >= slug_len && (!with_name || name.is_empty() || room >= name_from + NAME_MIN.min(name.chars().count()))
+    };
+    let (status, with_name) = tries.iter().copied().find(|(s, n)| fits(*s, *n)).unwrap_or((words.map(|_| 2), false));
+    let status_text = status.zip(words).map(|(i, w)| w[i]);
+    let status_len = status_text.map(|w| w.chars().count() + 1).unwrap_or(0);
+    let base = if account.status.grants_access() { Style::new() } else { t.dim() };
+    let hit = t.accent().add_modifier(Modifier::UNDERLINED);
+    let mut spans = Vec::new();
+    let mut used = 0;
+    // Text in `room` cells: cut with an ellipsis, or — when a match would be
+    // cut off — the part around the match, after an ellipsis.
+    let push = |spans: &mut Vec<Span<'static>>, text: &str, marks: &[bool], room: usize, style: Style| {
+        let chars: Vec<char> = text.chars().collect();
+        let (from, to, lead, tail) = if chars.len() <= room {
+            (0, chars.len(), false, false)
+        } else {
+            match marks.iter().rposition(|m| *m) {
+                // The match would be cut off: end at it, an ellipsis before.
+                Some(h) if h + 2 > room => {
+                    let to = h + 1;
+                    let tail = to < chars.len();
+                    let keep = room.saturating_sub(1 + usize::from(tail));
+                    (to.saturating_sub(keep), to, true, tail)
+                }
+                _ => (0, room.saturating_sub(1), false, true),
+            }
+        };
+        if lead {
+            spans.push(Span::styled("…", style));
+        }
+        let mut run = String::new();
+        let mut run_hit = false;
+        for (i, c) in chars.iter().enumerate().take(to).skip(from) {
+            let h = marks.get(i).copied().unwrap_or(false);
+            if h != run_hit && !run.is_empty() {
+                spans.push(Span::styled(std::mem::take(&mut run), if run_hit { hit } else { style }));
+            }
+            run_hit = h;
+            run.push(*c);
+        }
+        if !run.is_empty() {
+            spans.push(Span::styled(run, if run_hit { hit } else { style }));
+        }
+        if tail {
+            spans.push(Span::styled("…", style));
+        }
+        (to - from) + usize::from(lead) + usize::from(tail)
+    };
+    let slug_room = width.saturating_sub(status_len).max(4).min(width);
+    used += push(&mut spans, &slug, &slug_marks, slug_room, base);
+    if with_name && !name.is_empty() {
+        let name_from = if name_at > used { name_at } else { used + 1 };
+        let room = width.saturating_sub(status_len + name_from);
+        if room > 0 {
+            spans.push(Span::raw(" ".repeat(name_from - used)));
+            used = name_from;
+            used += push(&mut spans, &name, &name_marks, room, t.dim());
+        }
+    }
+    let pad = width.saturating_sub(used + status_len);
+    // In columns the status is right-aligned; else it follows the slug.
+    if columns {
+        spans.push(Span::raw(" ".repeat(pad)));
+    }
+    if let Some(word) = status_text {
+        let style = if account.status.grants_access() { t.dim() } else { t.warn() };
+        spans.push(Span::styled(format!(" {word}"), style));
+    }
+    if !columns {
+        spans.push(Span::raw(" ".repeat(pad)));
+    }
+    spans
+}
+
 pub fn status_of(text: &str) -> AccountStatus {
     match text {
         "active" => AccountStatus::Active,
@@ -677,6 +843,17 @@ mod tests {
         }
         assert!(p.entry_by_slug("paid").is_none() && p.entry_by_slug("zz").is_none());
         assert!(p.entry_by_id(99).is_none());
+    }
+
+    #[test]
+    fn the_match_is_marked_substring_first_then_letters_in_order() {
+        let marked = |text: &str, filter: &str| -> String {
+            text.chars().zip(matched_chars(text, filter)).map(|(c, m)| if m { c } else { '.' }).collect()
+        };
+        assert_eq!(marked("Umbrella Corp", "corp"), ".........Corp");
+        assert_eq!(marked("paid-2", "pd2"), "p..d.2");
+        assert_eq!(marked("acme", "zz"), "....");
+        assert_eq!(marked("Initech (trial)", "init trial"), "Init.....trial.");
     }
 
     #[test]

@@ -224,12 +224,14 @@ impl Action {
             (_, Action::Edit) => ("edit", "edit the setting (or create an override)"),
             (_, Action::PickUser) => ("user", "resolve as… pick a user"),
             (_, Action::PickFunction) => ("function", "resolve as… pick an AI function"),
+            (S::Lint, Action::Permissions) => ("permissions", "a user's finding (L007): their permissions"),
             (_, Action::Permissions) => ("permissions", "why can/can't this user view or change settings"),
             (_, Action::Audit) => ("audit", "audit log of this setting, with revert"),
             (_, Action::Lint) => ("lint", "lint findings, with fixes"),
             (_, Action::TestConnection) => ("test", "test the key that answers here, for real"),
             (_, Action::Reveal) => ("reveal", "reveal the key (asks; audited; hides in 10 s)"),
             (_, Action::ChainPolicy) => ("chain", "the fallback chain and the policy"),
+            (S::Lint, Action::Filter) => ("filter", "filter findings by rule, account slug or name, or text"),
             (_, Action::Filter) => ("filter", "filter accounts by slug or name (fuzzy)"),
             (_, Action::Tab1) => ("type", tab_line(0)),
             (_, Action::Tab2) => ("", tab_line(1)),
@@ -276,7 +278,7 @@ impl Action {
             (S::Merge, Action::Switch) => ("theirs/yours", "keep their value or yours for this field"),
             (_, Action::Switch) => ("switch", "move between Cancel and Delete"),
             (_, Action::Revert) => ("revert", "revert this entry (through the editor)"),
-            (_, Action::Jump) => ("open", "go to the setting, or the user's permissions"),
+            (_, Action::Jump) => ("open", "go to the finding's setting; on a group, open or close it"),
             (_, Action::Fix) => ("fix", "open the fix in the editor"),
             (_, Action::Preview) => ("preview", "preview who resolves or may act differently"),
             (_, Action::MoveUp) => ("up", "move the system account up the chain"),
@@ -433,9 +435,20 @@ impl Screen {
             }
             Screen::Waiting => &[A::Cancel],
             Screen::Audit => &[A::Revert, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close],
-            Screen::Lint => {
-                &[A::Jump, A::Fix, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close]
-            }
+            Screen::Lint => &[
+                A::Jump,
+                A::Fix,
+                A::Filter,
+                A::Permissions,
+                A::Help,
+                A::Down,
+                A::Up,
+                A::PageDown,
+                A::PageUp,
+                A::Top,
+                A::Bottom,
+                A::Close,
+            ],
             Screen::ChainPolicy => &[
                 A::Preview,
                 A::MoveUp,

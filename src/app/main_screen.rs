@@ -19,7 +19,7 @@ use super::{
 use crate::domain::Account;
 use crate::domain::registry;
 use crate::domain::resolve::resolve_type;
-use crate::domain::text::{visible, visible_short};
+use crate::domain::text::visible;
 use serde_json::Value;
 
 /// Whether a main-screen action can do something here and now (the footer
@@ -327,25 +327,23 @@ pub fn draw_accounts(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let offset = pane.scroll_for(rows);
     let width = inner.width as usize;
     let mut lines = Vec::with_capacity(rows);
+    // Names in a column past the longest slug on screen (within half the
+    // room), when it leaves a name room enough; else no name column.
+    let text_width = width.saturating_sub(2 + 2 * registry::TYPES.len());
+    let name_at = pane
+        .window(offset, rows)
+        .map(|e| visible(&e.account.slug).chars().count() + 1)
+        .max()
+        .unwrap_or(0)
+        .min(text_width / 2);
+    let name_at = (text_width.saturating_sub(name_at) >= 20).then_some(name_at);
     for (i, entry) in pane.window(offset, rows).enumerate() {
         let index = offset + i;
         let chain = entry.chain.map(circled).unwrap_or_else(|| " ".into());
-        // The chain mark, then the slug, then a marker column per type.
-        let slug_width = width.saturating_sub(2 + 2 * registry::TYPES.len());
-        // A status that denies the account's users is said, after the slug.
-        let status = (!entry.account.status.grants_access()).then(|| entry.account.status.as_str());
-        let status_width = status.map(|s| s.chars().count() + 1).unwrap_or(0);
-        let slug = visible_short(&entry.account.slug, slug_width.saturating_sub(status_width).max(4));
-        let mut style = Style::new();
-        if !entry.account.status.grants_access() {
-            style = t.dim();
-        }
-        let pad = slug_width.saturating_sub(slug.chars().count() + status_width);
-        let mut spans = vec![Span::raw(format!("{chain} ")), Span::styled(slug, style)];
-        if let Some(word) = status {
-            spans.push(Span::styled(format!(" {word}"), t.warn()));
-        }
-        spans.push(Span::raw(" ".repeat(pad)));
+        // The chain mark, then slug, name and status (accounts::row_spans),
+        // then a marker column per type.
+        let mut spans = vec![Span::raw(format!("{chain} "))];
+        spans.extend(super::accounts::row_spans(&entry.account, &pane.filter, text_width, name_at, t));
         for spec in &registry::TYPES {
             let m = marker(model, &entry.account, spec.name);
             spans.push(Span::raw(" "));

@@ -103,8 +103,8 @@ pub enum Msg {
     AdminPreviewed { request: u64, impact: Vec<ImpactRow>, moves: Vec<crate::domain::permissions::PolicyMove> },
     /// The chain and/or policy change was written.
     AdminApplied { request: u64 },
-    /// The lint findings.
-    Linted { request: u64, findings: Vec<crate::domain::lint::Finding> },
+    /// One page of lint findings, and how far lint has got.
+    Linted { request: u64, findings: Vec<crate::domain::lint::Finding>, page: lint_view::LintPage },
     /// A connection test's outcome.
     Tested { request: u64, outcome: crate::connection::Outcome },
     /// The clipboard escape was written to the terminal.
@@ -199,8 +199,9 @@ pub enum Cmd {
         expected_chain: Vec<String>,
         expected_policy: Policy,
     },
-    /// Run the lint rules over everything.
-    Lint { request: u64 },
+    /// Run the lint rules over the next page of accounts (after this
+    /// account id; None: the first page, with the chain's findings).
+    Lint { request: u64, after: Option<i64> },
     /// Test the key of `account`'s `provider` setting; the runtime asks the
     /// database for it as `actor` (checked and recorded there). `insecure`:
     /// whether an endpoint that needs confirming was confirmed.
@@ -262,7 +263,7 @@ fn cmd_name(cmd: &Cmd) -> String {
         Cmd::LoadAuditList { request, account, .. } => format!("LoadAuditList({request}, {account})"),
         Cmd::PreviewAdmin { request, .. } => format!("PreviewAdmin({request})"),
         Cmd::ApplyAdmin { request, .. } => format!("ApplyAdmin({request})"),
-        Cmd::Lint { request } => format!("Lint({request})"),
+        Cmd::Lint { request, after } => format!("Lint({request}, {after:?})"),
         Cmd::Copy { request, what, .. } => format!("Copy({request}, {what})"),
         Cmd::Save { .. } | Cmd::TestConnection { .. } | Cmd::Preview { .. } => String::new(),
     }
@@ -285,7 +286,7 @@ impl Cmd {
             | Cmd::LoadAuditList { request, .. }
             | Cmd::PreviewAdmin { request, .. }
             | Cmd::ApplyAdmin { request, .. }
-            | Cmd::Lint { request }
+            | Cmd::Lint { request, .. }
             | Cmd::TestConnection { request, .. }
             | Cmd::Copy { request, .. } => *request,
         }
@@ -320,7 +321,7 @@ pub enum Overlay {
     /// The chain and the policy.
     Admin(admin::AdminView),
     /// The lint findings.
-    Lint(lint_view::LintView),
+    Lint(Box<lint_view::LintView>),
     /// "http://… is plain http on a loopback address: send the key anyway?"
     ConfirmEndpoint(endpoint::EndpointDialog),
 }
@@ -544,6 +545,7 @@ impl Model {
             Some(Overlay::ConfirmReveal { .. }) => Screen::Confirm,
             Some(Overlay::ConfirmEndpoint(_)) => Screen::Confirm,
             Some(Overlay::Audit(_)) => Screen::Audit,
+            Some(Overlay::Lint(view)) if view.filtering => Screen::Filter,
             Some(Overlay::Lint(_)) => Screen::Lint,
             Some(Overlay::Admin(view)) => match view.stage {
                 AdminStage::Editing => Screen::ChainPolicy,
@@ -644,7 +646,7 @@ fn update_model(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         Msg::Revealed { request, secret } => reveal::revealed(model, request, secret),
         Msg::AdminPreviewed { request, impact, moves } => admin::previewed(model, request, impact, moves),
         Msg::AdminApplied { request } => admin::applied(model, request),
-        Msg::Linted { request, findings } => lint_view::loaded(model, request, findings),
+        Msg::Linted { request, findings, page } => lint_view::loaded(model, request, findings, page),
         Msg::Tested { request, outcome } => connection_test::tested(model, request, outcome),
         Msg::AuditList { request, entries } => audit::loaded(model, request, entries),
         Msg::Saved { request, result } => match &model.overlay {
@@ -840,6 +842,13 @@ fn on_paste(model: &mut Model, text: &str) -> Vec<Cmd> {
         let query = format!("{}{clean}", p.query);
         return picker::set_query(model, query);
     }
+    if let Some(Overlay::Lint(view)) = &mut model.overlay {
+        if view.filtering {
+            let filter = format!("{}{clean}", view.filter);
+            view.set_filter(filter);
+        }
+        return Vec::new();
+    }
     if model.accounts.filtering {
         let filter = format!("{}{clean}", model.accounts.filter);
         model.accounts.set_filter(filter);
@@ -870,6 +879,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Screen::Help => help::key(model, action),
         Screen::Messages => messages::key(model, action),
         Screen::Main => main_screen::key(model, action),
+        Screen::Filter if matches!(model.overlay, Some(Overlay::Lint(_))) => lint_view::filter_key(model, key, action),
         Screen::Filter => main_screen::filter_key(model, key, action),
         Screen::Picker => picker::key(model, key, action),
         Screen::Editor | Screen::SavePreview | Screen::Conflict | Screen::Merge => editor_key(model, key, action),

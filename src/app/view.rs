@@ -69,8 +69,10 @@ fn body(size: (u16, u16)) -> Rect {
 pub(crate) fn panes(size: (u16, u16), permissions: bool) -> (Rect, Rect, Rect) {
     let area = body(size);
     if size.0 >= 120 {
+        // Wide terminals give the accounts room for their names.
+        let accounts = if size.0 >= 150 { 50 } else { 32 };
         let [a, s, r] =
-            Layout::horizontal([Constraint::Length(32), Constraint::Min(40), Constraint::Length(46)]).areas(area);
+            Layout::horizontal([Constraint::Length(accounts), Constraint::Min(40), Constraint::Length(46)]).areas(area);
         (a, s, r)
     } else {
         let [a, right] = Layout::horizontal([Constraint::Length(28), Constraint::Min(20)]).areas(area);

@@ -176,6 +176,6 @@ pub async fn policy(store: &Store, config: &Config, command: PolicyCommand) -> C
 
 /// Which users gain or lose which action, on the system settings and on
 /// their own account's, counted per group of look-alike users.
-pub fn render_policy_preview(groups: &[(UserKind, i64)], from: Policy, to: Policy) -> String {
+pub fn render_policy_preview(groups: &[(UserKind, i64, Vec<String>)], from: Policy, to: Policy) -> String {
     crate::preview::text(&crate::preview::policy_moves(&permissions::policy_moves(groups, from, to)))
 }

@@ -13,7 +13,7 @@ use super::registry::{self, Kind, Next, Problem, RowJudgement, Verdict};
 use super::resolve::{Snapshot, resolve_type};
 use super::text::visible_short;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Error,
@@ -108,6 +108,56 @@ pub fn order_key(f: &Finding) -> (Severity, &'static str) {
 /// Sort findings into `lint`'s order (stable).
 pub fn order(findings: &mut [Finding]) {
     findings.sort_by_key(order_key);
+}
+
+/// Where a finding is, for grouping (the console's lint view): about no
+/// account at all (the whole system: L006, a user without an account),
+/// about an account of the fallback chain, or about a tenant. In that
+/// order: a system-wide error comes before thousands about tenants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    SystemWide,
+    SystemAccount,
+    Tenant,
+}
+
+impl Scope {
+    pub fn label(self) -> &'static str {
+        match self {
+            Scope::SystemWide => "system-wide",
+            Scope::SystemAccount => "system accounts",
+            Scope::Tenant => "tenants",
+        }
+    }
+}
+
+/// A group of findings: level, then scope, then rule.
+pub type GroupKey = (Severity, Scope, &'static str);
+
+/// The group of `f`; `system` tells whether a slug is in the fallback chain.
+pub fn group_key(f: &Finding, system: impl Fn(&str) -> bool) -> GroupKey {
+    let scope = match f.account.as_deref() {
+        None => Scope::SystemWide,
+        Some(slug) if system(slug) => Scope::SystemAccount,
+        Some(_) => Scope::Tenant,
+    };
+    (f.severity, scope, f.id)
+}
+
+/// What each rule finds, in a few words (DESIGN §8), for a group's heading.
+pub fn rule_title(id: &str) -> &'static str {
+    match id {
+        "L001" => "a consumer carries an apiKey",
+        "L002" => "a consumer's provider does not resolve",
+        "L003" => "an active provider without a key",
+        "L004" => "an unknown model",
+        "L005" => "the chain names a missing account",
+        "L006" => "a type no system account answers",
+        "L007" => "a superuser or developer who cannot change settings",
+        "L008" => "a key with whitespace or quotes",
+        "L009" => "a config the app cannot use as it is",
+        _ => "",
+    }
 }
 
 /// The findings about the fallback chain itself: L005 (an entry naming no
@@ -559,4 +609,37 @@ pub fn privileged_finding(
     );
     f.user = Some(user.email.clone());
     Some(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Groups sort by level, then scope (system-wide, system accounts,
+    /// tenants), then rule: a system-wide L006 leads thousands of tenant
+    /// L002 errors, and a system account's error comes before theirs.
+    #[test]
+    fn system_wide_errors_group_first() {
+        let system = |slug: &str| slug == "aws-admin";
+        let mut keys: Vec<GroupKey> = vec![
+            group_key(&finding("L002", Severity::Error, Some("t1"), Some("image_generation"), String::new()), system),
+            group_key(&finding("L004", Severity::Info, None, None, String::new()), system),
+            group_key(&finding("L001", Severity::Error, Some("aws-admin"), None, String::new()), system),
+            group_key(&finding("L006", Severity::Error, None, Some("image_generation"), String::new()), system),
+            group_key(&finding("L003", Severity::Warning, None, None, String::new()), system),
+        ];
+        keys.sort();
+        let ids: Vec<(&str, Scope)> = keys.iter().map(|k| (k.2, k.1)).collect();
+        assert_eq!(
+            ids,
+            vec![
+                ("L006", Scope::SystemWide),
+                ("L001", Scope::SystemAccount),
+                ("L002", Scope::Tenant),
+                ("L003", Scope::SystemWide),
+                ("L004", Scope::SystemWide),
+            ]
+        );
+        assert!((1..=9).all(|n| !rule_title(&format!("L00{n}")).is_empty()));
+    }
 }

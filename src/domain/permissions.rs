@@ -238,12 +238,58 @@ pub struct PolicyMove {
     pub scope: &'static str,
     pub gains: bool,
     pub users: i64,
+    /// The first few of them (by email): the preview names them.
+    pub names: Vec<String>,
+}
+
+/// How many users a move names at most.
+pub const NAMED: usize = 3;
+
+impl PolicyMove {
+    /// The preview's line: "3 users gain view_settings on their own
+    /// account: a@x, b@x, c@x", "2,000 users … : a@x, b@x, c@x and 1,997
+    /// more" — the first few named, as identities are shown.
+    pub fn line(&self) -> String {
+        let verb = self.verb();
+        format!(
+            "{} {verb} {} on {}{}",
+            super::text::count(self.users, "user"),
+            self.action.as_str(),
+            self.scope,
+            self.named()
+        )
+    }
+
+    /// ": a@x, b@x and 1 more", or nothing when no name is known.
+    /// "gain", "gains", "lose" or "loses", by direction and count.
+    pub fn verb(&self) -> &'static str {
+        match (self.gains, self.users == 1) {
+            (true, false) => "gain",
+            (true, true) => "gains",
+            (false, false) => "lose",
+            (false, true) => "loses",
+        }
+    }
+
+    pub fn named(&self) -> String {
+        if self.names.is_empty() {
+            return String::new();
+        }
+        let named: Vec<String> = self.names.iter().map(|n| super::text::identity_short(n, 60)).collect();
+        let more = self.users - named.len() as i64;
+        if more > 0 {
+            format!(": {} and {} more", named.join(", "), super::text::grouped(more))
+        } else {
+            format!(": {}", named.join(", "))
+        }
+    }
 }
 
 /// Who gains or loses which action when the policy goes from `from` to `to`.
-pub fn policy_moves(groups: &[(UserKind, i64)], from: Policy, to: Policy) -> Vec<PolicyMove> {
+/// Each group comes with the first few of its users' emails.
+pub fn policy_moves(groups: &[(UserKind, i64, Vec<String>)], from: Policy, to: Policy) -> Vec<PolicyMove> {
     let mut moves: Vec<PolicyMove> = Vec::new();
-    for (kind, users) in groups {
+    for (kind, users, names) in groups {
         let account =
             kind.account_status.map(|status| Account { id: 1, slug: "own".into(), name: String::new(), status });
         let user = User {
@@ -271,12 +317,44 @@ pub fn policy_moves(groups: &[(UserKind, i64)], from: Policy, to: Policy) -> Vec
                     continue;
                 }
                 match moves.iter_mut().find(|m| m.action == action && m.scope == *scope && m.gains == after) {
-                    Some(m) => m.users += users,
-                    None => moves.push(PolicyMove { action, scope, gains: after, users: *users }),
+                    Some(m) => {
+                        m.users += users;
+                        m.names.extend(names.iter().cloned());
+                        m.names.sort_by_key(|n| n.to_lowercase());
+                        m.names.dedup();
+                        m.names.truncate(NAMED);
+                    }
+                    None => {
+                        let names = names.iter().take(NAMED).cloned().collect();
+                        moves.push(PolicyMove { action, scope, gains: after, users: *users, names })
+                    }
                 }
             }
         }
     }
     moves.sort_by(|a, b| (a.scope, a.action, a.gains).cmp(&(b.scope, b.action, b.gains)));
     moves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The preview names the first few who move, then how many more.
+    #[test]
+    fn a_policy_move_names_the_first_few_then_counts_the_rest() {
+        let m = |users: i64, names: &[&str]| PolicyMove {
+            action: Action::ModifySettings,
+            scope: "their own account",
+            gains: true,
+            users,
+            names: names.iter().map(|n| n.to_string()).collect(),
+        };
+        assert_eq!(m(2, &[]).line(), "2 users gain modify_settings on their own account");
+        assert_eq!(m(1, &["a@x"]).line(), "1 user gains modify_settings on their own account: a@x");
+        assert_eq!(
+            m(2_000, &["a@x", "b@x", "c@x"]).line(),
+            "2,000 users gain modify_settings on their own account: a@x, b@x, c@x and 1,997 more"
+        );
+    }
 }

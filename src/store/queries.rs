@@ -225,6 +225,8 @@ struct UserGroup {
     pub system_account: bool,
     pub no_account: bool,
     pub users: i64,
+    /// The first few users' emails (the policy preview names them).
+    pub sample: Vec<String>,
 }
 
 /// A setting identified for display and writes.
@@ -572,11 +574,13 @@ impl Store {
 
     /// Users grouped by everything the permission checks read, with counts:
     /// how a policy change is previewed for 1,000,000 users.
-    pub async fn user_groups(&self) -> Result<Vec<(UserKind, i64)>, StoreError> {
+    pub async fn user_groups(&self) -> Result<Vec<(UserKind, i64, Vec<String>)>, StoreError> {
         let rows: Vec<UserGroup> = sqlx::query_as(
             "SELECT u.role, u.is_superuser, u.is_active, a.status AS account_status,
                     (c.account_slug IS NOT NULL) AS system_account, (u.account_id IS NULL) AS no_account,
-                    count(*) AS users
+                    count(*) AS users,
+                    coalesce((array_agg(u.email::text ORDER BY lower(u.email::text))
+                              FILTER (WHERE u.email IS NOT NULL))[1:3], '{}'::text[]) AS sample
                FROM users u
                LEFT JOIN accounts a ON a.id = u.account_id
                LEFT JOIN fallback_chain c ON c.account_slug = a.slug
@@ -606,7 +610,7 @@ impl Store {
                     },
                     system_account: g.system_account,
                 };
-                (kind, g.users)
+                (kind, g.users, g.sample)
             })
             .collect())
     }

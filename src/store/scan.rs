@@ -48,6 +48,47 @@ impl Store {
         .boxed()
     }
 
+    /// The next `accounts` accounts holding settings after account id
+    /// `after`, each with all its settings in type order: one page of the
+    /// console's lint, which judges an account at a time. A page with fewer
+    /// accounts than asked is the last.
+    #[tracing::instrument(skip_all)]
+    pub async fn settings_page(&self, after: i64, accounts: i64) -> Result<Vec<(Account, Vec<Setting>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.account_id, s.integration_type, s.config::text AS config_text, s.is_active, s.version,
+                    CASE WHEN isfinite(s.updated_at) THEN s.updated_at ELSE keyfall_audited_at(s.id) END AS updated_at, s.updated_by,
+                    (SELECT keyfall_version_is_token()) AS version_token,
+                    s.withheld_verdict, s.withheld_provider::text AS withheld_provider,
+                    a.slug AS account_slug, a.name AS account_name, a.status AS account_status
+               FROM integration_settings s JOIN accounts a ON a.id = s.account_id
+              WHERE s.account_id IN (SELECT DISTINCT p.account_id
+                                       FROM integration_settings p JOIN accounts pa ON pa.id = p.account_id
+                                      WHERE p.account_id > $1 ORDER BY p.account_id LIMIT $2)
+              ORDER BY s.account_id, s.integration_type",
+        )
+        .bind(after)
+        .bind(accounts)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(Account, Vec<Setting>)> = Vec::new();
+        for row in &rows {
+            let setting = setting_from_row(row)?;
+            match out.last_mut() {
+                Some((account, settings)) if account.id == setting.account_id => settings.push(setting),
+                _ => out.push((account_from_row(row)?, vec![setting])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many settings lint reads (those with an account): the console's
+    /// progress.
+    pub async fn settings_count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM integration_settings s JOIN accounts a ON a.id = s.account_id")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     /// The accounts named by `slugs` (those that exist) and all their
     /// settings in (account id, type) order: what an import compares with.
     #[tracing::instrument(skip_all)]

@@ -82,6 +82,55 @@ pub async fn run_within(store: &Store, cmd: Cmd, within: Duration) -> Msg {
     }
 }
 
+/// How many accounts' settings one page of the console's lint judges.
+pub const LINT_PAGE: i64 = 2_000;
+
+/// One page of the console's lint: the rules `keyfall lint` runs (the same
+/// `domain::lint` functions, an account at a time) over the next
+/// `LINT_PAGE` accounts after `after`. The first page adds the chain's
+/// findings and how many settings there are; the last, the superusers' and
+/// developers' (L007).
+async fn lint_page(
+    store: &Store,
+    after: Option<i64>,
+) -> Result<(Vec<crate::domain::lint::Finding>, crate::app::lint_view::LintPage), StoreError> {
+    use crate::domain::lint;
+    use futures_util::TryStreamExt;
+    let base = store.subject(None, None).await?;
+    let snapshot = &base.snapshot;
+    let mut page = crate::app::lint_view::LintPage::default();
+    let mut findings = Vec::new();
+    if after.is_none() {
+        findings.extend(lint::chain_findings(snapshot));
+        page.total = store.settings_count().await?.max(0) as u64;
+    }
+    let accounts = store.settings_page(after.unwrap_or(i64::MIN), LINT_PAGE).await?;
+    for (account, settings) in &accounts {
+        page.checked += settings.len() as u64;
+        page.hidden += settings.iter().filter(|s| s.withheld.is_some()).count();
+        page.masked += settings.iter().filter(|s| lint::key_is_masked(s)).count();
+        let before = findings.len();
+        findings.extend(lint::account_findings(snapshot, account, settings).into_iter().flatten());
+        if findings.len() > before {
+            page.names.push((account.slug.clone(), account.name.clone()));
+        }
+    }
+    if accounts.len() as i64 >= LINT_PAGE {
+        page.next = accounts.last().map(|(a, _)| a.id);
+        return Ok((findings, page));
+    }
+    let mut users = store.privileged_users(None);
+    while let Some((user, account)) = users.try_next().await? {
+        if let Some(f) = lint::privileged_finding(snapshot, base.policy, &user, account.as_ref()) {
+            if let Some(a) = account {
+                page.names.push((a.slug, a.name));
+            }
+            findings.push(f);
+        }
+    }
+    Ok((findings, page))
+}
+
 async fn execute(store: &Store, cmd: Cmd) -> Msg {
     match cmd {
         Cmd::Boot { request, operator } => {
@@ -173,17 +222,8 @@ async fn execute(store: &Store, cmd: Cmd) -> Msg {
                 Err(e) => failed(request, e),
             }
         }
-        Cmd::Lint { request } => match store.lint_data().await {
-            Ok(data) => {
-                let input = crate::domain::lint::LintInput {
-                    snapshot: &data.snapshot,
-                    accounts: &data.accounts,
-                    settings: &data.settings,
-                    privileged: &data.privileged,
-                    policy: data.policy,
-                };
-                Msg::Linted { request, findings: crate::domain::lint::lint(&input) }
-            }
+        Cmd::Lint { request, after } => match lint_page(store, after).await {
+            Ok((findings, page)) => Msg::Linted { request, findings, page },
             Err(e) => failed(request, e),
         },
         Cmd::TestConnection { request, actor, account, provider, insecure } => {
@@ -226,7 +266,7 @@ mod tests {
     /// The only test in this process that sets the statement timeout.
     #[test]
     fn a_longer_statement_timeout_lengthens_every_bound_but_copy() {
-        let lint = Cmd::Lint { request: 1 };
+        let lint = Cmd::Lint { request: 1, after: None };
         let copy = Cmd::Copy { request: 2, what: "slug".into(), text: crate::domain::Secret::new("x") };
         assert_eq!(bound(&lint), Duration::from_secs(120));
         set_statement_timeout(Duration::from_secs(150));

@@ -309,6 +309,14 @@ async fn chain_and_policy_are_previewed_and_guarded() {
     let policy = keyfall(&db, &["--as", "dev@igny8.com", "policy", "set", "per_account", "--yes"], None);
     assert_eq!(policy.code, 0, "{}", policy.stderr);
     assert!(policy.stdout.contains("users gain modify_settings on their own account"), "{}", policy.stdout);
+    // Who gains is named, not only counted (issue 22, small items).
+    assert!(
+        policy.stdout.contains(
+            "3 users gain modify_settings on their own account: owner@acme.example, paid2@paid.com, pm@initech.example"
+        ),
+        "{}",
+        policy.stdout
+    );
     let own = keyfall(&db, &["can", "--user", "paid2@paid.com", "--account", "paid-2"], None);
     assert_eq!(own.code, 0, "policy B lets an owner change their own account: {}", own.stdout);
     let audit = json(&keyfall(&db, &["audit", "--json"], None));

@@ -676,6 +676,13 @@ async fn chain_and_policy_from_the_console_are_previewed_then_applied() {
     let text = screen(&model);
     assert!(text.contains("aws-admin → nothing"), "{text}");
     assert!(text.contains("users gain modify_settings on their own account"), "{text}");
+    // Who gains, named (the line wraps after the first).
+    assert!(
+        text.contains("own account: owner@acme.example,")
+            && text.contains("paid2@paid.com,")
+            && text.contains("pm@initech.example"),
+        "{text}"
+    );
     snapshots(&db, &mut model, "chain_policy_preview").await;
     keys(&db.store, &mut model, &["enter"]).await;
     assert!(model.overlay.is_none());
@@ -692,9 +699,10 @@ async fn chain_and_policy_from_the_console_are_previewed_then_applied() {
 async fn the_lint_view_jumps_to_the_wrong_config_and_fixes_it_through_the_preview() {
     let db = TestDb::demo().await;
     let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
-    keys(&db.store, &mut model, &["L"]).await;
+    // Lint, on the L001 finding (past L006's and L001's heading).
+    keys(&db.store, &mut model, &["L", "j", "j"]).await;
     let text = screen(&model);
-    assert!(text.contains("L001") && text.contains("[f fix]"), "{text}");
+    assert!(text.contains("L001") && text.contains("[f]"), "{text}");
     snapshots(&db, &mut model, "lint").await;
     keys(&db.store, &mut model, &["f"]).await;
     assert_eq!(stage(&model), "editing");
@@ -935,19 +943,128 @@ async fn the_lint_view_shows_whole_messages_counts_and_opens_a_users_permissions
     keys(&db.store, &mut model, &["L"]).await;
     let text = screen(&model);
     assert!(text.contains("2 errors, 1 warning · L001 1 · L006 1 · L007 1"), "{text}");
-    let Some(keyfall::app::Overlay::Lint(view)) = &model.overlay else { panic!("{text}") };
-    let at = view.findings.iter().position(|f| f.id == "L007").expect("the seed's L007");
-    keys(&db.store, &mut model, &vec!["j"; at]).await;
+    // To the L007 finding: down until it is the one selected.
+    for _ in 0..10 {
+        let Some(keyfall::app::Overlay::Lint(view)) = &model.overlay else { panic!("{text}") };
+        if view.current().is_some_and(|f| f.id == "L007") {
+            break;
+        }
+        keys(&db.store, &mut model, &["j"]).await;
+    }
     let text = screen(&model);
     let flat: String = text.lines().map(|l| l.trim_matches(|c| c == '│' || c == ' ')).collect::<Vec<_>>().join(" ");
     assert!(flat.contains("cannot change settings: HasTenantAccess (ops@igny8.com has no account)"), "{text}");
-    assert!(text.contains("enter: this user's permissions"), "{text}");
-    keys(&db.store, &mut model, &["enter"]).await;
+    assert!(text.contains("p: this user's permissions"), "{text}");
+    keys(&db.store, &mut model, &["p"]).await;
     assert!(model.overlay.is_none());
     assert!(model.resolve.show_permissions);
     assert_eq!(model.resolve.email.as_deref(), Some("ops@igny8.com"));
     let text = screen(&model);
     assert!(text.contains("Permissions") && text.contains("ops@igny8.com") && text.contains("denied by"), "{text}");
+}
+
+/// Issue 22, item 5: findings grouped by level, scope and rule, the
+/// system-wide error first; `/` filters by rule, account slug or name and
+/// text; enter on a finding goes to its setting (an L007: the system
+/// settings), on a heading it opens or closes the group.
+#[tokio::test]
+async fn lint_groups_filter_and_enter_goes_to_the_setting() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["L"]).await;
+    let rows = |model: &Model| {
+        let Some(keyfall::app::Overlay::Lint(view)) = &model.overlay else { panic!("no lint view") };
+        view.row_texts()
+    };
+    let got = rows(&model);
+    assert_eq!(got[0], "▾ error L006 system-wide 1/1", "{got:#?}");
+    assert!(got[1].starts_with("no system account answers image_generation"), "{got:#?}");
+    assert_eq!(got[2], "▾ error L001 system accounts 1/1", "{got:#?}");
+    assert_eq!(got[4], "▾ warning L007 system-wide 1/1", "{got:#?}");
+    snapshots(&db, &mut model, "lint_groups").await;
+    // Enter on the L006 finding: the chain's first account, its type.
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert!(model.overlay.is_none());
+    assert_eq!(model.selected_account().map(|a| a.slug.as_str()), Some("aws-admin"));
+    assert_eq!(model.current_type(), "image_generation");
+    // A heading closes and opens its group.
+    keys(&db.store, &mut model, &["L", "g"]).await;
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert_eq!(
+        rows(&model)[..2],
+        ["▸ error L006 system-wide 1/1".to_string(), "▾ error L001 system accounts 1/1".to_string()]
+    );
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert_eq!(rows(&model).len(), 6);
+    // `/` by a user's address: only L007 is left, and enter goes to the
+    // system settings they cannot change (not their permissions: p does).
+    keys(&db.store, &mut model, &["/", "o", "p", "s", "@"]).await;
+    let got = rows(&model);
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[0], "▾ warning L007 system-wide 1/1");
+    snapshots(&db, &mut model, "lint_filter").await;
+    keys(&db.store, &mut model, &["enter"]).await;
+    let Some(keyfall::app::Overlay::Lint(view)) = &model.overlay else { panic!() };
+    assert!(!view.filtering && view.current().is_some_and(|f| f.id == "L007"));
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert!(model.overlay.is_none());
+    assert!(!model.resolve.show_permissions);
+    assert_eq!(model.selected_account().map(|a| a.slug.as_str()), Some("aws-admin"));
+    // By rule id, any case; esc clears the filter, then closes.
+    keys(&db.store, &mut model, &["L", "/", "l", "0", "0", "1", "enter"]).await;
+    let got = rows(&model);
+    assert_eq!(got[0], "▾ error L001 system accounts 1/1", "{got:#?}");
+    assert_eq!(got.len(), 2, "{got:#?}");
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert_eq!(rows(&model).len(), 6, "esc clears the filter first");
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert!(model.overlay.is_none());
+}
+
+/// Issue 22, item 5 at scale: a few thousand tenants with the same error;
+/// lint comes in pages with its progress shown, and the single
+/// system-wide error is still the first row, their group closed.
+#[tokio::test]
+async fn at_thousands_of_findings_the_system_wide_error_is_first() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "INSERT INTO accounts (slug, name) SELECT 'bulk-' || lpad(i::text, 5, '0'), 'Firm ' || i || ' Corp'
+           FROM generate_series(1, 3000) i;
+         INSERT INTO integration_settings (account_id, integration_type, config, is_active)
+         SELECT id, 'image_generation', '{\"model\": \"dall-e-3\"}', true FROM accounts WHERE slug LIKE 'bulk-%';",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    // The first page: its progress on screen, the next page asked for.
+    let mut cmds = update(&mut model, Msg::Key("L".into()));
+    let msg = keyfall::tui::exec::run(&db.store, cmds.remove(0)).await;
+    let next = update(&mut model, msg);
+    assert!(matches!(next.as_slice(), [Cmd::Lint { after: Some(_), .. }]), "{next:?}");
+    let text = screen(&model);
+    assert!(text.contains("checking settings… 2,00") && text.contains(" of 3,00"), "{text}");
+    drive(&db.store, &mut model, next).await;
+    let Some(keyfall::app::Overlay::Lint(view)) = &model.overlay else { panic!() };
+    assert!(!view.loading);
+    let got = view.row_texts();
+    assert_eq!(got[0], "▾ error L006 system-wide 1/1", "{:#?}", &got[..6]);
+    assert!(view.current().is_some_and(|f| f.id == "L006"), "the first finding is selected");
+    assert!(got.contains(&"▸ error L002 tenants 3000/3000".to_string()), "{:#?}", &got[..6]);
+    assert!(view.findings.len() > 3000);
+    let text = screen(&model);
+    assert!(text.contains("3,002 errors"), "{text}");
+    // A filter by the account's name (not in any message) finds its one.
+    keys(&db.store, &mut model, &["/", "f", "i", "r", "m", "space", "2", "9", "9", "9", "enter"]).await;
+    let Some(keyfall::app::Overlay::Lint(view)) = &model.overlay else { panic!() };
+    assert_eq!(
+        view.row_texts(),
+        vec![
+            "▾ error L002 tenants 1/3000".to_string(),
+            "bulk-02999 image_generation names no provider: the app skips it".to_string()
+        ]
+    );
 }
 
 /// Issue 12, item 7: an account's status and name are on screen, creating
@@ -1050,20 +1167,21 @@ async fn a_tenant_operator_sees_only_what_the_policy_lets_them_view() {
     let db = TestDb::demo().await;
     let mut model = console(&db, Some("paid2@paid.com"), (160, 48)).await;
     let text = screen(&model);
-    assert!(text.contains("not shown: under policy A you may not view aws-admin's settings"), "{text}");
+    // (It wraps before "settings" since the accounts pane shows names.)
+    assert!(text.contains("not shown: under policy A you may not view aws-admin's"), "{text}");
     assert!(text.contains("(contents hidden by the policy)"), "{text}");
     assert!(!text.contains("gpt-4o-mini") && !text.contains("#35c712e1"), "no system contents: {text}");
     // The accounts list says nothing of settings they may not view: not
     // that aws-admin has its own, nor that a tenant inherits it.
-    // (The accounts pane is the first 32 columns at 160×48.)
-    let pane: Vec<String> = text.lines().map(|l| l.chars().skip(1).take(30).collect()).collect();
+    // (The accounts pane is the first 50 columns at 160×48; the markers
+    // its last 6 inside the border.)
+    let pane: Vec<String> = text.lines().map(|l| l.chars().skip(1).take(48).collect()).collect();
     for slug in ["aws-admin", "default-account", "paid-2", "acme-studio"] {
         let row = pane
             .iter()
             .find(|l| l.trim_start_matches(['①', '②', '③', ' ']).starts_with(&format!("{slug} ")))
             .unwrap_or_else(|| panic!("{slug} not in the list: {text}"));
-        let marks: String =
-            row.split_whitespace().filter(|w| w.chars().count() == 1 && !w.starts_with(['①', '②', '③'])).collect();
+        let marks: String = row.chars().skip(42).filter(|c| *c != ' ').collect();
         assert_eq!(marks, "---", "{slug}'s markers say what the policy hides: {row:?}");
     }
     keys(&db.store, &mut model, &["a"]).await;
@@ -1136,7 +1254,8 @@ async fn wrapped_lines_keep_their_indent_at_80x24() {
     // The right-hand pane of a line: what follows the second border.
     let right = |line: &str| -> String { line.split('│').nth(3).unwrap_or("").to_string() };
     let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
-    keys(&db.store, &mut model, &["L"]).await;
+    // Lint, on the L001 finding (past L006's and L001's heading).
+    keys(&db.store, &mut model, &["L", "j", "j"]).await;
     let text = screen(&model);
     let lines: Vec<&str> = text.lines().collect();
     let at = lines.iter().position(|l| l.contains("│L001 aws-admin image_generation")).expect(&text);
@@ -1463,4 +1582,65 @@ async fn the_audit_view_words_entries_about_the_log_as_audit_does() {
     keys(&db.store, &mut model, &["enter"]).await;
     assert!(model.notice.as_deref().is_some_and(|n| n.contains("nothing to revert")), "{:?}", model.notice);
     assert!(!screen(&model).contains("enter revert"), "{}", screen(&model));
+}
+
+/// The cells of the first screen row holding `needle`: (text, underlined).
+fn cells_of(model: &Model, needle: &str) -> Vec<(String, bool)> {
+    let (w, h) = model.size;
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| view::draw(model, f)).unwrap();
+    let buffer = terminal.backend().buffer();
+    for y in 0..h {
+        let cells: Vec<(String, bool)> = (0..w)
+            .map(|x| {
+                let c = &buffer[(x, y)];
+                (c.symbol().to_string(), c.modifier.contains(ratatui::style::Modifier::UNDERLINED))
+            })
+            .collect();
+        let line: String = cells.iter().map(|c| c.0.as_str()).collect();
+        if let Some(at) = line.find(needle) {
+            let from = line[..at].chars().count();
+            return cells[from..from + needle.chars().count()].to_vec();
+        }
+    }
+    panic!("{needle:?} not on screen");
+}
+
+/// Issue 22, item 6: the accounts list shows slug, name and every status
+/// (trial too); the slug is never cut for the status (at 80 columns the
+/// name goes first, then the status shortens), and what a filter matched
+/// is highlighted.
+#[tokio::test]
+async fn accounts_show_slug_name_and_every_status_with_the_match_highlighted() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;
+    let text = screen(&model);
+    for row in [
+        "initech-trial   Initech (trial)",
+        "umbrella        Umbrella Corp",
+        "globex          Globex",
+        "default-account Default Account",
+    ] {
+        assert!(text.contains(row), "{row:?} in\n{text}");
+    }
+    for status in ["trial ○", "suspended ●", "cancelled ○"] {
+        assert!(text.contains(status), "{status:?} in\n{text}");
+    }
+    snapshots(&db, &mut model, "accounts_columns").await;
+    update(&mut model, Msg::Resize { width: 80, height: 24 });
+    let text = screen(&model);
+    // Whole slugs; the status shortened where slug and status do not fit.
+    for row in ["initech-trial trl", "umbrella cancelled", "default-account", "acme-studio"] {
+        assert!(text.contains(row), "{row:?} in\n{text}");
+    }
+    assert!(text.contains("globex") && text.contains("suspended"), "{text}");
+    keys(&db.store, &mut model, &["/", "C", "o", "r", "p"]).await;
+    let text = screen(&model);
+    assert!(text.contains("umbrella …a Corp C"), "the name kept over the status word: {text}");
+    let corp = cells_of(&model, "Corp C");
+    assert!(corp[..4].iter().all(|c| c.1) && !corp[5].1, "Corp highlighted: {corp:?}");
+    snapshots(&db, &mut model, "accounts_filter_corp").await;
+    update(&mut model, Msg::Resize { width: 160, height: 48 });
+    let corp = cells_of(&model, "umbrella Umbrella Corp");
+    assert!(corp[18..].iter().all(|c| c.1) && !corp[..18].iter().any(|c| c.1), "{corp:?}");
 }
