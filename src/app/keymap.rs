@@ -73,10 +73,11 @@ pub enum Action {
     Add,
     CyclePolicy,
     Copy,
+    Palette,
 }
 
 impl Action {
-    pub const ALL: [Action; 52] = [
+    pub const ALL: [Action; 53] = [
         Action::Quit,
         Action::Help,
         Action::Edit,
@@ -129,6 +130,7 @@ impl Action {
         Action::Add,
         Action::CyclePolicy,
         Action::Copy,
+        Action::Palette,
     ];
 
     /// The name used in the keys file.
@@ -186,6 +188,7 @@ impl Action {
             Action::Add => "add",
             Action::CyclePolicy => "cycle_policy",
             Action::Copy => "copy",
+            Action::Palette => "palette",
         }
     }
 
@@ -276,6 +279,7 @@ impl Action {
             (_, Action::Add) => ("add", "add the account selected in the list"),
             (_, Action::CyclePolicy) => ("policy", "next policy (A, B, C)"),
             (_, Action::Copy) => ("copy", "copy slug, key fingerprint or trace (OSC 52); a revealed key"),
+            (_, Action::Palette) => ("jump", "jump to an account, a user, a screen or a context (:ctx NAME)"),
         }
     }
 }
@@ -297,10 +301,11 @@ pub enum Screen {
     Lint,
     ChainPolicy,
     ChainPolicyPreview,
+    Palette,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 14] = [
+    pub const ALL: [Screen; 15] = [
         Screen::Main,
         Screen::Filter,
         Screen::Help,
@@ -315,6 +320,7 @@ impl Screen {
         Screen::Lint,
         Screen::ChainPolicy,
         Screen::ChainPolicyPreview,
+        Screen::Palette,
     ];
 
     pub fn name(self) -> &'static str {
@@ -333,6 +339,7 @@ impl Screen {
             Screen::Lint => "lint",
             Screen::ChainPolicy => "chain_policy",
             Screen::ChainPolicyPreview => "chain_policy_preview",
+            Screen::Palette => "palette",
         }
     }
 
@@ -353,12 +360,13 @@ impl Screen {
             Screen::Lint => "lint findings",
             Screen::ChainPolicy => "the chain and the policy",
             Screen::ChainPolicyPreview => "the chain and policy preview",
+            Screen::Palette => "jumping (:)",
         }
     }
 
     /// Characters typed here are text: only named, ctrl- and alt- keys act.
     pub fn takes_text(self) -> bool {
-        matches!(self, Screen::Filter | Screen::Picker | Screen::Editor)
+        matches!(self, Screen::Filter | Screen::Picker | Screen::Editor | Screen::Palette)
     }
 
     /// The actions this screen handles, the most useful first (the footer
@@ -397,6 +405,7 @@ impl Screen {
                 A::Bottom,
                 A::Accept,
                 A::Cancel,
+                A::Palette,
                 A::Quit,
             ],
             Screen::Filter => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
@@ -425,6 +434,7 @@ impl Screen {
                 A::Close,
             ],
             Screen::ChainPolicyPreview => &[A::Confirm, A::Back],
+            Screen::Palette => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
         }
     }
 

@@ -66,7 +66,7 @@ fn body(size: (u16, u16)) -> Rect {
 /// (accounts, setting, resolve) areas for a terminal size. Narrow
 /// terminals stack the setting over the resolve panel; the permissions view,
 /// which is longer, then takes the whole right column.
-pub(crate) fn panes(size: (u16, u16), permissions: bool) -> (Rect, Rect, Rect) {
+pub fn panes(size: (u16, u16), permissions: bool) -> (Rect, Rect, Rect) {
     let area = body(size);
     if size.0 >= 120 {
         let [a, s, r] =
@@ -105,6 +105,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
     footer(model, frame, Rect::new(0, area.height - 1, area.width, 1), t);
     match &model.overlay {
         Some(Overlay::Picker(_)) => super::picker::draw(model, frame, area, t),
+        Some(Overlay::Palette(p)) => super::palette::draw(model, p, frame, area, t),
         Some(Overlay::Edit(ed)) => super::editor::view::draw(ed, frame, area, t),
         Some(Overlay::ConfirmReveal(dialog)) => super::reveal::draw(dialog, frame, area, t),
         Some(Overlay::ConfirmEndpoint(dialog)) => super::endpoint::draw(model, dialog, frame, area, t),
@@ -151,7 +152,10 @@ fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
         } else {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         };
-        spans.push(Span::styled(format!(" {} ", visible_short(label, 20)), style));
+        // Without colour the label is marked in text too: [production].
+        let text =
+            if t.color { format!(" {} ", visible_short(label, 20)) } else { format!("[{}]", visible_short(label, 20)) };
+        spans.push(Span::styled(text, style));
         spans.push(Span::raw(" "));
     }
     let (db_width, op_width) = if terseness >= 6 { (24, 24) } else { (40, 40) };

@@ -25,6 +25,7 @@ mod batch;
 mod can;
 mod check;
 mod console;
+mod contexts;
 mod demo;
 mod get;
 mod lint;
@@ -71,6 +72,12 @@ pub struct Cli {
     /// Console: load the demo data first (when absent), then open.
     #[arg(long)]
     pub demo: bool,
+    /// A named database of the config file's [contexts] (else KEYFALL_CONTEXT, else default_context).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Console: leave the mouse to the terminal (no clicks, no wheel); config: mouse = false.
+    #[arg(long)]
+    pub no_mouse: bool,
     /// Without a command, keyfall opens the console.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -128,6 +135,9 @@ pub enum Command {
     Attach(attach::AttachArgs),
     /// Remove everything keyfall installed (its schema and its triggers); the app's tables and rows stay as they were.
     Detach(attach::DetachArgs),
+    /// The config file's named databases ([contexts.NAME]); passwords masked.
+    #[command(alias = "context")]
+    Contexts(contexts::Args),
 }
 
 impl Command {
@@ -205,6 +215,8 @@ pub async fn run(cli: Cli) -> CliResult {
         operator: cli.operator.clone(),
         config_file: cli.config.clone(),
         read_only: cli.read_only,
+        context: cli.context.clone(),
+        no_mouse: cli.no_mouse,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let mut config = config;
@@ -234,6 +246,7 @@ pub async fn run(cli: Cli) -> CliResult {
                 Ok(()) => finish(Ok(Exit::Ok)),
             };
         }
+        Some(Command::Contexts(args)) => return finish(contexts::run(&config, args)),
         _ => {}
     }
     if let Some(Command::Attach(args)) = &cli.command {
@@ -262,6 +275,9 @@ pub async fn run(cli: Cli) -> CliResult {
         // The connection string or PGOPTIONS set the bound, not keyfall.
         config.statement_timeout = None;
     }
+    // The console may move to another context: it starts from the config
+    // as asked, before the operator is decided for this database.
+    let asked = config.clone();
     let store = match identify(&store, identity, &mut config).await {
         Ok(operator) => store.with_rules(config_rules(&config)?).with_operator(operator),
         Err(e) => {
@@ -270,7 +286,7 @@ pub async fn run(cli: Cli) -> CliResult {
         }
     };
     let result = match cli.command {
-        None => console::run(store.clone(), &target, &config, cli.demo).await,
+        None => console::run(store.clone(), &target, &config, cli.demo, &asked).await,
         Some(Command::Demo(args)) => demo::run(&store, args).await,
         Some(Command::Resolve(args)) => resolve::run(&store, args).await,
         Some(Command::Can(args)) => can::run(&store, args).await,
@@ -283,9 +299,13 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::TestConnection(args)) => test_connection::run(&store, &config, args).await,
         Some(Command::Export(args)) => transfer::export(&store, &config, args).await,
         Some(Command::Import(args)) => transfer::import(&store, &config, args).await,
-        Some(Command::Completions { .. } | Command::Man { .. } | Command::Attach(_) | Command::Detach(_)) => {
-            Ok(Exit::Ok)
-        }
+        Some(
+            Command::Completions { .. }
+            | Command::Man { .. }
+            | Command::Attach(_)
+            | Command::Detach(_)
+            | Command::Contexts(_),
+        ) => Ok(Exit::Ok),
         Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,
         Some(Command::Operator(command)) => operator::run(&store, command).await,

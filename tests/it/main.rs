@@ -9,6 +9,7 @@ mod attach_lifecycle;
 mod cli;
 mod cluster;
 mod console;
+mod contexts;
 mod django;
 mod domain_permissions;
 mod domain_resolve;
