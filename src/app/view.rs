@@ -152,10 +152,9 @@ fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
         } else {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         };
-        // Without colour the label is marked in text too: [production].
-        let text =
-            if t.color { format!(" {} ", visible_short(label, 20)) } else { format!("[{}]", visible_short(label, 20)) };
-        spans.push(Span::styled(text, style));
+        // Marked in text too, so it reads without colour (NO_COLOR): colour
+        // changes the style only, never the text.
+        spans.push(Span::styled(format!("[{}]", visible_short(label, 20)), style));
         spans.push(Span::raw(" "));
     }
     let (db_width, op_width) = if terseness >= 6 { (24, 24) } else { (40, 40) };

@@ -214,6 +214,12 @@ pub async fn run_in(guard: &mut TerminalGuard, store: Store, mut model: Model) -
         let msg = tokio::select! {
             event = guard.events.next() => match event {
                 Some(Ok(Event::Key(key))) => match key_name(&key) {
+                    // A panic inside the console on purpose, so a test can
+                    // hold the restore to its word (debug builds only).
+                    #[cfg(debug_assertions)]
+                    Some(name) if std::env::var("KEYFALL_TEST_PANIC_KEY").is_ok_and(|k| k == name) => {
+                        panic!("panic key pressed")
+                    }
                     Some(name) => Msg::Key(name),
                     None => continue,
                 },

@@ -307,3 +307,32 @@ async fn the_real_console_switches_context_and_takes_the_mouse() {
     assert!(status.success(), "{status:?}");
     assert!(!String::from_utf8_lossy(&term.output).contains("\x1b[?1000h"), "no mouse capture");
 }
+
+/// A panic inside the console gives the mouse back too, with the rest of
+/// the terminal.
+#[tokio::test]
+async fn a_panic_in_the_console_gives_the_mouse_back() {
+    let db = TestDb::demo().await;
+    let home = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyfall"));
+    command
+        .args(["--database-url", &db.url(), "--as", "dev@igny8.com"])
+        .env("TERM", "xterm-256color")
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .env("KEYFALL_TEST_PANIC_KEY", "ctrl-t");
+    let mut term = pty::Pty::open(24, 80);
+    let before = term.local_modes();
+    let mut child = term.spawn(command);
+    term.wait_for(Duration::from_secs(30), |s| s.contains("① aws-admin") && s.contains("gpt-4o-mini"));
+    term.send(b"\x14");
+    let status = term.wait_exit(&mut child, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(70), "an internal error");
+    let out = String::from_utf8_lossy(&term.output);
+    let taken = out.rfind("\x1b[?1000h").expect("mouse capture taken");
+    assert!(out[taken..].contains("\x1b[?1000l") && out[taken..].contains("\x1b[?1006l"), "given back");
+    assert!(!term.parser.screen().alternate_screen());
+    let modes = libc::ICANON | libc::ECHO;
+    assert_eq!(term.local_modes() & modes, before & modes, "cooked mode and echo restored");
+}
