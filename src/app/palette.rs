@@ -133,8 +133,22 @@ fn rank(model: &Model, palette: &mut Palette) {
     }
     if !only_contexts {
         let base = scored.len() + 1_000;
+        // Each word of a plain ASCII query (no ^ $ ! ' syntax) must appear
+        // in an ASCII text letter by letter, in order, any case, for nucleo
+        // to match it: checked first, bytewise, so a keystroke over 100,000
+        // accounts scores only the few that can match.
+        let plain = query.bytes().all(|b| b.is_ascii_alphanumeric() || b" -_.@".contains(&b));
+        let words: Vec<Vec<u8>> = if plain {
+            query.split_whitespace().map(|w| w.bytes().map(|b| b.to_ascii_lowercase()).collect()).collect()
+        } else {
+            Vec::new()
+        };
+        let may_match = |text: &str| !text.is_ascii() || words.iter().all(|w| in_order(w, text.as_bytes()));
         for (i, entry) in model.accounts.entries().iter().enumerate() {
             let a = &entry.account;
+            if !may_match(&a.slug) && !may_match(&a.name) {
+                continue;
+            }
             // The slug, else the name: whichever matches better.
             let s = match (score(&a.slug), score(&a.name)) {
                 (None, None) => continue,
@@ -165,6 +179,21 @@ fn rank(model: &Model, palette: &mut Palette) {
     }
     scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     palette.shown = scored.into_iter().take(SHOWN).map(|(_, _, e)| e).collect();
+}
+
+/// Whether the bytes of `needle` (lowercase) appear in `text` in order,
+/// any case.
+fn in_order(needle: &[u8], text: &[u8]) -> bool {
+    let mut found = 0;
+    for &b in text {
+        if found == needle.len() {
+            return true;
+        }
+        if b.to_ascii_lowercase() == needle[found] {
+            found += 1;
+        }
+    }
+    found == needle.len()
 }
 
 /// `:`: open the palette.
@@ -392,4 +421,16 @@ pub fn draw(model: &Model, p: &Palette, frame: &mut Frame, area: Rect, t: Theme)
         lines.push(Line::from(Span::styled("no match", t.dim())));
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn letters_in_order_any_case() {
+        assert!(super::in_order(b"paid", b"Paid-2"));
+        assert!(super::in_order(b"pd2", b"paid-2"));
+        assert!(super::in_order(b"", b"x"));
+        assert!(!super::in_order(b"dp", b"paid"));
+        assert!(!super::in_order(b"paidx", b"paid"));
+    }
 }
