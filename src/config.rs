@@ -179,11 +179,10 @@ impl Config {
         }
         // An explicit context (the flag, the environment) names the
         // database; `default_context` only where nothing else does.
-        let asked = overrides
-            .context
-            .clone()
-            .or_else(|| std::env::var("KEYFALL_CONTEXT").ok())
-            .filter(|c| !c.trim().is_empty());
+        // The command line over the environment: --database-url over
+        // KEYFALL_CONTEXT.
+        let env_context = std::env::var("KEYFALL_CONTEXT").ok().filter(|_| overrides.database_url.is_none());
+        let asked = overrides.context.clone().or(env_context).filter(|c| !c.trim().is_empty());
         let env_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty());
         if asked.is_some() && overrides.database_url.is_some() {
             anyhow::bail!("--context and --database-url both name a database: give one");

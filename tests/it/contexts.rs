@@ -95,6 +95,13 @@ async fn one_config_names_two_databases_and_each_uses_its_own_mapping() {
         keyfall_with(&["--config", config, "--context", "app", "--database-url", &demo.url(), "report"], None, &[]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("give one"), "{}", run.stderr);
+    // The command line over the environment: --database-url over KEYFALL_CONTEXT.
+    let run = keyfall_with(
+        &["--config", config, "--database-url", &demo.url(), "get", "aws-admin", "openai"],
+        None,
+        &[("KEYFALL_CONTEXT", "app")],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
     let bad = write_config(dir.path(), "[contexts.prod]\nurl = 5\n");
     let run = keyfall_with(&["--config", bad.to_str().unwrap(), "contexts"], None, &[]);
     assert_eq!(run.code, 2);
