@@ -34,6 +34,13 @@ pub struct RawConfig {
     /// How long one statement of a command may run ("30s", "2min"; "0":
     /// no bound), like PostgreSQL's `statement_timeout`.
     pub statement_timeout: Option<String>,
+    /// Named databases: `[contexts.prod]` with `url`, `label`, `colour`,
+    /// `read_only`; read by `contexts` below, so each error names its key.
+    pub contexts: Option<toml::Table>,
+    /// The context used when neither `--context` nor `KEYFALL_CONTEXT` names one.
+    pub default_context: Option<String>,
+    /// The console takes the mouse (default true); `--no-mouse` turns it off.
+    pub mouse: Option<bool>,
 }
 
 /// One entry under `[keys]`: an action's keys, or a screen's table.
@@ -117,6 +124,16 @@ pub struct Config {
     /// `None`: no bound. Long work (loads, migrations, streamed
     /// whole-database output) runs without it.
     pub statement_timeout: Option<std::time::Duration>,
+    /// The config file's named databases, by name.
+    pub contexts: Vec<Context>,
+    /// The context in force (`--context`, `KEYFALL_CONTEXT`,
+    /// `default_context`), if any.
+    pub context: Option<String>,
+    /// Read-only asked for whatever the context (`--read-only`, the file's
+    /// `read_only`): kept when switching to another context.
+    pub read_only_asked: bool,
+    /// The console takes the mouse (clicks, the wheel).
+    pub mouse: bool,
 }
 
 /// The header colours `color` may name.
@@ -133,6 +150,10 @@ pub struct Overrides {
     pub operator: Option<String>,
     pub config_file: Option<PathBuf>,
     pub read_only: bool,
+    /// `--context NAME` (else `KEYFALL_CONTEXT`).
+    pub context: Option<String>,
+    /// `--no-mouse`.
+    pub no_mouse: bool,
 }
 
 impl Config {
@@ -147,11 +168,38 @@ impl Config {
             }
             _ => RawConfig::default(),
         };
-        let database_url = overrides
-            .database_url
-            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty()))
-            .or(raw.database_url)
-            .map(DatabaseUrl::new);
+        let at = file.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default();
+        let mut contexts = match &raw.contexts {
+            Some(table) => contexts(table).map_err(|e| anyhow::anyhow!("config file{at}: {e}"))?,
+            None => Vec::new(),
+        };
+        // A context without a colour takes the file's.
+        for c in &mut contexts {
+            c.color = c.color.take().or_else(|| raw.color.clone());
+        }
+        // An explicit context (the flag, the environment) names the
+        // database; `default_context` only where nothing else does.
+        // The command line over the environment: --database-url over
+        // KEYFALL_CONTEXT.
+        let env_context = std::env::var("KEYFALL_CONTEXT").ok().filter(|_| overrides.database_url.is_none());
+        let asked = overrides.context.clone().or(env_context).filter(|c| !c.trim().is_empty());
+        let env_url = std::env::var("DATABASE_URL").ok().filter(|u| !u.trim().is_empty());
+        if asked.is_some() && overrides.database_url.is_some() {
+            anyhow::bail!("--context and --database-url both name a database: give one");
+        }
+        let chosen = match asked {
+            Some(name) => Some(name),
+            None if overrides.database_url.is_none() && env_url.is_none() => raw.default_context.clone(),
+            None => None,
+        };
+        let context = match &chosen {
+            Some(name) => Some(select(&contexts, name).map_err(|e| anyhow::anyhow!("{e}{}", in_file(&at)))?.clone()),
+            None => None,
+        };
+        let database_url = match &context {
+            Some(c) => Some(c.url.clone()),
+            None => overrides.database_url.or(env_url).or(raw.database_url).map(DatabaseUrl::new),
+        };
         let operator = overrides.operator.or(raw.operator).map(|o| o.trim().to_string()).filter(|o| !o.is_empty());
         // KEYFALL_STATEMENT_TIMEOUT over the file's statement_timeout; each
         // error names where the value came from.
@@ -175,22 +223,230 @@ impl Config {
                 COLORS.join(", ")
             );
         }
+        let (label, color, context_read_only) = match &context {
+            Some(c) => (Some(c.header_label().to_string()), c.color.clone(), c.read_only),
+            None => (raw.label, raw.color, false),
+        };
         Ok(Config {
             database_url,
             operator,
             data_dir: data_dir(),
             state_dir: state_dir(),
-            label: raw.label,
-            color: raw.color,
-            read_only: overrides.read_only || raw.read_only.unwrap_or(false),
+            label,
+            color,
+            read_only: overrides.read_only || raw.read_only.unwrap_or(false) || context_read_only,
             keys: flatten_keys(raw.keys.unwrap_or_default()),
             mapping: raw.mapping,
             resolution: raw.resolution.unwrap_or_default(),
             file,
             login: None,
             statement_timeout,
+            contexts,
+            context: context.map(|c| c.name),
+            read_only_asked: overrides.read_only || raw.read_only.unwrap_or(false),
+            mouse: !overrides.no_mouse && raw.mouse.unwrap_or(true),
         })
     }
+
+    /// This configuration moved to the context `name`: its database, label,
+    /// colour, and read-only if the context is (or the session was asked to
+    /// be). The operator asked for stays; who the login is is learned again.
+    pub fn with_context(&self, name: &str) -> Result<Config, String> {
+        let c = select(&self.contexts, name)?;
+        let mut config = self.clone();
+        config.database_url = Some(c.url.clone());
+        config.label = Some(c.header_label().to_string());
+        config.color = c.color.clone();
+        config.read_only = self.read_only_asked || c.read_only;
+        config.context = Some(c.name.clone());
+        config.login = None;
+        Ok(config)
+    }
+}
+
+fn in_file(at: &str) -> String {
+    if at.is_empty() { String::new() } else { format!(" (config file{at})") }
+}
+
+/// A named database of the config file: `[contexts.NAME]`.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub name: String,
+    pub url: DatabaseUrl,
+    pub label: Option<String>,
+    pub color: Option<String>,
+    pub read_only: bool,
+}
+
+impl Context {
+    /// What the header shows: its label, else its name.
+    pub fn header_label(&self) -> &str {
+        self.label.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The URL as it may be shown: a password (in the userinfo, a
+    /// `password=` pair or parameter) replaced by `****`.
+    pub fn shown_url(&self) -> String {
+        masked_url(self.url.expose())
+    }
+}
+
+/// `name` among `contexts`, or an error naming the ones there are.
+fn select<'a>(contexts: &'a [Context], name: &str) -> Result<&'a Context, String> {
+    contexts.iter().find(|c| c.name == name).ok_or_else(|| {
+        let shown = crate::domain::text::visible_short(name, 40);
+        if contexts.is_empty() {
+            format!("unknown context {shown:?}: the config file has no [contexts]")
+        } else {
+            let names: Vec<&str> = contexts.iter().map(|c| c.name.as_str()).collect();
+            format!("unknown context {shown:?} (contexts: {})", names.join(", "))
+        }
+    })
+}
+
+/// `[contexts]` read by hand, so every error names its table and key
+/// (`contexts.prod.url: expected a string`).
+pub fn contexts(table: &toml::Table) -> Result<Vec<Context>, String> {
+    let mut out = Vec::new();
+    for (name, value) in table {
+        let shown = crate::domain::text::visible_short(name, 40);
+        let at = format!("contexts.{shown}");
+        let toml::Value::Table(entries) = value else {
+            return Err(format!("{at}: expected a table ([contexts.{shown}] with url = \"postgres://…\")"));
+        };
+        if name.trim().is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(format!("{at}: a context's name is one word"));
+        }
+        let text = |key: &str| -> Result<Option<String>, String> {
+            match entries.get(key) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(format!("{at}.{key}: expected a string, found {}", other.type_str())),
+            }
+        };
+        let mut url = None;
+        let mut color = None;
+        for (key, value) in entries {
+            match key.as_str() {
+                "url" | "database_url" => {
+                    if url.is_some() {
+                        return Err(format!("{at}: url and database_url both given: give one"));
+                    }
+                    url = text(key)?;
+                }
+                "colour" | "color" => {
+                    if color.is_some() {
+                        return Err(format!("{at}: colour and color both given: give one"));
+                    }
+                    let c = text(key)?.unwrap_or_default();
+                    if !COLORS.contains(&c.to_ascii_lowercase().as_str()) {
+                        return Err(format!(
+                            "{at}.{key}: unknown colour {:?} (one of {})",
+                            crate::domain::text::visible_short(&c, 30),
+                            COLORS.join(", ")
+                        ));
+                    }
+                    color = Some(c);
+                }
+                "label" => {
+                    text(key)?;
+                }
+                "read_only" => {
+                    if !value.is_bool() {
+                        return Err(format!("{at}.read_only: expected true or false, found {}", value.type_str()));
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "{at}: unknown key {:?} (url, label, colour, read_only)",
+                        crate::domain::text::visible_short(other, 40)
+                    ));
+                }
+            }
+        }
+        let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
+            return Err(format!("{at}.url: missing (the context's database: url = \"postgres://…\")"));
+        };
+        out.push(Context {
+            name: name.clone(),
+            url: DatabaseUrl::new(url),
+            label: text("label")?,
+            color,
+            read_only: entries.get("read_only").and_then(toml::Value::as_bool).unwrap_or(false),
+        });
+    }
+    Ok(out)
+}
+
+/// A database URL (or libpq `key=value` pairs) with any password in it
+/// replaced by `****`: in the userinfo, a `password=` pair, or a
+/// `password` query parameter.
+pub fn masked_url(url: &str) -> String {
+    let url = url.trim();
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let authority = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:****@{host}"),
+                None => format!("{userinfo}@{host}"),
+            },
+            None => authority.to_string(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let query: Vec<String> = query
+                    .split('&')
+                    .map(|pair| match pair.split_once('=') {
+                        Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=****"),
+                        _ => pair.to_string(),
+                    })
+                    .collect();
+                format!("{path}?{}", query.join("&"))
+            }
+            None => tail.to_string(),
+        };
+        return crate::domain::text::visible(&format!("{scheme}://{authority}{tail}")).into_owned();
+    }
+    // key=value pairs: the value of password may be quoted, with spaces.
+    let mut out = String::new();
+    let mut rest = url;
+    while !rest.is_empty() {
+        let trimmed = rest.trim_start();
+        out.push_str(&rest[..rest.len() - trimmed.len()]);
+        rest = trimmed;
+        let Some(eq) = rest.find('=') else {
+            out.push_str(rest);
+            break;
+        };
+        let key = rest[..eq].trim();
+        let after = rest[eq + 1..].trim_start();
+        let value_len = if after.starts_with('\'') {
+            let mut escaped = false;
+            let mut end = after.len();
+            for (i, c) in after.char_indices().skip(1) {
+                match c {
+                    '\\' if !escaped => escaped = true,
+                    '\'' if !escaped => {
+                        end = i + 1;
+                        break;
+                    }
+                    _ => escaped = false,
+                }
+            }
+            end
+        } else {
+            after.find(char::is_whitespace).unwrap_or(after.len())
+        };
+        let value = &after[..value_len];
+        if key.eq_ignore_ascii_case("password") {
+            out.push_str(&format!("{key}=****"));
+        } else {
+            out.push_str(&format!("{key}={value}"));
+        }
+        rest = &after[value_len..];
+    }
+    crate::domain::text::visible(&out).into_owned()
 }
 
 /// A duration as PostgreSQL writes one for `statement_timeout`: a number
@@ -362,5 +618,111 @@ mod tests {
         assert_eq!(super::key_at(text, at).as_deref(), Some("[resolution] moves_on"));
         assert_eq!(super::key_at("read_only = \"yes\"", 12).as_deref(), Some("read_only"));
         assert_eq!(super::key_at("[keys]\n", 2), None);
+    }
+
+    fn parsed(text: &str) -> Result<Vec<super::Context>, String> {
+        let table: toml::Table = toml::from_str(text).unwrap();
+        super::contexts(table["contexts"].as_table().unwrap())
+    }
+
+    #[test]
+    fn contexts_are_read_with_either_spelling() {
+        let text = "[contexts.prod]\nurl = \"postgres://ops:hunter2@db.example/app\"\nlabel = \"PRODUCTION\"\n\
+                    colour = \"red\"\nread_only = true\n\n[contexts.demo]\ndatabase_url = \"host=localhost dbname=demo\"\n\
+                    color = \"green\"\n";
+        let contexts = parsed(text).unwrap();
+        let names: Vec<&str> = contexts.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["demo", "prod"]);
+        let prod = &contexts[1];
+        assert_eq!((prod.header_label(), prod.color.as_deref(), prod.read_only), ("PRODUCTION", Some("red"), true));
+        assert_eq!(prod.url.expose(), "postgres://ops:hunter2@db.example/app");
+        assert_eq!(prod.shown_url(), "postgres://ops:****@db.example/app");
+        let demo = &contexts[0];
+        assert_eq!((demo.header_label(), demo.color.as_deref(), demo.read_only), ("demo", Some("green"), false));
+        assert!(!format!("{contexts:?}").contains("hunter2"), "a context's Debug hides its URL");
+    }
+
+    #[test]
+    fn context_errors_name_the_table_and_the_key() {
+        let err = |text: &str| parsed(text).unwrap_err();
+        assert_eq!(err("[contexts.prod]\nurl = 5\n"), "contexts.prod.url: expected a string, found integer");
+        assert!(err("[contexts.prod]\nlabel = \"x\"\n").starts_with("contexts.prod.url: missing"));
+        assert!(
+            err("[contexts.prod]\nurl = \"x\"\ncolour = \"pink\"\n")
+                .starts_with("contexts.prod.colour: unknown colour")
+        );
+        assert!(
+            err("[contexts.prod]\nurl = \"x\"\nread_only = \"yes\"\n")
+                .starts_with("contexts.prod.read_only: expected true or false")
+        );
+        assert!(
+            err("[contexts.prod]\nurl = \"x\"\nlabel = []\n").starts_with("contexts.prod.label: expected a string")
+        );
+        assert!(err("[contexts.prod]\nurl = \"x\"\nhost = \"y\"\n").starts_with("contexts.prod: unknown key \"host\""));
+        assert!(err("[contexts]\nprod = \"postgres://x\"\n").starts_with("contexts.prod: expected a table"));
+        assert!(err("[contexts.prod]\nurl = \"x\"\ndatabase_url = \"y\"\n").contains("give one"));
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        use super::masked_url;
+        assert_eq!(
+            masked_url("postgresql://ops:s3cret@db:5432/app?sslmode=require"),
+            "postgresql://ops:****@db:5432/app?sslmode=require"
+        );
+        assert_eq!(masked_url("postgres://ops@db/app"), "postgres://ops@db/app");
+        assert_eq!(
+            masked_url("postgres://db/app?user=ops&password=s3cret"),
+            "postgres://db/app?user=ops&password=****"
+        );
+        assert_eq!(masked_url("postgres://o:p@ss:w@db/app"), "postgres://o:****@db/app");
+        assert_eq!(masked_url("host=db password=s3cret dbname=app"), "host=db password=**** dbname=app");
+        assert_eq!(masked_url("host=db password='s3 \\' cret' dbname=app"), "host=db password=**** dbname=app");
+    }
+
+    #[test]
+    fn a_context_is_chosen_by_flag_environment_or_default() {
+        let dir = std::env::temp_dir().join(format!("keyfall-contexts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.toml");
+        std::fs::write(
+            &file,
+            "default_context = \"demo\"\nmouse = false\n[contexts.prod]\nurl = \"postgres://p/prod\"\nlabel = \"PROD\"\n\
+             read_only = true\n[contexts.demo]\nurl = \"postgres://d/demo\"\n",
+        )
+        .unwrap();
+        let load = |context: Option<&str>, read_only: bool| {
+            super::Config::load(super::Overrides {
+                config_file: Some(file.clone()),
+                context: context.map(str::to_string),
+                read_only,
+                ..Default::default()
+            })
+        };
+        // (The environment's KEYFALL_CONTEXT and DATABASE_URL are not set by the test runner.)
+        if std::env::var_os("KEYFALL_CONTEXT").is_none() && std::env::var_os("DATABASE_URL").is_none() {
+            let config = load(None, false).unwrap();
+            assert_eq!(config.context.as_deref(), Some("demo"));
+            assert_eq!(config.database_url.as_ref().unwrap().expose(), "postgres://d/demo");
+            assert_eq!((config.label.as_deref(), config.read_only, config.mouse), (Some("demo"), false, false));
+        }
+        let config = load(Some("prod"), false).unwrap();
+        assert_eq!(config.database_url.as_ref().unwrap().expose(), "postgres://p/prod");
+        assert_eq!((config.label.as_deref(), config.read_only), (Some("PROD"), true));
+        // Switching away from a read-only context keeps only what was asked.
+        let demo = config.with_context("demo").unwrap();
+        assert_eq!((demo.label.as_deref(), demo.read_only), (Some("demo"), false));
+        let asked = load(Some("prod"), true).unwrap().with_context("demo").unwrap();
+        assert!(asked.read_only, "--read-only holds in every context");
+        let err = load(Some("stage"), false).unwrap_err().to_string();
+        assert!(err.starts_with("unknown context \"stage\" (contexts: demo, prod)"), "{err}");
+        let both = super::Config::load(super::Overrides {
+            config_file: Some(file.clone()),
+            context: Some("prod".into()),
+            database_url: Some("postgres://x/y".into()),
+            ..Default::default()
+        });
+        assert!(both.unwrap_err().to_string().contains("give one"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -172,6 +172,11 @@ impl AccountsPane {
         self.shown.iter().skip(from).take(count).map(|&i| &self.index.entries[i as usize])
     }
 
+    /// Every account of the index, shown or not (the `:` palette's).
+    pub fn entries(&self) -> &[Entry] {
+        &self.index.entries
+    }
+
     /// Any account of the index, shown or not, by id.
     pub fn entry_by_id(&self, id: i64) -> Option<&Entry> {
         let by_id = &self.index.by_id;

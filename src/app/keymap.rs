@@ -75,10 +75,11 @@ pub enum Action {
     Copy,
     Merge,
     Messages,
+    Palette,
 }
 
 impl Action {
-    pub const ALL: [Action; 54] = [
+    pub const ALL: [Action; 55] = [
         Action::Quit,
         Action::Help,
         Action::Edit,
@@ -133,6 +134,7 @@ impl Action {
         Action::Copy,
         Action::Merge,
         Action::Messages,
+        Action::Palette,
     ];
 
     /// The name used in the keys file.
@@ -192,6 +194,7 @@ impl Action {
             Action::Copy => "copy",
             Action::Merge => "merge",
             Action::Messages => "messages",
+            Action::Palette => "palette",
         }
     }
 
@@ -290,6 +293,7 @@ impl Action {
             (_, Action::Copy) => ("copy", "copy slug, key fingerprint or trace (OSC 52); a revealed key"),
             (S::Messages, Action::Messages) => ("", "close the message log"),
             (_, Action::Messages) => ("log", "message log: this session's notices, with times"),
+            (_, Action::Palette) => ("jump", "jump to an account, a user, a screen or a context (:ctx NAME)"),
         }
     }
 }
@@ -313,10 +317,11 @@ pub enum Screen {
     ChainPolicyPreview,
     Merge,
     Messages,
+    Palette,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 16] = [
+    pub const ALL: [Screen; 17] = [
         Screen::Main,
         Screen::Filter,
         Screen::Help,
@@ -333,6 +338,7 @@ impl Screen {
         Screen::ChainPolicyPreview,
         Screen::Merge,
         Screen::Messages,
+        Screen::Palette,
     ];
 
     pub fn name(self) -> &'static str {
@@ -353,6 +359,7 @@ impl Screen {
             Screen::ChainPolicyPreview => "chain_policy_preview",
             Screen::Merge => "merge",
             Screen::Messages => "messages",
+            Screen::Palette => "palette",
         }
     }
 
@@ -375,12 +382,13 @@ impl Screen {
             Screen::ChainPolicyPreview => "the chain and policy preview",
             Screen::Merge => "merging: fields both sides changed",
             Screen::Messages => "the message log",
+            Screen::Palette => "jumping (:)",
         }
     }
 
     /// Characters typed here are text: only named, ctrl- and alt- keys act.
     pub fn takes_text(self) -> bool {
-        matches!(self, Screen::Filter | Screen::Picker | Screen::Editor)
+        matches!(self, Screen::Filter | Screen::Picker | Screen::Editor | Screen::Palette)
     }
 
     /// The actions this screen handles, the most useful first (the footer
@@ -420,6 +428,7 @@ impl Screen {
                 A::Bottom,
                 A::Accept,
                 A::Cancel,
+                A::Palette,
                 A::Quit,
             ],
             Screen::Filter => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
@@ -465,6 +474,7 @@ impl Screen {
                 &[A::Confirm, A::Back, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom]
             }
             Screen::Messages => &[A::Close, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Messages],
+            Screen::Palette => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
         }
     }
 

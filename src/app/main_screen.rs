@@ -150,6 +150,7 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
         Action::TestConnection => super::connection_test::test_connection(model),
         Action::Copy => copy_selection(model),
         Action::Delete => delete::open(model),
+        Action::Palette => super::palette::open(model),
         Action::Cancel => {
             if !model.accounts.filter.is_empty() {
                 model.accounts.set_filter(String::new());

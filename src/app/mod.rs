@@ -18,6 +18,8 @@ pub mod lint_view;
 mod live;
 pub mod main_screen;
 pub mod messages;
+pub mod mouse;
+pub mod palette;
 pub mod permissions_view;
 pub mod picker;
 pub mod request;
@@ -109,6 +111,8 @@ pub enum Msg {
     Tested { request: u64, outcome: crate::connection::Outcome },
     /// The clipboard escape was written to the terminal.
     Copied { request: u64 },
+    /// A click or the wheel (when the console takes the mouse).
+    Mouse(mouse::Mouse),
 }
 
 impl std::fmt::Debug for Msg {
@@ -142,6 +146,7 @@ impl std::fmt::Debug for Msg {
             Msg::AdminApplied { request } => ("AdminApplied", Some(request)),
             Msg::Linted { request, .. } => ("Linted", Some(request)),
             Msg::Copied { request } => ("Copied", Some(request)),
+            Msg::Mouse(m) => return f.debug_tuple("Mouse").field(m).finish(),
         };
         match request {
             Some(r) => write!(f, "{name}({r})"),
@@ -324,6 +329,8 @@ pub enum Overlay {
     Lint(Box<lint_view::LintView>),
     /// "http://… is plain http on a loopback address: send the key anyway?"
     ConfirmEndpoint(endpoint::EndpointDialog),
+    /// `:` — jump to an account, a user, a screen or a context.
+    Palette(palette::Palette),
 }
 
 /// Static facts for the header.
@@ -424,6 +431,11 @@ pub struct Model {
     requests: request::Tracker,
     /// The user picker's search in flight and the query typed meanwhile.
     user_search: picker::UserSearch,
+    /// The config file's contexts (name, header label), and the one in
+    /// force; `:ctx NAME` asks the runtime to move (`switch_to`).
+    pub contexts: Vec<(String, String)>,
+    pub context: Option<String>,
+    pub switch_to: Option<String>,
 }
 
 impl Model {
@@ -454,6 +466,9 @@ impl Model {
             boot_retry: None,
             requests: request::Tracker::default(),
             user_search: picker::UserSearch::default(),
+            contexts: Vec::new(),
+            context: None,
+            switch_to: None,
         }
     }
 
@@ -531,6 +546,7 @@ impl Model {
         use admin::AdminStage;
         match &self.overlay {
             Some(Overlay::Picker(_)) => Screen::Picker,
+            Some(Overlay::Palette(_)) => Screen::Palette,
             Some(Overlay::Edit(ed)) => match &ed.stage {
                 Stage::Editing => Screen::Editor,
                 Stage::Confirm { .. } => Screen::SavePreview,
@@ -698,9 +714,13 @@ fn update_model(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             Vec::new()
         }
         Msg::Resolved { request, subject } => resolve_panel::resolved(model, request, *subject),
+        Msg::UsersFound { request, hits } if matches!(model.overlay, Some(Overlay::Palette(_))) => {
+            palette::found(model, request, hits)
+        }
         Msg::UsersFound { request, hits } => picker::found(model, request, hits),
         Msg::Failed { request, error, unavailable } => on_failed(model, request, &error, unavailable),
         Msg::Copied { .. } => Vec::new(),
+        Msg::Mouse(m) => mouse::on_mouse(model, m),
     }
 }
 
@@ -742,6 +762,7 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
     } else if model.requests.is_latest(request::Kind::UserSearch, request) {
         // A query typed meanwhile is still wanted.
         retry = picker::search_failed(model);
+        palette::search_failed(model);
     } else if !model.requests.is_latest(request::Kind::Resolve, request) {
         // An answer nobody waits for any more.
         return Vec::new();
@@ -849,6 +870,10 @@ fn on_paste(model: &mut Model, text: &str) -> Vec<Cmd> {
         }
         return Vec::new();
     }
+    if let Some(Overlay::Palette(p)) = &mut model.overlay {
+        let query = format!("{}{clean}", p.query);
+        return palette::set_query(model, query);
+    }
     if model.accounts.filtering {
         let filter = format!("{}{clean}", model.accounts.filter);
         model.accounts.set_filter(filter);
@@ -882,6 +907,7 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         Screen::Filter if matches!(model.overlay, Some(Overlay::Lint(_))) => lint_view::filter_key(model, key, action),
         Screen::Filter => main_screen::filter_key(model, key, action),
         Screen::Picker => picker::key(model, key, action),
+        Screen::Palette => palette::key(model, key, action),
         Screen::Editor | Screen::SavePreview | Screen::Conflict | Screen::Merge => editor_key(model, key, action),
         Screen::Confirm => match &model.overlay {
             Some(Overlay::ConfirmReveal(_)) => reveal::key(model, action),

@@ -66,7 +66,7 @@ fn body(size: (u16, u16)) -> Rect {
 /// (accounts, setting, resolve) areas for a terminal size. Narrow
 /// terminals stack the setting over the resolve panel; the permissions view,
 /// which is longer, then takes the whole right column.
-pub(crate) fn panes(size: (u16, u16), permissions: bool) -> (Rect, Rect, Rect) {
+pub fn panes(size: (u16, u16), permissions: bool) -> (Rect, Rect, Rect) {
     let area = body(size);
     if size.0 >= 120 {
         // Wide terminals give the accounts room for their names.
@@ -107,6 +107,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
     footer(model, frame, Rect::new(0, area.height - 1, area.width, 1), t);
     match &model.overlay {
         Some(Overlay::Picker(_)) => super::picker::draw(model, frame, area, t),
+        Some(Overlay::Palette(p)) => super::palette::draw(model, p, frame, area, t),
         Some(Overlay::Edit(ed)) => super::editor::view::draw(ed, model.now, &model.preview_scroll, frame, area, t),
         Some(Overlay::ConfirmReveal(dialog)) => super::reveal::draw(dialog, frame, area, t),
         Some(Overlay::ConfirmEndpoint(dialog)) => super::endpoint::draw(model, dialog, frame, area, t),
@@ -157,12 +158,14 @@ fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
         } else {
             Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         };
+        // Marked in text too, so it reads without colour (NO_COLOR): colour
+        // changes the style only, never the text.
         let room = match terseness {
             0..=6 => 20,
             7 => 14,
             _ => 10,
         };
-        spans.push(Span::styled(format!(" {} ", visible_short(label, room)), style));
+        spans.push(Span::styled(format!("[{}]", visible_short(label, room)), style));
         spans.push(Span::raw(" "));
     }
     let (db_width, op_width) = match terseness {

@@ -72,7 +72,11 @@ pub async fn run(request: Request) -> Exit {
             fields
         }
         Kind::Data(what) => {
-            let overrides = Overrides { database_url, operator: None, config_file, read_only: true };
+            // The database the command being typed would use: its
+            // `--context` (else KEYFALL_CONTEXT or the default context).
+            let context = typed_option(&words, "--context");
+            let overrides =
+                Overrides { database_url, operator: None, config_file, read_only: true, context, no_mouse: true };
             match tokio::time::timeout(PATIENCE, from_database(overrides, *what, &prefix)).await {
                 Ok(Some(names)) => names,
                 _ => Vec::new(),
@@ -88,6 +92,15 @@ pub async fn run(request: Request) -> Exit {
         }
     }
     Exit::Ok
+}
+
+/// The value given to `option` among the words typed (`--context prod` or
+/// `--context=prod`), if any.
+fn typed_option(words: &[String], option: &str) -> Option<String> {
+    let joined = format!("{option}=");
+    words.iter().enumerate().find_map(|(i, w)| {
+        if w == option { words.get(i + 1).cloned() } else { w.strip_prefix(&joined).map(str::to_string) }
+    })
 }
 
 /// The names of `what` starting with `prefix`, or `None` when no database

@@ -26,6 +26,7 @@ mod can;
 mod check;
 mod complete;
 mod console;
+mod contexts;
 mod demo;
 mod get;
 mod lint;
@@ -74,6 +75,12 @@ pub struct Cli {
     /// Console: load the demo data first (when absent), then open.
     #[arg(long)]
     pub demo: bool,
+    /// A named database of the config file's [contexts] (else KEYFALL_CONTEXT, else default_context).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Console: leave the mouse to the terminal (no clicks, no wheel); config: mouse = false.
+    #[arg(long)]
+    pub no_mouse: bool,
     /// Without a command, keyfall opens the console.
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -202,6 +209,9 @@ pub enum Command {
         after_help = "Examples:\n  keyfall detach --yes\n  keyfall detach --purge --yes           # also drops keyfall's own schema and data"
     )]
     Detach(attach::DetachArgs),
+    /// The config file's named databases ([contexts.NAME]); passwords masked.
+    #[command(alias = "context")]
+    Contexts(contexts::Args),
 }
 
 impl Command {
@@ -287,6 +297,8 @@ pub async fn run(cli: Cli) -> CliResult {
         operator: cli.operator.clone(),
         config_file: cli.config.clone(),
         read_only: cli.read_only,
+        context: cli.context.clone(),
+        no_mouse: cli.no_mouse,
     })
     .map_err(|e| CliError::Usage(e.to_string()))?;
     let mut config = config;
@@ -320,6 +332,7 @@ pub async fn run(cli: Cli) -> CliResult {
                 Ok(()) => finish(Ok(Exit::Ok)),
             };
         }
+        Some(Command::Contexts(args)) => return finish(contexts::run(&config, args)),
         _ => {}
     }
     if let Some(Command::Attach(args)) = &cli.command {
@@ -348,6 +361,9 @@ pub async fn run(cli: Cli) -> CliResult {
         // The connection string or PGOPTIONS set the bound, not keyfall.
         config.statement_timeout = None;
     }
+    // The console may move to another context: it starts from the config
+    // as asked, before the operator is decided for this database.
+    let asked = config.clone();
     let store = match identify(&store, identity, &mut config).await {
         Ok(operator) => store.with_rules(config_rules(&config)?).with_operator(operator),
         Err(e) => {
@@ -356,7 +372,7 @@ pub async fn run(cli: Cli) -> CliResult {
         }
     };
     let result = match cli.command {
-        None => console::run(store.clone(), &target, &config, cli.demo).await,
+        None => console::run(store.clone(), &target, &config, cli.demo, &asked).await,
         Some(Command::Demo(args)) => demo::run(&store, args).await,
         Some(Command::Resolve(args)) => resolve::run(&store, args).await,
         Some(Command::Can(args)) => can::run(&store, args).await,
@@ -374,7 +390,8 @@ pub async fn run(cli: Cli) -> CliResult {
             | Command::Man { .. }
             | Command::Complete { .. }
             | Command::Attach(_)
-            | Command::Detach(_),
+            | Command::Detach(_)
+            | Command::Contexts(_),
         ) => Ok(Exit::Ok),
         Some(Command::Chain(command)) => admin::chain(&store, &config, command).await,
         Some(Command::Policy(command)) => admin::policy(&store, &config, command).await,

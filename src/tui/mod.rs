@@ -1,6 +1,6 @@
 //! The console's runtime: the only user of crossterm. It owns the terminal
-//! (raw mode, alternate screen, bracketed paste — restored on every exit
-//! path, a panic included), turns terminal events into `Msg`s, runs `Cmd`s
+//! (raw mode, alternate screen, bracketed paste, mouse capture unless
+//! turned off — restored on every exit path, a panic included), turns terminal events into `Msg`s, runs `Cmd`s
 //! in background tasks, and redraws. ratatui diffs frames, so only cells
 //! that changed are written, and `backend` writes them in as few bytes as
 //! it can — what keeps it light over SSH; an unchanged frame writes none.
@@ -12,7 +12,8 @@ use std::io::{self, Stdout};
 use std::time::Duration;
 
 use crossterm::event::{
-    DisableBracketedPaste, EnableBracketedPaste, Event, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers,
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event, EventStream, KeyCode,
+    KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 use crossterm::terminal::{EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode};
 use crossterm::{cursor, execute};
@@ -25,13 +26,17 @@ use crate::store::Store;
 use crate::store::listen::Event as DbEvent;
 use backend::LeanBackend;
 
-/// Raw mode and the alternate screen, undone on drop.
+/// Raw mode and the alternate screen, undone on drop; and the terminal's
+/// events, one stream for the whole session (a second reader would split
+/// the bytes of a mouse report between them).
 pub struct TerminalGuard {
     pub terminal: Terminal<LeanBackend<Stdout>>,
+    events: EventStream,
 }
 
 impl TerminalGuard {
-    pub fn enter() -> io::Result<TerminalGuard> {
+    /// Take the terminal; `mouse`: take the mouse too (SGR reports).
+    pub fn enter(mouse: bool) -> io::Result<TerminalGuard> {
         install_restoring_panic_hook();
         enable_raw_mode()?;
         let mut stdout = io::stdout();
@@ -39,8 +44,12 @@ impl TerminalGuard {
             restore();
             return Err(e);
         }
+        if mouse && let Err(e) = execute!(stdout, EnableMouseCapture) {
+            restore();
+            return Err(e);
+        }
         let terminal = Terminal::new(LeanBackend::new(stdout)).inspect_err(|_| restore())?;
-        Ok(TerminalGuard { terminal })
+        Ok(TerminalGuard { terminal, events: EventStream::new() })
     }
 }
 
@@ -56,6 +65,7 @@ pub fn restore() {
     let _ = execute!(
         io::stdout(),
         crossterm::style::SetAttribute(crossterm::style::Attribute::Reset),
+        DisableMouseCapture,
         DisableBracketedPaste,
         LeaveAlternateScreen,
         cursor::Show
@@ -129,9 +139,29 @@ pub fn osc52(text: &str) -> String {
     format!("\x1b]52;c;{b64}\x07")
 }
 
+/// A mouse event as the model takes it: a left click or the wheel.
+pub fn mouse_of(event: &MouseEvent) -> Option<app::mouse::Mouse> {
+    use app::mouse::MouseKind;
+    let kind = match event.kind {
+        MouseEventKind::Down(MouseButton::Left) => MouseKind::Click,
+        MouseEventKind::ScrollUp => MouseKind::ScrollUp,
+        MouseEventKind::ScrollDown => MouseKind::ScrollDown,
+        _ => return None,
+    };
+    Some(app::mouse::Mouse { kind, column: event.column, row: event.row })
+}
+
 /// Run the console until the user quits.
-pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
-    let mut guard = TerminalGuard::enter()?;
+pub async fn run(store: Store, model: Model, mouse: bool) -> anyhow::Result<()> {
+    let mut guard = TerminalGuard::enter(mouse)?;
+    run_in(&mut guard, store, model).await?;
+    drop(guard);
+    Ok(())
+}
+
+/// Run the console on a terminal already taken, until the user quits or
+/// asks for another context (`model.switch_to`); the model comes back.
+pub async fn run_in(guard: &mut TerminalGuard, store: Store, mut model: Model) -> anyhow::Result<Model> {
     let size = guard.terminal.size()?;
     model.size = (size.width, size.height);
     // Tests drive the off-task filter on the small demo (debug builds only).
@@ -176,20 +206,29 @@ pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
     }));
     guard.terminal.draw(|f| app::view::draw(&model, f))?;
 
-    let mut events = EventStream::new();
     // Changes heard between ticks are applied together on the next one.
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
         let msg = tokio::select! {
-            event = events.next() => match event {
+            event = guard.events.next() => match event {
                 Some(Ok(Event::Key(key))) => match key_name(&key) {
+                    // A panic inside the console on purpose, so a test can
+                    // hold the restore to its word (debug builds only).
+                    #[cfg(debug_assertions)]
+                    Some(name) if std::env::var("KEYFALL_TEST_PANIC_KEY").is_ok_and(|k| k == name) => {
+                        panic!("panic key pressed")
+                    }
                     Some(name) => Msg::Key(name),
                     None => continue,
                 },
                 Some(Ok(Event::Paste(text))) => Msg::Paste(text),
                 Some(Ok(Event::Resize(width, height))) => Msg::Resize { width, height },
+                Some(Ok(Event::Mouse(event))) => match mouse_of(&event) {
+                    Some(m) => Msg::Mouse(m),
+                    None => continue,
+                },
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(e.into()),
                 None => break,
@@ -209,12 +248,11 @@ pub async fn run(store: Store, mut model: Model) -> anyhow::Result<()> {
                 let _ = tx.send(Msg::Filtered(Box::new(job.run())));
             });
         }
-        if model.quit {
+        if model.quit || model.switch_to.is_some() {
             break;
         }
         guard.terminal.draw(|f| app::view::draw(&model, f))?;
     }
     listener.abort();
-    drop(guard);
-    Ok(())
+    Ok(model)
 }

@@ -38,6 +38,10 @@ pub(crate) async fn console_with(db: &TestDb, operator: Option<&str>, read_only:
         file: None,
         login: None,
         statement_timeout: None,
+        contexts: Vec::new(),
+        context: None,
+        read_only_asked: read_only,
+        mouse: true,
     };
     let access = keyfall::cli::console_access(&db.store, &config).await.unwrap();
     let session = Session { database: "localhost/keyfall".into(), label: None, color: None, access, no_color: true };

@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod console;
 mod console_merge;
+mod contexts;
 mod django;
 mod domain_permissions;
 mod domain_resolve;

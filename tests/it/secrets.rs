@@ -954,6 +954,10 @@ async fn the_second_hop_line_never_shows_a_key_held_under_provider() {
             file: None,
             login: None,
             statement_timeout: None,
+            contexts: Vec::new(),
+            context: None,
+            read_only_asked: false,
+            mouse: true,
         };
         let access = keyfall::cli::console_access(&db.store, &config).await.unwrap();
         let session =
