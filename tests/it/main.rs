@@ -13,6 +13,7 @@ mod django;
 mod domain_permissions;
 mod domain_resolve;
 mod endpoints;
+mod fast_lookup;
 mod impact_scoped;
 mod manners;
 mod odd_json;
