@@ -55,10 +55,12 @@ async fn the_any_case_user_lookup_answers_as_a_scan_whatever_index_the_app_has()
     let mut conn = db.raw().await;
     // The demo's users table made like Django's: no index on lower(email)
     // (and no unique any-case rule), only indexes on email.
-    sqlx::raw_sql("DROP INDEX public.users_email_ci; DROP INDEX public.users_email_prefix; DROP INDEX public.users_email")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::raw_sql(
+        "DROP INDEX public.users_email_ci; DROP INDEX public.users_email_prefix; DROP INDEX public.users_email",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
     for email in EMAILS {
         sqlx::query("INSERT INTO public.users (email, role) VALUES ($1, 'viewer')")
             .bind(email)
