@@ -17,12 +17,28 @@ use keyfall::store::{Store, Target, connect, mapping};
 /// (~20 s; with Django, the venv and Django's migrate first as well).
 pub async fn xl_store() -> (Store, Target) {
     let django = match std::env::var("KEYFALL_BENCH_SCHEMA").as_deref() {
-        Err(_) | Ok("") | Ok("demo") => false,
+        Err(_) | Ok("") | Ok("demo") | Ok("both") => false,
         Ok("django") => true,
-        Ok(other) => panic!("KEYFALL_BENCH_SCHEMA={other:?}: `demo` (the default) or `django`"),
+        Ok(other) => panic!("KEYFALL_BENCH_SCHEMA={other:?}: `demo` (the default), `django` or `both`"),
     };
-    let target = match std::env::var("KEYFALL_BENCH_URL") {
-        Ok(url) => connect::parse_target(&url).expect("KEYFALL_BENCH_URL"),
+    xl_store_of(django).await
+}
+
+/// `KEYFALL_BENCH_SCHEMA=both`: the process bench measures the two data
+/// sets side by side (keyfall's demo tables, then Django's).
+#[allow(dead_code)] // the process bench only
+pub fn both_schemas() -> bool {
+    std::env::var("KEYFALL_BENCH_SCHEMA").as_deref() == Ok("both")
+}
+
+/// The XL data set in keyfall's demo tables (`django` false) or in
+/// Django's (true), loaded the first time. `KEYFALL_BENCH_URL` names the
+/// demo tables' database; `KEYFALL_BENCH_DJANGO_URL` Django's, when both
+/// are measured.
+pub async fn xl_store_of(django: bool) -> (Store, Target) {
+    let given = if django && both_schemas() { "KEYFALL_BENCH_DJANGO_URL" } else { "KEYFALL_BENCH_URL" };
+    let target = match std::env::var(given) {
+        Ok(url) => connect::parse_target(&url).expect(given),
         Err(_) => {
             let url = std::env::var("DATABASE_URL").ok();
             connect::discover(url.as_deref(), &keyfall::config::data_dir())

@@ -10,6 +10,15 @@
 //! `get_model_config`, tests/django/kf.py `race`) against keyfall, per
 //! call, per process and for the whole report.
 //!
+//! With `KEYFALL_BENCH_SCHEMA=both` (issue 19, point 8) it measures side by
+//! side, in turn (A B A B …, the ratio taken pair by pair, so a machine
+//! whose speed drifts still gives a fair ratio): the three previews on
+//! Django's tables (A) against keyfall's demo tables (B) — a new aws-admin
+//! key, aws-admin's image_generation provider, a chain change — and a whole
+//! `keyfall resolve` process against a C libpq client that connects and
+//! runs one indexed query (benches/c/one_query.c, built here with `cc` and
+//! libpq), both over TCP with TLS.
+//!
 //! Run: `cargo bench --bench process` (see `common.rs` for the database;
 //! `KEYFALL_BENCH_LOAD_ONLY=1` loads the data set and stops;
 //! `KEYFALL_BENCH_TCP_URL` names the TCP server, default 127.0.0.1:5432 with
@@ -31,6 +40,13 @@ const KEYFALL: &str = env!("CARGO_BIN_EXE_keyfall");
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let (store, target) = common::xl_store().await;
+    if common::both_schemas() {
+        let (_, django) = common::xl_store_of(true).await;
+        if std::env::var_os("KEYFALL_BENCH_LOAD_ONLY").is_none() {
+            side_by_side(&target, &django);
+        }
+        return;
+    }
     if std::env::var_os("KEYFALL_BENCH_LOAD_ONLY").is_some() {
         return; // only load (or check) the data set
     }
@@ -284,4 +300,118 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Issue 19 point 8: the previews on Django's tables against the demo's,
+/// and `resolve` against a C client, each pair run in turn.
+fn side_by_side(demo: &keyfall::store::Target, django: &keyfall::store::Target) {
+    let (demo_url, django_url) = (demo.options.to_url_lossy().to_string(), django.options.to_url_lossy().to_string());
+    println!("machine: {}; binary: {KEYFALL}", common::machine());
+    section("previews, whole processes over the local socket: Django's tables (A) against the demo's (B), in turn");
+    let key = "sk-bench-rotated-0000000000000000\n";
+    let previews: [(&str, Vec<&str>, Option<&str>); 3] = [
+        (
+            "set --dry-run, a new aws-admin openai apiKey",
+            vec!["--as", "dev@igny8.com", "set", "aws-admin", "openai", "apiKey", "--dry-run"],
+            Some(key),
+        ),
+        (
+            "set --dry-run, aws-admin image_generation provider openai",
+            vec!["--as", "dev@igny8.com", "set", "aws-admin", "image_generation", "provider", "openai", "--dry-run"],
+            None,
+        ),
+        (
+            "chain set --dry-run default-account default",
+            vec!["--as", "dev@igny8.com", "chain", "set", "default-account", "default", "--dry-run"],
+            None,
+        ),
+    ];
+    for (what, args, stdin) in &previews {
+        paired(what, 7, || spawn(&django_url, args, *stdin, false), || spawn(&demo_url, args, *stdin, false));
+    }
+
+    section(
+        "a whole `keyfall resolve --json` (A) against a C libpq client, connect + one indexed query (B), TCP + TLS",
+    );
+    let Some(client) = c_client() else {
+        println!("  n/a: no C compiler or no libpq headers (cc benches/c/one_query.c -lpq failed)");
+        return;
+    };
+    for (name, target) in [("demo tables", demo), ("Django's tables", django)] {
+        let o = &target.options;
+        let db = o.get_database().unwrap_or("keyfall");
+        let tcp = std::env::var("KEYFALL_BENCH_TCP_URL")
+            .unwrap_or_else(|_| format!("postgres://{}@127.0.0.1:5432/{db}?sslmode=require", o.get_username()));
+        let conninfo = format!("host=127.0.0.1 port=5432 dbname={db} user={} sslmode=require", o.get_username());
+        let user = common::xl_user(0x9e37_79b9);
+        let resolve = ["resolve", "--user", user.as_str(), "--function", "generate_images", "--json"];
+        paired(
+            &format!("{name}: resolve against the C client"),
+            40,
+            || spawn(&tcp, &resolve, None, false),
+            || {
+                let started = Instant::now();
+                let status = Command::new(&client)
+                    .args([conninfo.as_str(), user.as_str()])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .expect("run the C client");
+                (started.elapsed(), status.code().unwrap_or(-1))
+            },
+        );
+    }
+}
+
+/// Run `a` and `b` in turn `runs` times each (after one warm-up of each):
+/// their medians and the median of the pairs' ratios a/b.
+fn paired(what: &str, runs: usize, mut a: impl FnMut() -> (Duration, i32), mut b: impl FnMut() -> (Duration, i32)) {
+    a();
+    b();
+    let (mut walls_a, mut walls_b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let mut codes = (0, 0);
+    for _ in 0..runs {
+        let (wa, ca) = a();
+        let (wb, cb) = b();
+        codes = (ca, cb);
+        ratios.push(wa.as_secs_f64() / wb.as_secs_f64());
+        walls_a.push(wa);
+        walls_b.push(wb);
+    }
+    walls_a.sort();
+    walls_b.sort();
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "  {what}: A median {} (min {}) · B median {} (min {}) · A/B median of pairs {:.2} (range {:.2}–{:.2}) · exit {}/{}",
+        ms(pct(&walls_a, 0.5)),
+        ms(walls_a[0]),
+        ms(pct(&walls_b, 0.5)),
+        ms(walls_b[0]),
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1],
+        codes.0,
+        codes.1
+    );
+}
+
+/// benches/c/one_query.c built with the system's `cc` and libpq (the
+/// headers where `pg_config --includedir` says), once per run.
+fn c_client() -> Option<std::path::PathBuf> {
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/c/one_query.c");
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("keyfall-bench-one-query");
+    let include = Command::new("pg_config")
+        .arg("--includedir")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "/usr/include/postgresql".into());
+    let built = Command::new("cc")
+        .args(["-O2", "-I", include.as_str(), "-o"])
+        .arg(&out)
+        .arg(&source)
+        .arg("-lpq")
+        .status()
+        .ok()?;
+    built.success().then_some(out)
 }

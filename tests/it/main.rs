@@ -15,6 +15,7 @@ mod django;
 mod domain_permissions;
 mod domain_resolve;
 mod endpoints;
+mod fast_lookup;
 mod impact_scoped;
 mod json_schema;
 mod loose_tables;
