@@ -22,11 +22,13 @@ mod admin;
 mod attach;
 mod audit;
 mod batch;
+mod blast;
 mod can;
 mod check;
 mod console;
 mod demo;
 mod get;
+mod history;
 mod lint;
 mod operator;
 mod out;
@@ -113,6 +115,8 @@ pub enum Command {
     Lint(lint::Args),
     /// Who changed what: the audit log, secrets as fingerprints.
     Audit(audit::Args),
+    /// The blast radius of a key (stdin, a hidden prompt, or --fingerprint): every row that held it, when, and who resolved to it.
+    KeyHistory(blast::Args),
     /// Show or replace the system fallback chain (superuser or developer).
     #[command(subcommand)]
     Chain(admin::ChainCommand),
@@ -141,7 +145,7 @@ impl Command {
             Command::Demo(_) | Command::Migrate | Command::Attach(_) | Command::Detach(_) => true,
             Command::Lint(args) => args.account.is_none(),
             Command::Export(args) => args.account.is_none(),
-            Command::Report(_) => true,
+            Command::Report(_) | Command::KeyHistory(_) => true,
             _ => false,
         }
     }
@@ -278,6 +282,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Get(args)) => get::run(&store, args).await,
         Some(Command::Set(args)) => set::run(&store, &config, args).await,
         Some(Command::Audit(args)) => audit::run(&store, args).await,
+        Some(Command::KeyHistory(args)) => blast::run(&store, args).await,
         Some(Command::Lint(args)) => lint::run(&store, &config, args).await,
         Some(Command::Check(args)) => check::run(&store, args).await,
         Some(Command::TestConnection(args)) => test_connection::run(&store, &config, args).await,

@@ -13,6 +13,8 @@ mod django;
 mod domain_permissions;
 mod domain_resolve;
 mod endpoints;
+mod history;
+mod history_prop;
 mod impact_scoped;
 mod manners;
 mod odd_json;
