@@ -149,12 +149,12 @@ async fn run_at(store: &Store, at: &str) -> CliResult {
                 json!({ "error": format!("line {}: {e}", i + 1) })
             }
             Ok((user, function)) => {
-                let key = (user.clone(), function.clone());
-                if !cache.contains_key(&key) {
-                    let past = store.past(cut, Some(&user), Some(&function), &[]).await?;
-                    cache.insert(key.clone(), past);
-                }
-                let past = &cache[&key];
+                let past = match cache.entry((user.clone(), function.clone())) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(store.past(cut, Some(&user), Some(&function), &[]).await?)
+                    }
+                };
                 match (&past.data.user, &past.data.function) {
                     (None, _) => {
                         bad = true;

@@ -275,6 +275,9 @@ fn past_answers_equal_the_resolver_then() {
         failure_persistence: None,
         ..ProptestConfig::default()
     });
+    // Moments whose answers differ from the world's at the end of their
+    // case: the past really was rebuilt, not read from the present.
+    let differed = std::sync::atomic::AtomicUsize::new(0);
     runner
         .run(&proptest::collection::vec(op(), 4..24), |ops| {
             let moments = rt.block_on(async {
@@ -301,6 +304,9 @@ fn past_answers_equal_the_resolver_then() {
                 }
                 moments
             });
+            let last = &moments.last().expect("the closing snapshot").2;
+            let changed = moments.iter().filter(|m| &m.2 != last).count();
+            differed.fetch_add(changed, std::sync::atomic::Ordering::Relaxed);
             for (by_time, by_entry, expected) in &moments {
                 for cut in [by_time, by_entry] {
                     let got = rt.block_on(async {
@@ -321,4 +327,5 @@ fn past_answers_equal_the_resolver_then() {
             Ok(())
         })
         .unwrap();
+    assert!(differed.into_inner() > 0, "no moment's world differed from the present: the test proves nothing");
 }
