@@ -521,7 +521,13 @@ fn misplaced_key(text: &str) -> Option<String> {
         if !TOP_KEYS.contains(&key) {
             continue;
         }
+        // A context takes its own label, colour, read_only and URL.
+        let context = table.starts_with("contexts.");
+        if context && ["database_url", "label", "color", "read_only"].contains(&key) {
+            continue;
+        }
         let holds = match table.split('.').next().unwrap_or_default() {
+            "contexts" => "one named database (url, label, colour, read_only)",
             "keys" if table.contains('.') => "key bindings of one screen (action = [keys])",
             "keys" => "key bindings (action = [keys])",
             "resolution" => "the rules resolution follows (name, moves_on, fails)",

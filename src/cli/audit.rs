@@ -116,7 +116,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
     Ok(if fingerprint.is_some() && entries.is_empty() { Exit::Negative } else { Exit::Ok })
 }
 
-fn read_key() -> Result<String, CliError> {
+pub(super) fn read_key() -> Result<String, CliError> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         return rpassword::prompt_password("key to find (input hidden): ")

@@ -23,7 +23,10 @@ use super::{CliError, CliResult, Exit};
 /// Pairs per set-based round.
 const CHUNK: usize = 5_000;
 
-pub async fn run(store: &Store) -> CliResult {
+pub async fn run(store: &Store, at: Option<&str>) -> CliResult {
+    if let Some(at) = at {
+        return run_at(store, at).await;
+    }
     let functions: HashMap<String, String> = store.functions().await?.into_iter().collect();
     // One snapshot for the whole run, and the chain's answers read once in
     // it: every chunk's accounts fall back to them.
@@ -111,6 +114,88 @@ pub async fn run(store: &Store) -> CliResult {
         if let Err(e) = out.flush() {
             return Ok(stopped(&e));
         }
+    }
+    Ok(if bad {
+        Exit::Usage
+    } else if unresolved {
+        Exit::Negative
+    } else {
+        Exit::Ok
+    })
+}
+
+/// `resolve --batch --at WHEN`: each pair answered by the resolver over
+/// the world as it was (one history read per distinct user and function,
+/// not set-based), in the same line format; the first line says the moment.
+async fn run_at(store: &Store, at: &str) -> CliResult {
+    let moment = crate::domain::history::parse_moment(at, chrono::Utc::now()).map_err(CliError::Usage)?;
+    let cut = store.cut(moment).await?;
+    let window = store.history_window().await?;
+    window.vouch(&cut).map_err(|e| CliError::Store(crate::store::StoreError::NotFound(e)))?;
+    let stdin = std::io::stdin();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let head = json!({ "as_of": cut, "history": window, "rules": super::history::TODAYS_RULES });
+    if let Err(e) = writeln!(out, "{head}") {
+        return Ok(stopped(&e));
+    }
+    let (mut bad, mut unresolved) = (false, false);
+    let mut cache: HashMap<(String, String), crate::store::history::Past> = HashMap::new();
+    for (i, line) in stdin.lock().lines().enumerate() {
+        let line = line.map_err(|e| CliError::Usage(format!("stdin: {e}")))?;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || (i == 0 && trimmed.eq_ignore_ascii_case("user,function")) {
+            continue;
+        }
+        let value = match parse_pair(trimmed) {
+            Err(e) => {
+                bad = true;
+                json!({ "error": format!("line {}: {e}", i + 1) })
+            }
+            Ok((user, function)) => {
+                let past = match cache.entry((user.clone(), function.clone())) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(store.past(cut, Some(&user), Some(&function), &[]).await?)
+                    }
+                };
+                match (&past.data.user, &past.data.function) {
+                    (None, _) => {
+                        bad = true;
+                        json!({ "user": user, "function": function, "error": "unknown user" })
+                    }
+                    (_, None) => {
+                        bad = true;
+                        json!({ "user": user, "function": function, "error": "unknown function" })
+                    }
+                    (Some(u), Some(f)) => {
+                        let snapshot = &past.data.snapshot;
+                        let account = u.account_id.and_then(|id| snapshot.accounts.get(&id));
+                        let r = super::history::report_row(snapshot, account, &f.integration_type);
+                        let resolved = r.is_resolved();
+                        unresolved |= !resolved;
+                        let r = r.app_answer();
+                        serde_json::to_value(Line {
+                            answer_verdict: r.answer_verdict.as_deref(),
+                            answered_by: r.answered_by.as_deref(),
+                            function: &function,
+                            integration_type: &f.integration_type,
+                            provider: r.provider.as_deref(),
+                            provider_answered_by: r.provider_answered_by.as_deref(),
+                            raises: r.raises.as_deref(),
+                            resolved,
+                            user: &user,
+                        })
+                        .unwrap_or(Value::Null)
+                    }
+                }
+            }
+        };
+        if let Err(e) = writeln!(out, "{value}") {
+            return Ok(stopped(&e));
+        }
+    }
+    if let Err(e) = out.flush() {
+        return Ok(stopped(&e));
     }
     Ok(if bad {
         Exit::Usage

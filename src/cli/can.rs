@@ -28,21 +28,54 @@ pub struct Args {
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,
+    /// The checks as they were at WHEN (ISO time, `3 days ago`, `yesterday
+    /// 14:00`, or `#812`): the user, accounts, chain and policy then,
+    /// today's permission rules.
+    #[arg(long, value_name = "WHEN")]
+    pub at: Option<String>,
 }
 
 pub async fn run(store: &Store, args: Args) -> CliResult {
-    let data = store.subject(Some(&args.user), None).await?;
-    let user = super::require_user(&data, &args.user)?;
-    let target_account = match &args.account {
-        Some(slug) => Some(store.account(slug).await?.ok_or_else(|| super::unknown_account(slug))?),
-        None => None,
+    let mut past = None;
+    let (data, target_account) = match args.at.as_deref() {
+        Some(at) => {
+            let slugs: Vec<String> = args.account.iter().cloned().collect();
+            let p = super::history::past(store, at, Some(&args.user), None, &slugs).await?;
+            let target = match &args.account {
+                Some(slug) => Some(p.extra.get(slug).cloned().ok_or_else(|| {
+                    super::CliError::Usage(format!(
+                        "no account {:?} at {}",
+                        crate::domain::text::visible_short(slug, 120),
+                        p.cut.label()
+                    ))
+                })?),
+                None => None,
+            };
+            let data = p.data.clone();
+            past = Some(p);
+            (data, target)
+        }
+        None => {
+            let data = store.subject(Some(&args.user), None).await?;
+            let target = match &args.account {
+                Some(slug) => Some(store.account(slug).await?.ok_or_else(|| super::unknown_account(slug))?),
+                None => None,
+            };
+            (data, target)
+        }
     };
+    let user = super::require_user(&data, &args.user)?;
     let policy = args.policy.unwrap_or(data.policy);
     let permissions = evaluate(&data, &user, target_account.as_ref(), policy);
-    if args.json {
-        super::print_json(&permissions)?;
-    } else {
-        out!("{}", super::out::paint(&render(&permissions)));
+    match (&past, args.json) {
+        (Some(p), true) => super::print_json(&super::history::AsOf::new(p, &permissions))?,
+        (Some(p), false) => out!(
+            "{}{}",
+            super::history::header(p, "today's permission checks"),
+            super::out::paint(&render(&permissions))
+        ),
+        (None, true) => super::print_json(&permissions)?,
+        (None, false) => out!("{}", super::out::paint(&render(&permissions))),
     }
     let allowed = permissions.actions.get(args.action.as_str()).is_some_and(|d| d.allowed);
     Ok(if allowed { Exit::Ok } else { Exit::Negative })

@@ -24,6 +24,10 @@ pub struct Args {
     /// Machine-readable output (see docs/json/get.schema.json).
     #[arg(long)]
     pub json: bool,
+    /// The setting as it was at WHEN (ISO time, `3 days ago`, `yesterday
+    /// 14:00`, or `#812`), from keyfall's history: keys as fingerprints.
+    #[arg(long, value_name = "WHEN")]
+    pub at: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -54,6 +58,9 @@ struct View {
 
 pub async fn run(store: &Store, args: Args) -> CliResult {
     super::set::check_type(&args.integration_type)?;
+    if let Some(at) = args.at.as_deref() {
+        return run_at(store, at, &args).await;
+    }
     let found = store.setting(&args.account, &args.integration_type).await?;
     if found.setting.as_ref().is_some_and(|s| s.withheld.is_some()) {
         return Err(super::not_shown(store, &found.account).await?);
@@ -85,6 +92,49 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         super::print_json(&view)?;
     } else {
         out!("{}", super::out::paint(&render(&view)));
+    }
+    Ok(Exit::Ok)
+}
+
+/// `get --at`: the account's own row then (found by its slug then), or
+/// whom it inherited from then.
+async fn run_at(store: &Store, at: &str, args: &Args) -> CliResult {
+    let slugs = vec![args.account.clone()];
+    let past = super::history::past(store, at, None, None, &slugs).await?;
+    let Some(account) = past.extra.get(&args.account) else {
+        return Err(super::CliError::Usage(format!(
+            "no account {:?} at {}",
+            visible_short(&args.account, 120),
+            past.cut.label()
+        )));
+    };
+    let snapshot = &past.data.snapshot;
+    let own = snapshot.settings.get(&(account.id, args.integration_type.clone()));
+    if own.is_some_and(|s| s.withheld.is_some() && s.config.is_null()) {
+        return Err(super::not_shown(store, account).await?);
+    }
+    let inherited_from = match own {
+        Some(_) => None,
+        None => resolve::resolve_type(snapshot, Some(account), &args.integration_type).answered_by,
+    };
+    let view = View {
+        account: account.slug.clone(),
+        integration_type: args.integration_type.clone(),
+        own: own.is_some(),
+        is_active: own.map(|s| s.is_active),
+        version: own.map(|s| s.version),
+        version_token: own.map(|s| s.version_token),
+        updated_at: own.and_then(|s| s.updated_at),
+        updated_by: own.and_then(|s| s.updated_by.clone()),
+        config: own.map(|s| mask_config(&s.config)),
+        inherited_from,
+        which_row: snapshot.which_row(account, &args.integration_type),
+        row_ids: snapshot.several.get(&(account.id, args.integration_type.clone())).cloned().unwrap_or_default(),
+    };
+    if args.json {
+        super::print_json(&super::history::AsOf::new(&past, &view))?;
+    } else {
+        out!("{}{}", super::history::header(&past, snapshot.rules.name()), super::out::paint(&render(&view)));
     }
     Ok(Exit::Ok)
 }

@@ -22,6 +22,7 @@ mod admin;
 mod attach;
 mod audit;
 mod batch;
+mod blast;
 mod can;
 mod check;
 mod complete;
@@ -29,6 +30,7 @@ mod console;
 mod contexts;
 mod demo;
 mod get;
+mod history;
 mod lint;
 mod operator;
 mod out;
@@ -176,6 +178,11 @@ pub enum Command {
         after_help = "Examples:\n  keyfall audit --account aws-admin --type openai\n  keyfall audit --actor dev@igny8.com --limit 20 --json\n  keyfall audit --find-key < key.txt     # where a key was set, by its fingerprint"
     )]
     Audit(audit::Args),
+    /// The blast radius of a key (stdin, a hidden prompt, or --fingerprint): every row that held it, when, and who resolved to it.
+    #[command(
+        after_help = "Examples:\n  keyfall key-history < leaked-key.txt         # the key on stdin, never argv\n  keyfall key-history --fingerprint 35c712e1 --csv > incident.csv\n  keyfall key-history --fingerprint 35c712e1 --json"
+    )]
+    KeyHistory(blast::Args),
     /// Show or replace the system fallback chain (superuser or developer).
     #[command(subcommand)]
     #[command(
@@ -210,7 +217,10 @@ pub enum Command {
     )]
     Detach(attach::DetachArgs),
     /// The config file's named databases ([contexts.NAME]); passwords masked.
-    #[command(alias = "context")]
+    #[command(
+        alias = "context",
+        after_help = "Examples:\n  keyfall contexts                      # * marks the one in use\n  keyfall --context prod resolve --user paid2@paid.com --function auto_cluster\n  KEYFALL_CONTEXT=staging keyfall report"
+    )]
     Contexts(contexts::Args),
 }
 
@@ -225,7 +235,7 @@ impl Command {
             Command::Demo(_) | Command::Migrate | Command::Attach(_) | Command::Detach(_) => true,
             Command::Lint(args) => args.account.is_none(),
             Command::Export(args) => args.account.is_none(),
-            Command::Report(_) => true,
+            Command::Report(_) | Command::KeyHistory(_) => true,
             _ => false,
         }
     }
@@ -380,6 +390,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Get(args)) => get::run(&store, args).await,
         Some(Command::Set(args)) => set::run(&store, &config, args).await,
         Some(Command::Audit(args)) => audit::run(&store, args).await,
+        Some(Command::KeyHistory(args)) => blast::run(&store, args).await,
         Some(Command::Lint(args)) => lint::run(&store, &config, args).await,
         Some(Command::Check(args)) => check::run(&store, args).await,
         Some(Command::TestConnection(args)) => test_connection::run(&store, &config, args).await,

@@ -15,9 +15,17 @@ pub struct Args {
     /// Machine-readable output: one object per account × type.
     #[arg(long)]
     pub json: bool,
+    /// The report as it was at WHEN (ISO time, `3 days ago`, `yesterday
+    /// 14:00`, or `#812`), rebuilt from keyfall's history and walked by the
+    /// resolver under today's rules.
+    #[arg(long, value_name = "WHEN")]
+    pub at: Option<String>,
 }
 
 pub async fn run(store: &Store, args: Args) -> CliResult {
+    if let Some(at) = args.at.as_deref() {
+        return super::history::report_at(store, at, args.json).await;
+    }
     if args.json {
         return json(store).await;
     }

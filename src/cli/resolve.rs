@@ -24,15 +24,23 @@ pub struct Args {
     /// resolved set-based in chunks.
     #[arg(long)]
     pub batch: bool,
+    /// The answer as it was at WHEN (ISO time, `3 days ago`, `yesterday
+    /// 14:00`, or `#812`: just before that audit entry), rebuilt from
+    /// keyfall's history and judged under today's rules.
+    #[arg(long, value_name = "WHEN")]
+    pub at: Option<String>,
 }
 
 pub async fn run(store: &Store, args: Args) -> CliResult {
     if args.batch {
-        return super::batch::run(store).await;
+        return super::batch::run(store, args.at.as_deref()).await;
     }
     let (Some(user_arg), Some(function_arg)) = (args.user.as_deref(), args.function.as_deref()) else {
         return Err(CliError::Usage("give --user and --function, or --batch".into()));
     };
+    if let Some(at) = args.at.as_deref() {
+        return run_at(store, at, user_arg, function_arg, args.json).await;
+    }
     let args = Single { user: user_arg.to_string(), function: function_arg.to_string(), json: args.json };
     let data = store.subject(Some(&args.user), Some(&args.function)).await?;
     let user = super::require_user(&data, &args.user)?;
@@ -48,6 +56,24 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
         super::print_json(&resolution)?;
     } else {
         out!("{}", super::out::paint(&render(&resolution)));
+    }
+    Ok(if resolution.is_resolved() { Exit::Ok } else { Exit::Negative })
+}
+
+/// `resolve --at`: the same walk over the world as it was.
+async fn run_at(store: &Store, at: &str, user: &str, function: &str, json: bool) -> CliResult {
+    let past = super::history::past(store, at, Some(user), Some(function), &[]).await?;
+    let Some(who) = past.data.user.clone() else {
+        return Err(CliError::Usage(format!("no user {:?} at {}", visible_short(user, 120), past.cut.label())));
+    };
+    let Some(f) = past.data.function.clone() else {
+        return Err(CliError::Usage(format!("no function {:?} at {}", visible_short(function, 80), past.cut.label())));
+    };
+    let resolution = resolve::resolve(&past.data.snapshot, &who, &f);
+    if json {
+        super::print_json(&super::history::AsOf::new(&past, &resolution))?;
+    } else {
+        out!("{}{}", super::history::header(&past, &resolution.rules), super::out::paint(&render(&resolution)));
     }
     Ok(if resolution.is_resolved() { Exit::Ok } else { Exit::Negative })
 }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod diff;
+pub mod history;
 pub mod json;
 pub mod lint;
 pub mod merge;

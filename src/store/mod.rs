@@ -4,8 +4,10 @@
 //! actor with `SET LOCAL keyfall.actor` for the audit trigger.
 
 pub mod answers;
+pub mod blast;
 pub mod cluster;
 pub mod connect;
+pub mod history;
 pub mod listen;
 pub mod mapping;
 mod queries;

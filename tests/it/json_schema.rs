@@ -210,6 +210,9 @@ async fn every_json_output_fits_its_schema() {
     holds("set", &run(dev(&["set", "aws-admin", "openai", "model", "gpt-4o", "--dry-run", "--json"]), None), false);
     holds("set", &run(dev(&["set", "aws-admin", "openai", "model", "gpt-4o", "--json"]), None), false);
     holds("audit", &one(&["audit", "--account", "aws-admin", "--json"]), false);
+    // The demo's aws-admin key, held since history began, and a key no row held.
+    holds("key-history", &one(&["key-history", "--fingerprint", "#35c712e1", "--json"]), false);
+    holds("key-history", &one(&["key-history", "--fingerprint", "#00000000", "--json"]), false);
     let dir = tempfile::tempdir().unwrap();
     let expectations = dir.path().join("expect.toml");
     std::fs::write(

@@ -16,6 +16,8 @@ mod domain_permissions;
 mod domain_resolve;
 mod endpoints;
 mod fast_lookup;
+mod history;
+mod history_prop;
 mod impact_scoped;
 mod json_schema;
 mod loose_tables;
