@@ -134,10 +134,16 @@ async fn run_at(store: &Store, at: &str) -> CliResult {
     window.vouch(&cut).map_err(|e| CliError::Store(crate::store::StoreError::NotFound(e)))?;
     let stdin = std::io::stdin();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let head = json!({ "as_of": cut, "history": window, "rules": super::history::TODAYS_RULES });
-    if let Err(e) = writeln!(out, "{head}") {
-        return Ok(stopped(&e));
-    }
+    // The moment and where history begins go to stderr, once; every line
+    // on stdout is one answer (the resolve-batch shape) carrying its
+    // moment, so a line read alone still says when it was true.
+    eprintln!(
+        "keyfall: as of {} · {} · judged under {} rules",
+        cut.label(),
+        window.since(),
+        super::history::TODAYS_RULES
+    );
+    let as_of = json!(cut);
     let (mut bad, mut unresolved) = (false, false);
     let mut cache: HashMap<(String, String), crate::store::history::Past> = HashMap::new();
     for (i, line) in stdin.lock().lines().enumerate() {
@@ -190,7 +196,12 @@ async fn run_at(store: &Store, at: &str) -> CliResult {
                 }
             }
         };
-        if let Err(e) = writeln!(out, "{value}") {
+        let mut value = value;
+        if let Value::Object(fields) = &mut value {
+            fields.insert("as_of".into(), as_of.clone());
+        }
+        let line = serde_json::to_string(&super::Versioned(&value)).unwrap_or_default();
+        if let Err(e) = writeln!(out, "{line}") {
             return Ok(stopped(&e));
         }
     }

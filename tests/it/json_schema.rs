@@ -198,6 +198,14 @@ async fn every_json_output_fits_its_schema() {
         ),
         true,
     );
+    holds(
+        "resolve-batch",
+        &run(
+            vec!["resolve".into(), "--batch".into(), "--at".into(), "now".into()],
+            Some("user,function\npaid2@paid.com,auto_cluster\nnobody@x.y,auto_cluster\n"),
+        ),
+        true,
+    );
     holds("can", &one(&["can", "--user", "paid2@paid.com", "--json"]), false);
     holds("report", &one(&["report", "--json"]), false);
     holds("get", &one(&["get", "aws-admin", "openai", "--json"]), false);
