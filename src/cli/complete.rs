@@ -206,25 +206,32 @@ pub fn script(shell: clap_complete::Shell) -> Vec<u8> {
     data_hook(shell, String::from_utf8_lossy(&script).into_owned()).into_bytes()
 }
 
+/// Whether an argument names data (a slug, an email, a function, a type,
+/// a field): completed by asking keyfall, never with file names.
+fn names_data(arg: &clap::Arg) -> bool {
+    matches!(
+        arg.get_id().as_str(),
+        "user" | "operator" | "email" | "actor" | "account" | "slugs" | "function" | "integration_type" | "field"
+    )
+}
+
 /// Every argument naming data hinted as "not a file", in every subcommand.
 fn no_files(command: clap::Command) -> clap::Command {
     command
-        .mut_args(|arg| {
-            let named = matches!(
-                arg.get_id().as_str(),
-                "user"
-                    | "operator"
-                    | "email"
-                    | "actor"
-                    | "account"
-                    | "slugs"
-                    | "function"
-                    | "integration_type"
-                    | "field"
-            );
-            if named { arg.value_hint(clap::ValueHint::Other) } else { arg }
-        })
+        .mut_args(|arg| if names_data(&arg) { arg.value_hint(clap::ValueHint::Other) } else { arg })
         .mut_subcommands(no_files)
+}
+
+/// The long names of every option naming data, in every subcommand.
+fn data_options(command: &clap::Command, longs: &mut Vec<String>) {
+    for arg in command.get_arguments().filter(|a| names_data(a)) {
+        if let Some(long) = arg.get_long() {
+            longs.push(long.to_string());
+        }
+    }
+    for sub in command.get_subcommands() {
+        data_options(sub, longs);
+    }
 }
 
 /// What each shell's script gains over clap's static one: ask
@@ -234,7 +241,21 @@ fn data_hook(shell: clap_complete::Shell, script: String) -> String {
     use clap_complete::Shell;
     match shell {
         Shell::Bash => format!("{script}\n{BASH_HOOK}"),
-        Shell::Fish => format!("{script}\n{FISH_HOOK}"),
+        Shell::Fish => {
+            // fish completes an option's value only from that option's own
+            // entries: one per option that names data.
+            let mut longs = Vec::new();
+            data_options(&Cli::command(), &mut longs);
+            longs.sort();
+            longs.dedup();
+            let options: String = longs
+                .iter()
+                .map(|l| {
+                    format!("complete -c keyfall -l {l} -r -f -n '__keyfall_data --check' -a '(__keyfall_data)'\n")
+                })
+                .collect();
+            format!("{script}\n{FISH_HOOK}{options}")
+        }
         Shell::Zsh => {
             // Both ways zsh loads the file — autoloaded from fpath, or
             // sourced — end in the data-aware function.

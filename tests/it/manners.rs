@@ -517,3 +517,37 @@ async fn the_bash_script_asks_keyfall_for_names_and_keeps_the_static_ones() {
     let subcommands = complete("keyfall res");
     assert!(subcommands.contains(&"resolve".to_string()), "the static part still answers: {subcommands:?}");
 }
+
+/// fish for real (`.ci/run` installs it): positionals and every option
+/// naming data (fish completes an option's value only from that option's
+/// own entries) ask keyfall; the static part still answers.
+#[tokio::test]
+async fn the_fish_script_asks_keyfall_for_names_positional_and_after_options() {
+    let db = TestDb::demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("keyfall.fish");
+    std::fs::write(&script, keyfall_with(&["completions", "fish"], None, &[]).stdout).unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_keyfall")).parent().unwrap();
+    let complete = |line: &str| -> Vec<String> {
+        let program = format!("source {}; complete -C '{line}'", script.display());
+        let out = Command::new("fish")
+            .args(["--no-config", "-c", &program])
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("DATABASE_URL", db.url())
+            .env("HOME", dir.path())
+            .output()
+            .expect("fish is installed (.ci/run installs it)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    assert_eq!(complete("keyfall get aws"), ["aws-admin"]);
+    assert_eq!(complete("keyfall get aws-admin open"), ["openai"]);
+    assert_eq!(complete("keyfall resolve --user paid2"), ["paid2@paid.com"]);
+    assert_eq!(complete("keyfall resolve --function auto_c"), ["auto_cluster"]);
+    assert_eq!(complete("keyfall audit --account aws-ad"), ["aws-admin"]);
+    let subcommands = complete("keyfall res");
+    assert!(subcommands.contains(&"resolve".to_string()), "the static part still answers: {subcommands:?}");
+}
