@@ -34,11 +34,26 @@ pub fn draw(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     }
     title.pop();
     title.push(Span::raw(" "));
-    let block = Block::bordered().title(Line::from(title)).border_style(t.border(focused));
+    let mut block = Block::bordered().title(Line::from(title)).border_style(t.border(focused));
     let inner = block.inner(area);
-    frame.render_widget(block, area);
     let text = Paragraph::new(wrap_lines(setting_text(model, t), inner.width)).wrap(Wrap { trim: false });
-    let scroll = model.main.setting_scroll.min((text.line_count(inner.width) as u16).saturating_sub(inner.height));
+    let lines = text.line_count(inner.width) as u16;
+    let scroll = model.main.setting_scroll.min(lines.saturating_sub(inner.height));
+    // What the pane cannot show is said on its bottom border, so a cut
+    // explanation is never mistaken for the whole of it.
+    let below = lines.saturating_sub(scroll + inner.height);
+    if below > 0 {
+        let key = |a| model.keymap.first_key(super::keymap::Screen::Main, a).unwrap_or("?");
+        let down = key(super::keymap::Action::Down);
+        let how = if focused {
+            format!("{down} scrolls")
+        } else {
+            format!("{} here, {down} scrolls", key(super::keymap::Action::NextPane))
+        };
+        block =
+            block.title_bottom(Line::from(Span::styled(format!(" ↓ {below} more · {how} "), t.dim())).right_aligned());
+    }
+    frame.render_widget(block, area);
     frame.render_widget(text.scroll((scroll, 0)), inner);
 }
 
