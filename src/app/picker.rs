@@ -282,7 +282,10 @@ pub fn draw(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
         PickerKind::User => " Resolve as user (type to search) ",
         PickerKind::Function => " AI function ",
     };
-    let inner = dialog(frame, centered(area, 64, area.height.saturating_sub(4).min(20)), title.into(), t);
+    // 64 columns at 80, growing with the terminal (longer emails whole).
+    let width = area.width.saturating_sub(16).clamp(64.min(area.width), 110);
+    let inner = dialog(frame, centered(area, width, area.height.saturating_sub(4).min(40)), title.into(), t);
+    let value_width = (inner.width as usize).saturating_sub(28).clamp(36, 60);
     let searching = if p.searching { "  searching…" } else { "" };
     let mut lines = vec![Line::from(vec![
         Span::styled("> ", t.accent()),
@@ -294,7 +297,7 @@ pub fn draw(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let offset = p.selected.saturating_sub(rows.saturating_sub(1));
     for (i, item) in p.shown().enumerate().skip(offset).take(rows) {
         let mut line = Line::from(vec![
-            Span::raw(format!("{:<36} ", visible_short(&item.value, 36))),
+            Span::raw(format!("{:<value_width$} ", visible_short(&item.value, value_width))),
             Span::styled(visible_short(&item.detail, 40), t.dim()),
         ]);
         if i == p.selected {
