@@ -38,11 +38,14 @@ $$;
 
 -- The recorded part of one users (`users`) or accounts row `d` (whole,
 -- to_jsonb), from the mapped column names: what keyfall's views show of
--- it. One expression, so it is inlined where it is used.
+-- it. One expression, so it is inlined where it is used: STABLE, as
+-- jsonb_build_object is (an IMMUTABLE wrapper around a STABLE body is
+-- never inlined, and a SQL function that is not is planned again in every
+-- transaction that calls it).
 CREATE OR REPLACE FUNCTION keyfall.keyfall_person(d pg_catalog.jsonb, users pg_catalog.bool, k_a pg_catalog.text,
                                                   k_b pg_catalog.text, k_c pg_catalog.text, k_d pg_catalog.text,
                                                   k_acc pg_catalog.text, vals pg_catalog.jsonb)
-RETURNS pg_catalog.jsonb LANGUAGE sql IMMUTABLE AS $$
+RETURNS pg_catalog.jsonb LANGUAGE sql STABLE AS $$
     SELECT CASE
         WHEN d IS NULL THEN NULL
         WHEN users THEN pg_catalog.jsonb_build_object(
@@ -89,6 +92,7 @@ DECLARE
     changed pg_catalog.jsonb[];
     po      pg_catalog.jsonb;
     pn      pg_catalog.jsonb;
+    who     pg_catalog.text;
 BEGIN
     BEGIN
         -- Only the parts of the mapping this capture reads.
@@ -165,11 +169,20 @@ BEGIN
         IF changed IS NULL THEN
             RETURN NULL;
         END IF;
+        -- The actor: the app's own statements claim none (keyfall_claimed,
+        -- inlined here), so its session user, without a call of
+        -- keyfall_actor (SECURITY DEFINER with its own search_path: never
+        -- inlined, planned again in every transaction).
+        IF keyfall.keyfall_claimed() IS NULL THEN
+            who := session_user;
+        ELSE
+            who := keyfall.keyfall_actor();
+        END IF;
         INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug, before, after)
-        SELECT a.actor, kf_op, part, keyfall.keyfall_json_int8(x -> 'id'), keyfall.keyfall_json_int8(x -> 'acc'),
+        SELECT who, kf_op, part, keyfall.keyfall_json_int8(x -> 'id'), keyfall.keyfall_json_int8(x -> 'acc'),
                CASE WHEN NOT users THEN coalesce(x -> 'pn', x -> 'po') ->> 'slug' END,
                nullif(x -> 'po', 'null'::jsonb), nullif(x -> 'pn', 'null'::jsonb)
-          FROM unnest(changed) x, (SELECT keyfall.keyfall_actor() AS actor) a;
+          FROM unnest(changed) x;
     EXCEPTION WHEN OTHERS THEN
         BEGIN
             INSERT INTO keyfall.audit_log (actor, action, table_name, after)
