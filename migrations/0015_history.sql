@@ -24,37 +24,28 @@
 CREATE INDEX IF NOT EXISTS audit_log_marks ON keyfall.audit_log (id)
     WHERE table_name = 'keyfall' OR action IN ('capture_failed', 'capture_refused', 'truncate');
 
--- A value of the app's through the mapping's value map ({"developer":
--- ["dev", …], …}): as keyfall_value_map's CASE reads it (first key in
--- order whose list holds it), else the value itself.
-CREATE OR REPLACE FUNCTION keyfall.keyfall_mapped_value(raw pg_catalog.text, vals pg_catalog.jsonb)
-RETURNS pg_catalog.text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN vals IS NULL OR vals OPERATOR(pg_catalog.=) '{}'::pg_catalog.jsonb THEN raw
-                ELSE coalesce((SELECT e.key FROM pg_catalog.jsonb_each(vals) e
-                                WHERE pg_catalog.jsonb_typeof(e.value) OPERATOR(pg_catalog.=) 'array'
-                                  AND e.value OPERATOR(pg_catalog.?) raw
-                                ORDER BY e.key LIMIT 1), raw) END
-$$;
-
 -- The recorded part of one users (`users`) or accounts row `d` (whole,
 -- to_jsonb), from the mapped column names: what keyfall's views show of
--- it. One expression, so it is inlined where it is used.
+-- it; `vals` is the value map read backwards (the app's value → keyfall's,
+-- keyfall_capture_history builds it once per statement). One expression,
+-- so it is inlined where it is used: STABLE, as
+-- jsonb_build_object is (an IMMUTABLE wrapper around a STABLE body is
+-- never inlined, and a SQL function that is not is planned again in every
+-- transaction that calls it).
 CREATE OR REPLACE FUNCTION keyfall.keyfall_person(d pg_catalog.jsonb, users pg_catalog.bool, k_a pg_catalog.text,
                                                   k_b pg_catalog.text, k_c pg_catalog.text, k_d pg_catalog.text,
                                                   k_acc pg_catalog.text, vals pg_catalog.jsonb)
-RETURNS pg_catalog.jsonb LANGUAGE sql IMMUTABLE AS $$
+RETURNS pg_catalog.jsonb LANGUAGE sql STABLE AS $$
     SELECT CASE
         WHEN d IS NULL THEN NULL
         WHEN users THEN pg_catalog.jsonb_build_object(
             'email', d OPERATOR(pg_catalog.->>) k_a,
-            'role', CASE WHEN vals IS NULL THEN d OPERATOR(pg_catalog.->>) k_b
-                         ELSE keyfall.keyfall_mapped_value(d OPERATOR(pg_catalog.->>) k_b, vals) END,
+            'role', coalesce(vals OPERATOR(pg_catalog.->>) (d OPERATOR(pg_catalog.->>) k_b), d OPERATOR(pg_catalog.->>) k_b),
             'is_superuser', d OPERATOR(pg_catalog.->) k_c, 'is_active', d OPERATOR(pg_catalog.->) k_d,
             'account_id', d OPERATOR(pg_catalog.->) k_acc)
         ELSE pg_catalog.jsonb_build_object(
             'slug', d OPERATOR(pg_catalog.->>) k_a, 'name', d OPERATOR(pg_catalog.->>) k_c,
-            'status', CASE WHEN vals IS NULL THEN d OPERATOR(pg_catalog.->>) k_b
-                           ELSE keyfall.keyfall_mapped_value(d OPERATOR(pg_catalog.->>) k_b, vals) END)
+            'status', coalesce(vals OPERATOR(pg_catalog.->>) (d OPERATOR(pg_catalog.->>) k_b), d OPERATOR(pg_catalog.->>) k_b))
     END
 $$;
 
@@ -89,11 +80,23 @@ DECLARE
     changed pg_catalog.jsonb[];
     po      pg_catalog.jsonb;
     pn      pg_catalog.jsonb;
+    who     pg_catalog.text;
 BEGIN
     BEGIN
         -- Only the parts of the mapping this capture reads.
-        SELECT x.spec -> part -> 'columns', nullif(x.spec -> part -> CASE WHEN users THEN 'role_values' ELSE 'status_values' END,
-                                                   '{}'::jsonb)
+        -- The value map ({"developer": ["dev", …], …}) read backwards
+        -- ({"dev": "developer", …}: each of the app's values to the first
+        -- key in order whose list holds it, as keyfall_value_map's CASE
+        -- reads it), so that keyfall_person maps with one operator and
+        -- stays inlined.
+        SELECT x.spec -> part -> 'columns',
+               (SELECT jsonb_object_agg(s.v, s.k)
+                  FROM (SELECT DISTINCT ON (a.v #>> '{}') a.v #>> '{}' AS v, e.key AS k
+                          FROM jsonb_each(x.spec -> part -> CASE WHEN users THEN 'role_values' ELSE 'status_values' END) e,
+                               jsonb_array_elements(CASE WHEN jsonb_typeof(e.value) = 'array' THEN e.value
+                                                         ELSE '[]'::jsonb END) a(v)
+                         WHERE jsonb_typeof(a.v) = 'string'
+                         ORDER BY a.v #>> '{}', e.key) s)
           INTO c, vals
           FROM keyfall.mapping x WHERE (x.places -> part ->> 'oid')::pg_catalog.oid = TG_RELID;
         IF c IS NULL THEN
@@ -165,11 +168,20 @@ BEGIN
         IF changed IS NULL THEN
             RETURN NULL;
         END IF;
+        -- The actor: the app's own statements claim none (keyfall_claimed,
+        -- inlined here), so its session user, without a call of
+        -- keyfall_actor (SECURITY DEFINER with its own search_path: never
+        -- inlined, planned again in every transaction).
+        IF keyfall.keyfall_claimed() IS NULL THEN
+            who := session_user;
+        ELSE
+            who := keyfall.keyfall_actor();
+        END IF;
         INSERT INTO keyfall.audit_log (actor, action, table_name, row_id, account_id, account_slug, before, after)
-        SELECT a.actor, kf_op, part, keyfall.keyfall_json_int8(x -> 'id'), keyfall.keyfall_json_int8(x -> 'acc'),
+        SELECT who, kf_op, part, keyfall.keyfall_json_int8(x -> 'id'), keyfall.keyfall_json_int8(x -> 'acc'),
                CASE WHEN NOT users THEN coalesce(x -> 'pn', x -> 'po') ->> 'slug' END,
                nullif(x -> 'po', 'null'::jsonb), nullif(x -> 'pn', 'null'::jsonb)
-          FROM unnest(changed) x, (SELECT keyfall.keyfall_actor() AS actor) a;
+          FROM unnest(changed) x;
     EXCEPTION WHEN OTHERS THEN
         BEGIN
             INSERT INTO keyfall.audit_log (actor, action, table_name, after)

@@ -193,3 +193,37 @@ async fn the_blast_radius_of_a_key_is_a_timeline() {
     let none = keyfall(&db, &["key-history", "--fingerprint", "#00000000"], None);
     assert_eq!(none.code, 1, "{}", none.stdout);
 }
+
+#[tokio::test]
+async fn a_role_value_map_is_applied_by_the_capture_as_the_views_apply_it() {
+    let db = TestDb::demo().await;
+    let mut conn = db.raw().await;
+    // 'admin' is in two lists: the first key in order ('owner') takes it.
+    sqlx::query(
+        "SELECT keyfall.keyfall_install_mapping(jsonb_set((SELECT spec FROM keyfall.mapping), '{users,role_values}', \
+         '{\"owner\": [\"owner\", \"admin\"], \"viewer\": [\"viewer\", \"editor\", \"admin\"]}'))",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let users = count(&mut conn, "users").await;
+    // owner → admin: both are keyfall's 'owner': nothing recorded.
+    sqlx::query("UPDATE users SET role = 'admin' WHERE email = 'paid2@paid.com'").execute(&mut conn).await.unwrap();
+    assert_eq!(count(&mut conn, "users").await, users);
+    // admin → editor: 'owner' → 'viewer', one row, in keyfall's values.
+    sqlx::query("UPDATE users SET role = 'editor' WHERE email = 'paid2@paid.com'").execute(&mut conn).await.unwrap();
+    assert_eq!(count(&mut conn, "users").await, users + 1);
+    let (before, after): (serde_json::Value, serde_json::Value) = sqlx::query_as(
+        "SELECT before, after FROM keyfall.audit_log WHERE table_name = 'users' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!((before["role"].as_str(), after["role"].as_str()), (Some("owner"), Some("viewer")));
+    // The same as the view shows it now.
+    let shown: String = sqlx::query_scalar("SELECT role FROM keyfall.users WHERE email = 'paid2@paid.com'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(shown, "viewer");
+}
