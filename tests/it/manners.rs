@@ -518,6 +518,35 @@ async fn the_bash_script_asks_keyfall_for_names_and_keeps_the_static_ones() {
     assert!(subcommands.contains(&"resolve".to_string()), "the static part still answers: {subcommands:?}");
 }
 
+/// zsh for real (`.ci/run` installs it), its completion system's `compadd`
+/// replaced by a printer: the hook's words, index and call are zsh's own.
+#[tokio::test]
+async fn the_zsh_hook_asks_keyfall_with_zshs_own_words() {
+    let db = TestDb::demo().await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("_keyfall");
+    std::fs::write(&script, keyfall_with(&["completions", "zsh"], None, &[]).stdout).unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_keyfall")).parent().unwrap();
+    let complete = |words: &str| -> Vec<String> {
+        let program = format!(
+            "compdef() {{ :; }}; source {}; compadd() {{ shift; print -l -- \"$@\"; }}; \
+             words=({words}); CURRENT=${{#words}}; _keyfall_data",
+            script.display()
+        );
+        let out = Command::new("zsh")
+            .args(["-f", "-c", &program])
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("DATABASE_URL", db.url())
+            .env("HOME", dir.path())
+            .output()
+            .expect("zsh is installed (.ci/run installs it)");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+    };
+    assert_eq!(complete("keyfall get aws"), ["aws-admin"]);
+    assert_eq!(complete("keyfall resolve --user paid2"), ["paid2@paid.com"]);
+    assert_eq!(complete("keyfall resolve --function auto_c"), ["auto_cluster"]);
+}
+
 /// fish for real (`.ci/run` installs it): positionals and every option
 /// naming data (fish completes an option's value only from that option's
 /// own entries) ask keyfall; the static part still answers.
