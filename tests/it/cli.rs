@@ -45,7 +45,7 @@ pub fn keyfall_with(args: &[&str], stdin: Option<&str>, envs: &[(&str, &str)]) -
         pipe.write_all(text.as_bytes()).unwrap();
     }
     drop(pipe);
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    let Output { status, stdout, stderr } = crate::support::output_within(child, crate::support::HUNG);
     let log = std::fs::read_to_string(dir.path().join("state/keyfall/keyfall.log")).unwrap_or_default();
     assert!(!log.contains("canary"), "the log holds the canary: {log}");
     Run {
@@ -737,7 +737,7 @@ async fn a_closed_pipe_ends_quietly_and_exit_codes_mean_one_thing() {
         let mut first = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
         // The reader (like `head -1`) goes away.
-        let out = child.wait_with_output().unwrap();
+        let out = crate::support::output_within(child, crate::support::HUNG);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -769,7 +769,7 @@ async fn concurrent_sets_without_a_version_never_fail_and_each_is_one_audit_row(
                     .spawn()
                     .unwrap();
                 child.stdin.take().unwrap().write_all(format!("model-{w}-{i}").as_bytes()).unwrap();
-                let out = child.wait_with_output().unwrap();
+                let out = crate::support::output_within(child, crate::support::HUNG);
                 codes.push((out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned()));
             }
             codes
@@ -1011,13 +1011,13 @@ async fn reads_are_bounded_by_a_statement_timeout_and_long_work_is_not() {
     }
     tokio::time::sleep(Duration::from_millis(2500)).await;
     sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
-    let export = export.wait_with_output().unwrap();
+    let export = crate::support::output_within(export, crate::support::HUNG);
     assert_eq!(export.status.code(), Some(0), "{}", String::from_utf8_lossy(&export.stderr));
     let doc: Value = serde_json::from_slice(&export.stdout).unwrap();
     assert!(doc["settings"].as_array().is_some_and(|s| !s.is_empty()), "{doc}");
-    let lint = lint.wait_with_output().unwrap();
+    let lint = crate::support::output_within(lint, crate::support::HUNG);
     assert_eq!(lint.status.code(), Some(1), "L001 found: {}", String::from_utf8_lossy(&lint.stderr));
-    let report = report.wait_with_output().unwrap();
+    let report = crate::support::output_within(report, crate::support::HUNG);
     assert_eq!(report.status.code(), Some(0), "{}", String::from_utf8_lossy(&report.stderr));
     assert!(String::from_utf8_lossy(&report.stdout).contains("aws-admin"));
 }
@@ -1069,7 +1069,7 @@ async fn a_closed_stdout_never_panics_and_never_stops_a_write() {
             .spawn()
             .unwrap();
         child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = crate::support::output_within(child, crate::support::HUNG);
         (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
     };
     for (args, stdin, code) in [
@@ -1222,7 +1222,7 @@ async fn progress_on_a_terminal_only_and_input_that_is_not_utf8_is_refused() {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(b"gpt-\xff\xfe4o").unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = crate::support::output_within(child, crate::support::HUNG);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"), "{}", String::from_utf8_lossy(&out.stderr));
     let got = json(&keyfall(&db, &["get", "acme-studio", "openai", "--json"], None));

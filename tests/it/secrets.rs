@@ -666,7 +666,7 @@ fn run_at(dir: &std::path::Path, url: &str, args: &[&str], stdin: Option<&str>) 
         pipe.write_all(text.as_bytes()).unwrap();
     }
     drop(pipe);
-    let Output { status, stdout, stderr } = child.wait_with_output().unwrap();
+    let Output { status, stdout, stderr } = crate::support::output_within(child, crate::support::HUNG);
     let log = std::fs::read_to_string(dir.join("state/keyfall/keyfall.log")).unwrap_or_default();
     Run {
         code: status.code().unwrap_or(-1),
