@@ -245,6 +245,9 @@ impl Action {
             (_, Action::NextTab) => ("", "next integration type"),
             (_, Action::PrevTab) => ("", "previous integration type"),
             (_, Action::Delete) => ("delete", "delete the account's own setting (asks)"),
+            (S::Lint, Action::Refresh) => {
+                ("reread", "read the findings again (after a change, the list says it is stale)")
+            }
             (_, Action::Refresh) => ("reload", "reload everything from the database"),
             (_, Action::Up) => ("", "move up"),
             (_, Action::Down) => ("", "move down"),
@@ -449,6 +452,7 @@ impl Screen {
                 A::Fix,
                 A::Filter,
                 A::Permissions,
+                A::Refresh,
                 A::Help,
                 A::Down,
                 A::Up,

@@ -82,6 +82,9 @@ pub struct LintView {
     masked: usize,
     /// Why the run stopped before the end, if it did.
     stopped: Option<String>,
+    /// A change arrived after the findings were read (live notices): the
+    /// list says so until it is read again.
+    pub stale: bool,
 }
 
 /// A group this small is open unless closed by hand.
@@ -107,6 +110,7 @@ impl LintView {
             hidden: 0,
             masked: 0,
             stopped: None,
+            stale: false,
         }
     }
 
@@ -299,6 +303,7 @@ pub fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
         Some(Action::Jump) if view.current().is_none() => view.toggle(),
         Some(Action::Jump) => return jump(model),
         Some(Action::Permissions) => return permissions(model),
+        Some(Action::Refresh) => return open(model),
         Some(Action::Fix) => return fix(model),
         Some(a) => {
             if let Some(delta) = super::movement(a, page) {
@@ -489,6 +494,12 @@ pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
     }
     if !view.findings.is_empty() {
         head.push(Line::from(Span::styled(counts(&view.findings), t.heading())));
+    }
+    if view.stale {
+        head.push(Line::from(Span::styled(
+            "⚠ settings changed since these findings were read: ctrl-r reads them again",
+            t.warn(),
+        )));
     }
     if let Some(why) = &view.stopped {
         head.push(Line::from(Span::styled(

@@ -47,6 +47,11 @@ pub(super) fn apply_pending(model: &mut Model) -> Vec<Cmd> {
         return Vec::new();
     }
     let pending = std::mem::take(&mut model.pending);
+    // An open lint list is not re-run on every change (a whole-database
+    // read): it says it is stale, and the operator reads it again.
+    if let Some(super::Overlay::Lint(view)) = &mut model.overlay {
+        view.stale = true;
+    }
     // An open audit view follows its setting's changes.
     let mut cmds = super::audit::follow(model, |id| pending.everything || pending.accounts.contains(&id));
     if pending.everything {

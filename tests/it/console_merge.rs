@@ -287,3 +287,23 @@ async fn a_prefill_marks_what_it_copied_and_leaves_the_system_endpoint_out() {
     assert!(own.config.get("base_url").is_none(), "{:?}", own.config.get("base_url"));
     assert_eq!(own.config["model"], "gpt-4o-mini");
 }
+
+/// Issue 22 point 3: an open lint list is not re-run on every change (a
+/// whole-database read) but says it is stale after one, until ctrl-r reads
+/// it again.
+#[tokio::test]
+async fn an_open_lint_list_says_it_is_stale_after_a_psql_update_until_read_again() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (100, 30)).await;
+    keys(&db.store, &mut model, &["L"]).await;
+    assert!(matches!(model.overlay, Some(keyfall::app::Overlay::Lint(_))), "lint is open");
+    assert!(!screen(&model).contains("settings changed since"), "{}", screen(&model));
+    let change = heard(&db, PSQL_MAX_TOKENS).await;
+    deliver(&db, &mut model, change).await;
+    let text = screen(&model);
+    assert!(text.contains("settings changed since these findings were read"), "{text}");
+    keys(&db.store, &mut model, &["ctrl-r"]).await;
+    let text = screen(&model);
+    assert!(matches!(model.overlay, Some(keyfall::app::Overlay::Lint(_))), "still open, read again");
+    assert!(!text.contains("settings changed since"), "{text}");
+}
