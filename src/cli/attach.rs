@@ -285,7 +285,7 @@ fn describe(target: &Target, m: &Mapping, installed: &Installed) -> String {
         v(&m.settings_table())
     ));
     out.push_str(&format!(
-        "  on {} and {}: trigger keyfall_announce (a NOTIFY when they change, so rights refresh live)\n",
+        "  on {} and {}: trigger keyfall_announce (a NOTIFY when they change, so rights refresh live)\n    and triggers keyfall_audit_insert, keyfall_audit_update, keyfall_audit_delete (their history: a user's\n    email, role, flags and account, an account's slug, name and status; never a password)\n",
         v(&m.users_table()),
         v(&m.accounts_table())
     ));

@@ -330,3 +330,43 @@ async fn attach_and_detach_go_through_once_the_app_transaction_ends() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(touching_the_app(&db).await.is_empty());
 }
+
+/// Issue 19 point 9: `attach --dry-run` names every trigger attach then
+/// installs on the app's tables, on the line of its table, and every event
+/// trigger it installs in the database — read back from the catalog.
+#[tokio::test]
+async fn the_dry_run_names_every_trigger_attach_installs() {
+    let db = app_db().await;
+    let dry = keyfall(&db, &["attach", "--dry-run", "--no-config"], None);
+    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    let run = keyfall(&db, &["attach", "--yes", "--no-config"], None);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let mut conn = db.raw().await;
+    let installed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+          WHERE NOT t.tgisinternal AND c.relname IN ('tenant', 'member', 'app_settings') ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(installed.len() >= 8, "{installed:?}");
+    for (table, trigger) in &installed {
+        let named = dry.stdout.split("\n  on ").any(|block| {
+            let head = block.lines().next().unwrap_or_default();
+            head.contains(&format!("public.{table}")) && block.contains(trigger.as_str())
+        });
+        assert!(named, "the dry run does not name {trigger} on {table}:\n{}", dry.stdout);
+    }
+    let events: Vec<String> =
+        sqlx::query_scalar("SELECT evtname::text FROM pg_event_trigger WHERE evtname LIKE 'keyfall%' ORDER BY 1")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    for event in &events {
+        assert!(
+            dry.stdout.contains(event.as_str()),
+            "the dry run does not name event trigger {event}:\n{}",
+            dry.stdout
+        );
+    }
+}
