@@ -115,13 +115,7 @@ pub async fn run(store: &Store, at: Option<&str>) -> CliResult {
             return Ok(stopped(&e));
         }
     }
-    Ok(if bad {
-        Exit::Usage
-    } else if unresolved {
-        Exit::Negative
-    } else {
-        Exit::Ok
-    })
+    Ok(ended(bad, unresolved))
 }
 
 /// `resolve --batch --at WHEN`: each pair answered by the resolver over
@@ -208,13 +202,19 @@ async fn run_at(store: &Store, at: &str) -> CliResult {
     if let Err(e) = out.flush() {
         return Ok(stopped(&e));
     }
-    Ok(if bad {
+    Ok(ended(bad, unresolved))
+}
+
+/// How a batch ended: a bad line is a usage error, an unresolved pair a
+/// negative answer.
+fn ended(bad: bool, unresolved: bool) -> Exit {
+    if bad {
         Exit::Usage
     } else if unresolved {
         Exit::Negative
     } else {
         Exit::Ok
-    })
+    }
 }
 
 /// Writing failed: the reader went away (nothing more to say, exit 0), or
