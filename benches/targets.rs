@@ -96,7 +96,7 @@ async fn main() {
 
 /// The impact preview of one edit (DESIGN §10: under 1 s at XL).
 async fn impact(store: &Store) {
-    use keyfall::store::Proposal;
+    use keyfall::domain::change::Proposal;
     // The preview writes as the operator (then rolls back) and the database
     // checks their right: preview as the seed's developer, as the tests do
     // (the bench's login is a database superuser, so it may act as anyone).

@@ -4,10 +4,10 @@
 //! sides: the CLI's `--dry-run` prints their text, the console renders the
 //! same lines styled, wrapped and scrolled. Pure: data in, lines out.
 
+use crate::domain::change::ImpactRow;
 use crate::domain::diff;
 use crate::domain::permissions::PolicyMove;
 use crate::domain::text::{accounts_named, count, visible, visible_short};
-use crate::store::ImpactRow;
 
 /// How a piece of a line is meant to look (the console maps it to a
 /// style; the CLI prints the text only).
@@ -174,7 +174,7 @@ pub fn no_change() -> PreviewLine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Answer;
+    use crate::domain::change::Answer;
 
     fn answer(by: &str, provider: Option<(&str, &str)>) -> Answer {
         Answer {

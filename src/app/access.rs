@@ -25,7 +25,7 @@ pub struct Access {
 /// The operator's access from fresh data (`data.user` is the operator):
 /// read-only unless they may modify the system settings or their own
 /// account's under the policy in force. `forced` keeps a session read-only.
-pub fn decide_access(data: &crate::store::SubjectData, forced: Option<String>) -> Access {
+pub fn decide_access(data: &crate::domain::directory::SubjectData, forced: Option<String>) -> Access {
     use crate::domain::model::chain_position;
     use crate::domain::permissions::{self, Action, Subject, Target as PermTarget};
     let Some(user) = data.user.clone() else {

@@ -4,9 +4,9 @@
 //! audited write. Its state, its keys, its replies and its view.
 
 use crate::domain::Policy;
+use crate::domain::change::ImpactRow;
 use crate::domain::model::Role;
 use crate::domain::permissions::PolicyMove;
-use crate::store::ImpactRow;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};

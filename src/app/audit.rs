@@ -14,10 +14,10 @@ use super::may_modify;
 use super::view::{Theme, centered, dialog, wrap_line};
 use super::{Cmd, Model, Overlay};
 use crate::domain::Account;
+use crate::domain::audit::AuditEntry;
 use crate::domain::diff;
 use crate::domain::registry;
 use crate::domain::text::visible_short;
-use crate::store::AuditEntry;
 
 #[derive(Debug)]
 pub struct AuditView {

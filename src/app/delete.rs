@@ -15,9 +15,9 @@ use super::scroll::{self, Scroll};
 use super::view::{Theme, dialog, overlay_box, wrap_lines};
 use super::{Cmd, Model, Overlay, load_settings, resolve_cmd};
 use crate::domain::Setting;
+use crate::domain::change::{Conflict, ImpactRow, Proposal};
 use crate::domain::text::visible_short;
 use crate::preview;
-use crate::store::{Conflict, ImpactRow, Proposal};
 
 /// "Delete this override?" — Cancel is focused until moved.
 #[derive(Debug)]

@@ -14,12 +14,12 @@ use serde_json::{Map, Value};
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::change::{Conflict, ImpactRow};
 use crate::domain::diff::{self, FieldChange};
 use crate::domain::merge::{self, Merge, Side};
 use crate::domain::registry::{self, FieldKind, Kind, TypeSpec};
 use crate::domain::secret::{Secret, clean_pasted_secret, mask_config, mask_within, shape_masked};
 use crate::domain::{Account, Setting};
-use crate::store::{Conflict, ImpactRow};
 
 /// One field of the form: every field of the registry type, then every
 /// other field the stored setting has (kept, shown, editable, removable).

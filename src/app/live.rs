@@ -7,8 +7,8 @@
 use std::collections::HashSet;
 
 use super::{Cmd, Model, load_settings, resolve_cmd};
-use crate::store::AuditEntry;
-use crate::store::listen::Change;
+use crate::domain::audit::AuditEntry;
+use crate::domain::change::Change;
 
 /// Changes heard since the last tick, applied together (at most one reload
 /// per tick, however many notices arrive).

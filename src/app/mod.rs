@@ -33,12 +33,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::audit::AuditEntry;
+use crate::domain::change::{Change, Conflict, ImpactRow, Proposal};
+use crate::domain::directory::{AccountRow, SubjectData, UserHit};
 use crate::domain::permissions::{self, Permissions, Subject, Target};
 use crate::domain::registry;
 use crate::domain::resolve::Snapshot;
 use crate::domain::{Account, Policy, Setting};
-use crate::store::listen::Change;
-use crate::store::{AccountRow, AuditEntry, Conflict, ImpactRow, Proposal, SubjectData, UserHit};
 
 pub use access::{Access, decide_access, may_modify, may_test, may_view, may_view_account};
 use accounts::{AccountsPane, status_of};

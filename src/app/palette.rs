@@ -15,8 +15,8 @@ use super::keymap::Action;
 use super::request::Kind;
 use super::view::{Theme, centered, dialog};
 use super::{Cmd, Model, Overlay, Pane, load_visible, movement, resolve_cmd, typed_char};
+use crate::domain::directory::UserHit;
 use crate::domain::text::{visible, visible_short};
-use crate::store::UserHit;
 
 /// At most this many rows are ranked into the list.
 const SHOWN: usize = 200;

@@ -14,8 +14,8 @@ use super::keymap::Action;
 use super::request::Kind;
 use super::view::{Theme, centered, dialog};
 use super::{Cmd, Model, Overlay, USER_PAGE, movement, resolve_cmd, typed_char};
+use crate::domain::directory::UserHit;
 use crate::domain::text::{visible, visible_short};
-use crate::store::UserHit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PickerKind {

@@ -16,9 +16,9 @@ use super::request::Kind;
 use super::setting_pane::problems;
 use super::view::{Theme, pane_block, panes, wrap_lines};
 use super::{Cmd, Connection, Model, Pane};
+use crate::domain::directory::SubjectData;
 use crate::domain::resolve::{Hop, Resolution, Rules, Verdict, resolve};
 use crate::domain::text::{visible, visible_short};
-use crate::store::SubjectData;
 
 /// The resolve-as panel.
 #[derive(Debug, Default)]

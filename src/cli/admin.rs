@@ -6,10 +6,11 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use crate::config::Config;
 use crate::domain::Policy;
+use crate::domain::change::{ImpactRow, Proposal};
 use crate::domain::model::Role;
 use crate::domain::permissions::{self, UserKind};
 use crate::domain::text::{visible, visible_short};
-use crate::store::{ImpactRow, Proposal, Store};
+use crate::store::Store;
 
 use super::{CliError, CliResult, Exit};
 

@@ -7,10 +7,11 @@ use std::io::{IsTerminal, Read};
 
 use serde::Serialize;
 
+use crate::domain::audit::AuditEntry;
 use crate::domain::diff::{self, FieldChange};
 use crate::domain::secret::Secret;
 use crate::domain::text::{visible, visible_short};
-use crate::store::{AuditEntry, AuditFilter, Store};
+use crate::store::{AuditFilter, Store};
 
 use super::{CliError, CliResult, Exit};
 

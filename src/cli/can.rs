@@ -4,10 +4,11 @@
 use std::fmt::Write;
 
 use crate::domain::Policy;
+use crate::domain::directory::SubjectData;
 use crate::domain::model::chain_position;
 use crate::domain::permissions::{self, Action, Permissions, Subject, Target};
 use crate::domain::text::visible;
-use crate::store::{Store, SubjectData};
+use crate::store::Store;
 
 use super::{CliResult, Exit};
 

@@ -11,11 +11,12 @@ use futures_util::TryStreamExt;
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::domain::change::Proposal;
 use crate::domain::lint::{self, Finding, Severity};
 use crate::domain::model::{Account, Setting};
 use crate::domain::resolve::Snapshot;
 use crate::domain::text::visible;
-use crate::store::{Proposal, Store};
+use crate::store::Store;
 
 use super::{CliError, CliResult, Exit};
 

@@ -955,7 +955,7 @@ fn unknown_account(slug: &str) -> CliError {
 }
 
 /// Look a user up for commands that name one; unknown → usage error.
-fn require_user(data: &crate::store::SubjectData, email: &str) -> Result<crate::domain::User, CliError> {
+fn require_user(data: &crate::domain::directory::SubjectData, email: &str) -> Result<crate::domain::User, CliError> {
     data.user
         .clone()
         .ok_or_else(|| CliError::Usage(format!("unknown user {:?}", crate::domain::text::visible_short(email, 120))))

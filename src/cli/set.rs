@@ -12,11 +12,12 @@ use serde_json::{Map, Value, json};
 
 use crate::config::Config;
 use crate::domain::Setting;
+use crate::domain::change::Proposal;
 use crate::domain::permissions::Action;
 use crate::domain::registry::{self, FieldKind};
 use crate::domain::secret::{Secret, is_secret_field, is_secret_value, mask_config, shape_masked};
 use crate::domain::text::{visible, visible_short};
-use crate::store::{Proposal, SettingRef, Store, WriteOutcome};
+use crate::store::{SettingRef, Store, WriteOutcome};
 
 use super::{CliError, CliResult, Exit};
 

@@ -15,11 +15,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Config;
+use crate::domain::change::Proposal;
 use crate::domain::model::{Account, Setting};
 use crate::domain::registry;
 use crate::domain::secret::{contains_secret, fingerprint_value, is_fingerprint, is_secret_field};
 use crate::domain::text::{visible, visible_short};
-use crate::store::{ImportItem, Proposal, Store};
+use crate::store::{ImportItem, Store};
 
 use super::{CliError, CliResult, Exit};
 

@@ -4,8 +4,11 @@
 //! raw key read for a connection test — one wording for `keyfall audit` and
 //! the console's audit view. Ordinary changes have none: their fields are
 //! listed by `diff`.
+//!
+//! And the audit row itself (`AuditEntry`), as the store reads it.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::Value;
 
 use super::text::{identity_short, visible_short};
@@ -18,6 +21,34 @@ pub struct Row<'a> {
     pub actor: &'a str,
     pub action: &'a str,
     pub after: Option<&'a Value>,
+}
+
+/// One audit row, secrets already fingerprinted by the trigger (and again
+/// on the way out, for rows written before secrets were known by shape).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub table_name: String,
+    pub account: Option<String>,
+    pub integration_type: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+impl AuditEntry {
+    /// What the wording of the row reads (`domain::audit::action_words`).
+    pub fn row(&self) -> crate::domain::audit::Row<'_> {
+        crate::domain::audit::Row {
+            id: self.id,
+            at: self.at,
+            actor: &self.actor,
+            action: &self.action,
+            after: self.after.as_ref(),
+        }
+    }
 }
 
 /// The row's action in words, `None` for an ordinary change. `others`: the

@@ -3,7 +3,9 @@
 //! async, no clock, no environment: bad data becomes a verdict, never an `Err`.
 
 pub mod audit;
+pub mod change;
 pub mod diff;
+pub mod directory;
 pub mod history;
 pub mod json;
 pub mod lint;

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{Store, StoreError, SubjectData};
+use super::{Store, StoreError};
+use crate::domain::directory::SubjectData;
 use crate::domain::history::{self, Cut, Mark, Moment, Undo, Window};
 use crate::domain::json::read_config;
 use crate::domain::model::{Account, AiFunction, ChainEntry, Policy, Setting, User};

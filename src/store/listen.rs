@@ -5,25 +5,12 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
 use sqlx::postgres::PgListener;
 
 use super::Store;
+use crate::domain::change::Change;
 
 pub const CHANNEL: &str = "keyfall_changes";
-
-/// One change notice, as the trigger sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Change {
-    pub table: String,
-    pub op: String,
-    /// The setting's id (settings only).
-    pub id: Option<i64>,
-    pub account_id: Option<i64>,
-    pub audit_id: Option<i64>,
-    /// A statement that changed this many rows (sent instead of one each).
-    pub bulk: Option<i64>,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

@@ -25,10 +25,10 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 pub use connect::{Source, Target};
 pub use mapping::Mapping;
-pub use queries::{
-    AccountRow, AuditEntry, AuditFilter, ImportItem, LintData, SettingRef, SubjectData, UserHit, WriteOutcome,
-};
-pub use report::{Answer, ImpactRow, Proposal, ReportRow};
+pub use queries::{AuditFilter, ImportItem, LintData, SettingRef, WriteOutcome};
+pub use report::ReportRow;
+
+use crate::domain::change::Conflict;
 
 /// Connections of the console's (and the tests') pool.
 const POOL_SIZE: u32 = 8;
@@ -221,39 +221,6 @@ struct Preflight {
     mapping: Option<Value>,
     problems: Vec<String>,
     whoami: Identity,
-}
-
-/// A stale version at save time: someone else saved first.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Conflict {
-    pub account: String,
-    pub integration_type: String,
-    pub expected_version: i64,
-    pub current_version: Option<i64>,
-    pub updated_by: Option<String>,
-    /// When it changed (`Setting::updated_at`); `None` when not known.
-    pub updated_at: Option<DateTime<Utc>>,
-    /// The versions are row tokens (xmin), not counts: they are not shown.
-    pub version_token: bool,
-}
-
-impl std::fmt::Display for Conflict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let who = crate::domain::text::visible_short(self.updated_by.as_deref().unwrap_or("an unknown writer"), 80);
-        let when = self.updated_at.map(|t| format!(" at {}", t.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default();
-        let (account, ty) = (
-            crate::domain::text::visible_short(&self.account, 80),
-            crate::domain::text::visible_short(&self.integration_type, 40),
-        );
-        match self.current_version {
-            // A row token says only that the row changed, not how often.
-            Some(_) if self.version_token => write!(f, "{account} {ty} changed since you read it (by {who}{when})"),
-            Some(v) => {
-                write!(f, "{account} {ty} changed since version {} (now v{v}, by {who}{when})", self.expected_version)
-            }
-            None => write!(f, "{account} {ty} was deleted by another writer"),
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,25 +7,13 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 
-use super::{Conflict, Store, StoreError};
+use super::{Store, StoreError};
+use crate::domain::audit::AuditEntry;
+use crate::domain::change::Conflict;
+use crate::domain::directory::{AccountRow, SubjectData, UserHit};
 use crate::domain::model::{Account, AccountStatus, AiFunction, ChainEntry, Policy, Setting, User, Withheld};
 use crate::domain::permissions::UserKind;
 use crate::domain::resolve::Snapshot;
-
-/// What a resolve or a permission check needs, loaded in one round trip.
-#[derive(Debug, Clone)]
-pub struct SubjectData {
-    pub user: Option<User>,
-    pub function: Option<AiFunction>,
-    pub policy: Policy,
-    pub snapshot: Snapshot,
-}
-
-impl SubjectData {
-    pub fn user_account(&self) -> Option<&Account> {
-        self.user.as_ref()?.account_id.and_then(|id| self.snapshot.accounts.get(&id))
-    }
-}
 
 /// What `Store::subject` reads, in one round trip: one row, the user, the
 /// user's account, the function and the policy as columns, the chain and the
@@ -90,24 +78,6 @@ fn parse_config(text: &str) -> Value {
     crate::domain::json::read_config(text)
 }
 
-/// One account as the console's index holds it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct AccountRow {
-    pub id: i64,
-    pub slug: String,
-    pub name: String,
-    pub status: String,
-}
-
-/// A user found by the picker.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct UserHit {
-    pub email: String,
-    pub role: String,
-    pub account: Option<String>,
-    pub is_active: bool,
-}
-
 /// Which audit entries to list (`Store::audit_where`); `None` is "any".
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AuditFilter<'a> {
@@ -122,31 +92,25 @@ pub struct AuditFilter<'a> {
     pub actor: Option<&'a str>,
 }
 
-/// One audit row, secrets already fingerprinted by the trigger (and again
-/// on the way out, for rows written before secrets were known by shape).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuditEntry {
-    pub id: i64,
-    pub at: DateTime<Utc>,
-    pub actor: String,
-    pub action: String,
-    pub table_name: String,
-    pub account: Option<String>,
-    pub integration_type: Option<String>,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for AccountRow {
+    fn from_row(r: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        Ok(AccountRow {
+            id: r.try_get("id")?,
+            slug: r.try_get("slug")?,
+            name: r.try_get("name")?,
+            status: r.try_get("status")?,
+        })
+    }
 }
 
-impl AuditEntry {
-    /// What the wording of the row reads (`domain::audit::action_words`).
-    pub fn row(&self) -> crate::domain::audit::Row<'_> {
-        crate::domain::audit::Row {
-            id: self.id,
-            at: self.at,
-            actor: &self.actor,
-            action: &self.action,
-            after: self.after.as_ref(),
-        }
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for UserHit {
+    fn from_row(r: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        Ok(UserHit {
+            email: r.try_get("email")?,
+            role: r.try_get("role")?,
+            account: r.try_get("account")?,
+            is_active: r.try_get("is_active")?,
+        })
     }
 }
 

@@ -202,7 +202,7 @@ async fn execute(store: &Store, cmd: Cmd) -> Msg {
         }
         Cmd::PreviewAdmin { request, chain, policy } => {
             let impact = match &chain {
-                Some(slugs) => store.impact(&crate::store::Proposal::Chain(slugs.clone())).await,
+                Some(slugs) => store.impact(&crate::domain::change::Proposal::Chain(slugs.clone())).await,
                 None => Ok(Vec::new()),
             };
             let moves = match policy {

@@ -300,7 +300,7 @@ async fn hostile_names_never_reach_the_terminal_raw() {
 async fn stale_replies_are_dropped() {
     let db = TestDb::demo().await;
     let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
-    let hit = |email: &str| keyfall::store::UserHit {
+    let hit = |email: &str| keyfall::domain::directory::UserHit {
         email: email.into(),
         role: "owner".into(),
         account: None,
@@ -819,7 +819,7 @@ async fn rights_follow_a_live_policy_change_and_a_demotion() {
     // Another client switches to policy B; the notice arrives, the next tick reloads.
     let mut psql = db.raw().await;
     sqlx::raw_sql("UPDATE policy SET mode = 'per_account'").execute(&mut psql).await.unwrap();
-    let change = keyfall::store::listen::Change {
+    let change = keyfall::domain::change::Change {
         table: "policy".into(),
         op: "update".into(),
         id: None,
@@ -849,7 +849,7 @@ async fn rights_follow_a_live_policy_change_and_a_demotion() {
         .execute(&mut psql)
         .await
         .unwrap();
-    let change = keyfall::store::listen::Change {
+    let change = keyfall::domain::change::Change {
         table: "users".into(),
         op: "update".into(),
         id: None,
@@ -1094,7 +1094,7 @@ async fn accounts_show_status_and_name_and_new_ones_appear_live() {
         .execute(&mut psql)
         .await
         .unwrap();
-    let change = keyfall::store::listen::Change {
+    let change = keyfall::domain::change::Change {
         table: "accounts".into(),
         op: "insert".into(),
         id: None,
@@ -1513,7 +1513,7 @@ async fn the_stored_keys_note_is_whole_at_80_columns() {
 #[tokio::test]
 async fn the_audit_view_words_entries_about_the_log_as_audit_does() {
     use chrono::TimeZone;
-    use keyfall::store::AuditEntry;
+    use keyfall::domain::audit::AuditEntry;
     use serde_json::json;
     let db = TestDb::demo().await;
     let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;

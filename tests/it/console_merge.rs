@@ -132,7 +132,7 @@ async fn k_rebases_your_edits_so_the_next_save_goes_through() {
 
 /// A listener subscribed (a ping heard), then `write` run once: the
 /// change it caused, as the console would get it.
-async fn heard(db: &TestDb, write: &'static str) -> keyfall::store::listen::Change {
+async fn heard(db: &TestDb, write: &'static str) -> keyfall::domain::change::Change {
     use keyfall::store::listen::Event;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let listener = tokio::spawn(keyfall::store::listen::listen(db.store.clone(), move |e| tx.send(e).is_ok()));
@@ -163,7 +163,7 @@ async fn heard(db: &TestDb, write: &'static str) -> keyfall::store::listen::Chan
 }
 
 /// The change reaches the console: noted, then applied on the next tick.
-async fn deliver(db: &TestDb, model: &mut keyfall::app::Model, change: keyfall::store::listen::Change) {
+async fn deliver(db: &TestDb, model: &mut keyfall::app::Model, change: keyfall::domain::change::Change) {
     update(model, Msg::Changed(change));
     let cmds = update(model, Msg::Tick { now: chrono::Utc::now() });
     drive(&db.store, model, cmds).await;

@@ -5,11 +5,11 @@
 //! moments (by time and by audit entry) must give the resolver the same
 //! answer, and the permission checks the same decisions, as the snapshot.
 
+use keyfall::domain::directory::SubjectData;
 use keyfall::domain::history::Cut;
 use keyfall::domain::model::chain_position;
 use keyfall::domain::permissions::{self, Subject, Target};
 use keyfall::domain::resolve::{Hop, resolve};
-use keyfall::store::SubjectData;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

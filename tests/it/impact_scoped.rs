@@ -6,8 +6,9 @@
 
 use std::collections::{HashMap, HashSet};
 
+use keyfall::domain::change::{Answer, ImpactRow, Proposal};
 use keyfall::domain::resolve::Rules;
-use keyfall::store::{Answer, ImpactRow, Proposal, ReportRow, Store};
+use keyfall::store::{ReportRow, Store};
 use proptest::prelude::*;
 use serde_json::Value;
 

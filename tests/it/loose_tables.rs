@@ -7,8 +7,9 @@
 //! lowest id); the trace and `get` say which row answers; every write to
 //! such a pair is refused naming the rows, and nothing changes.
 
+use keyfall::domain::change::Proposal;
 use keyfall::domain::resolve::resolve;
-use keyfall::store::{ImportItem, Proposal, Store, StoreError};
+use keyfall::store::{ImportItem, Store, StoreError};
 use serde_json::{Value, json};
 
 use crate::cli::keyfall;

@@ -261,7 +261,7 @@ async fn least_privilege_role_can_edit_settings_but_not_rewrite_history() {
 
 #[tokio::test]
 async fn impact_preview_counts_who_moves_and_writes_nothing() {
-    use keyfall::store::Proposal;
+    use keyfall::domain::change::Proposal;
     let db = TestDb::demo().await;
     let paid2 = db.store.account("paid-2").await.unwrap().unwrap();
     let aws = db.store.account("aws-admin").await.unwrap().unwrap();

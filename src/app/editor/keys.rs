@@ -6,10 +6,10 @@ use super::{Editor, Stage, Underneath};
 use crate::app::keymap::Action;
 use crate::app::{Cmd, Model, Overlay, load_settings, may_modify, resolve_cmd};
 use crate::domain::Setting;
+use crate::domain::change::{Conflict, ImpactRow, Proposal};
 use crate::domain::merge::Side;
 use crate::domain::registry;
 use crate::domain::text::visible_short;
-use crate::store::{Conflict, ImpactRow, Proposal};
 
 pub(in crate::app) fn open_editor(model: &mut Model) -> Vec<Cmd> {
     let Some(account) = model.selected_account().cloned() else { return Vec::new() };
@@ -403,7 +403,7 @@ pub(in crate::app) fn row_moved(model: &mut Model) {
 }
 
 /// The audit entry behind a live change: the open form's row names who.
-pub(in crate::app) fn heard(model: &mut Model, entry: &crate::store::AuditEntry) {
+pub(in crate::app) fn heard(model: &mut Model, entry: &crate::domain::audit::AuditEntry) {
     if let Some(Overlay::Edit(ed)) = &mut model.overlay
         && let Some(u) = &mut ed.underneath
         && entry.account.as_deref() == Some(ed.account.slug.as_str())

@@ -290,7 +290,7 @@ fn editor_form(ed: &Editor, now: DateTime<Utc>, frame: &mut Frame, inner: Rect, 
 fn preview_lines(
     ed: &Editor,
     changes: &[diff::FieldChange],
-    impact: &[crate::store::ImpactRow],
+    impact: &[crate::domain::change::ImpactRow],
     width: u16,
     t: Theme,
 ) -> Vec<Line<'static>> {
