@@ -1,6 +1,7 @@
 //! keyfall: see which key every tenant really uses and why, fix wrong
 //! configs safely, explain permissions, and prove who changed what.
-//! Layers: `domain` (pure), `store` (SQL), `cli` (commands), `config`.
+//! Layers, bottom up: `domain` (pure), `store` (SQL), `app` (the console's
+//! Model/Msg/Cmd), `tui` (its runtime), `cli` (commands): ARCHITECTURE.md.
 
 pub mod app;
 pub mod cli;
@@ -10,3 +11,6 @@ pub mod domain;
 pub mod preview;
 pub mod store;
 pub mod tui;
+
+#[cfg(test)]
+mod layers;
