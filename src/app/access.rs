@@ -77,11 +77,7 @@ pub fn may_modify(model: &Model, account: &Account) -> Result<String, String> {
     }
     let Some(op) = &model.session.access.operator else { return Err("no operator".into()) };
     let subject = operator_subject(model, op);
-    let target = if model.world.is_system(account.id) {
-        Target::System { slug: &account.slug }
-    } else {
-        Target::Tenant { account }
-    };
+    let target = target_of(model, account);
     let d = permissions::evaluate(&subject, model.policy, permissions::Action::ModifySettings, &target);
     if d.allowed {
         Ok(op.email.clone())
@@ -117,11 +113,7 @@ pub fn may_view(model: &Model, slug: &str) -> Result<(), String> {
 /// `may_view` for an account in hand (no lookup by slug: cheap enough for
 /// every row on screen).
 pub fn may_view_account(model: &Model, account: &Account) -> Result<(), String> {
-    let target = if model.world.is_system(account.id) {
-        Target::System { slug: &account.slug }
-    } else {
-        Target::Tenant { account }
-    };
+    let target = target_of(model, account);
     may_view_target(model, &target)
 }
 
@@ -131,13 +123,15 @@ pub fn may_view_account(model: &Model, account: &Account) -> Result<(), String> 
 pub fn may_test(model: &Model, account: &Account) -> Result<(), String> {
     let Some(op) = &model.session.access.operator else { return Err("no operator".into()) };
     let subject = operator_subject(model, op);
-    let target = if model.world.is_system(account.id) {
-        Target::System { slug: &account.slug }
-    } else {
-        Target::Tenant { account }
-    };
+    let target = target_of(model, account);
     let d = permissions::evaluate(&subject, model.policy, permissions::Action::TestConnection, &target);
     if d.allowed { Ok(()) } else { Err(d.failing().map(|c| c.name.clone()).collect::<Vec<_>>().join(", ")) }
+}
+
+/// The checks' target for an account in hand: a system account (on the
+/// chain) is the system's, any other the tenant's.
+fn target_of<'a>(model: &Model, account: &'a Account) -> Target<'a> {
+    if model.world.is_system(account.id) { Target::System { slug: &account.slug } } else { Target::Tenant { account } }
 }
 
 fn may_view_target(model: &Model, target: &Target) -> Result<(), String> {

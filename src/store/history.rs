@@ -172,16 +172,7 @@ impl Store {
         let accounts = self.accounts_at(&cut, &want_ids, &want_slugs).await?;
         let by_slug: HashMap<&str, &Account> = accounts.values().map(|a| (a.slug.as_str(), a)).collect();
 
-        let mut entries: Vec<(i64, String)> = chain.into_iter().collect();
-        entries.sort();
-        let chain: Vec<ChainEntry> = entries
-            .into_iter()
-            .map(|(position, slug)| ChainEntry {
-                position: position as i32,
-                account: by_slug.get(slug.as_str()).map(|a| (*a).clone()),
-                slug,
-            })
-            .collect();
+        let chain = chain_entries(chain, &by_slug);
         let extra: HashMap<String, Account> =
             slugs.iter().filter_map(|s| by_slug.get(s.as_str()).map(|a| (s.clone(), (*a).clone()))).collect();
         let mut involved: Vec<i64> = chain.iter().filter_map(|e| e.account.as_ref().map(|a| a.id)).collect();
@@ -277,16 +268,7 @@ impl Store {
         accounts.sort_by_key(|a| a.id);
         let settings = self.settings_at(&cut, None).await?;
         let by_slug: HashMap<&str, &Account> = accounts.iter().map(|a| (a.slug.as_str(), a)).collect();
-        let mut entries: Vec<(i64, String)> = chain.into_iter().collect();
-        entries.sort();
-        let chain: Vec<ChainEntry> = entries
-            .into_iter()
-            .map(|(position, slug)| ChainEntry {
-                position: position as i32,
-                account: by_slug.get(slug.as_str()).map(|a| (*a).clone()),
-                slug,
-            })
-            .collect();
+        let chain = chain_entries(chain, &by_slug);
         let snapshot = Snapshot { rules: self.rules.clone(), ..Snapshot::new(chain, accounts, settings) };
         Ok(World { cut, window, policy, functions, snapshot })
     }
@@ -391,7 +373,7 @@ impl Store {
     async fn settings_at(&self, cut: &Cut, account_ids: Option<&[i64]>) -> Result<Vec<Setting>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.id, s.account_id::bigint AS account_id, s.integration_type::text AS integration_type,
-                    s.config::text AS config, s.is_active::boolean AS is_active, s.version,
+                    s.config::text AS config_text, s.is_active::boolean AS is_active, s.version,
                     CASE WHEN isfinite(s.updated_at) THEN s.updated_at ELSE keyfall_audited_at(s.id) END AS updated_at,
                     s.updated_by::text AS updated_by, s.withheld_verdict, s.withheld_provider::text AS withheld_provider,
                     (SELECT keyfall_version_is_token()) AS version_token
@@ -402,22 +384,8 @@ impl Store {
         .await?;
         let mut now: HashMap<i64, Setting> = HashMap::with_capacity(rows.len());
         for r in rows {
-            let id: i64 = r.try_get("id")?;
-            now.insert(
-                id,
-                Setting {
-                    id,
-                    account_id: r.try_get("account_id")?,
-                    integration_type: r.try_get("integration_type")?,
-                    config: read_config(r.try_get::<Option<&str>, _>("config")?.unwrap_or("null")),
-                    is_active: r.try_get("is_active")?,
-                    version: r.try_get("version")?,
-                    updated_at: r.try_get("updated_at")?,
-                    updated_by: r.try_get("updated_by")?,
-                    version_token: r.try_get("version_token")?,
-                    withheld: super::queries::withheld(r.try_get("withheld_verdict")?, r.try_get("withheld_provider")?),
-                },
-            );
+            let setting = super::queries::setting_from_row(&r)?;
+            now.insert(setting.id, setting);
         }
         let changes = match account_ids {
             Some(ids) => self.changes(cut, "integration_settings", Which::Settings, ids, &[]).await?,
@@ -442,6 +410,21 @@ impl Store {
         out.sort_by_key(|s| s.id);
         Ok(out)
     }
+}
+
+/// The chain (position → slug) in position order, each entry with its
+/// account as `by_slug` has it (none for a slug naming no account).
+fn chain_entries(chain: HashMap<i64, String>, by_slug: &HashMap<&str, &Account>) -> Vec<ChainEntry> {
+    let mut entries: Vec<(i64, String)> = chain.into_iter().collect();
+    entries.sort();
+    entries
+        .into_iter()
+        .map(|(position, slug)| ChainEntry {
+            position: position as i32,
+            account: by_slug.get(slug.as_str()).map(|a| (*a).clone()),
+            slug,
+        })
+        .collect()
 }
 
 /// Undo steps for rows keyed by their id (users, accounts).
