@@ -391,3 +391,26 @@ async fn the_audit_view_restores_to_before_an_entry_through_the_editor() {
     keys(&db.store, &mut model, &["a"]).await;
     assert!(screen(&model).contains("update (restored to as of #"), "{}", screen(&model));
 }
+
+/// A moment across a gap (keyfall detached meanwhile): what changed then was
+/// never recorded, so the past cannot be rebuilt — refused, nothing written.
+#[tokio::test]
+async fn a_moment_before_a_gap_is_refused() {
+    let db = TestDb::demo().await;
+    let mut conn = db.raw().await;
+    let before_gap: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut conn).await.unwrap();
+    db.store.detach().await.unwrap();
+    run(
+        &mut conn,
+        "UPDATE integration_settings SET config = config || '{\"model\": \"o3\"}'
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')",
+    )
+    .await;
+    db.store.install_mapping(&keyfall::store::Mapping::demo()).await.unwrap();
+    let at = before_gap.to_rfc3339();
+    let refused = restore(&db, DEV, &["--account", "acme-studio", "--type", "openai", "--at", &at, "--yes"], None);
+    assert_eq!(refused.code, 2, "{}{}", refused.stdout, refused.stderr);
+    assert!(refused.stderr.contains("keyfall does not know") && refused.stderr.contains("gap"), "{}", refused.stderr);
+    assert_eq!(stored(&mut conn, "acme-studio", "openai").await.unwrap().0["model"], "o3");
+}
