@@ -414,3 +414,51 @@ async fn a_moment_before_a_gap_is_refused() {
     assert!(refused.stderr.contains("keyfall does not know") && refused.stderr.contains("gap"), "{}", refused.stderr);
     assert_eq!(stored(&mut conn, "acme-studio", "openai").await.unwrap().0["model"], "o3");
 }
+
+/// A least-privilege operator role reads keys masked: today's key, the one
+/// of then, comes back as its mask, which the database writes back as the
+/// stored key — the restore never sees nor loses it.
+#[tokio::test]
+async fn a_least_privilege_operator_restores_without_reading_the_key() {
+    let db = TestDb::demo().await;
+    let mut owner = db.raw().await;
+    run(&mut owner, include_str!("../../assets/least_privilege_role.sql")).await;
+    db.store.operator_add("keyfall_operator", DEV).await.unwrap();
+    with_restore_note(&mut owner).await;
+    let key = "sk-demo-FAKE-acme-studio-own-key-not-real-77Qx";
+    run(
+        &mut owner,
+        "UPDATE integration_settings SET config = config || '{\"model\": \"o3\"}'
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')",
+    )
+    .await;
+    let at = format!("#{}", last_entry(&mut owner, "integration_settings").await);
+    let operator = db.target.options.clone().username("keyfall_operator");
+    let url = sqlx::ConnectOptions::to_url_lossy(&operator).to_string();
+    let args = [
+        "--database-url",
+        url.as_str(),
+        "--as",
+        DEV,
+        "restore",
+        "--account",
+        "acme-studio",
+        "--type",
+        "openai",
+        "--at",
+        at.as_str(),
+        "--yes",
+    ];
+    let done = crate::cli::keyfall_with(&args, None, &[]);
+    assert_eq!(done.code, 0, "{}{}", done.stdout, done.stderr);
+    assert!(done.stdout.contains("key apiKey: today's key is the key of"), "{}", done.stdout);
+    let (config, _) = stored(&mut owner, "acme-studio", "openai").await.unwrap();
+    assert_eq!(config, serde_json::json!({"apiKey": key, "model": "gpt-4o"}));
+    let actor: String = sqlx::query_scalar(
+        "SELECT actor FROM keyfall.audit_log WHERE table_name = 'integration_settings' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(actor, format!("{DEV} (restored to as of {at})"));
+}
