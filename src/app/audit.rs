@@ -101,6 +101,7 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     match action {
         Some(Action::Close) => model.overlay = None,
         Some(Action::Revert) => return revert(model),
+        Some(Action::Restore) => return restore(model),
         Some(a) => {
             if let Some(delta) = super::movement(a, page) {
                 view.selected = super::moved(view.selected, delta, view.entries.len());
@@ -197,6 +198,85 @@ fn revert(model: &mut Model) -> Vec<Cmd> {
     Vec::new()
 }
 
+/// Restore the setting to how it was just before the selected entry (the
+/// entry's `before`, which the log recorded whole): the editor opens with
+/// that row, the fields it brings back marked, and goes through the normal
+/// preview, version check and save, recorded as a restore. Keys are
+/// fingerprints in the log: today's stays unless it is the one of then,
+/// or the operator types that key (checked). No row then: a deletion.
+fn restore(model: &mut Model) -> Vec<Cmd> {
+    use crate::domain::restore::{self, KeyFate, KeySource};
+    let Some(Overlay::Audit(view)) = &model.overlay else { return Vec::new() };
+    let Some(entry) = view.entries.get(view.selected).cloned() else { return Vec::new() };
+    let account = view.account.clone();
+    let ty = view.integration_type.clone();
+    let Some(spec) = registry::spec(&ty) else { return Vec::new() };
+    if let Err(why) = may_modify(model, &account) {
+        model.notice = Some(format!("read-only here: {why}"));
+        return Vec::new();
+    }
+    if entry.action == "reveal" || !revertable(&entry) {
+        model.notice = Some(format!("entry #{} changed no setting: there is nothing to restore to", entry.id));
+        return Vec::new();
+    }
+    let current = model.world.settings.get(&(account.id, ty.clone())).cloned();
+    let Some(before) = entry.before.as_ref() else {
+        // It did not exist before this entry: restoring is deleting.
+        if current.is_none() {
+            model.notice = Some(format!("nothing to restore: no setting before #{} and none now", entry.id));
+            return Vec::new();
+        }
+        model.overlay = None;
+        return super::delete::open(model);
+    };
+    let Some(past) = before.get("config") else {
+        model.notice =
+            Some(format!("entry #{} was recorded without the setting's contents: nothing to restore", entry.id));
+        return Vec::new();
+    };
+    let plan = match restore::rebuild(past, current.as_ref().map(|s| &s.config), KeySource::KeepToday) {
+        Ok(plan) => plan,
+        Err(why) => {
+            model.notice = Some(why);
+            return Vec::new();
+        }
+    };
+    let Some(map) = plan.config.as_object().cloned() else {
+        model.notice = Some("the config then was not an object: restore it with `keyfall restore`".into());
+        return Vec::new();
+    };
+    let missing: Vec<(String, String)> = plan
+        .keys
+        .iter()
+        .filter(|k| matches!(k.fate, KeyFate::KeptToday(_)))
+        .map(|k| (k.path.clone(), k.fingerprint.clone()))
+        .collect();
+    let now = current.as_ref().and_then(|s| s.config.as_object().cloned()).unwrap_or_default();
+    match Editor::open_with(spec, account, current, None, Some(map.clone())) {
+        Ok(mut ed) => {
+            ed.is_active = before.get("is_active").and_then(|v| v.as_bool()).unwrap_or(true);
+            // The fields the restore brings back say so.
+            let then = format!("just before #{}", entry.id);
+            for f in ed.fields.iter_mut().filter(|f| !f.is_secret() && map.get(&f.name) != now.get(&f.name)) {
+                f.copied_from = Some(then.clone());
+            }
+            ed.message = Some(if missing.is_empty() {
+                format!("restoring to {then}: review, then ctrl-s")
+            } else {
+                let fps: Vec<&str> = missing.iter().map(|(_, fp)| fp.as_str()).collect();
+                format!(
+                    "restoring to {then}: the key of then ({}) cannot be restored from the log; today's stays unless you type that key (checked)",
+                    fps.join(", ")
+                )
+            });
+            ed.restore_of = Some(super::editor::Restoring { entry: entry.id, missing_keys: missing });
+            model.overlay = Some(Overlay::Edit(Box::new(ed)));
+        }
+        Err(why) => model.notice = Some(why),
+    }
+    Vec::new()
+}
+
 pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
     let title =
         format!(" Audit · {} · {} ", visible_short(&view.account.slug, 30), visible_short(&view.integration_type, 20));
@@ -277,7 +357,7 @@ fn audit_label(e: &AuditEntry) -> (String, String) {
     }
     if let Some((who, rest)) = e.actor.rsplit_once(" (")
         && let Some(what) = rest.strip_suffix(')')
-        && (what == "overwrite" || what.starts_with("revert of #"))
+        && (what == "overwrite" || what.starts_with("revert of #") || what.starts_with("restored to as of "))
     {
         return (who.to_string(), format!("{} ({})", visible_short(&e.action, 8), what));
     }
@@ -287,7 +367,9 @@ fn audit_label(e: &AuditEntry) -> (String, String) {
 /// Whether an audit-view action can do something now (for the footer).
 pub(super) fn available(view: &AuditView, action: Action) -> bool {
     match action {
-        Action::Revert => view.entries.get(view.selected).is_some_and(|e| e.action != "reveal" && revertable(e)),
+        Action::Revert | Action::Restore => {
+            view.entries.get(view.selected).is_some_and(|e| e.action != "reveal" && revertable(e))
+        }
         _ => true,
     }
 }

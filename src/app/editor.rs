@@ -133,6 +133,15 @@ pub enum Stage {
     },
 }
 
+/// A restore to just before audit entry `entry` (issue 23): the keys of
+/// then that the log could not give back (field, fingerprint) — today's
+/// stays unless that very key is typed (checked by its fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restoring {
+    pub entry: i64,
+    pub missing_keys: Vec<(String, String)>,
+}
+
 /// The row changed underneath the open form (heard live).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Underneath {
@@ -163,6 +172,8 @@ pub struct Editor {
     pub pending: Option<(Value, bool)>,
     /// The audit entry this edit reverts (recorded with the save).
     pub revert_of: Option<i64>,
+    /// A restore to just before an audit entry (recorded with the save).
+    pub restore_of: Option<Restoring>,
     /// The stored row moved on since the form opened (a save will conflict).
     pub underneath: Option<Underneath>,
     /// The config the form started from: fields not in the form are kept
@@ -185,6 +196,7 @@ impl fmt::Debug for Editor {
             .field("message", &self.message)
             .field("pending", &self.pending.as_ref().map(|(config, active)| (mask_config(config), active)))
             .field("revert_of", &self.revert_of)
+            .field("restore_of", &self.restore_of)
             .field("underneath", &self.underneath)
             .field("start", &mask_config(&Value::Object(self.start.clone())))
             .field("initial_active", &self.initial_active)
@@ -306,6 +318,7 @@ impl Editor {
             message: None,
             pending: None,
             revert_of: None,
+            restore_of: None,
             underneath: None,
             start,
         })
@@ -447,6 +460,24 @@ impl Editor {
             known.iter().copied().filter(|m| typed.is_empty() || m.starts_with(typed.trim())).take(5).collect();
         let unknown = !typed.trim().is_empty() && !registry::is_known_model(self.spec(), typed.trim());
         Some((suggestions, unknown))
+    }
+
+    /// A restore's keys: a key typed where the one of then could not be
+    /// restored must be that key (its fingerprint); none typed keeps today's.
+    pub fn restore_check(&self) -> Result<(), String> {
+        let Some(restoring) = &self.restore_of else { return Ok(()) };
+        for (name, fp) in &restoring.missing_keys {
+            let Some(field) = self.fields.iter().find(|f| &f.name == name) else { continue };
+            let typed = field.text();
+            let typed = typed.trim();
+            if !typed.is_empty() && crate::domain::secret::fingerprint(typed) != *fp {
+                return Err(format!(
+                    "{}: the key typed is not the key of just before #{} ({fp}); type that key, or clear the field to keep today's",
+                    field.label, restoring.entry
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The config and active flag the form describes, or what is wrong.
@@ -594,6 +625,7 @@ impl Editor {
         next.initial_active = theirs.is_active;
         next.focus = self.focus.min(next.fields.len().saturating_sub(1));
         next.revert_of = self.revert_of;
+        next.restore_of = self.restore_of.clone();
         *self = next;
         Ok(())
     }

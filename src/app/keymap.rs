@@ -64,6 +64,7 @@ pub enum Action {
     Overwrite,
     Switch,
     Revert,
+    Restore,
     Jump,
     Fix,
     Preview,
@@ -79,7 +80,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 55] = [
+    pub const ALL: [Action; 56] = [
         Action::Quit,
         Action::Help,
         Action::Edit,
@@ -123,6 +124,7 @@ impl Action {
         Action::Overwrite,
         Action::Switch,
         Action::Revert,
+        Action::Restore,
         Action::Jump,
         Action::Fix,
         Action::Preview,
@@ -183,6 +185,7 @@ impl Action {
             Action::Overwrite => "overwrite",
             Action::Switch => "switch",
             Action::Revert => "revert",
+            Action::Restore => "restore",
             Action::Jump => "jump",
             Action::Fix => "fix",
             Action::Preview => "preview",
@@ -284,6 +287,7 @@ impl Action {
             (S::Merge, Action::Switch) => ("theirs/yours", "keep their value or yours for this field"),
             (_, Action::Switch) => ("switch", "move between Cancel and Delete"),
             (_, Action::Revert) => ("revert", "revert this entry (through the editor)"),
+            (_, Action::Restore) => ("restore", "restore the setting to just before this entry (through the editor)"),
             (_, Action::Jump) => ("open", "go to the finding's setting; on a group, open or close it"),
             (_, Action::Fix) => ("fix", "open the fix in the editor"),
             (_, Action::Preview) => ("preview", "preview who resolves or may act differently"),
@@ -446,7 +450,9 @@ impl Screen {
                 &[A::Switch, A::Accept, A::Cancel, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom]
             }
             Screen::Waiting => &[A::Cancel],
-            Screen::Audit => &[A::Revert, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close],
+            Screen::Audit => {
+                &[A::Revert, A::Restore, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close]
+            }
             Screen::Lint => &[
                 A::Jump,
                 A::Fix,

@@ -59,7 +59,7 @@ pub enum PolicyCommand {
 }
 
 /// The operator, who must be a superuser or a developer.
-async fn require_admin(store: &Store, config: &Config) -> Result<String, CliError> {
+pub(super) async fn require_admin(store: &Store, config: &Config) -> Result<String, CliError> {
     let email = config
         .operator
         .clone()

@@ -37,6 +37,7 @@ mod out;
 mod progress;
 mod report;
 mod resolve;
+mod restore;
 mod set;
 mod suggest;
 mod test_connection;
@@ -118,6 +119,11 @@ pub enum Command {
         after_help = "Examples:\n  keyfall --as dev@igny8.com set aws-admin openai model gpt-4o\n  keyfall --as dev@igny8.com set aws-admin openai apiKey < key.txt      # a key from stdin only\n  keyfall --as dev@igny8.com set aws-admin openai model gpt-4o --dry-run"
     )]
     Set(set::Args),
+    /// Bring a setting, the chain or the policy back to how it was at a moment (previewed, version-checked, audited as a restore).
+    #[command(
+        after_help = "Examples:\n  keyfall --as dev@igny8.com restore --account aws-admin --type openai --at '#812' --dry-run\n  keyfall --as dev@igny8.com restore --account aws-admin --type openai --at 'yesterday 14:00' --keep-key --yes\n  keyfall --as dev@igny8.com restore --chain --at '3 days ago' --yes\n  keyfall --as dev@igny8.com restore --policy --at '#812' --dry-run"
+    )]
+    Restore(restore::Args),
     /// Settings as JSON, keys as fingerprints unless --reveal.
     #[command(
         after_help = "Examples:\n  keyfall export > settings.json\n  keyfall --as dev@igny8.com export --account aws-admin --reveal --yes"
@@ -389,6 +395,7 @@ pub async fn run(cli: Cli) -> CliResult {
         Some(Command::Report(args)) => report::run(&store, args).await,
         Some(Command::Get(args)) => get::run(&store, args).await,
         Some(Command::Set(args)) => set::run(&store, &config, args).await,
+        Some(Command::Restore(args)) => restore::run(&store, &config, args).await,
         Some(Command::Audit(args)) => audit::run(&store, args).await,
         Some(Command::KeyHistory(args)) => blast::run(&store, args).await,
         Some(Command::Lint(args)) => lint::run(&store, &config, args).await,

@@ -14,6 +14,7 @@ pub mod model;
 pub mod permissions;
 pub mod registry;
 pub mod resolve;
+pub mod restore;
 pub mod secret;
 pub mod text;
 

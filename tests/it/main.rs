@@ -31,6 +31,7 @@ mod pty;
 mod readme;
 mod registry_sql;
 mod report_prop;
+mod restore;
 mod scoped;
 mod secrets;
 mod store;

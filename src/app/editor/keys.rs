@@ -122,7 +122,7 @@ pub(in crate::app) fn editor_key(model: &mut Model, key: &str, action: Option<Ac
                     model.overlay = None;
                 }
             }
-            Some(Action::Save) => match ed.build() {
+            Some(Action::Save) => match ed.restore_check().and_then(|()| ed.build()) {
                 Ok((config, is_active)) => {
                     let proposal = Proposal::Setting {
                         account_id: ed.account.id,
@@ -147,9 +147,10 @@ pub(in crate::app) fn editor_key(model: &mut Model, key: &str, action: Option<Ac
                 if let Some((config, is_active)) = ed.pending.clone() {
                     ed.stage = Stage::Saving { request };
                     // A revert is recorded as one, as an overwrite is.
-                    let actor = match ed.revert_of {
-                        Some(id) => format!("{actor} (revert of #{id})"),
-                        None => actor,
+                    let actor = match (ed.revert_of, &ed.restore_of) {
+                        (_, Some(r)) => format!("{actor} ({})", crate::domain::restore::note_before_entry(r.entry)),
+                        (Some(id), None) => format!("{actor} (revert of #{id})"),
+                        (None, None) => actor,
                     };
                     cmds.push(Cmd::Save {
                         request,
