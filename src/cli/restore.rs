@@ -18,7 +18,8 @@ use crate::domain::history::{self, Cut};
 use crate::domain::restore::{self, KeySource, Rebuilt};
 use crate::domain::secret::{Secret, fingerprint_config};
 use crate::domain::text::visible;
-use crate::store::{Proposal, Store, WriteOutcome};
+use crate::domain::change::Proposal;
+use crate::store::{Store, WriteOutcome};
 
 use super::{CliError, CliResult, Exit};
 
