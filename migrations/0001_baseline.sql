@@ -1,8 +1,9 @@
 -- keyfall's baseline: every object keyfall keeps in a database, each defined
 -- once, in its final form, to be read top to bottom. It replaces the
--- pre-release migrations 0001-0015 (their end state, schema and seed rows,
--- is exactly this file's: tests/it/baseline.rs and the fold procedure in
--- CHANGELOG.md say how that was checked).
+-- pre-release migrations 0001-0015: their end state, schema and seed rows,
+-- is exactly this file's, on a new database, a first layout moved in, and
+-- the demo's and Django's tables attached (tests/baseline/check.sh; how to
+-- fold a migration in: tests/baseline/README.md).
 --
 -- Everything is in the schema `keyfall` (DESIGN §5), so keyfall can share a
 -- database with the app it describes. The app's accounts, users and

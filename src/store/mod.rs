@@ -548,7 +548,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .or_else(|e| match e {
-            // No such table (keyfall older than 0011), or not this login's
+            // No such table (a pre-release keyfall's schema), or not this login's
             // to read: not known to be detached.
             sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42P01" | "42501")) => Ok(None),
             other => Err(other),
@@ -582,8 +582,8 @@ impl Store {
 
     /// What does not fit in `mapping` on this database, one sentence each,
     /// by this keyfall's rules. Works before keyfall is installed (attach
-    /// asks it first) and on an older install (what fits changed: 0013
-    /// takes a settings table without a unique pair).
+    /// asks it first) and on an older install (its pending migrations
+    /// applied in a transaction rolled back).
     pub async fn mapping_problems(&self, mapping: &Mapping) -> Result<Vec<String>, StoreError> {
         let recorded: bool = sqlx::query_scalar("SELECT to_regclass('keyfall._sqlx_migrations') IS NOT NULL")
             .fetch_one(&self.pool)
@@ -1055,7 +1055,7 @@ async fn run_locked(conn: &mut sqlx::PgConnection, work: Locked<'_>) -> Result<(
 
 /// `detach --purge`: everything of keyfall's, found generically. keyfall's
 /// triggers on the app's tables go the way attach replaces them
-/// (`keyfall_drop_app_triggers`, migration 0010).
+/// (`keyfall_drop_app_triggers`, in the baseline migration).
 const PURGE: &str = "DO $purge$
 DECLARE
     t record;
