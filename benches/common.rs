@@ -48,6 +48,7 @@ pub async fn xl_store_of(django: bool) -> (Store, Target) {
         }
     };
     if django {
+        purge_pre_release(&target).await;
         return (django_xl_store(&target).await, target);
     }
     let target = if scale() == 10 && std::env::var_os("KEYFALL_BENCH_URL").is_none() {
@@ -55,6 +56,7 @@ pub async fn xl_store_of(django: bool) -> (Store, Target) {
     } else {
         target
     };
+    purge_pre_release(&target).await;
     let store = Store::open_demo(&target).await.expect("open the bench database");
     store.load_demo().await.expect("demo");
     if scale() == 10 {
@@ -65,6 +67,19 @@ pub async fn xl_store_of(django: bool) -> (Store, Target) {
         store.load_demo_xl(&mut |_, _, _| {}).await.expect("xl");
     }
     (store, target)
+}
+
+/// A bench database made by a pre-release keyfall (migrations 1–15, before
+/// 0.1.0's baseline) is not migrated in place: keyfall's schema there is
+/// purged, and the bench attaches again below; the data set (the app's
+/// tables) stays loaded.
+async fn purge_pre_release(target: &Target) {
+    let Ok(store) = Store::connect(target).await else { return };
+    if let Ok(keyfall::store::Installed::PreRelease { last }) = store.installed().await {
+        println!("{}: keyfall schema of a pre-release (migrations 1–{last}): purged, attached again", target.label());
+        store.purge().await.expect("purge the pre-release keyfall schema");
+    }
+    store.close().await;
 }
 
 /// `KEYFALL_BENCH_SCALE`: 1 (XL, the default) or 10 (ten times XL's

@@ -173,8 +173,11 @@ async fn detach_on(store: &Store, target: &Target, args: &DetachArgs) -> CliResu
         Installed::Current { mapping: Some(m) } | Installed::Detached { mapping: Some(m), .. } => m.settings_table(),
         _ => "the mapped settings table".into(),
     };
-    // keyfall's newest objects (0011 keeps history at detach).
-    store.migrate().await?;
+    // keyfall's newest objects (detach keeps history); a pre-release schema
+    // is not migrated: it can only be purged (`migrate` says so).
+    if !(args.purge && matches!(installed, Installed::PreRelease { .. })) {
+        store.migrate().await?;
+    }
     if args.purge {
         let kept = store.kept_data().await?;
         outln!(
@@ -268,6 +271,7 @@ fn describe(target: &Target, m: &Mapping, installed: &Installed) -> String {
     let state = match installed {
         Installed::Nothing => "not installed yet",
         Installed::Outdated => "installed, older version (will be migrated)",
+        Installed::PreRelease { .. } => "a pre-release keyfall schema (`keyfall detach --purge` it first)",
         Installed::Legacy => "keyfall's first layout in public (will be moved into the keyfall schema)",
         Installed::Current { mapping: Some(old) } if old.normalized() == m.normalized() => {
             "installed with this mapping already"

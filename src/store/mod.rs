@@ -42,6 +42,28 @@ pub fn migrator() -> sqlx::migrate::Migrator {
     m
 }
 
+/// The highest version recorded where keyfall's migration 1 is recorded
+/// with another checksum than this keyfall's: a pre-release schema (its
+/// migrations 1–15, replaced by the 0.1.0 baseline), or one this keyfall
+/// cannot tell from it. `None` where migration 1 is this keyfall's or not
+/// recorded at all.
+fn pre_release(m: &sqlx::migrate::Migrator, applied: &[(i64, Vec<u8>)]) -> Option<i64> {
+    let first = m.iter().find(|m| m.version == 1)?;
+    let (_, recorded) = applied.iter().find(|(v, _)| *v == 1)?;
+    if recorded[..] == first.checksum[..] {
+        return None;
+    }
+    applied.iter().map(|(v, _)| *v).max()
+}
+
+/// What to do with a pre-release schema, one line.
+fn pre_release_message(db: &str, last: i64) -> String {
+    format!(
+        "{db} has a pre-release keyfall schema (migrations 1–{last}, before keyfall {}): it is not migrated in place;          run `keyfall detach --purge` (keyfall's audit log there goes with it), then `keyfall attach`",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
 /// Who a session is, as the database says (`keyfall_whoami`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 pub struct Identity {
@@ -69,6 +91,14 @@ pub enum Installed {
     Legacy,
     /// keyfall's objects exist but this keyfall has newer migrations.
     Outdated,
+    /// keyfall's objects made by a pre-release keyfall (before 0.1.0, whose
+    /// baseline migration replaced migrations 1–15): its migration 1 is
+    /// recorded with another checksum. Not migrated in place: `keyfall
+    /// detach --purge`, then `keyfall attach` (the message says so).
+    PreRelease {
+        /// The highest migration version recorded there.
+        last: i64,
+    },
     /// Current; the mapping installed, if any.
     Current { mapping: Option<Box<Mapping>> },
     /// Current, detached by `keyfall detach`: keyfall's own data kept, its
@@ -451,6 +481,9 @@ impl Store {
                 .await?;
         let m = migrator();
         let current = m.iter().all(|m| applied.iter().any(|(v, c)| *v == m.version && c[..] == m.checksum[..]));
+        if let Some(last) = pre_release(&m, &applied) {
+            return Ok(Installed::PreRelease { last });
+        }
         let spec: Option<Value> =
             sqlx::query_scalar("SELECT spec FROM keyfall.mapping LIMIT 1").fetch_optional(&self.pool).await?;
         // Detached, whatever the state of the migrations (attach migrates).
@@ -482,7 +515,7 @@ impl Store {
         .fetch_optional(&self.pool)
         .await
         .or_else(|e| match e {
-            // No such table (keyfall older than 0011), or not this login's
+            // No such table (a pre-release keyfall's schema), or not this login's
             // to read: not known to be detached.
             sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("42P01" | "42501")) => Ok(None),
             other => Err(other),
@@ -516,8 +549,8 @@ impl Store {
 
     /// What does not fit in `mapping` on this database, one sentence each,
     /// by this keyfall's rules. Works before keyfall is installed (attach
-    /// asks it first) and on an older install (what fits changed: 0013
-    /// takes a settings table without a unique pair).
+    /// asks it first) and on an older install (its pending migrations
+    /// applied in a transaction rolled back).
     pub async fn mapping_problems(&self, mapping: &Mapping) -> Result<Vec<String>, StoreError> {
         let recorded: bool = sqlx::query_scalar("SELECT to_regclass('keyfall._sqlx_migrations') IS NOT NULL")
             .fetch_one(&self.pool)
@@ -635,6 +668,7 @@ impl Store {
             Installed::Outdated => Err(StoreError::NotInstalled(format!(
                 "keyfall's objects in {db} are older than this keyfall: run `keyfall migrate`"
             ))),
+            Installed::PreRelease { last } => Err(StoreError::NotInstalled(pre_release_message(&db, last))),
             Installed::Detached { since, by, .. } => Err(StoreError::NotInstalled(format!(
                 "keyfall is detached from {db} since {} (by {}): `keyfall attach` resumes it",
                 since.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -723,8 +757,13 @@ impl Store {
     /// least-privilege role can still start keyfall. Every lock is waited
     /// for a bounded time (`LOCK_WAIT`), then tried again.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        if matches!(self.installed().await?, Installed::Current { .. }) {
-            return Ok(());
+        match self.installed().await? {
+            Installed::Current { .. } => return Ok(()),
+            Installed::PreRelease { last } => {
+                let db = crate::domain::text::visible_short(&self.label, 120);
+                return Err(StoreError::NotInstalled(pre_release_message(&db, last)));
+            }
+            _ => {}
         }
         self.bounded(Locked::Migrate).await
     }
@@ -983,7 +1022,7 @@ async fn run_locked(conn: &mut sqlx::PgConnection, work: Locked<'_>) -> Result<(
 
 /// `detach --purge`: everything of keyfall's, found generically. keyfall's
 /// triggers on the app's tables go the way attach replaces them
-/// (`keyfall_drop_app_triggers`, migration 0010).
+/// (`keyfall_drop_app_triggers`, in the baseline migration).
 const PURGE: &str = "DO $purge$
 DECLARE
     t record;

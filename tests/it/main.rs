@@ -6,6 +6,7 @@
 mod app_migrations;
 mod attach;
 mod attach_lifecycle;
+mod baseline;
 mod cli;
 mod cluster;
 mod console;
