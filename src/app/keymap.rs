@@ -76,10 +76,12 @@ pub enum Action {
     Merge,
     Messages,
     Palette,
+    AsOf,
+    KeyHistory,
 }
 
 impl Action {
-    pub const ALL: [Action; 55] = [
+    pub const ALL: [Action; 57] = [
         Action::Quit,
         Action::Help,
         Action::Edit,
@@ -135,6 +137,8 @@ impl Action {
         Action::Merge,
         Action::Messages,
         Action::Palette,
+        Action::AsOf,
+        Action::KeyHistory,
     ];
 
     /// The name used in the keys file.
@@ -195,6 +199,8 @@ impl Action {
             Action::Merge => "merge",
             Action::Messages => "messages",
             Action::Palette => "palette",
+            Action::AsOf => "as_of",
+            Action::KeyHistory => "key_history",
         }
     }
 
@@ -260,7 +266,9 @@ impl Action {
             (S::Delete, Action::Accept) => ("choose", "press the focused button"),
             (S::Merge, Action::Accept) => ("merge", "merge with these choices, then preview the save"),
             (_, Action::Accept) => ("choose", "choose"),
-            (S::Main, Action::Cancel) => ("", "clear the filter, else close the permissions view"),
+            (S::Main, Action::Cancel) => {
+                ("", "clear the filter, else close the permissions view, else (as of a moment) back to now")
+            }
             (S::Filter, Action::Cancel) => ("clear", "clear the filter"),
             (S::Editor, Action::Cancel) => ("cancel", "close the form (asks if you changed something)"),
             (S::Waiting, Action::Cancel) => ("stop waiting", "stop waiting (a late reply is dropped)"),
@@ -297,6 +305,9 @@ impl Action {
             (S::Messages, Action::Messages) => ("", "close the message log"),
             (_, Action::Messages) => ("log", "message log: this session's notices, with times"),
             (_, Action::Palette) => ("jump", "jump to an account, a user, a screen or a context (:ctx NAME)"),
+            (S::Audit, Action::AsOf) => ("as of", "the world just before this change (as of #N), read-only"),
+            (_, Action::AsOf) => ("as of", "the world as it was at a moment (ISO, 3 days ago, #812), read-only"),
+            (_, Action::KeyHistory) => ("blast", "the blast radius of the key shown: who resolved to it, when"),
         }
     }
 }
@@ -321,10 +332,12 @@ pub enum Screen {
     Merge,
     Messages,
     Palette,
+    AsOf,
+    KeyHistory,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 17] = [
+    pub const ALL: [Screen; 19] = [
         Screen::Main,
         Screen::Filter,
         Screen::Help,
@@ -342,6 +355,8 @@ impl Screen {
         Screen::Merge,
         Screen::Messages,
         Screen::Palette,
+        Screen::AsOf,
+        Screen::KeyHistory,
     ];
 
     pub fn name(self) -> &'static str {
@@ -363,6 +378,8 @@ impl Screen {
             Screen::Merge => "merge",
             Screen::Messages => "messages",
             Screen::Palette => "palette",
+            Screen::AsOf => "as_of",
+            Screen::KeyHistory => "key_history",
         }
     }
 
@@ -386,12 +403,14 @@ impl Screen {
             Screen::Merge => "merging: fields both sides changed",
             Screen::Messages => "the message log",
             Screen::Palette => "jumping (:)",
+            Screen::AsOf => "as of… (choosing a moment)",
+            Screen::KeyHistory => "the blast radius of a key",
         }
     }
 
     /// Characters typed here are text: only named, ctrl- and alt- keys act.
     pub fn takes_text(self) -> bool {
-        matches!(self, Screen::Filter | Screen::Picker | Screen::Editor | Screen::Palette)
+        matches!(self, Screen::Filter | Screen::Picker | Screen::Editor | Screen::Palette | Screen::AsOf)
     }
 
     /// The actions this screen handles, the most useful first (the footer
@@ -423,6 +442,8 @@ impl Screen {
                 A::PrevTab,
                 A::Delete,
                 A::Refresh,
+                A::AsOf,
+                A::KeyHistory,
                 A::Up,
                 A::Down,
                 A::PageUp,
@@ -446,7 +467,9 @@ impl Screen {
                 &[A::Switch, A::Accept, A::Cancel, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom]
             }
             Screen::Waiting => &[A::Cancel],
-            Screen::Audit => &[A::Revert, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close],
+            Screen::Audit => {
+                &[A::Revert, A::AsOf, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close]
+            }
             Screen::Lint => &[
                 A::Jump,
                 A::Fix,
@@ -479,6 +502,8 @@ impl Screen {
             }
             Screen::Messages => &[A::Close, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Messages],
             Screen::Palette => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
+            Screen::AsOf => &[A::Accept, A::Cancel, A::Up, A::Down],
+            Screen::KeyHistory => &[A::Close, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom],
         }
     }
 

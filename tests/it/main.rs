@@ -9,6 +9,7 @@ mod attach_lifecycle;
 mod cli;
 mod cluster;
 mod console;
+mod console_history;
 mod console_merge;
 mod contexts;
 mod django;
