@@ -252,3 +252,24 @@ async fn the_blast_radius_of_the_key_shown_opens_from_the_setting_pane() {
     let Some(Overlay::KeyHistory(view)) = &model.overlay else { panic!("{}", screen(&model)) };
     assert_eq!(view.fingerprint, fp);
 }
+
+#[tokio::test]
+async fn a_moment_across_a_gap_is_refused_in_the_picker_with_the_gap_named() {
+    let db = TestDb::demo().await;
+    let mut conn = db.raw().await;
+    let before_gap: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut conn).await.unwrap();
+    // Detached, the app changes a user unseen; attached again.
+    db.store.detach().await.unwrap();
+    sqlx::query("UPDATE users SET role = 'viewer' WHERE email = 'paid2@paid.com'").execute(&mut conn).await.unwrap();
+    db.store.install_mapping(&keyfall::store::Mapping::demo()).await.unwrap();
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &["@"]).await;
+    assert!(screen(&model).contains("gap: detached"), "where history has a gap, it says so: {}", screen(&model));
+    type_text(&db, &mut model, &before_gap.format("%Y-%m-%d %H:%M:%S%.6f").to_string()).await;
+    keys(&db.store, &mut model, &["enter"]).await;
+    let Some(Overlay::AsOf(picker)) = &model.overlay else { panic!("{}", screen(&model)) };
+    let error = picker.error.clone().unwrap_or_default();
+    assert!(error.contains("gap after it") && error.contains("detached"), "{error}");
+    assert!(model.time.as_of.is_none(), "nothing is shown that history cannot vouch for");
+}
