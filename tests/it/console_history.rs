@@ -273,3 +273,35 @@ async fn a_moment_across_a_gap_is_refused_in_the_picker_with_the_gap_named() {
     assert!(error.contains("gap after it") && error.contains("detached"), "{error}");
     assert!(model.time.as_of.is_none(), "nothing is shown that history cannot vouch for");
 }
+
+/// The real binary in a pseudo-terminal: `@`, a moment typed, the past
+/// shown, a write refused, Esc back to now.
+#[tokio::test]
+async fn in_a_real_terminal_the_picker_takes_a_moment_and_esc_returns() {
+    use std::time::Duration;
+    let db = TestDb::demo().await;
+    let entry = change_the_model(&db).await;
+    let mut pty = crate::pty::common::Pty::open(24, 80);
+    let home = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyfall"));
+    command
+        .args(["--database-url", &db.url(), "--as", "dev@igny8.com"])
+        .env("TERM", "xterm-256color")
+        .env("HOME", home.path())
+        .env("XDG_STATE_HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path());
+    let mut child = pty.spawn(command);
+    let wait = Duration::from_secs(30);
+    pty.wait_for(wait, |s| s.contains("① aws-admin") && s.contains("gpt-3.5-turbo"));
+    pty.send(b"@");
+    pty.wait_for(wait, |s| s.contains("history since") && s.contains(&format!("#{entry}")));
+    pty.send(format!("#{entry}\r").as_bytes());
+    pty.wait_for(wait, |s| s.contains(&format!("(#{entry})")) && s.contains("gpt-4o-mini"));
+    pty.send(b"e");
+    pty.wait_for(wait, |s| s.contains("read-only; Esc re"));
+    pty.send(b"\x1b");
+    pty.wait_for(wait, |s| !s.contains(&format!("(#{entry})")) && s.contains("gpt-3.5-turbo"));
+    pty.send(b"q");
+    let status = pty.wait_exit(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "exit status {status:?}");
+}
