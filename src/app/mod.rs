@@ -674,8 +674,8 @@ fn update_model(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             live::apply_pending(model)
         }
         // The past view does not follow live changes: it counts them.
-        Msg::Changed(_) if model.time.as_of.is_some() => {
-            time_travel::heard(model);
+        Msg::Changed(change) if model.time.as_of.is_some() => {
+            time_travel::heard(model, change.bulk.unwrap_or(1).max(1) as usize);
             Vec::new()
         }
         Msg::Changed(change) => {
@@ -691,7 +691,7 @@ fn update_model(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             Vec::new()
         }
         Msg::ListenerResumed if model.time.as_of.is_some() => {
-            model.notice = Some("database connection back".into());
+            model.notice = Some("database connection back (changes made meanwhile are not counted)".into());
             Vec::new()
         }
         Msg::ListenerResumed => {

@@ -312,11 +312,12 @@ pub(super) fn return_to_now(model: &mut Model) -> Vec<Cmd> {
     model.start()
 }
 
-/// A change heard while the past is shown: counted, not applied.
-pub(super) fn heard(model: &mut Model) {
+/// A change heard while the past is shown (a statement that changed
+/// `rows` rows): counted, not applied.
+pub(super) fn heard(model: &mut Model, rows: usize) {
     let esc = key_word(model.keymap.first_key(Screen::Main, Action::Cancel).unwrap_or("esc"));
     if let Some(as_of) = &mut model.time.as_of {
-        as_of.changes_since += 1;
+        as_of.changes_since += rows;
         let n = as_of.changes_since;
         let changes = if n == 1 { "1 change".to_string() } else { format!("{n} changes") };
         model.notice =
