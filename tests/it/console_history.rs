@@ -305,3 +305,36 @@ async fn in_a_real_terminal_the_picker_takes_a_moment_and_esc_returns() {
     let status = pty.wait_exit(&mut child, Duration::from_secs(20));
     assert!(status.success(), "exit status {status:?}");
 }
+
+/// The resolve-as user and the permission checks come from the past too:
+/// a user demoted after the moment is shown as they were.
+#[tokio::test]
+async fn the_permissions_view_as_of_a_moment_judges_the_user_as_they_were() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::query("UPDATE users SET role = 'viewer' WHERE email = 'paid2@paid.com'").execute(&mut psql).await.unwrap();
+    let entry: i64 = sqlx::query_scalar("SELECT max(id) FROM keyfall.audit_log WHERE table_name = 'users'")
+        .fetch_one(&mut psql)
+        .await
+        .unwrap();
+    let mut model = console(&db, Some("dev@igny8.com"), (160, 48)).await;
+    keys(&db.store, &mut model, &["u"]).await;
+    type_text(&db, &mut model, "paid2@paid.com").await;
+    keys(&db.store, &mut model, &["enter", "p"]).await;
+    let role = |m: &Model| m.resolve.subject.as_ref().and_then(|s| s.user.as_ref()).map(|u| u.role);
+    assert_eq!(role(&model), Some(keyfall::domain::Role::Viewer), "{}", screen(&model));
+    let now = screen(&model);
+    keys(&db.store, &mut model, &["@"]).await;
+    type_text(&db, &mut model, &format!("#{entry}")).await;
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert_eq!(model.time.as_of.as_ref().and_then(|a| a.cut.entry), Some(entry));
+    assert_eq!(role(&model), Some(keyfall::domain::Role::Owner), "as they were: {}", screen(&model));
+    assert!(model.resolve.show_permissions && screen(&model).contains("paid2@paid.com"), "{}", screen(&model));
+    assert_ne!(screen(&model).lines().skip(1).collect::<Vec<_>>(), now.lines().skip(1).collect::<Vec<_>>());
+    // Esc first closes the permissions view, then returns to now.
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert!(model.time.as_of.is_some() && !model.resolve.show_permissions);
+    keys(&db.store, &mut model, &["esc"]).await;
+    assert!(model.time.as_of.is_none());
+    assert_eq!(role(&model), Some(keyfall::domain::Role::Viewer));
+}
