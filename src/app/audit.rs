@@ -96,12 +96,17 @@ pub(super) fn failed(model: &mut Model, request: u64, error: &str) -> bool {
 }
 
 pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
+    // As of a moment: only reading; a change from here is refused.
+    if let Some(cmds) = super::time_travel::intercept(model, super::keymap::Screen::Audit, action) {
+        return cmds;
+    }
     let page = (model.size.1 as usize).saturating_sub(6) / 2;
     let Some(Overlay::Audit(view)) = &mut model.overlay else { return Vec::new() };
     match action {
         Some(Action::Close) => model.overlay = None,
         Some(Action::Revert) => return revert(model),
         Some(Action::Restore) => return restore(model),
+        Some(Action::AsOf) => return super::time_travel::before_entry(model),
         Some(a) => {
             if let Some(delta) = super::movement(a, page) {
                 view.selected = super::moved(view.selected, delta, view.entries.len());

@@ -77,10 +77,12 @@ pub enum Action {
     Merge,
     Messages,
     Palette,
+    AsOf,
+    KeyHistory,
 }
 
 impl Action {
-    pub const ALL: [Action; 56] = [
+    pub const ALL: [Action; 58] = [
         Action::Quit,
         Action::Help,
         Action::Edit,
@@ -137,6 +139,8 @@ impl Action {
         Action::Merge,
         Action::Messages,
         Action::Palette,
+        Action::AsOf,
+        Action::KeyHistory,
     ];
 
     /// The name used in the keys file.
@@ -198,6 +202,8 @@ impl Action {
             Action::Merge => "merge",
             Action::Messages => "messages",
             Action::Palette => "palette",
+            Action::AsOf => "as_of",
+            Action::KeyHistory => "key_history",
         }
     }
 
@@ -263,7 +269,9 @@ impl Action {
             (S::Delete, Action::Accept) => ("choose", "press the focused button"),
             (S::Merge, Action::Accept) => ("merge", "merge with these choices, then preview the save"),
             (_, Action::Accept) => ("choose", "choose"),
-            (S::Main, Action::Cancel) => ("", "clear the filter, else close the permissions view"),
+            (S::Main, Action::Cancel) => {
+                ("", "clear the filter, else close the permissions view, else (as of a moment) back to now")
+            }
             (S::Filter, Action::Cancel) => ("clear", "clear the filter"),
             (S::Editor, Action::Cancel) => ("cancel", "close the form (asks if you changed something)"),
             (S::Waiting, Action::Cancel) => ("stop waiting", "stop waiting (a late reply is dropped)"),
@@ -301,6 +309,9 @@ impl Action {
             (S::Messages, Action::Messages) => ("", "close the message log"),
             (_, Action::Messages) => ("log", "message log: this session's notices, with times"),
             (_, Action::Palette) => ("jump", "jump to an account, a user, a screen or a context (:ctx NAME)"),
+            (S::Audit, Action::AsOf) => ("as of", "the world just before this change (as of #N), read-only"),
+            (_, Action::AsOf) => ("as of", "the world as it was at a moment (ISO, 3 days ago, #812), read-only"),
+            (_, Action::KeyHistory) => ("blast", "the blast radius of the key shown: who resolved to it, when"),
         }
     }
 }
@@ -325,10 +336,12 @@ pub enum Screen {
     Merge,
     Messages,
     Palette,
+    AsOf,
+    KeyHistory,
 }
 
 impl Screen {
-    pub const ALL: [Screen; 17] = [
+    pub const ALL: [Screen; 19] = [
         Screen::Main,
         Screen::Filter,
         Screen::Help,
@@ -346,6 +359,8 @@ impl Screen {
         Screen::Merge,
         Screen::Messages,
         Screen::Palette,
+        Screen::AsOf,
+        Screen::KeyHistory,
     ];
 
     pub fn name(self) -> &'static str {
@@ -367,6 +382,8 @@ impl Screen {
             Screen::Merge => "merge",
             Screen::Messages => "messages",
             Screen::Palette => "palette",
+            Screen::AsOf => "as_of",
+            Screen::KeyHistory => "key_history",
         }
     }
 
@@ -390,12 +407,14 @@ impl Screen {
             Screen::Merge => "merging: fields both sides changed",
             Screen::Messages => "the message log",
             Screen::Palette => "jumping (:)",
+            Screen::AsOf => "as of… (choosing a moment)",
+            Screen::KeyHistory => "the blast radius of a key",
         }
     }
 
     /// Characters typed here are text: only named, ctrl- and alt- keys act.
     pub fn takes_text(self) -> bool {
-        matches!(self, Screen::Filter | Screen::Picker | Screen::Editor | Screen::Palette)
+        matches!(self, Screen::Filter | Screen::Picker | Screen::Editor | Screen::Palette | Screen::AsOf)
     }
 
     /// The actions this screen handles, the most useful first (the footer
@@ -427,6 +446,8 @@ impl Screen {
                 A::PrevTab,
                 A::Delete,
                 A::Refresh,
+                A::AsOf,
+                A::KeyHistory,
                 A::Up,
                 A::Down,
                 A::PageUp,
@@ -451,7 +472,7 @@ impl Screen {
             }
             Screen::Waiting => &[A::Cancel],
             Screen::Audit => {
-                &[A::Revert, A::Restore, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close]
+                &[A::Revert, A::Restore, A::AsOf, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close]
             }
             Screen::Lint => &[
                 A::Jump,
@@ -485,6 +506,8 @@ impl Screen {
             }
             Screen::Messages => &[A::Close, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Messages],
             Screen::Palette => &[A::Accept, A::Cancel, A::Up, A::Down, A::PageUp, A::PageDown],
+            Screen::AsOf => &[A::Accept, A::Cancel, A::Up, A::Down],
+            Screen::KeyHistory => &[A::Close, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom],
         }
     }
 

@@ -29,6 +29,10 @@ pub(super) fn available(model: &Model, action: Action) -> bool {
     let ty = model.current_type();
     let own = account.and_then(|a| model.world.settings.get(&(a.id, ty.clone())));
     let writable = || account.is_some_and(|a| may_modify(model, a).is_ok()) && registry::spec(&ty).is_some();
+    // As of a moment: read-only, and Esc returns to now.
+    if let Some(available) = super::time_travel::available(model, action) {
+        return available;
+    }
     match action {
         Action::Edit => writable(),
         Action::Delete => own.is_some() && writable(),
@@ -65,6 +69,10 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
     let Some(action) = action else {
         return Vec::new();
     };
+    // As of a moment: read-only (every write says why), Esc returns to now.
+    if let Some(cmds) = super::time_travel::intercept(model, Screen::Main, Some(action)) {
+        return cmds;
+    }
     let page = model.account_rows();
     if let Some(delta) = movement(action, page) {
         return match model.main.focus {
@@ -151,6 +159,8 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
         Action::Copy => copy_selection(model),
         Action::Delete => delete::open(model),
         Action::Palette => super::palette::open(model),
+        Action::AsOf => super::time_travel::open_picker(model),
+        Action::KeyHistory => super::time_travel::open_key_history(model),
         Action::Cancel => {
             if !model.accounts.filter.is_empty() {
                 model.accounts.set_filter(String::new());
@@ -237,7 +247,8 @@ fn copy_selection(model: &mut Model) -> Vec<Cmd> {
                 .and_then(|s| s.config.get("apiKey"))
                 .and_then(serde_json::Value::as_str)
                 .filter(|k| !k.is_empty())
-                .map(crate::domain::secret::fingerprint);
+                // As of a moment the config holds a masked fingerprint.
+                .map(super::time_travel::key_fingerprint);
             match key {
                 Some(fp) => copy(model, format!("the key's fingerprint {fp}"), Secret::new(fp)),
                 None => {

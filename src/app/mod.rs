@@ -27,6 +27,7 @@ pub mod resolve_panel;
 pub mod reveal;
 pub mod scroll;
 pub mod setting_pane;
+pub mod time_travel;
 pub mod view;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -114,6 +115,12 @@ pub enum Msg {
     Copied { request: u64 },
     /// A click or the wheel (when the console takes the mouse).
     Mouse(mouse::Mouse),
+    /// Where history begins and the last changes, for the "as of" picker.
+    HistoryLoaded { request: u64, window: crate::domain::history::Window, recent: Vec<AuditEntry> },
+    /// The world at the moment asked for (`Cmd::Travel`).
+    Travelled { request: u64, world: Box<crate::store::history::World> },
+    /// The blast radius of a key.
+    KeyHistoryLoaded { request: u64, history: Box<crate::store::key_history::KeyHistory> },
 }
 
 impl std::fmt::Debug for Msg {
@@ -148,6 +155,9 @@ impl std::fmt::Debug for Msg {
             Msg::Linted { request, .. } => ("Linted", Some(request)),
             Msg::Copied { request } => ("Copied", Some(request)),
             Msg::Mouse(m) => return f.debug_tuple("Mouse").field(m).finish(),
+            Msg::HistoryLoaded { request, .. } => ("HistoryLoaded", Some(request)),
+            Msg::Travelled { request, .. } => ("Travelled", Some(request)),
+            Msg::KeyHistoryLoaded { request, .. } => ("KeyHistoryLoaded", Some(request)),
         };
         match request {
             Some(r) => write!(f, "{name}({r})"),
@@ -221,6 +231,14 @@ pub enum Cmd {
     /// Put `text` on the operator's clipboard (OSC 52, through the
     /// terminal, so over SSH too); `what` names it for the notice.
     Copy { request: u64, what: String, text: crate::domain::Secret },
+    /// Where history begins and the last changes of the audit log.
+    LoadHistory { request: u64 },
+    /// The world at a moment (refused before history or inside a gap).
+    Travel { request: u64, moment: crate::domain::history::Moment },
+    /// What resolving `function` for `email` needed at `cut`.
+    ResolveAt { request: u64, cut: crate::domain::history::Cut, email: String, function: String },
+    /// The blast radius of the key of this fingerprint.
+    KeyHistory { request: u64, fingerprint: String },
 }
 
 impl std::fmt::Debug for Cmd {
@@ -271,6 +289,10 @@ fn cmd_name(cmd: &Cmd) -> String {
         Cmd::ApplyAdmin { request, .. } => format!("ApplyAdmin({request})"),
         Cmd::Lint { request, after } => format!("Lint({request}, {after:?})"),
         Cmd::Copy { request, what, .. } => format!("Copy({request}, {what})"),
+        Cmd::LoadHistory { request } => format!("LoadHistory({request})"),
+        Cmd::Travel { request, moment } => format!("Travel({request}, {moment:?})"),
+        Cmd::ResolveAt { request, email, function, .. } => format!("ResolveAt({request}, {email:?}, {function:?})"),
+        Cmd::KeyHistory { request, fingerprint } => format!("KeyHistory({request}, {fingerprint})"),
         Cmd::Save { .. } | Cmd::TestConnection { .. } | Cmd::Preview { .. } => String::new(),
     }
 }
@@ -294,7 +316,11 @@ impl Cmd {
             | Cmd::ApplyAdmin { request, .. }
             | Cmd::Lint { request, .. }
             | Cmd::TestConnection { request, .. }
-            | Cmd::Copy { request, .. } => *request,
+            | Cmd::Copy { request, .. }
+            | Cmd::LoadHistory { request }
+            | Cmd::Travel { request, .. }
+            | Cmd::ResolveAt { request, .. }
+            | Cmd::KeyHistory { request, .. } => *request,
         }
     }
 }
@@ -332,6 +358,10 @@ pub enum Overlay {
     ConfirmEndpoint(endpoint::EndpointDialog),
     /// `:` — jump to an account, a user, a screen or a context.
     Palette(palette::Palette),
+    /// "As of…": the world at a moment.
+    AsOf(Box<time_travel::AsOfPicker>),
+    /// The blast radius of the key shown.
+    KeyHistory(Box<time_travel::KeyHistoryView>),
 }
 
 /// Static facts for the header.
@@ -437,6 +467,8 @@ pub struct Model {
     pub contexts: Vec<(String, String)>,
     pub context: Option<String>,
     pub switch_to: Option<String>,
+    /// The moment shown when it is not now (read-only), and a trip in flight.
+    pub time: time_travel::TimeTravel,
 }
 
 impl Model {
@@ -470,6 +502,7 @@ impl Model {
             contexts: Vec::new(),
             context: None,
             switch_to: None,
+            time: time_travel::TimeTravel::default(),
         }
     }
 
@@ -505,7 +538,8 @@ impl Model {
 
     /// Whether an account's settings are in memory.
     pub fn is_loaded(&self, account_id: i64) -> bool {
-        self.cache.loaded.contains(&account_id) || self.world.is_system(account_id)
+        // The past is read whole.
+        self.time.as_of.is_some() || self.cache.loaded.contains(&account_id) || self.world.is_system(account_id)
     }
 
     /// The permission checks for the resolve-as user (or the operator)
@@ -548,6 +582,8 @@ impl Model {
         match &self.overlay {
             Some(Overlay::Picker(_)) => Screen::Picker,
             Some(Overlay::Palette(_)) => Screen::Palette,
+            Some(Overlay::AsOf(_)) => Screen::AsOf,
+            Some(Overlay::KeyHistory(_)) => Screen::KeyHistory,
             Some(Overlay::Edit(ed)) => match &ed.stage {
                 Stage::Editing => Screen::Editor,
                 Stage::Confirm { .. } => Screen::SavePreview,
@@ -638,6 +674,11 @@ fn update_model(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             }
             live::apply_pending(model)
         }
+        // The past view does not follow live changes: it counts them.
+        Msg::Changed(change) if model.time.as_of.is_some() => {
+            time_travel::heard(model, change.bulk.unwrap_or(1).max(1) as usize);
+            Vec::new()
+        }
         Msg::Changed(change) => {
             live::note_change(model, change);
             Vec::new()
@@ -648,6 +689,10 @@ fn update_model(model: &mut Model, msg: Msg) -> Vec<Cmd> {
                 "database connection lost ({}); retrying",
                 crate::domain::text::visible_short(&error, 80)
             ));
+            Vec::new()
+        }
+        Msg::ListenerResumed if model.time.as_of.is_some() => {
+            model.notice = Some("database connection back (changes made meanwhile are not counted)".into());
             Vec::new()
         }
         Msg::ListenerResumed => {
@@ -681,13 +726,13 @@ fn update_model(model: &mut Model, msg: Msg) -> Vec<Cmd> {
             Vec::new()
         }
         Msg::Booted { request, boot } => {
-            if !model.requests.is_latest(request::Kind::Boot, request) {
+            if !model.requests.is_latest(request::Kind::Boot, request) || model.time.as_of.is_some() {
                 return Vec::new();
             }
             on_boot(model, request, *boot)
         }
         Msg::IndexLoaded { request, accounts } => {
-            if !model.requests.is_latest(request::Kind::Boot, request) {
+            if !model.requests.is_latest(request::Kind::Boot, request) || model.time.as_of.is_some() {
                 return Vec::new();
             }
             let chain = model.world.chain.clone();
@@ -722,6 +767,9 @@ fn update_model(model: &mut Model, msg: Msg) -> Vec<Cmd> {
         Msg::Failed { request, error, unavailable } => on_failed(model, request, &error, unavailable),
         Msg::Copied { .. } => Vec::new(),
         Msg::Mouse(m) => mouse::on_mouse(model, m),
+        Msg::HistoryLoaded { request, window, recent } => time_travel::history_loaded(model, request, window, recent),
+        Msg::Travelled { request, world } => time_travel::travelled(model, request, *world),
+        Msg::KeyHistoryLoaded { request, history } => time_travel::key_history_loaded(model, request, *history),
     }
 }
 
@@ -743,7 +791,8 @@ fn on_failed(model: &mut Model, request: u64, error: &str, unavailable: bool) ->
         || audit::failed(model, request, error)
         || reveal::failed(model, request, error)
         || connection_test::failed(model, request, error)
-        || lint_view::failed(model, request, error);
+        || lint_view::failed(model, request, error)
+        || time_travel::failed(model, request, error);
     if editing {
         if unavailable {
             model.connection = Connection::Lost;
@@ -825,6 +874,10 @@ fn on_boot(model: &mut Model, request: u64, boot: Boot) -> Vec<Cmd> {
 /// Ask for the settings of on-screen accounts not yet in memory, and forget
 /// far-away ones when the cache is full.
 pub(crate) fn load_visible(model: &mut Model) -> Vec<Cmd> {
+    // The past is in memory whole.
+    if model.time.as_of.is_some() {
+        return Vec::new();
+    }
     let height = model.account_rows();
     let offset = model.accounts.scroll_for(height);
     // A page above and below, so scrolling a little needs no round trip.
@@ -871,6 +924,10 @@ fn on_paste(model: &mut Model, text: &str) -> Vec<Cmd> {
         }
         return Vec::new();
     }
+    if let Some(Overlay::AsOf(p)) = &mut model.overlay {
+        time_travel::paste(p, &clean);
+        return Vec::new();
+    }
     if let Some(Overlay::Palette(p)) = &mut model.overlay {
         let query = format!("{}{clean}", p.query);
         return palette::set_query(model, query);
@@ -902,6 +959,8 @@ fn on_key(model: &mut Model, key: &str) -> Vec<Cmd> {
         _ => {}
     }
     match screen {
+        Screen::AsOf => time_travel::picker_key(model, key, action),
+        Screen::KeyHistory => time_travel::key_history_key(model, action),
         Screen::Help => help::key(model, action),
         Screen::Messages => messages::key(model, action),
         Screen::Main => main_screen::key(model, action),

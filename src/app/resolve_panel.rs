@@ -36,6 +36,10 @@ pub(super) fn resolve_cmd(model: &mut Model) -> Vec<Cmd> {
     let (Some(email), Some(function)) = (model.resolve.email.clone(), model.resolve.function.clone()) else {
         return Vec::new();
     };
+    // As of a moment: the user and the world as they were.
+    if let Some(cmd) = super::time_travel::resolve_at(model, email.clone(), function.clone()) {
+        return vec![cmd];
+    }
     let request = model.requests.start(Kind::Resolve);
     vec![Cmd::Resolve { request, email, function }]
 }
@@ -252,7 +256,8 @@ pub(super) fn resolved(model: &mut Model, request: u64, subject: SubjectData) ->
         _ => None,
     };
     if subject.user.is_none() {
-        model.notice = Some("that user no longer exists".into());
+        let gone = if model.time.as_of.is_some() { "did not exist then" } else { "no longer exists" };
+        model.notice = Some(format!("that user {gone}"));
     }
     model.policy = subject.policy;
     model.resolve.resolution = resolution;

@@ -115,7 +115,10 @@ fn setting_text(model: &Model, t: Theme) -> Vec<Line<'static>> {
         }
         if registry::spec(&current).is_some() {
             lines.push(Line::raw(""));
+            let as_of = model.time.as_of.as_ref().map(|a| a.refusal(model));
             lines.push(match super::may_modify(model, account) {
+                // As of a moment nothing here changes: the way back instead.
+                _ if as_of.is_some() => Line::from(Span::styled(as_of.unwrap_or_default(), t.warn())),
                 Ok(_) => Line::from(Span::styled(
                     format!(
                         "{} edit{} · {} delete",

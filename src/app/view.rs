@@ -115,6 +115,8 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         Some(Overlay::Admin(view)) => super::admin::draw(model, view, frame, area, t),
         Some(Overlay::Lint(view)) => super::lint_view::draw(view, frame, area, t),
         Some(Overlay::ConfirmDelete(dialog)) => super::delete::draw(dialog, &model.preview_scroll, frame, area, t),
+        Some(Overlay::AsOf(p)) => super::time_travel::draw_picker(model, p, frame, area, t),
+        Some(Overlay::KeyHistory(v)) => super::time_travel::draw_key_history(v, frame, area, t),
         None => {}
     }
     if model.messages.open {
@@ -150,7 +152,12 @@ pub fn header_line(model: &Model, t: Theme, width: usize) -> Vec<Span<'static>> 
 /// (the label, database and operator shorter still): "read-only" stays.
 fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
     let s = &model.session;
-    let mut spans = vec![Span::styled(" keyfall ", t.accent())];
+    // As of a moment, terse, the mark takes the name's place.
+    let as_of = super::time_travel::header_span(model, t, terseness);
+    let mut spans = match &as_of {
+        Some(_) if terseness >= 6 => Vec::new(),
+        _ => vec![Span::styled(" keyfall ", t.accent())],
+    };
     if let Some(label) = &s.label {
         let color = s.color.as_deref().and_then(parse_color).unwrap_or(Color::Red);
         let style = if t.color {
@@ -166,6 +173,11 @@ fn header_spans(model: &Model, t: Theme, terseness: u8) -> Vec<Span<'static>> {
             _ => 10,
         };
         spans.push(Span::styled(format!("[{}]", visible_short(label, room)), style));
+        spans.push(Span::raw(" "));
+    }
+    // As of a moment: said first, in its own colour.
+    if let Some(as_of) = as_of {
+        spans.push(as_of);
         spans.push(Span::raw(" "));
     }
     let (db_width, op_width) = match terseness {
@@ -249,11 +261,29 @@ pub fn hints(model: &Model, width: usize) -> Vec<(String, String)> {
                 }
             }
             (Screen::Main, Action::Permissions) if model.resolve.show_permissions => (key.to_string(), "trace".into()),
+            (Screen::Main, Action::Cancel)
+                if model.time.as_of.is_some()
+                    && model.accounts.filter.is_empty()
+                    && !model.resolve.show_permissions =>
+            {
+                (key.to_string(), "now".into())
+            }
             (Screen::Main, Action::Cancel) if model.accounts.filter.is_empty() => (key.to_string(), "close".into()),
             (Screen::Main, Action::Cancel) => (key.to_string(), "clear filter".into()),
             _ => (key.to_string(), word.to_string()),
         };
         all.push((action, key, word));
+    }
+    // As of a moment, the way back and to another moment come first.
+    if screen == Screen::Main && model.time.as_of.is_some() {
+        let rank = |a: Action| match a {
+            Action::Help => 0,
+            Action::Cancel => 1,
+            Action::AsOf => 2,
+            Action::KeyHistory => 3,
+            _ => 4,
+        };
+        all.sort_by_key(|(a, _, _)| rank(*a));
     }
     // Quit and help stay whatever the width; the rest in order while they fit.
     let kept = |a: Action| matches!(a, Action::Quit | Action::Help);

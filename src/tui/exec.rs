@@ -44,13 +44,17 @@ pub fn bound(cmd: &Cmd) -> Duration {
         | Cmd::Resolve { .. }
         | Cmd::FindUsers { .. }
         | Cmd::LoadAudit { .. }
-        | Cmd::LoadAuditList { .. } => 45,
+        | Cmd::LoadAuditList { .. }
+        | Cmd::LoadHistory { .. }
+        | Cmd::ResolveAt { .. } => 45,
         Cmd::Save { .. } | Cmd::Delete { .. } | Cmd::Reveal { .. } | Cmd::ApplyAdmin { .. } => 45,
         Cmd::TestConnection { .. } => 60,
         Cmd::Boot { .. } => 60,
         Cmd::Preview { .. } | Cmd::PreviewAdmin { .. } => 90,
         // The whole index and every setting: long at a million accounts.
         Cmd::LoadIndex { .. } | Cmd::Lint { .. } => 120,
+        // The whole world of a moment; a key's every stretch.
+        Cmd::Travel { .. } | Cmd::KeyHistory { .. } => 120,
     };
     let longer = STATEMENT_TIMEOUT.get().map(|t| t.saturating_sub(DEFAULT_STATEMENT_TIMEOUT)).unwrap_or_default();
     let extra = if matches!(cmd, Cmd::Copy { .. }) { Duration::ZERO } else { longer };
@@ -249,6 +253,33 @@ async fn execute(store: &Store, cmd: Cmd) -> Msg {
         Cmd::Copy { request, .. } => Msg::Copied { request },
         Cmd::LoadAudit { request, id } => match store.audit_entry(id).await {
             Ok(entry) => Msg::AuditLoaded { request, entry },
+            Err(e) => failed(request, e),
+        },
+        Cmd::LoadHistory { request } => {
+            let (window, recent) = tokio::join!(store.history_window(), store.audit(None, None, None, 40));
+            match (window, recent) {
+                (Ok(window), Ok(recent)) => Msg::HistoryLoaded { request, window, recent },
+                (Err(e), _) | (_, Err(e)) => failed(request, e),
+            }
+        }
+        Cmd::Travel { request, moment } => {
+            let world = match store.cut(moment).await {
+                Ok(cut) => store.world_at(cut).await,
+                Err(e) => Err(e),
+            };
+            match world {
+                Ok(world) => Msg::Travelled { request, world: Box::new(world) },
+                Err(e) => failed(request, e),
+            }
+        }
+        Cmd::ResolveAt { request, cut, email, function } => {
+            match store.past(cut, Some(&email), Some(&function), &[]).await {
+                Ok(past) => Msg::Resolved { request, subject: Box::new(past.data) },
+                Err(e) => failed(request, e),
+            }
+        }
+        Cmd::KeyHistory { request, fingerprint } => match store.key_history(&fingerprint).await {
+            Ok(history) => Msg::KeyHistoryLoaded { request, history: Box::new(history) },
             Err(e) => failed(request, e),
         },
     }

@@ -10,6 +10,7 @@ mod baseline;
 mod cli;
 mod cluster;
 mod console;
+mod console_history;
 mod console_merge;
 mod contexts;
 mod django;
