@@ -373,7 +373,8 @@ pub fn offset(p: &Palette, rows: usize) -> usize {
     p.selected.saturating_sub(rows.saturating_sub(1))
 }
 
-/// A click on a row: select it and jump.
+/// A click on a row selects it; a click on the row already selected (the
+/// second of a double-click) jumps there, as enter does.
 pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Vec<Cmd> {
     let area = Rect::new(0, 0, model.size.0, model.size.1);
     let list = list_area(area);
@@ -386,7 +387,10 @@ pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Vec<Cmd> {
     if index >= p.shown.len() {
         return Vec::new();
     }
-    p.selected = index;
+    if index != p.selected {
+        p.selected = index;
+        return Vec::new();
+    }
     accept(model)
 }
 

@@ -23,6 +23,7 @@ const PICTURES: &[(&str, &str, &str)] = &[
     ("resolve_paid2_generate_images", "resolve", "the resolve trace"),
     ("save_preview", "save_preview", "the save preview"),
     ("conflict", "conflict", "the conflict view"),
+    ("palette", "palette", "the : palette"),
 ];
 
 /// The sizes the snapshots are taken at.
