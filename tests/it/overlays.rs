@@ -392,3 +392,20 @@ async fn the_stale_lint_hint_names_the_refresh_key_of_the_keymap() {
     let Some(Overlay::Lint(view)) = &model.overlay else { panic!("still open") };
     assert!(!view.stale, "read again");
 }
+
+/// `:ctx` with no contexts in the config says how to name some, at both
+/// sizes, instead of "no match".
+#[tokio::test]
+async fn ctx_without_contexts_says_how_to_name_them() {
+    let db = TestDb::demo().await;
+    let mut model = console(&db, Some("dev@igny8.com"), (80, 24)).await;
+    keys(&db.store, &mut model, &[":", "c", "t", "x"]).await;
+    for size in SIZES {
+        resize(&db, &mut model, size).await;
+        let text = box_text(&screen(&model), " Jump to: ");
+        assert!(text.contains("no contexts: add [contexts.NAME] to the config file"), "{text}");
+        assert!(!text.contains("no match"), "{text}");
+    }
+    keys(&db.store, &mut model, &["enter"]).await;
+    assert!(model.switch_to.is_none() && model.overlay.is_none());
+}
