@@ -11,7 +11,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 
 use super::keymap::{Action, Screen};
 use super::request::Kind;
-use super::view::{Theme, centered, dialog, wrap_lines};
+use super::view::{Theme, dialog};
 use super::{Cmd, Model, Overlay};
 use crate::connection::{Insecure, Refusal};
 use crate::domain::text::visible_short;
@@ -50,7 +50,6 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
 }
 
 pub fn draw(model: &Model, view: &EndpointDialog, frame: &mut Frame, area: Rect, t: Theme) {
-    let inner = dialog(frame, centered(area, 72, 9), " Send the key there? ".into(), t);
     // A letter reads best in a sentence ("y send anyway / n cancel").
     let keys = |action| {
         let keys = model.keymap.keys(Screen::Confirm, action);
@@ -61,13 +60,15 @@ pub fn draw(model: &Model, view: &EndpointDialog, frame: &mut Frame, area: Rect,
         Line::from(Span::styled(format!("{}.", view.refusal.message()), t.warn())),
         Line::from(format!(
             "Testing {}'s {} key sends it to that endpoint. Nothing has been sent yet.",
-            visible_short(&view.account, 30),
-            visible_short(&view.provider, 20)
+            visible_short(&view.account, 60),
+            visible_short(&view.provider, 40)
         )),
         Line::from(Span::styled(
             format!("{} send anyway / {} cancel", keys(Action::Confirm), keys(Action::Cancel)),
             t.heading(),
         )),
     ];
-    frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
+    let (box_area, lines) = super::reveal::question_box(area, 72, 120, lines);
+    let inner = dialog(frame, box_area, " Send the key there? ".into(), t);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }

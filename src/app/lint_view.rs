@@ -1,8 +1,10 @@
-//! The lint view (DESIGN §8 in the console): findings grouped by level,
-//! then scope (system-wide, system accounts, tenants), then rule — so a
-//! system-wide error leads thousands about tenants — each group a heading
-//! that opens and closes (`enter`), its findings by account under it; `/`
-//! filters by rule id, account slug or name, and text. Lint runs a page of
+//! The lint view (DESIGN §8 in the console): findings in a tree of level
+//! → rule → account, each heading with its count, opening and closing with
+//! `enter` (or a second click). In a level, the rules about the whole
+//! system or a system account come first, so a system-wide error leads
+//! thousands about tenants; in a rule, no account first, then the chain's
+//! accounts, then tenants; an account with one finding shows it on the
+//! rule's level. `/` filters by rule id, account slug or name, and text. Lint runs a page of
 //! accounts at a time (`Cmd::Lint`), the view filling in with its progress
 //! shown. `enter` on a finding goes to its setting (a user's finding, L007:
 //! the system settings they cannot change; `p` opens their permissions),
@@ -11,9 +13,10 @@
 
 use serde_json::Value;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
 
-use crate::domain::lint::{self, Finding, GroupKey, Severity};
+use crate::domain::lint::{self, Finding, Scope, Severity};
 use crate::domain::registry;
 
 use ratatui::Frame;
@@ -23,7 +26,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::editor::Editor;
-use super::keymap::Action;
+use super::keymap::{Action, Screen};
 use super::view::{Theme, centered, dialog, wrap_line, wrap_lines};
 use super::{Cmd, Model, Overlay, may_modify};
 use crate::domain::text::{visible, visible_short};
@@ -45,11 +48,30 @@ pub struct LintPage {
     pub names: Vec<(String, String)>,
 }
 
-/// A row of the view: a group's heading, or a finding (its index).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which account a finding is about, as the tree orders them: no account
+/// (system-wide) first, then the fallback chain's accounts in chain order,
+/// then tenants in the order lint reached them; the last number is the
+/// slug's index (`NO_ACCOUNT` for none).
+type AccountKey = (Scope, u32, u32);
+const NO_ACCOUNT: u32 = u32::MAX;
+
+/// A row of the view: a level's heading, a rule's under it, an account's
+/// under that, or a finding (its index; `nested` when under an account's
+/// heading — an account with one finding shows it on the rule's level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Row {
-    Group(GroupKey),
-    Finding(u32),
+    Level(Severity),
+    Rule(Severity, &'static str),
+    Account(Severity, &'static str, AccountKey),
+    Finding(u32, bool),
+}
+
+/// Where a rule's findings are: system-wide ones, system accounts, tenants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Places {
+    system_wide: bool,
+    system: usize,
+    tenants: usize,
 }
 
 #[derive(Debug)]
@@ -65,17 +87,25 @@ pub struct LintView {
     pub filter: String,
     /// Typing goes to the filter.
     pub filtering: bool,
-    /// The fallback chain's slugs (a finding about one is a system account's).
-    system: HashSet<String>,
-    /// Account names by slug, for the filter.
+    /// The fallback chain's slugs and positions (a finding about one is a
+    /// system account's).
+    system: HashMap<String, u32>,
+    /// Account names by slug, for the filter and the headings.
     names: HashMap<String, String>,
-    /// Each group's findings, in arrival order (by account), groups in order.
-    groups: BTreeMap<GroupKey, Vec<u32>>,
-    /// Groups opened or closed by hand (against their default).
-    toggled: HashSet<GroupKey>,
+    /// Slugs seen, by index (an account's key holds its index).
+    slugs: Vec<String>,
+    slug_ids: HashMap<String, u32>,
+    /// The tree: (level, rule) → account → findings, in arrival order.
+    tree: BTreeMap<(Severity, &'static str), BTreeMap<AccountKey, Vec<u32>>>,
+    /// Headings opened (true) or closed by hand: they stay so, whatever
+    /// their default (a filter opens small groups).
+    toggled: HashMap<Row, bool>,
     rows: Vec<Row>,
-    /// Per group shown: (matching the filter, in all).
-    counts: HashMap<GroupKey, (usize, usize)>,
+    /// Per heading shown: (findings matching the filter, in all).
+    counts: HashMap<Row, (usize, usize)>,
+    /// Per level shown: how many rules match; per rule: where its matches are.
+    rules_in: HashMap<Severity, usize>,
+    places: HashMap<Row, Places>,
     checked: u64,
     total: u64,
     hidden: usize,
@@ -85,13 +115,18 @@ pub struct LintView {
     /// A change arrived after the findings were read (live notices): the
     /// list says so until it is read again.
     pub stale: bool,
+    /// Where the list was drawn last (its rows' area) and its first row,
+    /// for the mouse.
+    list_at: Cell<Option<(Rect, usize)>>,
 }
 
-/// A group this small is open unless closed by hand.
+/// A rule with this many findings or fewer is open unless closed by hand.
 const OPEN_UP_TO: usize = 25;
+/// An account's heading with this many or fewer is open unless closed.
+const ACCOUNT_OPEN_UP_TO: usize = 10;
 
 impl LintView {
-    fn new(request: u64, system: HashSet<String>) -> LintView {
+    fn new(request: u64, system: HashMap<String, u32>) -> LintView {
         LintView {
             findings: Vec::new(),
             selected: 0,
@@ -101,24 +136,46 @@ impl LintView {
             filtering: false,
             system,
             names: HashMap::new(),
-            groups: BTreeMap::new(),
-            toggled: HashSet::new(),
+            slugs: Vec::new(),
+            slug_ids: HashMap::new(),
+            tree: BTreeMap::new(),
+            toggled: HashMap::new(),
             rows: Vec::new(),
             counts: HashMap::new(),
+            rules_in: HashMap::new(),
+            places: HashMap::new(),
             checked: 0,
             total: 0,
             hidden: 0,
             masked: 0,
             stopped: None,
             stale: false,
+            list_at: Cell::new(None),
+        }
+    }
+
+    fn account_key(&mut self, slug: Option<&str>) -> AccountKey {
+        let Some(slug) = slug else { return (Scope::SystemWide, 0, NO_ACCOUNT) };
+        let id = match self.slug_ids.get(slug) {
+            Some(id) => *id,
+            None => {
+                let id = self.slugs.len() as u32;
+                self.slugs.push(slug.to_string());
+                self.slug_ids.insert(slug.to_string(), id);
+                id
+            }
+        };
+        match self.system.get(slug) {
+            Some(position) => (Scope::SystemAccount, *position, id),
+            None => (Scope::Tenant, 0, id),
         }
     }
 
     /// Add a page's findings, keeping the selection on the same row.
     pub fn add(&mut self, findings: Vec<Finding>, page: &LintPage) {
         for f in findings {
-            let key = lint::group_key(&f, |slug| self.system.contains(slug));
-            self.groups.entry(key).or_default().push(self.findings.len() as u32);
+            let key = self.account_key(f.account.as_deref());
+            self.tree.entry((f.severity, f.id)).or_default().entry(key).or_default().push(self.findings.len() as u32);
             self.findings.push(f);
         }
         self.names.extend(page.names.iter().cloned());
@@ -128,16 +185,16 @@ impl LintView {
         self.masked += page.masked;
         let first = self.rows.is_empty();
         self.rebuild();
-        // On the first page, the first finding rather than its heading.
-        if first && matches!(self.rows.get(1), Some(Row::Finding(_))) {
-            self.selected = 1;
+        // On the first page, the first finding rather than a heading.
+        if first && let Some(at) = self.rows.iter().position(|r| matches!(r, Row::Finding(..))) {
+            self.selected = at;
         }
     }
 
     /// The finding selected, if a finding (not a heading) is.
     pub fn current(&self) -> Option<&Finding> {
         match self.rows.get(self.selected) {
-            Some(Row::Finding(i)) => self.findings.get(*i as usize),
+            Some(Row::Finding(i, _)) => self.findings.get(*i as usize),
             _ => None,
         }
     }
@@ -151,17 +208,26 @@ impl LintView {
         self.rows.is_empty()
     }
 
-    /// The rows as text, for tests: "▾ error L006 system-wide 1" headings,
+    /// An account's slug, or "system-wide" for none.
+    fn slug(&self, key: AccountKey) -> &str {
+        self.slugs.get(key.2 as usize).map(String::as_str).unwrap_or("system-wide")
+    }
+
+    /// The rows as text, for tests: headings as "▾ error 2/2",
+    /// "  ▾ L006 1/1", "    ▸ paid-2 3/3" (mark, what, matching/all),
     /// findings as their message.
     pub fn row_texts(&self) -> Vec<String> {
         self.rows
             .iter()
-            .map(|r| match r {
-                Row::Group(key) => {
-                    let (shown, all) = self.counts.get(key).copied().unwrap_or_default();
-                    format!("{} {} {} {} {shown}/{all}", self.mark(key, shown), word(key.0), key.2, key.1.label())
+            .map(|r| {
+                let (shown, all) = self.counts.get(r).copied().unwrap_or_default();
+                let mark = self.mark(r, shown);
+                match r {
+                    Row::Level(s) => format!("{mark} {} {shown}/{all}", word(*s)),
+                    Row::Rule(_, id) => format!("  {mark} {id} {shown}/{all}"),
+                    Row::Account(_, _, key) => format!("    {mark} {} {shown}/{all}", self.slug(*key)),
+                    Row::Finding(i, _) => self.findings[*i as usize].message.clone(),
                 }
-                Row::Finding(i) => self.findings[*i as usize].message.clone(),
             })
             .collect()
     }
@@ -169,16 +235,26 @@ impl LintView {
     pub fn set_filter(&mut self, filter: String) {
         self.filter = filter;
         self.rebuild();
-        self.selected = self.rows.iter().position(|r| matches!(r, Row::Finding(_))).unwrap_or(0);
+        self.selected = self.rows.iter().position(|r| matches!(r, Row::Finding(..))).unwrap_or(0);
     }
 
-    fn open(&self, key: &GroupKey, shown: usize) -> bool {
-        let default = shown <= OPEN_UP_TO || (!self.filter.trim().is_empty() && shown <= 10 * OPEN_UP_TO);
-        default != self.toggled.contains(key)
+    fn open(&self, row: &Row, shown: usize) -> bool {
+        let filtered = !self.filter.trim().is_empty();
+        let default = match row {
+            Row::Level(_) => true,
+            Row::Rule(..) => shown <= OPEN_UP_TO || (filtered && shown <= 10 * OPEN_UP_TO),
+            Row::Account(..) => shown <= ACCOUNT_OPEN_UP_TO || filtered,
+            Row::Finding(..) => return false,
+        };
+        self.toggled.get(row).copied().unwrap_or(default)
     }
 
-    fn mark(&self, key: &GroupKey, shown: usize) -> &'static str {
-        if self.open(key, shown) { "▾" } else { "▸" }
+    fn mark(&self, row: &Row, shown: usize) -> &'static str {
+        match row {
+            Row::Finding(..) => "",
+            _ if self.open(row, shown) => "▾",
+            _ => "▸",
+        }
     }
 
     fn matches(&self, f: &Finding, words: &[String]) -> bool {
@@ -194,41 +270,110 @@ impl LintView {
         })
     }
 
-    /// The rows again (after new findings, a filter or a group opened),
-    /// the selection kept on the same row when it is still there.
+    /// The rows again (after new findings, a filter or a heading opened),
+    /// the selection kept on the same row when it is still there. Levels in
+    /// order (errors first); in a level, the rules about no account or a
+    /// system account first, then by id; in a rule, its accounts in the
+    /// tree's order.
     fn rebuild(&mut self) {
         let keep = self.rows.get(self.selected).copied();
         let words: Vec<String> = self.filter.split_whitespace().map(str::to_lowercase).collect();
+        struct Shown {
+            id: &'static str,
+            accounts: Vec<(AccountKey, Vec<u32>, usize)>,
+            shown: usize,
+            all: usize,
+        }
+        let mut levels: BTreeMap<Severity, (Vec<Shown>, usize)> = BTreeMap::new();
+        for (&(severity, id), accounts) in &self.tree {
+            let mut rule = Shown { id, accounts: Vec::new(), shown: 0, all: 0 };
+            for (&key, members) in accounts {
+                rule.all += members.len();
+                let shown: Vec<u32> = if words.is_empty() {
+                    members.clone()
+                } else {
+                    members.iter().copied().filter(|&i| self.matches(&self.findings[i as usize], &words)).collect()
+                };
+                if !shown.is_empty() {
+                    rule.shown += shown.len();
+                    rule.accounts.push((key, shown, members.len()));
+                }
+            }
+            let level = levels.entry(severity).or_default();
+            level.1 += rule.all;
+            if rule.shown > 0 {
+                level.0.push(rule);
+            }
+        }
         let mut rows = Vec::new();
         let mut counts = HashMap::new();
-        for (key, members) in &self.groups {
-            let shown: Vec<u32> = if words.is_empty() {
-                members.clone()
-            } else {
-                members.iter().copied().filter(|&i| self.matches(&self.findings[i as usize], &words)).collect()
-            };
-            if shown.is_empty() {
+        let mut places = HashMap::new();
+        let mut rules_in = HashMap::new();
+        for (severity, (mut rules, all)) in levels {
+            if rules.is_empty() {
                 continue;
             }
-            counts.insert(*key, (shown.len(), members.len()));
-            rows.push(Row::Group(*key));
-            if self.open(key, shown.len()) {
-                rows.extend(shown.into_iter().map(Row::Finding));
+            rules.sort_by_key(|r| (r.accounts.first().map(|a| a.0.0), r.id));
+            let level = Row::Level(severity);
+            let shown: usize = rules.iter().map(|r| r.shown).sum();
+            counts.insert(level, (shown, all));
+            rules_in.insert(severity, rules.len());
+            rows.push(level);
+            if !self.open(&level, shown) {
+                continue;
+            }
+            for r in rules {
+                let rule = Row::Rule(severity, r.id);
+                counts.insert(rule, (r.shown, r.all));
+                let mut at = Places::default();
+                for (key, _, _) in &r.accounts {
+                    match key.0 {
+                        Scope::SystemWide => at.system_wide = true,
+                        Scope::SystemAccount => at.system += 1,
+                        Scope::Tenant => at.tenants += 1,
+                    }
+                }
+                places.insert(rule, at);
+                rows.push(rule);
+                if !self.open(&rule, r.shown) {
+                    continue;
+                }
+                for (key, members, all) in r.accounts {
+                    if members.len() == 1 {
+                        rows.push(Row::Finding(members[0], false));
+                        continue;
+                    }
+                    let account = Row::Account(severity, r.id, key);
+                    counts.insert(account, (members.len(), all));
+                    rows.push(account);
+                    if self.open(&account, members.len()) {
+                        rows.extend(members.into_iter().map(|i| Row::Finding(i, true)));
+                    }
+                }
             }
         }
         self.rows = rows;
         self.counts = counts;
+        self.places = places;
+        self.rules_in = rules_in;
+        let same = |a: &Row, b: &Row| match (a, b) {
+            (Row::Finding(x, _), Row::Finding(y, _)) => x == y,
+            _ => a == b,
+        };
         self.selected = keep
-            .and_then(|k| self.rows.iter().position(|r| *r == k))
+            .and_then(|k| self.rows.iter().position(|r| same(r, &k)))
             .unwrap_or(self.selected.min(self.rows.len().saturating_sub(1)));
     }
 
-    /// Open or close the selected group (its heading keeps the selection).
+    /// Open or close the selected heading (it keeps the selection).
     fn toggle(&mut self) {
-        let Some(Row::Group(key)) = self.rows.get(self.selected).copied() else { return };
-        if !self.toggled.remove(&key) {
-            self.toggled.insert(key);
+        let Some(row) = self.rows.get(self.selected).copied() else { return };
+        if matches!(row, Row::Finding(..)) {
+            return;
         }
+        let (shown, _) = self.counts.get(&row).copied().unwrap_or_default();
+        let open = self.open(&row, shown);
+        self.toggled.insert(row, !open);
         self.rebuild();
     }
 }
@@ -249,7 +394,7 @@ pub fn open(model: &mut Model) -> Vec<Cmd> {
         return Vec::new();
     }
     let request = model.request();
-    let system = model.world.chain.iter().map(|e| e.slug.clone()).collect();
+    let system = model.world.chain.iter().map(|e| (e.slug.clone(), e.position.max(0) as u32)).collect();
     model.overlay = Some(Overlay::Lint(Box::new(LintView::new(request, system))));
     vec![Cmd::Lint { request, after: None }]
 }
@@ -411,7 +556,12 @@ fn fix(model: &mut Model) -> Vec<Cmd> {
     let Some(Overlay::Lint(view)) = &model.overlay else { return Vec::new() };
     let Some(f) = view.current().cloned() else { return Vec::new() };
     let Some(fix) = f.fix.clone() else {
-        model.notice = Some(format!("{} has no automatic fix: enter jumps to the setting", f.id));
+        let go = if user_of(&f).is_some() {
+            "enter goes to the system settings, p to this user's permissions"
+        } else {
+            "enter goes to the setting"
+        };
+        model.notice = Some(format!("{} has no automatic fix: {go}", f.id));
         return Vec::new();
     };
     let (Some(slug), Some(ty)) = (f.account.clone(), f.integration_type.clone()) else { return Vec::new() };
@@ -471,7 +621,31 @@ pub fn counts(findings: &[Finding]) -> String {
     format!("{} · {}", levels.join(", "), rules.join(" · "))
 }
 
-pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
+/// "1 system-wide", "1 system account + 2,999 tenants".
+fn places_text(at: Places) -> String {
+    let mut parts = Vec::new();
+    if at.system_wide {
+        parts.push("system-wide".to_string());
+    }
+    if at.system > 0 {
+        parts.push(format!("{} system account{}", thousands(at.system as u64), if at.system == 1 { "" } else { "s" }));
+    }
+    if at.tenants > 0 {
+        parts.push(format!("{} tenant{}", thousands(at.tenants as u64), if at.tenants == 1 { "" } else { "s" }));
+    }
+    parts.join(" + ")
+}
+
+/// "12" or "3 of 3,000" (matching the filter, of all).
+fn count_text(shown: usize, all: usize) -> String {
+    if shown == all {
+        thousands(all as u64)
+    } else {
+        format!("{} of {}", thousands(shown as u64), thousands(all as u64))
+    }
+}
+
+pub fn draw(model: &Model, view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
     let inner = dialog(
         frame,
         centered(area, area.width.saturating_sub(4).min(160), area.height.saturating_sub(2)),
@@ -496,8 +670,13 @@ pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
         head.push(Line::from(Span::styled(counts(&view.findings), t.heading())));
     }
     if view.stale {
+        // The key that reads them again, from the keymap in force.
+        let again = match model.keymap.first_key(Screen::Lint, Action::Refresh) {
+            Some(key) => format!("{key} reads them again"),
+            None => "close and open lint to read them again".to_string(),
+        };
         head.push(Line::from(Span::styled(
-            "⚠ settings changed since these findings were read: ctrl-r reads them again",
+            format!("⚠ settings changed since these findings were read: {again}"),
             t.warn(),
         )));
     }
@@ -514,7 +693,7 @@ pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
         )));
     }
     if view.filtering || !view.filter.is_empty() {
-        let shown: usize = view.counts.values().map(|c| c.0).sum();
+        let shown: usize = view.rules_in.keys().filter_map(|s| view.counts.get(&Row::Level(*s))).map(|c| c.0).sum();
         let mut spans = vec![Span::styled("/", t.accent()), Span::raw(visible(&view.filter).into_owned())];
         if view.filtering {
             spans.push(Span::raw("▏"));
@@ -525,9 +704,14 @@ pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
     let head = Paragraph::new(wrap_lines(head, inner.width)).wrap(Wrap { trim: false });
     let head_height = (head.line_count(inner.width) as u16).min(inner.height);
     frame.render_widget(head, Rect { height: head_height, ..inner });
-    // The selected finding in full (or the group's summary), under the list.
+    // The selected finding in full (or the heading's summary), under the list.
     let mut lines = vec![Line::from(Span::styled("─".repeat(inner.width as usize), t.dim()))];
-    match (view.rows.get(view.selected), view.current()) {
+    let selected = view.rows.get(view.selected).copied();
+    let open_word = |row: &Row| {
+        let (shown, _) = view.counts.get(row).copied().unwrap_or_default();
+        if view.open(row, shown) { "close" } else { "open" }
+    };
+    match (selected, view.current()) {
         (_, Some(f)) => {
             let go = match (user_of(f), &f.account, &f.integration_type) {
                 (Some(_), _, _) => "enter: the system settings · p: this user's permissions",
@@ -542,17 +726,47 @@ pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
             lines.extend(wrap_line(message, inner.width as usize, hang));
             lines.push(Line::from(Span::styled(format!("{go}{fix}"), t.dim())));
         }
-        (Some(Row::Group(key)), None) => {
-            let (shown, all) = view.counts.get(key).copied().unwrap_or_default();
-            let open = if view.open(key, shown) { "close" } else { "open" };
+        (Some(row @ Row::Level(severity)), None) => {
+            let (shown, all) = view.counts.get(&row).copied().unwrap_or_default();
+            let rules = view.rules_in.get(&severity).copied().unwrap_or_default();
             lines.push(Line::from(vec![
-                Span::styled(format!("{} ", key.2), t.accent()),
+                Span::styled(format!("{} ", word(severity)), t.accent()),
                 Span::raw(format!(
-                    "{}: {} {} about {} · enter: {open} · /: filter",
-                    lint::rule_title(key.2),
-                    thousands(all as u64),
-                    plural(key.0, all),
-                    key.1.label()
+                    "{} {} in {rules} rule{} · enter: {} · /: filter",
+                    count_text(shown, all),
+                    plural(severity, all),
+                    if rules == 1 { "" } else { "s" },
+                    open_word(&row)
+                )),
+            ]));
+        }
+        (Some(row @ Row::Rule(severity, id)), None) => {
+            let (shown, all) = view.counts.get(&row).copied().unwrap_or_default();
+            let at = view.places.get(&row).copied().unwrap_or_default();
+            lines.push(Line::from(vec![
+                Span::styled(format!("{id} "), t.accent()),
+                Span::raw(format!(
+                    "{}: {} {} about {} · enter: {} · /: filter",
+                    lint::rule_title(id),
+                    count_text(shown, all),
+                    plural(severity, all),
+                    places_text(at),
+                    open_word(&row)
+                )),
+            ]));
+        }
+        (Some(row @ Row::Account(severity, id, key)), None) => {
+            let (shown, all) = view.counts.get(&row).copied().unwrap_or_default();
+            let slug = view.slug(key);
+            let name = view.names.get(slug).map(|n| format!(" ({})", visible_short(n, 40))).unwrap_or_default();
+            let system = if key.0 == Scope::SystemAccount { ", a system account" } else { "" };
+            lines.push(Line::from(vec![
+                Span::styled(format!("{} ", visible_short(slug, 40)), t.accent()),
+                Span::raw(format!(
+                    "{name}{system}: {} {} of {id} · enter: {}",
+                    count_text(shown, all),
+                    plural(severity, all),
+                    open_word(&row)
                 )),
             ]));
         }
@@ -567,40 +781,61 @@ pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
         Rect { y: inner.y + head_height, height: inner.height.saturating_sub(head_height + detail_height), ..inner };
     let rows = list.height as usize;
     let scroll = view.selected.saturating_sub(rows.saturating_sub(1) / 2).min(view.rows.len().saturating_sub(rows));
+    view.list_at.set(Some((list, scroll)));
     let width = inner.width as usize;
     // Only the rows on screen are built: there can be thousands of L009.
     let mut out = Vec::with_capacity(rows);
     for (i, row) in view.rows.iter().enumerate().skip(scroll).take(rows) {
-        let mut line = match row {
-            Row::Group(key) => {
-                let (shown, all) = view.counts.get(key).copied().unwrap_or_default();
-                let style = match key.0 {
-                    Severity::Error => t.bad(),
-                    Severity::Warning => t.warn(),
-                    Severity::Info => t.dim(),
-                };
-                let count =
-                    if shown == all { thousands(all as u64) } else { format!("{shown} of {}", thousands(all as u64)) };
-                let head = format!(
-                    "{} {:<7} {} {:<15} {count:>6}  ",
-                    view.mark(key, shown),
-                    word(key.0),
-                    key.2,
-                    key.1.label()
-                );
-                let room = width.saturating_sub(head.chars().count());
-                Line::from(vec![
-                    Span::styled(head, style.add_modifier(Modifier::BOLD)),
-                    Span::styled(visible_short(lint::rule_title(key.2), room), t.dim()),
-                ])
+        let (shown, all) = view.counts.get(row).copied().unwrap_or_default();
+        let mark = view.mark(row, shown);
+        let heading = |text: String, style: ratatui::style::Style, rest: String| {
+            let room = width.saturating_sub(Span::raw(text.as_str()).width());
+            Line::from(vec![
+                Span::styled(text, style.add_modifier(Modifier::BOLD)),
+                Span::styled(visible_short(&rest, room), t.dim()),
+            ])
+        };
+        let severity_style = |s: Severity| match s {
+            Severity::Error => t.bad(),
+            Severity::Warning => t.warn(),
+            Severity::Info => t.dim(),
+        };
+        let mut line = match *row {
+            Row::Level(severity) => {
+                let rules = view.rules_in.get(&severity).copied().unwrap_or_default();
+                heading(
+                    format!("{mark} {:<8} {:>6}  ", word(severity), count_text(shown, all)),
+                    severity_style(severity),
+                    format!("in {rules} rule{}", if rules == 1 { "" } else { "s" }),
+                )
             }
-            Row::Finding(at) => {
-                let f = &view.findings[*at as usize];
+            Row::Rule(severity, id) => {
+                let at = view.places.get(row).copied().unwrap_or_default();
+                heading(
+                    format!("  {mark} {id} {:>6}  ", count_text(shown, all)),
+                    severity_style(severity),
+                    format!("{} · {}", places_text(at), lint::rule_title(id)),
+                )
+            }
+            Row::Account(_, _, key) => {
+                let slug = view.slug(key);
+                let name = view.names.get(slug).map(|n| format!("  {}", visible(n))).unwrap_or_default();
+                let system = if key.0 == Scope::SystemAccount { "  system account" } else { "" };
+                heading(
+                    format!("    {mark} {} {:>5}", visible_short(slug, 30), count_text(shown, all)),
+                    ratatui::style::Style::new(),
+                    format!("{system}{name}"),
+                )
+            }
+            Row::Finding(at, nested) => {
+                let f = &view.findings[at as usize];
                 let fix = if f.fix.is_some() { "[f] " } else { "    " };
+                let indent = if nested { "      " } else { "    " };
+                let room = width.saturating_sub(indent.len() + 4).max(8);
                 Line::from(vec![
-                    Span::raw("  "),
+                    Span::raw(indent),
                     Span::styled(fix, t.accent()),
-                    Span::raw(visible_short(&f.message, width.saturating_sub(6).max(8))),
+                    Span::raw(visible_short(&f.message, room)),
                 ])
             }
         };
@@ -613,6 +848,25 @@ pub fn draw(view: &LintView, frame: &mut Frame, area: Rect, t: Theme) {
     if let Some(d) = detail {
         frame.render_widget(d, Rect { y: list.y + list.height, height: detail_height, ..inner });
     }
+}
+
+/// A click in the list: the row under it is selected; a click on the row
+/// already selected (the second of a double-click) opens it, as enter does.
+pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Vec<Cmd> {
+    let Some(Overlay::Lint(view)) = &mut model.overlay else { return Vec::new() };
+    let Some((list, scroll)) = view.list_at.get() else { return Vec::new() };
+    if column < list.x || column >= list.right() || row < list.y || row >= list.bottom() {
+        return Vec::new();
+    }
+    let index = scroll + (row - list.y) as usize;
+    if index >= view.rows.len() {
+        return Vec::new();
+    }
+    if index != view.selected {
+        view.selected = index;
+        return Vec::new();
+    }
+    key(model, Some(Action::Jump))
 }
 
 /// "error"/"errors", "warning"/"warnings", "info".
@@ -637,5 +891,81 @@ pub(super) fn available(view: &LintView, action: Action) -> bool {
         Action::Fix => view.current().is_some_and(|f| f.fix.is_some()),
         Action::Permissions => view.current().is_some_and(|f| f.user.is_some()),
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(id: &'static str, severity: Severity, account: Option<&str>, message: &str) -> Finding {
+        Finding {
+            id,
+            severity,
+            account: account.map(str::to_string),
+            integration_type: Some("image_generation".into()),
+            user: None,
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    fn view(findings: Vec<Finding>) -> LintView {
+        let system = HashMap::from([("aws-admin".to_string(), 1), ("default".to_string(), 2)]);
+        let mut view = LintView::new(1, system);
+        let names = vec![("t-two".to_string(), "Two Corp".to_string())];
+        view.add(findings, &LintPage { names, ..LintPage::default() });
+        view
+    }
+
+    /// Level → rule → account: the rule about no account first, then the
+    /// one about a system account; in a rule, the chain's account before a
+    /// tenant's; an account with two findings gets a heading of its own,
+    /// one with a single finding shows it on the rule's level.
+    #[test]
+    fn findings_form_a_tree_with_the_system_first() {
+        let mut v = view(vec![
+            finding("L002", Severity::Error, Some("t-one"), "t-one a"),
+            finding("L002", Severity::Error, Some("t-two"), "t-two a"),
+            finding("L002", Severity::Error, Some("t-two"), "t-two b"),
+            finding("L002", Severity::Error, Some("default"), "default a"),
+            finding("L001", Severity::Error, Some("aws-admin"), "aws-admin a"),
+            finding("L006", Severity::Error, None, "nobody answers"),
+            finding("L004", Severity::Info, Some("t-one"), "odd model"),
+        ]);
+        assert_eq!(
+            v.row_texts(),
+            [
+                "▾ error 6/6",
+                "  ▾ L006 1/1",
+                "nobody answers",
+                "  ▾ L001 1/1",
+                "aws-admin a",
+                "  ▾ L002 4/4",
+                "default a",
+                "t-one a",
+                "    ▾ t-two 2/2",
+                "t-two a",
+                "t-two b",
+                "▾ info 1/1",
+                "  ▾ L004 1/1",
+                "odd model",
+            ]
+        );
+        assert_eq!(v.current().map(|f| f.message.as_str()), Some("nobody answers"), "the first finding");
+        let at = |v: &LintView| v.places.get(&Row::Rule(Severity::Error, "L002")).copied().unwrap_or_default();
+        assert_eq!(places_text(at(&v)), "1 system account + 2 tenants");
+        // An account's heading closes; a level's too.
+        v.selected = 8;
+        v.toggle();
+        assert_eq!(v.row_texts()[8..10], ["    ▸ t-two 2/2".to_string(), "▾ info 1/1".to_string()]);
+        v.selected = 0;
+        v.toggle();
+        assert_eq!(v.row_texts()[..2], ["▸ error 6/6".to_string(), "▾ info 1/1".to_string()]);
+        v.toggle();
+        // The filter, by an account's name: counts say of how many (the
+        // account's heading stays as it was closed by hand).
+        v.set_filter("two corp".into());
+        assert_eq!(v.row_texts(), ["▾ error 2/6", "  ▾ L002 2/4", "    ▸ t-two 2/2"]);
     }
 }

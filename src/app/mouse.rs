@@ -2,8 +2,10 @@
 //! leave it to the terminal): a click selects an account row and focuses
 //! the pane under it, a click on a tab's title opens that tab, the wheel
 //! scrolls the list or pane under the pointer (three rows a notch) and the
-//! lists of the palette, pickers, help, audit and lint; a click on a
-//! palette row jumps there. Hit-testing uses the view's own layout.
+//! lists of the palette, pickers, help, the message log, audit and lint; a
+//! click on a row of the palette, a picker or lint selects it, and a click
+//! on the row already selected (a double-click) opens it as enter would.
+//! Hit-testing uses the view's own layout (where each list was drawn).
 
 use super::keymap::Action;
 use super::{Cmd, Model, Overlay, Pane, load_visible, main_screen, palette};
@@ -46,6 +48,14 @@ pub(super) fn on_mouse(model: &mut Model, m: Mouse) -> Vec<Cmd> {
         }
         return Vec::new();
     }
+    if model.messages.open {
+        if let Some(action) = wheel {
+            for _ in 0..NOTCH {
+                super::messages::key(model, Some(action));
+            }
+        }
+        return Vec::new();
+    }
     match &mut model.overlay {
         Some(Overlay::Palette(_)) => match wheel {
             Some(action) => {
@@ -58,8 +68,14 @@ pub(super) fn on_mouse(model: &mut Model, m: Mouse) -> Vec<Cmd> {
             None => palette::click(model, m.column, m.row),
         },
         Some(Overlay::Picker(_)) => match wheel {
-            Some(action) => super::picker::key(model, "", Some(action)),
-            None => Vec::new(),
+            Some(action) => {
+                let mut cmds = Vec::new();
+                for _ in 0..NOTCH {
+                    cmds.extend(super::picker::key(model, "", Some(action)));
+                }
+                cmds
+            }
+            None => super::picker::click(model, m.column, m.row),
         },
         Some(Overlay::Audit(_)) | Some(Overlay::Lint(_)) => match wheel {
             Some(action) => {
@@ -72,6 +88,7 @@ pub(super) fn on_mouse(model: &mut Model, m: Mouse) -> Vec<Cmd> {
                 }
                 cmds
             }
+            None if matches!(model.overlay, Some(Overlay::Lint(_))) => super::lint_view::click(model, m.column, m.row),
             None => Vec::new(),
         },
         // Forms and questions are answered with keys only.

@@ -373,7 +373,8 @@ pub fn offset(p: &Palette, rows: usize) -> usize {
     p.selected.saturating_sub(rows.saturating_sub(1))
 }
 
-/// A click on a row: select it and jump.
+/// A click on a row selects it; a click on the row already selected (the
+/// second of a double-click) jumps there, as enter does.
 pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Vec<Cmd> {
     let area = Rect::new(0, 0, model.size.0, model.size.1);
     let list = list_area(area);
@@ -386,12 +387,14 @@ pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Vec<Cmd> {
     if index >= p.shown.len() {
         return Vec::new();
     }
-    p.selected = index;
+    if index != p.selected {
+        p.selected = index;
+        return Vec::new();
+    }
     accept(model)
 }
 
 pub fn draw(model: &Model, p: &Palette, frame: &mut Frame, area: Rect, t: Theme) {
-    let _ = model;
     let outer = centered(area, (area.width.saturating_sub(8)).clamp(40, 100), area.height.saturating_sub(4).min(22));
     let title = " Jump to: account, user, screen, ctx NAME ";
     let inner = dialog(frame, outer, title.into(), t);
@@ -417,7 +420,11 @@ pub fn draw(model: &Model, p: &Palette, frame: &mut Frame, area: Rect, t: Theme)
         }
         lines.push(line);
     }
-    if p.shown.is_empty() && p.searching.is_none() {
+    let query = p.query.trim();
+    if model.contexts.is_empty() && (query == "ctx" || query.starts_with("ctx ")) {
+        // Nothing to switch to: say how to get something.
+        lines.push(Line::from(Span::styled("no contexts: add [contexts.NAME] to the config file", t.dim())));
+    } else if p.shown.is_empty() && p.searching.is_none() {
         lines.push(Line::from(Span::styled("no match", t.dim())));
     }
     frame.render_widget(Paragraph::new(lines), inner);

@@ -45,6 +45,9 @@ pub struct Picker {
     /// The query `items` holds every match of (users: the database found
     /// fewer than a page), so a query that contains it is answered here.
     pub complete_for: Option<String>,
+    /// Where the list was drawn last (its rows' area) and its first row,
+    /// for the mouse.
+    list_at: std::cell::Cell<Option<(Rect, usize)>>,
 }
 
 impl Picker {
@@ -57,6 +60,7 @@ impl Picker {
             selected: 0,
             searching: false,
             complete_for: None,
+            list_at: std::cell::Cell::new(None),
         };
         p.rank();
         p
@@ -226,6 +230,25 @@ pub(super) fn key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<C
     }
 }
 
+/// A click in the list: the row under it is selected; a click on the row
+/// already selected (the second of a double-click) picks it, as enter does.
+pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Vec<Cmd> {
+    let Some(Overlay::Picker(p)) = &mut model.overlay else { return Vec::new() };
+    let Some((list, offset)) = p.list_at.get() else { return Vec::new() };
+    if column < list.x || column >= list.right() || row < list.y || row >= list.bottom() {
+        return Vec::new();
+    }
+    let index = offset + (row - list.y) as usize;
+    if index >= p.len() {
+        return Vec::new();
+    }
+    if index != p.selected {
+        p.selected = index;
+        return Vec::new();
+    }
+    key(model, "", Some(Action::Accept))
+}
+
 /// `f`: pick the AI function to resolve.
 pub fn open_functions(model: &mut Model) -> Vec<Cmd> {
     let items = model.functions.iter().map(|(f, t)| Item { value: f.clone(), detail: format!("→ {t}") }).collect();
@@ -295,6 +318,7 @@ pub fn draw(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     ])];
     let rows = inner.height.saturating_sub(1) as usize;
     let offset = p.selected.saturating_sub(rows.saturating_sub(1));
+    p.list_at.set(Some((Rect { y: inner.y + 1, height: rows as u16, ..inner }, offset)));
     for (i, item) in p.shown().enumerate().skip(offset).take(rows) {
         let mut line = Line::from(vec![
             Span::raw(format!("{:<value_width$} ", visible_short(&item.value, value_width))),

@@ -126,16 +126,38 @@ pub(super) fn failed(model: &mut Model, request: u64, error: &str) -> bool {
 }
 
 pub fn draw(view: &RevealDialog, frame: &mut Frame, area: Rect, t: Theme) {
-    let inner = dialog(frame, centered(area, 64, 7), " Reveal key ".into(), t);
     let lines = vec![
         Line::from(format!(
             "Show {}'s {} key in clear?",
-            visible_short(&view.account, 30),
-            visible_short(&view.integration_type, 20)
+            visible_short(&view.account, 60),
+            visible_short(&view.integration_type, 40)
         )),
         Line::from(Span::styled("The reveal is recorded in the audit log under your name.", t.warn())),
         Line::from(Span::styled("It hides again on the next key or after 10 seconds.", t.dim())),
         Line::from(Span::styled("Any key but yes cancels.", t.dim())),
     ];
-    frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)).wrap(Wrap { trim: false }), inner);
+    let (box_area, lines) = question_box(area, 64, 110, lines);
+    let inner = dialog(frame, box_area, " Reveal key ".into(), t);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// A question's box and its lines: `min` columns on an 80-column terminal,
+/// growing with a bigger one (three fifths of it, at most `max`), as tall
+/// as its lines wrapped to it — with a blank line between them when the
+/// terminal has the room — and centred.
+pub(crate) fn question_box(area: Rect, min: u16, max: u16, lines: Vec<Line<'static>>) -> (Rect, Vec<Line<'static>>) {
+    let width = (area.width.saturating_mul(3) / 5).clamp(min, max).min(area.width.saturating_sub(2));
+    let mut lines = wrap_lines(lines, width.saturating_sub(2));
+    if area.height >= 40 {
+        let mut spaced = Vec::with_capacity(lines.len() * 2);
+        for (i, line) in lines.into_iter().enumerate() {
+            if i > 0 {
+                spaced.push(Line::raw(""));
+            }
+            spaced.push(line);
+        }
+        lines = spaced;
+    }
+    let height = lines.len() as u16 + 2;
+    (centered(area, width, height), lines)
 }

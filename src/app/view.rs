@@ -113,7 +113,7 @@ pub fn draw(model: &Model, frame: &mut Frame) {
         Some(Overlay::ConfirmEndpoint(dialog)) => super::endpoint::draw(model, dialog, frame, area, t),
         Some(Overlay::Audit(view)) => super::audit::draw(view, frame, area, t),
         Some(Overlay::Admin(view)) => super::admin::draw(model, view, frame, area, t),
-        Some(Overlay::Lint(view)) => super::lint_view::draw(view, frame, area, t),
+        Some(Overlay::Lint(view)) => super::lint_view::draw(model, view, frame, area, t),
         Some(Overlay::ConfirmDelete(dialog)) => super::delete::draw(dialog, &model.preview_scroll, frame, area, t),
         Some(Overlay::AsOf(p)) => super::time_travel::draw_picker(model, p, frame, area, t),
         Some(Overlay::KeyHistory(v)) => super::time_travel::draw_key_history(v, frame, area, t),

@@ -60,8 +60,9 @@ pub async fn run(store: Store, target: &Target, config: &Config, demo: bool, ask
 
 /// Connect to the context `name` as `keyfall --context NAME` would: its
 /// database, its label and colour, read-only if it is; the operator asked
-/// for must be one this login may act as there.
-async fn open_context(asked: &Config, name: &str, keymap: Keymap) -> Result<(Store, Model), CliError> {
+/// for must be one this login may act as there. (Public for the tests,
+/// which switch as `:ctx NAME` does.)
+pub async fn open_context(asked: &Config, name: &str, keymap: Keymap) -> Result<(Store, Model), CliError> {
     let mut config = asked.with_context(name).map_err(CliError::Usage)?;
     let (store, target, identity) = super::open_store(&config, super::Intent::Read, false, false).await?;
     let store = match super::identify(&store, identity, &mut config).await {

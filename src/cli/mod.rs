@@ -299,6 +299,7 @@ pub type CliResult = Result<Exit, CliError>;
 
 pub use audit::render as render_audit;
 pub use console::access as console_access;
+pub use console::open_context as console_context;
 
 /// Run one command to completion.
 pub async fn run(cli: Cli) -> CliResult {

@@ -967,7 +967,7 @@ async fn the_lint_view_shows_whole_messages_counts_and_opens_a_users_permissions
     assert!(text.contains("Permissions") && text.contains("ops@igny8.com") && text.contains("denied by"), "{text}");
 }
 
-/// Issue 22, item 5: findings grouped by level, scope and rule, the
+/// Issue 22, item 5: findings in a tree of level, rule and account, the
 /// system-wide error first; `/` filters by rule, account slug or name and
 /// text; enter on a finding goes to its setting (an L007: the system
 /// settings), on a heading it opens or closes the group.
@@ -981,10 +981,12 @@ async fn lint_groups_filter_and_enter_goes_to_the_setting() {
         view.row_texts()
     };
     let got = rows(&model);
-    assert_eq!(got[0], "▾ error L006 system-wide 1/1", "{got:#?}");
-    assert!(got[1].starts_with("no system account answers image_generation"), "{got:#?}");
-    assert_eq!(got[2], "▾ error L001 system accounts 1/1", "{got:#?}");
-    assert_eq!(got[4], "▾ warning L007 system-wide 1/1", "{got:#?}");
+    assert_eq!(got[0], "▾ error 2/2", "{got:#?}");
+    assert_eq!(got[1], "  ▾ L006 1/1", "{got:#?}");
+    assert!(got[2].starts_with("no system account answers image_generation"), "{got:#?}");
+    assert_eq!(got[3], "  ▾ L001 1/1", "{got:#?}");
+    assert_eq!(got[5], "▾ warning 1/1", "{got:#?}");
+    assert_eq!(got[6], "  ▾ L007 1/1", "{got:#?}");
     snapshots(&db, &mut model, "lint_groups").await;
     // Enter on the L006 finding: the chain's first account, its type.
     keys(&db.store, &mut model, &["enter"]).await;
@@ -992,20 +994,17 @@ async fn lint_groups_filter_and_enter_goes_to_the_setting() {
     assert_eq!(model.selected_account().map(|a| a.slug.as_str()), Some("aws-admin"));
     assert_eq!(model.current_type(), "image_generation");
     // A heading closes and opens its group.
-    keys(&db.store, &mut model, &["L", "g"]).await;
+    keys(&db.store, &mut model, &["L", "g", "j"]).await;
     keys(&db.store, &mut model, &["enter"]).await;
-    assert_eq!(
-        rows(&model)[..2],
-        ["▸ error L006 system-wide 1/1".to_string(), "▾ error L001 system accounts 1/1".to_string()]
-    );
+    assert_eq!(rows(&model)[1..3], ["  ▸ L006 1/1".to_string(), "  ▾ L001 1/1".to_string()]);
     keys(&db.store, &mut model, &["enter"]).await;
-    assert_eq!(rows(&model).len(), 6);
+    assert_eq!(rows(&model).len(), 8);
     // `/` by a user's address: only L007 is left, and enter goes to the
     // system settings they cannot change (not their permissions: p does).
     keys(&db.store, &mut model, &["/", "o", "p", "s", "@"]).await;
     let got = rows(&model);
-    assert_eq!(got.len(), 2, "{got:#?}");
-    assert_eq!(got[0], "▾ warning L007 system-wide 1/1");
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert_eq!(got[..2], ["▾ warning 1/1".to_string(), "  ▾ L007 1/1".to_string()]);
     snapshots(&db, &mut model, "lint_filter").await;
     keys(&db.store, &mut model, &["enter"]).await;
     let Some(keyfall::app::Overlay::Lint(view)) = &model.overlay else { panic!() };
@@ -1017,10 +1016,10 @@ async fn lint_groups_filter_and_enter_goes_to_the_setting() {
     // By rule id, any case; esc clears the filter, then closes.
     keys(&db.store, &mut model, &["L", "/", "l", "0", "0", "1", "enter"]).await;
     let got = rows(&model);
-    assert_eq!(got[0], "▾ error L001 system accounts 1/1", "{got:#?}");
-    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[..2], ["▾ error 1/2".to_string(), "  ▾ L001 1/1".to_string()], "{got:#?}");
+    assert_eq!(got.len(), 3, "{got:#?}");
     keys(&db.store, &mut model, &["esc"]).await;
-    assert_eq!(rows(&model).len(), 6, "esc clears the filter first");
+    assert_eq!(rows(&model).len(), 8, "esc clears the filter first");
     keys(&db.store, &mut model, &["esc"]).await;
     assert!(model.overlay.is_none());
 }
@@ -1053,9 +1052,9 @@ async fn at_thousands_of_findings_the_system_wide_error_is_first() {
     let Some(keyfall::app::Overlay::Lint(view)) = &model.overlay else { panic!() };
     assert!(!view.loading);
     let got = view.row_texts();
-    assert_eq!(got[0], "▾ error L006 system-wide 1/1", "{:#?}", &got[..6]);
+    assert_eq!(got[..2], ["▾ error 3002/3002".to_string(), "  ▾ L006 1/1".to_string()], "{:#?}", &got[..6]);
     assert!(view.current().is_some_and(|f| f.id == "L006"), "the first finding is selected");
-    assert!(got.contains(&"▸ error L002 tenants 3000/3000".to_string()), "{:#?}", &got[..6]);
+    assert!(got.contains(&"  ▸ L002 3000/3000".to_string()), "{:#?}", &got[..6]);
     assert!(view.findings.len() > 3000);
     let text = screen(&model);
     assert!(text.contains("3,002 errors"), "{text}");
@@ -1065,7 +1064,8 @@ async fn at_thousands_of_findings_the_system_wide_error_is_first() {
     assert_eq!(
         view.row_texts(),
         vec![
-            "▾ error L002 tenants 1/3000".to_string(),
+            "▾ error 1/3002".to_string(),
+            "  ▾ L002 1/3000".to_string(),
             "bulk-02999 image_generation names no provider: the app skips it".to_string()
         ]
     );

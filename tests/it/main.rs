@@ -25,6 +25,7 @@ mod json_schema;
 mod loose_tables;
 mod manners;
 mod odd_json;
+mod overlays;
 mod owner_rights;
 mod permissions_sql;
 mod pictures;

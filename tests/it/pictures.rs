@@ -24,6 +24,7 @@ const PICTURES: &[(&str, &str, &str)] = &[
     ("save_preview", "save_preview", "the save preview"),
     ("conflict", "conflict", "the conflict view"),
     ("as_of", "as_of", "the world as of a moment, read-only"),
+    ("palette", "palette", "the : palette"),
 ];
 
 /// The sizes the snapshots are taken at.
