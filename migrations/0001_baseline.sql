@@ -940,7 +940,8 @@ $$;
 
 -- The actor the audit log records: the claimed operator (when the login may
 -- act as them) with one of keyfall's own notes (" (overwrite)",
--- " (revert of #N)"), nothing else; else the login itself, with the
+-- " (revert of #N)", " (restored to as of #N)" or "… as of <UTC time>"),
+-- nothing else; else the login itself, with the
 -- refused claim shown. Any client (the Django app, psql) that claims
 -- nothing is its database role.
 CREATE OR REPLACE FUNCTION keyfall.keyfall_actor() RETURNS text
@@ -950,7 +951,7 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = keyfall, pg_catalog, pg_t
         WHEN keyfall.keyfall_may_act_as(keyfall.keyfall_claimed())
              THEN keyfall.keyfall_claimed()
                   || coalesce(substring(current_setting('keyfall.actor', true)
-                                        FROM '( \((overwrite|revert of #[0-9]{1,19})\))$'), '')
+                                        FROM '( \((overwrite|revert of #[0-9]{1,19}|restored to as of (#[0-9]{1,19}|[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} UTC))\))$'), '')
         ELSE session_user::text || ' (claimed ' || left(current_setting('keyfall.actor', true), 200) || ')'
     END
 $$;

@@ -36,13 +36,6 @@ async fn stored(conn: &mut sqlx::PgConnection, slug: &str, ty: &str) -> Option<(
     .unwrap()
 }
 
-/// The audit note of a restore needs keyfall_actor to let it through: not
-/// yet in a migration (docs/pending/restore_actor_note.sql, for the lead to
-/// fold in), so applied here; once folded, applying it again changes nothing.
-async fn with_restore_note(conn: &mut sqlx::PgConnection) {
-    run(conn, include_str!("../../docs/pending/restore_actor_note.sql")).await;
-}
-
 async fn chain(conn: &mut sqlx::PgConnection) -> Vec<String> {
     sqlx::query_scalar("SELECT account_slug FROM fallback_chain ORDER BY position").fetch_all(conn).await.unwrap()
 }
@@ -56,7 +49,6 @@ fn restore(db: &TestDb, who: &str, rest: &[&str], stdin: Option<&str>) -> crate:
 async fn a_setting_changed_twice_goes_back_to_each_moment_previewed_and_audited() {
     let db = TestDb::demo().await;
     let mut conn = db.raw().await;
-    with_restore_note(&mut conn).await;
     let key = "sk-demo-FAKE-acme-studio-own-key-not-real-77Qx";
     let acme = "(SELECT id FROM accounts WHERE slug = 'acme-studio')";
     run(
@@ -291,7 +283,6 @@ async fn a_row_changed_since_the_preview_is_a_conflict_and_rights_and_history_ar
 async fn the_chain_and_the_policy_go_back_too() {
     let db = TestDb::demo().await;
     let mut conn = db.raw().await;
-    with_restore_note(&mut conn).await;
     let was = chain(&mut conn).await;
     let policy_was: String = sqlx::query_scalar("SELECT mode FROM policy").fetch_one(&mut conn).await.unwrap();
     let mark: i64 = sqlx::query_scalar("SELECT max(id) + 1 FROM keyfall.audit_log").fetch_one(&mut conn).await.unwrap();
@@ -333,7 +324,6 @@ async fn the_audit_view_restores_to_before_an_entry_through_the_editor() {
     use crate::console::{console, keys, screen, stage};
     let db = TestDb::demo().await;
     let mut conn = db.raw().await;
-    with_restore_note(&mut conn).await;
     let rotated = "sk-rotated-0000aaaa1111bbbb2222cccc";
     let aws = "(SELECT id FROM accounts WHERE slug = 'aws-admin')";
     run(
@@ -424,7 +414,6 @@ async fn a_least_privilege_operator_restores_without_reading_the_key() {
     let mut owner = db.raw().await;
     run(&mut owner, include_str!("../../assets/least_privilege_role.sql")).await;
     db.store.operator_add("keyfall_operator", DEV).await.unwrap();
-    with_restore_note(&mut owner).await;
     let key = "sk-demo-FAKE-acme-studio-own-key-not-real-77Qx";
     run(
         &mut owner,
