@@ -81,7 +81,7 @@ $$;
 
 -- The rules of one row (domain::registry::judge; the order of the checks
 -- is documented on its `Verdict`), given what the registry says of its
--- type: `kind` 'provider', 'consumer' or NULL (a type it does not hold,
+-- type: `kind` 'provider', 'consumer' or 'unknown' (a type it does not hold,
 -- which answers with any active object), and whether any of the type's
 -- fields has a problem (`bad_fields`, evaluated only when reached). Pure.
 CREATE OR REPLACE FUNCTION keyfall.keyfall_judge(config pg_catalog.jsonb, is_active pg_catalog.bool,
@@ -111,7 +111,7 @@ $$;
 CREATE OR REPLACE FUNCTION keyfall.keyfall_row_verdict(integration_type pg_catalog.text, config pg_catalog.jsonb,
                                                        is_active pg_catalog.bool)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT keyfall.keyfall_judge($2, $3, NULL, false)
+    SELECT keyfall.keyfall_judge($2, $3, 'unknown', false)
 $$;
 
 -- 0001-0009's field check, whose provider list was a literal.
@@ -131,8 +131,8 @@ LANGUAGE sql STABLE SET search_path = keyfall, pg_catalog, pg_temp AS $$
                                                E'\n            OR ' ORDER BY f.position)
                                FROM keyfall.registry_fields f
                               WHERE f.type = t.name AND f.kind <> 'secret'), 'false')),
-            '' ORDER BY t.position) || E'\n        ELSE keyfall.keyfall_judge($2, $3, NULL, false)\n    END\n',
-        E'\n    SELECT keyfall.keyfall_judge($2, $3, NULL, false)\n')
+            '' ORDER BY t.position) || E'\n        ELSE keyfall.keyfall_judge($2, $3, ''unknown'', false)\n    END\n',
+        E'\n    SELECT keyfall.keyfall_judge($2, $3, ''unknown'', false)\n')
       FROM keyfall.registry_types t
       LEFT JOIN keyfall.registry_state s ON true
 $$;
