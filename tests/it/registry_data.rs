@@ -237,3 +237,23 @@ fn a_provider_added_to_the_registry_is_one_entry_and_every_engine_agrees() {
     // worlds holding the test provider's rows and consumers naming it.
     crate::report_prop::report_equals_resolver_and_batch(ACME_CONFIGS, 32);
 }
+
+/// The Django app's `get_model_config` pair for pair (`django.rs`), with the
+/// test provider in keyfall's registry and in the app's provider types
+/// (`ai_settings.py`), its rows seeded and consumers naming it (`kf.py`):
+/// the same test, run again in a child process with the provider added.
+#[test]
+fn with_a_provider_added_keyfall_answers_as_django_pair_for_pair() {
+    let name = "django::keyfall_answers_as_djangos_get_model_config_pair_for_pair";
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(registry::TEST_PROVIDER_ENV, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = crate::support::output_within(child, crate::support::HUNG);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "with the test provider:\n{text}");
+    assert!(text.contains("1 passed"), "the Django test ran with the test provider:\n{text}");
+}
