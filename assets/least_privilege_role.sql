@@ -20,7 +20,7 @@ GRANT USAGE ON SCHEMA keyfall TO keyfall_operator;
 
 -- Read what resolution and permissions need.
 GRANT SELECT ON keyfall.accounts, keyfall.users, keyfall.ai_functions, keyfall._sqlx_migrations, keyfall.mapping,
-    keyfall.row_verdicts
+    keyfall.row_verdicts, keyfall.registry_state, keyfall.registry_types, keyfall.registry_fields
     TO keyfall_operator;
 -- DML on the settings (through the view) and the chain.
 GRANT SELECT, INSERT, UPDATE, DELETE ON keyfall.integration_settings, keyfall.fallback_chain TO keyfall_operator;

@@ -24,7 +24,7 @@ use super::view::{Theme, dialog, overlay_box, wrap_lines};
 use super::{Cmd, Model, Overlay, moved, movement, typed_char};
 use crate::domain::history::{Cut, Moment, Window, parse_moment, stamp};
 use crate::domain::text::{identity_short, visible, visible_short};
-use crate::store::AuditEntry;
+use crate::domain::audit::AuditEntry;
 use crate::store::history::World;
 use crate::store::key_history::KeyHistory;
 

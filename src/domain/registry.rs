@@ -6,6 +6,12 @@
 //! verdict (the spec is on [`Verdict`]); the report-equivalence property
 //! test holds them together. Which verdicts move the walk on is not decided
 //! here but by `resolve::Rules`.
+//!
+//! The registry is the only place a type is written: the SQL reads it as
+//! data ([`document`], loaded into `keyfall.registry_types` /
+//! `registry_fields` at migrate and attach with its [`fingerprint`],
+//! migration 0016). Adding a provider whose key is tested by an existing
+//! protocol is one entry in [`BUILT_IN`].
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -44,7 +50,7 @@ pub struct Field {
     pub label: &'static str,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TypeSpec {
     pub name: &'static str,
     pub label: &'static str,
@@ -92,7 +98,79 @@ const fn field(name: &'static str, kind: FieldKind, required: bool, label: &'sta
     Field { name, kind, required, label }
 }
 
-pub static TYPES: [TypeSpec; 3] = [
+/// Every integration type, providers before consumers: [`BUILT_IN`], and
+/// in a debug build run with `KEYFALL_TEST_PROVIDER=1` one more provider
+/// ([`TEST_PROVIDER`], for the tests that add a provider). Reads as a slice
+/// (`TYPES.iter()`, `TYPES.len()`, `for t in &TYPES`).
+pub static TYPES: Registry = Registry(());
+
+/// The registry in force (see [`TYPES`]).
+#[derive(Debug)]
+pub struct Registry(());
+
+impl std::ops::Deref for Registry {
+    type Target = [TypeSpec];
+    fn deref(&self) -> &[TypeSpec] {
+        types()
+    }
+}
+
+impl<'a> IntoIterator for &'a Registry {
+    type Item = &'a TypeSpec;
+    type IntoIter = std::slice::Iter<'a, TypeSpec>;
+    fn into_iter(self) -> Self::IntoIter {
+        types().iter()
+    }
+}
+
+/// The environment variable that, in a debug build, adds [`TEST_PROVIDER`]
+/// to the registry (`1`). Release builds never read it.
+pub const TEST_PROVIDER_ENV: &str = "KEYFALL_TEST_PROVIDER";
+
+fn types() -> &'static [TypeSpec] {
+    #[cfg(debug_assertions)]
+    {
+        static WITH_TEST_PROVIDER: std::sync::OnceLock<Option<Vec<TypeSpec>>> = std::sync::OnceLock::new();
+        let extended = WITH_TEST_PROVIDER.get_or_init(|| {
+            (std::env::var_os(TEST_PROVIDER_ENV).is_some_and(|v| v == "1")).then(|| {
+                let mut all = BUILT_IN.to_vec();
+                let at = all.iter().rposition(|t| t.kind == Kind::Provider).map_or(0, |i| i + 1);
+                all.insert(at, TEST_PROVIDER.clone());
+                all
+            })
+        });
+        if let Some(all) = extended {
+            return all;
+        }
+    }
+    &BUILT_IN
+}
+
+/// A provider that exists only for tests (debug builds, with
+/// [`TEST_PROVIDER_ENV`] set): what adding one registry entry gives, with a
+/// range of its own (`temperature` 0–1, `max_tokens` from 16) so the SQL's
+/// ranges are seen to come from the registry.
+#[cfg(debug_assertions)]
+pub static TEST_PROVIDER: TypeSpec = TypeSpec {
+    name: "acme_ai",
+    column: "A",
+    label: "Acme AI",
+    kind: Kind::Provider,
+    fields: &[
+        field("apiKey", FieldKind::Secret, true, "API key"),
+        field("model", FieldKind::Text, false, "Model"),
+        field("base_url", FieldKind::Text, false, "Base URL"),
+        field("temperature", FieldKind::Number { min: 0.0, max: 1.0 }, false, "Temperature"),
+        field("max_tokens", FieldKind::Integer { min: 16 }, false, "Max tokens"),
+    ],
+    known_models: &["acme-large", "acme-small"],
+    key_prefix: Some("acme-"),
+    test: Some(KeyTest::ListModels { base: "https://api.acme-ai.test/v1" }),
+    model_prefixes: &["acme-"],
+};
+
+/// The types keyfall knows. Providers before consumers.
+pub static BUILT_IN: [TypeSpec; 3] = [
     TypeSpec {
         name: "openai",
         column: "O",
@@ -200,6 +278,47 @@ impl TypeSpec {
 pub fn widest_field() -> (usize, usize) {
     let fields = TYPES.iter().flat_map(|t| t.fields.iter());
     fields.fold((0, 0), |(name, label), f| (name.max(f.name.chars().count()), label.max(f.label.chars().count())))
+}
+
+/// The registry as the SQL reads it (migration 0016,
+/// `keyfall_load_registry`): each type's name, kind and key prefix, and
+/// each field's name, kind, whether it is required and its range. Only
+/// what the rules use: a label or a known model changing loads nothing.
+pub fn document() -> Value {
+    let types: Vec<Value> = TYPES
+        .iter()
+        .map(|t| {
+            let fields: Vec<Value> = t
+                .fields
+                .iter()
+                .map(|f| {
+                    let (kind, min, max) = match f.kind {
+                        FieldKind::Secret => ("secret", Value::Null, Value::Null),
+                        FieldKind::Text => ("text", Value::Null, Value::Null),
+                        FieldKind::ProviderRef => ("provider_ref", Value::Null, Value::Null),
+                        FieldKind::Number { min, max } => ("number", min.into(), max.into()),
+                        FieldKind::Integer { min } => ("integer", min.into(), Value::Null),
+                    };
+                    serde_json::json!({"name": f.name, "kind": kind, "required": f.required, "min": min, "max": max})
+                })
+                .collect();
+            let kind = match t.kind {
+                Kind::Provider => "provider",
+                Kind::Consumer => "consumer",
+            };
+            serde_json::json!({"name": t.name, "kind": kind, "key_prefix": t.key_prefix, "fields": fields})
+        })
+        .collect();
+    serde_json::json!({ "types": types })
+}
+
+/// The fingerprint of [`document`]: the SHA-256 of its JSON text, in hex.
+/// The database keeps the one it loaded (`keyfall.registry_state`); a
+/// database holding another is one to migrate.
+pub fn fingerprint() -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(document().to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The raw verdict of one position of a walk: the **first** of these checks
@@ -713,6 +832,30 @@ mod tests {
                 assert!(provider_for_model(model).is_some(), "{}: {model} tells no provider", t.name);
             }
         }
+    }
+
+    /// The document the SQL loads holds every type and field, with its
+    /// range, and its fingerprint follows it.
+    #[test]
+    fn the_document_holds_every_rule_and_its_fingerprint_follows_it() {
+        let doc = document();
+        let types = doc["types"].as_array().unwrap();
+        assert_eq!(types.len(), TYPES.len());
+        for (t, spec) in types.iter().zip(TYPES.iter()) {
+            assert_eq!(t["name"], spec.name);
+            assert_eq!(t["fields"].as_array().unwrap().len(), spec.fields.len());
+        }
+        let temperature = &types[0]["fields"][3];
+        assert_eq!((temperature["kind"].as_str(), temperature["max"].as_f64()), (Some("number"), Some(2.0)));
+        assert_eq!(types[2]["kind"], "consumer");
+        let fp = fingerprint();
+        assert_eq!(fp.len(), 64);
+        assert_eq!(fp, fingerprint(), "the same registry, the same fingerprint");
+        assert_ne!(fp, {
+            use sha2::Digest;
+            let other = serde_json::json!({"types": []}).to_string();
+            sha2::Sha256::digest(other.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
+        });
     }
 
     #[test]

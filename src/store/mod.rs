@@ -252,6 +252,10 @@ struct Preflight {
     mapping: Option<Value>,
     problems: Vec<String>,
     whoami: Identity,
+    /// The registry's fingerprint loaded (migration 0016): `""` none,
+    /// absent or null where this login may not read it.
+    #[serde(default)]
+    registry: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -481,10 +485,11 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         let m = migrator();
-        let current = m.iter().all(|m| applied.iter().any(|(v, c)| *v == m.version && c[..] == m.checksum[..]));
         if let Some(last) = pre_release(&m, &applied) {
             return Ok(Installed::PreRelease { last });
         }
+        let current = m.iter().all(|m| applied.iter().any(|(v, c)| *v == m.version && c[..] == m.checksum[..]))
+            && self.registry_loaded().await?;
         let spec: Option<Value> =
             sqlx::query_scalar("SELECT spec FROM keyfall.mapping LIMIT 1").fetch_optional(&self.pool).await?;
         // Detached, whatever the state of the migrations (attach migrates).
@@ -497,6 +502,19 @@ impl Store {
             return Ok(Installed::Outdated);
         }
         Ok(Installed::Current { mapping: spec.as_ref().and_then(mapping::from_sql).map(Box::new) })
+    }
+
+    /// Whether the registry loaded here is this keyfall's (its fingerprint,
+    /// migration 0016; keyfall's migrations applied). A login that may not
+    /// read it takes it as loaded: it could not load another.
+    async fn registry_loaded(&self) -> Result<bool, StoreError> {
+        let loaded: Result<Option<String>, sqlx::Error> =
+            sqlx::query_scalar("SELECT fingerprint FROM keyfall.registry_state").fetch_optional(&self.pool).await;
+        match loaded {
+            Ok(fp) => Ok(fp.as_deref() == Some(crate::domain::registry::fingerprint().as_str())),
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42501") => Ok(true),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Since when and by whom keyfall is detached here (whatever the state
@@ -628,7 +646,7 @@ impl Store {
             let current = m.iter().all(|m| {
                 let checksum: String = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
                 pre.migrations.iter().any(|(v, c)| *v == m.version && *c == checksum)
-            });
+            }) && pre.registry.as_ref().is_none_or(|fp| *fp == crate::domain::registry::fingerprint());
             let installed = pre.mapping.as_ref().and_then(mapping::from_sql);
             if let Some(installed) = installed
                 && current
@@ -975,15 +993,18 @@ async fn run_locked(conn: &mut sqlx::PgConnection, work: Locked<'_>) -> Result<(
         // Each migration is its own transaction; a session setting bounds
         // the lock waits of all of them.
         sqlx::query("SELECT set_config('lock_timeout', $1, false)").bind(&wait).execute(&mut *conn).await?;
-        let result = migrator().run(&mut *conn).await;
+        let mut result = migrator().run(&mut *conn).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => e.into(),
+            other => Failed::Other(sqlx::Error::from(other)),
+        });
+        if result.is_ok() {
+            result = load_registry(conn).await;
+        }
         // sqlx leaves its migration lock held when a migration fails.
         let _ = sqlx::query("SELECT set_config('lock_timeout', '0', false), pg_advisory_unlock_all()")
             .execute(&mut *conn)
             .await;
-        return result.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(e) | sqlx::migrate::MigrateError::ExecuteMigration(e, _) => e.into(),
-            other => Failed::Other(sqlx::Error::from(other)),
-        });
+        return result;
     }
     let mut tx = conn.begin().await?;
     // All the locks first, in one statement bounded as a whole, then the
@@ -1005,6 +1026,8 @@ async fn run_locked(conn: &mut sqlx::PgConnection, work: Locked<'_>) -> Result<(
     sqlx::query("SELECT set_config('statement_timeout', $1, true)").bind(&bound).execute(&mut *tx).await?;
     match work {
         Locked::Attach(m) => {
+            // The registry first: the verdicts attach stores are its.
+            load_registry_in(&mut tx).await?;
             sqlx::query("SELECT keyfall.keyfall_attach($1)").bind(m.to_sql()).execute(&mut *tx).await?;
         }
         Locked::Detach => {
@@ -1019,6 +1042,26 @@ async fn run_locked(conn: &mut sqlx::PgConnection, work: Locked<'_>) -> Result<(
         Locked::Migrate => {}
     }
     Ok(tx.commit().await?)
+}
+
+/// Load this keyfall's registry into the database (migration 0016), in a
+/// transaction of its own; nothing happens where it is loaded already.
+async fn load_registry(conn: &mut sqlx::PgConnection) -> Result<(), Failed> {
+    let mut tx = conn.begin().await?;
+    load_registry_in(&mut tx).await?;
+    Ok(tx.commit().await?)
+}
+
+/// Load the registry in the caller's transaction: the tables, and the
+/// stored verdicts judged again where its fingerprint changes.
+async fn load_registry_in(tx: &mut sqlx::PgConnection) -> Result<(), Failed> {
+    use crate::domain::registry;
+    sqlx::query("SELECT keyfall.keyfall_load_registry($1, $2)")
+        .bind(registry::document())
+        .bind(registry::fingerprint())
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// `detach --purge`: everything of keyfall's, found generically. keyfall's

@@ -58,9 +58,15 @@ def key_menu(rng, prefix, clean):
     ])
 
 
+# A provider keyfall's tests add to its registry and to the app's
+# (KEYFALL_TEST_PROVIDER=1): seeded, and named by consumers.
+EXTRA_TYPES = ["acme_ai"] if os.environ.get("KEYFALL_TEST_PROVIDER") == "1" else []
+PROVIDERS = ["openai", "runware"] + EXTRA_TYPES
+
+
 def provider_menu(rng, clean):
     if clean or rng.random() < 0.6:
-        return rng.choice(["openai", "runware"])
+        return rng.choice(PROVIDERS)
     return rng.choice(["", None, MISSING, "dalle", "stability", "  ", 5, " openai", "Runware"])
 
 
@@ -127,7 +133,7 @@ def cmd_seed(args):
     settings = []
     for account in accounts:
         chance = 0.6 if account in system else 0.35
-        for integration_type in ["openai", "runware", "image_generation"]:
+        for integration_type in ["openai", "runware", "image_generation"] + EXTRA_TYPES:
             if rng.random() < chance:
                 settings.append((account, integration_type))
         if rng.random() < 0.05:

@@ -32,6 +32,7 @@ mod pictures;
 mod policy_reads;
 mod pty;
 mod readme;
+mod registry_data;
 mod registry_sql;
 mod report_prop;
 mod restore;

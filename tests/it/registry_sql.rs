@@ -33,7 +33,7 @@ fn bad(kind: FieldKind) -> Value {
 }
 
 /// Every case the registry implies: (type, config, active).
-fn cases() -> Vec<(String, Value, bool)> {
+pub(crate) fn cases() -> Vec<(String, Value, bool)> {
     let mut out = Vec::new();
     for spec in &TYPES {
         let valid: Map<String, Value> = spec.fields.iter().map(|f| (f.name.to_string(), good(f.kind))).collect();

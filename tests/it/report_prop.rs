@@ -55,7 +55,10 @@ const CONFIGS: &[&str] = &[
     r#"{}"#,
 ];
 
-const TYPES: &[&str] = &["openai", "runware", "image_generation", "custom_type"];
+/// The registry's types and one it does not know.
+fn types() -> Vec<&'static str> {
+    keyfall::domain::registry::type_names().chain(["custom_type"]).collect()
+}
 
 #[derive(Debug, Clone)]
 struct World {
@@ -66,18 +69,19 @@ struct World {
     settings: Vec<(usize, usize, usize, bool)>,
 }
 
-fn world() -> impl Strategy<Value = World> {
-    (1usize..7).prop_flat_map(|n| {
+fn world(types: Vec<&'static str>, configs: Vec<&'static str>) -> impl Strategy<Value = World> {
+    (1usize..7).prop_flat_map(move |n| {
         let chain = proptest::collection::vec(proptest::option::weighted(0.85, 0..n), 0..4);
         let settings =
-            proptest::collection::vec((0..n, 0..TYPES.len(), 0..CONFIGS.len(), proptest::bool::weighted(0.85)), 0..18);
+            proptest::collection::vec((0..n, 0..types.len(), 0..configs.len(), proptest::bool::weighted(0.85)), 0..18);
+        let (types, configs) = (types.clone(), configs.clone());
         // Often, a consumer naming runware and a runware row the app raises
         // on: random rows alone seldom put a raise in the second hop.
         let planted = proptest::option::weighted(0.5, (0..n, 0..n));
-        (Just(n), chain, settings, planted).prop_map(|(accounts, mut chain, mut settings, planted)| {
+        (Just(n), chain, settings, planted).prop_map(move |(accounts, mut chain, mut settings, planted)| {
             if let Some((consumer, provider)) = planted {
-                let config = |c: &str| CONFIGS.iter().position(|x| *x == c).unwrap();
-                let ty = |t: &str| TYPES.iter().position(|x| *x == t).unwrap();
+                let config = |c: &str| configs.iter().position(|x| *x == c).unwrap();
+                let ty = |t: &str| types.iter().position(|x| *x == t).unwrap();
                 settings.push((consumer, ty("image_generation"), config(r#"{"provider": "runware"}"#), true));
                 settings.push((provider, ty("runware"), config(r#"{"apiKey": 5}"#), true));
             }
@@ -95,7 +99,7 @@ fn world() -> impl Strategy<Value = World> {
     })
 }
 
-async fn load(db: &TestDb, w: &World) -> Snapshot {
+async fn load(db: &TestDb, w: &World, types: &[&'static str], configs: &[&'static str]) -> Snapshot {
     let mut conn = db.raw().await;
     let slugs: Vec<String> = (0..w.accounts).map(|i| format!("a{i}")).collect();
     let chain_slugs: Vec<String> = w
@@ -104,7 +108,7 @@ async fn load(db: &TestDb, w: &World) -> Snapshot {
         .enumerate()
         .map(|(pos, e)| e.map(|i| slugs[i].clone()).unwrap_or_else(|| format!("ghost-{pos}")))
         .collect();
-    let wanted: Vec<_> = w.settings.iter().map(|&(a, t, c, active)| (a, TYPES[t], CONFIGS[c], active)).collect();
+    let wanted: Vec<_> = w.settings.iter().map(|&(a, t, c, active)| (a, types[t], configs[c], active)).collect();
     let (ids, written) = crate::support::load_world(&mut conn, &slugs, &chain_slugs, &wanted).await;
     let settings: Vec<Setting> = written
         .into_iter()
@@ -148,19 +152,28 @@ fn rule_sets() -> Vec<Rules> {
 
 #[test]
 fn report_sql_equals_pure_resolver() {
+    report_equals_resolver_and_batch(&[], 64);
+}
+
+/// The report, the pure resolver and resolve --batch's engine agree on
+/// `cases` random worlds of the registry's types (and one unknown), with
+/// `extra` configs beside `CONFIGS` (a test provider's own).
+pub(crate) fn report_equals_resolver_and_batch(extra: &[&'static str], cases: u32) {
+    let types = types();
+    let configs: Vec<&'static str> = CONFIGS.iter().copied().chain(extra.iter().copied()).collect();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let db = rt.block_on(TestDb::new());
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 64,
+        cases,
         failure_persistence: None,
         ..ProptestConfig::default()
     });
     // Raises seen in the first hop and in the second, across all cases.
     let raised = [std::sync::atomic::AtomicUsize::new(0), std::sync::atomic::AtomicUsize::new(0)];
     runner
-        .run(&(world(), 0..rule_sets().len()), |(w, r)| {
+        .run(&(world(types.clone(), configs.clone()), 0..rule_sets().len()), |(w, r)| {
             let rules = rule_sets().swap_remove(r);
-            let snapshot = Snapshot { rules: rules.clone(), ..rt.block_on(load(&db, &w)) };
+            let snapshot = Snapshot { rules: rules.clone(), ..rt.block_on(load(&db, &w, &types, &configs)) };
             let store = db.store.clone().with_rules(rules);
             let report = rt.block_on(store.report()).unwrap();
             for row in &report {
@@ -236,7 +249,7 @@ fn report_sql_equals_pure_resolver() {
                 );
             }
             // A user without an account walks the chain from the top.
-            for t in TYPES {
+            for &t in &types {
                 let fast = keyfall::store::answers::answer(&chain, &rows, None, t);
                 let hop = resolve_type(&snapshot, None, t);
                 let pure = (
@@ -254,7 +267,8 @@ fn report_sql_equals_pure_resolver() {
                 );
             }
             let types_in_report = report.iter().filter(|r| r.account == "a0").count();
-            let expected_types = 3 + usize::from(w.settings.iter().any(|s| TYPES[s.1] == "custom_type"));
+            let expected_types = keyfall::domain::registry::TYPES.len()
+                + usize::from(w.settings.iter().any(|s| types[s.1] == "custom_type"));
             prop_assert_eq!(types_in_report, expected_types);
             Ok(())
         })

@@ -4,6 +4,7 @@ The shape of igny8's backend/igny8_core/ai/settings.py: the account's own
 settings first, then the system accounts in order. keyfall's resolver must
 give the same answers as this code, quirks included.
 """
+import os
 from dataclasses import dataclass
 from typing import Optional
 
@@ -21,6 +22,12 @@ FUNCTION_TYPES = {
 
 PROVIDER_TYPES = {"openai", "runware"}
 CONSUMER_TYPES = {"image_generation"}
+
+# keyfall's tests add a provider to keyfall's registry (a debug build run
+# with KEYFALL_TEST_PROVIDER=1, tests/it/registry_data.rs); the app under
+# test knows it too then.
+if os.environ.get("KEYFALL_TEST_PROVIDER") == "1":
+    PROVIDER_TYPES.add("acme_ai")
 
 
 @dataclass

@@ -1,0 +1,259 @@
+//! The registry is the only place a rule is written (issue 21, point 1):
+//! the SQL reads it as data (`keyfall.registry_types`, `registry_fields`,
+//! loaded at migrate and attach with its fingerprint, migration 0016), the
+//! stored verdicts follow a registry that changes, and a provider added to
+//! the registry — one entry — is judged, reported, resolved and batch-
+//! resolved alike with nothing else touched.
+//!
+//! The added provider exists only in debug builds run with
+//! `KEYFALL_TEST_PROVIDER=1` (`registry::TEST_PROVIDER`): the test runs
+//! itself again in a child process with it set, so no second build of the
+//! crate (a cargo feature would compile everything twice) and no other
+//! test ever sees it.
+
+use keyfall::domain::registry::{self, Kind, TYPES};
+use serde_json::{Value, json};
+
+use crate::support::TestDb;
+
+/// `keyfall_row_verdict` over `cases` against `registry::judge`: the cases
+/// where they differ.
+async fn disagreements(db: &TestDb, cases: &[(String, Value, bool)]) -> Vec<String> {
+    let mut conn = db.raw().await;
+    let mut wrong = Vec::new();
+    for (ty, config, active) in cases {
+        let sql: String = sqlx::query_scalar("SELECT keyfall.keyfall_row_verdict($1, $2, $3)")
+            .bind(ty)
+            .bind(config)
+            .bind(active)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let pure = registry::judge(ty, config, *active).verdict.as_str();
+        if sql != pure {
+            wrong.push(format!("{ty} {config} active={active}: registry {pure}, SQL {sql}"));
+        }
+    }
+    wrong
+}
+
+/// The stored verdict of every setting, by account slug and type.
+async fn stored(db: &TestDb) -> Vec<(String, String, String)> {
+    let mut conn = db.raw().await;
+    sqlx::query_as(
+        "SELECT a.slug, r.integration_type, r.verdict FROM keyfall.row_verdicts r JOIN accounts a ON a.id = r.account_id
+          ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_registry_is_loaded_as_data_with_its_fingerprint() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    let types: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, kind FROM keyfall.registry_types ORDER BY position")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    let expected: Vec<(String, String)> = TYPES
+        .iter()
+        .map(|t| (t.name.to_string(), if t.kind == Kind::Provider { "provider" } else { "consumer" }.to_string()))
+        .collect();
+    assert_eq!(types, expected);
+    let fields: Vec<(String, String, Option<f64>, Option<f64>)> = sqlx::query_as(
+        "SELECT f.type, f.field, f.min::float8, f.max::float8 FROM keyfall.registry_fields f
+           JOIN keyfall.registry_types t ON t.name = f.type ORDER BY t.position, f.position",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let expected: Vec<(String, String, Option<f64>, Option<f64>)> = TYPES
+        .iter()
+        .flat_map(|t| {
+            t.fields.iter().map(|f| {
+                let (min, max) = match f.kind {
+                    registry::FieldKind::Number { min, max } => (Some(min), Some(max)),
+                    registry::FieldKind::Integer { min } => (Some(min as f64), None),
+                    _ => (None, None),
+                };
+                (t.name.to_string(), f.name.to_string(), min, max)
+            })
+        })
+        .collect();
+    assert_eq!(fields, expected);
+    let (fingerprint, providers): (String, Vec<String>) =
+        sqlx::query_as("SELECT fingerprint, providers FROM keyfall.registry_state").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(fingerprint, registry::fingerprint());
+    assert_eq!(providers, registry::provider_names().collect::<Vec<_>>());
+    // Loading the same registry again changes nothing.
+    let loaded: bool = sqlx::query_scalar("SELECT keyfall.keyfall_load_registry($1, $2)")
+        .bind(registry::document())
+        .bind(registry::fingerprint())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(!loaded, "the registry in place is not loaded twice");
+    // No type is named in the SQL that judges rows: its source names none.
+    let source = include_str!("../../migrations/0016_registry_as_data.sql");
+    for t in TYPES.iter() {
+        assert!(!source.contains(t.name), "migration 0016 names the type {}", t.name);
+    }
+}
+
+#[tokio::test]
+async fn a_registry_that_changes_is_loaded_again_and_the_stored_verdicts_follow() {
+    let db = TestDb::new().await;
+    let mut conn = db.raw().await;
+    let slugs = vec!["a0".to_string()];
+    let settings = [
+        (0, "openai", r#"{"apiKey": "sk-test-0123456789abcdef", "temperature": 0.7}"#, true),
+        (0, "runware", r#"{"model": "runware:100@1"}"#, true),
+        (0, "image_generation", r#"{"provider": "runware"}"#, true),
+    ];
+    crate::support::load_world(&mut conn, &slugs, &[], &settings).await;
+    let ours = vec![
+        ("a0".to_string(), "image_generation".to_string(), "answered".to_string()),
+        ("a0".to_string(), "openai".to_string(), "answered".to_string()),
+        ("a0".to_string(), "runware".to_string(), "no_api_key".to_string()),
+    ];
+    assert_eq!(stored(&db).await, ours);
+
+    // Another keyfall's registry: openai's temperature up to 0.5, and no
+    // runware (a type it does not know, so no longer a provider either).
+    let mut other = registry::document();
+    let types = other["types"].as_array_mut().unwrap();
+    types.retain(|t| t["name"] != "runware");
+    for t in types.iter_mut().filter(|t| t["name"] == "openai") {
+        for f in t["fields"].as_array_mut().unwrap().iter_mut().filter(|f| f["name"] == "temperature") {
+            f["max"] = json!(0.5);
+        }
+    }
+    let loaded: bool = sqlx::query_scalar("SELECT keyfall.keyfall_load_registry($1, 'another keyfall')")
+        .bind(&other)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(loaded);
+    assert_eq!(
+        stored(&db).await,
+        vec![
+            ("a0".to_string(), "image_generation".to_string(), "bad_fields".to_string()),
+            ("a0".to_string(), "openai".to_string(), "bad_fields".to_string()),
+            ("a0".to_string(), "runware".to_string(), "answered".to_string()),
+        ],
+        "the stored verdicts are judged again by the registry loaded"
+    );
+
+    // This keyfall takes the database as one to migrate, and reads nothing
+    // from it until it is.
+    assert_eq!(db.store.installed().await.unwrap(), keyfall::store::Installed::Outdated);
+    let refused = db.store.verify(None).await.unwrap_err().to_string();
+    assert!(refused.contains("keyfall migrate"), "{refused}");
+    db.store.migrate().await.unwrap();
+    assert!(matches!(db.store.installed().await.unwrap(), keyfall::store::Installed::Current { .. }));
+    assert_eq!(stored(&db).await, ours, "migrate loads this keyfall's registry and its verdicts");
+    db.store.verify(None).await.unwrap();
+
+    // Attach loads it too, in the same transaction as the verdicts it stores.
+    sqlx::query("SELECT keyfall.keyfall_load_registry($1, 'another keyfall')")
+        .bind(&other)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    db.store.install_mapping(&keyfall::store::mapping::Mapping::demo()).await.unwrap();
+    assert_eq!(stored(&db).await, ours, "attach loads this keyfall's registry before judging");
+    let fingerprint: String =
+        sqlx::query_scalar("SELECT fingerprint FROM keyfall.registry_state").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(fingerprint, registry::fingerprint());
+}
+
+/// Configs that tell the test provider from openai: its own key prefix, a
+/// temperature and a max_tokens inside openai's ranges but outside its own.
+const ACME_CONFIGS: &[&str] = &[
+    r#"{"apiKey": "acme-valid-key-00000000001", "model": "acme-large"}"#,
+    r#"{"apiKey": "acme-valid-key-00000000002", "temperature": 1.5}"#,
+    r#"{"apiKey": "acme-valid-key-00000000003", "temperature": 0.9, "max_tokens": 16}"#,
+    r#"{"apiKey": "acme-valid-key-00000000004", "max_tokens": 8}"#,
+    r#"{"provider": "acme_ai", "model": "acme-large"}"#,
+    r#"{"provider": "Acme_AI"}"#,
+];
+
+#[test]
+fn a_provider_added_to_the_registry_is_one_entry_and_every_engine_agrees() {
+    if std::env::var_os(registry::TEST_PROVIDER_ENV).is_none_or(|v| v != "1") {
+        // Run this test again, alone, in a process whose registry has the
+        // test provider (read once, at the registry's first use).
+        let name = "registry_data::a_provider_added_to_the_registry_is_one_entry_and_every_engine_agrees";
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+            .env(registry::TEST_PROVIDER_ENV, "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = crate::support::output_within(child, crate::support::HUNG);
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "with the test provider:\n{text}");
+        assert!(text.contains("1 passed"), "the test ran with the test provider:\n{text}");
+        return;
+    }
+    let acme = registry::spec("acme_ai").expect("the test provider is in the registry");
+    assert_eq!(acme.kind, Kind::Provider);
+    assert!(registry::provider_names().any(|p| p == "acme_ai"));
+    assert_eq!(registry::provider_for_model("acme-large"), Some("acme_ai"));
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let db = TestDb::new().await;
+        // The SQL has it, from the registry alone.
+        let kind: String = sqlx::query_scalar("SELECT kind FROM keyfall.registry_types WHERE name = 'acme_ai'")
+            .fetch_one(&mut db.raw().await)
+            .await
+            .unwrap();
+        assert_eq!(kind, "provider");
+        // Every case the registry implies, and the ones only its ranges
+        // tell apart, judged alike by the SQL and by Rust.
+        let mut cases = crate::registry_sql::cases();
+        assert!(cases.iter().any(|(t, _, _)| t == "acme_ai"));
+        for ty in ["acme_ai", "openai", "image_generation"] {
+            for config in ACME_CONFIGS {
+                cases.push((ty.to_string(), serde_json::from_str(config).unwrap(), true));
+            }
+        }
+        let wrong = disagreements(&db, &cases).await;
+        assert!(wrong.is_empty(), "the SQL and the registry disagree:\n{}", wrong.join("\n"));
+        // Its own ranges: inside openai's, outside its own.
+        let judge = |ty: &str, c: &str| registry::judge(ty, &serde_json::from_str(c).unwrap(), true).verdict.as_str();
+        assert_eq!(judge("acme_ai", ACME_CONFIGS[1]), "bad_fields");
+        assert_eq!(judge("openai", ACME_CONFIGS[1]), "answered");
+        assert_eq!(judge("acme_ai", ACME_CONFIGS[3]), "bad_fields");
+        assert_eq!(judge("image_generation", ACME_CONFIGS[4]), "answered");
+    });
+    drop(rt);
+    // The report, the resolver and resolve --batch's engine, on random
+    // worlds holding the test provider's rows and consumers naming it.
+    crate::report_prop::report_equals_resolver_and_batch(ACME_CONFIGS, 32);
+}
+
+/// The Django app's `get_model_config` pair for pair (`django.rs`), with the
+/// test provider in keyfall's registry and in the app's provider types
+/// (`ai_settings.py`), its rows seeded and consumers naming it (`kf.py`):
+/// the same test, run again in a child process with the provider added.
+#[test]
+fn with_a_provider_added_keyfall_answers_as_django_pair_for_pair() {
+    let name = "django::keyfall_answers_as_djangos_get_model_config_pair_for_pair";
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+        .env(registry::TEST_PROVIDER_ENV, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = crate::support::output_within(child, crate::support::HUNG);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "with the test provider:\n{text}");
+    assert!(text.contains("1 passed"), "the Django test ran with the test provider:\n{text}");
+}
