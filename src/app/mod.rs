@@ -118,7 +118,7 @@ pub enum Msg {
     /// Where history begins and the last changes, for the "as of" picker.
     HistoryLoaded { request: u64, window: crate::domain::history::Window, recent: Vec<AuditEntry> },
     /// The world at the moment asked for (`Cmd::Travel`).
-    Travelled { request: u64, world: Box<crate::store::history::World> },
+    Travelled { request: u64, world: Box<crate::domain::history::World> },
     /// The blast radius of a key.
     KeyHistoryLoaded { request: u64, history: Box<crate::store::key_history::KeyHistory> },
 }

@@ -25,7 +25,7 @@ use super::{Cmd, Model, Overlay, moved, movement, typed_char};
 use crate::domain::history::{Cut, Moment, Window, parse_moment, stamp};
 use crate::domain::text::{identity_short, visible, visible_short};
 use crate::domain::audit::AuditEntry;
-use crate::store::history::World;
+use crate::domain::history::World;
 use crate::store::key_history::KeyHistory;
 
 /// How many of the last changes the picker offers.

@@ -11,7 +11,8 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::model::{Account, AccountStatus, Role, Setting, User, Withheld};
+use super::model::{Account, AccountStatus, Policy, Role, Setting, User, Withheld};
+use super::resolve::Snapshot;
 use super::secret::{MASK, is_fingerprint};
 
 /// A moment as the operator names it.
@@ -475,6 +476,19 @@ pub fn held(changes: &[RowChange], now: Option<&str>) -> Vec<Held> {
     }
     out.extend(open);
     out
+}
+
+
+/// Everything but the users at a cut (`report --at`).
+#[derive(Debug, Clone)]
+pub struct World {
+    pub cut: Cut,
+    pub window: Window,
+    pub policy: Policy,
+    /// Function name → integration type.
+    pub functions: HashMap<String, String>,
+    /// Every account and setting, and the chain.
+    pub snapshot: Snapshot,
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 use crate::domain::directory::SubjectData;
-use crate::domain::history::{self, Cut, Mark, Moment, Undo, Window};
+use crate::domain::history::{self, Cut, Mark, Moment, Undo, Window, World};
 use crate::domain::json::read_config;
 use crate::domain::model::{Account, AiFunction, ChainEntry, Policy, Setting, User};
 use crate::domain::resolve::Snapshot;
@@ -38,18 +38,6 @@ pub struct Past {
     pub data: SubjectData,
     /// Accounts asked for by slug (`can --account`, `get`), as at `cut`.
     pub extra: HashMap<String, Account>,
-}
-
-/// Everything but the users at a cut (`report --at`).
-#[derive(Debug, Clone)]
-pub struct World {
-    pub cut: Cut,
-    pub window: Window,
-    pub policy: Policy,
-    /// Function name → integration type.
-    pub functions: HashMap<String, String>,
-    /// Every account and setting, and the chain.
-    pub snapshot: Snapshot,
 }
 
 /// The recorded changes of table `$5` after the cut (`$1` the first undone

@@ -6,7 +6,7 @@
 //! real replies, as `console.rs` does.
 
 use keyfall::app::{Model, Msg, Overlay, update};
-use keyfall::store::listen::Change;
+use keyfall::domain::change::Change;
 
 use crate::console::{console, keys, screen, snapshots};
 use crate::support::{TestDb, drive};
