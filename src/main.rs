@@ -8,6 +8,11 @@ use clap::Parser;
 use keyfall::cli::{self, Cli, Exit};
 
 fn main() -> ExitCode {
+    // The tests that add a provider run keyfall with it (debug builds only).
+    #[cfg(debug_assertions)]
+    if std::env::var_os(keyfall::domain::registry::TEST_PROVIDER_ENV).is_some_and(|v| v == "1") {
+        keyfall::domain::registry::enable_test_provider();
+    }
     let cli = Cli::parse();
     let log_dir = keyfall::config::state_dir();
     let _log_guard = init_logging(&log_dir);

@@ -124,24 +124,32 @@ impl<'a> IntoIterator for &'a Registry {
 }
 
 /// The environment variable that, in a debug build, adds [`TEST_PROVIDER`]
-/// to the registry (`1`). Release builds never read it.
+/// to the registry (`1`). Release builds never read it. Read by the binary
+/// (`main`) and the tests' support code, which then call
+/// [`enable_test_provider`]: the domain reads no environment.
 pub const TEST_PROVIDER_ENV: &str = "KEYFALL_TEST_PROVIDER";
+
+#[cfg(debug_assertions)]
+static TEST_PROVIDER_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on the registry holds [`TEST_PROVIDER`] too (debug builds, for
+/// the tests that add a provider; called before anything reads the
+/// registry).
+#[cfg(debug_assertions)]
+pub fn enable_test_provider() {
+    TEST_PROVIDER_ON.store(true, std::sync::atomic::Ordering::SeqCst);
+}
 
 fn types() -> &'static [TypeSpec] {
     #[cfg(debug_assertions)]
-    {
-        static WITH_TEST_PROVIDER: std::sync::OnceLock<Option<Vec<TypeSpec>>> = std::sync::OnceLock::new();
-        let extended = WITH_TEST_PROVIDER.get_or_init(|| {
-            (std::env::var_os(TEST_PROVIDER_ENV).is_some_and(|v| v == "1")).then(|| {
-                let mut all = BUILT_IN.to_vec();
-                let at = all.iter().rposition(|t| t.kind == Kind::Provider).map_or(0, |i| i + 1);
-                all.insert(at, TEST_PROVIDER.clone());
-                all
-            })
+    if TEST_PROVIDER_ON.load(std::sync::atomic::Ordering::SeqCst) {
+        static WITH_TEST_PROVIDER: std::sync::OnceLock<Vec<TypeSpec>> = std::sync::OnceLock::new();
+        return WITH_TEST_PROVIDER.get_or_init(|| {
+            let mut all = BUILT_IN.to_vec();
+            let at = all.iter().rposition(|t| t.kind == Kind::Provider).map_or(0, |i| i + 1);
+            all.insert(at, TEST_PROVIDER.clone());
+            all
         });
-        if let Some(all) = extended {
-            return all;
-        }
     }
     &BUILT_IN
 }

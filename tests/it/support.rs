@@ -19,7 +19,17 @@ static SERVER: OnceLock<Target> = OnceLock::new();
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The server tests run against; the first caller finds (or starts) it.
+/// The tests that add a provider run this test binary again with
+/// `KEYFALL_TEST_PROVIDER=1`; the registry then holds it here too, as it
+/// does in the keyfall binary they start.
+pub fn registry_from_env() {
+    if std::env::var_os(keyfall::domain::registry::TEST_PROVIDER_ENV).is_some_and(|v| v == "1") {
+        keyfall::domain::registry::enable_test_provider();
+    }
+}
+
 async fn server() -> Target {
+    registry_from_env();
     if let Some(t) = SERVER.get() {
         return t.clone();
     }
