@@ -330,6 +330,20 @@ fn past_answers_equal_the_resolver_then() {
     assert!(differed.into_inner() > 0, "no moment's world differed from the present: the test proves nothing");
 }
 
+/// Writes that move a key's blast radius: most go to the chain's accounts
+/// (whose rows every fallback walks), with the planted key, a blank key or
+/// a consumer naming openai; the rest are any write.
+fn blast_op() -> impl Strategy<Value = Op> {
+    let config =
+        prop_oneof![3 => Just(0usize), 2 => Just(2usize), 2 => Just(8usize), 1 => Just(7usize), 2 => 0..CONFIGS.len()];
+    let account = prop_oneof![3 => 0..3usize, 1 => 0..ACCOUNTS.len()];
+    prop_oneof![
+        5 => (any::<bool>(), account, 0..KINDS.len(), config, proptest::bool::weighted(0.85))
+            .prop_map(|(keyfall, account, kind, config, active)| Op::Setting { keyfall, account, kind, config, active }),
+        4 => op(),
+    ]
+}
+
 /// The world one moment, read directly (as the snapshot is taken): the
 /// last audit entry written by then, the resolver's inputs and each
 /// account's user count.
@@ -462,7 +476,7 @@ fn the_blast_radius_equals_a_brute_force_replay() {
     ];
     let mut moments = vec![rt.block_on(async { moment(&db, &mut *conn.lock().await).await })];
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 10,
+        cases: 12,
         failure_persistence: None,
         ..ProptestConfig::default()
     });
@@ -470,7 +484,7 @@ fn the_blast_radius_equals_a_brute_force_replay() {
     let intervals = std::sync::atomic::AtomicUsize::new(0);
     let moments = std::sync::Mutex::new(&mut moments);
     runner
-        .run(&proptest::collection::vec(op(), 4..20), |ops| {
+        .run(&proptest::collection::vec(blast_op(), 4..24), |ops| {
             let mut moments = moments.lock().unwrap();
             rt.block_on(async {
                 let mut conn = conn.lock().await;
