@@ -81,6 +81,8 @@ pub struct Replay {
     chain: BTreeMap<i64, String>,
     by_slug: HashMap<String, i64>,
     functions: HashMap<String, String>,
+    /// The function types, distinct, in order.
+    types: Vec<String>,
     users: HashMap<Option<i64>, i64>,
     targets: Vec<Tracked>,
     sig: ChainSig,
@@ -138,6 +140,7 @@ impl Replay {
             row_types,
             chain,
             by_slug,
+            types: functions.values().cloned().collect::<BTreeSet<String>>().into_iter().collect(),
             functions,
             users,
             targets: targets
@@ -195,7 +198,8 @@ impl Replay {
                     self.rows.insert(id, new);
                     self.refresh_pair(pair);
                 }
-                check_chain = true;
+                // Only a chain account's row can change the chain's walks.
+                check_chain = walk.iter().flatten().any(|id| self.in_chain(*id));
             }
             Event::Chain { before, after } => {
                 if let Some(p) = before {
@@ -214,6 +218,7 @@ impl Replay {
                 if let Some((name, ty)) = after {
                     self.functions.insert(name, ty);
                 }
+                self.types = self.functions.values().cloned().collect::<BTreeSet<String>>().into_iter().collect();
                 all = true;
             }
             Event::Account { id, after } => {
@@ -295,6 +300,10 @@ impl Replay {
         }
     }
 
+    fn in_chain(&self, account_id: i64) -> bool {
+        self.snapshot.chain.iter().any(|e| e.account.as_ref().is_some_and(|a| a.id == account_id))
+    }
+
     fn rebuild_chain(&mut self) {
         self.snapshot.chain = self
             .chain
@@ -307,13 +316,8 @@ impl Replay {
             .collect();
     }
 
-    /// The function types.
-    fn types(&self) -> BTreeSet<String> {
-        self.functions.values().cloned().collect()
-    }
-
     fn chain_sig(&self) -> ChainSig {
-        let mut todo: Vec<String> = self.types().into_iter().collect();
+        let mut todo: Vec<String> = self.types.clone();
         todo.extend(self.targets.iter().map(|t| t.target.integration_type.clone()));
         todo.extend(self.row_types.keys().cloned());
         let mut sig = ChainSig::new();
@@ -370,8 +374,8 @@ impl Replay {
         };
         let slug = account.map(|a| a.slug.clone()).unwrap_or_else(|| NO_ACCOUNT.to_string());
         let mut lands: Vec<BTreeSet<String>> = vec![BTreeSet::new(); self.targets.len()];
-        for ty in self.types() {
-            let hop = resolve_type(&self.snapshot, account, &ty);
+        for ty in &self.types {
+            let hop = resolve_type(&self.snapshot, account, ty);
             for (i, t) in self.targets.iter().enumerate() {
                 if lands_on(&self.snapshot, &hop, &t.target) {
                     lands[i].insert(ty.clone());
