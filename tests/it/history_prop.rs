@@ -400,7 +400,9 @@ fn hold_to_brute_force(history: &keyfall::store::blast::KeyHistory, moments: &[M
             integration_type: row.integration_type.clone(),
         };
         // The answer of each vouched interval, accumulated from the diffs.
-        let mut answers: Vec<(Option<i64>, Option<i64>, (Vec<String>, i64, Vec<String>))> = Vec::new();
+        // (from entry, to entry, (accounts, users, functions)).
+        type Answer = (Vec<String>, i64, Vec<String>);
+        let mut answers: Vec<(Option<i64>, Option<i64>, Answer)> = Vec::new();
         let mut set: Vec<String> = Vec::new();
         let mut first = true;
         for i in &st.intervals {
