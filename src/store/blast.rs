@@ -30,9 +30,13 @@ pub struct KeyRow {
 
 impl Store {
     /// Every settings row that held the key of fingerprint `fp`: those the
-    /// log saw holding it (its entries' before or after), and those that
-    /// hold it now.
-    pub async fn key_rows(&self, fp: &str) -> Result<Vec<KeyRow>, StoreError> {
+    /// log saw holding it (its entries' before or after, through the
+    /// fingerprint index of 0018), and those that hold it now. `since`: the
+    /// entry after which the log misses nothing (history's start or the end
+    /// of its latest gap); a row with an entry after it is as its last entry
+    /// says, so only the others have their present config read (`None`:
+    /// every row's).
+    pub async fn key_rows(&self, fp: &str, since: Option<i64>) -> Result<Vec<KeyRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, keyfall_finite(at) AS at, row_id, account_id, account_slug, integration_type,
                     before::text AS before, after::text AS after
@@ -64,19 +68,44 @@ impl Store {
             }
             entry.3.push(change);
         }
-        // Rows holding it now (a row unchanged since history began is in
-        // no entry): the fingerprint of every string in the config.
-        let now = sqlx::query(
-            "SELECT s.id, s.account_id::bigint AS account_id, a.slug::text AS slug, s.integration_type::text AS kind,
-                    s.config::text AS config
-               FROM integration_settings s LEFT JOIN accounts a ON a.id = s.account_id
-              WHERE EXISTS (SELECT 1 FROM jsonb_path_query(s.config, 'strict $.**') v
-                             WHERE jsonb_typeof(v) = 'string'
-                               AND (v #>> '{}' = $1 OR right(v #>> '{}', 9) = $1 OR keyfall_fingerprint(v #>> '{}') = $1))",
-        )
-        .bind(fp)
-        .fetch_all(&self.pool)
-        .await?;
+        // Rows holding it now that the log does not tell of (a row unchanged
+        // since history began is in no entry): the fingerprint of every
+        // string in the config.
+        // First which rows those are (none, where every row has changed since
+        // history began), so the costly test runs on those only.
+        let unknown: Option<Vec<i64>> = match since {
+            None => None,
+            Some(since) => Some(
+                sqlx::query_scalar(
+                    "SELECT s.id FROM integration_settings s
+                      WHERE NOT EXISTS (SELECT 1 FROM audit_log l
+                                         WHERE l.table_name = 'integration_settings' AND l.row_id = s.id
+                                           AND l.id > $1 AND l.action IN ('insert', 'update', 'delete'))",
+                )
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?,
+            ),
+        };
+        let now = match &unknown {
+            Some(ids) if ids.is_empty() => Vec::new(),
+            _ => {
+                sqlx::query(
+                    "SELECT s.id, s.account_id::bigint AS account_id, a.slug::text AS slug,
+                            s.integration_type::text AS kind, s.config::text AS config
+                       FROM integration_settings s LEFT JOIN accounts a ON a.id = s.account_id
+                      WHERE ($2::bigint[] IS NULL OR s.id = ANY ($2))
+                        AND EXISTS (SELECT 1 FROM jsonb_path_query(s.config, 'strict $.**') v
+                                     WHERE jsonb_typeof(v) = 'string'
+                                       AND (v #>> '{}' = $1 OR right(v #>> '{}', 9) = $1
+                                            OR keyfall_fingerprint(v #>> '{}') = $1))",
+                )
+                .bind(fp)
+                .bind(&unknown)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         let mut holding: HashMap<i64, String> = HashMap::new();
         for r in now {
             let id: i64 = r.try_get("id")?;
@@ -186,8 +215,8 @@ impl Store {
     /// changes an answer depends on (`domain::blast::Replay`).
     pub async fn key_history(&self, fp: &str) -> Result<KeyHistory, StoreError> {
         let window = self.history_window().await?;
-        let rows = self.key_rows(fp).await?;
         let vouched = self.vouched(&window).await?;
+        let rows = self.key_rows(fp, vouched.as_ref().map(|v| v.entry)).await?;
         let unknown = match (&window.start, window.gaps.iter().find(|g| g.to.is_none())) {
             (None, _) => "no history recorded yet".to_string(),
             (_, Some(open)) => format!("history has a gap: {}", open.describe()),
