@@ -3,6 +3,7 @@
 //! async, no clock, no environment: bad data becomes a verdict, never an `Err`.
 
 pub mod audit;
+pub mod blast;
 pub mod change;
 pub mod diff;
 pub mod directory;

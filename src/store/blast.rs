@@ -6,11 +6,15 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use serde_json::Value;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::domain::history::{self, Cut, Held, RowChange};
+use crate::domain::blast::{self, Event, Interval, Mark, Point, Replay, Target, Vouched};
+use crate::domain::history::{self, Cut, Held, RowChange, Window};
 use crate::domain::json::read_config;
+use crate::domain::model::{Account, Setting};
 
 /// One settings row that held the key, with when.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -26,17 +30,21 @@ pub struct KeyRow {
 
 impl Store {
     /// Every settings row that held the key of fingerprint `fp`: those the
-    /// log saw holding it (its entries' before or after), and those that
-    /// hold it now.
-    pub async fn key_rows(&self, fp: &str) -> Result<Vec<KeyRow>, StoreError> {
+    /// log saw holding it (its entries' before or after, through the
+    /// fingerprint index of 0018), and those that hold it now. `since`: the
+    /// entry after which the log misses nothing (history's start or the end
+    /// of its latest gap); a row with an entry after it is as its last entry
+    /// says, so only the others have their present config read (`None`:
+    /// every row's).
+    pub async fn key_rows(&self, fp: &str, since: Option<i64>) -> Result<Vec<KeyRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, keyfall_finite(at) AS at, row_id, account_id, account_slug, integration_type,
                     before::text AS before, after::text AS after
                FROM audit_log
               WHERE table_name = 'integration_settings' AND action IN ('insert', 'update', 'delete')
                 AND row_id IN (SELECT l.row_id FROM audit_log l
-                                WHERE l.table_name = 'integration_settings' AND l.action IN ('insert', 'update', 'delete')
-                                  AND strpos(coalesce(l.before::text, '') || coalesce(l.after::text, ''), $1) > 0)
+                                WHERE l.table_name = 'integration_settings'
+                                  AND keyfall_audit_fingerprints(l.before, l.after) @> ARRAY[$1::text])
               ORDER BY id",
         )
         .bind(fp)
@@ -60,19 +68,44 @@ impl Store {
             }
             entry.3.push(change);
         }
-        // Rows holding it now (a row unchanged since history began is in
-        // no entry): the fingerprint of every string in the config.
-        let now = sqlx::query(
-            "SELECT s.id, s.account_id::bigint AS account_id, a.slug::text AS slug, s.integration_type::text AS kind,
-                    s.config::text AS config
-               FROM integration_settings s LEFT JOIN accounts a ON a.id = s.account_id
-              WHERE EXISTS (SELECT 1 FROM jsonb_path_query(s.config, 'strict $.**') v
-                             WHERE jsonb_typeof(v) = 'string'
-                               AND (v #>> '{}' = $1 OR right(v #>> '{}', 9) = $1 OR keyfall_fingerprint(v #>> '{}') = $1))",
-        )
-        .bind(fp)
-        .fetch_all(&self.pool)
-        .await?;
+        // Rows holding it now that the log does not tell of (a row unchanged
+        // since history began is in no entry): the fingerprint of every
+        // string in the config.
+        // First which rows those are (none, where every row has changed since
+        // history began), so the costly test runs on those only.
+        let unknown: Option<Vec<i64>> = match since {
+            None => None,
+            Some(since) => Some(
+                sqlx::query_scalar(
+                    "SELECT s.id FROM integration_settings s
+                      WHERE NOT EXISTS (SELECT 1 FROM audit_log l
+                                         WHERE l.table_name = 'integration_settings' AND l.row_id = s.id
+                                           AND l.id > $1 AND l.action IN ('insert', 'update', 'delete'))",
+                )
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?,
+            ),
+        };
+        let now = match &unknown {
+            Some(ids) if ids.is_empty() => Vec::new(),
+            _ => {
+                sqlx::query(
+                    "SELECT s.id, s.account_id::bigint AS account_id, a.slug::text AS slug,
+                            s.integration_type::text AS kind, s.config::text AS config
+                       FROM integration_settings s LEFT JOIN accounts a ON a.id = s.account_id
+                      WHERE ($2::bigint[] IS NULL OR s.id = ANY ($2))
+                        AND EXISTS (SELECT 1 FROM jsonb_path_query(s.config, 'strict $.**') v
+                                     WHERE jsonb_typeof(v) = 'string'
+                                       AND (v #>> '{}' = $1 OR right(v #>> '{}', 9) = $1
+                                            OR keyfall_fingerprint(v #>> '{}') = $1))",
+                )
+                .bind(fp)
+                .bind(&unknown)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         let mut holding: HashMap<i64, String> = HashMap::new();
         for r in now {
             let id: i64 = r.try_get("id")?;
@@ -139,5 +172,336 @@ pub fn cut_after(entry: Option<i64>, at: Option<DateTime<Utc>>, start: &history:
     match (entry, at) {
         (Some(id), Some(at)) => Cut { at, entry: Some(id + 1) },
         _ => Cut { at: start.at, entry: Some(start.id + 1) },
+    }
+}
+
+/// One stretch a row held the key, and who resolved to it, interval by
+/// interval (`domain::blast::intervals`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stretch {
+    pub account: String,
+    pub integration_type: String,
+    pub setting_id: i64,
+    #[serde(flatten)]
+    pub held: Held,
+    /// Who resolved to it when the stretch began (the first interval keyfall
+    /// vouches for); `None` with `unknown` where it vouches for none.
+    pub accounts: Option<Vec<String>>,
+    pub users: Option<i64>,
+    pub functions: Option<Vec<String>>,
+    pub unknown: Option<String>,
+    /// The gaps of the log inside the stretch.
+    pub gaps: Vec<String>,
+    /// From change to change: who resolved to it.
+    pub intervals: Vec<Interval>,
+}
+
+/// The blast radius of a key: what `keyfall key-history` shows, and what
+/// the console asks for. The one entry point: `Store::key_history`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyHistory {
+    pub fingerprint: String,
+    pub history: Window,
+    pub rows: Vec<KeyRow>,
+    pub stretches: Vec<Stretch>,
+}
+
+impl Store {
+    /// The blast radius of the key of fingerprint `fp`: every row that held
+    /// it, and for each stretch, from change to change, which accounts and
+    /// how many users resolved to it, for which functions. The world is
+    /// rebuilt once, at the earliest moment needed (in SQL: each row's
+    /// first recorded change after it), then replayed forward over the
+    /// changes an answer depends on (`domain::blast::Replay`).
+    pub async fn key_history(&self, fp: &str) -> Result<KeyHistory, StoreError> {
+        let window = self.history_window().await?;
+        let vouched = self.vouched(&window).await?;
+        let rows = self.key_rows(fp, vouched.as_ref().map(|v| v.entry)).await?;
+        let unknown = match (&window.start, window.gaps.iter().find(|g| g.to.is_none())) {
+            (None, _) => "no history recorded yet".to_string(),
+            (_, Some(open)) => format!("history has a gap: {}", open.describe()),
+            _ => String::new(),
+        };
+        let mut points: Vec<Vec<Point>> = vec![Vec::new(); rows.len()];
+        if let Some(v) = &vouched
+            && !rows.is_empty()
+        {
+            // From the earliest stretch's start (or where history vouches) to
+            // the latest stretch's end.
+            let stretches = rows.iter().flat_map(|r| r.held.iter());
+            let begin =
+                stretches.clone().map(|h| h.from_entry.unwrap_or(v.entry).max(v.entry)).min().unwrap_or(v.entry);
+            let end = if stretches.clone().any(|h| h.to_entry.is_none()) {
+                None
+            } else {
+                stretches.filter_map(|h| h.to_entry).max()
+            };
+            if end.is_none_or(|e| e > v.entry) {
+                let targets: Vec<Target> = rows
+                    .iter()
+                    .map(|r| Target {
+                        setting_id: r.setting_id,
+                        account_id: r.account_id,
+                        integration_type: r.integration_type.clone(),
+                    })
+                    .collect();
+                points = self.replay(begin, end, targets).await?;
+            }
+        }
+        let mut stretches = Vec::new();
+        for (row, points) in rows.iter().zip(&points) {
+            for held in &row.held {
+                let intervals = blast::intervals(
+                    (held.from_entry, held.from),
+                    (held.to_entry, held.to),
+                    points,
+                    vouched.as_ref(),
+                    &unknown,
+                );
+                let first = intervals.iter().find(|i| i.cannot_vouch.is_none());
+                let gaps = window
+                    .gaps
+                    .iter()
+                    .filter(|g| {
+                        let after_start = held.from.is_none_or(|f| g.to.is_none_or(|t| t >= f));
+                        let before_end = held.to.is_none_or(|t| g.from <= t);
+                        after_start && before_end
+                    })
+                    .map(|g| g.describe())
+                    .collect();
+                stretches.push(Stretch {
+                    account: row.account.clone(),
+                    integration_type: row.integration_type.clone(),
+                    setting_id: row.setting_id,
+                    held: held.clone(),
+                    accounts: first.map(|i| i.joined.clone()),
+                    users: first.map(|i| i.users),
+                    functions: first.map(|i| i.functions.clone()),
+                    unknown: match first {
+                        Some(_) => None,
+                        None => intervals.first().and_then(|i| i.cannot_vouch.clone()),
+                    },
+                    gaps,
+                    intervals,
+                });
+            }
+        }
+        Ok(KeyHistory { fingerprint: fp.to_string(), history: window, rows, stretches })
+    }
+
+    /// Where history vouches from: just after history's start or the end
+    /// of its latest gap (the past is rebuilt from the present backwards,
+    /// and cannot cross what went unrecorded). `None` with no history or a
+    /// gap still open.
+    async fn vouched(&self, window: &Window) -> Result<Option<Vouched>, StoreError> {
+        let Some(start) = &window.start else { return Ok(None) };
+        if window.gaps.iter().any(|g| g.to_id.is_none()) {
+            return Ok(None);
+        }
+        let latest = window.gaps.iter().filter(|g| g.to_id.is_some_and(|t| t > start.id)).max_by_key(|g| g.to_id);
+        Ok(Some(match latest {
+            Some(g) => Vouched {
+                entry: g.to_id.unwrap_or(start.id),
+                at: g.to.unwrap_or(start.at),
+                start_entry: start.id,
+                start_at: start.at,
+                why_gap: Some(format!(
+                    "history has a gap after it ({}): keyfall rebuilds the past from the present backwards",
+                    g.describe()
+                )),
+            },
+            None => Vouched { entry: start.id, at: start.at, start_entry: start.id, start_at: start.at, why_gap: None },
+        }))
+    }
+
+    /// Replay the world from just after entry `begin` to entry `end`
+    /// (`None`: now), tracking who resolves to each of `targets`.
+    async fn replay(&self, begin: i64, end: Option<i64>, targets: Vec<Target>) -> Result<Vec<Vec<Point>>, StoreError> {
+        let at: DateTime<Utc> = sqlx::query_scalar(
+            "SELECT coalesce((SELECT keyfall_finite(at) FROM audit_log WHERE id = $1), clock_timestamp())",
+        )
+        .bind(begin)
+        .fetch_one(&self.pool)
+        .await?;
+        let cut = Cut { at, entry: Some(begin + 1) };
+        let (chain, _, functions) = self.small_tables(&cut).await?;
+
+        // Settings then: those unchanged since as they are now, the others as
+        // their first change after `begin` found them.
+        let now = sqlx::query(
+            "SELECT s.id, s.account_id::bigint AS account_id, s.integration_type::text AS integration_type,
+                    s.config::text AS config, s.is_active::boolean AS is_active,
+                    s.withheld_verdict, s.withheld_provider::text AS withheld_provider
+               FROM integration_settings s
+              WHERE NOT EXISTS (SELECT 1 FROM audit_log l
+                                 WHERE l.table_name = 'integration_settings' AND l.row_id = s.id AND l.id > $1
+                                   AND l.action IN ('insert', 'update', 'delete'))",
+        )
+        .bind(begin)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut settings = Vec::with_capacity(now.len());
+        for r in now {
+            settings.push(Setting {
+                id: r.try_get("id")?,
+                account_id: r.try_get("account_id")?,
+                integration_type: r.try_get("integration_type")?,
+                config: read_config(r.try_get::<Option<&str>, _>("config")?.unwrap_or("null")),
+                is_active: r.try_get("is_active")?,
+                version: 0,
+                updated_at: None,
+                updated_by: None,
+                version_token: false,
+                withheld: super::queries::withheld(r.try_get("withheld_verdict")?, r.try_get("withheld_provider")?),
+            });
+        }
+        let then = sqlx::query(
+            "SELECT DISTINCT ON (row_id) row_id, account_id, integration_type, before::text AS before
+               FROM audit_log
+              WHERE table_name = 'integration_settings' AND action IN ('insert', 'update', 'delete') AND id > $1
+              ORDER BY row_id, id",
+        )
+        .bind(begin)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in then {
+            let (Some(id), Some(account), Some(kind), Some(doc)) = (
+                r.try_get::<Option<i64>, _>("row_id")?,
+                r.try_get::<Option<i64>, _>("account_id")?,
+                r.try_get::<Option<String>, _>("integration_type")?,
+                r.try_get::<Option<String>, _>("before")?,
+            ) else {
+                continue;
+            };
+            settings.push(history::setting_from(id, account, &kind, &read_config(&doc)).map_err(|why| {
+                StoreError::NotFound(format!("keyfall does not know the world at {}: {why}", cut.label()))
+            })?);
+        }
+
+        // Accounts then, the same way.
+        let now: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT a.id, a.slug::text, coalesce(a.name::text, ''), a.status::text FROM accounts a
+              WHERE NOT EXISTS (SELECT 1 FROM audit_log l
+                                 WHERE l.table_name = 'accounts' AND l.row_id = a.id AND l.id > $1
+                                   AND l.action IN ('insert', 'update', 'delete'))",
+        )
+        .bind(begin)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut accounts: Vec<Account> = now
+            .into_iter()
+            .filter_map(|(id, slug, name, status)| {
+                history::account_from(id, &serde_json::json!({"slug": slug, "name": name, "status": status}))
+            })
+            .collect();
+        let then: Vec<(Option<i64>, Option<String>)> = sqlx::query_as(
+            "SELECT DISTINCT ON (row_id) row_id, before::text
+               FROM audit_log
+              WHERE table_name = 'accounts' AND action IN ('insert', 'update', 'delete') AND id > $1
+              ORDER BY row_id, id",
+        )
+        .bind(begin)
+        .fetch_all(&self.pool)
+        .await?;
+        accounts.extend(then.into_iter().filter_map(|(id, doc)| history::account_from(id?, &read_config(&doc?))));
+
+        // Users per account then: now, with every recorded move since undone.
+        let users: HashMap<Option<i64>, i64> = sqlx::query_as::<_, (Option<i64>, i64)>(
+            "SELECT account, sum(n)::bigint FROM (
+                 SELECT account_id::bigint AS account, count(*) AS n FROM users GROUP BY 1
+                 UNION ALL
+                 SELECT (after ->> 'account_id')::bigint, -count(*) FROM audit_log
+                  WHERE table_name = 'users' AND action IN ('insert', 'update') AND id > $1
+                    AND before -> 'account_id' IS DISTINCT FROM after -> 'account_id' GROUP BY 1
+                 UNION ALL
+                 SELECT (before ->> 'account_id')::bigint, count(*) FROM audit_log
+                  WHERE table_name = 'users' AND action IN ('update', 'delete') AND id > $1
+                    AND before -> 'account_id' IS DISTINCT FROM after -> 'account_id' GROUP BY 1
+             ) c GROUP BY 1",
+        )
+        .bind(begin)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .collect();
+
+        let mut replay = Replay::new(
+            self.rules.clone(),
+            chain.into_iter().collect(),
+            accounts,
+            settings,
+            functions,
+            users,
+            targets,
+            Mark { entry: begin, at },
+        );
+
+        // Forward, over the changes an answer depends on: settings, the
+        // chain, the function map, accounts' slugs, users' accounts.
+        let mut changes = sqlx::query(
+            "SELECT id, keyfall_finite(at) AS at, table_name, row_id, account_id, integration_type,
+                    before::text AS before, after::text AS after
+               FROM audit_log
+              WHERE id > $1 AND ($2::bigint IS NULL OR id <= $2) AND action IN ('insert', 'update', 'delete')
+                AND (table_name IN ('integration_settings', 'fallback_chain', 'ai_functions')
+                     OR (table_name = 'users' AND before -> 'account_id' IS DISTINCT FROM after -> 'account_id')
+                     OR (table_name = 'accounts' AND before ->> 'slug' IS DISTINCT FROM after ->> 'slug'))
+              ORDER BY id",
+        )
+        .bind(begin)
+        .bind(end)
+        .fetch(&self.pool);
+        while let Some(r) = changes.try_next().await? {
+            let mark = Mark { entry: r.try_get("id")?, at: r.try_get("at")? };
+            let row_id: Option<i64> = r.try_get("row_id")?;
+            let before = r.try_get::<Option<String>, _>("before")?.map(|t| read_config(&t));
+            let after = r.try_get::<Option<String>, _>("after")?.map(|t| read_config(&t));
+            let table: String = r.try_get("table_name")?;
+            let event = match table.as_str() {
+                "integration_settings" => {
+                    let (Some(id), Some(account), Some(kind)) = (
+                        row_id,
+                        r.try_get::<Option<i64>, _>("account_id")?,
+                        r.try_get::<Option<String>, _>("integration_type")?,
+                    ) else {
+                        continue;
+                    };
+                    let after = match &after {
+                        Some(doc) => Some(history::setting_from(id, account, &kind, doc).map_err(|why| {
+                            StoreError::NotFound(format!("the change #{} could not be replayed: {why}", mark.entry))
+                        })?),
+                        None => None,
+                    };
+                    Event::Setting { id, after }
+                }
+                "fallback_chain" => {
+                    let position = |d: &Value| d.get("position").and_then(Value::as_i64);
+                    Event::Chain {
+                        before: before.as_ref().and_then(position),
+                        after: after.as_ref().and_then(|d| {
+                            Some((position(d)?, d.get("account_slug").and_then(Value::as_str)?.to_string()))
+                        }),
+                    }
+                }
+                "ai_functions" => {
+                    let text = |d: &Value, k: &str| d.get(k).and_then(Value::as_str).map(str::to_string);
+                    Event::Function {
+                        before: before.as_ref().and_then(|d| text(d, "name")),
+                        after: after.as_ref().and_then(|d| Some((text(d, "name")?, text(d, "integration_type")?))),
+                    }
+                }
+                "accounts" => match row_id {
+                    Some(id) => Event::Account { id, after: after.as_ref().and_then(|d| history::account_from(id, d)) },
+                    None => Event::Nothing,
+                },
+                "users" => {
+                    let account = |d: &Value| d.get("account_id").and_then(Value::as_i64);
+                    Event::User { before: before.as_ref().map(account), after: after.as_ref().map(account) }
+                }
+                _ => Event::Nothing,
+            };
+            replay.apply(mark, event);
+        }
+        Ok(replay.finish())
     }
 }

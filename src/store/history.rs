@@ -178,7 +178,7 @@ impl Store {
 
     /// The chain (position → slug), the policy and the function map at
     /// `cut`: small, read whole.
-    async fn small_tables(
+    pub(crate) async fn small_tables(
         &self,
         cut: &Cut,
     ) -> Result<(HashMap<i64, String>, Policy, HashMap<String, String>), StoreError> {

@@ -179,16 +179,20 @@ async fn the_blast_radius_of_a_key_is_a_timeline() {
         "{}",
         run.stdout
     );
-    assert!(lines[2].contains("resolved to it for auto_cluster") && lines[2].contains("paid-2"), "{}", run.stdout);
+    let who = lines.iter().find(|l| l.contains("resolved to it for auto_cluster")).copied().unwrap_or_default();
+    assert!(who.contains("paid-2") && who.starts_with("  "), "{}", run.stdout);
     let json = keyfall(&db, &["key-history", "--json"], Some(key));
     let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let s = &v["stretches"][0];
     assert_eq!(s["to_entry"], rotated);
     assert!(s["users"].as_i64().unwrap() > 0);
+    let intervals = s["intervals"].as_array().unwrap();
+    assert_eq!(intervals.last().unwrap()["to_entry"], rotated, "{s:#}");
     let fp = v["fingerprint"].as_str().unwrap().to_string();
-    let csv = keyfall(&db, &["key-history", "--csv", "--fingerprint", &fp], None);
+    // The fingerprint without its # is read too.
+    let csv = keyfall(&db, &["key-history", "--csv", "--fingerprint", fp.trim_start_matches('#')], None);
     assert!(csv.stdout.starts_with("account,integration_type,field,from,from_entry,to,to_entry,"), "{}", csv.stdout);
-    assert_eq!(csv.stdout.lines().count(), 2, "{}", csv.stdout);
+    assert_eq!(csv.stdout.lines().count(), 1 + intervals.len(), "{}", csv.stdout);
     // A key no row held: exit 1.
     let none = keyfall(&db, &["key-history", "--fingerprint", "#00000000"], None);
     assert_eq!(none.code, 1, "{}", none.stdout);
@@ -226,4 +230,77 @@ async fn a_role_value_map_is_applied_by_the_capture_as_the_views_apply_it() {
         .await
         .unwrap();
     assert_eq!(shown, "viewer");
+}
+
+/// The vouched intervals of the first stretch of `v` (key-history --json).
+fn vouched(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    v["stretches"][0]["intervals"].as_array().unwrap().iter().filter(|i| i["cannot_vouch"].is_null()).cloned().collect()
+}
+
+#[tokio::test]
+async fn the_blast_radius_splits_at_every_change_that_alters_it_and_only_there() {
+    let db = TestDb::demo().await;
+    let mut conn = db.raw().await;
+    let fp = keyfall::domain::secret::fingerprint("sk-demo-FAKE-aws-admin-openai-not-a-real-key-3fA9");
+    let history = |db: &TestDb| {
+        let run = keyfall(db, &["key-history", "--fingerprint", &fp, "--json"], None);
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()
+    };
+    // The demo's own writes since history began have split it already.
+    let first = vouched(&history(&db));
+    let n = first.len();
+    let users = first[n - 1]["users"].as_i64().unwrap();
+    let mut accounts: Vec<&str> = Vec::new();
+    for i in &first {
+        accounts.retain(|a| !i["left"].as_array().unwrap().iter().any(|l| l == a));
+        accounts.extend(i["joined"].as_array().unwrap().iter().map(|j| j.as_str().unwrap()));
+    }
+    assert!(accounts.contains(&"paid-2"), "{first:#?}");
+    assert_eq!(accounts.len() as i64, first[n - 1]["accounts"].as_i64().unwrap(), "{first:#?}");
+
+    // paid-2 gets a key of its own: it stops resolving to aws-admin's.
+    sqlx::query(
+        "INSERT INTO integration_settings (account_id, integration_type, config)
+         SELECT id, 'openai', '{\"apiKey\": \"sk-paid2-own-key-0000aaaa1111\"}' FROM accounts WHERE slug = 'paid-2'
+         ON CONFLICT (account_id, integration_type) DO UPDATE SET config = EXCLUDED.config",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // A change that alters nothing for this key: merged, no new interval.
+    sqlx::query(
+        "UPDATE integration_settings SET config = config || '{\"model\": \"gpt-4o\"}'
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'paid-2')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    // paid-2's user leaves its account: users without one walk the chain.
+    sqlx::query("UPDATE users SET account_id = NULL WHERE email = 'paid2@paid.com'").execute(&mut conn).await.unwrap();
+    let paid2_users: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users WHERE account_id = (SELECT id FROM accounts WHERE slug = 'paid-2')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let now = vouched(&history(&db));
+    assert_eq!(now.len(), n + 2, "{now:#?}");
+    assert_eq!(now[n]["left"], serde_json::json!(["paid-2"]), "{now:#?}");
+    assert_eq!(now[n]["joined"], serde_json::json!([]), "{now:#?}");
+    assert_eq!(now[n]["users"].as_i64().unwrap(), users - paid2_users - 1, "{now:#?}");
+    assert_eq!(now[n + 1]["users"].as_i64().unwrap(), users - paid2_users, "{now:#?}");
+    assert!(now[n + 1]["to_entry"].is_null());
+    let text = keyfall(&db, &["key-history", "--fingerprint", &fp], None);
+    assert!(text.stdout.contains("; − paid-2"), "{}", text.stdout);
+
+    // A gap: what lies before its end cannot be vouched for.
+    db.store.detach().await.unwrap();
+    sqlx::query("UPDATE users SET role = 'viewer' WHERE email = 'paid2@paid.com'").execute(&mut conn).await.unwrap();
+    db.store.install_mapping(&keyfall::store::Mapping::demo()).await.unwrap();
+    let after = history(&db);
+    let intervals = after["stretches"][0]["intervals"].as_array().unwrap();
+    let blind: Vec<&serde_json::Value> = intervals.iter().filter(|i| i["cannot_vouch"].is_string()).collect();
+    assert!(blind.iter().any(|i| i["cannot_vouch"].as_str().unwrap().contains("gap")), "{after:#}");
+    assert_eq!(vouched(&after).len(), 1, "{after:#}");
 }

@@ -329,3 +329,182 @@ fn past_answers_equal_the_resolver_then() {
         .unwrap();
     assert!(differed.into_inner() > 0, "no moment's world differed from the present: the test proves nothing");
 }
+
+/// Writes that move a key's blast radius: most go to the chain's accounts
+/// (whose rows every fallback walks), with the planted key, a blank key or
+/// a consumer naming openai; the rest are any write.
+fn blast_op() -> impl Strategy<Value = Op> {
+    let config =
+        prop_oneof![3 => Just(0usize), 2 => Just(2usize), 2 => Just(8usize), 1 => Just(7usize), 2 => 0..CONFIGS.len()];
+    let account = prop_oneof![3 => 0..3usize, 1 => 0..ACCOUNTS.len()];
+    prop_oneof![
+        5 => (any::<bool>(), account, 0..KINDS.len(), config, proptest::bool::weighted(0.85))
+            .prop_map(|(keyfall, account, kind, config, active)| Op::Setting { keyfall, account, kind, config, active }),
+        4 => op(),
+    ]
+}
+
+/// The world one moment, read directly (as the snapshot is taken): the
+/// last audit entry written by then, the resolver's inputs and each
+/// account's user count.
+struct Moment {
+    entry: i64,
+    world: keyfall::store::history::World,
+    users: std::collections::HashMap<Option<i64>, i64>,
+}
+
+async fn moment(db: &TestDb, conn: &mut sqlx::PgConnection) -> Moment {
+    let (at, entry): (chrono::DateTime<chrono::Utc>, i64) =
+        sqlx::query_as("SELECT clock_timestamp(), (SELECT coalesce(max(id), 0) FROM keyfall.audit_log)")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    // The present (no recorded change lies after it).
+    let world = db.store.world_at(Cut { at, entry: Some(entry + 1) }).await.unwrap();
+    let users = sqlx::query_as::<_, (Option<i64>, i64)>("SELECT account_id::bigint, count(*) FROM users GROUP BY 1")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    Moment { entry, world, users }
+}
+
+/// The key-history of `fp` against the snapshots: at every moment, each
+/// row holding the key is inside one of its stretches, and inside a
+/// stretch the interval of that moment says exactly who resolved to the
+/// row — the brute force: every account walked anew on the snapshot.
+/// Adjacent intervals differ (identical ones are merged). Returns how many
+/// (moment, row) pairs were compared.
+fn hold_to_brute_force(history: &keyfall::store::blast::KeyHistory, moments: &[Moment]) -> usize {
+    use keyfall::domain::blast::{Target, who_resolves};
+    let fp = &history.fingerprint;
+    let mut compared = 0;
+    for m in moments {
+        for s in m.world.snapshot.settings.values() {
+            if keyfall::domain::history::holds_key(&s.config, fp).is_some() {
+                let inside = history.stretches.iter().any(|st| {
+                    st.setting_id == s.id
+                        && st.held.from_entry.is_none_or(|f| f <= m.entry)
+                        && st.held.to_entry.is_none_or(|t| m.entry < t)
+                });
+                assert!(inside, "row {} holds {fp} after #{} but no stretch says so: {history:#?}", s.id, m.entry);
+            }
+        }
+    }
+    for st in &history.stretches {
+        let row = history.rows.iter().find(|r| r.setting_id == st.setting_id).unwrap();
+        let target = Target {
+            setting_id: row.setting_id,
+            account_id: row.account_id,
+            integration_type: row.integration_type.clone(),
+        };
+        // The answer of each vouched interval, accumulated from the diffs.
+        // (from entry, to entry, (accounts, users, functions)).
+        type Answer = (Vec<String>, i64, Vec<String>);
+        let mut answers: Vec<(Option<i64>, Option<i64>, Answer)> = Vec::new();
+        let mut set: Vec<String> = Vec::new();
+        let mut first = true;
+        for i in &st.intervals {
+            if i.cannot_vouch.is_some() {
+                continue;
+            }
+            if first {
+                set = i.joined.clone();
+                first = false;
+            } else {
+                for l in &i.left {
+                    let at = set.iter().position(|s| s == l).unwrap_or_else(|| panic!("{l} left but was not there"));
+                    set.remove(at);
+                }
+                set.extend(i.joined.iter().cloned());
+            }
+            set.sort();
+            assert_eq!(set.len(), i.accounts, "{st:#?}");
+            let answer = (set.clone(), i.users, i.functions.clone());
+            if let Some(last) = answers.last() {
+                assert_ne!(last.2, answer, "adjacent intervals with the same answer: {st:#?}");
+                assert_eq!(last.1, i.from_entry, "intervals not adjacent: {st:#?}");
+            }
+            answers.push((i.from_entry, i.to_entry, answer));
+        }
+        for m in moments {
+            let Some((_, _, answer)) = answers
+                .iter()
+                .find(|(from, to, _)| from.is_none_or(|f| f <= m.entry) && to.is_none_or(|t| m.entry < t))
+            else {
+                continue;
+            };
+            let (accounts, users, functions) = who_resolves(&m.world.snapshot, &m.world.functions, &m.users, &target);
+            let mut accounts: Vec<String> = accounts.into_values().collect();
+            accounts.sort();
+            assert_eq!(
+                answer,
+                &(accounts, users, functions),
+                "row {} after #{}: the timeline (left) and the brute force (right) differ",
+                st.setting_id,
+                m.entry
+            );
+            compared += 1;
+        }
+    }
+    compared
+}
+
+#[test]
+fn the_blast_radius_equals_a_brute_force_replay() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let db = rt.block_on(TestDb::demo());
+    let conn = tokio::sync::Mutex::new(rt.block_on(db.raw()));
+    let ids: Vec<i64> = rt.block_on(async {
+        let mut conn = conn.lock().await;
+        let mut ids = Vec::new();
+        for slug in ACCOUNTS {
+            ids.push(
+                sqlx::query_scalar("SELECT id FROM accounts WHERE slug = $1")
+                    .bind(slug)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap(),
+            );
+        }
+        ids
+    });
+    // The demo's aws-admin key (held since before history began) and the
+    // key the random writes put in and take out of rows.
+    let fps = [
+        keyfall::domain::secret::fingerprint("sk-demo-FAKE-aws-admin-openai-not-a-real-key-3fA9"),
+        keyfall::domain::secret::fingerprint("sk-hist-AAAA1111bbbb2222cccc"),
+    ];
+    let mut moments = vec![rt.block_on(async { moment(&db, &mut *conn.lock().await).await })];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 12,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let compared = std::sync::atomic::AtomicUsize::new(0);
+    let intervals = std::sync::atomic::AtomicUsize::new(0);
+    let moments = std::sync::Mutex::new(&mut moments);
+    runner
+        .run(&proptest::collection::vec(blast_op(), 4..24), |ops| {
+            let mut moments = moments.lock().unwrap();
+            rt.block_on(async {
+                let mut conn = conn.lock().await;
+                for op in &ops {
+                    apply(&db, &mut conn, &ids, op).await;
+                    // Every moment: a snapshot after each write.
+                    moments.push(moment(&db, &mut conn).await);
+                }
+            });
+            for fp in &fps {
+                let history = rt.block_on(db.store.key_history(fp)).unwrap();
+                let n: usize = history.stretches.iter().map(|s| s.intervals.len()).sum();
+                intervals.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+                compared.fetch_add(hold_to_brute_force(&history, &moments), std::sync::atomic::Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(compared.into_inner() > 100, "too few moments compared: the test proves little");
+    assert!(intervals.into_inner() > 3, "no stretch was split: the test proves little");
+}

@@ -1,0 +1,647 @@
+//! The blast radius of a key over time (issue 23, point 3), purely: the
+//! world at one moment, replayed forward change by change, and for each
+//! settings row that held the key, who resolved to it between changes —
+//! exact at every change, not only when a stretch began.
+//!
+//! Who resolves to a row is walked by the one resolver (`resolve_type`) for
+//! every start account × function type. A change is cheap because of the
+//! walk's shape: an account's walk is its own row first, then the chain
+//! (without it). So an account's answer depends only on its own settings
+//! and on the chain's walks from no account (`ChainSig`, what each type's
+//! walk from the chain answers, with which row, whether it raises, and the
+//! provider it names). A change re-walks the account it touched; only when
+//! the chain's walks change (a chain account's setting, the chain, a slug
+//! the chain names, the function table) is every account re-walked.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::model::{Account, ChainEntry, Setting};
+use super::resolve::{Hop, Rules, Snapshot, resolve_type};
+
+/// A settings row whose resolvers are tracked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub setting_id: i64,
+    pub account_id: i64,
+    pub integration_type: String,
+}
+
+/// One recorded change, in the order of the log.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A settings row as it is after the change (`None`: deleted).
+    Setting { id: i64, after: Option<Setting> },
+    /// A chain position: its slug before and after.
+    Chain { before: Option<i64>, after: Option<(i64, String)> },
+    /// A function → type row: its name before, and the row after.
+    Function { before: Option<String>, after: Option<(String, String)> },
+    /// An account as it is after the change (`None`: deleted).
+    Account { id: i64, after: Option<Account> },
+    /// A user's account before and after (outer `None`: no row).
+    User { before: Option<Option<i64>>, after: Option<Option<i64>> },
+    /// Something no answer depends on (the policy): nothing to do.
+    Nothing,
+}
+
+/// Where a change of a row's answer happened: the audit entry (for the
+/// replay's start, the last entry applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Mark {
+    pub entry: i64,
+    pub at: DateTime<Utc>,
+}
+
+/// A moment the answer for one row changed, and how: the accounts that
+/// began and stopped resolving to it (by id, with their slug then), the
+/// users of every account resolving to it, and the functions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub mark: Mark,
+    pub joined: Vec<(Option<i64>, String)>,
+    pub left: Vec<(Option<i64>, String)>,
+    pub users: i64,
+    pub functions: Vec<String>,
+}
+
+/// The name shown for users without an account (they walk the chain).
+pub const NO_ACCOUNT: &str = "(users without an account)";
+
+/// The world as the walk reads it, kept up to date change by change.
+pub struct Replay {
+    snapshot: Snapshot,
+    /// Every settings row by id; `snapshot.settings` holds the lowest id of
+    /// each (account, type), as the app reads.
+    rows: HashMap<i64, Setting>,
+    pairs: HashMap<(i64, String), BTreeSet<i64>>,
+    /// How many rows of each type: every type a second hop could walk.
+    row_types: BTreeMap<String, usize>,
+    chain: BTreeMap<i64, String>,
+    by_slug: HashMap<String, i64>,
+    functions: HashMap<String, String>,
+    /// The function types, distinct, in order.
+    types: Vec<String>,
+    users: HashMap<Option<i64>, i64>,
+    targets: Vec<Tracked>,
+    sig: ChainSig,
+}
+
+/// What the walks from the chain answer, per type: who, with which row,
+/// whether it raises, the provider named.
+type ChainSig = BTreeMap<String, (Option<String>, Option<i64>, bool, Option<String>)>;
+
+struct Tracked {
+    target: Target,
+    /// Start account → the function types whose walk lands on the row, and
+    /// the account's slug.
+    landing: HashMap<Option<i64>, (BTreeSet<String>, String)>,
+    /// As last reported.
+    shown: HashMap<Option<i64>, String>,
+    shown_users: i64,
+    shown_functions: Vec<String>,
+    users: i64,
+    type_count: HashMap<String, usize>,
+    touched: HashSet<Option<i64>>,
+    points: Vec<Point>,
+}
+
+impl Replay {
+    /// The world at the replay's start: the chain (position → slug), the
+    /// accounts, every settings row, the function map, the user count of
+    /// each account (`None`: users without one), and the rows to track.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        rules: Rules,
+        chain: BTreeMap<i64, String>,
+        accounts: Vec<Account>,
+        settings: Vec<Setting>,
+        functions: HashMap<String, String>,
+        users: HashMap<Option<i64>, i64>,
+        targets: Vec<Target>,
+        start: Mark,
+    ) -> Replay {
+        let by_slug = accounts.iter().map(|a| (a.slug.clone(), a.id)).collect();
+        let mut pairs: HashMap<(i64, String), BTreeSet<i64>> = HashMap::new();
+        for s in &settings {
+            pairs.entry((s.account_id, s.integration_type.clone())).or_default().insert(s.id);
+        }
+        let mut row_types: BTreeMap<String, usize> = BTreeMap::new();
+        for s in &settings {
+            *row_types.entry(s.integration_type.clone()).or_default() += 1;
+        }
+        let rows = settings.iter().map(|s| (s.id, s.clone())).collect();
+        let snapshot = Snapshot { rules, ..Snapshot::new(Vec::new(), accounts, settings) };
+        let mut r = Replay {
+            snapshot,
+            rows,
+            pairs,
+            row_types,
+            chain,
+            by_slug,
+            types: functions.values().cloned().collect::<BTreeSet<String>>().into_iter().collect(),
+            functions,
+            users,
+            targets: targets
+                .into_iter()
+                .map(|target| Tracked {
+                    target,
+                    landing: HashMap::new(),
+                    shown: HashMap::new(),
+                    shown_users: 0,
+                    shown_functions: Vec::new(),
+                    users: 0,
+                    type_count: HashMap::new(),
+                    touched: HashSet::new(),
+                    points: Vec::new(),
+                })
+                .collect(),
+            sig: ChainSig::new(),
+        };
+        r.rebuild_chain();
+        r.sig = r.chain_sig();
+        r.walk_all();
+        r.report(start, true);
+        r
+    }
+
+    /// Apply one change, recorded at `mark`, and note where any row's
+    /// answer changed.
+    pub fn apply(&mut self, mark: Mark, event: Event) {
+        let mut walk: Vec<Option<i64>> = Vec::new();
+        let mut check_chain = false;
+        let mut all = false;
+        match event {
+            Event::Nothing => return,
+            Event::Setting { id, after } => {
+                let old = self.rows.remove(&id);
+                if let Some(old) = &old {
+                    if let Some(n) = self.row_types.get_mut(&old.integration_type) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.row_types.remove(&old.integration_type);
+                        }
+                    }
+                    let pair = (old.account_id, old.integration_type.clone());
+                    if let Some(ids) = self.pairs.get_mut(&pair) {
+                        ids.remove(&id);
+                    }
+                    self.refresh_pair(pair);
+                    walk.push(Some(old.account_id));
+                }
+                if let Some(new) = after {
+                    let pair = (new.account_id, new.integration_type.clone());
+                    walk.push(Some(new.account_id));
+                    *self.row_types.entry(new.integration_type.clone()).or_default() += 1;
+                    self.pairs.entry(pair.clone()).or_default().insert(id);
+                    self.rows.insert(id, new);
+                    self.refresh_pair(pair);
+                }
+                // Only a chain account's row can change the chain's walks.
+                check_chain = walk.iter().flatten().any(|id| self.in_chain(*id));
+            }
+            Event::Chain { before, after } => {
+                if let Some(p) = before {
+                    self.chain.remove(&p);
+                }
+                if let Some((p, slug)) = after {
+                    self.chain.insert(p, slug);
+                }
+                self.rebuild_chain();
+                check_chain = true;
+            }
+            Event::Function { before, after } => {
+                if let Some(name) = before {
+                    self.functions.remove(&name);
+                }
+                if let Some((name, ty)) = after {
+                    self.functions.insert(name, ty);
+                }
+                self.types = self.functions.values().cloned().collect::<BTreeSet<String>>().into_iter().collect();
+                all = true;
+            }
+            Event::Account { id, after } => {
+                if let Some(old) = self.snapshot.accounts.remove(&id)
+                    && self.by_slug.get(&old.slug) == Some(&id)
+                {
+                    self.by_slug.remove(&old.slug);
+                }
+                if let Some(a) = after {
+                    self.by_slug.insert(a.slug.clone(), id);
+                    self.snapshot.accounts.insert(id, a);
+                }
+                self.rebuild_chain();
+                walk.push(Some(id));
+                check_chain = true;
+            }
+            Event::User { before, after } => {
+                if let Some(a) = before {
+                    *self.users.entry(a).or_default() -= 1;
+                    for t in &mut self.targets {
+                        if t.landing.contains_key(&a) {
+                            t.users -= 1;
+                        }
+                    }
+                }
+                if let Some(a) = after {
+                    *self.users.entry(a).or_default() += 1;
+                    for t in &mut self.targets {
+                        if t.landing.contains_key(&a) {
+                            t.users += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if check_chain && !all {
+            let sig = self.chain_sig();
+            if sig != self.sig {
+                self.sig = sig;
+                all = true;
+            }
+        }
+        if all {
+            self.sig = self.chain_sig();
+            self.walk_all();
+        } else {
+            for a in walk {
+                self.walk_one(a);
+            }
+        }
+        self.report(mark, false);
+    }
+
+    /// Each tracked row's changes of answer, in order (the first at the
+    /// replay's start), in the order the rows were given.
+    pub fn finish(self) -> Vec<Vec<Point>> {
+        self.targets.into_iter().map(|t| t.points).collect()
+    }
+
+    /// The one kept row of a pair (the lowest id, as the app's `.first()`),
+    /// and the pair's several rows where there are several.
+    fn refresh_pair(&mut self, pair: (i64, String)) {
+        let ids: Vec<i64> = self.pairs.get(&pair).map(|s| s.iter().copied().collect()).unwrap_or_default();
+        match ids.first().and_then(|id| self.rows.get(id)) {
+            Some(s) => {
+                self.snapshot.settings.insert(pair.clone(), s.clone());
+            }
+            None => {
+                self.snapshot.settings.remove(&pair);
+            }
+        }
+        if ids.len() > 1 {
+            self.snapshot.several.insert(pair, ids);
+        } else {
+            self.snapshot.several.remove(&pair);
+            if ids.is_empty() {
+                self.pairs.remove(&pair);
+            }
+        }
+    }
+
+    fn in_chain(&self, account_id: i64) -> bool {
+        self.snapshot.chain.iter().any(|e| e.account.as_ref().is_some_and(|a| a.id == account_id))
+    }
+
+    fn rebuild_chain(&mut self) {
+        self.snapshot.chain = self
+            .chain
+            .iter()
+            .map(|(p, slug)| ChainEntry {
+                position: *p as i32,
+                slug: slug.clone(),
+                account: self.by_slug.get(slug).and_then(|id| self.snapshot.accounts.get(id)).cloned(),
+            })
+            .collect();
+    }
+
+    fn chain_sig(&self) -> ChainSig {
+        let mut todo: Vec<String> = self.types.clone();
+        todo.extend(self.targets.iter().map(|t| t.target.integration_type.clone()));
+        todo.extend(self.row_types.keys().cloned());
+        let mut sig = ChainSig::new();
+        while let Some(ty) = todo.pop() {
+            if sig.contains_key(&ty) {
+                continue;
+            }
+            let hop = resolve_type(&self.snapshot, None, &ty);
+            let row = hop
+                .answered_by
+                .as_ref()
+                .and_then(|slug| self.by_slug.get(slug))
+                .and_then(|id| self.snapshot.settings.get(&(*id, ty.clone())))
+                .map(|s| s.id);
+            let next = hop.hop.as_ref().map(|h| h.integration_type.clone());
+            if let Some(n) = &next {
+                todo.push(n.clone());
+            }
+            sig.insert(ty, (hop.answered_by.clone(), row, hop.error.is_some(), next));
+        }
+        sig
+    }
+
+    fn walk_all(&mut self) {
+        let mut ids: Vec<Option<i64>> = self.snapshot.accounts.keys().copied().map(Some).collect();
+        ids.push(None);
+        // Accounts that left the world still have an answer to take back.
+        for t in &self.targets {
+            ids.extend(
+                t.landing.keys().copied().filter(|k| k.is_some_and(|id| !self.snapshot.accounts.contains_key(&id))),
+            );
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.walk_one(id);
+        }
+    }
+
+    /// Walk every function type from `start` and update which rows it lands on.
+    fn walk_one(&mut self, start: Option<i64>) {
+        let account = match start {
+            Some(id) => match self.snapshot.accounts.get(&id) {
+                Some(a) => Some(a),
+                None => {
+                    // Gone: it resolves to nothing any more.
+                    for t in &mut self.targets {
+                        set_landing(t, start, BTreeSet::new(), String::new(), &self.users);
+                    }
+                    return;
+                }
+            },
+            None => None,
+        };
+        let slug = account.map(|a| a.slug.clone()).unwrap_or_else(|| NO_ACCOUNT.to_string());
+        let mut lands: Vec<BTreeSet<String>> = vec![BTreeSet::new(); self.targets.len()];
+        for ty in &self.types {
+            let hop = resolve_type(&self.snapshot, account, ty);
+            for (i, t) in self.targets.iter().enumerate() {
+                if lands_on(&self.snapshot, &hop, &t.target) {
+                    lands[i].insert(ty.clone());
+                }
+            }
+        }
+        for (t, set) in self.targets.iter_mut().zip(lands) {
+            set_landing(t, start, set, slug.clone(), &self.users);
+        }
+    }
+
+    /// Record a point for each row whose answer changed since the last.
+    fn report(&mut self, mark: Mark, first: bool) {
+        for t in &mut self.targets {
+            let mut functions: Vec<String> = self
+                .functions
+                .iter()
+                .filter(|(_, ty)| t.type_count.get(*ty).is_some_and(|n| *n > 0))
+                .map(|(f, _)| f.clone())
+                .collect();
+            functions.sort();
+            let mut joined = Vec::new();
+            let mut left = Vec::new();
+            for id in t.touched.drain() {
+                let now = t.landing.get(&id).map(|(_, slug)| slug);
+                let was = t.shown.get(&id);
+                if now == was {
+                    continue;
+                }
+                if let Some(w) = was {
+                    left.push((id, w.clone()));
+                }
+                match now {
+                    Some(n) => {
+                        joined.push((id, n.clone()));
+                        t.shown.insert(id, n.clone());
+                    }
+                    None => {
+                        t.shown.remove(&id);
+                    }
+                }
+            }
+            if first
+                || !joined.is_empty()
+                || !left.is_empty()
+                || t.users != t.shown_users
+                || functions != t.shown_functions
+            {
+                joined.sort();
+                left.sort();
+                t.shown_users = t.users;
+                t.shown_functions = functions.clone();
+                t.points.push(Point { mark, joined, left, users: t.users, functions });
+            }
+        }
+    }
+}
+
+fn set_landing(
+    t: &mut Tracked,
+    start: Option<i64>,
+    set: BTreeSet<String>,
+    slug: String,
+    users: &HashMap<Option<i64>, i64>,
+) {
+    let count = users.get(&start).copied().unwrap_or(0);
+    let old = if set.is_empty() { t.landing.remove(&start) } else { t.landing.insert(start, (set.clone(), slug)) };
+    if let Some((old_set, _)) = &old {
+        for ty in old_set {
+            if let Some(n) = t.type_count.get_mut(ty) {
+                *n -= 1;
+            }
+        }
+        t.users -= count;
+    }
+    if !set.is_empty() {
+        for ty in &set {
+            *t.type_count.entry(ty.clone()).or_default() += 1;
+        }
+        t.users += count;
+    }
+    t.touched.insert(start);
+}
+
+/// Whether a walk ends on the tracked row, without the app raising: it or
+/// its second hop answered by the row's account with that very row (the
+/// lowest id of its pair, as the app reads).
+pub fn lands_on(snapshot: &Snapshot, hop: &Hop, target: &Target) -> bool {
+    let Some(owner) = snapshot.accounts.get(&target.account_id) else { return false };
+    let kept = snapshot.settings.get(&(target.account_id, target.integration_type.clone())).map(|s| s.id);
+    if kept != Some(target.setting_id) || hop.raises().is_some() {
+        return false;
+    }
+    let ends = |h: &Hop| h.integration_type == target.integration_type && h.answered_by.as_deref() == Some(&owner.slug);
+    ends(hop) || hop.hop.as_ref().is_some_and(|h| ends(h))
+}
+
+/// Who resolves to `target` in `snapshot`, walked from scratch for every
+/// account and users without one: (start account → its slug, the users
+/// counted, the functions) — the brute force the replay is held to.
+pub fn who_resolves(
+    snapshot: &Snapshot,
+    functions: &HashMap<String, String>,
+    users: &HashMap<Option<i64>, i64>,
+    target: &Target,
+) -> (BTreeMap<Option<i64>, String>, i64, Vec<String>) {
+    let mut accounts = BTreeMap::new();
+    let mut names = BTreeSet::new();
+    let mut count = 0;
+    let mut ids: Vec<Option<i64>> = snapshot.accounts.keys().copied().map(Some).collect();
+    ids.push(None);
+    for id in ids {
+        let account = id.and_then(|id| snapshot.accounts.get(&id));
+        let mut any = false;
+        for (name, ty) in functions {
+            if lands_on(snapshot, &resolve_type(snapshot, account, ty), target) {
+                any = true;
+                names.insert(name.clone());
+            }
+        }
+        if any {
+            count += users.get(&id).copied().unwrap_or(0);
+            accounts.insert(id, account.map(|a| a.slug.clone()).unwrap_or_else(|| NO_ACCOUNT.to_string()));
+        }
+    }
+    (accounts, count, names.into_iter().collect())
+}
+
+/// One interval of a stretch: from one change to the next, who resolved to
+/// the row — or that keyfall cannot vouch for it, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Interval {
+    /// `None`: before history began.
+    pub from: Option<DateTime<Utc>>,
+    pub from_entry: Option<i64>,
+    /// `None`: still so now.
+    pub to: Option<DateTime<Utc>>,
+    pub to_entry: Option<i64>,
+    /// Set where keyfall cannot vouch for who resolved to it; the rest is
+    /// then empty.
+    pub cannot_vouch: Option<String>,
+    /// How many accounts (users without one counted as one) resolved to it.
+    pub accounts: usize,
+    /// The accounts that began resolving to it here (in the first interval
+    /// vouched for, all of them), and those that stopped.
+    pub joined: Vec<String>,
+    pub left: Vec<String>,
+    /// The users of those accounts.
+    pub users: i64,
+    pub functions: Vec<String>,
+}
+
+/// Where the replay can vouch from: just after entry `entry` (`at`); what
+/// lies before is unknown for `why_before` (before history) or `why_gap`
+/// (between history's start `start_entry` and `entry`: a gap).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vouched {
+    pub entry: i64,
+    pub at: DateTime<Utc>,
+    pub start_entry: i64,
+    pub start_at: DateTime<Utc>,
+    pub why_gap: Option<String>,
+}
+
+/// A stretch's intervals: the row held the key from `from` to `to` (entry
+/// and time; `None`: before history / still now); `points` the row's
+/// changes of answer from the replay (`vouched: None`: nothing can be
+/// vouched for, `unknown` says why).
+pub fn intervals(
+    from: (Option<i64>, Option<DateTime<Utc>>),
+    to: (Option<i64>, Option<DateTime<Utc>>),
+    points: &[Point],
+    vouched: Option<&Vouched>,
+    unknown: &str,
+) -> Vec<Interval> {
+    let blank =
+        |from: (Option<i64>, Option<DateTime<Utc>>), to: (Option<i64>, Option<DateTime<Utc>>), why: String| Interval {
+            from: from.1,
+            from_entry: from.0,
+            to: to.1,
+            to_entry: to.0,
+            cannot_vouch: Some(why),
+            accounts: 0,
+            joined: Vec::new(),
+            left: Vec::new(),
+            users: 0,
+            functions: Vec::new(),
+        };
+    let Some(v) = vouched else { return vec![blank(from, to, unknown.to_string())] };
+    let mut out = Vec::new();
+    // Whether the stretch starts before entry `n`, and ends after it.
+    let starts_before = |n: i64| from.0.is_none_or(|e| e < n);
+    let ends_after = |n: i64| to.0.is_none_or(|t| t > n);
+    // Before history began.
+    if starts_before(v.start_entry) {
+        let end = if ends_after(v.start_entry) { (Some(v.start_entry), Some(v.start_at)) } else { to };
+        out.push(blank(from, end, "before history began: keyfall does not know".into()));
+    }
+    // Between history's start and the end of the latest gap.
+    if let Some(why) = &v.why_gap
+        && starts_before(v.entry)
+        && ends_after(v.start_entry)
+    {
+        let start = if starts_before(v.start_entry) { (Some(v.start_entry), Some(v.start_at)) } else { from };
+        let end = if ends_after(v.entry) { (Some(v.entry), Some(v.at)) } else { to };
+        out.push(blank(start, end, why.clone()));
+    }
+    if !ends_after(v.entry) {
+        return out;
+    }
+    // Vouched for: from the later of the stretch's start and the vouched start.
+    let begin = match from.0 {
+        Some(e) if e > v.entry => (Some(e), from.1),
+        _ => (Some(v.entry), Some(v.at)),
+    };
+    let first = begin.0.unwrap_or(v.entry);
+    let mut set: BTreeMap<Option<i64>, String> = BTreeMap::new();
+    let mut current: Option<Interval> = None;
+    for p in points {
+        if to.0.is_some_and(|t| p.mark.entry >= t) {
+            break;
+        }
+        for (id, _) in &p.left {
+            set.remove(id);
+        }
+        for (id, slug) in &p.joined {
+            set.insert(*id, slug.clone());
+        }
+        if p.mark.entry <= first {
+            // Still before the interval starts: the state accumulates.
+            current = Some(Interval {
+                from: begin.1,
+                from_entry: begin.0,
+                to: None,
+                to_entry: None,
+                cannot_vouch: None,
+                accounts: set.len(),
+                joined: set.values().cloned().collect(),
+                left: Vec::new(),
+                users: p.users,
+                functions: p.functions.clone(),
+            });
+            continue;
+        }
+        if let Some(mut c) = current.take() {
+            c.to = Some(p.mark.at);
+            c.to_entry = Some(p.mark.entry);
+            out.push(c);
+        }
+        current = Some(Interval {
+            from: Some(p.mark.at),
+            from_entry: Some(p.mark.entry),
+            to: None,
+            to_entry: None,
+            cannot_vouch: None,
+            accounts: set.len(),
+            joined: p.joined.iter().map(|(_, s)| s.clone()).collect(),
+            left: p.left.iter().map(|(_, s)| s.clone()).collect(),
+            users: p.users,
+            functions: p.functions.clone(),
+        });
+    }
+    if let Some(mut c) = current {
+        c.to = to.1;
+        c.to_entry = to.0;
+        out.push(c);
+    }
+    out
+}
