@@ -471,9 +471,19 @@ impl Screen {
                 &[A::Switch, A::Accept, A::Cancel, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom]
             }
             Screen::Waiting => &[A::Cancel],
-            Screen::Audit => {
-                &[A::Revert, A::Restore, A::AsOf, A::Help, A::Down, A::Up, A::PageDown, A::PageUp, A::Top, A::Bottom, A::Close]
-            }
+            Screen::Audit => &[
+                A::Revert,
+                A::Restore,
+                A::AsOf,
+                A::Help,
+                A::Down,
+                A::Up,
+                A::PageDown,
+                A::PageUp,
+                A::Top,
+                A::Bottom,
+                A::Close,
+            ],
             Screen::Lint => &[
                 A::Jump,
                 A::Fix,

@@ -120,7 +120,7 @@ pub enum Msg {
     /// The world at the moment asked for (`Cmd::Travel`).
     Travelled { request: u64, world: Box<crate::domain::history::World> },
     /// The blast radius of a key.
-    KeyHistoryLoaded { request: u64, history: Box<crate::store::key_history::KeyHistory> },
+    KeyHistoryLoaded { request: u64, history: Box<crate::domain::blast::KeyHistory> },
 }
 
 impl std::fmt::Debug for Msg {

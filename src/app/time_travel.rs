@@ -22,11 +22,11 @@ use super::keymap::{Action, Screen};
 use super::request::Kind;
 use super::view::{Theme, dialog, overlay_box, wrap_lines};
 use super::{Cmd, Model, Overlay, moved, movement, typed_char};
-use crate::domain::history::{Cut, Moment, Window, parse_moment, stamp};
-use crate::domain::text::{identity_short, visible, visible_short};
 use crate::domain::audit::AuditEntry;
+use crate::domain::blast::{self, KeyHistory, LineKind};
 use crate::domain::history::World;
-use crate::store::key_history::KeyHistory;
+use crate::domain::history::{Cut, Moment, Window, parse_moment};
+use crate::domain::text::{identity_short, visible, visible_short};
 
 /// How many of the last changes the picker offers.
 const RECENT: usize = 8;
@@ -496,61 +496,20 @@ pub(super) fn key_history_key(model: &mut Model, action: Option<Action>) -> Vec<
     Vec::new()
 }
 
-fn when(t: Option<chrono::DateTime<chrono::Utc>>, entry: Option<i64>, none: &str) -> String {
-    match (t, entry) {
-        (Some(t), Some(e)) => format!("{} (#{e})", stamp(t)),
-        _ => none.to_string(),
-    }
-}
-
-/// The blast radius as `keyfall key-history` words it.
+/// The blast radius as `keyfall key-history` words it (one wording:
+/// `domain::blast::timeline_lines`); (text, kind): 0 plain, 1 dim, 2 warn.
 pub fn key_history_lines(h: &KeyHistory) -> Vec<(String, u8)> {
-    // (text, kind): 0 plain, 1 dim, 2 warn.
-    let mut out = vec![(format!("key {} · {}", h.fingerprint, h.history.since()), 1)];
-    if h.stretches.is_empty() {
-        out.push(("no settings row held it since history began".into(), 0));
-        return out;
-    }
-    for s in &h.stretches {
-        out.push((String::new(), 0));
-        out.push((
-            format!(
-                "{} {} {}: {} → {}",
-                visible_short(&s.account, 40),
-                visible(&s.integration_type),
-                visible(&s.held.field),
-                when(s.held.from, s.held.from_entry, "before history began"),
-                when(s.held.to, s.held.to_entry, "now")
-            ),
-            0,
-        ));
-        match (&s.accounts, &s.unknown) {
-            (Some(accounts), _) => {
-                let shown: Vec<String> = accounts.iter().take(10).map(|a| visible_short(a, 40)).collect();
-                let more = accounts.len().saturating_sub(10);
-                out.push((
-                    format!(
-                        "  when it began, {} account(s) and {} user(s) resolved to it{}: {}{}",
-                        accounts.len(),
-                        s.users.unwrap_or(0),
-                        match &s.functions {
-                            Some(f) if !f.is_empty() => format!(" for {}", f.join(", ")),
-                            _ => String::new(),
-                        },
-                        shown.join(", "),
-                        if more > 0 { format!(" and {more} more") } else { String::new() }
-                    ),
-                    1,
-                ));
-            }
-            (None, Some(why)) => out.push((format!("  who resolved to it: unknown — {}", visible(why)), 2)),
-            (None, None) => {}
-        }
-        for g in &s.gaps {
-            out.push((format!("  ⚠ not vouched for: {}", visible(g)), 2));
-        }
-    }
-    out
+    blast::timeline_lines(&h.fingerprint, &h.history.since(), &h.stretches)
+        .into_iter()
+        .map(|(line, kind)| {
+            let kind = match kind {
+                LineKind::Plain => 0,
+                LineKind::Interval => 1,
+                LineKind::Warn => 2,
+            };
+            (line, kind)
+        })
+        .collect()
 }
 
 pub fn draw_key_history(v: &KeyHistoryView, frame: &mut Frame, area: Rect, t: Theme) {

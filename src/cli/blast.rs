@@ -10,10 +10,9 @@
 use std::fmt::Write;
 
 use crate::domain::Secret;
-use crate::domain::history::stamp;
+use crate::domain::blast::{self, Stretch};
 use crate::domain::text::{visible, visible_short};
 use crate::store::Store;
-use crate::store::blast::Stretch;
 
 use super::{CliError, CliResult, Exit};
 
@@ -67,67 +66,8 @@ fn fingerprint(given: &str) -> Result<String, CliError> {
     )))
 }
 
-fn when(t: Option<chrono::DateTime<chrono::Utc>>, entry: Option<i64>, none: &str) -> String {
-    match (t, entry) {
-        (Some(t), Some(e)) => format!("{} (#{e})", stamp(t)),
-        _ => none.to_string(),
-    }
-}
-
 fn render(fp: &str, since: &str, stretches: &[Stretch]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(out, "key {fp} · {since}");
-    if stretches.is_empty() {
-        let _ = writeln!(out, "no settings row held it since history began");
-        return out;
-    }
-    let list = |names: &[String]| {
-        let shown: Vec<String> = names.iter().take(10).map(|a| visible_short(a, 40)).collect();
-        let more = names.len().saturating_sub(10);
-        format!("{}{}", shown.join(", "), if more > 0 { format!(" and {more} more") } else { String::new() })
-    };
-    for s in stretches {
-        let _ = writeln!(
-            out,
-            "{} {} {}: {} → {}",
-            visible_short(&s.account, 40),
-            visible(&s.integration_type),
-            visible(&s.held.field),
-            when(s.held.from, s.held.from_entry, "before history began"),
-            when(s.held.to, s.held.to_entry, "now")
-        );
-        let mut first = true;
-        for i in &s.intervals {
-            let span =
-                format!("{} → {}", when(i.from, i.from_entry, "before history began"), when(i.to, i.to_entry, "now"));
-            if let Some(why) = &i.cannot_vouch {
-                let _ = writeln!(out, "  {span}: cannot vouch — {why}");
-                continue;
-            }
-            let functions =
-                if i.functions.is_empty() { String::new() } else { format!(" for {}", i.functions.join(", ")) };
-            let head = format!("{} account(s) and {} user(s) resolved to it{functions}", i.accounts, i.users);
-            if first {
-                first = false;
-                let names = if i.joined.is_empty() { String::new() } else { format!(": {}", list(&i.joined)) };
-                let _ = writeln!(out, "  {span}: {head}{names}");
-            } else {
-                let mut moves = Vec::new();
-                if !i.joined.is_empty() {
-                    moves.push(format!("+ {}", list(&i.joined)));
-                }
-                if !i.left.is_empty() {
-                    moves.push(format!("− {}", list(&i.left)));
-                }
-                let moves = if moves.is_empty() { String::new() } else { format!("; {}", moves.join("; ")) };
-                let _ = writeln!(out, "  {span}: {head}{moves}");
-            }
-        }
-        for g in &s.gaps {
-            let _ = writeln!(out, "  ⚠ not vouched for: {g}");
-        }
-    }
-    out
+    blast::timeline_lines(fp, since, stretches).into_iter().map(|(line, _)| line + "\n").collect()
 }
 
 fn csv(stretches: &[Stretch]) -> String {

@@ -14,11 +14,11 @@ use std::io::{IsTerminal, Read};
 use serde_json::json;
 
 use crate::config::Config;
+use crate::domain::change::Proposal;
 use crate::domain::history::{self, Cut};
 use crate::domain::restore::{self, KeySource, Rebuilt};
 use crate::domain::secret::{Secret, fingerprint_config};
 use crate::domain::text::visible;
-use crate::domain::change::Proposal;
 use crate::store::{Store, WriteOutcome};
 
 use super::{CliError, CliResult, Exit};

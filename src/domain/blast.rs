@@ -18,8 +18,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::history::{Held, Window, stamp};
 use super::model::{Account, ChainEntry, Setting};
 use super::resolve::{Hop, Rules, Snapshot, resolve_type};
+use super::text::{visible, visible_short};
 
 /// A settings row whose resolvers are tracked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -642,6 +644,125 @@ pub fn intervals(
         c.to = to.1;
         c.to_entry = to.0;
         out.push(c);
+    }
+    out
+}
+
+/// One settings row that held the key, with when.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyRow {
+    pub setting_id: i64,
+    pub account_id: i64,
+    /// The account's slug as the log (or, for a row never changed since
+    /// history began, the account now) names it.
+    pub account: String,
+    pub integration_type: String,
+    pub held: Vec<Held>,
+}
+
+/// One stretch a row held the key, and who resolved to it, interval by
+/// interval (`domain::blast::intervals`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stretch {
+    pub account: String,
+    pub integration_type: String,
+    pub setting_id: i64,
+    #[serde(flatten)]
+    pub held: Held,
+    /// Who resolved to it when the stretch began (the first interval keyfall
+    /// vouches for); `None` with `unknown` where it vouches for none.
+    pub accounts: Option<Vec<String>>,
+    pub users: Option<i64>,
+    pub functions: Option<Vec<String>>,
+    pub unknown: Option<String>,
+    /// The gaps of the log inside the stretch.
+    pub gaps: Vec<String>,
+    /// From change to change: who resolved to it.
+    pub intervals: Vec<Interval>,
+}
+
+/// The blast radius of a key: what `keyfall key-history` shows, and what
+/// the console asks for. The one entry point: `Store::key_history`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyHistory {
+    pub fingerprint: String,
+    pub history: Window,
+    pub rows: Vec<KeyRow>,
+    pub stretches: Vec<Stretch>,
+}
+
+fn when(t: Option<DateTime<Utc>>, entry: Option<i64>, none: &str) -> String {
+    match (t, entry) {
+        (Some(t), Some(e)) => format!("{} (#{e})", stamp(t)),
+        _ => none.to_string(),
+    }
+}
+
+/// How a line of the timeline reads: plain, an interval (dim in the
+/// console), or a warning (what keyfall cannot vouch for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineKind {
+    Plain,
+    Interval,
+    Warn,
+}
+
+/// The blast radius as lines, worded once for `keyfall key-history` and
+/// the console's overlay.
+pub fn timeline_lines(fp: &str, since: &str, stretches: &[Stretch]) -> Vec<(String, LineKind)> {
+    let mut out = Vec::new();
+    out.push((format!("key {fp} · {since}"), LineKind::Plain));
+    if stretches.is_empty() {
+        out.push(("no settings row held it since history began".to_string(), LineKind::Plain));
+        return out;
+    }
+    let list = |names: &[String]| {
+        let shown: Vec<String> = names.iter().take(10).map(|a| visible_short(a, 40)).collect();
+        let more = names.len().saturating_sub(10);
+        format!("{}{}", shown.join(", "), if more > 0 { format!(" and {more} more") } else { String::new() })
+    };
+    for s in stretches {
+        out.push((
+            format!(
+                "{} {} {}: {} → {}",
+                visible_short(&s.account, 40),
+                visible(&s.integration_type),
+                visible(&s.held.field),
+                when(s.held.from, s.held.from_entry, "before history began"),
+                when(s.held.to, s.held.to_entry, "now")
+            ),
+            LineKind::Plain,
+        ));
+        let mut first = true;
+        for i in &s.intervals {
+            let span =
+                format!("{} → {}", when(i.from, i.from_entry, "before history began"), when(i.to, i.to_entry, "now"));
+            if let Some(why) = &i.cannot_vouch {
+                out.push((format!("  {span}: cannot vouch — {}", visible(why)), LineKind::Warn));
+                continue;
+            }
+            let functions =
+                if i.functions.is_empty() { String::new() } else { format!(" for {}", i.functions.join(", ")) };
+            let head = format!("{} account(s) and {} user(s) resolved to it{functions}", i.accounts, i.users);
+            if first {
+                first = false;
+                let names = if i.joined.is_empty() { String::new() } else { format!(": {}", list(&i.joined)) };
+                out.push((format!("  {span}: {head}{names}"), LineKind::Interval));
+            } else {
+                let mut moves = Vec::new();
+                if !i.joined.is_empty() {
+                    moves.push(format!("+ {}", list(&i.joined)));
+                }
+                if !i.left.is_empty() {
+                    moves.push(format!("− {}", list(&i.left)));
+                }
+                let moves = if moves.is_empty() { String::new() } else { format!("; {}", moves.join("; ")) };
+                out.push((format!("  {span}: {head}{moves}"), LineKind::Interval));
+            }
+        }
+        for g in &s.gaps {
+            out.push((format!("  ⚠ not vouched for: {}", visible(g)), LineKind::Warn));
+        }
     }
     out
 }

@@ -478,7 +478,6 @@ pub fn held(changes: &[RowChange], now: Option<&str>) -> Vec<Held> {
     out
 }
 
-
 /// Everything but the users at a cut (`report --at`).
 #[derive(Debug, Clone)]
 pub struct World {

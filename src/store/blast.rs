@@ -11,22 +11,10 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::domain::blast::{self, Event, Interval, Mark, Point, Replay, Target, Vouched};
-use crate::domain::history::{self, Cut, Held, RowChange, Window};
+use crate::domain::blast::{self, Event, KeyHistory, KeyRow, Mark, Point, Replay, Stretch, Target, Vouched};
+use crate::domain::history::{self, Cut, RowChange, Window};
 use crate::domain::json::read_config;
 use crate::domain::model::{Account, Setting};
-
-/// One settings row that held the key, with when.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct KeyRow {
-    pub setting_id: i64,
-    pub account_id: i64,
-    /// The account's slug as the log (or, for a row never changed since
-    /// history began, the account now) names it.
-    pub account: String,
-    pub integration_type: String,
-    pub held: Vec<Held>,
-}
 
 impl Store {
     /// Every settings row that held the key of fingerprint `fp`: those the
@@ -173,37 +161,6 @@ pub fn cut_after(entry: Option<i64>, at: Option<DateTime<Utc>>, start: &history:
         (Some(id), Some(at)) => Cut { at, entry: Some(id + 1) },
         _ => Cut { at: start.at, entry: Some(start.id + 1) },
     }
-}
-
-/// One stretch a row held the key, and who resolved to it, interval by
-/// interval (`domain::blast::intervals`).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Stretch {
-    pub account: String,
-    pub integration_type: String,
-    pub setting_id: i64,
-    #[serde(flatten)]
-    pub held: Held,
-    /// Who resolved to it when the stretch began (the first interval keyfall
-    /// vouches for); `None` with `unknown` where it vouches for none.
-    pub accounts: Option<Vec<String>>,
-    pub users: Option<i64>,
-    pub functions: Option<Vec<String>>,
-    pub unknown: Option<String>,
-    /// The gaps of the log inside the stretch.
-    pub gaps: Vec<String>,
-    /// From change to change: who resolved to it.
-    pub intervals: Vec<Interval>,
-}
-
-/// The blast radius of a key: what `keyfall key-history` shows, and what
-/// the console asks for. The one entry point: `Store::key_history`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct KeyHistory {
-    pub fingerprint: String,
-    pub history: Window,
-    pub rows: Vec<KeyRow>,
-    pub stretches: Vec<Stretch>,
 }
 
 impl Store {

@@ -8,7 +8,6 @@ pub mod blast;
 pub mod cluster;
 pub mod connect;
 pub mod history;
-pub mod key_history;
 pub mod listen;
 pub mod mapping;
 mod queries;

@@ -349,7 +349,7 @@ fn blast_op() -> impl Strategy<Value = Op> {
 /// account's user count.
 struct Moment {
     entry: i64,
-    world: keyfall::store::history::World,
+    world: keyfall::domain::history::World,
     users: std::collections::HashMap<Option<i64>, i64>,
 }
 
@@ -376,7 +376,7 @@ async fn moment(db: &TestDb, conn: &mut sqlx::PgConnection) -> Moment {
 /// row — the brute force: every account walked anew on the snapshot.
 /// Adjacent intervals differ (identical ones are merged). Returns how many
 /// (moment, row) pairs were compared.
-fn hold_to_brute_force(history: &keyfall::store::blast::KeyHistory, moments: &[Moment]) -> usize {
+fn hold_to_brute_force(history: &keyfall::domain::blast::KeyHistory, moments: &[Moment]) -> usize {
     use keyfall::domain::blast::{Target, who_resolves};
     let fp = &history.fingerprint;
     let mut compared = 0;
