@@ -18,7 +18,20 @@ fn main() -> ExitCode {
     let _log_guard = init_logging(&log_dir);
     install_panic_hook(log_dir.join("keyfall.log"));
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    // A command line is one task after another: it runs on this thread
+    // (no worker threads to start, and no hand-over from an I/O thread to
+    // the waiting one on every round trip to the server — each a wake-up
+    // that a busy machine makes slow). The console, whose database work
+    // runs beside the screen, gets two workers.
+    let mut builder = match cli.command {
+        Some(_) => tokio::runtime::Builder::new_current_thread(),
+        None => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
+        }
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("keyfall: cannot start the runtime: {e}");

@@ -371,7 +371,13 @@ pub async fn run(cli: Cli) -> CliResult {
     // The audit log is keyfall's own: it stays readable while the app's
     // tables no longer fit the mapping (it is where the change is told).
     let log_only = matches!(cli.command, Some(Command::Audit(_)));
-    let (store, target, identity) = open_store(&config, intent, single, log_only).await?;
+    // A one-shot `resolve` reads its user, function and settings in the
+    // start-up check's statement.
+    let first = match &cli.command {
+        Some(Command::Resolve(a)) if !a.batch && a.at.is_none() => a.user.as_deref().zip(a.function.as_deref()),
+        _ => None,
+    };
+    let (store, target, identity) = open_store_with(&config, intent, single, log_only, first).await?;
     if let Some(bound) = config.statement_timeout
         && !target.options.get_options().is_some_and(|o| o.ends_with(&own_bound(bound)))
     {
@@ -588,6 +594,19 @@ pub async fn open_store(
     single: bool,
     log_only: bool,
 ) -> Result<(Store, connect::Target, Option<crate::store::Identity>), CliError> {
+    open_store_with(config, intent, single, log_only, None).await
+}
+
+/// `open_store`; with `subject` (user, function), a reading command's check
+/// also reads what `Store::subject` will be asked for them
+/// (`Store::check_with_subject`).
+async fn open_store_with(
+    config: &Config,
+    intent: Intent,
+    single: bool,
+    log_only: bool,
+    subject: Option<(&str, &str)>,
+) -> Result<(Store, connect::Target, Option<crate::store::Identity>), CliError> {
     let mut identity = None;
     let target = find_target(config).await?;
     let private = matches!(target.source, connect::Source::Private(_));
@@ -671,7 +690,11 @@ pub async fn open_store(
                     other => other,
                 })?
             };
-            match store.check(None).await {
+            let checked = match subject {
+                Some((user, function)) => store.check_with_subject(None, user, function).await,
+                None => store.check(None).await,
+            };
+            match checked {
                 Ok((mapping, id)) => {
                     identity = Some(id);
                     store.with_mapping(&mapping)

@@ -323,6 +323,17 @@ pub struct Store {
     /// Told of each wait behind a lock (attach, detach, migrate); nobody
     /// when unset.
     lock_waits: Option<LockWaits>,
+    /// A subject's row read with the start-up check
+    /// ([`Store::check_with_subject`]), for the one `subject` call that asks
+    /// the same; taken by it.
+    prefetched: std::sync::Arc<std::sync::Mutex<Option<Prefetched>>>,
+}
+
+/// The row `subject(email, function)` reads, read ahead.
+struct Prefetched {
+    email: String,
+    function: String,
+    row: sqlx::postgres::PgRow,
 }
 
 impl std::fmt::Debug for Store {
@@ -640,23 +651,71 @@ impl Store {
     /// (`keyfall_preflight()`, a simple query, no statement to prepare);
     /// step by step, for the exact message, only when something is off.
     pub async fn check(&self, wanted: Option<&Mapping>) -> Result<(Mapping, Identity), StoreError> {
-        if let Some(pre) = self.preflight().await? {
-            let m = migrator();
-            let current = m.iter().all(|m| {
-                let checksum: String = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
-                pre.migrations.iter().any(|(v, c)| *v == m.version && *c == checksum)
-            }) && pre.registry.as_ref().is_none_or(|fp| *fp == crate::domain::registry::fingerprint());
-            let installed = pre.mapping.as_ref().and_then(mapping::from_sql);
-            if let Some(installed) = installed
-                && current
-                && pre.problems.is_empty()
-                && wanted.is_none_or(|w| w.normalized() == installed.normalized())
-            {
-                return Ok((installed, pre.whoami));
-            }
+        if let Some(pre) = self.preflight().await?
+            && let Some(fit) = Self::fits(pre, wanted)
+        {
+            return Ok(fit);
         }
         let mapping = self.verify_step_by_step(wanted).await?;
         Ok((mapping, self.whoami().await?))
+    }
+
+    /// The mapping in force and who this is, when the start-up check says
+    /// all is well: keyfall's migrations current, a mapping installed that
+    /// fits (and is `wanted`, when one is).
+    fn fits(pre: Preflight, wanted: Option<&Mapping>) -> Option<(Mapping, Identity)> {
+        let m = migrator();
+        let current = m.iter().all(|m| {
+            let checksum: String = m.checksum.iter().map(|b| format!("{b:02x}")).collect();
+            pre.migrations.iter().any(|(v, c)| *v == m.version && *c == checksum)
+        }) && pre.registry.as_ref().is_none_or(|fp| *fp == crate::domain::registry::fingerprint());
+        let installed = pre.mapping.as_ref().and_then(mapping::from_sql)?;
+        (current && pre.problems.is_empty() && wanted.is_none_or(|w| w.normalized() == installed.normalized()))
+            .then_some((installed, pre.whoami))
+    }
+
+    /// `check`, reading in the same statement what `subject(Some(email),
+    /// Some(function))` reads, kept for that call: a one-shot `resolve`
+    /// pays one statement (and one connection hand-back) instead of two.
+    /// Anything but the all-is-well answer is `check`'s own way, the row
+    /// dropped.
+    pub async fn check_with_subject(
+        &self,
+        wanted: Option<&Mapping>,
+        email: &str,
+        function: &str,
+    ) -> Result<(Mapping, Identity), StoreError> {
+        use sqlx::Row;
+        let row = match sqlx::query(queries::CHECKED_SUBJECT_SQL).bind(email).bind(function).fetch_one(&self.pool).await
+        {
+            Ok(row) => row,
+            // keyfall's objects missing, older or not this login's to read:
+            // `check` says which.
+            Err(sqlx::Error::Database(_)) => return self.check(wanted).await,
+            Err(e) => return Err(e.into()),
+        };
+        let pre: Option<Preflight> =
+            row.try_get::<Option<String>, _>("kf_preflight")?.and_then(|text| serde_json::from_str(&text).ok());
+        if let Some(pre) = pre
+            && let Some(fit) = Self::fits(pre, wanted)
+        {
+            if let Ok(mut slot) = self.prefetched.lock() {
+                *slot = Some(Prefetched { email: email.to_string(), function: function.to_string(), row });
+            }
+            return Ok(fit);
+        }
+        let mapping = self.verify_step_by_step(wanted).await?;
+        Ok((mapping, self.whoami().await?))
+    }
+
+    /// The row read ahead for `subject(email, function)`, if that is what
+    /// was read ahead (taken: a second call reads again).
+    fn take_prefetched(&self, email: Option<&str>, function: Option<&str>) -> Option<sqlx::postgres::PgRow> {
+        let mut slot = self.prefetched.lock().ok()?;
+        match (&*slot, email, function) {
+            (Some(p), Some(e), Some(f)) if p.email == e && p.function == f => slot.take().map(|p| p.row),
+            _ => None,
+        }
     }
 
     /// Everything `check` needs in one simple-protocol query, or `None`
@@ -767,6 +826,7 @@ impl Store {
             rules: Default::default(),
             operator: None,
             lock_waits: None,
+            prefetched: Default::default(),
         })
     }
 

@@ -21,7 +21,9 @@ use crate::domain::resolve::Snapshot;
 /// a fraction of `jsonb_build_object`, and sqlx keeps the statement
 /// prepared, its plan with it). Every setting is read through keyfall's view,
 /// masked as the role must see it; configs travel as text (`parse_config`).
-const SUBJECT_SQL: &str = r#"
+macro_rules! subject_sql {
+    () => {
+        r#"
 WITH u AS (
     -- The exact email first (the app's unique index answers it); only when
     -- no user has it, any case (a scan where the app has no index on
@@ -61,7 +63,16 @@ SELECT u.id AS u_id, u.email AS u_email, u.role::text AS u_role, u.is_superuser:
              array_agg(s.withheld_verdict) AS s_withheld, array_agg(s.withheld_provider::text) AS s_withheld_provider
         FROM integration_settings s
        WHERE s.account_id = ANY (array_append(ch.c_id, ua.id))) s
-"#;
+"#
+    };
+}
+const SUBJECT_SQL: &str = subject_sql!();
+
+/// `SUBJECT_SQL` with the start-up check in the same row
+/// (`kf_preflight`, what `keyfall_preflight()` answers): a one-shot
+/// `resolve` asks both in one statement (`Store::check_with_subject`).
+pub(super) const CHECKED_SUBJECT_SQL: &str =
+    concat!("SELECT keyfall.keyfall_preflight()::text AS kf_preflight, q.* FROM (", subject_sql!(), ") q");
 
 /// An enumeration from its name in the database; a name keyfall does not
 /// know (or none) is the type's `Other` (`#[serde(other)]`).
@@ -218,7 +229,10 @@ impl Store {
     /// and every setting of the user's account and the chain's accounts.
     #[tracing::instrument(skip_all)]
     pub async fn subject(&self, email: Option<&str>, function: Option<&str>) -> Result<SubjectData, StoreError> {
-        let row = sqlx::query(SUBJECT_SQL).bind(email).bind(function).fetch_one(&self.pool).await?;
+        let row = match self.take_prefetched(email, function) {
+            Some(row) => row,
+            None => sqlx::query(SUBJECT_SQL).bind(email).bind(function).fetch_one(&self.pool).await?,
+        };
         let user = match row.try_get::<Option<i64>, _>("u_id")? {
             None => None,
             Some(id) => Some(User {

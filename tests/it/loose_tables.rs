@@ -236,3 +236,71 @@ async fn writes_to_a_pair_with_several_rows_are_refused_naming_them() {
     assert_eq!(pair_ids(&db, "kf-loose", "openai").await.len(), 1);
     store.close().await;
 }
+
+/// Two transactions adding a row each to one pair of a settings table
+/// without the unique pair, at the same time (the app's workers, each in
+/// its own transaction): one verdict stays, the lowest id's — the row the
+/// app reads. The second writer's capture waits for the first to end, as
+/// the missing unique index would have made it wait, then judges the pair
+/// with the first's row in view. Both rows are audited.
+#[tokio::test]
+async fn two_writers_adding_rows_to_one_pair_at_once_leave_one_verdict() {
+    let db = TestDb::demo().await;
+    let mut first = db.raw().await;
+    let mut second = db.raw().await;
+    sqlx::raw_sql(
+        "ALTER TABLE public.integration_settings DROP CONSTRAINT integration_settings_account_id_integration_type_key;
+         DELETE FROM public.integration_settings s USING public.accounts a
+          WHERE a.id = s.account_id AND a.slug = 'paid-2' AND s.integration_type = 'runware'",
+    )
+    .execute(&mut first)
+    .await
+    .unwrap();
+    let account: i64 =
+        sqlx::query_scalar("SELECT id FROM public.accounts WHERE slug = 'paid-2'").fetch_one(&mut first).await.unwrap();
+    let insert = "INSERT INTO public.integration_settings (account_id, integration_type, config, is_active)
+                  VALUES ($1, 'runware', $2::jsonb, true) RETURNING id";
+
+    sqlx::raw_sql("BEGIN").execute(&mut first).await.unwrap();
+    let low: i64 = sqlx::query_scalar(insert)
+        .bind(account)
+        .bind(r#"{"apiKey": "rw-concurrent-first-000000001"}"#)
+        .fetch_one(&mut first)
+        .await
+        .unwrap();
+    // The second writer, while the first has not committed.
+    let writer = tokio::spawn(async move {
+        sqlx::raw_sql("BEGIN").execute(&mut second).await.unwrap();
+        let high: i64 = sqlx::query_scalar(insert)
+            .bind(account)
+            .bind(r#"{"apiKey": "rw-concurrent-second-00000002"}"#)
+            .fetch_one(&mut second)
+            .await
+            .unwrap();
+        sqlx::raw_sql("COMMIT").execute(&mut second).await.unwrap();
+        high
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!writer.is_finished(), "the second writer waits for the first (the pair's lock)");
+    sqlx::raw_sql("COMMIT").execute(&mut first).await.unwrap();
+    let high = tokio::time::timeout(std::time::Duration::from_secs(30), writer).await.unwrap().unwrap();
+    assert!(low < high);
+
+    let verdicts: Vec<i64> = sqlx::query_scalar(
+        "SELECT setting_id FROM keyfall.row_verdicts WHERE account_id = $1 AND integration_type = 'runware'",
+    )
+    .bind(account)
+    .fetch_all(&mut first)
+    .await
+    .unwrap();
+    assert_eq!(verdicts, vec![low], "one verdict for the pair, the lowest id's");
+    let audited: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT action, row_id FROM keyfall.audit_log
+          WHERE table_name = 'integration_settings' AND (row_id = ANY ($1) OR action LIKE 'capture%') ORDER BY id",
+    )
+    .bind(vec![low, high])
+    .fetch_all(&mut first)
+    .await
+    .unwrap();
+    assert_eq!(audited, vec![("insert".to_string(), Some(low)), ("insert".to_string(), Some(high))]);
+}

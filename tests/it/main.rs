@@ -22,6 +22,7 @@ mod history;
 mod history_prop;
 mod impact_scoped;
 mod json_schema;
+mod lean_start;
 mod loose_tables;
 mod manners;
 mod odd_json;
