@@ -182,6 +182,22 @@ CREATE INDEX IF NOT EXISTS audit_log_row ON keyfall.audit_log (table_name, row_i
 CREATE INDEX IF NOT EXISTS audit_log_marks ON keyfall.audit_log (id)
     WHERE table_name = 'keyfall' OR action IN ('capture_failed', 'capture_refused', 'truncate');
 
+-- The settings entries' fingerprints (a redacted document keeps a key only
+-- as `#` and 8 hex digits), so `keyfall key-history` finds the rows that
+-- ever held a key through one GIN lookup instead of reading every entry.
+CREATE OR REPLACE FUNCTION keyfall.keyfall_audit_fingerprints(b pg_catalog.jsonb, a pg_catalog.jsonb)
+RETURNS pg_catalog.text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = keyfall, pg_catalog, pg_temp AS $$
+    SELECT coalesce(pg_catalog.array_agg(DISTINCT m[1]), '{}'::pg_catalog.text[])
+      FROM pg_catalog.regexp_matches(coalesce(b::pg_catalog.text, '') OPERATOR(pg_catalog.||) ' '
+                                     OPERATOR(pg_catalog.||) coalesce(a::pg_catalog.text, ''),
+                                     '(#[0-9a-f]{8})', 'g') AS m
+$$;
+
+CREATE INDEX IF NOT EXISTS audit_log_fingerprints ON keyfall.audit_log
+    USING gin (keyfall.keyfall_audit_fingerprints(before, after))
+    WHERE table_name = 'integration_settings';
+
 -- Each app setting's verdict (keyfall_row_verdict), kept by the capture
 -- trigger on every write by any client and refilled whenever a mapping is
 -- installed: the report and the impact preview join it instead of judging
@@ -1900,7 +1916,12 @@ $$;
 -- secrets fingerprinted, the verdicts kept — one per (account, type), the
 -- row the app reads — a notice per row (or one for a bulk statement). Runs
 -- with the owner's rights (the app's role needs no grant); never raises
--- into the app's statement.
+-- into the app's statement. On a settings table without a unique
+-- (account, type) pair, it takes a transaction-level advisory lock per
+-- touched pair before judging it again: a second writer inserting rows for
+-- the same pair waits for the first (where a unique index would have made
+-- it wait) and judges with the first's rows in view, so each pair keeps
+-- one verdict.
 CREATE OR REPLACE FUNCTION keyfall.keyfall_capture_settings() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = keyfall, pg_catalog, pg_temp AS $f$
 DECLARE
@@ -2009,6 +2030,18 @@ BEGIN
               FROM (SELECT DISTINCT keyfall.keyfall_json_int8(d -> k_acc) AS acc, d ->> k_type AS typ
                       FROM unnest(coalesce(news, '{}'::jsonb[]) || coalesce(olds, '{}'::jsonb[])) d) p
              WHERE p.acc IS NOT NULL AND p.typ IS NOT NULL;
+            -- Two transactions adding rows to one pair at once would each
+            -- judge it without the other's row and both verdicts would stay:
+            -- the second waits here for the first to end, as the unique
+            -- constraint the table lacks would make it wait, then judges the
+            -- pair with the first's rows committed (each statement below
+            -- sees them). The pairs are taken in one order, so two statements
+            -- never wait for each other crosswise; the lock's key is keyfall's
+            -- (two int4s, a class of its own) and ends with the transaction.
+            PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('keyfall.row_verdicts'), x.k)
+               FROM (SELECT DISTINCT pg_catalog.hashtext(p.acc::pg_catalog.text || '/' || p.typ) AS k
+                       FROM unnest(pair_accs, pair_types) AS p(acc, typ)
+                      ORDER BY 1) x;
             DELETE FROM keyfall.row_verdicts r
              USING unnest(pair_accs, pair_types) AS p(acc, typ)
              WHERE r.account_id = p.acc AND r.integration_type = p.typ;

@@ -10,7 +10,7 @@
 //! The registry is the only place a type is written: the SQL reads it as
 //! data ([`document`], loaded into `keyfall.registry_types` /
 //! `registry_fields` at migrate and attach with its [`fingerprint`],
-//! migration 0016). Adding a provider whose key is tested by an existing
+//! the baseline migration's registry tables). Adding a provider whose key is tested by an existing
 //! protocol is one entry in [`BUILT_IN`].
 
 use serde::Serialize;
@@ -288,7 +288,7 @@ pub fn widest_field() -> (usize, usize) {
     fields.fold((0, 0), |(name, label), f| (name.max(f.name.chars().count()), label.max(f.label.chars().count())))
 }
 
-/// The registry as the SQL reads it (migration 0016,
+/// The registry as the SQL reads it (the baseline migration's registry tables,
 /// `keyfall_load_registry`): each type's name, kind and key prefix, and
 /// each field's name, kind, whether it is required and its range. Only
 /// what the rules use: a label or a known model changing loads nothing.

@@ -120,7 +120,7 @@ pub fn fingerprint(value: &str) -> String {
 /// it is replaced whole by the fingerprint of its JSON text
 /// (`super::json::pg_text`, PostgreSQL's `jsonb::text`), as if it were one
 /// secret. So redaction never recurses more than `MAX_DEPTH` levels, in Rust
-/// or in SQL (`keyfall_redact_at`, migrations/0002), whatever another client
+/// or in SQL (`keyfall_redact_at`, migrations/0001_baseline.sql, section 2), whatever another client
 /// wrote.
 pub const MAX_DEPTH: usize = 64;
 
@@ -148,7 +148,7 @@ const SECRET_LAST_WORD: &str = "pass";
 
 /// Whether a field of this name holds a secret (at any depth; everything
 /// under it is secret too). Mirrored by `keyfall_is_secret_key` in SQL
-/// (migrations/0002), held equal by `tests/it/secrets.rs`.
+/// (migrations/0001_baseline.sql, section 2), held equal by `tests/it/secrets.rs`.
 ///
 /// The name is cut into words: at every character that is not an ASCII
 /// letter or digit, between a lowercase and an uppercase ASCII letter
@@ -207,8 +207,8 @@ fn is_trimmed(c: char) -> bool {
 }
 
 /// Whether a string value is shaped like a secret, whatever its field is
-/// called. Mirrored by `keyfall_is_secret_value` in SQL (migrations/0008,
-/// after 0002). Judged on the value with space, tab, CR, LF and FF trimmed
+/// called. Mirrored by `keyfall_is_secret_value` in SQL (migrations/0001_baseline.sql, section 2).
+/// Judged on the value with space, tab, CR, LF and FF trimmed
 /// from both ends; it is a secret when it
 ///
 /// 1. is **key-shaped** ([`is_key_shaped`]: `sk-…`, `AKIA…`, `Bearer …`,

@@ -19,7 +19,7 @@ use crate::domain::model::{Account, Setting};
 impl Store {
     /// Every settings row that held the key of fingerprint `fp`: those the
     /// log saw holding it (its entries' before or after, through the
-    /// fingerprint index of 0018), and those that hold it now. `since`: the
+    /// fingerprint index, audit_log_fingerprints), and those that hold it now. `since`: the
     /// entry after which the log misses nothing (history's start or the end
     /// of its latest gap); a row with an entry after it is as its last entry
     /// says, so only the others have their present config read (`None`:

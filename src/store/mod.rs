@@ -251,7 +251,7 @@ struct Preflight {
     mapping: Option<Value>,
     problems: Vec<String>,
     whoami: Identity,
-    /// The registry's fingerprint loaded (migration 0016): `""` none,
+    /// The registry's fingerprint loaded (the baseline's registry tables): `""` none,
     /// absent or null where this login may not read it.
     #[serde(default)]
     registry: Option<String>,
@@ -515,7 +515,7 @@ impl Store {
     }
 
     /// Whether the registry loaded here is this keyfall's (its fingerprint,
-    /// migration 0016; keyfall's migrations applied). A login that may not
+    /// the baseline's registry tables; keyfall's migrations applied). A login that may not
     /// read it takes it as loaded: it could not load another.
     async fn registry_loaded(&self) -> Result<bool, StoreError> {
         let loaded: Result<Option<String>, sqlx::Error> =
@@ -1103,7 +1103,7 @@ async fn run_locked(conn: &mut sqlx::PgConnection, work: Locked<'_>) -> Result<(
     Ok(tx.commit().await?)
 }
 
-/// Load this keyfall's registry into the database (migration 0016), in a
+/// Load this keyfall's registry into the database (the baseline's registry tables), in a
 /// transaction of its own; nothing happens where it is loaded already.
 async fn load_registry(conn: &mut sqlx::PgConnection) -> Result<(), Failed> {
     let mut tx = conn.begin().await?;

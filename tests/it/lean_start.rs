@@ -4,7 +4,8 @@
 //! one `subject` call that asks the same, once; where keyfall is not in
 //! place, it fails as `check` does.
 
-use keyfall::store::{Store, StoreError, SubjectData};
+use keyfall::domain::directory::SubjectData;
+use keyfall::store::{Store, StoreError};
 
 use crate::cli::keyfall;
 use crate::support::TestDb;

@@ -1,6 +1,6 @@
 //! The registry is the only place a rule is written (issue 21, point 1):
 //! the SQL reads it as data (`keyfall.registry_types`, `registry_fields`,
-//! loaded at migrate and attach with its fingerprint, migration 0016), the
+//! loaded at migrate and attach with its fingerprint, the baseline migration), the
 //! stored verdicts follow a registry that changes, and a provider added to
 //! the registry — one entry — is judged, reported, resolved and batch-
 //! resolved alike with nothing else touched.

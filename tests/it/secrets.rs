@@ -1,5 +1,5 @@
 //! Secrets by shape (DESIGN §11): one definition in Rust
-//! (`domain::secret`) and one in SQL (migrations/0002), held equal here on a
+//! (`domain::secret`) and one in SQL (migrations/0001_baseline.sql, section 2), held equal here on a
 //! table of names, values and documents; canaries in every shape, written by
 //! another client, never come back out of any command or the log; and rows
 //! another client wrote that serde cannot hold (1e400, deep nesting) are
