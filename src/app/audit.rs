@@ -29,6 +29,17 @@ pub struct AuditView {
     pub loading: bool,
     /// Why the entries could not be loaded (shown instead of "loading…").
     pub error: Option<String>,
+    /// Where the list was last drawn, for the mouse (`click`).
+    pub drawn: std::cell::RefCell<Drawn>,
+}
+
+/// The audit list as last drawn: its area, the first line shown, and the
+/// entry each line belongs to.
+#[derive(Debug, Default)]
+pub struct Drawn {
+    area: Rect,
+    scroll: usize,
+    entry_of_line: Vec<Option<usize>>,
 }
 
 pub(super) fn open(model: &mut Model) -> Vec<Cmd> {
@@ -48,6 +59,7 @@ pub(super) fn open(model: &mut Model) -> Vec<Cmd> {
         request,
         loading: true,
         error: None,
+        drawn: Default::default(),
     }));
     vec![cmd]
 }
@@ -298,7 +310,9 @@ pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
     let width = inner.width as usize;
     let mut selected_line = 0;
     let rows: Vec<crate::domain::audit::Row> = view.entries.iter().map(AuditEntry::row).collect();
+    let mut entry_of_line: Vec<Option<usize>> = vec![None; lines.len()];
     for (i, e) in view.entries.iter().enumerate() {
+        entry_of_line.resize(lines.len(), Some(i.saturating_sub(1)));
         if i == view.selected {
             selected_line = lines.len();
         }
@@ -346,9 +360,35 @@ pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
             lines.extend(wrap_line(line, width, 26));
         }
     }
+    if let Some(last) = view.entries.len().checked_sub(1) {
+        entry_of_line.resize(lines.len(), Some(last));
+    }
     let height = inner.height as usize;
-    let scroll = selected_line.saturating_sub(height / 3) as u16;
-    frame.render_widget(Paragraph::new(lines).scroll((scroll, 0)), inner);
+    let scroll = selected_line.saturating_sub(height / 3);
+    *view.drawn.borrow_mut() = Drawn { area: inner, scroll, entry_of_line };
+    frame.render_widget(Paragraph::new(lines).scroll((scroll as u16, 0)), inner);
+}
+
+/// A click on an entry selects it; a click on the entry already selected
+/// does what enter does (revert it, through the editor and its preview).
+pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Vec<Cmd> {
+    let Some(Overlay::Audit(view)) = &mut model.overlay else { return Vec::new() };
+    let entry = {
+        let drawn = view.drawn.borrow();
+        let a = drawn.area;
+        if column < a.x || column >= a.right() || row < a.y || row >= a.bottom() {
+            return Vec::new();
+        }
+        drawn.entry_of_line.get(drawn.scroll + (row - a.y) as usize).copied().flatten()
+    };
+    match entry {
+        Some(i) if i != view.selected => {
+            view.selected = i;
+            Vec::new()
+        }
+        Some(_) => key(model, Some(Action::Revert)),
+        None => Vec::new(),
+    }
 }
 
 /// (actor, label) of an audit entry: "dev@… (revert of #12)" is dev@…

@@ -89,7 +89,7 @@ pub(super) fn on_mouse(model: &mut Model, m: Mouse) -> Vec<Cmd> {
                 cmds
             }
             None if matches!(model.overlay, Some(Overlay::Lint(_))) => super::lint_view::click(model, m.column, m.row),
-            None => Vec::new(),
+            None => super::audit::click(model, m.column, m.row),
         },
         // Forms and questions are answered with keys only.
         Some(_) => Vec::new(),

@@ -361,9 +361,16 @@ fn go(model: &mut Model, jump: Jump) -> Vec<Cmd> {
     }
 }
 
+/// The palette's box: up to 100 columns wide and, on a tall terminal, two
+/// thirds of its height (at least 22 rows where they fit).
+fn frame_of(area: Rect) -> Rect {
+    let height = area.height.saturating_sub(4).min((area.height * 2 / 3).max(22));
+    centered(area, (area.width.saturating_sub(8)).clamp(40, 100), height)
+}
+
 /// The palette's list rows: where they start on screen, and how many fit.
 pub fn list_area(area: Rect) -> Rect {
-    let outer = centered(area, (area.width.saturating_sub(8)).clamp(40, 100), area.height.saturating_sub(4).min(22));
+    let outer = frame_of(area);
     // Inside the border, below the query line.
     Rect::new(outer.x + 1, outer.y + 2, outer.width.saturating_sub(2), outer.height.saturating_sub(3))
 }
@@ -395,7 +402,7 @@ pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Vec<Cmd> {
 }
 
 pub fn draw(model: &Model, p: &Palette, frame: &mut Frame, area: Rect, t: Theme) {
-    let outer = centered(area, (area.width.saturating_sub(8)).clamp(40, 100), area.height.saturating_sub(4).min(22));
+    let outer = frame_of(area);
     let title = " Jump to: account, user, screen, ctx NAME ";
     let inner = dialog(frame, outer, title.into(), t);
     let searching = if p.searching.is_some() { "  searching users…" } else { "" };

@@ -117,7 +117,7 @@ fn pg_number(text: &str) -> String {
 /// containers deep and raises at 990; a web request has more frames in
 /// between). keyfall calls 900 containers or more *unreadable to the app*,
 /// and means it for 10,000: between 900 and ~990 it depends on the app's
-/// call stack (ARCHITECTURE.md, "Odd numbers and deep JSON").
+/// call stack (docs/decisions.md, "Odd numbers and deep JSON").
 pub const APP_MAX_DEPTH: usize = 900;
 
 /// Python (3.11 and later, by default) refuses to turn an integer of more

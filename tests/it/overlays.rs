@@ -409,3 +409,52 @@ async fn ctx_without_contexts_says_how_to_name_them() {
     keys(&db.store, &mut model, &["enter"]).await;
     assert!(model.switch_to.is_none() && model.overlay.is_none());
 }
+
+/// The audit list answers the mouse too: a click selects an entry, a
+/// second click on it does what enter does (revert, through the editor).
+#[tokio::test]
+async fn a_click_selects_an_audit_entry_and_a_second_click_reverts_it() {
+    let db = TestDb::demo().await;
+    let mut psql = db.raw().await;
+    sqlx::raw_sql(
+        "BEGIN; SET LOCAL keyfall.actor = 'ops@igny8.com';
+         UPDATE integration_settings SET config = jsonb_set(config, '{model}', '\"gpt-3.5-turbo\"')
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'aws-admin');
+         COMMIT;",
+    )
+    .execute(&mut psql)
+    .await
+    .unwrap();
+    for size in SIZES {
+        let mut model = console(&db, Some("dev@igny8.com"), size).await;
+        keys(&db.store, &mut model, &["a"]).await;
+        let selected = |model: &Model| {
+            let Some(Overlay::Audit(view)) = &model.overlay else { panic!("no audit view:\n{}", screen(model)) };
+            assert!(view.entries.len() >= 2, "two entries: {:?}", view.entries);
+            view.selected
+        };
+        assert_eq!(selected(&model), 0, "the newest entry first");
+        // The older entry (the demo's insert) by its line, below the newest.
+        let text = screen(&model);
+        let newest = find(&text, "ops@igny8.com").1;
+        let older = text
+            .lines()
+            .enumerate()
+            .skip(newest as usize + 1)
+            .find(|(_, l)| l.contains(" insert") || l.contains(" update"))
+            .map(|(i, _)| i as u16)
+            .unwrap_or_else(|| panic!("{size:?}: an older entry under the newest:\n{text}"));
+        let column = find(&text, "ops@igny8.com").0;
+        send(&db, &mut model, click(column, older)).await;
+        assert_eq!(selected(&model), 1, "{size:?}: a click selects the entry under it\n{}", screen(&model));
+        // A click outside the list does nothing.
+        send(&db, &mut model, click(0, 0)).await;
+        assert_eq!(selected(&model), 1, "{size:?}");
+        // Back to the newest, then a second click on it reverts it.
+        send(&db, &mut model, click(column, newest)).await;
+        assert_eq!(selected(&model), 0, "{size:?}");
+        send(&db, &mut model, click(column, newest)).await;
+        assert_eq!(crate::console::stage(&model), "editing", "{size:?}: the second click reverts, as enter does");
+        keys(&db.store, &mut model, &["esc"]).await;
+    }
+}
