@@ -213,7 +213,11 @@ pub(super) fn paste(p: &mut AsOfPicker, text: &str) {
 fn go(model: &mut Model) -> Vec<Cmd> {
     let now = model.now;
     let Some(Overlay::AsOf(p)) = &mut model.overlay else { return Vec::new() };
-    let text = p.input.trim().to_string();
+    // Enter alone: just before the last change listed.
+    let text = match (p.input.trim(), p.recent.first()) {
+        ("", Some(last)) => format!("#{}", last.id),
+        (typed, _) => typed.to_string(),
+    };
     if text.is_empty() {
         p.error = Some("type a moment (or pick a change with ↑↓)".into());
         return Vec::new();
@@ -562,7 +566,10 @@ pub fn draw_picker(model: &Model, p: &AsOfPicker, frame: &mut Frame, area: Rect,
         lines.push(Line::raw(""));
     }
     if !p.recent.is_empty() {
-        lines.push(Line::from(Span::styled("the last changes (↑↓; enter: the world just before it)", t.dim())));
+        lines.push(Line::from(Span::styled(
+            "the last changes (↑↓ then enter; enter alone: just before the newest)",
+            t.dim(),
+        )));
         for (i, e) in p.recent.iter().enumerate() {
             let what = match (&e.account, &e.integration_type) {
                 (Some(a), Some(ty)) => format!("{} {}", visible_short(a, 30), visible_short(ty, 20)),

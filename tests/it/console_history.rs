@@ -196,6 +196,11 @@ async fn the_picker_refuses_a_moment_before_history_and_one_it_cannot_read() {
     type_text(&db, &mut model, "now").await;
     keys(&db.store, &mut model, &["enter"]).await;
     assert!(model.time.as_of.is_none() && model.overlay.is_none(), "{}", screen(&model));
+    // Enter alone: just before the newest change listed (the psql update).
+    let newest: i64 = db.store.audit(Some("aws-admin"), Some("openai"), None, 1).await.unwrap()[0].id;
+    keys(&db.store, &mut model, &["@", "enter"]).await;
+    assert_eq!(model.time.as_of.as_ref().and_then(|a| a.cut.entry), Some(newest), "{}", screen(&model));
+    assert!(screen(&model).contains("gpt-4o-mini"), "the world before the change: {}", screen(&model));
 }
 
 #[tokio::test]
