@@ -163,6 +163,9 @@ async fn django_xl_store(target: &Target) -> Store {
 // ---------------------------------------------------------------------------
 // The test app's Python: the same venv and kf.py runner as the tests'.
 
+#[path = "../tests/common/child.rs"]
+#[allow(dead_code)] // used by the process bench only
+mod child;
 #[path = "../tests/common/django_py.rs"]
 #[allow(dead_code)] // the benches use part of it
 mod django_py;
@@ -177,8 +180,13 @@ pub fn kf_py_output(target: &Target, args: &[&str], input: &str) -> String {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("run kf.py");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write kf.py's stdin");
-    let out = child.wait_with_output().expect("kf.py");
+    // Fed from a thread, so a kf.py answering while it reads cannot block
+    // on a full pipe; a kf.py that hangs fails the bench after ten minutes.
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_owned();
+    let feeder = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child::output_within(child, std::time::Duration::from_secs(600));
+    feeder.join().expect("the stdin feeder").expect("write kf.py's stdin");
     if !out.status.success() {
         panic!("kf.py {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     }
