@@ -1,7 +1,8 @@
 //! The blast radius of a key (issue 23), read from the audit log: every
 //! settings row that held a fingerprint and when (`domain::history::held`),
-//! and how many users each account had at a moment, for the timeline of who
-//! resolved to it (`cli::blast` walks the world of `Store::world_at`).
+//! and `Store::key_history`, the one entry point for the timeline of who
+//! resolved to it (the world rebuilt once, then replayed forward by
+//! `domain::blast::Replay`); `cli::blast` and the console render it.
 
 use std::collections::HashMap;
 
@@ -122,48 +123,6 @@ impl Store {
         Ok(out)
     }
 
-    /// How many users each account had at `cut` (`None`: users without an
-    /// account): the counts now, with every recorded change after undone.
-    pub async fn user_counts_at(&self, cut: &Cut) -> Result<HashMap<Option<i64>, i64>, StoreError> {
-        let mut counts: HashMap<Option<i64>, i64> =
-            sqlx::query_as::<_, (Option<i64>, i64)>("SELECT account_id::bigint, count(*) FROM users GROUP BY 1")
-                .fetch_all(&self.pool)
-                .await?
-                .into_iter()
-                .collect();
-        let moves: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT before::text, after::text FROM audit_log
-              WHERE table_name = 'users' AND action IN ('insert', 'update', 'delete')
-                AND (CASE WHEN $1::bigint IS NULL THEN at > $2 ELSE id >= $1 END)
-                AND before -> 'account_id' IS DISTINCT FROM after -> 'account_id'",
-        )
-        .bind(cut.entry)
-        .bind(cut.at)
-        .fetch_all(&self.pool)
-        .await?;
-        let account = |t: &str| read_config(t).get("account_id").and_then(serde_json::Value::as_i64);
-        for (before, after) in moves {
-            if let Some(a) = after {
-                *counts.entry(account(&a)).or_default() -= 1;
-            }
-            if let Some(b) = before {
-                *counts.entry(account(&b)).or_default() += 1;
-            }
-        }
-        Ok(counts)
-    }
-}
-
-/// When a stretch began, as a cut just after the entry that began it
-/// (`None`: history's start).
-pub fn cut_after(entry: Option<i64>, at: Option<DateTime<Utc>>, start: &history::Start) -> Cut {
-    match (entry, at) {
-        (Some(id), Some(at)) => Cut { at, entry: Some(id + 1) },
-        _ => Cut { at: start.at, entry: Some(start.id + 1) },
-    }
-}
-
-impl Store {
     /// The blast radius of the key of fingerprint `fp`: every row that held
     /// it, and for each stretch, from change to change, which accounts and
     /// how many users resolved to it, for which functions. The world is
