@@ -197,18 +197,7 @@ fn a_provider_added_to_the_registry_is_one_entry_and_every_engine_agrees() {
     if std::env::var_os(registry::TEST_PROVIDER_ENV).is_none_or(|v| v != "1") {
         // Run this test again, alone, in a process whose registry has the
         // test provider (read once, at the registry's first use).
-        let name = "registry_data::a_provider_added_to_the_registry_is_one_entry_and_every_engine_agrees";
-        let child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", name, "--nocapture", "--test-threads", "1"])
-            .env(registry::TEST_PROVIDER_ENV, "1")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = crate::support::output_within(child, crate::support::HUNG);
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(out.status.success(), "with the test provider:\n{text}");
-        assert!(text.contains("1 passed"), "the test ran with the test provider:\n{text}");
+        with_the_test_provider("registry_data::a_provider_added_to_the_registry_is_one_entry_and_every_engine_agrees");
         return;
     }
     crate::support::registry_from_env();
@@ -256,7 +245,13 @@ fn a_provider_added_to_the_registry_is_one_entry_and_every_engine_agrees() {
 /// the same test, run again in a child process with the provider added.
 #[test]
 fn with_a_provider_added_keyfall_answers_as_django_pair_for_pair() {
-    let name = "django::keyfall_answers_as_djangos_get_model_config_pair_for_pair";
+    with_the_test_provider("django::keyfall_answers_as_djangos_get_model_config_pair_for_pair");
+}
+
+/// Run the test `name` of this binary again, alone, in a process whose
+/// registry (and whose keyfall binary's) holds the test provider; it must
+/// run and pass there.
+fn with_the_test_provider(name: &str) {
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads", "1"])
         .env(registry::TEST_PROVIDER_ENV, "1")
@@ -266,6 +261,6 @@ fn with_a_provider_added_keyfall_answers_as_django_pair_for_pair() {
         .unwrap();
     let out = crate::support::output_within(child, crate::support::HUNG);
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "with the test provider:\n{text}");
-    assert!(text.contains("1 passed"), "the Django test ran with the test provider:\n{text}");
+    assert!(out.status.success(), "{name} with the test provider:\n{text}");
+    assert!(text.contains("1 passed"), "{name} ran with the test provider:\n{text}");
 }
