@@ -3,7 +3,6 @@
 //! the entries that hold its fingerprint (where did this key come from?).
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Read};
 
 use serde::Serialize;
 
@@ -118,18 +117,7 @@ pub async fn run(store: &Store, args: Args) -> CliResult {
 }
 
 pub(super) fn read_key() -> Result<String, CliError> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        return rpassword::prompt_password("key to find (input hidden): ")
-            .map_err(|e| CliError::Usage(format!("cannot read the key: {e}")));
-    }
-    let mut text = String::new();
-    stdin
-        .lock()
-        .take(1 << 20)
-        .read_to_string(&mut text)
-        .map_err(|e| CliError::Usage(format!("cannot read stdin: {e}")))?;
-    Ok(text)
+    super::input::secret("key to find (input hidden): ", "the key")
 }
 
 pub fn render(entries: &[AuditEntry], fingerprint: Option<&str>) -> String {

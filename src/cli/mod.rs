@@ -31,6 +31,7 @@ mod contexts;
 mod demo;
 mod get;
 mod history;
+mod input;
 mod lint;
 mod operator;
 mod out;

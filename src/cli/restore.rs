@@ -9,8 +9,6 @@
 //! today's, taken again from stdin or the hidden prompt (checked against
 //! the past fingerprint), or left as today's with `--keep-key`.
 
-use std::io::{IsTerminal, Read};
-
 use serde_json::json;
 
 use crate::config::Config;
@@ -213,31 +211,14 @@ fn read_key(plan: &Rebuilt) -> Result<Secret, CliError> {
         .find(|k| k.fate == restore::KeyFate::Missing)
         .map(|k| (k.path.clone(), k.fingerprint.clone()))
         .unwrap_or_default();
-    let stdin = std::io::stdin();
-    let raw = if stdin.is_terminal() {
-        rpassword::prompt_password(format!("{} of that moment ({}; input hidden): ", visible(&wanted.0), wanted.1))
-            .map_err(|e| CliError::Usage(format!("cannot read the key: {e}")))?
-    } else {
-        let mut bytes = Vec::new();
-        stdin
-            .lock()
-            .take(MAX_INPUT as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| CliError::Usage(format!("cannot read the key from stdin: {e}")))?;
-        if bytes.len() > MAX_INPUT {
-            return Err(CliError::Usage("the key on stdin is longer than 64 KiB; nothing written".into()));
-        }
-        String::from_utf8(bytes)
-            .map_err(|_| CliError::Usage("the key on stdin is not UTF-8; nothing written".into()))?
-    };
+    let prompt = format!("{} of that moment ({}; input hidden): ", visible(&wanted.0), wanted.1);
+    let raw = super::input::secret(&prompt, "the key")?;
     let (key, _) = crate::domain::secret::clean_pasted_secret(&raw);
     if key.is_empty() {
         return Err(CliError::Usage(missing(plan, "that moment")));
     }
     Ok(Secret::new(key))
 }
-
-const MAX_INPUT: usize = 64 * 1024;
 
 async fn chain(store: &Store, actor: &str, cut: Cut, args: &Args) -> CliResult {
     let past = store.past(cut, None, None, &[]).await?;

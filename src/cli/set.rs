@@ -6,7 +6,7 @@
 //! it, so a key there is refused, never echoed. `--dry-run` previews the
 //! edit and its impact.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 
 use serde_json::{Map, Value, json};
 
@@ -358,22 +358,7 @@ fn read_value(field: &str, secret: bool) -> Result<String, CliError> {
     }
     // Refused, never cut: more than the limit, more than one line, or bytes
     // that are not UTF-8 write nothing (and the value is never echoed).
-    let mut bytes = Vec::new();
-    stdin
-        .lock()
-        .take(MAX_INPUT as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| CliError::Usage(format!("cannot read the value from stdin: {e}")))?;
-    if bytes.len() > MAX_INPUT {
-        return Err(CliError::Usage(format!(
-            "{}: the value on stdin is longer than {} KiB; nothing written",
-            visible(field),
-            MAX_INPUT / 1024
-        )));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| {
-        CliError::Usage(format!("{}: the value on stdin is not UTF-8; nothing written", visible(field)))
-    })?;
+    let text = super::input::stdin_whole(&format!("{}: the value", visible(field)))?;
     let lines = text.trim_end_matches(['\n', '\r']).split('\n').filter(|l| !l.trim().is_empty()).count();
     if lines > 1 {
         return Err(CliError::Usage(format!(
@@ -383,9 +368,6 @@ fn read_value(field: &str, secret: bool) -> Result<String, CliError> {
     }
     Ok(text)
 }
-
-/// The most `set` reads from stdin: far more than any key or model name.
-const MAX_INPUT: usize = 64 * 1024;
 
 fn parse_value(
     field: &str,
