@@ -242,7 +242,7 @@ async fn the_secret_shapes_are_loaded_as_data_and_the_sql_redacts_by_the_shapes_
     .unwrap();
     sqlx::query(
         "UPDATE integration_settings SET config = config || jsonb_build_object('provider', $1::text)
-          WHERE integration_type = 'image_generation' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')",
+          WHERE integration_type = 'image_generation' AND account_id = (SELECT id FROM accounts WHERE slug = 'aws-admin')",
     )
     .bind(key)
     .execute(&mut conn)
