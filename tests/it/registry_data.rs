@@ -300,6 +300,21 @@ async fn the_secret_shapes_are_loaded_as_data_and_the_sql_redacts_by_the_shapes_
     let audited: String = sqlx::query_scalar(audit_text).fetch_one(&mut conn).await.unwrap();
     assert!(!audited.contains("zz-fedcba9876543210") && !audited.contains("other-plain"), "{audited}");
 
+    // The migrations applied again (an install that lost its record): the
+    // baseline puts its own secret functions back, and 0004 writes them from
+    // the table again, so the shapes loaded stand.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "{}\n;\n{}",
+        include_str!("../../migrations/0001_baseline.sql"),
+        include_str!("../../migrations/0004_secret_shapes.sql")
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut conn = db.raw().await;
+    assert!(sql_bool(&mut conn, is_key, "db_sigil").await && !sql_bool(&mut conn, is_key, "db_pwd").await);
+    assert!(sql_bool(&mut conn, is_value, "zz-01234567").await);
+
     // Migrate loads this keyfall's shapes again, and its functions.
     db.store.migrate().await.unwrap();
     let mut conn = db.raw().await;
