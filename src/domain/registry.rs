@@ -246,6 +246,132 @@ pub static BUILT_IN: [TypeSpec; 3] = [
     },
 ];
 
+/// The shapes by which a secret is known, wherever it is (DESIGN §11): the
+/// data of `domain::secret`'s rules, and the only place they are written.
+/// The SQL reads them as data too: [`document`] carries them, keyfall loads
+/// them into `keyfall.registry_secret_shapes` with the rest, and
+/// `keyfall_is_secret_key` / `keyfall_is_key_shaped` are written again from
+/// that table at each load (migrations/0004_secret_shapes.sql). What stays
+/// code, in `domain::secret` and its SQL twin: how a name is cut into words,
+/// the `Bearer` form, JWTs, high entropy, URL credentials, assignments and
+/// JSON text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretShapes {
+    /// A word of a field name ending with one of these makes the field
+    /// secret. Lowercase ASCII letters and digits (a name's words are).
+    pub name_endings: &'static [&'static str],
+    /// A name whose **last** word is one of these is secret (a short word
+    /// that is secret only there: `db_pass`, not `pass_through`).
+    pub name_last_words: &'static [&'static str],
+    /// A value starting with one of these, followed by enough characters,
+    /// is a key by itself.
+    pub value_prefixes: &'static [KeyPrefix],
+    /// A value holding one of these anywhere is a key (a PEM block).
+    pub value_markers: &'static [&'static str],
+}
+
+/// A value shape: `prefix`, then at least `min_after` characters of `after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyPrefix {
+    pub prefix: &'static str,
+    pub min_after: usize,
+    pub after: After,
+}
+
+/// Which characters must follow a [`KeyPrefix`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum After {
+    /// Any characters.
+    Any,
+    /// ASCII uppercase letters and digits (an AWS access key id).
+    UpperOrDigit,
+}
+
+impl After {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            After::Any => "any",
+            After::UpperOrDigit => "upper_or_digit",
+        }
+    }
+}
+
+const fn key_prefix(prefix: &'static str, min_after: usize, after: After) -> KeyPrefix {
+    KeyPrefix { prefix, min_after, after }
+}
+
+/// The secret shapes keyfall knows (see [`SecretShapes`]).
+pub static SECRET_SHAPES: SecretShapes = SecretShapes {
+    // `tokens` is deliberately not an ending: `max_tokens` is a count.
+    name_endings: &[
+        "key",
+        "keys",
+        "secret",
+        "secrets",
+        "token",
+        "password",
+        "passwords",
+        "passwd",
+        "passphrase",
+        "authorization",
+        "credential",
+        "credentials",
+        "private",
+        "pwd",
+    ],
+    name_last_words: &["pass"],
+    value_prefixes: &[
+        // OpenAI, Stripe-style and Runware keys.
+        key_prefix("sk-", 8, After::Any),
+        key_prefix("sk_", 8, After::Any),
+        key_prefix("rw-", 8, After::Any),
+        // AWS access key ids.
+        key_prefix("AKIA", 12, After::UpperOrDigit),
+        key_prefix("ASIA", 12, After::UpperOrDigit),
+    ],
+    value_markers: &["-----BEGIN "],
+};
+
+/// The shapes the test provider adds (debug builds, with
+/// [`TEST_PROVIDER_ENV`]): its keys by their prefix, and fields named
+/// `…signature` by name — what adding a secret shape to the registry gives.
+#[cfg(debug_assertions)]
+pub static TEST_SECRET_SHAPES: SecretShapes = SecretShapes {
+    name_endings: &["signature"],
+    name_last_words: &[],
+    value_prefixes: &[key_prefix("acme-", 8, After::Any)],
+    value_markers: &[],
+};
+
+/// The secret shapes in force: [`SECRET_SHAPES`], and in a debug build run
+/// with the test provider [`TEST_SECRET_SHAPES`] too.
+pub fn secret_shapes() -> &'static SecretShapes {
+    #[cfg(debug_assertions)]
+    if TEST_PROVIDER_ON.load(std::sync::atomic::Ordering::SeqCst) {
+        type Lists = (Vec<&'static str>, Vec<&'static str>, Vec<KeyPrefix>, Vec<&'static str>);
+        static LISTS: std::sync::OnceLock<Lists> = std::sync::OnceLock::new();
+        static WITH_TEST_SHAPES: std::sync::OnceLock<SecretShapes> = std::sync::OnceLock::new();
+        return WITH_TEST_SHAPES.get_or_init(|| {
+            let (a, b) = (&SECRET_SHAPES, &TEST_SECRET_SHAPES);
+            let lists = LISTS.get_or_init(|| {
+                (
+                    [a.name_endings, b.name_endings].concat(),
+                    [a.name_last_words, b.name_last_words].concat(),
+                    [a.value_prefixes, b.value_prefixes].concat(),
+                    [a.value_markers, b.value_markers].concat(),
+                )
+            });
+            SecretShapes {
+                name_endings: &lists.0,
+                name_last_words: &lists.1,
+                value_prefixes: &lists.2,
+                value_markers: &lists.3,
+            }
+        });
+    }
+    &SECRET_SHAPES
+}
+
 pub fn spec(name: &str) -> Option<&'static TypeSpec> {
     TYPES.iter().find(|t| t.name == name)
 }
@@ -290,8 +416,9 @@ pub fn widest_field() -> (usize, usize) {
 
 /// The registry as the SQL reads it (the baseline migration's registry tables,
 /// `keyfall_load_registry`): each type's name, kind and key prefix, and
-/// each field's name, kind, whether it is required and its range. Only
-/// what the rules use: a label or a known model changing loads nothing.
+/// each field's name, kind, whether it is required and its range; and the
+/// [`secret_shapes`]. Only what the rules use: a label or a known model
+/// changing loads nothing.
 pub fn document() -> Value {
     let types: Vec<Value> = TYPES
         .iter()
@@ -317,7 +444,19 @@ pub fn document() -> Value {
             serde_json::json!({"name": t.name, "kind": kind, "key_prefix": t.key_prefix, "fields": fields})
         })
         .collect();
-    serde_json::json!({ "types": types })
+    let shapes = secret_shapes();
+    let prefixes: Vec<Value> = shapes
+        .value_prefixes
+        .iter()
+        .map(|p| serde_json::json!({"prefix": p.prefix, "min_after": p.min_after, "after": p.after.as_str()}))
+        .collect();
+    let secret_shapes = serde_json::json!({
+        "name_endings": shapes.name_endings,
+        "name_last_words": shapes.name_last_words,
+        "value_prefixes": prefixes,
+        "value_markers": shapes.value_markers,
+    });
+    serde_json::json!({ "types": types, "secret_shapes": secret_shapes })
 }
 
 /// The fingerprint of [`document`]: the SHA-256 of its JSON text, in hex.
@@ -864,6 +1003,27 @@ mod tests {
             let other = serde_json::json!({"types": []}).to_string();
             sha2::Sha256::digest(other.as_bytes()).iter().map(|b| format!("{b:02x}")).collect::<String>()
         });
+    }
+
+    /// The secret shapes are what the database's table accepts (a name
+    /// shape is one lowercase ASCII word: a name's words are), and the
+    /// document carries them, so a change of shape changes the fingerprint.
+    #[test]
+    fn the_secret_shapes_are_words_and_prefixes_the_document_carries() {
+        let shapes = secret_shapes();
+        for w in shapes.name_endings.iter().chain(shapes.name_last_words) {
+            assert!(!w.is_empty() && w.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{w:?}");
+        }
+        assert!(shapes.value_prefixes.iter().all(|p| !p.prefix.is_empty()));
+        assert!(shapes.value_markers.iter().all(|m| !m.is_empty()));
+        let doc = document();
+        let endings = doc["secret_shapes"]["name_endings"].as_array().unwrap();
+        assert_eq!(endings.len(), shapes.name_endings.len());
+        let prefixes = &doc["secret_shapes"]["value_prefixes"];
+        assert_eq!(prefixes[3], serde_json::json!({"prefix": "AKIA", "min_after": 12, "after": "upper_or_digit"}));
+        let mut other = doc.clone();
+        other["secret_shapes"]["name_endings"].as_array_mut().unwrap().pop();
+        assert_ne!(doc.to_string(), other.to_string());
     }
 
     #[test]

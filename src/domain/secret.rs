@@ -2,6 +2,12 @@
 //! plus fingerprint, and only `expose()` — an explicit, greppable call — hands
 //! out the value. The fingerprint (`#` + 8 hex of SHA-256) is also computed in
 //! SQL by the audit trigger (`keyfall_fingerprint`), so the two must agree.
+//!
+//! The shapes a secret is known by (name endings, key prefixes, markers)
+//! are registry data (`registry::SecretShapes`), read here and loaded into
+//! the database with the rest of the registry; the rules that are code (how
+//! a name is cut into words, JWTs, high entropy, URLs, assignments, JSON
+//! text) are here, and their SQL twin in the migrations.
 
 use std::fmt;
 
@@ -124,39 +130,23 @@ pub fn fingerprint(value: &str) -> String {
 /// wrote.
 pub const MAX_DEPTH: usize = 64;
 
-/// The endings that make a word of a field name secret.
-const SECRET_WORD_ENDINGS: [&str; 14] = [
-    "key",
-    "keys",
-    "secret",
-    "secrets",
-    "token",
-    "password",
-    "passwords",
-    "passwd",
-    "passphrase",
-    "authorization",
-    "credential",
-    "credentials",
-    "private",
-    "pwd",
-];
-
-/// A short name that is secret only as the name's last word (`pass`,
-/// `db_pass`, `smtpPass`; but not `pass_through`, `bypass`, `compass`).
-const SECRET_LAST_WORD: &str = "pass";
-
 /// Whether a field of this name holds a secret (at any depth; everything
-/// under it is secret too). Mirrored by `keyfall_is_secret_key` in SQL
-/// (migrations/0001_baseline.sql, section 2), held equal by `tests/it/secrets.rs`.
+/// under it is secret too). Mirrored by `keyfall_is_secret_key` in SQL,
+/// written from the registry's shapes at each load
+/// (migrations/0004_secret_shapes.sql), held equal by `tests/it/secrets.rs`
+/// and `tests/it/registry_data.rs`.
 ///
 /// The name is cut into words: at every character that is not an ASCII
 /// letter or digit, between a lowercase and an uppercase ASCII letter
 /// (`apiKey` → `api key`), and between a letter and a digit
 /// (`api_key_2` → `api key 2`). Words are ASCII-lowercased. The name is
-/// secret when a word ends with one of: key, keys, secret, secrets, token,
-/// password, passwords, passwd, passphrase, authorization, credential,
-/// credentials, private, pwd — or when its last word is `pass` — so
+/// secret when a word ends with one of the registry's
+/// [`name_endings`](super::registry::SecretShapes::name_endings) (key,
+/// keys, secret, secrets, token, password, passwords, passwd, passphrase,
+/// authorization, credential, credentials, private, pwd) — or when its last
+/// word is one of its
+/// [`name_last_words`](super::registry::SecretShapes::name_last_words)
+/// (`pass`) — so
 /// `apiKey`, `APIKEY`, `api_key_2`, `apiKeys`, `secret_access_key`,
 /// `private_key`, `Authorization`, `accesstoken`, `clientSecret`, `pwd`,
 /// `db_pass`; but not `max_tokens` (a count: the plural `tokens` is
@@ -166,9 +156,10 @@ const SECRET_LAST_WORD: &str = "pass";
 /// ASCII-only folding, as SQL does it: a Unicode look-alike (KELVIN SIGN
 /// for K) is a separator on both sides, never a secret on one side only.
 pub fn is_secret_field(name: &str) -> bool {
+    let shapes = super::registry::secret_shapes();
     let words = name_words(name);
-    words.last().is_some_and(|w| w == SECRET_LAST_WORD)
-        || words.iter().any(|w| SECRET_WORD_ENDINGS.iter().any(|end| w.ends_with(end)))
+    words.last().is_some_and(|w| shapes.name_last_words.contains(&w.as_str()))
+        || words.iter().any(|w| shapes.name_endings.iter().any(|end| w.ends_with(end)))
 }
 
 fn name_words(name: &str) -> Vec<String> {
@@ -241,29 +232,38 @@ pub fn is_secret_value(value: &str) -> bool {
         || is_json_with_secret(t)
 }
 
-/// A string that is a key by itself (SQL: `keyfall_is_key_shaped`): it
+/// A string that is a key by itself (SQL: `keyfall_is_key_shaped`, written
+/// from the registry's shapes at each load): it
 ///
-/// 1. starts with `sk-`, `sk_` or `rw-` and has at least 8 characters after
-///    that prefix (OpenAI, Stripe-style and Runware keys);
-/// 2. starts with `AKIA` or `ASIA` followed by at least 12 characters from
-///    `[A-Z0-9]` (AWS access key ids);
-/// 3. is `Bearer` (any ASCII case), one or more spaces or tabs, then at
+/// 1. starts with one of the registry's
+///    [`value_prefixes`](super::registry::SecretShapes::value_prefixes)
+///    followed by at least its `min_after` characters (any characters, or
+///    each from `[A-Z0-9]`): `sk-`, `sk_`, `rw-` and 8 (OpenAI,
+///    Stripe-style and Runware keys), `AKIA`, `ASIA` and 12 of `[A-Z0-9]`
+///    (AWS access key ids);
+/// 2. is `Bearer` (any ASCII case), one or more spaces or tabs, then at
 ///    least 8 characters none of which is space, tab, CR, LF or FF, to the
 ///    end (an HTTP authorization value);
-/// 4. contains `-----BEGIN ` anywhere (a PEM block: private keys,
-///    certificates);
+/// 3. contains one of the registry's
+///    [`value_markers`](super::registry::SecretShapes::value_markers)
+///    anywhere: `-----BEGIN ` (a PEM block: private keys, certificates);
 /// 5. contains a **JWT**: `eyJ` at the start or after a character that is
 ///    not `[A-Za-z0-9_-]`, then one or more of `[A-Za-z0-9_-]`, `.`, one or
 ///    more of them, `.` (header, payload, signature);
 /// 6. is **high-entropy**: see [`is_high_entropy`].
 pub fn is_key_shaped(t: &str) -> bool {
-    let after = |prefixes: &[&str]| prefixes.iter().find_map(|p| t.strip_prefix(p));
-    if after(&["sk-", "sk_", "rw-"]).is_some_and(|rest| rest.chars().count() >= 8) {
-        return true;
-    }
-    if after(&["AKIA", "ASIA"]).is_some_and(|rest| {
-        rest.chars().take(12).filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit()).count() == 12
-    }) {
+    use super::registry::After;
+    let shapes = super::registry::secret_shapes();
+    let prefixed = shapes.value_prefixes.iter().any(|p| {
+        t.strip_prefix(p.prefix).is_some_and(|rest| match p.after {
+            After::Any => rest.chars().count() >= p.min_after,
+            After::UpperOrDigit => {
+                rest.chars().take(p.min_after).filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit()).count()
+                    == p.min_after
+            }
+        })
+    });
+    if prefixed {
         return true;
     }
     if t.get(..6).is_some_and(|b| b.eq_ignore_ascii_case("bearer")) {
@@ -273,7 +273,7 @@ pub fn is_key_shaped(t: &str) -> bool {
             return true;
         }
     }
-    t.contains("-----BEGIN ") || has_jwt(t) || is_high_entropy(t)
+    shapes.value_markers.iter().any(|m| t.contains(m)) || has_jwt(t) || is_high_entropy(t)
 }
 
 fn is_base64url(c: u8) -> bool {

@@ -3,7 +3,9 @@
 //! loaded at migrate and attach with its fingerprint, the baseline migration), the
 //! stored verdicts follow a registry that changes, and a provider added to
 //! the registry — one entry — is judged, reported, resolved and batch-
-//! resolved alike with nothing else touched.
+//! resolved alike with nothing else touched. The secret shapes are
+//! registry data too (`keyfall.registry_secret_shapes`): the SQL's secret
+//! functions are written from them at each load.
 //!
 //! The added provider exists only in debug builds run with
 //! `KEYFALL_TEST_PROVIDER=1` (`registry::TEST_PROVIDER`): the test runs
@@ -181,6 +183,172 @@ async fn a_registry_that_changes_is_loaded_again_and_the_stored_verdicts_follow(
     assert_eq!(fingerprint, registry::fingerprint());
 }
 
+/// The secret shapes of the document, as `keyfall.registry_secret_shapes`
+/// holds them: (kind, shape, min_after, after), by kind and position.
+fn shape_rows(doc: &Value) -> Vec<(String, String, Option<i32>, Option<String>)> {
+    let shapes = &doc["secret_shapes"];
+    let words = |list: &str, kind: &str| {
+        shapes[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| (kind.to_string(), w.as_str().unwrap().to_string(), None, None))
+            .collect::<Vec<_>>()
+    };
+    let mut rows = words("name_endings", "name_ending");
+    rows.extend(words("name_last_words", "name_last_word"));
+    rows.extend(words("value_markers", "value_marker"));
+    rows.extend(shapes["value_prefixes"].as_array().unwrap().iter().map(|p| {
+        (
+            "value_prefix".to_string(),
+            p["prefix"].as_str().unwrap().to_string(),
+            Some(p["min_after"].as_i64().unwrap() as i32),
+            Some(p["after"].as_str().unwrap().to_string()),
+        )
+    }));
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+async fn sql_bool(conn: &mut sqlx::PgConnection, sql: &'static str, arg: &str) -> bool {
+    sqlx::query_scalar(sql).bind(arg).fetch_one(conn).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_secret_shapes_are_loaded_as_data_and_the_sql_redacts_by_the_shapes_loaded() {
+    let db = TestDb::demo().await;
+    let mut conn = db.raw().await;
+    let loaded: Vec<(String, String, Option<i32>, Option<String>)> = sqlx::query_as(
+        "SELECT kind, shape, min_after, after FROM keyfall.registry_secret_shapes ORDER BY kind, position",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(loaded, shape_rows(&registry::document()), "the registry's shapes, loaded");
+    let shapes = registry::secret_shapes();
+    assert!(shapes.name_endings.contains(&"pwd") && shapes.value_prefixes.iter().any(|p| p.prefix == "sk-"));
+
+    // Written by another client before the shapes change: a key of a shape
+    // nobody knows yet under an innocent name, in a setting and in a
+    // consumer's provider; the audit log and the stored provider hold them.
+    let key = "zz-0123456789abcdef";
+    sqlx::query(
+        "UPDATE integration_settings SET config = config || jsonb_build_object('note', $1::text, 'db_sigil', 'plain-sigil-value')
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')",
+    )
+    .bind(key)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE integration_settings SET config = config || jsonb_build_object('provider', $1::text)
+          WHERE integration_type = 'image_generation' AND account_id = (SELECT id FROM accounts WHERE slug = 'aws-admin')",
+    )
+    .bind(key)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let audit_text = "SELECT coalesce(string_agg(coalesce(before::text, '') || coalesce(after::text, ''), ' '), '')
+                        FROM audit_log WHERE action <> 'redact'";
+    let audited: String = sqlx::query_scalar(audit_text).fetch_one(&mut conn).await.unwrap();
+    assert!(audited.contains(key) && audited.contains("plain-sigil-value"), "not a secret by today's shapes");
+    let providers = "SELECT coalesce(string_agg(provider::text, ' '), '') FROM keyfall.row_verdicts";
+    let provider: String = sqlx::query_scalar(providers).fetch_one(&mut conn).await.unwrap();
+    assert!(provider.contains(key), "{provider}");
+
+    // Another keyfall's shapes: `pwd` no longer a name ending, `sigil` one,
+    // and `zz-` and 8 characters a key.
+    let mut other = registry::document();
+    let theirs = other["secret_shapes"].as_object_mut().unwrap();
+    let endings = theirs["name_endings"].as_array_mut().unwrap();
+    endings.retain(|e| e != "pwd");
+    endings.push(json!("sigil"));
+    theirs["value_prefixes"].as_array_mut().unwrap().push(json!({"prefix": "zz-", "min_after": 8, "after": "any"}));
+    let loaded: bool = sqlx::query_scalar("SELECT keyfall.keyfall_load_registry($1, 'another keyfall')")
+        .bind(&other)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(loaded);
+    let is_key = "SELECT keyfall.keyfall_is_secret_key($1)";
+    let is_value = "SELECT keyfall.keyfall_is_secret_value($1)";
+    assert!(sql_bool(&mut conn, is_key, "db_sigil").await && sql_bool(&mut conn, is_key, "dbSigil").await);
+    assert!(!sql_bool(&mut conn, is_key, "db_pwd").await && !sql_bool(&mut conn, is_key, "dbPwd").await);
+    assert!(sql_bool(&mut conn, is_key, "apiKey").await, "the other shapes stay");
+    assert!(sql_bool(&mut conn, is_value, "zz-01234567").await && !sql_bool(&mut conn, is_value, "zz-0123456").await);
+    assert!(sql_bool(&mut conn, is_value, "https://x.example/?t=zz-01234567").await, "inside an assignment too");
+    // What was stored under the old shapes is redacted by the new: the
+    // audit log (one row says so) and the stored provider.
+    let audited: String = sqlx::query_scalar(audit_text).fetch_one(&mut conn).await.unwrap();
+    assert!(!audited.contains(key) && !audited.contains("plain-sigil-value"), "{audited}");
+    let redacted: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'redact'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(redacted, 1);
+    let provider: String = sqlx::query_scalar(providers).fetch_one(&mut conn).await.unwrap();
+    assert!(!provider.contains(key), "{provider}");
+    // Written now, by any client: redacted by the shapes loaded.
+    sqlx::query(
+        "UPDATE integration_settings SET config = config || jsonb_build_object('note2', $1::text, 'x_sigil', 'other-plain')
+          WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')",
+    )
+    .bind("zz-fedcba9876543210")
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let audited: String = sqlx::query_scalar(audit_text).fetch_one(&mut conn).await.unwrap();
+    assert!(!audited.contains("zz-fedcba9876543210") && !audited.contains("other-plain"), "{audited}");
+
+    // The migrations applied again (an install that lost its record): the
+    // baseline puts its own secret functions back, and 0004 writes them from
+    // the table again, so the shapes loaded stand.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "{}\n;\n{}",
+        include_str!("../../migrations/0001_baseline.sql"),
+        include_str!("../../migrations/0004_secret_shapes.sql")
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut conn = db.raw().await;
+    assert!(sql_bool(&mut conn, is_key, "db_sigil").await && !sql_bool(&mut conn, is_key, "db_pwd").await);
+    assert!(sql_bool(&mut conn, is_value, "zz-01234567").await);
+
+    // Migrate loads this keyfall's shapes again, and its functions.
+    db.store.migrate().await.unwrap();
+    let mut conn = db.raw().await;
+    assert!(sql_bool(&mut conn, is_key, "db_pwd").await && !sql_bool(&mut conn, is_key, "db_sigil").await);
+    assert!(!sql_bool(&mut conn, is_value, "zz-01234567").await);
+    let loaded: Vec<(String, String, Option<i32>, Option<String>)> = sqlx::query_as(
+        "SELECT kind, shape, min_after, after FROM keyfall.registry_secret_shapes ORDER BY kind, position",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(loaded, shape_rows(&registry::document()));
+    // No shape is written in the SQL that writes the secret functions: only
+    // the functions written from the table hold them.
+    let source: String = sqlx::query_scalar(
+        "SELECT string_agg(pg_get_functiondef(p.oid), E'\\n')
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+          WHERE n.nspname = 'keyfall'
+            AND p.proname IN ('keyfall_secret_key_sql', 'keyfall_key_shaped_sql', 'keyfall_write_secret_shapes',
+                              'keyfall_load_registry', 'keyfall_secret_shapes_loaded')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(source.contains("registry_secret_shapes"), "the writers are installed");
+    let words = shapes.name_endings.iter().chain(shapes.name_last_words).chain(shapes.value_markers);
+    for shape in words.copied().chain(shapes.value_prefixes.iter().map(|p| p.prefix)) {
+        // As a literal, or in an alternation of a regular expression.
+        for written in [format!("'{shape}'"), format!("|{shape}|"), format!("({shape}|"), format!("|{shape})")] {
+            assert!(!source.contains(&written), "the SQL writing the secret functions names the shape {written:?}");
+        }
+    }
+}
+
 /// Configs that tell the test provider from openai: its own key prefix, a
 /// temperature and a max_tokens inside openai's ranges but outside its own.
 const ACME_CONFIGS: &[&str] = &[
@@ -251,7 +419,7 @@ fn with_a_provider_added_keyfall_answers_as_django_pair_for_pair() {
 /// Run the test `name` of this binary again, alone, in a process whose
 /// registry (and whose keyfall binary's) holds the test provider; it must
 /// run and pass there.
-fn with_the_test_provider(name: &str) {
+pub(crate) fn with_the_test_provider(name: &str) {
     let child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", name, "--nocapture", "--test-threads", "1"])
         .env(registry::TEST_PROVIDER_ENV, "1")

@@ -1007,3 +1007,99 @@ async fn the_second_hop_line_never_shows_a_key_held_under_provider() {
         assert!(!text.contains("canary"), "the notice: {text}");
     }
 }
+
+/// A canary of each shape the test provider adds to the registry (debug
+/// builds, `KEYFALL_TEST_PROVIDER=1`): a key by its prefix under an
+/// innocent name, and a field named by the added name ending.
+fn added_shape_config() -> Value {
+    json!({
+        "model": "gpt-4o",
+        "note": "acme-canary-key-00000001",
+        "webhookSignature": "plain-canary-text-02",
+        "hook": {"signing_signature": "canary-signing-03", "url": "https://hooks.example/x?t=acme-canary-key-00000003"},
+    })
+}
+
+/// A secret shape added to the registry — one entry in
+/// `registry::TEST_SECRET_SHAPES` — is known to Rust and to the SQL alike:
+/// loaded with the registry, the database's redaction (the audit capture)
+/// and masking (the view) follow it, and no command lets it out. Runs itself
+/// again in a process with the test provider, with the whole table of
+/// shapes held equal there too.
+#[test]
+fn a_secret_shape_added_to_the_registry_is_redacted_by_rust_and_sql_alike() {
+    use keyfall::domain::registry;
+    if std::env::var_os(registry::TEST_PROVIDER_ENV).is_none_or(|v| v != "1") {
+        // Not a secret without the added shapes.
+        assert!(!is_secret_value("acme-canary-key-00000001") && !is_secret_field("webhookSignature"));
+        crate::registry_data::with_the_test_provider(
+            "secrets::a_secret_shape_added_to_the_registry_is_redacted_by_rust_and_sql_alike",
+        );
+        crate::registry_data::with_the_test_provider("secrets::rust_and_sql_agree_on_names_values_and_documents");
+        return;
+    }
+    crate::support::registry_from_env();
+    let shapes = registry::secret_shapes();
+    assert!(shapes.value_prefixes.iter().any(|p| p.prefix == "acme-") && shapes.name_endings.contains(&"signature"));
+    assert!(!registry::SECRET_SHAPES.value_prefixes.iter().any(|p| p.prefix == "acme-"), "added, not built in");
+    // Rust.
+    assert!(is_secret_value("acme-canary-key-00000001") && !is_secret_value("acme-large"));
+    assert!(is_secret_field("webhookSignature") && is_secret_field("signing_signature"));
+    assert!(!is_secret_field("signatures") && !is_secret_field("model"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let db = TestDb::demo().await;
+        // The SQL, from the registry it loaded.
+        let names: Vec<String> = ["webhookSignature", "signing_signature", "SIGNATURE", "signatures", "model", "db_pass"]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let sql = sql_bools(&db, "keyfall_is_secret_key", &names).await;
+        for (name, sql) in names.iter().zip(sql) {
+            assert_eq!(sql, is_secret_field(name), "SQL and Rust differ on the name {name:?}");
+        }
+        let values: Vec<String> = ["acme-canary-key-00000001", "acme-1234567", "acme-12345678", "acme-large", "x=acme-12345678"]
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        let sql = sql_bools(&db, "keyfall_is_secret_value", &values).await;
+        for (value, sql) in values.iter().zip(sql) {
+            assert_eq!(sql, is_secret_value(value), "SQL and Rust differ on the value {value:?}");
+        }
+        let doc = added_shape_config();
+        assert_eq!(fingerprint_config(&doc), sql_redact(&db, &doc.to_string()).await, "redaction of {doc}");
+        assert_eq!(mask_config(&doc), sql_json(&db, "keyfall_mask", &doc).await, "masking of {doc}");
+        // Written by another client, twice (the audit has before and after).
+        let mut psql = db.raw().await;
+        for model in ["gpt-4o", "gpt-4o-mini"] {
+            sqlx::query(
+                "UPDATE integration_settings SET config = config || $1::text::jsonb || jsonb_build_object('model', $2::text)
+                  WHERE integration_type = 'openai' AND account_id = (SELECT id FROM accounts WHERE slug = 'acme-studio')",
+            )
+            .bind(added_shape_config().to_string())
+            .bind(model)
+            .execute(&mut psql)
+            .await
+            .unwrap();
+        }
+        let stored: String = sqlx::query_scalar(
+            "SELECT string_agg(coalesce(before::text, '') || coalesce(after::text, ''), ' ') FROM audit_log",
+        )
+        .fetch_one(&mut psql)
+        .await
+        .unwrap();
+        assert!(!stored.contains("canary"), "the audit log holds a canary: {stored}");
+        for args in [
+            &["get", "acme-studio", "openai", "--json"][..],
+            &["get", "acme-studio", "openai"],
+            &["export", "--account", "acme-studio"],
+            &["audit", "--json"],
+            &["report", "--json"],
+        ] {
+            let out = run(&db, args, None);
+            assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+            assert!(!out.stdout.contains("canary"), "{args:?} stdout: {}", out.stdout);
+            assert!(!out.stderr.contains("canary") && !out.log.contains("canary"), "{args:?}: {}", out.stderr);
+        }
+    });
+}
