@@ -10,6 +10,8 @@
     python tests/django/kf.py evolve OP --account SLUG    (one schema migration, then ORM writes with its models;
                                                            `drop_unique`: the model without unique_together)
     python tests/django/kf.py zero-and-back --account SLUG (migrate igny8 zero, migrate, seed one account, write)
+    python tests/django/kf.py serve      (ORM writes to keyfall's demo tables: one JSON op per stdin line,
+                                          one JSON answer per stdout line; see cmd_serve)
 
 The database comes from the PG* variables. Every command prints JSON on
 stdout (`answers`: one object per line).
@@ -321,6 +323,82 @@ def cmd_zero_and_back(args):
     return {"ok": True, "writes": orm_writes(state, args.account)}
 
 
+def demo_write(op):
+    """One ORM write to keyfall's demo tables (`igny8.demo_tables`), as the
+    app would make it; `how` picks the ORM's way."""
+    from igny8.demo_tables import DemoAccount, DemoSetting, DemoUser
+    how = op["how"]
+    kind = op["op"]
+    if kind == "setting":
+        config = json.loads(op["config"])
+        fields = {"config": JSON_NULL if config is None else config, "is_active": op["active"]}
+        lookup = {"account_id": op["account_id"], "integration_type": op["type"]}
+        if how == "update_or_create":
+            DemoSetting.objects.update_or_create(defaults=fields, **lookup)
+        elif how == "update":
+            # QuerySet.update: one UPDATE, no save(); a missing row is created.
+            if DemoSetting.objects.filter(**lookup).update(**fields) == 0:
+                DemoSetting.objects.create(**lookup, **fields)
+        else:
+            obj = DemoSetting.objects.filter(**lookup).first()
+            if obj is None:
+                DemoSetting.objects.create(**lookup, **fields)
+            else:
+                for name, value in fields.items():
+                    setattr(obj, name, value)
+                if how == "save":
+                    obj.save()
+                else:
+                    DemoSetting.objects.bulk_update([obj], list(fields))
+    elif kind == "delete":
+        lookup = {"account_id": op["account_id"], "integration_type": op["type"]}
+        if how == "queryset":
+            DemoSetting.objects.filter(**lookup).delete()
+        else:
+            obj = DemoSetting.objects.filter(**lookup).first()
+            if obj is not None:
+                obj.delete()
+    elif kind == "user":
+        fields = {"account_id": op["account_id"], "role": op["role"], "is_active": op["active"],
+                  "is_superuser": op["superuser"]}
+        if how == "update":
+            DemoUser.objects.filter(email=op["email"]).update(**fields)
+        else:
+            with transaction.atomic():
+                for user in DemoUser.objects.select_for_update().filter(email=op["email"]):
+                    for name, value in fields.items():
+                        setattr(user, name, value)
+                    user.save(update_fields=list(fields) if how == "save_fields" else None)
+    elif kind == "account":
+        fields = {k: op[k] for k in ("status", "slug") if k in op}
+        if how == "update":
+            DemoAccount.objects.filter(pk=op["account_id"]).update(**fields)
+        else:
+            account = DemoAccount.objects.get(pk=op["account_id"])
+            for name, value in fields.items():
+                setattr(account, name, value)
+            account.save(update_fields=list(fields) if how == "save_fields" else None)
+    else:
+        raise ValueError(f"unknown op {kind!r}")
+
+
+def cmd_serve(args):
+    """A long-lived ORM writer: one JSON op per line on stdin, answered by
+    one JSON line on stdout ({"ok": true} once the write is committed, or
+    {"error": "..."}), until stdin ends. Django runs in autocommit: every
+    write is committed before its answer."""
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            demo_write(json.loads(line))
+            answer = {"ok": True}
+        except Exception as e:  # the test shows it
+            answer = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(answer), flush=True)
+    return None
+
+
 def main(argv):
     parser = argparse.ArgumentParser(prog="kf.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -345,10 +423,11 @@ def main(argv):
     evolve.add_argument("--account", required=True)
     zero = sub.add_parser("zero-and-back")
     zero.add_argument("--account", required=True)
+    sub.add_parser("serve")
     args = parser.parse_args(argv)
 
     command = {"migrate": cmd_migrate, "seed": cmd_seed, "answers": cmd_answers, "race": cmd_race, "get": cmd_get,
-               "write": cmd_write, "evolve": cmd_evolve, "zero-and-back": cmd_zero_and_back}
+               "write": cmd_write, "evolve": cmd_evolve, "zero-and-back": cmd_zero_and_back, "serve": cmd_serve}
     result = command[args.command](args)
     if result is not None:
         print(json.dumps(result))

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 #[path = "../common/django_py.rs"]
 mod django_py;
-pub use django_py::kf_raw;
+pub use django_py::{kf_command, kf_raw};
 
 use crate::support::TestDb;
 

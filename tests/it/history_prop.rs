@@ -39,17 +39,42 @@ const CONFIGS: [&str; 10] = [
     r#"{"provider": ""}"#,
 ];
 
+/// Who writes a setting.
+#[derive(Debug, Clone, Copy)]
+enum By {
+    Keyfall,
+    Psql,
+    /// The Django ORM, this way (`kf.py serve`'s `how`).
+    Orm(&'static str),
+}
+
+/// The ORM's ways to write: a setting (created where missing), a delete,
+/// a user or account update.
+const SETTING_HOWS: &[&str] = &["save", "update", "bulk_update", "update_or_create"];
+const DELETE_HOWS: &[&str] = &["queryset", "instance"];
+const ROW_HOWS: &[&str] = &["update", "save", "save_fields"];
+
+fn by() -> impl Strategy<Value = By> {
+    prop_oneof![Just(By::Keyfall), Just(By::Psql), proptest::sample::select(SETTING_HOWS).prop_map(By::Orm),]
+}
+
+/// `None`: psql's way; else the ORM's, this way.
+fn psql_or_orm(hows: &'static [&'static str]) -> impl Strategy<Value = Option<&'static str>> {
+    prop_oneof![Just(None), proptest::sample::select(hows).prop_map(Some)]
+}
+
 #[derive(Debug, Clone)]
 enum Op {
-    /// Upsert one setting; `keyfall` picks the writer.
+    /// Upsert one setting; `by` picks the writer.
     Setting {
-        keyfall: bool,
+        by: By,
         account: usize,
         kind: usize,
         config: usize,
         active: bool,
     },
     Delete {
+        orm: Option<&'static str>,
         account: usize,
         kind: usize,
     },
@@ -62,6 +87,7 @@ enum Op {
         policy: usize,
     },
     User {
+        orm: Option<&'static str>,
         user: usize,
         account: Option<usize>,
         role: usize,
@@ -69,11 +95,13 @@ enum Op {
         superuser: bool,
     },
     Status {
+        orm: Option<&'static str>,
         account: usize,
         status: usize,
     },
     /// Rename an account's slug (to `slug-rN`) or back.
     Rename {
+        orm: Option<&'static str>,
         account: usize,
         renamed: bool,
     },
@@ -83,16 +111,16 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let n = ACCOUNTS.len();
     prop_oneof![
-        4 => (any::<bool>(), 0..n, 0..KINDS.len(), 0..CONFIGS.len(), proptest::bool::weighted(0.8))
-            .prop_map(|(keyfall, account, kind, config, active)| Op::Setting { keyfall, account, kind, config, active }),
-        1 => (0..n, 0..KINDS.len()).prop_map(|(account, kind)| Op::Delete { account, kind }),
+        4 => (by(), 0..n, 0..KINDS.len(), 0..CONFIGS.len(), proptest::bool::weighted(0.8))
+            .prop_map(|(by, account, kind, config, active)| Op::Setting { by, account, kind, config, active }),
+        1 => (psql_or_orm(DELETE_HOWS), 0..n, 0..KINDS.len()).prop_map(|(orm, account, kind)| Op::Delete { orm, account, kind }),
         1 => (any::<bool>(), proptest::sample::subsequence((0..n).collect::<Vec<_>>(), 1..4).prop_shuffle())
             .prop_map(|(keyfall, order)| Op::Chain { keyfall, order }),
         1 => (any::<bool>(), 0..POLICIES.len()).prop_map(|(keyfall, policy)| Op::Policy { keyfall, policy }),
-        2 => (0..USERS.len(), proptest::option::weighted(0.8, 0..n), 0..ROLES.len(), proptest::bool::weighted(0.8), any::<bool>())
-            .prop_map(|(user, account, role, active, superuser)| Op::User { user, account, role, active, superuser }),
-        1 => (0..n, 0..STATUSES.len()).prop_map(|(account, status)| Op::Status { account, status }),
-        1 => (0..n, any::<bool>()).prop_map(|(account, renamed)| Op::Rename { account, renamed }),
+        2 => (psql_or_orm(ROW_HOWS), 0..USERS.len(), proptest::option::weighted(0.8, 0..n), 0..ROLES.len(), proptest::bool::weighted(0.8), any::<bool>())
+            .prop_map(|(orm, user, account, role, active, superuser)| Op::User { orm, user, account, role, active, superuser }),
+        1 => (psql_or_orm(ROW_HOWS), 0..n, 0..STATUSES.len()).prop_map(|(orm, account, status)| Op::Status { orm, account, status }),
+        1 => (psql_or_orm(ROW_HOWS), 0..n, any::<bool>()).prop_map(|(orm, account, renamed)| Op::Rename { orm, account, renamed }),
         3 => Just(Op::Snapshot),
     ]
 }
@@ -138,12 +166,120 @@ fn answers(data: &[(String, SubjectData)]) -> Vec<Value> {
     out
 }
 
-async fn apply(db: &TestDb, conn: &mut sqlx::PgConnection, ids: &[i64], op: &Op) {
+/// The app's own role: not a superuser, granted what a Django app needs on
+/// its tables (the demo's) and nothing of keyfall's.
+const APP: &str = "keyfall_django_app";
+
+/// The Django ORM as a writer: one `kf.py serve` process for the whole
+/// test, logged in as the app's role, fed one JSON op per line and
+/// answering each once it is committed.
+struct Orm {
+    child: std::sync::Mutex<std::process::Child>,
+    io: std::sync::Mutex<(std::process::ChildStdin, std::sync::mpsc::Receiver<String>)>,
+}
+
+impl Orm {
+    async fn start(db: &TestDb) -> Orm {
+        use std::process::Stdio;
+        let mut admin = db.raw().await;
+        // Roles are cluster-wide and tests run in parallel: made once, the
+        // loser of a race retries.
+        for _ in 0..3 {
+            let made = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP}') THEN CREATE ROLE {APP} LOGIN; END IF; END $$"
+            )))
+            .execute(&mut admin)
+            .await;
+            if made.is_ok() {
+                break;
+            }
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "GRANT USAGE ON SCHEMA public TO {APP};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON public.accounts, public.users, public.integration_settings TO {APP};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {APP};"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        let app = keyfall::store::Target {
+            options: db.target.options.clone().username(APP),
+            source: keyfall::store::Source::Configured,
+            connect_timeout: None,
+        };
+        let mut child = crate::django::kf_command(&app, &["serve"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start kf.py serve");
+        let stdin = child.stdin.take().expect("kf.py's stdin");
+        let stdout = child.stdout.take().expect("kf.py's stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Orm { child: std::sync::Mutex::new(child), io: std::sync::Mutex::new((stdin, rx)) }
+    }
+
+    /// One ORM write, committed when this returns.
+    fn write(&self, op: Value) {
+        use std::io::Write;
+        let mut io = self.io.lock().unwrap();
+        writeln!(io.0, "{op}").and_then(|_| io.0.flush()).unwrap_or_else(|e| panic!("kf.py serve is gone ({e}): {op}"));
+        let answer =
+            io.1.recv_timeout(crate::support::HUNG).unwrap_or_else(|e| panic!("kf.py serve: no answer ({e}) to {op}"));
+        let answer: Value =
+            serde_json::from_str(&answer).unwrap_or_else(|e| panic!("kf.py serve: not JSON ({e}): {answer}"));
+        assert_eq!(answer, json!({"ok": true}), "the ORM write {op}");
+    }
+}
+
+impl Drop for Orm {
+    fn drop(&mut self) {
+        if let Ok(child) = self.child.get_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How many audit rows the app's role wrote in each of the app's tables:
+/// the ORM really wrote, and was recorded.
+async fn orm_audited(conn: &mut sqlx::PgConnection) -> std::collections::HashMap<String, i64> {
+    sqlx::query_as::<_, (String, i64)>(
+        "SELECT table_name, count(*) FROM keyfall.audit_log WHERE db_login = $1 GROUP BY 1",
+    )
+    .bind(APP)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect()
+}
+
+fn assert_orm_wrote_every_app_table(audited: &std::collections::HashMap<String, i64>) {
+    for table in ["integration_settings", "users", "accounts"] {
+        assert!(audited.get(table).is_some_and(|n| *n > 0), "no ORM write to {table} was recorded: {audited:?}");
+    }
+}
+
+async fn apply(db: &TestDb, conn: &mut sqlx::PgConnection, orm: &Orm, ids: &[i64], op: &Op) {
     let slug_of = |id: i64| sqlx::query_scalar::<_, String>("SELECT slug FROM accounts WHERE id = $1").bind(id);
     match op {
-        Op::Setting { keyfall, account, kind, config, active } => {
+        Op::Setting { by: By::Orm(how), account, kind, config, active } => {
+            orm.write(json!({"op": "setting", "how": how, "account_id": ids[*account], "type": KINDS[*kind],
+                             "config": CONFIGS[*config], "active": active}));
+        }
+        Op::Setting { by, account, kind, config, active } => {
             let value: Value = serde_json::from_str(CONFIGS[*config]).unwrap();
-            let written = if *keyfall {
+            let written = if matches!(by, By::Keyfall) {
                 let slug = slug_of(ids[*account]).fetch_one(&mut *conn).await.unwrap();
                 let (v, a) = (value.clone(), *active);
                 db.store.write_setting("dev@igny8.com", &slug, KINDS[*kind], None, move |_| (v, a)).await.is_ok()
@@ -165,7 +301,10 @@ async fn apply(db: &TestDb, conn: &mut sqlx::PgConnection, ids: &[i64], op: &Op)
                 .unwrap();
             }
         }
-        Op::Delete { account, kind } => {
+        Op::Delete { orm: Some(how), account, kind } => {
+            orm.write(json!({"op": "delete", "how": how, "account_id": ids[*account], "type": KINDS[*kind]}));
+        }
+        Op::Delete { orm: None, account, kind } => {
             sqlx::query("DELETE FROM integration_settings WHERE account_id = $1 AND integration_type = $2")
                 .bind(ids[*account])
                 .bind(KINDS[*kind])
@@ -210,9 +349,16 @@ async fn apply(db: &TestDb, conn: &mut sqlx::PgConnection, ids: &[i64], op: &Op)
                     .unwrap();
             }
         }
-        Op::User { user, account, role, active, superuser } => {
+        Op::User { orm: how, user, account, role, active, superuser } => {
             // dev@igny8.com stays a superuser developer: keyfall's writes act as it.
             if *user == 1 {
+                return;
+            }
+            if let Some(how) = how {
+                orm.write(
+                    json!({"op": "user", "how": how, "email": USERS[*user], "account_id": account.map(|a| ids[a]),
+                                 "role": ROLES[*role], "active": active, "superuser": superuser}),
+                );
                 return;
             }
             sqlx::query(
@@ -227,9 +373,15 @@ async fn apply(db: &TestDb, conn: &mut sqlx::PgConnection, ids: &[i64], op: &Op)
             .await
             .unwrap();
         }
-        Op::Status { account, status } => {
+        Op::Status { orm: how, account, status } => {
             // aws-admin stays active: dev@igny8.com's writes need its tenant access.
             if *account == 0 {
+                return;
+            }
+            if let Some(how) = how {
+                orm.write(
+                    json!({"op": "account", "how": how, "account_id": ids[*account], "status": STATUSES[*status]}),
+                );
                 return;
             }
             sqlx::query("UPDATE accounts SET status = $2 WHERE id = $1")
@@ -239,8 +391,12 @@ async fn apply(db: &TestDb, conn: &mut sqlx::PgConnection, ids: &[i64], op: &Op)
                 .await
                 .unwrap();
         }
-        Op::Rename { account, renamed } => {
+        Op::Rename { orm: how, account, renamed } => {
             let slug = if *renamed { format!("{}-r", ACCOUNTS[*account]) } else { ACCOUNTS[*account].to_string() };
+            if let Some(how) = how {
+                orm.write(json!({"op": "account", "how": how, "account_id": ids[*account], "slug": slug}));
+                return;
+            }
             sqlx::query("UPDATE accounts SET slug = $2 WHERE id = $1")
                 .bind(ids[*account])
                 .bind(slug)
@@ -257,6 +413,7 @@ fn past_answers_equal_the_resolver_then() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let db = rt.block_on(TestDb::demo());
     let conn = tokio::sync::Mutex::new(rt.block_on(db.raw()));
+    let orm = rt.block_on(Orm::start(&db));
     let ids: Vec<i64> = rt.block_on(async {
         let mut conn = conn.lock().await;
         let mut ids = Vec::new();
@@ -285,7 +442,7 @@ fn past_answers_equal_the_resolver_then() {
                 let mut moments: Vec<(Cut, Cut, Vec<Value>)> = Vec::new();
                 for op in ops.iter().chain([&Op::Snapshot]) {
                     if !matches!(op, Op::Snapshot) {
-                        apply(&db, &mut conn, &ids, op).await;
+                        apply(&db, &mut conn, &orm, &ids, op).await;
                         continue;
                     }
                     let (at, next): (chrono::DateTime<chrono::Utc>, i64) = sqlx::query_as(
@@ -328,6 +485,7 @@ fn past_answers_equal_the_resolver_then() {
         })
         .unwrap();
     assert!(differed.into_inner() > 0, "no moment's world differed from the present: the test proves nothing");
+    assert_orm_wrote_every_app_table(&rt.block_on(async { orm_audited(&mut *conn.lock().await).await }));
 }
 
 /// Writes that move a key's blast radius: most go to the chain's accounts
@@ -338,8 +496,8 @@ fn blast_op() -> impl Strategy<Value = Op> {
         prop_oneof![3 => Just(0usize), 2 => Just(2usize), 2 => Just(8usize), 1 => Just(7usize), 2 => 0..CONFIGS.len()];
     let account = prop_oneof![3 => 0..3usize, 1 => 0..ACCOUNTS.len()];
     prop_oneof![
-        5 => (any::<bool>(), account, 0..KINDS.len(), config, proptest::bool::weighted(0.85))
-            .prop_map(|(keyfall, account, kind, config, active)| Op::Setting { keyfall, account, kind, config, active }),
+        5 => (by(), account, 0..KINDS.len(), config, proptest::bool::weighted(0.85))
+            .prop_map(|(by, account, kind, config, active)| Op::Setting { by, account, kind, config, active }),
         4 => op(),
     ]
 }
@@ -456,6 +614,7 @@ fn the_blast_radius_equals_a_brute_force_replay() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let db = rt.block_on(TestDb::demo());
     let conn = tokio::sync::Mutex::new(rt.block_on(db.raw()));
+    let orm = rt.block_on(Orm::start(&db));
     let ids: Vec<i64> = rt.block_on(async {
         let mut conn = conn.lock().await;
         let mut ids = Vec::new();
@@ -491,7 +650,7 @@ fn the_blast_radius_equals_a_brute_force_replay() {
             rt.block_on(async {
                 let mut conn = conn.lock().await;
                 for op in &ops {
-                    apply(&db, &mut conn, &ids, op).await;
+                    apply(&db, &mut conn, &orm, &ids, op).await;
                     // Every moment: a snapshot after each write.
                     moments.push(moment(&db, &mut conn).await);
                 }
@@ -507,4 +666,5 @@ fn the_blast_radius_equals_a_brute_force_replay() {
         .unwrap();
     assert!(compared.into_inner() > 100, "too few moments compared: the test proves little");
     assert!(intervals.into_inner() > 3, "no stretch was split: the test proves little");
+    assert_orm_wrote_every_app_table(&rt.block_on(async { orm_audited(&mut *conn.lock().await).await }));
 }
