@@ -231,7 +231,7 @@ impl Orm {
     /// One ORM write, committed when this returns.
     fn write(&self, op: Value) {
         use std::io::Write;
-        let mut io = self.io.lock().unwrap();
+        let mut io = self.io.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         writeln!(io.0, "{op}").and_then(|_| io.0.flush()).unwrap_or_else(|e| panic!("kf.py serve is gone ({e}): {op}"));
         let answer =
             io.1.recv_timeout(crate::support::HUNG).unwrap_or_else(|e| panic!("kf.py serve: no answer ({e}) to {op}"));
@@ -646,7 +646,7 @@ fn the_blast_radius_equals_a_brute_force_replay() {
     let moments = std::sync::Mutex::new(&mut moments);
     runner
         .run(&proptest::collection::vec(blast_op(), 4..24), |ops| {
-            let mut moments = moments.lock().unwrap();
+            let mut moments = moments.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             rt.block_on(async {
                 let mut conn = conn.lock().await;
                 for op in &ops {
