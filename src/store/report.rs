@@ -548,7 +548,7 @@ impl Store {
         account_ids: &[i64],
         types: &[String],
     ) -> Result<Vec<ReportRow>, StoreError> {
-        self.walk_for(&mut **tx, account_ids, types).await
+        self.walk_for(tx, account_ids, types).await
     }
 
     /// The walk for these accounts and the stand-in of users without one
@@ -832,12 +832,19 @@ async fn sys_answers(
     moves_on: &[&str],
     fails: &[&str],
 ) -> Result<HashMap<String, SysAnswer>, StoreError> {
-    let rows: Vec<(String, Option<String>, Option<String>, Option<bool>, Option<Value>)> =
-        sqlx::query_as(SYS_SQL).bind(moves_on).bind(fails).fetch_all(&mut **tx).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(t, at, verdict, fails, provider)| (t, SysAnswer { at, verdict, fails, provider }))
-        .collect())
+    let rows = sqlx::query(SYS_SQL).bind(moves_on).bind(fails).fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| {
+            let answer = SysAnswer {
+                at: r.try_get("at")?,
+                verdict: r.try_get("verdict")?,
+                fails: r.try_get("fails")?,
+                provider: r.try_get("provider")?,
+            };
+            Ok((r.try_get::<String, _>("t")?, answer))
+        })
+        .collect::<Result<HashMap<_, _>, sqlx::Error>>()
+        .map_err(StoreError::from)
 }
 
 /// The chain's stops of one world as the walk's `walk_sys_W` (JSON rows).
