@@ -1,11 +1,10 @@
 //! `keyfall resolve --batch`: many answers per call. Pairs come on stdin as
 //! JSON lines (`{"user": …, "function": …}`) or CSV (`user,function`, an
-//! optional header); one JSON line goes out per pair, in input order. The
-//! chain's answers are read once; each chunk costs two queries (its users,
-//! its accounts' rows with their stored verdicts), combined by the report's
-//! rules (`store::answers`, held equal to the report SQL and the resolver by
-//! the property test) — a million pairs are a few hundred queries, not a
-//! million processes.
+//! optional header); one JSON line goes out per pair, in input order. Each
+//! chunk costs two queries in one snapshot: its users, then the walk — the
+//! report's own SQL — for its accounts and types (`store::answers`, held
+//! equal to the resolver by the property test); a million pairs are a few
+//! hundred queries, not a million processes.
 //! A pair where the app raises says so in `raises` (its answer fields null),
 //! apart from one that nothing answers.
 //! Exit: 0 all resolved, 1 some unresolved or raising, 2 some input lines were bad.
@@ -16,7 +15,6 @@ use std::io::{BufRead, Write};
 use serde_json::{Value, json};
 
 use crate::store::Store;
-use crate::store::answers;
 
 use super::{CliError, CliResult, Exit};
 
@@ -28,10 +26,9 @@ pub async fn run(store: &Store, at: Option<&str>) -> CliResult {
         return run_at(store, at).await;
     }
     let functions: HashMap<String, String> = store.functions().await?.into_iter().collect();
-    // One snapshot for the whole run, and the chain's answers read once in
-    // it: every chunk's accounts fall back to them.
+    // One snapshot for the whole run: every chunk sees the same chain and
+    // settings.
     let mut snapshot = store.snapshot().await?;
-    let chain = store.chain_answers(&mut snapshot).await?;
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -60,7 +57,11 @@ pub async fn run(store: &Store, at: Option<&str>) -> CliResult {
         let mut ids: Vec<i64> = found.values().flatten().map(|(id, _)| *id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let rows = store.account_rows(&mut snapshot, &ids).await?;
+        let mut types: Vec<String> =
+            chunk.iter().filter_map(|p| p.as_ref().ok().and_then(|(_, f)| functions.get(f).cloned())).collect();
+        types.sort_unstable();
+        types.dedup();
+        let answers = store.answers(&mut snapshot, &ids, &types).await?;
         for pair in &chunk {
             let line = match pair {
                 Err(e) => {
@@ -77,7 +78,7 @@ pub async fn run(store: &Store, at: Option<&str>) -> CliResult {
                         json!({ "user": user, "function": function, "error": "unknown function" })
                     }
                     (Some(account), Some(ty)) => {
-                        let r = answers::answer(&chain, &rows, account.as_ref().map(|(id, s)| (*id, s.as_str())), ty);
+                        let r = answers.answer(account.as_ref().map(|(id, s)| (*id, s.as_str())), ty);
                         let resolved = r.is_resolved();
                         unresolved |= !resolved;
                         // Where the app raises, its call answers nothing.

@@ -1,12 +1,15 @@
 //! DESIGN §2 set-based: who answers every account × integration type (the
 //! fallback report), and the impact preview of a proposed change.
 //!
-//! The report is one query, streamed in its final order (system accounts in
-//! chain order, then tenants by slug as bytes): each account's own rows are
-//! looked up by index, the system chain's answer per type is computed once
-//! (`sys_answer`), and only a consumer's answer takes the second hop, again
-//! from the same account. Row verdicts come from `keyfall.row_verdicts`
-//! (kept by the audit trigger), so no query judges 250,000 configs.
+//! One SQL walk (`walk!`, below) answers for the report, `resolve --batch`
+//! (`store::answers`) and the impact preview. The report is one query,
+//! streamed in its final order (system accounts in chain order, then
+//! tenants by slug as bytes): each account's own rows are looked up by
+//! index, the system chain's stop per type is computed once
+//! (`chain_stops!`), and only a consumer's answer takes the second hop,
+//! again from the same account. Row verdicts come from
+//! `keyfall.row_verdicts` (kept by the audit trigger), so no query judges
+//! 250,000 configs.
 //!
 //! The impact preview never recomputes the whole report. Inside one
 //! transaction that is rolled back, it looks at two kinds of accounts:
@@ -22,9 +25,9 @@
 //! A test holds this equal to the straightforward before/after report on
 //! random data (`tests/it/impact_scoped.rs`).
 //!
-//! Report parameters: $1 the types reported, $2 the consumer types, $3 the
-//! account ids reported (NULL: all), $4 the verdicts that move the walk on
-//! and $5 those that fail it (the `[resolution]` rule set).
+//! Report parameters: $1 the verdicts that move the walk on and $2 those
+//! that fail it (the `[resolution]` rule set), $3 the types reported, $4 the
+//! consumer types, $5 the account ids reported (NULL: all).
 
 use std::collections::{HashMap, HashSet};
 
@@ -37,221 +40,239 @@ use super::{Store, StoreError};
 use crate::domain::change::{Answer, ImpactRow, Proposal};
 use crate::domain::registry;
 
+// ---------------------------------------------------------------------------
+// The walk, written once. The report, `resolve --batch` and the impact
+// preview all answer with `walk!`: its CTEs `walk_first` (the first stop),
+// `walk_named` (the provider a consumer names and the type it hops to),
+// `walk_second` (the second stop) and `walk` (who answers, the provider's
+// answerer, where the app raises). The caller writes, before it:
+// - `judged` (`judged!()`): every row's stored verdict, whether it stops
+//   the walk and whether stopping there fails ($1 the verdicts that move
+//   the walk on, $2 those that fail it — the `[resolution]` rule set);
+// - `walk_accounts` (id, slug, …: the accounts asked about, in order);
+// - `walk_types` (t, consumer: the types asked about);
+// - `walk_sys_W` for each world W (t, at, verdict, fails, provider): the
+//   chain's stop per type in that world (`chain_stops!()`). The report and
+//   the batch have one world (`n`, now); the impact preview two (`b`
+//   before the change and `a` after), read before and after it applies the
+//   change in its rolled-back transaction, and walks both in one pass.
+// A world's columns are prefixed with its name: `W_answered_by`,
+// `W_provider`, `W_provider_answered_by`, `W_answer_verdict`, `W_raise_at`,
+// `W_raise_type`, `W_raise_verdict`, `W_hop`, and `W1_own`/`W2_own` (the
+// stop was the account's own row, not the chain's).
+
+/// Every row's stored verdict (`keyfall.row_verdicts`, kept by the audit
+/// trigger, so no query judges 250,000 configs): whether it stops the walk
+/// and whether stopping there is the app failing.
+macro_rules! judged {
+    () => {
+        r#"judged AS NOT MATERIALIZED (
+    SELECT r.account_id, r.integration_type, r.provider, r.verdict,
+           r.verdict <> ALL($1::text[]) AS stops, r.verdict = ANY($2::text[]) AS fails
+      FROM row_verdicts r
+)"#
+    };
+}
+
+/// Per type, the system chain's stop: the first chain account whose row
+/// stops the walk, with that row — it answers, or (a verdict the rules
+/// make fail) the app raises there. $1 and $2 as in `judged!`.
+macro_rules! chain_stops {
+    () => {
+        r#"SELECT DISTINCT ON (r.integration_type) r.integration_type AS t, a.slug AS at, r.verdict,
+       r.verdict = ANY($2::text[]) AS fails, r.provider
+  FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug
+  JOIN row_verdicts r ON r.account_id = a.id
+ WHERE r.verdict <> ALL($1::text[])
+ ORDER BY r.integration_type, c.position"#
+    };
+}
+
+/// One stop of world `$w`, hop `$hop`: the account's own row where it
+/// stops (alias `$own`, found or not), else the chain's (its columns
+/// `$cs`at, `$cs`verdict, …).
+macro_rules! stop {
+    ($w:literal, $hop:literal, [$($own:literal),+], [$($cs:literal),+], $slug:literal) => {
+        concat!(
+            "CASE WHEN ", $($own,)+ ".verdict IS NOT NULL THEN ", $slug, " ELSE ", $($cs,)+ "at END AS ", $w, $hop, "_at, ",
+            "COALESCE(", $($own,)+ ".verdict, ", $($cs,)+ "verdict) AS ", $w, $hop, "_verdict, ",
+            "COALESCE(", $($own,)+ ".fails, ", $($cs,)+ "fails) AS ", $w, $hop, "_fails, ",
+            "CASE WHEN ", $($own,)+ ".verdict IS NOT NULL THEN ", $($own,)+ ".provider ELSE ", $($cs,)+ "provider END AS ", $w, $hop, "_provider, ",
+            $($own,)+ ".verdict IS NOT NULL AS ", $w, $hop, "_own"
+        )
+    };
+}
+
+/// The walk (see above). `$order`: the ORDER BY its rows keep ("" for none).
+macro_rules! walk {
+    ($order:literal; $($w:literal),+) => {
+        concat!(
+            r#"walk_typed AS MATERIALIZED (
+    -- The types asked about, with the chain's stop for each: a few rows."#,
+            "\n    SELECT ty.t, ty.consumer",
+            $(
+                ", ", $w, "_c1.at AS ", $w, "_c1_at, ", $w, "_c1.verdict AS ", $w, "_c1_verdict, ",
+                $w, "_c1.fails AS ", $w, "_c1_fails, ", $w, "_c1.provider AS ", $w, "_c1_provider",
+            )+
+            "\n      FROM walk_types ty",
+            $("\n      LEFT JOIN walk_sys_", $w, " ", $w, "_c1 ON ", $w, "_c1.t = ty.t",)+
+            r#"
+), walk_first AS (
+    -- The first stop: the account's own row where it stops, whatever the
+    -- account (the app's get_model_config), else the chain's. One index
+    -- probe per account for its own rows.
+    SELECT a.*, x.*
+      FROM walk_accounts a
+     CROSS JOIN LATERAL (
+        SELECT ty.t, ty.consumer"#,
+            $(", ", stop!($w, "1", ["o1"], ["ty.", $w, "_c1_"], "a.slug"),)+
+            r#"
+          FROM walk_typed ty
+          LEFT JOIN (SELECT * FROM judged j WHERE j.account_id = a.id) o1 ON o1.integration_type = ty.t AND o1.stops
+        OFFSET 0
+     ) x
+), walk_named AS (
+    -- A consumer that answers names a provider: the type of its second hop
+    -- when it is a non-empty string (any other JSON names no type the app
+    -- could find), shown as text, "(no provider)" when falsy."#,
+            "\n    SELECT f.*",
+            $(
+                ",\n           CASE WHEN f.", $w, "1_fails IS FALSE AND f.consumer AND jsonb_typeof(f.", $w, "1_provider) = 'string'",
+                " AND f.", $w, "1_provider <> '\"\"'::jsonb THEN f.", $w, "1_provider #>> '{}' END AS ", $w, "_hop",
+                ",\n           CASE WHEN f.", $w, "1_fails IS FALSE AND f.consumer THEN",
+                " CASE WHEN NOT keyfall_py_truthy(f.", $w, "1_provider) THEN '(no provider)'",
+                " WHEN jsonb_typeof(f.", $w, "1_provider) = 'string' THEN f.", $w, "1_provider #>> '{}'",
+                " ELSE f.", $w, "1_provider::text END END AS ", $w, "_provider",
+            )+
+            "\n      FROM walk_first f\n     ", $order, "\n    OFFSET 0\n), walk_second AS (",
+            "\n    -- The second stop, from the same account: only consumers hop (an",
+            "\n    -- index probe for those, nothing for the rest).",
+            "\n    SELECT n.*",
+            $(", ", stop!($w, "2", [$w, "_o2"], [$w, "_c2."], "n.slug"),)+
+            "\n      FROM walk_named n",
+            $(
+                "\n      LEFT JOIN LATERAL (SELECT x.verdict, x.fails, x.provider FROM judged x",
+                " WHERE n.", $w, "_hop IS NOT NULL AND x.account_id = n.id AND x.integration_type = n.", $w, "_hop AND x.stops",
+                " OFFSET 0) ", $w, "_o2 ON true",
+                "\n      LEFT JOIN LATERAL (SELECT * FROM walk_sys_", $w, " s WHERE n.", $w, "_hop IS NOT NULL AND s.t = n.", $w, "_hop",
+                " OFFSET 0) ", $w, "_c2 ON true",
+            )+
+            "\n), walk AS (",
+            "\n    -- Who answers (NULL where nothing does or the app raises), the",
+            "\n    -- provider's answerer, and where the app raises: the first stop's",
+            "\n    -- row if it fails, else the second's.",
+            "\n    SELECT s.*",
+            $(
+                ",\n           CASE WHEN s.", $w, "1_fails IS FALSE THEN s.", $w, "1_at END AS ", $w, "_answered_by",
+                ",\n           CASE WHEN s.", $w, "1_fails IS FALSE THEN s.", $w, "1_verdict END AS ", $w, "_answer_verdict",
+                ",\n           CASE WHEN s.", $w, "2_fails IS FALSE THEN s.", $w, "2_at END AS ", $w, "_provider_answered_by",
+                ",\n           CASE WHEN s.", $w, "1_fails THEN s.", $w, "1_at WHEN s.", $w, "2_fails THEN s.", $w, "2_at END AS ", $w, "_raise_at",
+                ",\n           CASE WHEN s.", $w, "1_fails THEN s.t WHEN s.", $w, "2_fails THEN s.", $w, "_hop END AS ", $w, "_raise_type",
+                ",\n           CASE WHEN s.", $w, "1_fails THEN s.", $w, "1_verdict WHEN s.", $w, "2_fails THEN s.", $w, "2_verdict END AS ", $w, "_raise_verdict",
+            )+
+            "\n      FROM walk_second s\n)\n"
+        )
+    };
+}
+
+/// The report over the accounts of `$accounts` (a table or CTE with id and
+/// slug), in the report's order (system accounts in chain order, then the
+/// rest by slug as bytes; types within an account are put in order by the
+/// reader). $3 the types reported, $4 the consumer types, $5 the account
+/// ids reported (NULL: all).
 macro_rules! report_sql {
     ($accounts:literal) => {
         concat!(
+            judged!(),
+            ", walk_sys_n AS MATERIALIZED (\n",
+            chain_stops!(),
             r#"
-sys AS MATERIALIZED (
-    SELECT c.position, a.id, a.slug
-      FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug
-), judged AS NOT MATERIALIZED (
-    -- Each row's stored verdict: whether it stops the walk, and whether
-    -- stopping there is the app failing.
-    SELECT r.account_id, r.integration_type, r.provider, r.verdict,
-           r.verdict <> ALL($4::text[]) AS stops, r.verdict = ANY($5::text[]) AS fails
-      FROM row_verdicts r
-), sys_answer AS MATERIALIZED (
-    -- Per type, the first chain account whose row stops the walk: it
-    -- answers, or (a verdict the rules call a failure) the app raises.
-    SELECT DISTINCT ON (j.integration_type)
-           j.integration_type,
-           CASE WHEN j.fails THEN NULL ELSE sys.slug END AS slug,
-           CASE WHEN j.fails THEN NULL ELSE j.provider END AS provider,
-           CASE WHEN j.fails THEN NULL ELSE j.verdict END AS verdict,
-           -- Where the app raises: the row's account and verdict.
-           CASE WHEN j.fails THEN sys.slug END AS raise_at,
-           CASE WHEN j.fails THEN j.verdict END AS raise_verdict
-      FROM sys CROSS JOIN LATERAL (SELECT * FROM judged j WHERE j.account_id = sys.id) j
-     WHERE j.stops
-     ORDER BY j.integration_type, sys.position
-), typed AS MATERIALIZED (
-    -- The reported types with the chain's answer for each: a few rows.
-    SELECT types.t, types.t = ANY($2::text[]) AS consumer,
-           sa.slug AS sys_slug, sa.provider AS sys_provider, sa.verdict AS sys_verdict,
-           sa.raise_at AS sys_raise_at, sa.raise_verdict AS sys_raise_verdict
-      FROM unnest($1::text[]) AS types(t)
-      LEFT JOIN sys_answer sa ON sa.integration_type = types.t
-), reported AS (
+), sys AS MATERIALIZED (
+    SELECT c.position, a.id FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug
+), walk_types AS MATERIALIZED (
+    SELECT types.t, types.t = ANY($4::text[]) AS consumer FROM unnest($3::text[]) AS types(t)
+), walk_accounts AS (
     -- In the report's order, so the rows below come out in it (no sort of
-    -- every row: the joins below keep this order).
+    -- every row: the joins of the walk keep this order).
     SELECT a.id, a.slug, sys.position AS chain_position
       FROM "#,
             $accounts,
             r#" a
       LEFT JOIN sys ON sys.id = a.id
-     WHERE ($3::bigint[] IS NULL OR a.id = ANY($3::bigint[]) OR a.id IS NULL)
+     WHERE ($5::bigint[] IS NULL OR a.id = ANY($5::bigint[]) OR a.id IS NULL)
      ORDER BY sys.position, a.slug COLLATE "C"
-), first_hop AS (
-    -- The account's own row first, whatever the account (the app's
-    -- get_model_config); where it moves the walk on, the chain's answer.
-    -- One index probe per account for its own rows.
-    SELECT a.id, a.slug, a.chain_position, x.*
-      FROM reported a
-     CROSS JOIN LATERAL (
-        SELECT ty.t, ty.consumer,
-               CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE a.slug END
-                    ELSE ty.sys_slug END AS answered_by,
-               CASE WHEN NOT ty.consumer THEN NULL
-                    WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.provider END
-                    ELSE ty.sys_provider END AS provider,
-               CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.verdict END
-                    ELSE ty.sys_verdict END AS answer_verdict,
-               CASE WHEN own.stops THEN CASE WHEN own.fails THEN a.slug END
-                    ELSE ty.sys_raise_at END AS raise_at,
-               CASE WHEN own.stops THEN CASE WHEN own.fails THEN own.verdict END
-                    ELSE ty.sys_raise_verdict END AS raise_verdict
-          FROM typed ty
-          LEFT JOIN (SELECT * FROM judged j WHERE j.account_id = a.id) own ON own.integration_type = ty.t
-        OFFSET 0
-     ) x
-), named AS (
-    -- A provider reference: the hop's type when it is a string; any other
-    -- JSON (a number, a list) names no type the app could find. A consumer
-    -- answering without one (only under rules that let such a row answer)
-    -- hops nowhere: "(no provider)".
-    SELECT f.*, CASE WHEN jsonb_typeof(f.provider) = 'string' AND f.provider <> '""'::jsonb
-                     THEN f.provider #>> '{}' END AS hop_type,
-           CASE WHEN NOT f.consumer THEN NULL
-                WHEN NOT keyfall_py_truthy(f.provider) THEN '(no provider)'
-                WHEN jsonb_typeof(f.provider) = 'string' THEN f.provider #>> '{}'
-                ELSE f.provider::text END AS provider_text
-      FROM first_hop f
-     ORDER BY f.chain_position, f.slug COLLATE "C"
-    OFFSET 0
-)
-SELECT f.slug AS account, f.id AS account_id, f.chain_position, f.t AS integration_type, f.answered_by,
-       CASE WHEN f.answered_by IS NOT NULL THEN f.provider_text END AS provider,
-       CASE WHEN f.answered_by IS NOT NULL AND f.hop_type IS NOT NULL THEN
-            CASE WHEN prov.stops THEN CASE WHEN prov.fails THEN NULL ELSE f.slug END
-                 ELSE psa.slug END
-       END AS provider_answered_by,
-       f.answer_verdict,
-       -- Where the app raises (the first hop's row, else the second's): the
-       -- account, type and verdict of that row; NULL when nothing raises.
-       CASE WHEN f.raise_at IS NOT NULL THEN f.raise_at
-            WHEN f.answered_by IS NOT NULL AND f.hop_type IS NOT NULL THEN
-                 CASE WHEN prov.stops THEN CASE WHEN prov.fails THEN f.slug END ELSE psa.raise_at END
-       END AS raise_at,
-       CASE WHEN f.raise_at IS NOT NULL THEN f.t ELSE f.hop_type END AS raise_type,
-       CASE WHEN f.raise_at IS NOT NULL THEN f.raise_verdict
-            WHEN f.answered_by IS NOT NULL AND f.hop_type IS NOT NULL THEN
-                 CASE WHEN prov.stops THEN CASE WHEN prov.fails THEN prov.verdict END ELSE psa.raise_verdict END
-       END AS raise_verdict
-  FROM named f
-  -- Only consumers hop: an index probe for those, nothing for the rest.
-  LEFT JOIN LATERAL (SELECT x.stops, x.fails, x.verdict FROM judged x
-                      WHERE f.hop_type IS NOT NULL AND x.account_id = f.id AND x.integration_type = f.hop_type
-                     OFFSET 0) prov ON true
-  LEFT JOIN LATERAL (SELECT s.slug, s.raise_at, s.raise_verdict FROM sys_answer s
-                      WHERE f.hop_type IS NOT NULL AND s.integration_type = f.hop_type
-                     OFFSET 0) psa ON true
- ORDER BY f.chain_position, f.slug COLLATE "C"
+), "#,
+            walk!(r#"ORDER BY f.chain_position, f.slug COLLATE "C""#; "n"),
+            r#"SELECT w.slug AS account, w.id AS account_id, w.chain_position, w.t AS integration_type, w.n_answered_by,
+       w.n_provider, w.n_provider_answered_by, w.n_answer_verdict, w.n_raise_at, w.n_raise_type, w.n_raise_verdict
+  FROM walk w
+ ORDER BY w.chain_position, w.slug COLLATE "C"
 "#
         )
     };
 }
 
-/// Every account, in the report's order (types within an account are put
-/// in order by the reader).
+/// Every account, in the report's order.
 const REPORT_SQL: &str = concat!("WITH ", report_sql!("accounts"));
 
 /// The report for some accounts only (and, as '' with no id, for users
-/// without an account): the scoped report (`report_for`), and the
-/// impact preview's accounts whose own rows change.
+/// without an account): the scoped report (`report_for`), `resolve
+/// --batch`, and the impact preview's accounts whose own rows change.
 const BATCH_SQL: &str = concat!(
-    "WITH every_account AS (SELECT id, slug FROM accounts WHERE id = ANY($3::bigint[]) UNION ALL SELECT NULL::bigint, ''), ",
+    "WITH every_account AS (SELECT id, slug FROM accounts WHERE id = ANY($5::bigint[]) UNION ALL SELECT NULL::bigint, ''), ",
     report_sql!("every_account")
 );
 
-/// Per type, the system chain's answer (the report's `sys_answer`): the
-/// answering chain account (NULL where the app raises) and the provider
-/// reference it names. $1 the verdicts that move on, $2 those that fail.
-const SYS_SQL: &str = r#"
-WITH sys AS (
-    SELECT c.position, a.id, a.slug
-      FROM fallback_chain c JOIN accounts a ON a.slug = c.account_slug
-)
-SELECT DISTINCT ON (r.integration_type) r.integration_type,
-       CASE WHEN r.verdict = ANY($2::text[]) THEN NULL ELSE sys.slug END AS slug,
-       CASE WHEN r.verdict = ANY($2::text[]) THEN NULL ELSE r.provider END AS provider
-  FROM sys JOIN row_verdicts r ON r.account_id = sys.id
- WHERE r.verdict <> ALL($1::text[])
- ORDER BY r.integration_type, sys.position
-"#;
+/// Per type, the system chain's stop (the walk's `walk_sys_W`). $1 the
+/// verdicts that move on, $2 those that fail.
+const SYS_SQL: &str = chain_stops!();
 
 /// The impact on every account whose own rows the change leaves as they
-/// are, grouped. Such an account answers from its own row where that stops
-/// the walk ("(own)"), else from the chain's answer, before ($7 `b_*`) or
-/// after (`a_*`); `renewed` marks a type whose chain answer stays at the
-/// same account while that account's row changes content. Only accounts
-/// without a stopping row of a type in $4 (those whose chain answer
-/// changed or was renewed) can move; $3 the accounts looked at one by one
-/// (left out here); $1 the types evaluated (those of $4 and the consumers,
-/// which may hop into them); $2 the consumer types; $5/$6 the rule set.
-const PLAIN_SQL: &str = r#"
-WITH sysx AS MATERIALIZED (
-    SELECT * FROM jsonb_to_recordset($7::text::jsonb)
-        AS x(t text, b_slug text, b_provider jsonb, a_slug text, a_provider jsonb, renewed boolean)
-), judged AS NOT MATERIALIZED (
-    SELECT r.account_id, r.integration_type, r.provider,
-           r.verdict <> ALL($5::text[]) AS stops, r.verdict = ANY($6::text[]) AS fails
-      FROM row_verdicts r
-), moving AS MATERIALIZED (
-    SELECT DISTINCT a.id, a.slug
-      FROM accounts a CROSS JOIN unnest($4::text[]) AS d(t)
-     WHERE a.id <> ALL($3::bigint[])
-       AND NOT EXISTS (SELECT 1 FROM judged j
-                        WHERE j.account_id = a.id AND j.integration_type = d.t
-                          AND j.integration_type = ANY($4::text[]) AND j.stops)
-), named AS MATERIALIZED (
-    SELECT f.*,
-           CASE WHEN jsonb_typeof(f.b_p) = 'string' AND f.b_p <> '""'::jsonb THEN f.b_p #>> '{}' END AS b_hop,
-           CASE WHEN jsonb_typeof(f.a_p) = 'string' AND f.a_p <> '""'::jsonb THEN f.a_p #>> '{}' END AS a_hop,
-           CASE WHEN f.t <> ALL($2::text[]) THEN NULL
-                WHEN NOT keyfall_py_truthy(f.b_p) THEN '(no provider)'
-                WHEN jsonb_typeof(f.b_p) = 'string' THEN f.b_p #>> '{}'
-                ELSE f.b_p::text END AS b_text,
-           CASE WHEN f.t <> ALL($2::text[]) THEN NULL
-                WHEN NOT keyfall_py_truthy(f.a_p) THEN '(no provider)'
-                WHEN jsonb_typeof(f.a_p) = 'string' THEN f.a_p #>> '{}'
-                ELSE f.a_p::text END AS a_text
-      FROM (
-        SELECT m.id, m.slug, ty.t,
-               CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE '(own)' END ELSE sx.b_slug END AS b_by,
-               CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE '(own)' END ELSE sx.a_slug END AS a_by,
-               CASE WHEN ty.t = ANY($2::text[]) THEN
-                    CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.provider END ELSE sx.b_provider END
-               END AS b_p,
-               CASE WHEN ty.t = ANY($2::text[]) THEN
-                    CASE WHEN own.stops THEN CASE WHEN own.fails THEN NULL ELSE own.provider END ELSE sx.a_provider END
-               END AS a_p,
-               own.stops IS NOT TRUE AND sx.renewed IS TRUE AS first_renewed
-          FROM moving m CROSS JOIN unnest($1::text[]) AS ty(t)
-          LEFT JOIN sysx sx ON sx.t = ty.t
-          LEFT JOIN LATERAL (SELECT j.stops, j.fails, j.provider FROM judged j
-                              WHERE j.account_id = m.id AND j.integration_type = ty.t OFFSET 0) own ON true
-      ) f
-), answered AS (
-    SELECT n.id, n.slug, n.t,
-           n.b_by, CASE WHEN n.b_by IS NOT NULL THEN n.b_text END AS b_provider,
-           CASE WHEN n.b_by IS NOT NULL AND n.b_hop IS NOT NULL THEN
-                CASE WHEN bp.stops THEN CASE WHEN bp.fails THEN NULL ELSE '(own)' END ELSE bs.b_slug END
-           END AS b_pby,
-           n.a_by, CASE WHEN n.a_by IS NOT NULL THEN n.a_text END AS a_provider,
-           CASE WHEN n.a_by IS NOT NULL AND n.a_hop IS NOT NULL THEN
-                CASE WHEN ap.stops THEN CASE WHEN ap.fails THEN NULL ELSE '(own)' END ELSE hs.a_slug END
-           END AS a_pby,
-           (n.a_by IS NOT NULL AND n.first_renewed)
-           OR (n.a_by IS NOT NULL AND n.a_hop IS NOT NULL AND ap.stops IS NOT TRUE AND hs.renewed IS TRUE) AS renewed
-      FROM named n
-      LEFT JOIN LATERAL (SELECT x.stops, x.fails FROM judged x
-                          WHERE n.b_hop IS NOT NULL AND x.account_id = n.id AND x.integration_type = n.b_hop
-                         OFFSET 0) bp ON true
-      LEFT JOIN sysx bs ON bs.t = n.b_hop
-      LEFT JOIN LATERAL (SELECT x.stops, x.fails FROM judged x
-                          WHERE n.a_hop IS NOT NULL AND x.account_id = n.id AND x.integration_type = n.a_hop
-                         OFFSET 0) ap ON true
-      LEFT JOIN sysx hs ON hs.t = n.a_hop
+/// are, grouped: the walk in two worlds, before ($7, the chain's stops
+/// before the change) and after ($8), in one pass. Such an account answers
+/// from its own row where that stops the walk ("(own)"), else from the
+/// chain's. Only accounts without a stopping row of a type in $6 (those
+/// whose chain answer changed or was renewed) can move; $5 the accounts
+/// looked at one by one (left out here); $3 the types evaluated (those of
+/// $6 and the consumers, which may hop into them); $4 the consumer types;
+/// $9 the types whose chain answer stays at the same account while that
+/// account's row changes content (`renewed`); $1/$2 the rule set.
+const PLAIN_SQL: &str = concat!(
+    "WITH ",
+    judged!(),
+    r#", walk_sys_b AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset($7::text::jsonb) AS x(t text, at text, verdict text, fails boolean, provider jsonb)
+), walk_sys_a AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset($8::text::jsonb) AS x(t text, at text, verdict text, fails boolean, provider jsonb)
+), walk_types AS MATERIALIZED (
+    SELECT ty.t, ty.t = ANY($4::text[]) AS consumer FROM unnest($3::text[]) AS ty(t)
+), walk_accounts AS MATERIALIZED (
+    -- Those without a stopping row of some type of $6: every account but
+    -- those with one of each (one pass over the rows of those types, one
+    -- hash lookup per account; a pair has one verdict row, as the walk
+    -- itself assumes).
+    SELECT a.id, a.slug
+      FROM accounts a
+     WHERE a.id <> ALL($5::bigint[])
+       AND a.id NOT IN (SELECT j.account_id FROM judged j
+                         WHERE j.integration_type = ANY($6::text[]) AND j.stops
+                         GROUP BY j.account_id
+                        HAVING count(*) = cardinality($6::text[]))
+), "#,
+    walk!(""; "b", "a"),
+    r#", answered AS (
+    SELECT w.id, w.slug, w.t,
+           CASE WHEN w.b1_own AND w.b_answered_by IS NOT NULL THEN '(own)' ELSE w.b_answered_by END AS b_by,
+           w.b_provider,
+           CASE WHEN w.b2_own AND w.b_provider_answered_by IS NOT NULL THEN '(own)' ELSE w.b_provider_answered_by END AS b_pby,
+           CASE WHEN w.a1_own AND w.a_answered_by IS NOT NULL THEN '(own)' ELSE w.a_answered_by END AS a_by,
+           w.a_provider,
+           CASE WHEN w.a2_own AND w.a_provider_answered_by IS NOT NULL THEN '(own)' ELSE w.a_provider_answered_by END AS a_pby,
+           -- Answering (after) from the chain's row of a renewed type.
+           w.a_answered_by IS NOT NULL
+           AND ((NOT w.a1_own AND w.t = ANY($9::text[]))
+                OR (w.a_hop IS NOT NULL AND NOT w.a2_own AND w.a_hop = ANY($9::text[]))) AS renewed
+      FROM walk w
 ), compared AS (
     SELECT a.*, (a.b_by, a.b_provider, a.b_pby) IS NOT DISTINCT FROM (a.a_by, a.a_provider, a.a_pby) AS same
       FROM answered a
@@ -268,7 +289,8 @@ SELECT c.t AS integration_type, c.b_by, c.b_provider, c.b_pby, c.a_by, c.a_provi
  CROSS JOIN LATERAL (SELECT count(*) AS n FROM users u WHERE u.account_id = c.id) uc
  WHERE NOT c.same OR c.renewed
  GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-"#;
+"#
+);
 
 /// One account × type of the fallback report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -398,12 +420,25 @@ fn consumers() -> Vec<String> {
     registry::TYPES.iter().filter(|t| t.kind == registry::Kind::Consumer).map(|t| t.name.to_string()).collect()
 }
 
-/// The chain's answer for one type: the answering account (`None` where
-/// nobody answers or the app raises) and the provider reference it names.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The chain's stop for one type (`chain_stops!`): the chain account and
+/// its row, answering or (`fails`) where the app raises.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 struct SysAnswer {
-    slug: Option<String>,
+    at: Option<String>,
+    verdict: Option<String>,
+    fails: Option<bool>,
     provider: Option<Value>,
+}
+
+impl SysAnswer {
+    /// What the impact compares: the answering account (`None` where
+    /// nobody answers or the app raises) and the provider reference it names.
+    fn answer(&self) -> (Option<&str>, Option<&Value>) {
+        match self.fails {
+            Some(false) => (self.at.as_deref(), self.provider.as_ref()),
+            _ => (None, None),
+        }
+    }
 }
 
 /// One group of an impact: type, before → after, whether only the value changed.
@@ -475,11 +510,11 @@ impl Store {
         };
         {
             let mut rows = sqlx::query(REPORT_SQL)
+                .bind(self.rules.moves_on_names())
+                .bind(self.rules.fails_names())
                 .bind(&types)
                 .bind(consumers())
                 .bind(None::<Vec<i64>>)
-                .bind(self.rules.moves_on_names())
-                .bind(self.rules.fails_names())
                 .fetch(&mut *tx);
             while let Some(row) = rows.try_next().await.map_err(StoreError::from)? {
                 let row = report_row(&row).map_err(StoreError::from)?;
@@ -513,13 +548,24 @@ impl Store {
         account_ids: &[i64],
         types: &[String],
     ) -> Result<Vec<ReportRow>, StoreError> {
+        self.walk_for(tx, account_ids, types).await
+    }
+
+    /// The walk for these accounts and the stand-in of users without one
+    /// (`account` '', no id), on `conn` (a transaction or a snapshot).
+    pub(super) async fn walk_for(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        account_ids: &[i64],
+        types: &[String],
+    ) -> Result<Vec<ReportRow>, StoreError> {
         let rows = sqlx::query(BATCH_SQL)
+            .bind(self.rules.moves_on_names())
+            .bind(self.rules.fails_names())
             .bind(types)
             .bind(consumers())
             .bind(account_ids)
-            .bind(self.rules.moves_on_names())
-            .bind(self.rules.fails_names())
-            .fetch_all(&mut **tx)
+            .fetch_all(conn)
             .await?;
         rows.iter().map(report_row).collect::<Result<Vec<_>, sqlx::Error>>().map_err(StoreError::from)
     }
@@ -677,34 +723,35 @@ impl Store {
         let mut sys_types: Vec<&String> = sys_before.keys().chain(sys_after.keys()).collect();
         sys_types.sort();
         sys_types.dedup();
-        let mut sysx = Vec::new();
         let mut changed_types: Vec<String> = Vec::new();
+        let mut renewed_types: Vec<String> = Vec::new();
         for t in sys_types {
             let (b, a) =
                 (sys_before.get(t).cloned().unwrap_or_default(), sys_after.get(t).cloned().unwrap_or_default());
-            let renewed_here = b.slug.is_some()
-                && b.slug == a.slug
-                && renewed.contains(&(b.slug.clone().unwrap_or_default(), t.clone()));
+            let (b, a) = (b.answer(), a.answer());
+            let renewed_here =
+                b.0.is_some() && b.0 == a.0 && renewed.contains(&(b.0.unwrap_or_default().to_string(), t.clone()));
             if b != a || renewed_here {
                 changed_types.push(t.clone());
             }
-            sysx.push(serde_json::json!({
-                "t": t, "b_slug": b.slug, "b_provider": b.provider,
-                "a_slug": a.slug, "a_provider": a.provider, "renewed": renewed_here,
-            }));
+            if renewed_here {
+                renewed_types.push(t.clone());
+            }
         }
         if !changed_types.is_empty() {
             let consumer_types = consumers();
             let mut evaluated = changed_types.clone();
             evaluated.extend(consumer_types.iter().filter(|c| !changed_types.contains(c)).cloned());
             let rows = sqlx::query(PLAIN_SQL)
+                .bind(&moves_on)
+                .bind(&fails)
                 .bind(&evaluated)
                 .bind(&consumer_types)
                 .bind(&special)
                 .bind(&changed_types)
-                .bind(&moves_on)
-                .bind(&fails)
-                .bind(Value::Array(sysx).to_string())
+                .bind(sys_rows(&sys_before))
+                .bind(sys_rows(&sys_after))
+                .bind(&renewed_types)
                 .fetch_all(&mut *tx)
                 .await?;
             for r in rows {
@@ -779,15 +826,36 @@ impl Store {
     }
 }
 
-/// The chain's answer per type, as the report's `sys_answer` computes it.
+/// The chain's stop per type, as the walk's `walk_sys_W` reads it.
 async fn sys_answers(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     moves_on: &[&str],
     fails: &[&str],
 ) -> Result<HashMap<String, SysAnswer>, StoreError> {
-    let rows: Vec<(String, Option<String>, Option<Value>)> =
-        sqlx::query_as(SYS_SQL).bind(moves_on).bind(fails).fetch_all(&mut **tx).await?;
-    Ok(rows.into_iter().map(|(t, slug, provider)| (t, SysAnswer { slug, provider })).collect())
+    let rows = sqlx::query(SYS_SQL).bind(moves_on).bind(fails).fetch_all(&mut **tx).await?;
+    rows.iter()
+        .map(|r| {
+            let answer = SysAnswer {
+                at: r.try_get("at")?,
+                verdict: r.try_get("verdict")?,
+                fails: r.try_get("fails")?,
+                provider: r.try_get("provider")?,
+            };
+            Ok((r.try_get::<String, _>("t")?, answer))
+        })
+        .collect::<Result<HashMap<_, _>, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// The chain's stops of one world as the walk's `walk_sys_W` (JSON rows).
+fn sys_rows(sys: &HashMap<String, SysAnswer>) -> String {
+    let rows: Vec<Value> = sys
+        .iter()
+        .map(|(t, s)| {
+            serde_json::json!({ "t": t, "at": s.at, "verdict": s.verdict, "fails": s.fails, "provider": s.provider })
+        })
+        .collect();
+    Value::Array(rows).to_string()
 }
 
 /// Apply a proposal inside the preview's transaction (rolled back after).

@@ -221,20 +221,19 @@ pub(crate) fn report_equals_resolver_and_batch(extra: &[&'static str], cases: u3
                     );
                 }
             }
-            // resolve --batch's engine (the chain once, each account's rows'
-            // verdicts) answers as the report does, account by account.
+            // resolve --batch's engine (the walk for some accounts, in one
+            // snapshot) answers as the report does, account by account.
             let ids: Vec<i64> = snapshot.accounts.keys().copied().collect();
-            let (chain, rows) = rt.block_on(async {
+            let mut asked: Vec<String> = report.iter().map(|r| r.integration_type.clone()).collect();
+            asked.extend(types.iter().map(|t| t.to_string()));
+            asked.sort();
+            asked.dedup();
+            let answers = rt.block_on(async {
                 let mut tx = store.snapshot().await.unwrap();
-                (store.chain_answers(&mut tx).await.unwrap(), store.account_rows(&mut tx, &ids).await.unwrap())
+                store.answers(&mut tx, &ids, &asked).await.unwrap()
             });
             for row in &report {
-                let fast = keyfall::store::answers::answer(
-                    &chain,
-                    &rows,
-                    row.account_id.map(|id| (id, row.account.as_str())),
-                    &row.integration_type,
-                );
+                let fast = answers.answer(row.account_id.map(|id| (id, row.account.as_str())), &row.integration_type);
                 let fast =
                     (&fast.answered_by, &fast.provider, &fast.provider_answered_by, &fast.answer_verdict, &fast.raises);
                 let sql =
@@ -250,7 +249,7 @@ pub(crate) fn report_equals_resolver_and_batch(extra: &[&'static str], cases: u3
             }
             // A user without an account walks the chain from the top.
             for &t in &types {
-                let fast = keyfall::store::answers::answer(&chain, &rows, None, t);
+                let fast = answers.answer(None, t);
                 let hop = resolve_type(&snapshot, None, t);
                 let pure = (
                     hop.answered_by.clone(),
