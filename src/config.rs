@@ -236,7 +236,8 @@ impl Config {
             color,
             read_only: overrides.read_only || raw.read_only.unwrap_or(false) || context_read_only,
             keys: flatten_keys(raw.keys.unwrap_or_default()),
-            mapping: raw.mapping,
+            // A context's own [contexts.NAME.mapping] over the file's.
+            mapping: context.as_ref().and_then(|c| c.mapping.clone()).or(raw.mapping),
             resolution: raw.resolution.unwrap_or_default(),
             file,
             login: None,
@@ -258,6 +259,10 @@ impl Config {
         config.label = Some(c.header_label().to_string());
         config.color = c.color.clone();
         config.read_only = self.read_only_asked || c.read_only;
+        // Only `attach` reads it (the console never attaches).
+        if c.mapping.is_some() {
+            config.mapping = c.mapping.clone();
+        }
         config.context = Some(c.name.clone());
         config.login = None;
         Ok(config)
@@ -276,6 +281,9 @@ pub struct Context {
     pub label: Option<String>,
     pub color: Option<String>,
     pub read_only: bool,
+    /// `[contexts.NAME.mapping]`: this database's tables, as `keyfall
+    /// attach` should install them there (over the file's `[mapping]`).
+    pub mapping: Option<crate::store::mapping::MappingInput>,
 }
 
 impl Context {
@@ -326,6 +334,7 @@ pub fn contexts(table: &toml::Table) -> Result<Vec<Context>, String> {
         };
         let mut url = None;
         let mut color = None;
+        let mut mapping = None;
         for (key, value) in entries {
             match key.as_str() {
                 "url" | "database_url" => {
@@ -356,9 +365,17 @@ pub fn contexts(table: &toml::Table) -> Result<Vec<Context>, String> {
                         return Err(format!("{at}.read_only: expected true or false, found {}", value.type_str()));
                     }
                 }
+                // This database's tables, an input to `attach` there only.
+                "mapping" => {
+                    let input: crate::store::mapping::MappingInput =
+                        value.clone().try_into().map_err(|e: toml::de::Error| {
+                            format!("{at}.mapping: {}", e.message().trim())
+                        })?;
+                    mapping = Some(input);
+                }
                 other => {
                     return Err(format!(
-                        "{at}: unknown key {:?} (url, label, colour, read_only)",
+                        "{at}: unknown key {:?} (url, label, colour, read_only, mapping)",
                         crate::domain::text::visible_short(other, 40)
                     ));
                 }
@@ -373,6 +390,7 @@ pub fn contexts(table: &toml::Table) -> Result<Vec<Context>, String> {
             label: text("label")?,
             color,
             read_only: entries.get("read_only").and_then(toml::Value::as_bool).unwrap_or(false),
+            mapping,
         });
     }
     Ok(out)
@@ -527,7 +545,7 @@ fn misplaced_key(text: &str) -> Option<String> {
             continue;
         }
         let holds = match table.split('.').next().unwrap_or_default() {
-            "contexts" => "one named database (url, label, colour, read_only)",
+            "contexts" => "one named database (url, label, colour, read_only, mapping)",
             "keys" if table.contains('.') => "key bindings of one screen (action = [keys])",
             "keys" => "key bindings (action = [keys])",
             "resolution" => "the rules resolution follows (name, moves_on, fails)",
