@@ -35,7 +35,7 @@ pub struct RawConfig {
     /// no bound), like PostgreSQL's `statement_timeout`.
     pub statement_timeout: Option<String>,
     /// Named databases: `[contexts.prod]` with `url`, `label`, `colour`,
-    /// `read_only`; read by `contexts` below, so each error names its key.
+    /// `read_only`, `mapping`; read by `contexts` below, so each error names its key.
     pub contexts: Option<toml::Table>,
     /// The context used when neither `--context` nor `KEYFALL_CONTEXT` names one.
     pub default_context: Option<String>,
@@ -237,7 +237,13 @@ impl Config {
             read_only: overrides.read_only || raw.read_only.unwrap_or(false) || context_read_only,
             keys: flatten_keys(raw.keys.unwrap_or_default()),
             // A context's own [contexts.NAME.mapping] over the file's.
-            mapping: context.as_ref().and_then(|c| c.mapping.clone()).or(raw.mapping),
+            mapping: match (&context, &raw.contexts) {
+                (Some(c), Some(table)) => {
+                    table.get(&c.name).and_then(|t| t.get("mapping")).and_then(|m| context_mapping(m).ok())
+                }
+                _ => None,
+            }
+            .or(raw.mapping),
             resolution: raw.resolution.unwrap_or_default(),
             file,
             login: None,
@@ -259,10 +265,6 @@ impl Config {
         config.label = Some(c.header_label().to_string());
         config.color = c.color.clone();
         config.read_only = self.read_only_asked || c.read_only;
-        // Only `attach` reads it (the console never attaches).
-        if c.mapping.is_some() {
-            config.mapping = c.mapping.clone();
-        }
         config.context = Some(c.name.clone());
         config.login = None;
         Ok(config)
@@ -281,9 +283,6 @@ pub struct Context {
     pub label: Option<String>,
     pub color: Option<String>,
     pub read_only: bool,
-    /// `[contexts.NAME.mapping]`: this database's tables, as `keyfall
-    /// attach` should install them there (over the file's `[mapping]`).
-    pub mapping: Option<crate::store::mapping::MappingInput>,
 }
 
 impl Context {
@@ -312,6 +311,12 @@ fn select<'a>(contexts: &'a [Context], name: &str) -> Result<&'a Context, String
     })
 }
 
+/// `[contexts.NAME.mapping]`: that database's tables, an input to `keyfall
+/// attach` there (over the file's `[mapping]`), read as `[mapping]` is.
+fn context_mapping(value: &toml::Value) -> Result<crate::store::mapping::MappingInput, String> {
+    value.clone().try_into().map_err(|e: toml::de::Error| e.message().trim().to_string())
+}
+
 /// `[contexts]` read by hand, so every error names its table and key
 /// (`contexts.prod.url: expected a string`).
 pub fn contexts(table: &toml::Table) -> Result<Vec<Context>, String> {
@@ -334,7 +339,6 @@ pub fn contexts(table: &toml::Table) -> Result<Vec<Context>, String> {
         };
         let mut url = None;
         let mut color = None;
-        let mut mapping = None;
         for (key, value) in entries {
             match key.as_str() {
                 "url" | "database_url" => {
@@ -367,11 +371,7 @@ pub fn contexts(table: &toml::Table) -> Result<Vec<Context>, String> {
                 }
                 // This database's tables, an input to `attach` there only.
                 "mapping" => {
-                    let input: crate::store::mapping::MappingInput =
-                        value.clone().try_into().map_err(|e: toml::de::Error| {
-                            format!("{at}.mapping: {}", e.message().trim())
-                        })?;
-                    mapping = Some(input);
+                    context_mapping(value).map_err(|e| format!("{at}.mapping: {e}"))?;
                 }
                 other => {
                     return Err(format!(
@@ -390,7 +390,6 @@ pub fn contexts(table: &toml::Table) -> Result<Vec<Context>, String> {
             label: text("label")?,
             color,
             read_only: entries.get("read_only").and_then(toml::Value::as_bool).unwrap_or(false),
-            mapping,
         });
     }
     Ok(out)
