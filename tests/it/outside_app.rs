@@ -19,7 +19,9 @@ use sqlx::{ConnectOptions, Connection};
 use crate::cli::{Run, keyfall_with};
 use crate::support::TestDb;
 
-#[allow(dead_code)]
+// The shared venv and runner of the Django tests (`tests/it/django.rs`
+// keeps its copy private): the same venv, made once under a file lock.
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../common/django_py.rs"]
 mod django_py;
 
