@@ -35,7 +35,7 @@ pub struct RawConfig {
     /// no bound), like PostgreSQL's `statement_timeout`.
     pub statement_timeout: Option<String>,
     /// Named databases: `[contexts.prod]` with `url`, `label`, `colour`,
-    /// `read_only`; read by `contexts` below, so each error names its key.
+    /// `read_only`, `mapping`; read by `contexts` below, so each error names its key.
     pub contexts: Option<toml::Table>,
     /// The context used when neither `--context` nor `KEYFALL_CONTEXT` names one.
     pub default_context: Option<String>,
@@ -236,7 +236,14 @@ impl Config {
             color,
             read_only: overrides.read_only || raw.read_only.unwrap_or(false) || context_read_only,
             keys: flatten_keys(raw.keys.unwrap_or_default()),
-            mapping: raw.mapping,
+            // A context's own [contexts.NAME.mapping] over the file's.
+            mapping: match (&context, &raw.contexts) {
+                (Some(c), Some(table)) => {
+                    table.get(&c.name).and_then(|t| t.get("mapping")).and_then(|m| context_mapping(m).ok())
+                }
+                _ => None,
+            }
+            .or(raw.mapping),
             resolution: raw.resolution.unwrap_or_default(),
             file,
             login: None,
@@ -304,6 +311,12 @@ fn select<'a>(contexts: &'a [Context], name: &str) -> Result<&'a Context, String
     })
 }
 
+/// `[contexts.NAME.mapping]`: that database's tables, an input to `keyfall
+/// attach` there (over the file's `[mapping]`), read as `[mapping]` is.
+fn context_mapping(value: &toml::Value) -> Result<crate::store::mapping::MappingInput, String> {
+    value.clone().try_into().map_err(|e: toml::de::Error| e.message().trim().to_string())
+}
+
 /// `[contexts]` read by hand, so every error names its table and key
 /// (`contexts.prod.url: expected a string`).
 pub fn contexts(table: &toml::Table) -> Result<Vec<Context>, String> {
@@ -356,9 +369,13 @@ pub fn contexts(table: &toml::Table) -> Result<Vec<Context>, String> {
                         return Err(format!("{at}.read_only: expected true or false, found {}", value.type_str()));
                     }
                 }
+                // This database's tables, an input to `attach` there only.
+                "mapping" => {
+                    context_mapping(value).map_err(|e| format!("{at}.mapping: {e}"))?;
+                }
                 other => {
                     return Err(format!(
-                        "{at}: unknown key {:?} (url, label, colour, read_only)",
+                        "{at}: unknown key {:?} (url, label, colour, read_only, mapping)",
                         crate::domain::text::visible_short(other, 40)
                     ));
                 }
@@ -527,7 +544,7 @@ fn misplaced_key(text: &str) -> Option<String> {
             continue;
         }
         let holds = match table.split('.').next().unwrap_or_default() {
-            "contexts" => "one named database (url, label, colour, read_only)",
+            "contexts" => "one named database (url, label, colour, read_only, mapping)",
             "keys" if table.contains('.') => "key bindings of one screen (action = [keys])",
             "keys" => "key bindings (action = [keys])",
             "resolution" => "the rules resolution follows (name, moves_on, fails)",

@@ -64,12 +64,32 @@ async fn attach_on(store: &Store, target: &Target, config: &Config, args: &Attac
         }
         _ => None,
     };
-    let mapping = match (&config.mapping, &args.settings_table, kept) {
+    // The mapping keyfall has here no longer fits where the app renamed a
+    // table or column and no event trigger followed it (keyfall attached
+    // by a non-superuser): found again by identity, it keeps the history's
+    // names in step with the app's.
+    let followed = match (&config.mapping, &args.settings_table, &kept) {
+        (None, None, Some(k)) if !store.mapping_problems(k).await?.is_empty() => {
+            match store.followed_mapping().await? {
+                Some(f) if store.mapping_problems(&f).await?.is_empty() => Some(f),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let mapping = match (&config.mapping, &args.settings_table, kept, followed) {
+        (None, None, Some(_), Some(followed)) => {
+            eprintln!(
+                "keyfall: the app renamed tables or columns since attach (settings now in {}): following them",
+                visible_short(&followed.settings_table(), 80)
+            );
+            followed
+        }
         // The config's [mapping], the rest detected in this database.
-        (Some(input), flag, _) => input.resolve(&tables, flag.as_deref()).map_err(CliError::Usage)?,
+        (Some(input), flag, _, _) => input.resolve(&tables, flag.as_deref()).map_err(CliError::Usage)?,
         // The mapping keyfall has here (kept at detach), where it still fits.
-        (None, None, Some(kept)) if store.mapping_problems(&kept).await?.is_empty() => kept,
-        (None, flag, kept) => {
+        (None, None, Some(kept), None) if store.mapping_problems(&kept).await?.is_empty() => kept,
+        (None, flag, kept, _) => {
             if let Some(kept) = kept {
                 eprintln!(
                     "keyfall: the mapping keyfall had here (settings in {}) no longer fits: detecting anew",
@@ -102,6 +122,11 @@ async fn attach_on(store: &Store, target: &Target, config: &Config, args: &Attac
             visible_short(&mapping.settings_table(), 80),
             visible_short(&mapping.settings.columns.account_id, 40),
             visible_short(&mapping.settings.columns.integration_type, 40)
+        );
+    }
+    if !store.login_is_superuser().await? {
+        outln!(
+            "note: this login is not a superuser: no event triggers, so keyfall cannot set its views aside around the app's DDL —\n      an app migration that changes the type of a mapped column (Django's AlterField, e.g. AutoField → BigAutoField)\n      fails while keyfall is attached (\"cannot alter type of a column used by a view\"), and a renamed table or column\n      waits for `keyfall attach`; attach as a superuser, or run such a migration between `keyfall detach` and `keyfall attach`\n      (the history is kept)"
         );
     }
     if args.dry_run {

@@ -576,6 +576,45 @@ impl Store {
         Ok(spec.as_ref().and_then(mapping::from_sql))
     }
 
+    /// Whether this login is a database superuser (only a superuser can
+    /// install event triggers).
+    pub async fn login_is_superuser(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT coalesce((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), false)",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The installed mapping followed to the app's tables as they are now:
+    /// a table or column renamed since attach is found again by its
+    /// identity (the table oids and column numbers recorded at attach), as
+    /// the event trigger follows it where a superuser attached. `None`
+    /// where keyfall has no mapping here, or it cannot be followed.
+    pub async fn followed_mapping(&self) -> Result<Option<Mapping>, StoreError> {
+        let exists: bool = sqlx::query_scalar(
+            "SELECT to_regclass('keyfall.mapping') IS NOT NULL
+                    AND to_regprocedure('keyfall.keyfall_mapping_followed(jsonb,jsonb)') IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if !exists {
+            return Ok(None);
+        }
+        let spec: Result<Option<Option<Value>>, sqlx::Error> = sqlx::query_scalar(
+            "SELECT keyfall.keyfall_mapping_followed(m.spec, m.places) FROM keyfall.mapping m
+              WHERE m.places IS NOT NULL LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await;
+        match spec {
+            Ok(spec) => Ok(spec.flatten().as_ref().and_then(mapping::from_sql)),
+            // Not this login's to run or read: nothing followed.
+            Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42501") => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// What does not fit in `mapping` on this database, one sentence each,
     /// by this keyfall's rules. Works before keyfall is installed (attach
     /// asks it first) and on an older install (its pending migrations

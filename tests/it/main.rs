@@ -26,6 +26,7 @@ mod lean_start;
 mod loose_tables;
 mod manners;
 mod odd_json;
+mod outside_app;
 mod overlays;
 mod owner_rights;
 mod permissions_sql;
