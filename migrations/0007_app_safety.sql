@@ -284,4 +284,11 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION keyfall.keyfall_lock_app(jsonb) FROM PUBLIC;
 
+-- keyfall's DDL watchers speak to the app's migration only to warn: the
+-- NOTICEs of their own DROP VIEW IF EXISTS / CREATE VIEW ("view … does not
+-- exist, skipping") no longer reach the client running the migration.
+ALTER FUNCTION keyfall.keyfall_ddl_start() SET client_min_messages = warning;
+ALTER FUNCTION keyfall.keyfall_ddl_end() SET client_min_messages = warning;
+ALTER FUNCTION keyfall.keyfall_watch_ddl() SET client_min_messages = warning;
+
 SELECT keyfall.keyfall_harden();

@@ -14,7 +14,7 @@ use keyfall::store::Target;
 use serde_json::Value;
 
 #[path = "../common/django_py.rs"]
-mod django_py;
+pub mod django_py;
 pub use django_py::{kf_command, kf_raw};
 
 use crate::support::TestDb;

@@ -19,11 +19,8 @@ use sqlx::{ConnectOptions, Connection};
 use crate::cli::{Run, keyfall_with};
 use crate::support::TestDb;
 
-// The shared venv and runner of the Django tests (`tests/it/django.rs`
-// keeps its copy private): the same venv, made once under a file lock.
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "../common/django_py.rs"]
-mod django_py;
+// The shared venv and runner of the Django tests (made once under a file lock).
+use crate::django::django_py;
 
 /// The outside app's own role: LOGIN, not a superuser, owner of its database.
 const ROLE: &str = "keyfall_outside_app";
