@@ -6,20 +6,20 @@
 -- loads the PL/pgSQL library into a backend (plpgsql.so and its
 -- initialisation) as soon as it starts a plan that names a PL/pgSQL
 -- function without a SET clause of its own, called or not, and compiles a
--- PL/pgSQL function at its first call. The start-up check was one, and
--- keyfall's view of the settings named two through SQL helpers the planner
--- inlines: the mask (keyfall_mask → keyfall_mask_at) and the read scope
--- (keyfall_readable_accounts → keyfall_scope). So every command's first
--- statement loaded PL/pgSQL, by the schema's owner too (who reads raw
--- configs and every account, and calls neither).
+-- PL/pgSQL function at its first call. The start-up check was one
+-- (called: loaded and compiled), and keyfall's view of the settings named
+-- another through a SQL helper the planner inlines: the mask (keyfall_mask
+-- → keyfall_mask_at, in a branch the schema's owner, who reads raw configs,
+-- never takes). So every command's first statement loaded PL/pgSQL.
 --
--- Here the three are SQL functions with a pinned search_path, as every
--- keyfall function with settings of its own has. A function with a SET
--- clause is never inlined, and the language behind it is looked up when
--- it is first called, not when a plan naming it starts: PL/pgSQL is loaded
--- only for what needs it (a role that reads masked configs, or whose read
--- scope is asked; a mapping no DDL watcher vouches for). What each answers
--- is unchanged: the same reads, the same rights.
+-- Here both are SQL functions with a pinned search_path, as every keyfall
+-- function with settings of its own has. A function with a SET clause is
+-- never inlined, and the language behind it is looked up when it is first
+-- called, not when a plan naming it starts (so is keyfall_scope, the read
+-- scope behind the view: SECURITY DEFINER, it has one already). PL/pgSQL
+-- is loaded only for what needs it: a role that reads masked configs or
+-- whose read scope is asked, a mapping no DDL watcher vouches for. What
+-- each answers is unchanged: the same reads, the same rights.
 
 -- keyfall_preflight's body is checked when it is called, not when it is
 -- created: attach applies the migrations in a rolled-back check before
@@ -30,7 +30,7 @@ SET LOCAL check_function_bodies = off;
 -- migrations applied, the mapping installed, what of the app's tables no
 -- longer fits it (what the DDL watcher keeps in keyfall.mapping.stale
 -- whenever its event trigger is installed and enabled; without it, the full
--- inspection, keyfall_mapping_problems, ~5 ms of server time), the
+-- inspection, keyfall_mapping_problems, a few ms of server time), the
 -- registry's fingerprint ('' where none is loaded, NULL where this login
 -- may not read it: keyfall then takes the registry as current), and who
 -- this login is. `Store::check` calls it first and falls back to asking
@@ -60,16 +60,6 @@ $$;
 CREATE OR REPLACE FUNCTION keyfall.keyfall_mask(doc jsonb) RETURNS jsonb
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = keyfall, pg_catalog, pg_temp AS $$
     SELECT keyfall.keyfall_mask_at(doc, 0, false)
-$$;
-
--- The accounts whose settings this session reads where it does not read
--- every account's (the baseline's section 5): its own, the system's. Asked
--- once per statement (keyfall's view of the settings and the audit log's
--- policy ask it as an uncorrelated subquery), only where
--- keyfall_reads_all() says no.
-CREATE OR REPLACE FUNCTION keyfall.keyfall_readable_accounts() RETURNS bigint[]
-LANGUAGE sql STABLE SET search_path = keyfall, pg_catalog, pg_temp AS $$
-    SELECT (keyfall.keyfall_scope()).accounts
 $$;
 
 SELECT keyfall.keyfall_harden();
