@@ -242,6 +242,53 @@ pub fn render(rows: &[ReportRow]) -> String {
 /// nothing answers).
 const RAISES: &str = "✗ raises";
 
+/// `report --at`: every account × type as it was, walked by the resolver
+/// (system accounts in chain order, then tenants by slug, as the report).
+async fn report_at(store: &Store, at: &str, json: bool) -> super::CliResult {
+    let moment = crate::domain::history::parse_moment(at, chrono::Utc::now()).map_err(super::CliError::Usage)?;
+    let cut = store.cut(moment).await?;
+    let world = store.world_at(cut).await?;
+    let snapshot = &world.snapshot;
+    let mut types: Vec<String> = crate::domain::registry::TYPES.iter().map(|t| t.name.to_string()).collect();
+    for s in snapshot.settings.values() {
+        if !types.contains(&s.integration_type) {
+            types.push(s.integration_type.clone());
+        }
+    }
+    let mut accounts: Vec<&crate::domain::Account> = snapshot.accounts.values().collect();
+    let position = |a: &crate::domain::Account| crate::domain::model::chain_position(&snapshot.chain, a.id);
+    accounts.sort_by(|a, b| match (position(a), position(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.slug.as_bytes().cmp(b.slug.as_bytes()),
+    });
+    let rows: Vec<crate::store::ReportRow> =
+        accounts.iter().flat_map(|a| types.iter().map(|t| super::history::report_row(snapshot, Some(a), t))).collect();
+    let past_header = format!(
+        "as of {} · {} · judged under today's rules ({})\n",
+        world.cut.label(),
+        world.window.since(),
+        crate::domain::text::visible(snapshot.rules.name())
+    );
+    if json {
+        let shown: Vec<crate::store::ReportRow> = rows.iter().map(|r| r.app_answer()).collect();
+        #[derive(serde::Serialize)]
+        struct Rows<'a> {
+            rows: &'a [crate::store::ReportRow],
+        }
+        super::print_json(&super::history::AsOf {
+            as_of: &world.cut,
+            history: &world.window,
+            rules: super::history::TODAYS_RULES,
+            answer: Rows { rows: &shown },
+        })?;
+    } else {
+        out!("{past_header}{}", render(&rows));
+    }
+    Ok(super::Exit::Ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,51 +369,4 @@ mod tests {
         assert!(text.contains("4 accounts × 1 types: 1 resolved, 1 unresolved, 2 where the app raises"), "{text}");
         assert!(text.contains(&format!("✗ raises t-2 and 1 more: {why}")), "{text}");
     }
-}
-
-/// `report --at`: every account × type as it was, walked by the resolver
-/// (system accounts in chain order, then tenants by slug, as the report).
-async fn report_at(store: &Store, at: &str, json: bool) -> super::CliResult {
-    let moment = crate::domain::history::parse_moment(at, chrono::Utc::now()).map_err(super::CliError::Usage)?;
-    let cut = store.cut(moment).await?;
-    let world = store.world_at(cut).await?;
-    let snapshot = &world.snapshot;
-    let mut types: Vec<String> = crate::domain::registry::TYPES.iter().map(|t| t.name.to_string()).collect();
-    for s in snapshot.settings.values() {
-        if !types.contains(&s.integration_type) {
-            types.push(s.integration_type.clone());
-        }
-    }
-    let mut accounts: Vec<&crate::domain::Account> = snapshot.accounts.values().collect();
-    let position = |a: &crate::domain::Account| crate::domain::model::chain_position(&snapshot.chain, a.id);
-    accounts.sort_by(|a, b| match (position(a), position(b)) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.slug.as_bytes().cmp(b.slug.as_bytes()),
-    });
-    let rows: Vec<crate::store::ReportRow> =
-        accounts.iter().flat_map(|a| types.iter().map(|t| super::history::report_row(snapshot, Some(a), t))).collect();
-    let past_header = format!(
-        "as of {} · {} · judged under today's rules ({})\n",
-        world.cut.label(),
-        world.window.since(),
-        crate::domain::text::visible(snapshot.rules.name())
-    );
-    if json {
-        let shown: Vec<crate::store::ReportRow> = rows.iter().map(|r| r.app_answer()).collect();
-        #[derive(serde::Serialize)]
-        struct Rows<'a> {
-            rows: &'a [crate::store::ReportRow],
-        }
-        super::print_json(&super::history::AsOf {
-            as_of: &world.cut,
-            history: &world.window,
-            rules: super::history::TODAYS_RULES,
-            answer: Rows { rows: &shown },
-        })?;
-    } else {
-        out!("{past_header}{}", render(&rows));
-    }
-    Ok(super::Exit::Ok)
 }
