@@ -370,3 +370,37 @@ async fn the_dry_run_names_every_trigger_attach_installs() {
         );
     }
 }
+
+/// keyfall's DDL watchers work quietly: the app's migration (here psql, as
+/// a person would run it) hears nothing of keyfall's own views — before,
+/// each ALTER TABLE on a mapped table printed "view … does not exist,
+/// skipping" three times.
+#[tokio::test]
+async fn an_app_ddl_on_a_mapped_table_hears_no_notice_from_keyfall() {
+    let db = TestDb::new().await;
+    let touching = touching_the_app(&db).await;
+    assert!(touching.iter().any(|t| t == "event trigger keyfall_ddl_start"), "the watchers are in place: {touching:?}");
+    // psql, pointed at the test's database by the libpq variables the
+    // Django runner sets.
+    let libpq = crate::django::kf_command(&db.target, &[]);
+    let mut psql = std::process::Command::new("psql");
+    for (k, v) in libpq.get_envs() {
+        match v {
+            Some(v) => psql.env(k, v),
+            None => psql.env_remove(k),
+        };
+    }
+    let out = psql
+        .args(["-X", "-v", "ON_ERROR_STOP=1"])
+        .args(["-c", "ALTER TABLE integration_settings ADD COLUMN note text"])
+        .args(["-c", "ALTER TABLE integration_settings DROP COLUMN note"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("NOTICE"), "the app's migration hears keyfall's view work: {stderr}");
+    // The watchers did run: the views are there again and keyfall answers.
+    assert!(touching_the_app(&db).await.iter().any(|t| t == "view keyfall.integration_settings"));
+    let run = keyfall(&db, &["report", "--json"], None);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
