@@ -146,10 +146,13 @@ impl Replay {
             pairs.entry(pair.clone()).or_default().insert(id);
             *row_types.entry(s.integration_type.clone()).or_default() += 1;
             rows.insert(id, pair.clone());
-            if kept.contains_key(&pair) {
-                spare.insert(id, s);
-            } else {
-                kept.insert(pair, s);
+            match kept.entry(pair) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(s);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    spare.insert(id, s);
+                }
             }
         }
         let several = pairs

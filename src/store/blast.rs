@@ -341,11 +341,9 @@ impl Store {
         .into_iter()
         .collect();
 
-        // The types a walk can land on a tracked row through: every
-        // function's (then, or set since: the SQL adds those) and the
-        // tracked rows' own (a second hop's).
-        let mut replay_types: std::collections::BTreeSet<String> = functions.values().cloned().collect();
-        replay_types.extend(targets.iter().map(|t| t.integration_type.clone()));
+        // The tracked rows' types and accounts (`REPLAY_CHANGES`).
+        let replay_types: std::collections::BTreeSet<String> =
+            targets.iter().map(|t| t.integration_type.clone()).collect();
         let mut owners: Vec<i64> = targets.iter().map(|t| t.account_id).collect();
         owners.sort_unstable();
         owners.dedup();
@@ -364,8 +362,7 @@ impl Store {
         // Forward, over the changes an answer depends on: settings, the
         // chain, the function map, accounts' slugs, users' accounts — less
         // the settings changes that cannot move any answer (`REPLAY_CHANGES`).
-        let mut omega: Vec<String> = replay_types.into_iter().collect();
-        omega.sort();
+        let omega: Vec<String> = replay_types.into_iter().collect();
         let moves_on: Vec<&str> = self.rules.moves_on_names();
         let mut changes = sqlx::query(REPLAY_CHANGES)
             .bind(begin)
@@ -433,15 +430,16 @@ impl Store {
 /// now), in the log's order: the chain, the function map, accounts'
 /// slugs, users' moves — and of the settings changes, only those that can
 /// move an answer (issue 23: a year holds ~400,000, the replay needs
-/// thousands). `$3`: the types a walk can land on a tracked row through
-/// (the functions' then, and the tracked rows'; functions set since are
-/// added here), `$4`: the verdicts that move on (`Rules`), `$5`: the
-/// tracked rows' accounts.
+/// thousands). `$3`: the tracked rows' types, `$4`: the verdicts that
+/// move on (`Rules`), `$5`: the tracked rows' accounts.
 ///
-/// An account is *sealed* while, for every such type, it has a row and
-/// every row it has of that type stops the walk (answers or raises): its
-/// walks then land on its own rows or raise, never on another account's
-/// row, whatever its other rows say. Each row's versions are ranges of
+/// A walk from an account lands on another account's row of type T (its
+/// first hop of a function of type T, or a second hop to T) only by
+/// leaving the account for T: the walk is its own row first, then the
+/// chain. So an account is *sealed* while, for every tracked type, it has
+/// a row and every row it has of that type stops the walk (answers or
+/// raises): its walks never land on another account's tracked row,
+/// whatever its other rows say (a function type it lacks included). Each row's versions are ranges of
 /// entries (`int8range`, the first from `$1`, rows unchanged since read as
 /// they are now), judged by `keyfall_row_verdict` as the resolver judges
 /// them; an account's *open* entries are the `int8multirange` where, for
@@ -455,12 +453,7 @@ impl Store {
 /// property test `the_blast_radius_equals_a_brute_force_replay` holds it
 /// to the brute force.
 const REPLAY_CHANGES: &str = "
-WITH omega AS (
-    SELECT unnest($3::text[]) AS t
-    UNION
-    SELECT l.after ->> 'integration_type' FROM audit_log l
-     WHERE l.table_name = 'ai_functions' AND l.id > $1 AND l.after ->> 'integration_type' IS NOT NULL
-),
+WITH omega AS (SELECT DISTINCT unnest($3::text[]) AS t),
 chain_slugs AS (
     SELECT account_slug::text AS slug FROM fallback_chain
     UNION
