@@ -76,7 +76,7 @@ fn csv(stretches: &[Stretch]) -> String {
         if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
     };
     let mut out = String::from(
-        "account,integration_type,field,from,from_entry,to,to_entry,accounts,users,functions,joined,left,cannot_vouch\n",
+        "account,integration_type,field,from,from_entry,to,to_entry,tenants,users,users_without_account,functions,joined,left,cannot_vouch\n",
     );
     let t = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
     let n = |e: Option<i64>| e.map(|e| e.to_string()).unwrap_or_default();
@@ -85,7 +85,7 @@ fn csv(stretches: &[Stretch]) -> String {
             let vouched = i.cannot_vouch.is_none();
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 field(&s.account),
                 field(&s.integration_type),
                 field(&s.held.field),
@@ -93,8 +93,9 @@ fn csv(stretches: &[Stretch]) -> String {
                 n(i.from_entry),
                 t(i.to),
                 n(i.to_entry),
-                if vouched { i.accounts.to_string() } else { String::new() },
+                if vouched { i.tenants.to_string() } else { String::new() },
                 if vouched { i.users.to_string() } else { String::new() },
+                i.users_without_account.map(|n| n.to_string()).unwrap_or_default(),
                 field(&i.functions.join(" ")),
                 field(&i.joined.join(" ")),
                 field(&i.left.join(" ")),

@@ -65,6 +65,9 @@ pub struct Point {
     pub joined: Vec<(Option<i64>, String)>,
     pub left: Vec<(Option<i64>, String)>,
     pub users: i64,
+    /// The users without an account, where their walk (the chain's) lands
+    /// on the row; `None` where it does not.
+    pub no_account: Option<i64>,
     pub functions: Vec<String>,
 }
 
@@ -74,9 +77,11 @@ pub const NO_ACCOUNT: &str = "(users without an account)";
 /// The world as the walk reads it, kept up to date change by change.
 pub struct Replay {
     snapshot: Snapshot,
-    /// Every settings row by id; `snapshot.settings` holds the lowest id of
-    /// each (account, type), as the app reads.
-    rows: HashMap<i64, Setting>,
+    /// Every settings row's (account, type) by id. `snapshot.settings`
+    /// holds the lowest id of each pair, as the app reads; `spare` the
+    /// others (pairs with several rows): one copy of each row.
+    rows: HashMap<i64, (i64, String)>,
+    spare: HashMap<i64, Setting>,
     pairs: HashMap<(i64, String), BTreeSet<i64>>,
     /// How many rows of each type: every type a second hop could walk.
     row_types: BTreeMap<String, usize>,
@@ -125,19 +130,41 @@ impl Replay {
         start: Mark,
     ) -> Replay {
         let by_slug = accounts.iter().map(|a| (a.slug.clone(), a.id)).collect();
+        // By id (a row given twice: the later), then the lowest id of each
+        // pair kept, the others spare.
+        let mut by_id: BTreeMap<i64, Setting> = BTreeMap::new();
+        for s in settings {
+            by_id.insert(s.id, s);
+        }
         let mut pairs: HashMap<(i64, String), BTreeSet<i64>> = HashMap::new();
-        for s in &settings {
-            pairs.entry((s.account_id, s.integration_type.clone())).or_default().insert(s.id);
-        }
         let mut row_types: BTreeMap<String, usize> = BTreeMap::new();
-        for s in &settings {
+        let mut rows = HashMap::with_capacity(by_id.len());
+        let mut kept: HashMap<(i64, String), Setting> = HashMap::new();
+        let mut spare = HashMap::new();
+        for (id, s) in by_id {
+            let pair = (s.account_id, s.integration_type.clone());
+            pairs.entry(pair.clone()).or_default().insert(id);
             *row_types.entry(s.integration_type.clone()).or_default() += 1;
+            rows.insert(id, pair.clone());
+            match kept.entry(pair) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(s);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    spare.insert(id, s);
+                }
+            }
         }
-        let rows = settings.iter().map(|s| (s.id, s.clone())).collect();
-        let snapshot = Snapshot { rules, ..Snapshot::new(Vec::new(), accounts, settings) };
+        let several = pairs
+            .iter()
+            .filter(|(_, ids)| ids.len() > 1)
+            .map(|(pair, ids)| (pair.clone(), ids.iter().copied().collect()))
+            .collect();
+        let snapshot = Snapshot { rules, settings: kept, several, ..Snapshot::new(Vec::new(), accounts, Vec::new()) };
         let mut r = Replay {
             snapshot,
             rows,
+            spare,
             pairs,
             row_types,
             chain,
@@ -177,27 +204,30 @@ impl Replay {
         match event {
             Event::Nothing => return,
             Event::Setting { id, after } => {
-                let old = self.rows.remove(&id);
-                if let Some(old) = &old {
-                    if let Some(n) = self.row_types.get_mut(&old.integration_type) {
+                if let Some(pair) = self.rows.remove(&id) {
+                    if let Some(n) = self.row_types.get_mut(&pair.1) {
                         *n -= 1;
                         if *n == 0 {
-                            self.row_types.remove(&old.integration_type);
+                            self.row_types.remove(&pair.1);
                         }
                     }
-                    let pair = (old.account_id, old.integration_type.clone());
                     if let Some(ids) = self.pairs.get_mut(&pair) {
                         ids.remove(&id);
                     }
+                    self.spare.remove(&id);
+                    if self.snapshot.settings.get(&pair).is_some_and(|s| s.id == id) {
+                        self.snapshot.settings.remove(&pair);
+                    }
+                    walk.push(Some(pair.0));
                     self.refresh_pair(pair);
-                    walk.push(Some(old.account_id));
                 }
                 if let Some(new) = after {
                     let pair = (new.account_id, new.integration_type.clone());
                     walk.push(Some(new.account_id));
                     *self.row_types.entry(new.integration_type.clone()).or_default() += 1;
                     self.pairs.entry(pair.clone()).or_default().insert(id);
-                    self.rows.insert(id, new);
+                    self.rows.insert(id, pair.clone());
+                    self.spare.insert(id, new);
                     self.refresh_pair(pair);
                 }
                 // Only a chain account's row can change the chain's walks.
@@ -281,15 +311,18 @@ impl Replay {
     }
 
     /// The one kept row of a pair (the lowest id, as the app's `.first()`),
-    /// and the pair's several rows where there are several.
+    /// the others spare, and the pair's several rows where there are several.
     fn refresh_pair(&mut self, pair: (i64, String)) {
         let ids: Vec<i64> = self.pairs.get(&pair).map(|s| s.iter().copied().collect()).unwrap_or_default();
-        match ids.first().and_then(|id| self.rows.get(id)) {
-            Some(s) => {
-                self.snapshot.settings.insert(pair.clone(), s.clone());
+        let lowest = ids.first().copied();
+        if self.snapshot.settings.get(&pair).map(|s| s.id) != lowest {
+            if let Some(old) = self.snapshot.settings.remove(&pair)
+                && self.rows.get(&old.id) == Some(&pair)
+            {
+                self.spare.insert(old.id, old);
             }
-            None => {
-                self.snapshot.settings.remove(&pair);
+            if let Some(s) = lowest.and_then(|id| self.spare.remove(&id)) {
+                self.snapshot.settings.insert(pair.clone(), s);
             }
         }
         if ids.len() > 1 {
@@ -399,6 +432,7 @@ impl Replay {
                 .map(|(f, _)| f.clone())
                 .collect();
             functions.sort();
+            let no_account = t.landing.contains_key(&None).then(|| self.users.get(&None).copied().unwrap_or(0));
             let mut joined = Vec::new();
             let mut left = Vec::new();
             for id in t.touched.drain() {
@@ -424,13 +458,14 @@ impl Replay {
                 || !joined.is_empty()
                 || !left.is_empty()
                 || t.users != t.shown_users
+                || t.points.last().is_some_and(|p| p.no_account != no_account)
                 || functions != t.shown_functions
             {
                 joined.sort();
                 left.sort();
                 t.shown_users = t.users;
                 t.shown_functions = functions.clone();
-                t.points.push(Point { mark, joined, left, users: t.users, functions });
+                t.points.push(Point { mark, joined, left, users: t.users, no_account, functions });
             }
         }
     }
@@ -519,14 +554,23 @@ pub struct Interval {
     /// Set where keyfall cannot vouch for who resolved to it; the rest is
     /// then empty.
     pub cannot_vouch: Option<String>,
-    /// How many accounts (users without one counted as one) resolved to it.
+    /// How many accounts (tenants) resolved to it; users without an
+    /// account are not one (`users_without_account`).
+    pub tenants: usize,
+    /// `tenants`, plus one where users without an account resolve to it:
+    /// the count `--json` gave as `accounts` before `tenants`, kept for
+    /// its `format_version` 1 (README: a field's meaning does not change).
     pub accounts: usize,
     /// The accounts that began resolving to it here (in the first interval
     /// vouched for, all of them), and those that stopped.
     pub joined: Vec<String>,
     pub left: Vec<String>,
-    /// The users of those accounts.
+    /// The users resolving to it: those of these accounts, and those
+    /// without an account.
     pub users: i64,
+    /// Of them, the users without an account, where their walk (the
+    /// chain's) lands on the row; `None` where it does not.
+    pub users_without_account: Option<i64>,
     pub functions: Vec<String>,
 }
 
@@ -560,10 +604,12 @@ pub fn intervals(
             to: to.1,
             to_entry: to.0,
             cannot_vouch: Some(why),
+            tenants: 0,
             accounts: 0,
             joined: Vec::new(),
             left: Vec::new(),
             users: 0,
+            users_without_account: None,
             functions: Vec::new(),
         };
     let Some(v) = vouched else { return vec![blank(from, to, unknown.to_string())] };
@@ -614,10 +660,12 @@ pub fn intervals(
                 to: None,
                 to_entry: None,
                 cannot_vouch: None,
+                tenants: tenants(&set),
                 accounts: set.len(),
                 joined: set.values().cloned().collect(),
                 left: Vec::new(),
                 users: p.users,
+                users_without_account: p.no_account,
                 functions: p.functions.clone(),
             });
             continue;
@@ -633,10 +681,12 @@ pub fn intervals(
             to: None,
             to_entry: None,
             cannot_vouch: None,
+            tenants: tenants(&set),
             accounts: set.len(),
             joined: p.joined.iter().map(|(_, s)| s.clone()).collect(),
             left: p.left.iter().map(|(_, s)| s.clone()).collect(),
             users: p.users,
+            users_without_account: p.no_account,
             functions: p.functions.clone(),
         });
     }
@@ -646,6 +696,12 @@ pub fn intervals(
         out.push(c);
     }
     out
+}
+
+/// How many accounts of a set resolving to a row are tenants (users
+/// without an account, `None`, are not one).
+fn tenants(set: &BTreeMap<Option<i64>, String>) -> usize {
+    set.keys().filter(|id| id.is_some()).count()
 }
 
 /// One settings row that held the key, with when.
@@ -743,7 +799,11 @@ pub fn timeline_lines(fp: &str, since: &str, stretches: &[Stretch]) -> Vec<(Stri
             }
             let functions =
                 if i.functions.is_empty() { String::new() } else { format!(" for {}", i.functions.join(", ")) };
-            let head = format!("{} account(s) and {} user(s) resolved to it{functions}", i.accounts, i.users);
+            let without = match i.users_without_account {
+                Some(n) => format!(" ({n} of them without an account)"),
+                None => String::new(),
+            };
+            let head = format!("{} account(s) and {} user(s){without} resolved to it{functions}", i.tenants, i.users);
             if first {
                 first = false;
                 let names = if i.joined.is_empty() { String::new() } else { format!(": {}", list(&i.joined)) };
@@ -765,4 +825,116 @@ pub fn timeline_lines(fp: &str, since: &str, stretches: &[Stretch]) -> Vec<(Stri
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::model::AccountStatus;
+
+    fn account(id: i64, slug: &str) -> Account {
+        Account { id, slug: slug.to_string(), name: slug.to_string(), status: AccountStatus::Active }
+    }
+
+    fn openai(id: i64, account_id: i64, key: &str) -> Setting {
+        Setting {
+            id,
+            account_id,
+            integration_type: "openai".to_string(),
+            config: serde_json::json!({"apiKey": key, "model": "gpt-4o-mini"}),
+            is_active: true,
+            version: 0,
+            updated_at: None,
+            updated_by: None,
+            version_token: false,
+            withheld: None,
+        }
+    }
+
+    fn mark(entry: i64) -> Mark {
+        Mark { entry, at: DateTime::<Utc>::from_timestamp(1_700_000_000 + entry, 0).unwrap_or_default() }
+    }
+
+    /// A pair with two rows: the app reads the lowest id, so the other row
+    /// gets its resolvers only once the lowest is gone — one copy of each
+    /// row moving between the kept and the spare.
+    #[test]
+    fn the_second_row_of_a_pair_is_resolved_to_only_once_the_lowest_goes() {
+        let target = Target { setting_id: 21, account_id: 2, integration_type: "openai".to_string() };
+        let mut replay = Replay::new(
+            Rules::default(),
+            BTreeMap::from([(1, "aws-admin".to_string())]),
+            vec![account(1, "aws-admin"), account(2, "t1")],
+            vec![openai(21, 2, "sk-t1-second-row-key-0001"), openai(10, 1, "sk-admin-key-0001"), openai(20, 2, "")],
+            HashMap::from([("generate".to_string(), "openai".to_string())]),
+            HashMap::from([(Some(2), 5), (None, 3)]),
+            vec![target],
+            mark(1),
+        );
+        // Row 20 (blank) was read, t1 fell through to aws-admin; gone, row
+        // 21 is read: t1 answers itself.
+        replay.apply(mark(2), Event::Setting { id: 20, after: None });
+        // A third row, higher: nothing changes.
+        replay.apply(mark(3), Event::Setting { id: 22, after: Some(openai(22, 2, "")) });
+        // Row 21 blanked: t1 moves on again.
+        replay.apply(mark(4), Event::Setting { id: 21, after: Some(openai(21, 2, "")) });
+        let points = replay.finish().remove(0);
+        let marks: Vec<i64> = points.iter().map(|p| p.mark.entry).collect();
+        assert_eq!(marks, vec![1, 2, 4], "{points:#?}");
+        assert!(points[0].joined.is_empty() && points[0].users == 0 && points[0].no_account.is_none());
+        assert_eq!(points[1].joined, vec![(Some(2), "t1".to_string())]);
+        assert_eq!((points[1].users, points[1].no_account), (5, None));
+        assert_eq!(points[2].left, vec![(Some(2), "t1".to_string())]);
+        assert_eq!(points[2].users, 0);
+    }
+
+    /// Users without an account are not a tenant: the interval counts the
+    /// tenants and says how many users had no account.
+    #[test]
+    fn users_without_an_account_are_counted_apart_from_the_tenants() {
+        let target = Target { setting_id: 10, account_id: 1, integration_type: "openai".to_string() };
+        let mut replay = Replay::new(
+            Rules::default(),
+            BTreeMap::from([(1, "aws-admin".to_string())]),
+            vec![account(1, "aws-admin"), account(2, "t1")],
+            vec![openai(10, 1, "sk-admin-key-0001"), openai(20, 2, "")],
+            HashMap::from([("generate".to_string(), "openai".to_string())]),
+            HashMap::from([(Some(1), 2), (Some(2), 5), (None, 3)]),
+            vec![target],
+            mark(1),
+        );
+        replay.apply(mark(2), Event::User { before: Some(None), after: Some(Some(2)) });
+        let points = replay.finish().remove(0);
+        let vouched = Vouched { entry: 1, at: mark(1).at, start_entry: 1, start_at: mark(1).at, why_gap: None };
+        let got = intervals((Some(1), Some(mark(1).at)), (None, None), &points, Some(&vouched), "");
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert_eq!((got[0].tenants, got[0].accounts, got[0].users, got[0].users_without_account), (2, 3, 10, Some(3)));
+        assert_eq!((got[1].tenants, got[1].users, got[1].users_without_account), (2, 10, Some(2)));
+        let lines = timeline_lines(
+            "#00000000",
+            "since",
+            &[Stretch {
+                account: "aws-admin".into(),
+                integration_type: "openai".into(),
+                setting_id: 10,
+                held: Held {
+                    field: "config.apiKey".into(),
+                    from: Some(mark(1).at),
+                    from_entry: Some(1),
+                    to: None,
+                    to_entry: None,
+                },
+                accounts: None,
+                users: None,
+                functions: None,
+                unknown: None,
+                gaps: Vec::new(),
+                intervals: got,
+            }],
+        );
+        assert!(
+            lines[2].0.contains("2 account(s) and 10 user(s) (3 of them without an account) resolved to it"),
+            "{lines:#?}"
+        );
+    }
 }

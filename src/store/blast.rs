@@ -341,6 +341,13 @@ impl Store {
         .into_iter()
         .collect();
 
+        // The tracked rows' types and accounts (`REPLAY_CHANGES`).
+        let replay_types: std::collections::BTreeSet<String> =
+            targets.iter().map(|t| t.integration_type.clone()).collect();
+        let mut owners: Vec<i64> = targets.iter().map(|t| t.account_id).collect();
+        owners.sort_unstable();
+        owners.dedup();
+
         let mut replay = Replay::new(
             self.rules.clone(),
             chain.into_iter().collect(),
@@ -353,20 +360,17 @@ impl Store {
         );
 
         // Forward, over the changes an answer depends on: settings, the
-        // chain, the function map, accounts' slugs, users' accounts.
-        let mut changes = sqlx::query(
-            "SELECT id, keyfall_finite(at) AS at, table_name, row_id, account_id, integration_type,
-                    before::text AS before, after::text AS after
-               FROM audit_log
-              WHERE id > $1 AND ($2::bigint IS NULL OR id <= $2) AND action IN ('insert', 'update', 'delete')
-                AND (table_name IN ('integration_settings', 'fallback_chain', 'ai_functions')
-                     OR (table_name = 'users' AND before -> 'account_id' IS DISTINCT FROM after -> 'account_id')
-                     OR (table_name = 'accounts' AND before ->> 'slug' IS DISTINCT FROM after ->> 'slug'))
-              ORDER BY id",
-        )
-        .bind(begin)
-        .bind(end)
-        .fetch(&self.pool);
+        // chain, the function map, accounts' slugs, users' accounts — less
+        // the settings changes that cannot move any answer (`REPLAY_CHANGES`).
+        let omega: Vec<String> = replay_types.into_iter().collect();
+        let moves_on: Vec<&str> = self.rules.moves_on_names();
+        let mut changes = sqlx::query(REPLAY_CHANGES)
+            .bind(begin)
+            .bind(end)
+            .bind(&omega)
+            .bind(&moves_on)
+            .bind(&owners)
+            .fetch(&self.pool);
         while let Some(r) = changes.try_next().await? {
             let mark = Mark { entry: r.try_get("id")?, at: r.try_get("at")? };
             let row_id: Option<i64> = r.try_get("row_id")?;
@@ -421,3 +425,113 @@ impl Store {
         Ok(replay.finish())
     }
 }
+
+/// The changes the replay applies after entry `$1` up to `$2` (`NULL`:
+/// now), in the log's order: the chain, the function map, accounts'
+/// slugs, users' moves — and of the settings changes, only those that can
+/// move an answer (issue 23: a year holds ~400,000, the replay needs
+/// thousands). `$3`: the tracked rows' types, `$4`: the verdicts that
+/// move on (`Rules`), `$5`: the tracked rows' accounts.
+///
+/// A walk from an account lands on another account's row of type T (its
+/// first hop of a function of type T, or a second hop to T) only by
+/// leaving the account for T: the walk is its own row first, then the
+/// chain. So an account is *sealed* while, for every tracked type, it has
+/// a row and every row it has of that type stops the walk (answers or
+/// raises): its walks never land on another account's tracked row,
+/// whatever its other rows say (a function type it lacks included). Each row's versions are ranges of
+/// entries (`int8range`, the first from `$1`, rows unchanged since read as
+/// they are now), judged by `keyfall_row_verdict` as the resolver judges
+/// them; an account's *open* entries are the `int8multirange` where, for
+/// some type, it has no row or a row that moves on. A settings change is
+/// kept when it is not a plain update of the same (account, type), when
+/// its account is tracked or ever in the chain (its rows are walked by
+/// everyone), or when its account is open anywhere from the row's previous
+/// change to its next: so while an account is open its rows are exact, and
+/// while it is sealed the replay holds, for each of its rows, a version
+/// from within that sealed stretch — sealed too, landing nowhere else. The
+/// property test `the_blast_radius_equals_a_brute_force_replay` holds it
+/// to the brute force.
+const REPLAY_CHANGES: &str = "
+WITH omega AS (SELECT DISTINCT unnest($3::text[]) AS t),
+chain_slugs AS (
+    SELECT account_slug::text AS slug FROM fallback_chain
+    UNION
+    SELECT s.slug FROM audit_log l, LATERAL (VALUES (l.before ->> 'account_slug'), (l.after ->> 'account_slug')) s(slug)
+     WHERE l.table_name = 'fallback_chain' AND l.id > $1 AND s.slug IS NOT NULL
+),
+kept_accounts AS (
+    SELECT unnest($5::bigint[]) AS id
+    UNION
+    SELECT a.id::bigint FROM accounts a WHERE a.slug::text IN (SELECT slug FROM chain_slugs)
+    UNION
+    SELECT l.row_id FROM audit_log l
+     WHERE l.table_name = 'accounts' AND l.id > $1
+       AND (l.before ->> 'slug' IN (SELECT slug FROM chain_slugs) OR l.after ->> 'slug' IN (SELECT slug FROM chain_slugs))
+),
+ch AS MATERIALIZED (
+    SELECT l.id, l.action, l.row_id, l.account_id, l.integration_type,
+           lag(l.id) OVER w AS prev_id, lead(l.id) OVER w AS next_id,
+           lag(l.account_id) OVER w AS prev_account, lag(l.integration_type) OVER w AS prev_type,
+           CASE WHEN l.before ? 'config' AND NOT l.before ? 'verdict'
+                THEN keyfall_row_verdict(l.integration_type, l.before -> 'config',
+                                         CASE WHEN jsonb_typeof(l.before -> 'is_active') = 'boolean'
+                                              THEN (l.before ->> 'is_active')::boolean ELSE false END) <> ALL ($4::text[])
+                ELSE false END AS before_stops,
+           CASE WHEN l.after ? 'config' AND NOT l.after ? 'verdict'
+                THEN keyfall_row_verdict(l.integration_type, l.after -> 'config',
+                                         CASE WHEN jsonb_typeof(l.after -> 'is_active') = 'boolean'
+                                              THEN (l.after ->> 'is_active')::boolean ELSE false END) <> ALL ($4::text[])
+                ELSE false END AS after_stops,
+           l.before IS NOT NULL AS had_before, l.after IS NOT NULL AS has_after
+      FROM audit_log l
+     WHERE l.table_name = 'integration_settings' AND l.action IN ('insert', 'update', 'delete') AND l.id > $1
+    WINDOW w AS (PARTITION BY l.row_id ORDER BY l.id)
+),
+candidates AS (SELECT DISTINCT account_id FROM ch WHERE account_id IS NOT NULL),
+versions AS (
+    SELECT account_id, integration_type AS t, int8range($1, id) AS r, before_stops AS stops
+      FROM ch WHERE prev_id IS NULL AND had_before
+    UNION ALL
+    SELECT account_id, integration_type, int8range(id, next_id), after_stops FROM ch WHERE has_after
+    UNION ALL
+    SELECT s.account_id::bigint, s.integration_type::text, int8range($1, NULL),
+           s.withheld_verdict IS NULL
+           AND keyfall_row_verdict(s.integration_type::text, s.config, coalesce(s.is_active::boolean, false))
+               <> ALL ($4::text[])
+      FROM integration_settings s
+     WHERE s.account_id::bigint IN (SELECT account_id FROM candidates)
+       AND s.integration_type::text IN (SELECT t FROM omega)
+       AND NOT EXISTS (SELECT 1 FROM audit_log l
+                        WHERE l.table_name = 'integration_settings' AND l.row_id = s.id AND l.id > $1
+                          AND l.action IN ('insert', 'update', 'delete'))
+),
+pair_open AS (
+    SELECT c.account_id,
+           (int8multirange(int8range($1, NULL)) - coalesce(range_agg(v.r), '{}'::int8multirange))
+           + coalesce(range_agg(v.r) FILTER (WHERE v.stops IS NOT TRUE), '{}'::int8multirange) AS open
+      FROM candidates c CROSS JOIN omega o
+      LEFT JOIN versions v ON v.account_id = c.account_id AND v.t = o.t
+     GROUP BY c.account_id, o.t
+),
+account_open AS (SELECT account_id, range_agg(open) AS open FROM pair_open GROUP BY account_id),
+kept AS (
+    SELECT c.id FROM ch c LEFT JOIN account_open o ON o.account_id = c.account_id
+     WHERE ($2::bigint IS NULL OR c.id <= $2)
+       AND (c.action <> 'update' OR c.account_id IS NULL OR c.integration_type IS NULL
+            OR (c.prev_id IS NOT NULL
+                AND (c.prev_account IS DISTINCT FROM c.account_id OR c.prev_type IS DISTINCT FROM c.integration_type))
+            OR c.account_id IN (SELECT id FROM kept_accounts)
+            OR o.open IS NULL
+            OR o.open && int8range(coalesce(c.prev_id, $1), c.next_id, '[]'))
+    UNION ALL
+    SELECT l.id FROM audit_log l
+     WHERE l.id > $1 AND ($2::bigint IS NULL OR l.id <= $2) AND l.action IN ('insert', 'update', 'delete')
+       AND (l.table_name IN ('fallback_chain', 'ai_functions')
+            OR (l.table_name = 'users' AND l.before -> 'account_id' IS DISTINCT FROM l.after -> 'account_id')
+            OR (l.table_name = 'accounts' AND l.before ->> 'slug' IS DISTINCT FROM l.after ->> 'slug'))
+)
+SELECT l.id, keyfall_finite(l.at) AS at, l.table_name, l.row_id, l.account_id, l.integration_type,
+       l.before::text AS before, l.after::text AS after
+  FROM kept k JOIN audit_log l ON l.id = k.id
+ ORDER BY l.id";

@@ -535,7 +535,7 @@ async fn moment(db: &TestDb, conn: &mut sqlx::PgConnection) -> Moment {
 /// Adjacent intervals differ (identical ones are merged). Returns how many
 /// (moment, row) pairs were compared.
 fn hold_to_brute_force(history: &keyfall::domain::blast::KeyHistory, moments: &[Moment]) -> usize {
-    use keyfall::domain::blast::{Target, who_resolves};
+    use keyfall::domain::blast::{NO_ACCOUNT, Target, who_resolves};
     let fp = &history.fingerprint;
     let mut compared = 0;
     for m in moments {
@@ -558,8 +558,9 @@ fn hold_to_brute_force(history: &keyfall::domain::blast::KeyHistory, moments: &[
             integration_type: row.integration_type.clone(),
         };
         // The answer of each vouched interval, accumulated from the diffs.
-        // (from entry, to entry, (accounts, users, functions)).
-        type Answer = (Vec<String>, i64, Vec<String>);
+        // (from entry, to entry, (accounts, users, users without an
+        // account, functions)).
+        type Answer = (Vec<String>, i64, Option<i64>, Vec<String>);
         let mut answers: Vec<(Option<i64>, Option<i64>, Answer)> = Vec::new();
         let mut set: Vec<String> = Vec::new();
         let mut first = true;
@@ -579,7 +580,8 @@ fn hold_to_brute_force(history: &keyfall::domain::blast::KeyHistory, moments: &[
             }
             set.sort();
             assert_eq!(set.len(), i.accounts, "{st:#?}");
-            let answer = (set.clone(), i.users, i.functions.clone());
+            assert_eq!(set.iter().filter(|s| *s != NO_ACCOUNT).count(), i.tenants, "{st:#?}");
+            let answer = (set.clone(), i.users, i.users_without_account, i.functions.clone());
             if let Some(last) = answers.last() {
                 assert_ne!(last.2, answer, "adjacent intervals with the same answer: {st:#?}");
                 assert_eq!(last.1, i.from_entry, "intervals not adjacent: {st:#?}");
@@ -594,11 +596,12 @@ fn hold_to_brute_force(history: &keyfall::domain::blast::KeyHistory, moments: &[
                 continue;
             };
             let (accounts, users, functions) = who_resolves(&m.world.snapshot, &m.world.functions, &m.users, &target);
+            let without = accounts.contains_key(&None).then(|| m.users.get(&None).copied().unwrap_or(0));
             let mut accounts: Vec<String> = accounts.into_values().collect();
             accounts.sort();
             assert_eq!(
                 answer,
-                &(accounts, users, functions),
+                &(accounts, users, without, functions),
                 "row {} after #{}: the timeline (left) and the brute force (right) differ",
                 st.setting_id,
                 m.entry
@@ -637,7 +640,8 @@ fn the_blast_radius_equals_a_brute_force_replay() {
     ];
     let mut moments = vec![rt.block_on(async { moment(&db, &mut *conn.lock().await).await })];
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 12,
+        // More locally: PROPTEST_CASES=60.
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(12),
         failure_persistence: None,
         ..ProptestConfig::default()
     });
