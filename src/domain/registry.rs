@@ -251,7 +251,7 @@ pub static BUILT_IN: [TypeSpec; 3] = [
 /// The SQL reads them as data too: [`document`] carries them, keyfall loads
 /// them into `keyfall.registry_secret_shapes` with the rest, and
 /// `keyfall_is_secret_key` / `keyfall_is_key_shaped` are written again from
-/// that table at each load (migrations/0004_secret_shapes.sql). What stays
+/// that table at each load (migrations/0003_secret_shapes.sql). What stays
 /// code, in `domain::secret` and its SQL twin: how a name is cut into words,
 /// the `Bearer` form, JWTs, high entropy, URL credentials, assignments and
 /// JSON text.

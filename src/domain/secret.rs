@@ -133,7 +133,7 @@ pub const MAX_DEPTH: usize = 64;
 /// Whether a field of this name holds a secret (at any depth; everything
 /// under it is secret too). Mirrored by `keyfall_is_secret_key` in SQL,
 /// written from the registry's shapes at each load
-/// (migrations/0004_secret_shapes.sql), held equal by `tests/it/secrets.rs`
+/// (migrations/0003_secret_shapes.sql), held equal by `tests/it/secrets.rs`
 /// and `tests/it/registry_data.rs`.
 ///
 /// The name is cut into words: at every character that is not an ASCII

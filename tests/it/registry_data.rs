@@ -306,7 +306,7 @@ async fn the_secret_shapes_are_loaded_as_data_and_the_sql_redacts_by_the_shapes_
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "{}\n;\n{}",
         include_str!("../../migrations/0001_baseline.sql"),
-        include_str!("../../migrations/0004_secret_shapes.sql")
+        include_str!("../../migrations/0003_secret_shapes.sql")
     )))
     .execute(&mut conn)
     .await

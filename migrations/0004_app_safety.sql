@@ -1,4 +1,4 @@
--- 0007: keyfall never harms the app, checked from outside (issue 19).
+-- 0004: keyfall never harms the app, checked from outside (issue 19).
 --
 -- The capture under the isolation levels an app may use. On a settings
 -- table without the unique (account, type) pair, the capture judged a
@@ -64,7 +64,7 @@ BEGIN
         END IF;
         kf_actor := keyfall.keyfall_actor();
         -- A type the app's role owns could bring a cast of its own: such a
-        -- row is not handled with the owner's rights (0007).
+        -- row is not handled with the owner's rights (0004).
         why := keyfall.keyfall_untrusted_column(TG_RELID);
         IF why IS NOT NULL THEN
             INSERT INTO keyfall.audit_log (actor, action, table_name, after)
@@ -124,7 +124,7 @@ BEGIN
             -- mapping) lose their verdicts; a row updated in place keeps its
             -- own until the upsert below replaces it. No read of the
             -- verdicts when nothing is gone: under SERIALIZABLE a read here
-            -- would tie the app's concurrent writers together (0007).
+            -- would tie the app's concurrent writers together (0004).
             SELECT array_agg(g) INTO gone
               FROM (SELECT keyfall.keyfall_json_int8(o -> k_id) AS g FROM unnest(olds) o
                     EXCEPT
@@ -188,7 +188,7 @@ BEGIN
                     -- app's table would make the app's commit fail under
                     -- SERIALIZABLE. So no read: each pair's lowest new row
                     -- takes the pair's one verdict (the unique index on the
-                    -- pair, 0007) where it is lower than the verdict's row;
+                    -- pair, 0004) where it is lower than the verdict's row;
                     -- a verdict of a concurrent writer this transaction
                     -- cannot see stands (PostgreSQL says so with a
                     -- serialization failure, caught below).
