@@ -170,7 +170,7 @@ fn app_imports() -> std::collections::BTreeMap<String, std::collections::BTreeSe
             if i < chars.len() && chars[i] == '{' {
                 let end = chars[i..].iter().position(|c| *c == '}').map(|p| i + p).unwrap_or(chars.len());
                 let inside: String = chars[i + 1..end].iter().collect();
-                for item in inside.split(',') {
+                for item in inside.split(',').filter(|i| !i.trim().is_empty()) {
                     let mut full: Vec<&str> = segs.clone();
                     full.extend(item.split("::").map(str::trim).filter(|s| !s.is_empty() && *s != "self"));
                     match resolve(&base, &full) {

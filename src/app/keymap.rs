@@ -736,6 +736,11 @@ mod tests {
         let keymap = Keymap::default_keys();
         for screen in Screen::ALL {
             for action in screen.actions() {
+                // Tabs beyond the registry's (and one unknown type) have none.
+                if matches!(action, Action::Tab(n) if *n as usize >= tab_keys()) {
+                    assert!(keymap.keys(screen, *action).is_empty(), "{screen:?} {action:?} has a key");
+                    continue;
+                }
                 assert!(!keymap.keys(screen, *action).is_empty(), "{screen:?} {action:?} has no key");
                 assert!(!action.text(screen).1.is_empty(), "{screen:?} {action:?} has no help line");
             }

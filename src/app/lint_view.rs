@@ -540,6 +540,8 @@ pub(super) fn available(view: &LintView, action: Action) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     fn finding(id: &'static str, severity: Severity, account: Option<&str>, message: &str) -> Finding {

@@ -53,6 +53,8 @@ pub fn draw(model: &Model, frame: &mut Frame, t: Theme) {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
 
     #[test]
