@@ -5,22 +5,10 @@
 //! console shows what the policy allows and no more. The database checks
 //! again at each write; these are for the message.
 
-use super::Model;
+use super::model::Model;
+pub use super::state::access::*;
 use crate::domain::permissions::{self, Subject, Target};
 use crate::domain::{Account, User};
-
-/// Who the console runs as and whether it may write; decided at start and
-/// again on every reload, so it follows changes to the operator, the
-/// policy and the chain.
-#[derive(Debug, Clone)]
-pub struct Access {
-    pub operator: Option<User>,
-    /// Why the session is read-only, if it is.
-    pub read_only: Option<String>,
-    /// Read-only whatever the rights (`--read-only`, no operator): the
-    /// database session itself is read-only.
-    pub forced: bool,
-}
 
 /// The operator's access from fresh data (`data.user` is the operator):
 /// read-only unless they may modify the system settings or their own

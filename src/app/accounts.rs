@@ -535,7 +535,7 @@ pub fn row_spans(
     filter: &str,
     width: usize,
     name_at: Option<usize>,
-    t: super::view::Theme,
+    t: super::widgets::Theme,
 ) -> Vec<ratatui::text::Span<'static>> {
     use crate::domain::text::visible;
     use ratatui::style::{Modifier, Style};

@@ -15,51 +15,24 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::keymap::Action;
+use super::model::{Cmd, Model, Overlay};
 use super::scroll;
-use super::view::{Theme, circled, dialog, overlay_box, wrap_lines};
-use super::{Cmd, Model, Overlay};
+pub use super::state::admin::*;
+use super::widgets::{Theme, circled, dialog, overlay_box, wrap_lines};
 use crate::domain::text::visible_short;
 use crate::preview::{self, PreviewLine};
 
-#[derive(Debug)]
-pub enum AdminStage {
-    Editing,
-    Previewing {
-        request: u64,
-    },
-    Confirm {
-        impact: Vec<ImpactRow>,
-        moves: Vec<PolicyMove>,
-    },
-    Applying {
-        request: u64,
-    },
-    /// "Drop the staged chain/policy change and close?" (Esc or q with
-    /// something staged; `quit`: asked on the way out of keyfall).
-    Discard {
-        quit: bool,
-    },
-}
-
-#[derive(Debug)]
-pub struct AdminView {
-    pub chain: Vec<String>,
-    pub original_chain: Vec<String>,
-    pub policy: Policy,
-    pub original_policy: Policy,
-    pub selected: usize,
-    pub stage: AdminStage,
-    pub message: Option<String>,
-}
-
-impl AdminView {
-    pub fn chain_changed(&self) -> bool {
-        self.chain != self.original_chain
+/// Waiting for a preview or the write: cancel stops waiting (the late
+/// reply is dropped by its request id; a write that did go through shows
+/// up live).
+pub fn waiting_key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
+    if action == Some(Action::Cancel)
+        && let Some(Overlay::Admin(view)) = &mut model.overlay
+    {
+        view.stage = AdminStage::Editing;
+        view.message = Some("stopped waiting; if it went through, the change will show".into());
     }
-
-    pub fn policy_changed(&self) -> bool {
-        self.policy != self.original_policy
-    }
+    Vec::new()
 }
 
 /// Open the view, for active superusers and developers only.

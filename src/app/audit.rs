@@ -8,43 +8,21 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::editor::Editor;
+use super::access::may_modify;
 use super::keymap::Action;
-use super::may_modify;
-use super::view::{Theme, centered, dialog, wrap_line};
-use super::{Cmd, Model, Overlay};
-use crate::domain::Account;
+use super::model::{Cmd, Model, Outcome, Overlay};
+pub use super::state::audit::*;
+use super::state::editor::Editor;
+use super::widgets::{Theme, centered, dialog, wrap_line};
 use crate::domain::audit::AuditEntry;
 use crate::domain::diff;
+use crate::domain::history::Moment;
 use crate::domain::registry;
 use crate::domain::text::visible_short;
 
-#[derive(Debug)]
-pub struct AuditView {
-    pub account: Account,
-    pub integration_type: String,
-    pub entries: Vec<AuditEntry>,
-    pub selected: usize,
-    pub request: u64,
-    pub loading: bool,
-    /// Why the entries could not be loaded (shown instead of "loading…").
-    pub error: Option<String>,
-    /// Where the list was last drawn, for the mouse (`click`).
-    pub drawn: std::cell::RefCell<Drawn>,
-}
-
-/// The audit list as last drawn: its area, the first line shown, and the
-/// entry each line belongs to.
-#[derive(Debug, Default)]
-pub struct Drawn {
-    area: Rect,
-    scroll: usize,
-    entry_of_line: Vec<Option<usize>>,
-}
-
 pub(super) fn open(model: &mut Model) -> Vec<Cmd> {
     let Some(account) = model.selected_account().cloned() else { return Vec::new() };
-    if let Err(why) = super::may_view(model, &account.slug) {
+    if let Err(why) = super::access::may_view(model, &account.slug) {
         model.notice = Some(format!("its history is not yours to view under this policy ({why} fails)"));
         return Vec::new();
     }
@@ -107,57 +85,65 @@ pub(super) fn failed(model: &mut Model, request: u64, error: &str) -> bool {
     }
 }
 
-pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
+/// A key in the audit view: its own work, or the delete dialog (reverting
+/// a creation) or the world before an entry, for the router.
+pub(super) fn key(model: &mut Model, action: Option<Action>) -> Outcome {
     // As of a moment: only reading; a change from here is refused.
     if let Some(cmds) = super::time_travel::intercept(model, super::keymap::Screen::Audit, action) {
-        return cmds;
+        return cmds.into();
     }
     let page = (model.size.1 as usize).saturating_sub(6) / 2;
-    let Some(Overlay::Audit(view)) = &mut model.overlay else { return Vec::new() };
+    let Some(Overlay::Audit(view)) = &mut model.overlay else { return Outcome::Done(Vec::new()) };
     match action {
         Some(Action::Close) => model.overlay = None,
         Some(Action::Revert) => return revert(model),
         Some(Action::Restore) => return restore(model),
-        Some(Action::AsOf) => return super::time_travel::before_entry(model),
+        // `@`: the world just before the selected entry.
+        Some(Action::AsOf) => {
+            let Some(entry) = view.entries.get(view.selected) else { return Outcome::Done(Vec::new()) };
+            let id = entry.id;
+            model.notice = Some(format!("reading the world just before #{id}…"));
+            return Outcome::Travel(Moment::BeforeEntry(id));
+        }
         Some(a) => {
-            if let Some(delta) = super::movement(a, page) {
-                view.selected = super::moved(view.selected, delta, view.entries.len());
+            if let Some(delta) = super::widgets::movement(a, page) {
+                view.selected = super::widgets::moved(view.selected, delta, view.entries.len());
             }
         }
         None => {}
     }
-    Vec::new()
+    Outcome::Done(Vec::new())
 }
 
 /// Revert the selected audit entry: a new change, through the editor (so
 /// with its diff, impact preview and version check), that puts back the
 /// fields the entry changed. Keys are kept only as fingerprints, so an old
 /// key cannot be restored: the current one stays, and the form says so.
-fn revert(model: &mut Model) -> Vec<Cmd> {
+fn revert(model: &mut Model) -> Outcome {
     use crate::domain::secret::{fingerprint, is_secret_field};
-    let Some(Overlay::Audit(view)) = &model.overlay else { return Vec::new() };
-    let Some(entry) = view.entries.get(view.selected).cloned() else { return Vec::new() };
+    let Some(Overlay::Audit(view)) = &model.overlay else { return Outcome::Done(Vec::new()) };
+    let Some(entry) = view.entries.get(view.selected).cloned() else { return Outcome::Done(Vec::new()) };
     let account = view.account.clone();
     let ty = view.integration_type.clone();
-    let Some(spec) = registry::spec(&ty) else { return Vec::new() };
+    let Some(spec) = registry::spec(&ty) else { return Outcome::Done(Vec::new()) };
     if let Err(why) = may_modify(model, &account) {
         model.notice = Some(format!("read-only here: {why}"));
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     }
     if entry.action == "reveal" {
         model.notice = Some("a reveal changed nothing; there is nothing to revert".into());
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     }
     if !revertable(&entry) {
         model.notice =
             Some("this entry is about the log itself, not a change of the setting: nothing to revert".into());
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     }
     let current = model.world.settings.get(&(account.id, ty.clone())).cloned();
     let Some(before) = entry.before.as_ref() else {
         // Reverting a creation is a deletion.
         model.overlay = None;
-        return super::delete::open(model);
+        return Outcome::Open(Action::Delete);
     };
     let old_config = before.get("config").and_then(|c| c.as_object()).cloned().unwrap_or_default();
     let mut target = current.as_ref().and_then(|s| s.config.as_object().cloned()).unwrap_or_default();
@@ -212,7 +198,7 @@ fn revert(model: &mut Model) -> Vec<Cmd> {
         }
         Err(why) => model.notice = Some(why),
     }
-    Vec::new()
+    Outcome::Done(Vec::new())
 }
 
 /// Restore the setting to how it was just before the selected entry (the
@@ -221,46 +207,46 @@ fn revert(model: &mut Model) -> Vec<Cmd> {
 /// preview, version check and save, recorded as a restore. Keys are
 /// fingerprints in the log: today's stays unless it is the one of then,
 /// or the operator types that key (checked). No row then: a deletion.
-fn restore(model: &mut Model) -> Vec<Cmd> {
+fn restore(model: &mut Model) -> Outcome {
     use crate::domain::restore::{self, KeyFate, KeySource};
-    let Some(Overlay::Audit(view)) = &model.overlay else { return Vec::new() };
-    let Some(entry) = view.entries.get(view.selected).cloned() else { return Vec::new() };
+    let Some(Overlay::Audit(view)) = &model.overlay else { return Outcome::Done(Vec::new()) };
+    let Some(entry) = view.entries.get(view.selected).cloned() else { return Outcome::Done(Vec::new()) };
     let account = view.account.clone();
     let ty = view.integration_type.clone();
-    let Some(spec) = registry::spec(&ty) else { return Vec::new() };
+    let Some(spec) = registry::spec(&ty) else { return Outcome::Done(Vec::new()) };
     if let Err(why) = may_modify(model, &account) {
         model.notice = Some(format!("read-only here: {why}"));
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     }
     if entry.action == "reveal" || !revertable(&entry) {
         model.notice = Some(format!("entry #{} changed no setting: there is nothing to restore to", entry.id));
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     }
     let current = model.world.settings.get(&(account.id, ty.clone())).cloned();
     let Some(before) = entry.before.as_ref() else {
         // It did not exist before this entry: restoring is deleting.
         if current.is_none() {
             model.notice = Some(format!("nothing to restore: no setting before #{} and none now", entry.id));
-            return Vec::new();
+            return Outcome::Done(Vec::new());
         }
         model.overlay = None;
-        return super::delete::open(model);
+        return Outcome::Open(Action::Delete);
     };
     let Some(past) = before.get("config") else {
         model.notice =
             Some(format!("entry #{} was recorded without the setting's contents: nothing to restore", entry.id));
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     };
     let plan = match restore::rebuild(past, current.as_ref().map(|s| &s.config), KeySource::KeepToday) {
         Ok(plan) => plan,
         Err(why) => {
             model.notice = Some(why);
-            return Vec::new();
+            return Outcome::Done(Vec::new());
         }
     };
     let Some(map) = plan.config.as_object().cloned() else {
         model.notice = Some("the config then was not an object: restore it with `keyfall restore`".into());
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     };
     let missing: Vec<(String, String)> = plan
         .keys
@@ -286,12 +272,12 @@ fn restore(model: &mut Model) -> Vec<Cmd> {
                     fps.join(", ")
                 )
             });
-            ed.restore_of = Some(super::editor::Restoring { entry: entry.id, missing_keys: missing });
+            ed.restore_of = Some(super::state::editor::Restoring { entry: entry.id, missing_keys: missing });
             model.overlay = Some(Overlay::Edit(Box::new(ed)));
         }
         Err(why) => model.notice = Some(why),
     }
-    Vec::new()
+    Outcome::Done(Vec::new())
 }
 
 pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
@@ -371,23 +357,23 @@ pub fn draw(view: &AuditView, frame: &mut Frame, area: Rect, t: Theme) {
 
 /// A click on an entry selects it; a click on the entry already selected
 /// does what enter does (revert it, through the editor and its preview).
-pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Vec<Cmd> {
-    let Some(Overlay::Audit(view)) = &mut model.overlay else { return Vec::new() };
+pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Outcome {
+    let Some(Overlay::Audit(view)) = &mut model.overlay else { return Outcome::Done(Vec::new()) };
     let entry = {
         let drawn = view.drawn.borrow();
         let a = drawn.area;
         if column < a.x || column >= a.right() || row < a.y || row >= a.bottom() {
-            return Vec::new();
+            return Outcome::Done(Vec::new());
         }
         drawn.entry_of_line.get(drawn.scroll + (row - a.y) as usize).copied().flatten()
     };
     match entry {
         Some(i) if i != view.selected => {
             view.selected = i;
-            Vec::new()
+            Outcome::Done(Vec::new())
         }
         Some(_) => key(model, Some(Action::Revert)),
-        None => Vec::new(),
+        None => Outcome::Done(Vec::new()),
     }
 }
 

@@ -4,12 +4,13 @@
 //! request was sent (no right to read the key, a read-only session, an
 //! endpoint not confirmed), or with the failure or timeout of the request.
 
-use chrono::{DateTime, Utc};
 use ratatui::text::{Line, Span};
 
+use super::model::{Cmd, Model, Overlay};
 use super::request::Kind;
-use super::view::{Theme, ago};
-use super::{Cmd, Model, Overlay, Pane};
+pub use super::state::connection_test::*;
+use super::state::main::Pane;
+use super::widgets::{Theme, ago};
 use crate::connection::{Insecure, Outcome};
 use crate::domain::Account;
 use crate::domain::text::visible_short;
@@ -94,7 +95,7 @@ fn start(model: &mut Model, mut test: LastTest, owner: &Account) -> Vec<Cmd> {
             "this session is read-only ({}) and a test records its read of the key",
             visible_short(access.read_only.as_deref().unwrap_or("read-only"), 60)
         )),
-        (Some(_), _) => super::may_test(model, owner).err().map(|failing| {
+        (Some(_), _) => super::access::may_test(model, owner).err().map(|failing| {
             format!("{failing} fails: you may not test {}'s keys under this policy", visible_short(&owner.slug, 30))
         }),
     };
@@ -117,27 +118,6 @@ fn start(model: &mut Model, mut test: LastTest, owner: &Account) -> Vec<Cmd> {
     };
     model.last_test = Some(test);
     vec![cmd]
-}
-
-/// The outcome of a connection test, for the setting pane.
-#[derive(Debug, Clone)]
-pub struct LastTest {
-    pub account_id: i64,
-    pub integration_type: String,
-    /// The provider tested and whose key it was.
-    pub provider: String,
-    pub key_of: String,
-    pub at: DateTime<Utc>,
-    /// None while the call is in flight, or when there is a `problem`.
-    pub outcome: Option<Outcome>,
-    /// Why there is no outcome: nothing was sent (and why), or the request
-    /// failed or timed out.
-    pub problem: Option<String>,
-    /// Started from the resolve-as panel (shown there).
-    pub from_resolve: bool,
-    /// The tested row's key (as a fingerprint) and endpoint when the test
-    /// started: when they change, the outcome is stale.
-    pub tested: Option<String>,
 }
 
 /// What a test depends on in `slug`'s `provider` row, as loaded: its keys
@@ -227,7 +207,7 @@ pub(super) fn tested(model: &mut Model, request: u64, outcome: Outcome) -> Vec<C
             if model.overlay.is_none()
                 && let Some(actor) = model.session.access.operator.as_ref().map(|u| u.email.clone())
             {
-                model.overlay = Some(Overlay::ConfirmEndpoint(super::endpoint::EndpointDialog {
+                model.overlay = Some(Overlay::ConfirmEndpoint(super::state::endpoint::EndpointDialog {
                     refusal,
                     actor,
                     account: t.key_of.clone(),

@@ -9,30 +9,16 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use super::access::may_modify;
 use super::keymap::Action;
-use super::may_modify;
+use super::model::{Cmd, Model, Overlay, load_settings, resolve_cmd};
 use super::scroll::{self, Scroll};
-use super::view::{Theme, dialog, overlay_box, wrap_lines};
-use super::{Cmd, Model, Overlay, load_settings, resolve_cmd};
+pub use super::state::delete::*;
+use super::widgets::{Theme, dialog, overlay_box, wrap_lines};
 use crate::domain::Setting;
 use crate::domain::change::{Conflict, ImpactRow, Proposal};
 use crate::domain::text::visible_short;
 use crate::preview;
-
-/// "Delete this override?" — Cancel is focused until moved.
-#[derive(Debug)]
-pub struct DeleteDialog {
-    pub account: String,
-    pub integration_type: String,
-    pub version: i64,
-    pub delete_focused: bool,
-    /// The delete asked for, once confirmed.
-    pub request: Option<u64>,
-    /// Who resolves differently once it is gone: the preview's request
-    /// (0 once it failed), then its answer.
-    pub preview: u64,
-    pub impact: Option<Vec<ImpactRow>>,
-}
 
 pub(super) fn open(model: &mut Model) -> Vec<Cmd> {
     let Some(account) = model.selected_account().cloned() else { return Vec::new() };

@@ -10,22 +10,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::keymap::{Action, Screen};
+use super::model::{Cmd, Model, Overlay};
 use super::request::Kind;
-use super::view::{Theme, dialog};
-use super::{Cmd, Model, Overlay};
-use crate::connection::{Insecure, Refusal};
+pub use super::state::endpoint::*;
+use super::widgets::{Theme, dialog};
+use crate::connection::Insecure;
 use crate::domain::text::visible_short;
-
-/// "http://127.0.0.1:18555 is plain http on a loopback address: the key
-/// would be sent there. Send anyway?"
-#[derive(Debug)]
-pub struct EndpointDialog {
-    pub refusal: Refusal,
-    pub actor: String,
-    /// Whose key, of which provider.
-    pub account: String,
-    pub provider: String,
-}
 
 /// Yes sends the test again, this endpoint confirmed; any other key cancels
 /// (the test's line keeps saying why nothing was sent).
@@ -68,7 +58,7 @@ pub fn draw(model: &Model, view: &EndpointDialog, frame: &mut Frame, area: Rect,
             t.heading(),
         )),
     ];
-    let (box_area, lines) = super::reveal::question_box(area, 72, 120, lines);
+    let (box_area, lines) = super::widgets::question_box(area, 72, 120, lines);
     let inner = dialog(frame, box_area, " Send the key there? ".into(), t);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
 }

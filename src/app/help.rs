@@ -7,23 +7,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Clear, Paragraph};
 
 use super::keymap::{Action, Screen};
-use super::view::{Theme, overlay_box, pane_block};
-use super::{Cmd, Model, moved, movement};
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct HelpView {
-    /// The first line shown.
-    pub scroll: usize,
-}
-
-/// One line of help.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HelpLine {
-    Heading(&'static str),
-    Key(String, &'static str),
-    Text(&'static str),
-    Blank,
-}
+use super::model::{Cmd, Model};
+pub use super::state::help::*;
+use super::widgets::{Theme, overlay_box, pane_block};
+use super::widgets::{moved, movement};
 
 /// Help for the screen below first, then the main screen, then the rest.
 pub fn lines(model: &Model) -> Vec<HelpLine> {

@@ -10,12 +10,22 @@ use std::collections::BTreeMap;
 /// first ("OpenAI tab"), then any unknown type found in the data.
 fn tab_line(index: usize) -> &'static str {
     static LINES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
-        let ordinals = ["first", "second", "third", "fourth"];
+        let ordinals = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"];
         let types = crate::domain::registry::TYPES.iter().map(|t| format!("{} tab", t.label));
         let unknown = ordinals.iter().map(|o| format!("{o} tab (an unknown type, if any)"));
         types.chain(unknown.skip(crate::domain::registry::TYPES.len())).collect()
     });
     LINES.get(index).map_or("a tab", String::as_str)
+}
+
+/// The names of the tab actions (`tab_1` … `tab_9`, bound to the digits).
+const TAB_NAMES: [&str; 9] = ["tab_1", "tab_2", "tab_3", "tab_4", "tab_5", "tab_6", "tab_7", "tab_8", "tab_9"];
+
+/// How many tabs have a key of their own (`1`, `2`, …): one per registry
+/// type and one for the first unknown type found in the data, at most nine.
+/// Tabs beyond them are reached with the next and previous tab keys.
+pub fn tab_keys() -> usize {
+    (crate::domain::registry::TYPES.len() + 1).min(TAB_NAMES.len())
 }
 
 /// What a key does. Which screens take an action is `Screen::actions`.
@@ -33,10 +43,9 @@ pub enum Action {
     Reveal,
     ChainPolicy,
     Filter,
-    Tab1,
-    Tab2,
-    Tab3,
-    Tab4,
+    /// Straight to the `n`th tab (from 0): one per registry type and one
+    /// for the first unknown type, at most nine (`tab_keys`).
+    Tab(u8),
     NextPane,
     PrevPane,
     NextTab,
@@ -82,7 +91,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 58] = [
+    pub const ALL: [Action; 63] = [
         Action::Quit,
         Action::Help,
         Action::Edit,
@@ -95,10 +104,15 @@ impl Action {
         Action::Reveal,
         Action::ChainPolicy,
         Action::Filter,
-        Action::Tab1,
-        Action::Tab2,
-        Action::Tab3,
-        Action::Tab4,
+        Action::Tab(0),
+        Action::Tab(1),
+        Action::Tab(2),
+        Action::Tab(3),
+        Action::Tab(4),
+        Action::Tab(5),
+        Action::Tab(6),
+        Action::Tab(7),
+        Action::Tab(8),
         Action::NextPane,
         Action::PrevPane,
         Action::NextTab,
@@ -158,10 +172,7 @@ impl Action {
             Action::Reveal => "reveal",
             Action::ChainPolicy => "chain_policy",
             Action::Filter => "filter",
-            Action::Tab1 => "tab_1",
-            Action::Tab2 => "tab_2",
-            Action::Tab3 => "tab_3",
-            Action::Tab4 => "tab_4",
+            Action::Tab(n) => TAB_NAMES.get(n as usize).copied().unwrap_or("tab"),
             Action::NextPane => "next_pane",
             Action::PrevPane => "prev_pane",
             Action::NextTab => "next_tab",
@@ -220,9 +231,7 @@ impl Action {
                 | Action::PrevPane
                 | Action::PrevTab
                 | Action::NextTab
-                | Action::Tab2
-                | Action::Tab3
-                | Action::Tab4
+                | Action::Tab(1..)
                 | Action::PrevField
         )
     }
@@ -245,10 +254,8 @@ impl Action {
             (_, Action::ChainPolicy) => ("chain", "the fallback chain and the policy"),
             (S::Lint, Action::Filter) => ("filter", "filter findings by rule, account slug or name, or text"),
             (_, Action::Filter) => ("filter", "filter accounts by slug or name (fuzzy)"),
-            (_, Action::Tab1) => ("type", tab_line(0)),
-            (_, Action::Tab2) => ("", tab_line(1)),
-            (_, Action::Tab3) => ("", tab_line(2)),
-            (_, Action::Tab4) => ("", tab_line(3)),
+            (_, Action::Tab(0)) => ("type", tab_line(0)),
+            (_, Action::Tab(n)) => ("", tab_line(n as usize)),
             (_, Action::NextPane) => ("pane", "next pane"),
             (_, Action::PrevPane) => ("", "previous pane"),
             (_, Action::NextTab) => ("", "next integration type"),
@@ -436,10 +443,15 @@ impl Screen {
                 A::Copy,
                 A::Messages,
                 A::Filter,
-                A::Tab1,
-                A::Tab2,
-                A::Tab3,
-                A::Tab4,
+                A::Tab(0),
+                A::Tab(1),
+                A::Tab(2),
+                A::Tab(3),
+                A::Tab(4),
+                A::Tab(5),
+                A::Tab(6),
+                A::Tab(7),
+                A::Tab(8),
                 A::NextPane,
                 A::PrevPane,
                 A::NextTab,
@@ -566,6 +578,10 @@ impl Keymap {
         let defaults: BTreeMap<String, BTreeMap<String, Vec<String>>> =
             toml::from_str(DEFAULT_KEYS).map_err(|e| format!("built-in keys: {e}"))?;
         let mut keymap = Keymap { global: Bindings::default(), screens: BTreeMap::new() };
+        // The digits go to the tabs, as many as `tab_keys` says.
+        for (n, name) in TAB_NAMES.iter().enumerate().take(tab_keys()) {
+            keymap.bind(&Section::Screen(Screen::Main), name, &[(n + 1).to_string()])?;
+        }
         for (section, actions) in &defaults {
             let section = match section.as_str() {
                 "global" => Section::Global,
@@ -623,6 +639,7 @@ impl Keymap {
         let action = allowed
             .iter()
             .copied()
+            .filter(|a| !matches!(a, Action::Tab(n) if *n as usize >= tab_keys()))
             .find(|a| a.name() == name)
             .ok_or_else(|| format!("unknown action {name:?} for [keys.{where_}]"))?;
         for key in keys {
@@ -719,6 +736,11 @@ mod tests {
         let keymap = Keymap::default_keys();
         for screen in Screen::ALL {
             for action in screen.actions() {
+                // Tabs beyond the registry's (and one unknown type) have none.
+                if matches!(action, Action::Tab(n) if *n as usize >= tab_keys()) {
+                    assert!(keymap.keys(screen, *action).is_empty(), "{screen:?} {action:?} has a key");
+                    continue;
+                }
                 assert!(!keymap.keys(screen, *action).is_empty(), "{screen:?} {action:?} has no key");
                 assert!(!action.text(screen).1.is_empty(), "{screen:?} {action:?} has no help line");
             }
@@ -743,15 +765,54 @@ mod tests {
 
     #[test]
     fn the_tab_keys_are_named_after_the_registry() {
-        let lines: Vec<&str> = [Action::Tab1, Action::Tab2, Action::Tab3, Action::Tab4]
-            .into_iter()
-            .map(|a| a.text(Screen::Main).1)
-            .collect();
+        let lines: Vec<&str> = (0..tab_keys() as u8).map(|n| Action::Tab(n).text(Screen::Main).1).collect();
         for (line, t) in lines.iter().zip(crate::domain::registry::TYPES.iter()) {
             assert_eq!(*line, format!("{} tab", t.label));
         }
         assert_eq!(lines[0], "OpenAI tab");
         assert_eq!(lines[3], "fourth tab (an unknown type, if any)");
+    }
+
+    /// The digits go to the tabs: one per registry type and one for an
+    /// unknown type; a provider added to the registry gets the next digit
+    /// with no change here (run again in a process whose registry holds the
+    /// test provider).
+    #[test]
+    fn a_digit_per_registry_type_and_one_for_an_unknown_type() {
+        use crate::domain::registry;
+        let with_provider = std::env::var_os(registry::TEST_PROVIDER_ENV).is_some_and(|v| v == "1");
+        if with_provider {
+            registry::enable_test_provider();
+        }
+        let types = registry::TYPES.len();
+        assert_eq!(tab_keys(), types + 1);
+        let keymap = Keymap::default_keys();
+        for n in 0..tab_keys() {
+            assert_eq!(keymap.action(Screen::Main, &(n + 1).to_string()), Some(Action::Tab(n as u8)));
+        }
+        // No key beyond them, none listed in help, and none to bind.
+        let beyond = tab_keys() + 1;
+        assert_eq!(keymap.action(Screen::Main, &beyond.to_string()), None);
+        assert!(!keymap.help(Screen::Main).iter().any(|(k, _)| *k == beyond.to_string()));
+        let mut o = BTreeMap::new();
+        o.insert(format!("tab_{beyond}"), vec!["x".to_string()]);
+        assert!(Keymap::new(&o).unwrap_err().contains(&format!("tab_{beyond}")));
+        if with_provider {
+            // The added provider's tab has its digit, named after it.
+            let at = registry::type_names().position(|t| t == "acme_ai").expect("the test provider");
+            let digit = (at + 1).to_string();
+            assert_eq!(keymap.action(Screen::Main, &digit), Some(Action::Tab(at as u8)));
+            assert!(keymap.help(Screen::Main).iter().any(|(k, d)| *k == digit && *d == "Acme AI tab"));
+            return;
+        }
+        let name = "app::keymap::tests::a_digit_per_registry_type_and_one_for_an_unknown_type";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture", "--test-threads", "1"])
+            .env(registry::TEST_PROVIDER_ENV, "1")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("1 passed"), "with the test provider:\n{text}");
     }
 
     #[test]

@@ -6,26 +6,9 @@
 
 use std::collections::HashSet;
 
-use super::{Cmd, Model, load_settings, resolve_cmd};
+use super::model::{Cmd, Model, Overlay, load_settings, resolve_cmd};
 use crate::domain::audit::AuditEntry;
 use crate::domain::change::Change;
-
-/// Changes heard since the last tick, applied together (at most one reload
-/// per tick, however many notices arrive).
-#[derive(Debug, Default)]
-pub(super) struct Pending {
-    accounts: HashSet<i64>,
-    /// The chain, the policy, the functions, or a bulk write: reload all.
-    everything: bool,
-    /// The newest audit entry, to name its actor.
-    audit: Option<i64>,
-}
-
-impl Pending {
-    fn is_empty(&self) -> bool {
-        self.accounts.is_empty() && !self.everything && self.audit.is_none()
-    }
-}
 
 pub(super) fn note_change(model: &mut Model, change: Change) {
     let chain_ids: HashSet<i64> = model.world.chain.iter().filter_map(|e| e.account.as_ref().map(|a| a.id)).collect();
@@ -49,7 +32,7 @@ pub(super) fn apply_pending(model: &mut Model) -> Vec<Cmd> {
     let pending = std::mem::take(&mut model.pending);
     // An open lint list is not re-run on every change (a whole-database
     // read): it says it is stale, and the operator reads it again.
-    if let Some(super::Overlay::Lint(view)) = &mut model.overlay {
+    if let Some(Overlay::Lint(view)) = &mut model.overlay {
         view.stale = true;
     }
     // An open audit view follows its setting's changes.

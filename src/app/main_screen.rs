@@ -10,12 +10,12 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use super::access::{may_modify, may_view, may_view_account};
 use super::keymap::{Action, Screen};
-use super::view::{Theme, circled, pane_block};
-use super::{
-    Cmd, Model, admin, audit, delete, lint_view, load_visible, may_modify, may_view, may_view_account, moved, movement,
-    picker, resolve_panel, reveal, setting_pane, typed_char,
-};
+use super::model::{Cmd, Model, Outcome, load_visible};
+pub use super::state::main::*;
+use super::widgets::{Theme, circled, moved, movement, pane_block, typed_char};
+use super::{resolve_panel, setting_pane};
 use crate::domain::Account;
 use crate::domain::registry;
 use crate::domain::resolve::resolve_type;
@@ -54,25 +54,47 @@ pub(super) fn available(model: &Model, action: Action) -> bool {
         Action::Lint => model.world.chain.first().is_none_or(|e| may_view(model, &e.slug).is_ok()),
         // Esc clears the filter, else closes the permissions view.
         Action::Cancel => !model.accounts.filter.is_empty() || model.resolve.show_permissions,
-        Action::Tab2 | Action::Tab3 | Action::Tab4 => {
-            TAB_KEYS.iter().position(|a| *a == action).is_some_and(|i| i < model.tabs().len())
-        }
+        Action::Tab(n @ 1..) => (n as usize) < model.tabs().len(),
         _ => true,
     }
 }
 
-/// The keys that go straight to a tab, first to last; tabs beyond them
-/// are reached with the next and previous tab keys.
-pub(super) const TAB_KEYS: [Action; 4] = [Action::Tab1, Action::Tab2, Action::Tab3, Action::Tab4];
-
-pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
+/// A main-screen key: its own work, or another screen to open (the
+/// router opens it).
+pub(super) fn key(model: &mut Model, action: Option<Action>) -> Outcome {
     let Some(action) = action else {
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     };
     // As of a moment: read-only (every write says why), Esc returns to now.
     if let Some(cmds) = super::time_travel::intercept(model, Screen::Main, Some(action)) {
-        return cmds;
+        return cmds.into();
     }
+    if opens_a_screen(action) {
+        return Outcome::Open(action);
+    }
+    act(model, action).into()
+}
+
+/// The actions that open another screen.
+fn opens_a_screen(action: Action) -> bool {
+    matches!(
+        action,
+        Action::PickUser
+            | Action::PickFunction
+            | Action::Edit
+            | Action::Reveal
+            | Action::Audit
+            | Action::ChainPolicy
+            | Action::Lint
+            | Action::TestConnection
+            | Action::Delete
+            | Action::Palette
+            | Action::AsOf
+            | Action::KeyHistory
+    )
+}
+
+fn act(model: &mut Model, action: Action) -> Vec<Cmd> {
     let page = model.account_rows();
     if let Some(delta) = movement(action, page) {
         return match model.main.focus {
@@ -125,16 +147,14 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
             model.main.setting_scroll = 0;
             Vec::new()
         }
-        Action::Tab1 | Action::Tab2 | Action::Tab3 | Action::Tab4 => {
-            let index = TAB_KEYS.iter().position(|a| *a == action).unwrap_or(0);
+        Action::Tab(n) => {
+            let index = n as usize;
             if index < model.tabs().len() {
                 model.main.tab = index;
                 model.main.setting_scroll = 0;
             }
             Vec::new()
         }
-        Action::PickUser => picker::open_users(model),
-        Action::PickFunction => picker::open_functions(model),
         Action::Permissions => {
             model.resolve.show_permissions = !model.resolve.show_permissions;
             model.resolve.scroll = 0;
@@ -150,17 +170,7 @@ pub(super) fn key(model: &mut Model, action: Option<Action>) -> Vec<Cmd> {
             model.notice = Some("reloading…".into());
             cmds
         }
-        Action::Edit => super::editor::keys::open_editor(model),
-        Action::Reveal => reveal::open(model),
-        Action::Audit => audit::open(model),
-        Action::ChainPolicy => admin::open(model),
-        Action::Lint => lint_view::open(model),
-        Action::TestConnection => super::connection_test::test_connection(model),
         Action::Copy => copy_selection(model),
-        Action::Delete => delete::open(model),
-        Action::Palette => super::palette::open(model),
-        Action::AsOf => super::time_travel::open_picker(model),
-        Action::KeyHistory => super::time_travel::open_key_history(model),
         Action::Cancel => {
             if !model.accounts.filter.is_empty() {
                 model.accounts.set_filter(String::new());
@@ -394,44 +404,5 @@ impl Marker {
             Marker::Nothing => t.bad(),
             Marker::Unknown | Marker::Hidden => t.dim(),
         }
-    }
-}
-
-/// The main screen's own state: which pane has the keys, the tab shown,
-/// the setting pane's scroll.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MainState {
-    pub focus: Pane,
-    /// The integration-type tab shown.
-    pub tab: usize,
-    /// First line of the setting pane shown.
-    pub setting_scroll: u16,
-}
-
-impl Default for MainState {
-    fn default() -> Self {
-        MainState { focus: Pane::Accounts, tab: 0, setting_scroll: 0 }
-    }
-}
-
-/// The main screen's panes, in the order tab visits them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pane {
-    Accounts,
-    Setting,
-    Resolve,
-}
-
-impl Pane {
-    fn next(self) -> Pane {
-        match self {
-            Pane::Accounts => Pane::Setting,
-            Pane::Setting => Pane::Resolve,
-            Pane::Resolve => Pane::Accounts,
-        }
-    }
-
-    fn prev(self) -> Pane {
-        self.next().next()
     }
 }

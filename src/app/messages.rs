@@ -4,55 +4,14 @@
 //! then gives the key hints back; a notice too long for the footer is cut
 //! there and read whole here.
 
-use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::text::{Line, Span};
 
 use super::keymap::Action;
-use super::scroll::{self, Scroll};
-use super::view::{Theme, dialog, overlay_box, wrap_line};
-use super::{Cmd, Model};
-
-/// How long a notice holds the footer before the key hints come back (it
-/// stays in the log).
-pub const NOTICE_SECONDS: i64 = 8;
-/// Notices kept; the oldest go first.
-const KEPT: usize = 500;
-
-#[derive(Debug, Default)]
-pub struct Log {
-    /// (when, notice), oldest first.
-    pub entries: Vec<(DateTime<Utc>, String)>,
-    /// The notice in the footer now, as recorded, and since when.
-    current: Option<(DateTime<Utc>, String)>,
-    /// Open, and where it is scrolled to.
-    pub open: bool,
-    pub scroll: Scroll,
-}
-
-impl Log {
-    /// Record the footer's notice if it is a new one.
-    pub fn record(&mut self, notice: Option<&String>, now: DateTime<Utc>) {
-        match notice {
-            None => self.current = None,
-            Some(n) if self.current.as_ref().is_some_and(|(_, c)| c == n) => {}
-            Some(n) => {
-                // A notice quotes no secret, whatever it carries.
-                let n = crate::domain::secret::mask_shapes_in_text(n).into_owned();
-                self.current = Some((now, n.clone()));
-                self.entries.push((now, n));
-                if self.entries.len() > KEPT {
-                    self.entries.remove(0);
-                }
-            }
-        }
-    }
-
-    /// Whether the footer's notice has been shown long enough.
-    pub fn expired(&self, now: DateTime<Utc>) -> bool {
-        self.current.as_ref().is_some_and(|(at, _)| (now - *at).num_seconds() >= NOTICE_SECONDS)
-    }
-}
+use super::model::{Cmd, Model};
+use super::scroll;
+pub use super::state::messages::*;
+use super::widgets::{Theme, dialog, overlay_box, wrap_line};
 
 /// Open the log at its newest entry.
 pub fn open(model: &mut Model) -> Vec<Cmd> {
@@ -94,6 +53,8 @@ pub fn draw(model: &Model, frame: &mut Frame, t: Theme) {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
 
     #[test]

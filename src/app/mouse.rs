@@ -7,24 +7,13 @@
 //! on the row already selected (a double-click) opens it as enter would.
 //! Hit-testing uses the view's own layout (where each list was drawn).
 
+use super::follow::follow;
 use super::keymap::Action;
-use super::{Cmd, Model, Overlay, Pane, load_visible, main_screen, palette};
+use super::model::{Cmd, Model, Overlay, load_visible};
+use super::state::main::Pane;
+pub use super::state::mouse::*;
+use super::{main_screen, palette};
 use crate::domain::registry;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MouseKind {
-    Click,
-    ScrollUp,
-    ScrollDown,
-}
-
-/// A mouse event at a cell (0-based column and row).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mouse {
-    pub kind: MouseKind,
-    pub column: u16,
-    pub row: u16,
-}
 
 /// Rows one wheel notch moves.
 const NOTCH: isize = 3;
@@ -61,11 +50,15 @@ pub(super) fn on_mouse(model: &mut Model, m: Mouse) -> Vec<Cmd> {
             Some(action) => {
                 let mut cmds = Vec::new();
                 for _ in 0..NOTCH {
-                    cmds.extend(palette::key(model, "", Some(action)));
+                    let outcome = palette::key(model, "", Some(action));
+                    cmds.extend(follow(model, outcome));
                 }
                 cmds
             }
-            None => palette::click(model, m.column, m.row),
+            None => {
+                let outcome = palette::click(model, m.column, m.row);
+                follow(model, outcome)
+            }
         },
         Some(Overlay::Picker(_)) => match wheel {
             Some(action) => {
@@ -82,14 +75,20 @@ pub(super) fn on_mouse(model: &mut Model, m: Mouse) -> Vec<Cmd> {
                 let mut cmds = Vec::new();
                 for _ in 0..NOTCH {
                     cmds.extend(match &model.overlay {
-                        Some(Overlay::Audit(_)) => super::audit::key(model, Some(action)),
+                        Some(Overlay::Audit(_)) => {
+                            let outcome = super::audit::key(model, Some(action));
+                            follow(model, outcome)
+                        }
                         _ => super::lint_view::key(model, Some(action)),
                     });
                 }
                 cmds
             }
             None if matches!(model.overlay, Some(Overlay::Lint(_))) => super::lint_view::click(model, m.column, m.row),
-            None => super::audit::click(model, m.column, m.row),
+            None => {
+                let outcome = super::audit::click(model, m.column, m.row);
+                follow(model, outcome)
+            }
         },
         // Forms and questions are answered with keys only.
         Some(_) => Vec::new(),
@@ -99,7 +98,7 @@ pub(super) fn on_mouse(model: &mut Model, m: Mouse) -> Vec<Cmd> {
 
 /// The main screen: which pane is under the pointer, and what it does there.
 fn main(model: &mut Model, m: Mouse, wheel: Option<Action>) -> Vec<Cmd> {
-    let (a, s, r) = super::view::panes(model.size, model.resolve.show_permissions);
+    let (a, s, r) = super::widgets::panes(model.size, model.resolve.show_permissions);
     let at = |area: ratatui::layout::Rect| {
         m.column >= area.x && m.column < area.right() && m.row >= area.y && m.row < area.bottom()
     };
@@ -118,7 +117,8 @@ fn main(model: &mut Model, m: Mouse, wheel: Option<Action>) -> Vec<Cmd> {
     if let Some(action) = wheel {
         let mut cmds = Vec::new();
         for _ in 0..NOTCH {
-            cmds.extend(main_screen::key(model, Some(action)));
+            let outcome = main_screen::key(model, Some(action));
+            cmds.extend(follow(model, outcome));
         }
         return cmds;
     }

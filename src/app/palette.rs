@@ -12,58 +12,17 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::keymap::Action;
+use super::model::{Cmd, Model, Outcome, Overlay, load_visible, resolve_cmd};
 use super::request::Kind;
-use super::view::{Theme, centered, dialog};
-use super::{Cmd, Model, Overlay, Pane, load_visible, movement, resolve_cmd, typed_char};
+use super::state::main::Pane;
+pub use super::state::palette::*;
+use super::widgets::{Theme, centered, dialog};
+use super::widgets::{movement, typed_char};
 use crate::domain::directory::UserHit;
 use crate::domain::text::{visible, visible_short};
 
 /// At most this many rows are ranked into the list.
 const SHOWN: usize = 200;
-
-/// Where an entry jumps.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Jump {
-    Account(i64),
-    User(String),
-    /// A main-screen action (audit, lint, permissions…).
-    Screen(Action),
-    Help,
-    Tab(usize),
-    Context(String),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Entry {
-    /// "account", "user", "screen", "context".
-    pub kind: &'static str,
-    /// What is matched and shown first.
-    pub text: String,
-    pub detail: String,
-    pub jump: Jump,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Palette {
-    pub query: String,
-    /// The ranked entries for the query, best first.
-    shown: Vec<Entry>,
-    pub selected: usize,
-    /// Users found for the last search, and whether one is in flight.
-    users: Vec<UserHit>,
-    searching: Option<String>,
-    queued: Option<String>,
-}
-
-impl Palette {
-    pub fn shown(&self) -> &[Entry] {
-        &self.shown
-    }
-
-    pub fn current(&self) -> Option<&Entry> {
-        self.shown.get(self.selected)
-    }
-}
 
 /// The screens the palette names: (word, what it opens).
 fn screens(model: &Model) -> Vec<Entry> {
@@ -264,24 +223,24 @@ pub(super) fn search_failed(model: &mut Model) {
     }
 }
 
-pub(super) fn key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<Cmd> {
-    let Some(Overlay::Palette(p)) = &mut model.overlay else { return Vec::new() };
-    match action {
+pub(super) fn key(model: &mut Model, key: &str, action: Option<Action>) -> Outcome {
+    let Some(Overlay::Palette(p)) = &mut model.overlay else { return Outcome::Done(Vec::new()) };
+    let cmds = match action {
         Some(Action::Cancel) => {
             model.overlay = None;
             Vec::new()
         }
-        Some(Action::Accept) => accept(model),
+        Some(Action::Accept) => return accept(model),
         Some(a) => {
             if let Some(delta) = movement(a, 10) {
-                p.selected = super::moved(p.selected, delta, p.shown.len());
+                p.selected = super::widgets::moved(p.selected, delta, p.shown.len());
             }
             Vec::new()
         }
         None if key == "backspace" => {
             if p.query.is_empty() {
                 model.overlay = None;
-                return Vec::new();
+                return Outcome::Done(Vec::new());
             }
             let mut q = p.query.clone();
             q.pop();
@@ -294,13 +253,14 @@ pub(super) fn key(model: &mut Model, key: &str, action: Option<Action>) -> Vec<C
             }
             None => Vec::new(),
         },
-    }
+    };
+    cmds.into()
 }
 
 /// Enter: jump to the entry under the cursor. `ctx NAME` typed whole
 /// switches to that context even if another ranks first.
-pub(super) fn accept(model: &mut Model) -> Vec<Cmd> {
-    let Some(Overlay::Palette(p)) = model.overlay.take() else { return Vec::new() };
+pub(super) fn accept(model: &mut Model) -> Outcome {
+    let Some(Overlay::Palette(p)) = model.overlay.take() else { return Outcome::Done(Vec::new()) };
     let typed = p.query.trim().strip_prefix("ctx ").map(str::trim).map(str::to_string);
     let jump = match typed.filter(|n| model.contexts.iter().any(|(c, _)| c == n)) {
         Some(name) => Some(Jump::Context(name)),
@@ -308,13 +268,13 @@ pub(super) fn accept(model: &mut Model) -> Vec<Cmd> {
     };
     let Some(jump) = jump else {
         model.notice = Some(format!("nothing matches {:?}", visible_short(&p.query, 40)));
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     };
     go(model, jump)
 }
 
-fn go(model: &mut Model, jump: Jump) -> Vec<Cmd> {
-    match jump {
+fn go(model: &mut Model, jump: Jump) -> Outcome {
+    let cmds = match jump {
         Jump::Account(id) => {
             if !model.accounts.select_account(id) {
                 // Filtered out: the filter goes, the account is shown.
@@ -336,7 +296,7 @@ fn go(model: &mut Model, jump: Jump) -> Vec<Cmd> {
             resolve_cmd(model)
         }
         Jump::Help => {
-            model.help = Some(super::help::HelpView::default());
+            model.help = Some(super::state::help::HelpView::default());
             Vec::new()
         }
         Jump::Tab(i) => {
@@ -347,18 +307,19 @@ fn go(model: &mut Model, jump: Jump) -> Vec<Cmd> {
             }
             Vec::new()
         }
-        Jump::Screen(Action::Quit) => super::quit(model),
+        Jump::Screen(Action::Quit) => return Outcome::Quit,
         Jump::Screen(Action::Permissions) if model.resolve.show_permissions => Vec::new(),
-        Jump::Screen(action) => super::main_screen::key(model, Some(action)),
+        Jump::Screen(action) => return Outcome::Main(action),
         Jump::Context(name) => {
             if model.context.as_deref() == Some(name.as_str()) {
                 model.notice = Some(format!("already in context {}", visible_short(&name, 40)));
-                return Vec::new();
+                return Outcome::Done(Vec::new());
             }
             model.switch_to = Some(name);
             Vec::new()
         }
-    }
+    };
+    cmds.into()
 }
 
 /// The palette's box: up to 100 columns wide and, on a tall terminal, two
@@ -382,21 +343,21 @@ pub fn offset(p: &Palette, rows: usize) -> usize {
 
 /// A click on a row selects it; a click on the row already selected (the
 /// second of a double-click) jumps there, as enter does.
-pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Vec<Cmd> {
+pub(super) fn click(model: &mut Model, column: u16, row: u16) -> Outcome {
     let area = Rect::new(0, 0, model.size.0, model.size.1);
     let list = list_area(area);
-    let Some(Overlay::Palette(p)) = &mut model.overlay else { return Vec::new() };
+    let Some(Overlay::Palette(p)) = &mut model.overlay else { return Outcome::Done(Vec::new()) };
     let inside = column >= list.x && column < list.right() && row >= list.y && row < list.bottom();
     if !inside {
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     }
     let index = offset(p, list.height as usize) + (row - list.y) as usize;
     if index >= p.shown.len() {
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     }
     if index != p.selected {
         p.selected = index;
-        return Vec::new();
+        return Outcome::Done(Vec::new());
     }
     accept(model)
 }

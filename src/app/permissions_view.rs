@@ -5,8 +5,8 @@
 
 use ratatui::text::{Line, Span};
 
-use super::Model;
-use super::view::Theme;
+use super::model::Model;
+use super::widgets::Theme;
 use crate::domain::Policy;
 use crate::domain::permissions::Action as Perm;
 use crate::domain::text::visible;

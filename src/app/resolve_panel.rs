@@ -12,37 +12,15 @@ use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use super::keymap::{Action, Screen};
+use super::model::{Cmd, Connection, Model};
 use super::request::Kind;
 use super::setting_pane::problems;
-use super::view::{Theme, pane_block, panes, wrap_lines};
-use super::{Cmd, Connection, Model, Pane};
+use super::state::main::Pane;
+pub use super::state::resolve::*;
+use super::widgets::{Theme, pane_block, panes, wrap_lines};
 use crate::domain::directory::SubjectData;
-use crate::domain::resolve::{Hop, Resolution, Rules, Verdict, resolve};
+use crate::domain::resolve::{Hop, Rules, Verdict, resolve};
 use crate::domain::text::{visible, visible_short};
-
-/// The resolve-as panel.
-#[derive(Debug, Default)]
-pub struct ResolvePanel {
-    pub email: Option<String>,
-    pub function: Option<String>,
-    pub subject: Option<SubjectData>,
-    pub resolution: Option<Resolution>,
-    /// Show the permission checks instead of the trace.
-    pub show_permissions: bool,
-    pub scroll: u16,
-}
-
-pub(super) fn resolve_cmd(model: &mut Model) -> Vec<Cmd> {
-    let (Some(email), Some(function)) = (model.resolve.email.clone(), model.resolve.function.clone()) else {
-        return Vec::new();
-    };
-    // As of a moment: the user and the world as they were.
-    if let Some(cmd) = super::time_travel::resolve_at(model, email.clone(), function.clone()) {
-        return vec![cmd];
-    }
-    let request = model.requests.start(Kind::Resolve);
-    vec![Cmd::Resolve { request, email, function }]
-}
 
 pub fn draw(model: &Model, frame: &mut Frame, area: Rect, t: Theme) {
     let focused = model.main.focus == Pane::Resolve;
@@ -138,7 +116,7 @@ fn trace_lines(model: &Model, width: usize, t: Theme) -> Vec<Line<'static>> {
         }
         return out;
     };
-    let hidden = |slug: &str| super::may_view(model, slug).is_err();
+    let hidden = |slug: &str| super::access::may_view(model, slug).is_err();
     hop_lines(&res.hop, 0, width, t, &hidden, &mut out);
     for w in &res.warnings {
         out.push(Line::from(Span::styled(

@@ -3,37 +3,18 @@
 //! over; the key then shows in the setting pane until the next key or ten
 //! seconds. Its state, its keys, its reply and its view.
 
-use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
+use super::access::may_modify;
 use super::keymap::Action;
-use super::may_modify;
-use super::view::{Theme, centered, dialog, wrap_lines};
-use super::{Cmd, Model, Overlay};
+use super::model::{Cmd, Model, Overlay};
+pub use super::state::reveal::*;
+use super::widgets::{Theme, dialog, question_box};
 use crate::domain::Secret;
 use crate::domain::text::visible_short;
-
-/// "Reveal this key? It is recorded." — yes reveals, any other key cancels.
-#[derive(Debug)]
-pub struct RevealDialog {
-    pub account: String,
-    pub account_id: i64,
-    pub integration_type: String,
-    /// The reveal asked for, once confirmed.
-    pub request: Option<u64>,
-}
-
-/// A key on screen: for one setting, until a deadline or the next key.
-#[derive(Debug)]
-pub struct Revealed {
-    pub account_id: i64,
-    pub integration_type: String,
-    pub secret: Secret,
-    pub until: DateTime<Utc>,
-}
 
 pub(super) fn open(model: &mut Model) -> Vec<Cmd> {
     let Some(account) = model.selected_account().cloned() else { return Vec::new() };
@@ -139,25 +120,4 @@ pub fn draw(view: &RevealDialog, frame: &mut Frame, area: Rect, t: Theme) {
     let (box_area, lines) = question_box(area, 64, 110, lines);
     let inner = dialog(frame, box_area, " Reveal key ".into(), t);
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
-}
-
-/// A question's box and its lines: `min` columns on an 80-column terminal,
-/// growing with a bigger one (three fifths of it, at most `max`), as tall
-/// as its lines wrapped to it — with a blank line between them when the
-/// terminal has the room — and centred.
-pub(crate) fn question_box(area: Rect, min: u16, max: u16, lines: Vec<Line<'static>>) -> (Rect, Vec<Line<'static>>) {
-    let width = (area.width.saturating_mul(3) / 5).clamp(min, max).min(area.width.saturating_sub(2));
-    let mut lines = wrap_lines(lines, width.saturating_sub(2));
-    if area.height >= 40 {
-        let mut spaced = Vec::with_capacity(lines.len() * 2);
-        for (i, line) in lines.into_iter().enumerate() {
-            if i > 0 {
-                spaced.push(Line::raw(""));
-            }
-            spaced.push(line);
-        }
-        lines = spaced;
-    }
-    let height = lines.len() as u16 + 2;
-    (centered(area, width, height), lines)
 }

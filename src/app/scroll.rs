@@ -12,8 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::keymap::Action;
-use super::movement;
-use super::view::{Theme, wrap_line};
+use super::widgets::{Theme, movement, wrap_line};
 use crate::preview::{PreviewLine, Tone};
 
 /// Where a preview is scrolled to. The offset is the first line shown;

@@ -12,8 +12,9 @@ use ratatui::widgets::{Block, Paragraph, Wrap};
 use serde_json::Value;
 
 use super::keymap::{Action, Screen};
-use super::view::{Theme, ago, panes, wrap_lines};
-use super::{Model, Pane};
+use super::model::Model;
+use super::state::main::Pane;
+use super::widgets::{Theme, ago, panes, wrap_lines};
 use crate::domain::registry::{self, FieldKind, Issue, Kind};
 use crate::domain::resolve::{Hop, Outcome, Verdict, resolve_type};
 use crate::domain::secret::{Secret, is_secret_field};
@@ -87,7 +88,7 @@ fn setting_text(model: &Model, t: Theme) -> Vec<Line<'static>> {
         let hop = resolve_type(&model.world, Some(account), &current);
         let shown_from = hop.answered_by.clone().unwrap_or_else(|| account.slug.clone());
         for slug in [account.slug.as_str(), shown_from.as_str()] {
-            if let Err(why) = super::may_view(model, slug) {
+            if let Err(why) = super::access::may_view(model, slug) {
                 return vec![
                     Line::from(Span::styled(
                         format!("{} · {} account", visible_short(&account.name, 40), account.status.as_str()),
@@ -116,7 +117,7 @@ fn setting_text(model: &Model, t: Theme) -> Vec<Line<'static>> {
         if registry::spec(&current).is_some() {
             lines.push(Line::raw(""));
             let as_of = model.time.as_of.as_ref().map(|a| a.refusal(model));
-            lines.push(match super::may_modify(model, account) {
+            lines.push(match super::access::may_modify(model, account) {
                 // As of a moment nothing here changes: the way back instead.
                 _ if as_of.is_some() => Line::from(Span::styled(as_of.unwrap_or_default(), t.warn())),
                 Ok(_) => Line::from(Span::styled(

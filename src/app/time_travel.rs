@@ -19,9 +19,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::keymap::{Action, Screen};
-use super::request::Kind;
-use super::view::{Theme, dialog, overlay_box, wrap_lines};
-use super::{Cmd, Model, Overlay, moved, movement, typed_char};
+use super::model::{Cmd, Model, Overlay};
+pub use super::state::time_travel::*;
+use super::widgets::{Theme, dialog, overlay_box, wrap_lines};
+use super::widgets::{moved, movement, typed_char};
 use crate::domain::audit::AuditEntry;
 use crate::domain::blast::{self, KeyHistory, LineKind};
 use crate::domain::history::World;
@@ -31,39 +32,7 @@ use crate::domain::text::{identity_short, visible, visible_short};
 /// How many of the last changes the picker offers.
 const RECENT: usize = 8;
 
-/// Whether the console shows the past, and the trip in flight.
-#[derive(Debug, Default)]
-pub struct TimeTravel {
-    /// The moment shown; `None`: now.
-    pub as_of: Option<AsOf>,
-    /// The request of a trip in flight (from the picker or the audit view).
-    pub pending: Option<u64>,
-}
-
-/// The moment the console shows.
-#[derive(Debug, Clone)]
-pub struct AsOf {
-    pub cut: Cut,
-    pub window: Window,
-    /// Changes heard since: the past view does not follow them.
-    pub changes_since: usize,
-}
-
 impl AsOf {
-    /// "2026-12-05 14:00 UTC (#812)"; seconds when the moment has them.
-    pub fn label(&self) -> String {
-        use chrono::Timelike;
-        let time = if self.cut.at.second() == 0 && self.cut.at.nanosecond() == 0 {
-            self.cut.at.format("%Y-%m-%d %H:%M UTC").to_string()
-        } else {
-            self.cut.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-        };
-        match self.cut.entry {
-            Some(n) => format!("{time} (#{n})"),
-            None => time,
-        }
-    }
-
     /// What every refused key says.
     pub fn refusal(&self, model: &Model) -> String {
         let esc = model.keymap.first_key(Screen::Main, Action::Cancel).unwrap_or("esc");
@@ -76,33 +45,6 @@ fn key_word(key: &str) -> String {
         "esc" => "Esc".into(),
         other => other.to_string(),
     }
-}
-
-/// The "as of" picker.
-#[derive(Debug, Default)]
-pub struct AsOfPicker {
-    pub input: String,
-    /// Where history begins and its gaps; `None` while loading.
-    pub window: Option<Window>,
-    /// The last changes of the audit log, newest first.
-    pub recent: Vec<AuditEntry>,
-    /// A preset chosen with the arrows (then the input is its `#N`).
-    pub selected: Option<usize>,
-    /// Why the moment typed cannot be shown.
-    pub error: Option<String>,
-    pub request: u64,
-}
-
-/// The blast radius of one key, over the screen.
-#[derive(Debug)]
-pub struct KeyHistoryView {
-    pub fingerprint: String,
-    /// Which setting showed it ("aws-admin openai").
-    pub from: String,
-    pub history: Option<KeyHistory>,
-    pub error: Option<String>,
-    pub request: u64,
-    pub scroll: usize,
 }
 
 /// The as-of header mark, from the most to the least verbose; from
@@ -249,19 +191,10 @@ fn go(model: &mut Model) -> Vec<Cmd> {
 }
 
 /// Ask for the world at `moment`.
-fn travel(model: &mut Model, moment: Moment) -> Vec<Cmd> {
+pub(super) fn travel(model: &mut Model, moment: Moment) -> Vec<Cmd> {
     let request = model.request();
     model.time.pending = Some(request);
     vec![Cmd::Travel { request, moment }]
-}
-
-/// `@` in the audit view: the world just before the selected entry.
-pub(super) fn before_entry(model: &mut Model) -> Vec<Cmd> {
-    let Some(Overlay::Audit(view)) = &model.overlay else { return Vec::new() };
-    let Some(entry) = view.entries.get(view.selected) else { return Vec::new() };
-    let id = entry.id;
-    model.notice = Some(format!("reading the world just before #{id}…"));
-    travel(model, Moment::BeforeEntry(id))
 }
 
 /// The world of the moment asked for arrived: the screen shows it.
@@ -300,7 +233,7 @@ pub(super) fn travelled(model: &mut Model, request: u64, world: World) -> Vec<Cm
         key_word(esc)
     ));
     model.time.as_of = Some(as_of);
-    super::resolve_panel::resolve_cmd(model)
+    super::model::resolve_cmd(model)
 }
 
 /// Back to now: everything read again.
@@ -432,7 +365,7 @@ pub(super) fn open_key_history(model: &mut Model) -> Vec<Cmd> {
     let ty = model.current_type();
     let hop = crate::domain::resolve::resolve_type(&model.world, Some(&account), &ty);
     let shown = hop.answered_by.clone().unwrap_or_else(|| account.slug.clone());
-    if [account.slug.as_str(), shown.as_str()].iter().any(|slug| super::may_view(model, slug).is_err()) {
+    if [account.slug.as_str(), shown.as_str()].iter().any(|slug| super::access::may_view(model, slug).is_err()) {
         model.notice = Some("not yours to view under this policy".into());
         return Vec::new();
     }
@@ -587,12 +520,4 @@ pub fn draw_picker(model: &Model, p: &AsOfPicker, frame: &mut Frame, area: Rect,
         }
     }
     frame.render_widget(Paragraph::new(wrap_lines(lines, inner.width)), inner);
-}
-
-/// The resolve-as request in the past view: the user and the world as
-/// they were (`Store::past`). `None` in the present.
-pub(super) fn resolve_at(model: &mut Model, email: String, function: String) -> Option<Cmd> {
-    let cut = model.time.as_of.as_ref()?.cut;
-    let request = model.requests.start(Kind::Resolve);
-    Some(Cmd::ResolveAt { request, cut, email, function })
 }

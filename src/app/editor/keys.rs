@@ -2,9 +2,10 @@
 //! stages (preview, confirm, save, conflict, discard) — each step a `Cmd`
 //! and its reply, the edits kept whatever happens.
 
-use super::{Editor, Stage, Underneath};
+use crate::app::access::may_modify;
 use crate::app::keymap::Action;
-use crate::app::{Cmd, Model, Overlay, load_settings, may_modify, resolve_cmd};
+use crate::app::model::{Cmd, Model, Overlay, load_settings, resolve_cmd};
+use crate::app::state::editor::{Editor, Stage, Underneath};
 use crate::domain::Setting;
 use crate::domain::change::{Conflict, ImpactRow, Proposal};
 use crate::domain::merge::Side;
@@ -36,7 +37,7 @@ pub(in crate::app) fn open_editor(model: &mut Model) -> Vec<Cmd> {
         Some(_) => None,
         None => {
             let hop = crate::domain::resolve::resolve_type(&model.world, Some(&account), &ty);
-            let viewable = |slug: &String| match crate::app::may_view(model, slug) {
+            let viewable = |slug: &String| match crate::app::access::may_view(model, slug) {
                 Ok(_) => true,
                 Err(why) => {
                     hidden = Some(format!(
@@ -98,10 +99,6 @@ pub(in crate::app) fn waiting_key(model: &mut Model, action: Option<Action>) -> 
         Some(Overlay::Edit(ed)) => {
             ed.stage = Stage::Editing;
             ed.message = Some("stopped waiting; if the save went through, the change will show".into());
-        }
-        Some(Overlay::Admin(view)) => {
-            view.stage = crate::app::admin::AdminStage::Editing;
-            view.message = Some("stopped waiting; if it went through, the change will show".into());
         }
         _ => model.overlay = None,
     }

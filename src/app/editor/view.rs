@@ -9,8 +9,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use serde_json::Value;
 
-use super::{Editor, Stage};
-use crate::app::view::{Theme, ago, dialog, overlay_box, wrap_lines};
+use crate::app::state::editor::{Editor, Stage};
+use crate::app::widgets::{Theme, ago, dialog, overlay_box, wrap_lines};
 use crate::domain::diff;
 use crate::domain::registry::{self, FieldKind};
 use crate::domain::text::visible_short;
