@@ -778,6 +778,7 @@ mod tests {
     /// with no change here (run again in a process whose registry holds the
     /// test provider).
     #[test]
+    #[cfg(debug_assertions)] // the test provider exists in debug builds only
     fn a_digit_per_registry_type_and_one_for_an_unknown_type() {
         use crate::domain::registry;
         let with_provider = std::env::var_os(registry::TEST_PROVIDER_ENV).is_some_and(|v| v == "1");
