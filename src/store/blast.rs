@@ -365,11 +365,15 @@ impl Store {
         let omega: Vec<String> = replay_types.into_iter().collect();
         let moves_on: Vec<&str> = self.rules.moves_on_names();
         // Its own read transaction: no JIT (~7 s of compiling on a year's
-        // log, more than the query saves) and room for its sorts.
+        // log, more than the query saves), room for its sorts, and a plan for
+        // these values (as measured).
         let mut tx = self.pool.begin().await?;
-        sqlx::raw_sql("SET TRANSACTION READ ONLY; SET LOCAL jit = off; SET LOCAL work_mem = '64MB'")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::raw_sql(
+            "SET TRANSACTION READ ONLY; SET LOCAL jit = off; SET LOCAL work_mem = '64MB';
+             SET LOCAL plan_cache_mode = force_custom_plan",
+        )
+        .execute(&mut *tx)
+        .await?;
         let mut changes = sqlx::query(REPLAY_CHANGES)
             .bind(begin)
             .bind(end)
